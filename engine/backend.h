@@ -1,0 +1,50 @@
+// backend.h — the raw-pointer entry points each backend implements. engine/ops.cpp checks
+// shapes and devices and calls lcam::cpu::* (engine/cpu_ops.cpp) or lcam::gpu::* (engine/cuda/).
+// The list is written once (LCAM_BACKEND_OPS) so the two backends cannot drift apart in
+// signature. Semantics are those of engine/ops.h; b, db, argmax may be null.
+// Letters: N,C,H,W input; K,R,S weight; P,Q output; F,O linear in/out features; L elements.
+#pragma once
+#include <cstdint>  // int64_t
+
+#include "engine/ops.h"  // ConvParams, PoolParams
+
+#define LCAM_BACKEND_OPS                                                                         \
+  void conv2d_forward(float* y, const float* x, const float* w, const float* b,                 \
+                      const ConvParams& p, bool relu);                                           \
+  void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p);    \
+  void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x,            \
+                              const ConvParams& p);                                              \
+  void linear_forward(float* y, const float* x, const float* w, const float* b, int N, int F,   \
+                      int O, bool relu);                                                         \
+  void linear_backward_data(float* dx, const float* dy, const float* w, int N, int F, int O);    \
+  void linear_backward_weight(float* dw, float* db, const float* dy, const float* x, int N,     \
+                              int F, int O);                                                     \
+  void relu_forward(float* y, const float* x, int64_t L);                                        \
+  void relu_backward(float* dx, const float* dy, const float* y, int64_t L);                     \
+  void add_forward(float* y, const float* a, const float* b, int64_t L, bool relu);              \
+  void add_inplace(float* y, const float* a, int64_t L);                                         \
+  void channel_affine_forward(float* y, const float* x, const float* scale, const float* shift, \
+                              int N, int C, int64_t HW);                                         \
+  void channel_affine_backward(float* dx, const float* dy, const float* scale, int N, int C,     \
+                               int64_t HW);                                                      \
+  void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const PoolParams& p);        \
+  void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const PoolParams& p);\
+  void adaptive_avgpool2d_forward(float* y, const float* x, int NC, int H, int W, int P, int Q); \
+  void adaptive_avgpool2d_backward(float* dx, const float* dy, int NC, int H, int W, int P,      \
+                                   int Q);                                                       \
+  void softmax_forward(float* y, const float* x, int N, int O, bool log);                        \
+  /* loss_per_row[N] = -log_softmax(x)[label]; dlogits (may be null) = (softmax-onehot)*scale */ \
+  void cross_entropy(float* loss_per_row, float* dlogits, const float* logits,                  \
+                     const int32_t* labels, int N, int O, float scale);                          \
+  void normalize_forward(float* y, const float* x, int N, int64_t HW, float m0, float m1,       \
+                         float m2, float s0, float s1, float s2);
+
+namespace lcam::cpu {
+LCAM_BACKEND_OPS
+void set_num_threads(int n);  // OpenMP loops and OpenBLAS; n <= 0 means all cores
+int num_threads();
+}  // namespace lcam::cpu
+
+namespace lcam::gpu {
+LCAM_BACKEND_OPS
+}  // namespace lcam::gpu

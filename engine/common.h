@@ -1,0 +1,47 @@
+// common.h — the engine's error types, check macros and the host/device qualifier.
+// Deliberately omits logging and formatting helpers: callers build messages with fmt.
+#pragma once
+#include <stdexcept>  // std::runtime_error
+#include <string>     // std::string
+
+#if defined(__CUDACC__)
+#define ENGINE_HD __host__ __device__
+#else
+#define ENGINE_HD
+#endif
+
+namespace lcam {
+
+// Bad usage or bad input (a flag, a file, a tensor): the CLI prints the message on one line
+// and exits with status 2.
+struct InputError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Something inside the engine failed (a CUDA call, an allocation): exit status 1.
+struct InternalError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void throw_check_failure(const char* what, const char* expr, const std::string& detail,
+                                      const char* file, int line, const char* func);
+
+}  // namespace lcam
+
+// One template for every library check: evaluates expr once, tests it with ok(v), and throws an
+// InternalError naming the expression, file, line and function, plus to_string(v).
+#define ENGINE_CHECK_GEN(kind, expr, ok, to_string)                                              \
+  do {                                                                                          \
+    auto engine_check_v_ = (expr);                                                              \
+    if (!(ok(engine_check_v_)))                                                                 \
+      ::lcam::throw_check_failure(kind, #expr, to_string(engine_check_v_), __FILE__, __LINE__,  \
+                                  __func__);                                                    \
+  } while (0)
+
+// Shape and argument checks inside the engine: violations are programming errors of a caller
+// (exit 1), unless the caller validated user input first, as the loaders do.
+#define LCAM_REQUIRE(cond, msg)                                                                 \
+  do {                                                                                          \
+    if (!(cond)) ::lcam::throw_check_failure("requirement", #cond, (msg), __FILE__, __LINE__,   \
+                                             __func__);                                         \
+  } while (0)

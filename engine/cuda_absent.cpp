@@ -1,0 +1,26 @@
+// cuda_absent.cpp — cuda_runtime.h for builds without LCAM_CUDA: no device is ever available,
+// and anything that would need one throws an InputError saying so. Excluded from CUDA builds.
+#include <string>  // std::string
+
+#include "engine/common.h"        // InputError
+#include "engine/cuda_runtime.h"  // the interface implemented here
+
+namespace lcam::cuda {
+namespace {
+[[noreturn]] void no_cuda() { throw InputError("this lcam was built without CUDA (LCAM_CUDA=OFF)"); }
+}  // namespace
+
+bool available() { return false; }
+std::string unavailable_reason() { return "built without CUDA"; }
+void require_available() { no_cuda(); }
+void* device_alloc(size_t) { no_cuda(); }
+void device_free(void*, size_t) {}
+MemoryStats memory_stats() { return {}; }
+void reset_peak() {}
+void copy(void*, Device, const void*, Device, size_t) { no_cuda(); }
+void fill_zero(void*, size_t) { no_cuda(); }
+void synchronize() {}
+void set_allow_tf32(bool) {}
+std::string device_summary() { return "none (built without CUDA)"; }
+
+}  // namespace lcam::cuda

@@ -1,0 +1,39 @@
+// cuda_runtime.h — what the host side of the engine needs from CUDA: device presence, the
+// caching allocator, copies, streams and math-mode settings. Implemented in engine/cuda/ when
+// built with LCAM_CUDA, and by engine/cuda_absent.cpp otherwise (available() is then false and
+// everything else throws an InputError saying the build has no CUDA).
+#pragma once
+#include <cstddef>  // size_t
+#include <string>   // std::string
+
+#include "engine/tensor.h"  // Device, MemoryStats
+
+namespace lcam::cuda {
+
+// True when this build has CUDA and a usable device is present. Never throws: any error from
+// the runtime (no driver, no device) means "not available".
+bool available();
+// Why available() is false, in a few words ("built without CUDA", "no CUDA device: ...").
+std::string unavailable_reason();
+// Throws InputError with unavailable_reason() when no device can be used (for --device cuda).
+void require_available();
+
+// Caching allocator: sizes are rounded up, freed blocks are kept for reuse, never returned to
+// the driver during a run. Alloc throws InternalError when the device is out of memory.
+void* device_alloc(size_t bytes);
+void device_free(void* p, size_t bytes);
+MemoryStats memory_stats();
+void reset_peak();
+
+// Copies between host and device memory on the engine's stream (synchronous for the caller).
+void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+void fill_zero(void* p, size_t bytes);
+void synchronize();
+
+// TF32 tensor-core math for cuDNN convolutions and cuBLAS GEMMs (default on, as PyTorch).
+void set_allow_tf32(bool allow);
+
+// Device name and memory for logs ("NVIDIA H200, 139.8 GiB").
+std::string device_summary();
+
+}  // namespace lcam::cuda

@@ -1,0 +1,265 @@
+// ops.cpp — shape and device checks for every op of ops.h, then dispatch to the CPU backend
+// (lcam::cpu) or the CUDA backend (lcam::gpu). A failed check is a caller's bug and throws
+// InternalError naming the op and the shapes; user input is validated before it gets here.
+#include "engine/ops.h"
+
+#include <vector>  // std::vector
+
+#include <fmt/format.h>  // fmt::format
+
+#include "engine/backend.h"  // cpu::*, gpu::*
+#include "engine/common.h"   // LCAM_REQUIRE, InputError
+
+namespace lcam {
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+void expect_shape(const char* op, const char* name, const Tensor& t, const Shape& s) {
+  LCAM_REQUIRE(t.defined(), fmt::format("{}: {} is undefined", op, name));
+  LCAM_REQUIRE(t.shape() == s, fmt::format("{}: {} has shape {}, expected {}", op, name,
+                                           t.shape_str(), shape_str(s)));
+}
+
+// All defined tensors on one device; returns it.
+Device common_device(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) first = t;
+    LCAM_REQUIRE(t->device() == first->device(), fmt::format("{}: tensors on different devices", op));
+  }
+  LCAM_REQUIRE(first, fmt::format("{}: no tensors", op));
+#ifndef LCAM_HAVE_CUDA
+  LCAM_REQUIRE(first->device() == Device::CPU, fmt::format("{}: CUDA tensor in a CPU build", op));
+#endif
+  return first->device();
+}
+
+float* opt(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
+
+}  // namespace
+
+// Calls lcam::cpu::NAME or lcam::gpu::NAME with the same arguments.
+#ifdef LCAM_HAVE_CUDA
+#define LCAM_DISPATCH(dev, NAME, ...) \
+  ((dev) == Device::CUDA ? gpu::NAME(__VA_ARGS__) : cpu::NAME(__VA_ARGS__))
+#else
+#define LCAM_DISPATCH(dev, NAME, ...) cpu::NAME(__VA_ARGS__)
+#endif
+
+void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+                    const ConvParams& p, bool relu) {
+  const char* op = "conv2d_forward";
+  expect_shape(op, "x", x, {p.N, p.C, p.H, p.W});
+  expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
+  if (b.defined()) expect_shape(op, "b", b, {p.K});
+  LCAM_REQUIRE(p.P() > 0 && p.Q() > 0, fmt::format("{}: empty output for input {}", op, x.shape_str()));
+  expect_shape(op, "y", y, {p.N, p.K, p.P(), p.Q()});
+  Device d = common_device(op, {&y, &x, &w, &b});
+  LCAM_DISPATCH(d, conv2d_forward, y.data(), x.data(), w.data(), opt(b), p, relu);
+}
+
+void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p) {
+  const char* op = "conv2d_backward_data";
+  expect_shape(op, "dy", dy, {p.N, p.K, p.P(), p.Q()});
+  expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
+  expect_shape(op, "dx", dx, {p.N, p.C, p.H, p.W});
+  Device d = common_device(op, {&dx, &dy, &w});
+  LCAM_DISPATCH(d, conv2d_backward_data, dx.data(), dy.data(), w.data(), p);
+}
+
+void conv2d_backward_weight(Tensor& dw, Tensor& db, const Tensor& dy, const Tensor& x,
+                            const ConvParams& p) {
+  const char* op = "conv2d_backward_weight";
+  expect_shape(op, "dy", dy, {p.N, p.K, p.P(), p.Q()});
+  expect_shape(op, "x", x, {p.N, p.C, p.H, p.W});
+  expect_shape(op, "dw", dw, {p.K, p.C, p.R, p.S});
+  if (db.defined()) expect_shape(op, "db", db, {p.K});
+  Device d = common_device(op, {&dw, &db, &dy, &x});
+  LCAM_DISPATCH(d, conv2d_backward_weight, dw.data(), opt(db), dy.data(), x.data(), p);
+}
+
+void linear_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, bool relu) {
+  const char* op = "linear_forward";
+  LCAM_REQUIRE(x.ndim() == 2 && w.ndim() == 2, fmt::format("{}: x {} w {}", op, x.shape_str(), w.shape_str()));
+  const int N = static_cast<int>(x.dim(0)), F = static_cast<int>(x.dim(1)), O = static_cast<int>(w.dim(0));
+  expect_shape(op, "w", w, {O, F});
+  if (b.defined()) expect_shape(op, "b", b, {O});
+  expect_shape(op, "y", y, {N, O});
+  Device d = common_device(op, {&y, &x, &w, &b});
+  LCAM_DISPATCH(d, linear_forward, y.data(), x.data(), w.data(), opt(b), N, F, O, relu);
+}
+
+void linear_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w) {
+  const char* op = "linear_backward_data";
+  LCAM_REQUIRE(dy.ndim() == 2 && w.ndim() == 2, fmt::format("{}: dy {} w {}", op, dy.shape_str(), w.shape_str()));
+  const int N = static_cast<int>(dy.dim(0)), O = static_cast<int>(w.dim(0)), F = static_cast<int>(w.dim(1));
+  expect_shape(op, "dy", dy, {N, O});
+  expect_shape(op, "dx", dx, {N, F});
+  Device d = common_device(op, {&dx, &dy, &w});
+  LCAM_DISPATCH(d, linear_backward_data, dx.data(), dy.data(), w.data(), N, F, O);
+}
+
+void linear_backward_weight(Tensor& dw, Tensor& db, const Tensor& dy, const Tensor& x) {
+  const char* op = "linear_backward_weight";
+  LCAM_REQUIRE(dy.ndim() == 2 && x.ndim() == 2, fmt::format("{}: dy {} x {}", op, dy.shape_str(), x.shape_str()));
+  const int N = static_cast<int>(x.dim(0)), F = static_cast<int>(x.dim(1)), O = static_cast<int>(dy.dim(1));
+  expect_shape(op, "dy", dy, {N, O});
+  expect_shape(op, "dw", dw, {O, F});
+  if (db.defined()) expect_shape(op, "db", db, {O});
+  Device d = common_device(op, {&dw, &db, &dy, &x});
+  LCAM_DISPATCH(d, linear_backward_weight, dw.data(), opt(db), dy.data(), x.data(), N, F, O);
+}
+
+void relu_forward(Tensor& y, const Tensor& x) {
+  expect_shape("relu_forward", "y", y, x.shape());
+  Device d = common_device("relu_forward", {&y, &x});
+  LCAM_DISPATCH(d, relu_forward, y.data(), x.data(), x.numel());
+}
+
+void relu_backward(Tensor& dx, const Tensor& dy, const Tensor& y) {
+  expect_shape("relu_backward", "dy", dy, y.shape());
+  expect_shape("relu_backward", "dx", dx, y.shape());
+  Device d = common_device("relu_backward", {&dx, &dy, &y});
+  LCAM_DISPATCH(d, relu_backward, dx.data(), dy.data(), y.data(), y.numel());
+}
+
+void add_forward(Tensor& y, const Tensor& a, const Tensor& b, bool relu) {
+  expect_shape("add_forward", "b", b, a.shape());
+  expect_shape("add_forward", "y", y, a.shape());
+  Device d = common_device("add_forward", {&y, &a, &b});
+  LCAM_DISPATCH(d, add_forward, y.data(), a.data(), b.data(), a.numel(), relu);
+}
+
+void add_inplace(Tensor& y, const Tensor& a) {
+  expect_shape("add_inplace", "a", a, y.shape());
+  Device d = common_device("add_inplace", {&y, &a});
+  LCAM_DISPATCH(d, add_inplace, y.data(), a.data(), y.numel());
+}
+
+namespace {
+void check_nchw(const char* op, const Tensor& x) {
+  LCAM_REQUIRE(x.ndim() == 4, fmt::format("{}: expected NCHW, got {}", op, x.shape_str()));
+}
+}  // namespace
+
+void channel_affine_forward(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) {
+  const char* op = "channel_affine_forward";
+  check_nchw(op, x);
+  const int N = static_cast<int>(x.dim(0)), C = static_cast<int>(x.dim(1));
+  expect_shape(op, "scale", scale, {C});
+  expect_shape(op, "shift", shift, {C});
+  expect_shape(op, "y", y, x.shape());
+  Device d = common_device(op, {&y, &x, &scale, &shift});
+  LCAM_DISPATCH(d, channel_affine_forward, y.data(), x.data(), scale.data(), shift.data(), N, C,
+                x.dim(2) * x.dim(3));
+}
+
+void channel_affine_backward(Tensor& dx, const Tensor& dy, const Tensor& scale) {
+  const char* op = "channel_affine_backward";
+  check_nchw(op, dy);
+  const int N = static_cast<int>(dy.dim(0)), C = static_cast<int>(dy.dim(1));
+  expect_shape(op, "scale", scale, {C});
+  expect_shape(op, "dx", dx, dy.shape());
+  Device d = common_device(op, {&dx, &dy, &scale});
+  LCAM_DISPATCH(d, channel_affine_backward, dx.data(), dy.data(), scale.data(), N, C,
+                dy.dim(2) * dy.dim(3));
+}
+
+void maxpool2d_forward(Tensor& y, Tensor& argmax, const Tensor& x, const PoolParams& p) {
+  const char* op = "maxpool2d_forward";
+  expect_shape(op, "x", x, {p.N, p.C, p.H, p.W});
+  LCAM_REQUIRE(p.P() > 0 && p.Q() > 0 && p.pad_h * 2 <= p.R && p.pad_w * 2 <= p.S,
+               fmt::format("{}: bad window for input {}", op, x.shape_str()));
+  expect_shape(op, "y", y, {p.N, p.C, p.P(), p.Q()});
+  if (argmax.defined()) {
+    expect_shape(op, "argmax", argmax, y.shape());
+    LCAM_REQUIRE(argmax.dtype() == DType::I32, "maxpool2d_forward: argmax must be int32");
+  }
+  Device d = common_device(op, {&y, &x, &argmax});
+  LCAM_DISPATCH(d, maxpool2d_forward, y.data(), argmax.defined() ? argmax.data_i32() : nullptr,
+                x.data(), p);
+}
+
+void maxpool2d_backward(Tensor& dx, const Tensor& dy, const Tensor& argmax, const PoolParams& p) {
+  const char* op = "maxpool2d_backward";
+  expect_shape(op, "dy", dy, {p.N, p.C, p.P(), p.Q()});
+  expect_shape(op, "argmax", argmax, dy.shape());
+  expect_shape(op, "dx", dx, {p.N, p.C, p.H, p.W});
+  Device d = common_device(op, {&dx, &dy, &argmax});
+  LCAM_DISPATCH(d, maxpool2d_backward, dx.data(), dy.data(), argmax.data_i32(), p);
+}
+
+void adaptive_avgpool2d_forward(Tensor& y, const Tensor& x) {
+  const char* op = "adaptive_avgpool2d_forward";
+  check_nchw(op, x);
+  check_nchw(op, y);
+  LCAM_REQUIRE(y.dim(0) == x.dim(0) && y.dim(1) == x.dim(1) && x.dim(2) > 0 && x.dim(3) > 0,
+               fmt::format("{}: x {} y {}", op, x.shape_str(), y.shape_str()));
+  Device d = common_device(op, {&y, &x});
+  LCAM_DISPATCH(d, adaptive_avgpool2d_forward, y.data(), x.data(),
+                static_cast<int>(x.dim(0) * x.dim(1)), static_cast<int>(x.dim(2)),
+                static_cast<int>(x.dim(3)), static_cast<int>(y.dim(2)), static_cast<int>(y.dim(3)));
+}
+
+void adaptive_avgpool2d_backward(Tensor& dx, const Tensor& dy) {
+  const char* op = "adaptive_avgpool2d_backward";
+  check_nchw(op, dx);
+  check_nchw(op, dy);
+  LCAM_REQUIRE(dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1),
+               fmt::format("{}: dx {} dy {}", op, dx.shape_str(), dy.shape_str()));
+  Device d = common_device(op, {&dx, &dy});
+  LCAM_DISPATCH(d, adaptive_avgpool2d_backward, dx.data(), dy.data(),
+                static_cast<int>(dx.dim(0) * dx.dim(1)), static_cast<int>(dx.dim(2)),
+                static_cast<int>(dx.dim(3)), static_cast<int>(dy.dim(2)), static_cast<int>(dy.dim(3)));
+}
+
+namespace {
+void softmax_common(const char* op, Tensor& y, const Tensor& x, bool log) {
+  LCAM_REQUIRE(x.ndim() == 2 && x.dim(1) > 0, fmt::format("{}: x {}", op, x.shape_str()));
+  expect_shape(op, "y", y, x.shape());
+  Device d = common_device(op, {&y, &x});
+  LCAM_DISPATCH(d, softmax_forward, y.data(), x.data(), static_cast<int>(x.dim(0)),
+                static_cast<int>(x.dim(1)), log);
+}
+}  // namespace
+
+void softmax_forward(Tensor& y, const Tensor& x) { softmax_common("softmax_forward", y, x, false); }
+void log_softmax_forward(Tensor& y, const Tensor& x) { softmax_common("log_softmax_forward", y, x, true); }
+
+float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels) {
+  const char* op = "cross_entropy";
+  LCAM_REQUIRE(logits.ndim() == 2 && logits.dim(0) > 0, fmt::format("{}: logits {}", op, logits.shape_str()));
+  const int N = static_cast<int>(logits.dim(0)), O = static_cast<int>(logits.dim(1));
+  expect_shape(op, "labels", labels, {N});
+  LCAM_REQUIRE(labels.dtype() == DType::I32, "cross_entropy: labels must be int32");
+  if (dlogits.defined()) expect_shape(op, "dlogits", dlogits, logits.shape());
+  // Labels are user data (a list file): check the range here, once, on the host.
+  Tensor host_labels = labels.device() == Device::CPU ? labels : labels.to(Device::CPU);
+  for (int n = 0; n < N; ++n) {
+    int32_t t = host_labels.data_i32()[n];
+    if (t < 0 || t >= O)
+      throw InputError(fmt::format("label {} out of range [0,{}) for a model with {} classes", t, O, O));
+  }
+  Device d = common_device(op, {&dlogits, &logits, &labels});
+  Tensor per_row = Tensor::empty({N}, d);
+  LCAM_DISPATCH(d, cross_entropy, per_row.data(), opt(dlogits), logits.data(), labels.data_i32(),
+                N, O, 1.f / static_cast<float>(N));
+  std::vector<float> rows = per_row.to_vector();
+  double sum = 0.0;
+  for (float v : rows) sum += v;
+  return static_cast<float>(sum / N);
+}
+
+void normalize_forward(Tensor& y, const Tensor& x, const float mean[3], const float stdv[3]) {
+  const char* op = "normalize_forward";
+  check_nchw(op, x);
+  LCAM_REQUIRE(x.dim(1) == 3, fmt::format("{}: expected 3 channels, got {}", op, x.shape_str()));
+  expect_shape(op, "y", y, x.shape());
+  Device d = common_device(op, {&y, &x});
+  LCAM_DISPATCH(d, normalize_forward, y.data(), x.data(), static_cast<int>(x.dim(0)),
+                x.dim(2) * x.dim(3), mean[0], mean[1], mean[2], stdv[0], stdv[1], stdv[2]);
+}
+
+}  // namespace lcam

@@ -1,0 +1,162 @@
+// tensor.cpp — Tensor and Storage (see tensor.h). Host storage is 64-byte aligned and counted
+// for the memory statistics; device storage comes from the CUDA caching allocator.
+#include "engine/tensor.h"
+
+#include <algorithm> // std::max
+#include <atomic>    // host byte counters
+#include <cstdlib>   // std::aligned_alloc, std::free
+#include <cstring>   // std::memcpy, std::memset
+#include <new>       // std::bad_alloc
+
+#include <fmt/format.h>  // fmt::format
+
+#include "engine/common.h"        // InternalError, LCAM_REQUIRE
+#include "engine/cuda_runtime.h"  // cuda::device_alloc, cuda::copy
+
+namespace lcam {
+namespace {
+std::atomic<size_t> g_host_current{0}, g_host_peak{0};
+
+void host_count(ptrdiff_t delta) {
+  size_t now = g_host_current.fetch_add(static_cast<size_t>(delta)) + static_cast<size_t>(delta);
+  size_t peak = g_host_peak.load();
+  while (now > peak && !g_host_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+
+size_t dtype_size(DType) { return 4; }  // float32 and int32
+}  // namespace
+
+const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+Storage::Storage(size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
+  if (bytes == 0) return;
+  if (dev == Device::CPU) {
+    ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!ptr_) throw InternalError(fmt::format("out of host memory allocating {} bytes", bytes));
+    host_count(static_cast<ptrdiff_t>(bytes));
+  } else {
+    ptr_ = cuda::device_alloc(bytes);
+  }
+}
+
+Storage::~Storage() {
+  if (!ptr_) return;
+  if (dev_ == Device::CPU) {
+    std::free(ptr_);
+    host_count(-static_cast<ptrdiff_t>(bytes_));
+  } else {
+    cuda::device_free(ptr_, bytes_);
+  }
+}
+
+Tensor Tensor::empty(std::vector<int64_t> shape, Device dev, DType dt) {
+  Tensor t;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    LCAM_REQUIRE(d >= 0, "negative size in " + lcam::shape_str(shape));
+    n *= d;
+  }
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(n) * dtype_size(dt), dev);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dt;
+  return t;
+}
+
+Tensor Tensor::zeros(std::vector<int64_t> shape, Device dev, DType dt) {
+  Tensor t = empty(std::move(shape), dev, dt);
+  t.fill_zero();
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<float>& v, std::vector<int64_t> shape, Device dev) {
+  Tensor host = empty(std::move(shape), Device::CPU);
+  LCAM_REQUIRE(static_cast<int64_t>(v.size()) == host.numel(),
+               fmt::format("{} values for shape {}", v.size(), host.shape_str()));
+  if (!v.empty()) std::memcpy(host.data(), v.data(), v.size() * sizeof(float));
+  return dev == Device::CPU ? host : host.to(dev);
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape_) n *= d;
+  return n;
+}
+
+float* Tensor::data() const {
+  LCAM_REQUIRE(dtype_ == DType::F32, "float32 tensor expected");
+  return static_cast<float*>(raw());
+}
+
+int32_t* Tensor::data_i32() const {
+  LCAM_REQUIRE(dtype_ == DType::I32, "int32 tensor expected");
+  return static_cast<int32_t*>(raw());
+}
+
+Tensor Tensor::reshape(std::vector<int64_t> shape) const {
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  LCAM_REQUIRE(t.numel() == numel(),
+               fmt::format("reshape {} to {}", shape_str(), t.shape_str()));
+  return t;
+}
+
+Tensor Tensor::slice0(int64_t begin, int64_t end) const {
+  LCAM_REQUIRE(ndim() >= 1 && 0 <= begin && begin <= end && end <= dim(0),
+               fmt::format("slice [{},{}) of {}", begin, end, shape_str()));
+  Tensor t = *this;
+  t.shape_[0] = end - begin;
+  t.offset_bytes_ += static_cast<size_t>(begin * (numel() / std::max<int64_t>(dim(0), 1))) *
+                     dtype_size(dtype_);
+  return t;
+}
+
+Tensor Tensor::to(Device dev) const {
+  Tensor t = empty(shape_, dev, dtype_);
+  t.copy_from(*this);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  LCAM_REQUIRE(src.numel() == numel() && src.dtype_ == dtype_,
+               fmt::format("copy {} into {}", src.shape_str(), shape_str()));
+  const size_t bytes = static_cast<size_t>(numel()) * dtype_size(dtype_);
+  if (bytes == 0) return;
+  if (device() == Device::CPU && src.device() == Device::CPU)
+    std::memcpy(raw(), src.raw(), bytes);
+  else
+    cuda::copy(raw(), device(), src.raw(), src.device(), bytes);
+}
+
+void Tensor::fill_zero() {
+  const size_t bytes = static_cast<size_t>(numel()) * dtype_size(dtype_);
+  if (bytes == 0) return;
+  if (device() == Device::CPU)
+    std::memset(raw(), 0, bytes);
+  else
+    cuda::fill_zero(raw(), bytes);
+}
+
+std::vector<float> Tensor::to_vector() const {
+  Tensor host = device() == Device::CPU ? *this : to(Device::CPU);
+  const float* p = host.data();
+  return std::vector<float>(p, p + numel());
+}
+
+MemoryStats memory_stats(Device d) {
+  if (d == Device::CUDA) return cuda::memory_stats();
+  return {g_host_current.load(), g_host_peak.load()};
+}
+
+void reset_peak_memory(Device d) {
+  if (d == Device::CUDA) return cuda::reset_peak();
+  g_host_peak.store(g_host_current.load());
+}
+
+}  // namespace lcam

@@ -1,0 +1,85 @@
+// tensor.h — the engine's tensor: a shape, a dtype (float32, or int32 for indices) and a
+// reference to storage on the CPU or on a CUDA device. Contiguous row-major (NCHW) only: no
+// strides, no broadcasting, no autograd. Copying a Tensor copies the handle, not the data;
+// Storage itself is move-only and returns its memory to the allocator it came from.
+#pragma once
+#include <cstdint>   // int64_t
+#include <memory>    // std::shared_ptr
+#include <string>    // std::string
+#include <vector>    // std::vector
+
+namespace lcam {
+
+enum class Device { CPU, CUDA };
+enum class DType { F32, I32 };
+
+const char* device_name(Device d);
+std::string shape_str(const std::vector<int64_t>& shape);  // "[64,3,3,3]"
+
+class Storage {
+ public:
+  Storage(size_t bytes, Device dev);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* ptr() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return dev_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+  Device dev_ = Device::CPU;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Uninitialized storage. Sizes must be >= 0.
+  static Tensor empty(std::vector<int64_t> shape, Device dev = Device::CPU, DType dt = DType::F32);
+  static Tensor zeros(std::vector<int64_t> shape, Device dev = Device::CPU, DType dt = DType::F32);
+  static Tensor from_vector(const std::vector<float>& v, std::vector<int64_t> shape,
+                            Device dev = Device::CPU);
+
+  bool defined() const { return storage_ != nullptr; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const { return shape_.at(i < 0 ? i + ndim() : i); }
+  int64_t numel() const;
+  Device device() const { return storage_ ? storage_->device() : Device::CPU; }
+  DType dtype() const { return dtype_; }
+  std::string shape_str() const { return lcam::shape_str(shape_); }
+
+  float* data() const;        // float32 tensors only
+  int32_t* data_i32() const;  // int32 tensors only
+  void* raw() const { return storage_ ? static_cast<char*>(storage_->ptr()) + offset_bytes_ : nullptr; }
+
+  // Same storage, new shape of the same element count.
+  Tensor reshape(std::vector<int64_t> shape) const;
+  // Rows [begin, end) of the first dimension, sharing storage.
+  Tensor slice0(int64_t begin, int64_t end) const;
+  // A copy on `dev` (a copy even when dev == device()).
+  Tensor to(Device dev) const;
+  Tensor clone() const { return to(device()); }
+  // Host copy of the values (float32 only).
+  std::vector<float> to_vector() const;
+  // Copies src's values into this tensor (same numel and dtype; any devices).
+  void copy_from(const Tensor& src);
+  void fill_zero();
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  size_t offset_bytes_ = 0;
+  std::vector<int64_t> shape_;
+  DType dtype_ = DType::F32;
+};
+
+// Bytes currently held and the high-water mark, per device (CPU: tensor storage only; CUDA: the
+// caching allocator's reserved bytes). reset_peak sets the mark to the current value.
+struct MemoryStats {
+  size_t current = 0, peak = 0;
+};
+MemoryStats memory_stats(Device d);
+void reset_peak_memory(Device d);
+
+}  // namespace lcam

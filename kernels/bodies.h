@@ -1,0 +1,177 @@
+// bodies.h — kernel bodies written once, as functions of one output index, and run both by the
+// CPU backend's parallel loops and by the thin __global__ wrappers of engine/cuda/kernels.cu.
+// CI (no GPU) therefore exercises the exact arithmetic the GPU runs. Omits anything that needs
+// shared memory or warp cooperation: those kernels live in engine/cuda/ with their own tests.
+// Letters: N,C,H,W input; P,Q output; i a flat output index in row-major order.
+#pragma once
+#include <cmath>    // expf, logf
+#include <cstdint>  // int32_t, int64_t
+
+#include "engine/common.h"  // ENGINE_HD
+#include "engine/ops.h"     // ConvParams, PoolParams
+
+namespace lcam::kern {
+
+ENGINE_HD inline float relu(float v) { return v > 0.f ? v : 0.f; }
+
+ENGINE_HD inline void relu_fwd_at(float* y, const float* x, int64_t i) { y[i] = relu(x[i]); }
+ENGINE_HD inline void relu_bwd_at(float* dx, const float* dy, const float* y, int64_t i) {
+  dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+ENGINE_HD inline void add_at(float* y, const float* a, const float* b, bool r, int64_t i) {
+  float v = a[i] + b[i];
+  y[i] = r ? relu(v) : v;
+}
+ENGINE_HD inline void add_inplace_at(float* y, const float* a, int64_t i) { y[i] += a[i]; }
+
+// Channel of flat index i in an [N,C,HW] tensor.
+ENGINE_HD inline int channel_of(int64_t i, int C, int64_t HW) { return static_cast<int>((i / HW) % C); }
+
+ENGINE_HD inline void channel_affine_fwd_at(float* y, const float* x, const float* scale,
+                                            const float* shift, int C, int64_t HW, int64_t i) {
+  int c = channel_of(i, C, HW);
+  y[i] = x[i] * scale[c] + shift[c];
+}
+ENGINE_HD inline void channel_affine_bwd_at(float* dx, const float* dy, const float* scale, int C,
+                                            int64_t HW, int64_t i) {
+  dx[i] = dy[i] * scale[channel_of(i, C, HW)];
+}
+// Per-channel bias (and optional ReLU) after a GEMM-based convolution or linear layer.
+ENGINE_HD inline void bias_act_at(float* y, const float* b, int C, int64_t HW, bool r, int64_t i) {
+  float v = y[i] + (b ? b[channel_of(i, C, HW)] : 0.f);
+  y[i] = r ? relu(v) : v;
+}
+
+ENGINE_HD inline void normalize_at(float* y, const float* x, int64_t HW, float m0, float m1,
+                                   float m2, float s0, float s1, float s2, int64_t i) {
+  int c = static_cast<int>((i / HW) % 3);
+  float m = c == 0 ? m0 : (c == 1 ? m1 : m2);
+  float s = c == 0 ? s0 : (c == 1 ? s1 : s2);
+  y[i] = (x[i] - m) / s;
+}
+
+// ---- max-pool: i indexes y[N,C,P,Q]; argmax holds the flat index into the H*W plane ---------
+ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x,
+                                     const PoolParams& p, int64_t i) {
+  const int P = p.P(), Q = p.Q();
+  const int q = static_cast<int>(i % Q), pp = static_cast<int>((i / Q) % P);
+  const int64_t plane = i / (static_cast<int64_t>(P) * Q);
+  const float* xp = x + plane * p.H * p.W;
+  const int h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
+  float best = -INFINITY;
+  int32_t best_i = -1;
+  for (int r = 0; r < p.R; ++r) {
+    const int h = h0 + r;
+    if (h < 0 || h >= p.H) continue;
+    for (int s = 0; s < p.S; ++s) {
+      const int w = w0 + s;
+      if (w < 0 || w >= p.W) continue;
+      const float v = xp[h * p.W + w];
+      // As PyTorch: the first maximum wins; a NaN always replaces (so NaN propagates).
+      if (v > best || v != v || best_i < 0) {
+        best = v;
+        best_i = h * p.W + w;
+      }
+    }
+  }
+  y[i] = best;
+  if (argmax) argmax[i] = best_i;
+}
+
+// Gather form of the backward (no atomics, deterministic): i indexes dx[N,C,H,W]; sums dy over
+// the windows whose argmax is this pixel.
+ENGINE_HD inline void maxpool_bwd_at(float* dx, const float* dy, const int32_t* argmax,
+                                     const PoolParams& p, int64_t i) {
+  const int P = p.P(), Q = p.Q();
+  const int w = static_cast<int>(i % p.W), h = static_cast<int>((i / p.W) % p.H);
+  const int64_t plane = i / (static_cast<int64_t>(p.H) * p.W);
+  const int32_t self = h * p.W + w;
+  // Windows pp with pp*stride - pad <= h <= pp*stride - pad + R - 1.
+  int p_lo = (h + p.pad_h - p.R + p.stride_h) / p.stride_h;  // ceil((h+pad-R+1)/stride) for >=0
+  if (h + p.pad_h - p.R + 1 < 0) p_lo = 0;
+  int p_hi = (h + p.pad_h) / p.stride_h;
+  if (p_hi > P - 1) p_hi = P - 1;
+  int q_lo = (w + p.pad_w - p.S + p.stride_w) / p.stride_w;
+  if (w + p.pad_w - p.S + 1 < 0) q_lo = 0;
+  int q_hi = (w + p.pad_w) / p.stride_w;
+  if (q_hi > Q - 1) q_hi = Q - 1;
+  const float* dyp = dy + plane * P * Q;
+  const int32_t* ap = argmax + plane * P * Q;
+  float acc = 0.f;
+  for (int a = p_lo; a <= p_hi; ++a)
+    for (int b = q_lo; b <= q_hi; ++b)
+      if (ap[a * Q + b] == self) acc += dyp[a * Q + b];
+  dx[i] = acc;
+}
+
+// ---- adaptive average pool (PyTorch bins) ----------------------------------------------------
+ENGINE_HD inline int bin_start(int o, int in, int out) { return (o * in) / out; }
+ENGINE_HD inline int bin_end(int o, int in, int out) { return ((o + 1) * in + out - 1) / out; }
+
+// i indexes y[NC,P,Q]
+ENGINE_HD inline void adaptive_avgpool_fwd_at(float* y, const float* x, int H, int W, int P,
+                                              int Q, int64_t i) {
+  const int q = static_cast<int>(i % Q), pp = static_cast<int>((i / Q) % P);
+  const int64_t plane = i / (static_cast<int64_t>(P) * Q);
+  const int h0 = bin_start(pp, H, P), h1 = bin_end(pp, H, P);
+  const int w0 = bin_start(q, W, Q), w1 = bin_end(q, W, Q);
+  const float* xp = x + plane * H * W;
+  float acc = 0.f;
+  for (int h = h0; h < h1; ++h)
+    for (int w = w0; w < w1; ++w) acc += xp[h * W + w];
+  y[i] = acc / static_cast<float>((h1 - h0) * (w1 - w0));
+}
+
+// i indexes dx[NC,H,W]: gathers dy / bin size over every bin that covers the pixel.
+ENGINE_HD inline void adaptive_avgpool_bwd_at(float* dx, const float* dy, int H, int W, int P,
+                                              int Q, int64_t i) {
+  const int w = static_cast<int>(i % W), h = static_cast<int>((i / W) % H);
+  const int64_t plane = i / (static_cast<int64_t>(H) * W);
+  const float* dyp = dy + plane * P * Q;
+  float acc = 0.f;
+  for (int a = 0; a < P; ++a) {
+    const int h0 = bin_start(a, H, P), h1 = bin_end(a, H, P);
+    if (h < h0 || h >= h1) continue;
+    for (int b = 0; b < Q; ++b) {
+      const int w0 = bin_start(b, W, Q), w1 = bin_end(b, W, Q);
+      if (w < w0 || w >= w1) continue;
+      acc += dyp[a * Q + b] / static_cast<float>((h1 - h0) * (w1 - w0));
+    }
+  }
+  dx[i] = acc;
+}
+
+// ---- rows of logits: n indexes the row ----------------------------------------------------
+ENGINE_HD inline void softmax_row(float* y, const float* x, int O, bool log_out, int64_t n) {
+  const float* xr = x + n * O;
+  float* yr = y + n * O;
+  float m = xr[0];
+  for (int o = 1; o < O; ++o) m = xr[o] > m ? xr[o] : m;
+  float s = 0.f;
+  for (int o = 0; o < O; ++o) s += expf(xr[o] - m);
+  if (log_out) {
+    const float ls = logf(s);
+    for (int o = 0; o < O; ++o) yr[o] = xr[o] - m - ls;
+  } else {
+    const float inv = 1.f / s;
+    for (int o = 0; o < O; ++o) yr[o] = expf(xr[o] - m) * inv;
+  }
+}
+
+ENGINE_HD inline void cross_entropy_row(float* loss, float* dlogits, const float* x,
+                                        const int32_t* labels, int O, float scale, int64_t n) {
+  const float* xr = x + n * O;
+  float m = xr[0];
+  for (int o = 1; o < O; ++o) m = xr[o] > m ? xr[o] : m;
+  float s = 0.f;
+  for (int o = 0; o < O; ++o) s += expf(xr[o] - m);
+  const int t = labels[n];
+  loss[n] = -(xr[t] - m - logf(s));
+  if (dlogits) {
+    const float inv = 1.f / s;
+    for (int o = 0; o < O; ++o)
+      dlogits[n * O + o] = (expf(xr[o] - m) * inv - (o == t ? 1.f : 0.f)) * scale;
+  }
+}
+
+}  // namespace lcam::kern

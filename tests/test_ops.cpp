@@ -1,0 +1,291 @@
+// test_ops.cpp — every op of engine/ops.h on the CPU backend against an independent naive loop
+// in double, and every backward against central differences of that naive forward. The shared
+// kernel bodies (kernels/bodies.h) are what the GPU runs, so this also checks their arithmetic.
+#include <doctest/doctest.h>  // TEST_CASE, CHECK
+
+#include <algorithm>  // std::max
+#include <cmath>      // std::exp, std::log
+#include <limits>     // std::numeric_limits
+
+#include "engine/common.h"   // InputError, InternalError
+#include "engine/ops.h"      // the ops under test
+#include "tests/test_util.h" // randn_t, numeric_grad, check_close
+
+using namespace lcam;
+using lcam::test::check_close;
+using lcam::test::numeric_grad;
+using lcam::test::randn_t;
+using lcam::test::to_double;
+using Vec = std::vector<double>;
+
+namespace {
+
+Vec conv_ref(const Vec& x, const Vec& w, const Vec& b, const ConvParams& p) {
+  const int P = p.P(), Q = p.Q();
+  Vec y(static_cast<size_t>(p.N) * p.K * P * Q);
+  for (int n = 0; n < p.N; ++n)
+    for (int k = 0; k < p.K; ++k)
+      for (int oh = 0; oh < P; ++oh)
+        for (int ow = 0; ow < Q; ++ow) {
+          double acc = b.empty() ? 0.0 : b[k];
+          for (int c = 0; c < p.C; ++c)
+            for (int r = 0; r < p.R; ++r)
+              for (int s = 0; s < p.S; ++s) {
+                const int h = oh * p.stride_h - p.pad_h + r, ww = ow * p.stride_w - p.pad_w + s;
+                if (h < 0 || h >= p.H || ww < 0 || ww >= p.W) continue;
+                acc += x[((static_cast<size_t>(n) * p.C + c) * p.H + h) * p.W + ww] *
+                       w[((static_cast<size_t>(k) * p.C + c) * p.R + r) * p.S + s];
+              }
+          y[((static_cast<size_t>(n) * p.K + k) * P + oh) * Q + ow] = acc;
+        }
+  return y;
+}
+
+struct ConvCase {
+  const char* name;
+  ConvParams p;
+};
+
+}  // namespace
+
+TEST_SUITE("ops") {
+
+TEST_CASE("conv2d forward and backward against naive loops and finite differences") {
+  const ConvCase cases[] = {
+      {"3x3 s1 p1", {2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1}},
+      {"3x3 s2 p1", {2, 3, 9, 7, 4, 3, 3, 2, 2, 1, 1}},
+      {"1x1 s1 p0 (pointwise)", {2, 5, 4, 3, 6, 1, 1, 1, 1, 0, 0}},
+      {"1x1 s2 p0", {1, 4, 7, 6, 3, 1, 1, 2, 2, 0, 0}},
+      {"7x7 s2 p3", {1, 3, 11, 10, 2, 7, 7, 2, 2, 3, 3}},
+      {"3x3 s2 p0", {1, 2, 8, 9, 3, 3, 3, 2, 2, 0, 0}},
+  };
+  for (const auto& cs : cases) {
+    SUBCASE(cs.name) {
+      const ConvParams p = cs.p;
+      Tensor x = randn_t({p.N, p.C, p.H, p.W}, 1), w = randn_t({p.K, p.C, p.R, p.S}, 2, 0.3f), b = randn_t({p.K}, 3);
+      Vec xd = to_double(x), wd = to_double(w), bd = to_double(b);
+      for (bool relu : {false, true}) {
+        Tensor y = Tensor::empty({p.N, p.K, p.P(), p.Q()});
+        conv2d_forward(y, x, w, b, p, relu);
+        Vec want = conv_ref(xd, wd, bd, p);
+        if (relu)
+          for (auto& v : want) v = std::max(v, 0.0);
+        check_close(relu ? "conv+relu forward" : "conv forward", y.to_vector(), want, 1e-5);
+      }
+      Tensor nob = Tensor::empty({p.N, p.K, p.P(), p.Q()});
+      conv2d_forward(nob, x, w, Tensor(), p);
+      check_close("conv forward without bias", nob.to_vector(), conv_ref(xd, wd, {}, p), 1e-5);
+
+      Tensor g = randn_t({p.N, p.K, p.P(), p.Q()}, 4);
+      Vec gd = to_double(g);
+      Tensor dx = Tensor::empty(x.shape()), dw = Tensor::empty(w.shape()), db = Tensor::empty(b.shape());
+      conv2d_backward_data(dx, g, w, p);
+      conv2d_backward_weight(dw, db, g, x, p);
+      check_close("conv dx", dx.to_vector(), numeric_grad([&](const Vec& v) { return conv_ref(v, wd, bd, p); }, xd, gd), 1e-5);
+      check_close("conv dw", dw.to_vector(), numeric_grad([&](const Vec& v) { return conv_ref(xd, v, bd, p); }, wd, gd), 1e-5);
+      check_close("conv db", db.to_vector(), numeric_grad([&](const Vec& v) { return conv_ref(xd, wd, v, p); }, bd, gd), 1e-5);
+    }
+  }
+}
+
+TEST_CASE("linear forward and backward") {
+  const int N = 3, F = 7, O = 5;
+  Tensor x = randn_t({N, F}, 5), w = randn_t({O, F}, 6), b = randn_t({O}, 7), g = randn_t({N, O}, 8);
+  auto ref = [&](const Vec& xv, const Vec& wv, const Vec& bv) {
+    Vec y(N * O);
+    for (int n = 0; n < N; ++n)
+      for (int o = 0; o < O; ++o) {
+        double a = bv[o];
+        for (int f = 0; f < F; ++f) a += xv[n * F + f] * wv[o * F + f];
+        y[n * O + o] = a;
+      }
+    return y;
+  };
+  Vec xd = to_double(x), wd = to_double(w), bd = to_double(b), gd = to_double(g);
+  Tensor y = Tensor::empty({N, O});
+  linear_forward(y, x, w, b);
+  check_close("linear forward", y.to_vector(), ref(xd, wd, bd), 1e-6);
+  linear_forward(y, x, w, b, /*relu=*/true);
+  Vec r = ref(xd, wd, bd);
+  for (auto& v : r) v = std::max(v, 0.0);
+  check_close("linear+relu forward", y.to_vector(), r, 1e-6);
+  Tensor dx = Tensor::empty({N, F}), dw = Tensor::empty({O, F}), db = Tensor::empty({O});
+  linear_backward_data(dx, g, w);
+  linear_backward_weight(dw, db, g, x);
+  check_close("linear dx", dx.to_vector(), numeric_grad([&](const Vec& v) { return ref(v, wd, bd); }, xd, gd), 1e-6);
+  check_close("linear dw", dw.to_vector(), numeric_grad([&](const Vec& v) { return ref(xd, v, bd); }, wd, gd), 1e-6);
+  check_close("linear db", db.to_vector(), numeric_grad([&](const Vec& v) { return ref(xd, wd, v); }, bd, gd), 1e-6);
+}
+
+TEST_CASE("relu, add, channel affine, normalize") {
+  Tensor x = randn_t({2, 3, 4, 5}, 9), a = randn_t({2, 3, 4, 5}, 10), g = randn_t({2, 3, 4, 5}, 11);
+  Vec xd = to_double(x), ad = to_double(a), gd = to_double(g);
+  auto relu_ref = [](Vec v) {
+    for (auto& e : v) e = std::max(e, 0.0);
+    return v;
+  };
+  Tensor y = Tensor::empty(x.shape()), dx = Tensor::empty(x.shape());
+  relu_forward(y, x);
+  check_close("relu", y.to_vector(), relu_ref(xd), 0);
+  relu_backward(dx, g, y);
+  check_close("relu backward", dx.to_vector(), numeric_grad(relu_ref, xd, gd), 1e-6);
+
+  Vec sum(xd.size());
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] = xd[i] + ad[i];
+  add_forward(y, x, a);
+  check_close("add", y.to_vector(), sum, 1e-7);
+  add_forward(y, x, a, /*relu=*/true);
+  check_close("add+relu", y.to_vector(), relu_ref(sum), 1e-7);
+  Tensor acc = x.clone();
+  add_inplace(acc, a);
+  check_close("add_inplace", acc.to_vector(), sum, 1e-7);
+
+  Tensor scale = randn_t({3}, 12), shift = randn_t({3}, 13);
+  Vec sd = to_double(scale), hd = to_double(shift);
+  auto aff = [&](const Vec& v) {
+    Vec o(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      const size_t c = (i / 20) % 3;
+      o[i] = v[i] * sd[c] + hd[c];
+    }
+    return o;
+  };
+  channel_affine_forward(y, x, scale, shift);
+  check_close("channel affine", y.to_vector(), aff(xd), 1e-6);
+  channel_affine_backward(dx, g, scale);
+  check_close("channel affine backward", dx.to_vector(), numeric_grad(aff, xd, gd), 1e-6);
+
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+  normalize_forward(y, x, mean, stdv);
+  Vec nv(xd.size());
+  for (size_t i = 0; i < nv.size(); ++i) {
+    const size_t c = (i / 20) % 3;
+    nv[i] = (xd[i] - mean[c]) / stdv[c];
+  }
+  check_close("normalize", y.to_vector(), nv, 1e-6);
+}
+
+TEST_CASE("max-pool forward (first maximum) and backward") {
+  struct Case {
+    const char* name;
+    PoolParams p;
+  };
+  const Case cases[] = {{"3x3 s2 p1 (ResNet stem)", {2, 2, 9, 8, 3, 3, 2, 2, 1, 1}},
+                        {"2x2 s2 (VGG)", {1, 3, 6, 7, 2, 2, 2, 2, 0, 0}}};
+  for (const auto& cs : cases) {
+    SUBCASE(cs.name) {
+      const PoolParams p = cs.p;
+      const int P = p.P(), Q = p.Q();
+      auto ref = [&](const Vec& x) {
+        Vec y(static_cast<size_t>(p.N) * p.C * P * Q);
+        for (int nc = 0; nc < p.N * p.C; ++nc)
+          for (int a = 0; a < P; ++a)
+            for (int b = 0; b < Q; ++b) {
+              double m = -std::numeric_limits<double>::infinity();
+              for (int r = 0; r < p.R; ++r)
+                for (int s = 0; s < p.S; ++s) {
+                  const int h = a * p.stride_h - p.pad_h + r, w = b * p.stride_w - p.pad_w + s;
+                  if (h >= 0 && h < p.H && w >= 0 && w < p.W) m = std::max(m, x[(static_cast<size_t>(nc) * p.H + h) * p.W + w]);
+                }
+              y[(static_cast<size_t>(nc) * P + a) * Q + b] = m;
+            }
+        return y;
+      };
+      Tensor x = randn_t({p.N, p.C, p.H, p.W}, 14), g = randn_t({p.N, p.C, P, Q}, 15);
+      Tensor y = Tensor::empty({p.N, p.C, P, Q}), am = Tensor::empty(y.shape(), Device::CPU, DType::I32);
+      maxpool2d_forward(y, am, x, p);
+      check_close("maxpool forward", y.to_vector(), ref(to_double(x)), 0);
+      Tensor dx = Tensor::empty(x.shape());
+      maxpool2d_backward(dx, g, am, p);
+      check_close("maxpool backward", dx.to_vector(), numeric_grad(ref, to_double(x), to_double(g), 1e-6), 1e-6);
+    }
+  }
+  SUBCASE("ties go to the first element in row-major window order") {
+    PoolParams p{1, 1, 2, 2, 2, 2, 2, 2, 0, 0};
+    Tensor x = Tensor::from_vector({1, 3, 3, 2}, {1, 1, 2, 2});
+    Tensor y = Tensor::empty({1, 1, 1, 1}), am = Tensor::empty({1, 1, 1, 1}, Device::CPU, DType::I32);
+    maxpool2d_forward(y, am, x, p);
+    CHECK(am.data_i32()[0] == 1);
+  }
+}
+
+TEST_CASE("adaptive average pool (PyTorch bins) forward and backward") {
+  struct Case {
+    int H, W, P, Q;
+  };
+  for (Case c : {Case{10, 9, 7, 7}, Case{3, 2, 7, 7}, Case{14, 14, 7, 7}, Case{7, 7, 1, 1}}) {
+    CAPTURE(c.H);
+    CAPTURE(c.W);
+    CAPTURE(c.P);
+    auto ref = [&](const Vec& x) {
+      Vec y(2 * 3 * c.P * c.Q);
+      for (int nc = 0; nc < 6; ++nc)
+        for (int a = 0; a < c.P; ++a)
+          for (int b = 0; b < c.Q; ++b) {
+            const int h0 = a * c.H / c.P, h1 = ((a + 1) * c.H + c.P - 1) / c.P;
+            const int w0 = b * c.W / c.Q, w1 = ((b + 1) * c.W + c.Q - 1) / c.Q;
+            double s = 0;
+            for (int h = h0; h < h1; ++h)
+              for (int w = w0; w < w1; ++w) s += x[(static_cast<size_t>(nc) * c.H + h) * c.W + w];
+            y[(static_cast<size_t>(nc) * c.P + a) * c.Q + b] = s / ((h1 - h0) * (w1 - w0));
+          }
+      return y;
+    };
+    Tensor x = randn_t({2, 3, c.H, c.W}, 16), g = randn_t({2, 3, c.P, c.Q}, 17);
+    Tensor y = Tensor::empty({2, 3, c.P, c.Q}), dx = Tensor::empty(x.shape());
+    adaptive_avgpool2d_forward(y, x);
+    check_close("avgpool forward", y.to_vector(), ref(to_double(x)), 1e-6);
+    adaptive_avgpool2d_backward(dx, g);
+    check_close("avgpool backward", dx.to_vector(), numeric_grad(ref, to_double(x), to_double(g)), 1e-6);
+  }
+}
+
+TEST_CASE("softmax, log-softmax, cross-entropy") {
+  const int N = 4, O = 6;
+  Tensor x = randn_t({N, O}, 18, 3.f);
+  Vec xd = to_double(x);
+  Vec sm(N * O), lsm(N * O);
+  for (int n = 0; n < N; ++n) {
+    double m = -1e300, s = 0;
+    for (int o = 0; o < O; ++o) m = std::max(m, xd[n * O + o]);
+    for (int o = 0; o < O; ++o) s += std::exp(xd[n * O + o] - m);
+    for (int o = 0; o < O; ++o) {
+      lsm[n * O + o] = xd[n * O + o] - m - std::log(s);
+      sm[n * O + o] = std::exp(lsm[n * O + o]);
+    }
+  }
+  Tensor y = Tensor::empty({N, O});
+  softmax_forward(y, x);
+  check_close("softmax", y.to_vector(), sm, 1e-6);
+  log_softmax_forward(y, x);
+  check_close("log_softmax", y.to_vector(), lsm, 1e-6);
+
+  Tensor labels = Tensor::empty({N}, Device::CPU, DType::I32);
+  const int lab[N] = {0, 5, 2, 2};
+  for (int n = 0; n < N; ++n) labels.data_i32()[n] = lab[n];
+  auto ce = [&](const Vec& v) {
+    double loss = 0;
+    for (int n = 0; n < N; ++n) {
+      double m = -1e300, s = 0;
+      for (int o = 0; o < O; ++o) m = std::max(m, v[n * O + o]);
+      for (int o = 0; o < O; ++o) s += std::exp(v[n * O + o] - m);
+      loss -= v[n * O + lab[n]] - m - std::log(s);
+    }
+    return Vec{loss / N};
+  };
+  Tensor dl = Tensor::empty({N, O});
+  const float loss = cross_entropy(dl, x, labels);
+  CHECK(std::fabs(loss - ce(xd)[0]) <= 1e-6 * std::fabs(ce(xd)[0]));
+  check_close("cross-entropy gradient", dl.to_vector(), numeric_grad(ce, xd, {1.0}), 1e-6);
+  labels.data_i32()[1] = O;
+  Tensor none;
+  CHECK_THROWS_AS(cross_entropy(none, x, labels), InputError);
+}
+
+TEST_CASE("shape checks reject mismatched outputs") {
+  Tensor x = randn_t({1, 2, 3, 3}, 19);
+  Tensor y = Tensor::empty({1, 2, 3, 4});
+  CHECK_THROWS_AS(relu_forward(y, x), InternalError);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,72 @@
+// test_util.h — helpers shared by the doctest suites: seeded random tensors, comparison with a
+// relative-to-max tolerance that reports where it failed, central differences in double, and
+// the paths of fixtures and of the built binary.
+#pragma once
+#include <cmath>       // std::fabs
+#include <functional>  // std::function
+#include <random>      // std::mt19937
+#include <string>      // std::string
+#include <vector>      // std::vector
+
+#include <doctest/doctest.h>  // CHECK, INFO
+
+#include "engine/tensor.h"  // Tensor
+
+namespace lcam::test {
+
+inline std::string source_dir() { return LCAM_SOURCE_DIR; }
+inline std::string fixture(const std::string& name) { return source_dir() + "/tests/fixtures/" + name; }
+
+inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+inline Tensor randn_t(std::vector<int64_t> shape, uint32_t seed, float scale = 1.f) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return Tensor::from_vector(randn(static_cast<size_t>(n), seed, scale), shape);
+}
+
+// max |a - b| / max(max |b|, floor); the usual measure for whole tensors.
+inline double rel_err(const std::vector<float>& a, const std::vector<double>& b, double floor = 1e-12) {
+  double m = floor, e = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    m = std::max(m, std::fabs(b[i]));
+    e = std::max(e, std::fabs(static_cast<double>(a[i]) - b[i]));
+  }
+  return e / m;
+}
+
+inline std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+inline std::vector<double> to_double(const Tensor& t) { return to_double(t.to_vector()); }
+
+inline void check_close(const std::string& what, const std::vector<float>& got, const std::vector<double>& want,
+                        double tol) {
+  REQUIRE_MESSAGE(got.size() == want.size(), what << ": size " << got.size() << " vs " << want.size());
+  const double e = rel_err(got, want);
+  CHECK_MESSAGE(e <= tol, what << ": max relative error " << e << " > " << tol);
+}
+
+// Central differences of f(x) = sum_i out(x)_i * g_i at x, in double.
+inline std::vector<double> numeric_grad(const std::function<std::vector<double>(const std::vector<double>&)>& f,
+                                        std::vector<double> x, const std::vector<double>& g, double eps = 1e-4) {
+  std::vector<double> grad(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double x0 = x[i];
+    x[i] = x0 + eps;
+    std::vector<double> yp = f(x);
+    x[i] = x0 - eps;
+    std::vector<double> ym = f(x);
+    x[i] = x0;
+    double s = 0;
+    for (size_t j = 0; j < g.size(); ++j) s += (yp[j] - ym[j]) * g[j];
+    grad[i] = s / (2 * eps);
+  }
+  return grad;
+}
+
+}  // namespace lcam::test
