@@ -1,0 +1,48 @@
+// classes.cpp — see classes.h.
+#include "loaders/classes.h"
+
+#include <fstream>  // std::ifstream
+#include <sstream>  // std::stringstream
+
+#include <fmt/format.h>  // fmt::format
+
+#include "engine/common.h"  // InputError
+
+namespace lcam {
+
+extern const char* const kImagenetSynsets;  // generated from data/imagenet-synsets.txt
+
+std::vector<ClassName> parse_class_names(const std::string& text) {
+  std::vector<ClassName> out;
+  std::stringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) continue;
+    const size_t sp = line.find(' ');
+    const bool has_synset = sp != std::string::npos && line.size() > 1 && line[0] == 'n' &&
+                            line.find_first_not_of("0123456789", 1) == sp;
+    if (has_synset)
+      out.push_back({line.substr(0, sp), line.substr(sp + 1)});
+    else
+      out.push_back({"", line});
+  }
+  return out;
+}
+
+const std::vector<ClassName>& imagenet_classes() {
+  static const std::vector<ClassName> names = parse_class_names(kImagenetSynsets);
+  return names;
+}
+
+std::vector<ClassName> load_class_names(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw InputError(fmt::format("{}: cannot open class-name file", path));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto names = parse_class_names(ss.str());
+  if (names.empty()) throw InputError(fmt::format("{}: no class names in file", path));
+  return names;
+}
+
+}  // namespace lcam

@@ -1,0 +1,19 @@
+// classes.h — class names: the 1000 ImageNet synsets compiled into the binary
+// (data/imagenet-synsets.txt, class-index order) or a file of `SYNSET NAME` lines.
+#pragma once
+#include <string>  // std::string
+#include <vector>  // std::vector
+
+namespace lcam {
+
+struct ClassName {
+  std::string synset;  // "n01440764" (may be empty for files that give only names)
+  std::string name;    // "tench"
+};
+
+const std::vector<ClassName>& imagenet_classes();
+// One class per non-empty line: "SYNSET NAME..." or just "NAME". InputError on a missing file.
+std::vector<ClassName> load_class_names(const std::string& path);
+std::vector<ClassName> parse_class_names(const std::string& text);
+
+}  // namespace lcam

@@ -1,0 +1,232 @@
+// model.cpp — builders, loading, random initialisation and saving (see model.h).
+#include "models/model.h"
+
+#include <cmath>    // std::sqrt
+#include <map>      // std::map
+#include <random>   // std::mt19937_64, std::normal_distribution
+#include <set>      // std::set
+
+#include <fmt/format.h>  // fmt::format
+
+#include "engine/common.h"  // InputError
+#include "loaders/hdf5.h"   // h5::Reader, h5::Writer
+
+namespace lcam {
+
+ModelConfig ModelConfig::standard(const std::string& arch) {
+  ModelConfig c;
+  c.arch = arch;
+  if (arch == "vgg16") {
+    c.cfg = {64, 64, -1, 128, 128, -1, 256, 256, 256, -1, 512, 512, 512, -1, 512, 512, 512, -1};
+  } else if (arch == "resnet50") {
+    c.blocks = {3, 4, 6, 3};
+  } else {
+    throw InputError(fmt::format("unknown architecture '{}' (expected vgg16 or resnet50)", arch));
+  }
+  return c;
+}
+
+bool ModelConfig::is_standard() const {
+  ModelConfig s = standard(arch);
+  return cfg == s.cfg && hidden == s.hidden && width == s.width && blocks == s.blocks &&
+         num_classes == s.num_classes;
+}
+
+Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
+  if (cfg_.arch == "vgg16") {
+    if (cfg_.cfg.empty() || cfg_.cfg.back() != -1)
+      throw InputError("vgg16 config must end with a max-pool (-1)");
+    int C = 3, idx = 0;
+    for (size_t i = 0; i < cfg_.cfg.size(); ++i) {
+      const int v = cfg_.cfg[i];
+      if (v == -1) {
+        if (i + 1 == cfg_.cfg.size()) features_end_ = size();  // before the last max-pool
+        add(fmt::format("features.{}", idx), std::make_unique<MaxPool2d>(2, 2, 0));
+        idx += 1;
+      } else {
+        if (v <= 0) throw InputError(fmt::format("vgg16 config: bad width {}", v));
+        add(fmt::format("features.{}", idx),
+            std::make_unique<Conv2d>(fmt::format("features.{}", idx), C, v, 3, 1, 1, true, "", true));
+        C = v;
+        idx += 2;  // conv + its ReLU (fused)
+      }
+    }
+    pool_end_ = size();
+    add("avgpool", std::make_unique<AdaptiveAvgPool2d>(7, 7));
+    add("flatten", std::make_unique<Flatten>());
+    add("classifier.0", std::make_unique<Linear>("classifier.0", C * 49, cfg_.hidden, true));
+    add("classifier.2", std::make_unique<Dropout>());
+    add("classifier.3", std::make_unique<Linear>("classifier.3", cfg_.hidden, cfg_.hidden, true));
+    add("classifier.5", std::make_unique<Dropout>());
+    add("classifier.6", std::make_unique<Linear>("classifier.6", cfg_.hidden, cfg_.num_classes, false));
+  } else if (cfg_.arch == "resnet50") {
+    if (cfg_.blocks.size() != 4 || cfg_.width <= 0)
+      throw InputError("resnet50 config needs 4 stages and a positive width");
+    const int w = cfg_.width;
+    add("conv1", std::make_unique<Conv2d>("conv1", 3, w, 7, 2, 3, false, "bn1", true));
+    add("maxpool", std::make_unique<MaxPool2d>(3, 2, 1));
+    int inplanes = w;
+    for (int s = 0; s < 4; ++s) {
+      const int planes = w << s;
+      for (int b = 0; b < cfg_.blocks[s]; ++b) {
+        std::string name = fmt::format("layer{}.{}", s + 1, b);
+        add(name, std::make_unique<Bottleneck>(name, inplanes, planes, (b == 0 && s > 0) ? 2 : 1));
+        inplanes = planes * 4;
+      }
+    }
+    features_end_ = pool_end_ = size();
+    add("avgpool", std::make_unique<AdaptiveAvgPool2d>(1, 1));
+    add("flatten", std::make_unique<Flatten>());
+    add("fc", std::make_unique<Linear>("fc", inplanes, cfg_.num_classes, false));
+  } else {
+    throw InputError(fmt::format("unknown architecture '{}' (expected vgg16 or resnet50)", cfg_.arch));
+  }
+  if (cfg_.num_classes <= 0) throw InputError("num_classes must be positive");
+}
+
+void Model::add(std::string name, std::unique_ptr<Module> m) {
+  names_.push_back(std::move(name));
+  modules_.push_back(std::move(m));
+}
+
+int Model::feature_channels() const {
+  if (cfg_.arch == "resnet50") return cfg_.width * 8 * 4;
+  int C = 3;
+  for (int v : cfg_.cfg)
+    if (v > 0) C = v;
+  return C;
+}
+
+void Model::to(Device d) {
+  for (auto& m : modules_) m->to(d);
+  device_ = d;
+}
+
+std::vector<Param> Model::params() {
+  std::vector<Param> out;
+  for (auto& m : modules_) m->params(out);
+  return out;
+}
+
+void Model::finalize() {
+  for (auto& m : modules_) m->finalize();
+}
+
+Tensor Model::forward_range(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook) {
+  LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("forward_range [{},{})", begin, end));
+  Tensor h = x;
+  for (int i = begin; i < end; ++i) {
+    h = modules_[i]->forward(h, tape);
+    if (hook) hook(i);
+  }
+  return h;
+}
+
+Tensor Model::backward_range(Tape& tape, const Tensor& dy, int begin, int end) {
+  LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("backward_range [{},{})", begin, end));
+  Tensor g = dy;
+  for (int i = end - 1; i >= begin; --i) g = modules_[i]->backward(tape, g);
+  return g;
+}
+
+ModelConfig read_model_config(const std::string& path) {
+  h5::Reader f(path);
+  auto arch = f.attr_string("arch");
+  if (!arch) throw InputError(fmt::format("{}: no 'arch' attribute (not an lcam weights file?)", path));
+  ModelConfig c = ModelConfig::standard(*arch);
+  auto to_ints = [](const std::vector<int64_t>& v) { return std::vector<int>(v.begin(), v.end()); };
+  if (auto v = f.attr_int("num_classes")) c.num_classes = static_cast<int>(*v);
+  if (c.arch == "vgg16") {
+    if (auto v = f.attr_ints("cfg")) c.cfg = to_ints(*v);
+    if (auto v = f.attr_int("hidden")) c.hidden = static_cast<int>(*v);
+  } else {
+    if (auto v = f.attr_int("width")) c.width = static_cast<int>(*v);
+    if (auto v = f.attr_ints("blocks")) c.blocks = to_ints(*v);
+  }
+  return c;
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& arch, Device dev) {
+  ModelConfig cfg = read_model_config(path);
+  if (!arch.empty() && cfg.arch != arch)
+    throw InputError(fmt::format("{}: weights are for {}, but --arch {} was given", path, cfg.arch, arch));
+  auto model = std::make_unique<Model>(cfg);
+  h5::Reader f(path);
+  std::map<std::string, h5::DatasetInfo> in_file;
+  for (auto& d : f.datasets()) in_file[d.name] = d;
+  std::set<std::string> expected;
+  for (Param& p : model->params()) {
+    expected.insert(p.name);
+    auto it = in_file.find(p.name);
+    if (it == in_file.end())
+      throw InputError(fmt::format("{}: missing dataset '{}' (expected float32 {})", path, p.name, shape_str(p.shape)));
+    if (it->second.shape != p.shape)
+      throw InputError(fmt::format("{}: dataset '{}' has shape {}, expected {}", path, p.name,
+                                   shape_str(it->second.shape), shape_str(p.shape)));
+    if (it->second.type != "float32")
+      throw InputError(fmt::format("{}: dataset '{}' is {}, expected float32", path, p.name, it->second.type));
+    *p.tensor = f.read(p.name);
+  }
+  for (auto& [name, info] : in_file) {
+    const std::string tail = ".num_batches_tracked";  // PyTorch bookkeeping, not a weight
+    if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0) continue;
+    if (!expected.count(name))
+      throw InputError(fmt::format("{}: unexpected dataset '{}' {} for {}", path, name, shape_str(info.shape), cfg.arch));
+  }
+  model->finalize();
+  model->to(dev);
+  return model;
+}
+
+std::unique_ptr<Model> random_model(const ModelConfig& cfg, uint64_t seed) {
+  auto model = std::make_unique<Model>(cfg);
+  std::mt19937_64 rng(seed);
+  for (Param& p : model->params()) {
+    Tensor t = Tensor::empty(p.shape);
+    float* v = t.data();
+    const int64_t n = t.numel();
+    auto ends_with = [&](const char* s) {
+      const std::string suf(s);
+      return p.name.size() >= suf.size() && p.name.compare(p.name.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    const bool is_bn = p.name.find(".bn") != std::string::npos || p.name.find("bn1.") == 0 ||
+                       p.name.find("downsample.1") != std::string::npos;
+    if (is_bn) {
+      const float fill = (ends_with(".weight") || ends_with(".running_var")) ? 1.f : 0.f;
+      for (int64_t i = 0; i < n; ++i) v[i] = fill;
+    } else if (ends_with(".bias")) {
+      for (int64_t i = 0; i < n; ++i) v[i] = 0.f;
+    } else if (p.shape.size() == 4) {  // Kaiming normal, fan_out, ReLU gain
+      const double fan_out = static_cast<double>(p.shape[0]) * p.shape[2] * p.shape[3];
+      std::normal_distribution<double> d(0.0, std::sqrt(2.0 / fan_out));
+      for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(d(rng));
+    } else {
+      std::normal_distribution<double> d(0.0, 0.01);
+      for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(d(rng));
+    }
+    *p.tensor = t;
+  }
+  return model;
+}
+
+void save_weights(Model& m, const std::string& path) {
+  h5::Writer w(path);
+  for (Param& p : m.params()) {
+    LCAM_REQUIRE(p.tensor->defined() && p.tensor->shape() == p.shape,
+                 fmt::format("save_weights: '{}' missing or folded (save before finalize)", p.name));
+    w.write(p.name, *p.tensor);
+  }
+  const ModelConfig& c = m.config();
+  w.attr_string("arch", c.arch);
+  w.attr_int("num_classes", c.num_classes);
+  if (c.arch == "vgg16") {
+    w.attr_ints("cfg", std::vector<int64_t>(c.cfg.begin(), c.cfg.end()));
+    w.attr_int("hidden", c.hidden);
+  } else {
+    w.attr_int("width", c.width);
+    w.attr_ints("blocks", std::vector<int64_t>(c.blocks.begin(), c.blocks.end()));
+  }
+  w.commit();
+}
+
+}  // namespace lcam
