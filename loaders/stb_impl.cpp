@@ -1,0 +1,8 @@
+// stb_impl.cpp — the one translation unit that compiles the stb_image decoder and the
+// stb_image_write encoder (single-header libraries from /usr/include/stb), with stb's default
+// configuration so that any file including the headers sees matching declarations.
+// Deliberately omits: any code of its own; loaders/image.cpp is the project's interface to stb.
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb_image.h>        // the decoder's definitions
+#include <stb_image_write.h>  // the encoders' definitions
