@@ -1,0 +1,39 @@
+// cli.h — what every subcommand of `lcam` shares: the command table entry, device and thread
+// options, and the ImageNet normalization constants. Each subcommand lives in its own file
+// (apps/cmd_*.cpp) and registers its flags on a CLI11 sub-app, returning the function to run.
+#pragma once
+#include <functional>  // std::function
+#include <string>      // std::string
+
+#include <CLI/CLI.hpp>  // CLI::App
+
+#include "engine/tensor.h"  // Device
+
+namespace lcam::app {
+
+using Run = std::function<int()>;
+struct Command {
+  const char* name;
+  const char* help;
+  Run (*setup)(CLI::App& sub);
+};
+
+// Options most subcommands take.
+struct RuntimeOptions {
+  std::string device = "auto";  // auto | cpu | cuda
+  int threads = 0;              // CPU threads, 0 = all cores
+  std::string precision = "tf32";  // tf32 | fp32 (GPU math mode)
+  void add_to(CLI::App& sub);
+  // Validates the flags, sets threads and math mode, returns the device to use.
+  Device apply() const;
+};
+
+inline constexpr float kImagenetMean[3] = {0.485f, 0.456f, 0.406f};
+inline constexpr float kImagenetStd[3] = {0.229f, 0.224f, 0.225f};
+
+// Subcommand setups (apps/cmd_*.cpp).
+Run setup_predict(CLI::App& sub);
+Run setup_init(CLI::App& sub);
+Run setup_bench(CLI::App& sub);
+
+}  // namespace lcam::app

@@ -1,0 +1,144 @@
+// cmd_bench.cpp — `lcam bench`: forward-pass timing of VGG-16 / ResNet-50 at given batch sizes
+// (random weights unless --weights), median over repetitions after warm-up: ms per batch,
+// images/s, peak memory, and a per-layer table (each module timed with a device sync, so the
+// per-layer sum slightly exceeds the unsynchronized total).
+#include <algorithm>  // std::sort
+#include <chrono>     // std::chrono::steady_clock
+#include <cstdio>     // std::printf
+#include <sstream>    // std::stringstream
+#include <vector>     // std::vector
+
+#include <fmt/format.h>       // fmt::format
+#include <nlohmann/json.hpp>  // nlohmann::json
+
+#include "apps/cli.h"             // RuntimeOptions
+#include "engine/backend.h"       // cpu::num_threads
+#include "engine/common.h"        // InputError
+#include "engine/cuda_runtime.h"  // cuda::synchronize, device_summary
+#include "models/model.h"         // random_model, load_model
+
+namespace lcam::app {
+namespace {
+
+struct BenchOptions {
+  RuntimeOptions rt;
+  std::string arch, weights, batches = "1,32";
+  int iters = 5, warmup = 2, size = 224;
+  bool json = false, layers = false;
+};
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<int> parse_batches(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    int b = 0;
+    try {
+      b = std::stoi(item);
+    } catch (...) {
+      b = 0;
+    }
+    if (b <= 0) throw InputError(fmt::format("--batch: '{}' is not a list of positive integers", s));
+    out.push_back(b);
+  }
+  return out;
+}
+
+int run_bench(const BenchOptions& o) {
+  const Device dev = o.rt.apply();
+  const std::vector<int> batches = parse_batches(o.batches);
+  std::unique_ptr<Model> model;
+  if (o.weights.empty()) {
+    model = random_model(ModelConfig::standard(o.arch), 0);
+    model->finalize();
+    model->to(dev);
+  } else {
+    model = load_model(o.weights, o.arch, dev);
+  }
+  auto sync = [&] {
+    if (dev == Device::CUDA) cuda::synchronize();
+  };
+  const std::string where = dev == Device::CUDA ? cuda::device_summary() : fmt::format("cpu, {} threads", cpu::num_threads());
+  if (!o.json) std::printf("lcam bench: %s on %s, %dx%d, median of %d after %d warm-up\n", o.arch.c_str(), where.c_str(), o.size, o.size, o.iters, o.warmup);
+  for (int B : batches) {
+    Tensor x = Tensor::zeros({B, 3, o.size, o.size}, dev);
+    reset_peak_memory(dev);
+    const size_t base = memory_stats(dev).current;
+    std::vector<double> totals;
+    for (int it = 0; it < o.warmup + o.iters; ++it) {
+      sync();
+      const double t0 = now_ms();
+      Tensor y = model->logits(x);
+      sync();
+      if (it >= o.warmup) totals.push_back(now_ms() - t0);
+    }
+    const double peak_mb = static_cast<double>(memory_stats(dev).peak - base) / (1 << 20);
+    const double ms = median(totals);
+    std::vector<std::vector<double>> per(model->size());
+    if (o.layers) {
+      for (int it = 0; it < std::max(1, o.iters); ++it) {
+        sync();
+        double t = now_ms();
+        model->forward_range(x, 0, model->size(), nullptr, [&](int i) {
+          sync();
+          const double t1 = now_ms();
+          per[i].push_back(t1 - t);
+          t = t1;
+        });
+      }
+    }
+    if (o.json) {
+      nlohmann::json j{{"impl", "lcam"}, {"arch", o.arch}, {"device", device_name(dev)}, {"batch", B},
+                       {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms},
+                       {"peak_mem_mb", peak_mb}};
+      if (o.layers) {
+        nlohmann::json l = nlohmann::json::array();
+        for (int i = 0; i < model->size(); ++i)
+          l.push_back({{"name", model->module_name(i)}, {"kind", model->module_kind(i)}, {"ms", median(per[i])}});
+        j["layers"] = l;
+      }
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  peak %.1f MiB (activations)\n", B, ms, 1000.0 * B / ms, peak_mb);
+      if (o.layers) {
+        std::printf("  %-16s %-22s %10s %6s\n", "layer", "kind", "ms", "%");
+        double sum = 0;
+        for (int i = 0; i < model->size(); ++i) sum += median(per[i]);
+        for (int i = 0; i < model->size(); ++i) {
+          const double m = median(per[i]);
+          std::printf("  %-16s %-22s %10.3f %5.1f%%\n", model->module_name(i).c_str(), model->module_kind(i).c_str(), m, 100.0 * m / sum);
+        }
+      }
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Run setup_bench(CLI::App& sub) {
+  auto o = std::make_shared<BenchOptions>();
+  sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
+  sub.add_option("--weights", o->weights, "weights file (default: random weights)");
+  sub.add_option("--batch", o->batches, "comma-separated batch sizes");
+  sub.add_option("--iters", o->iters, "timed repetitions")->check(CLI::PositiveNumber);
+  sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::NonNegativeNumber);
+  sub.add_option("--size", o->size, "input height and width")->check(CLI::Range(32, 4096));
+  sub.add_flag("--layers", o->layers, "also time each layer");
+  sub.add_flag("--json", o->json, "one JSON object per batch size");
+  o->rt.add_to(sub);
+  return [o] { return run_bench(*o); };
+}
+
+}  // namespace lcam::app

@@ -1,0 +1,58 @@
+// main.cpp — the `lcam` binary: dispatches subcommands from one table and turns errors into
+// exit statuses (0 ok, 2 bad usage or bad input with a one-line reason, 1 internal error).
+#include <cstdio>     // std::fprintf
+#include <cstdlib>    // setenv
+#include <exception>  // std::exception
+
+#include <CLI/CLI.hpp>  // CLI::App, CLI::ParseError
+
+#include "apps/cli.h"        // Command, setup_*
+#include "engine/backend.h"  // cpu::set_num_threads
+#include "engine/common.h"   // InputError, InternalError
+
+namespace {
+
+const lcam::app::Command kCommands[] = {
+    {"predict", "classify images with a VGG-16 / ResNet-50 weights file", lcam::app::setup_predict},
+    {"init", "write a weights file with torchvision's random initialisation", lcam::app::setup_init},
+    {"bench", "time the forward pass per layer: images/s, peak memory", lcam::app::setup_bench},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // OpenMP threads sleep between parallel regions instead of spinning against OpenBLAS's.
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  CLI::App app{"lcam — learned class activation maps for VGG-16 and ResNet-50"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lcam 0.1");
+  std::vector<std::pair<CLI::App*, lcam::app::Run>> subs;
+  for (const auto& c : kCommands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    subs.emplace_back(sub, c.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    std::fprintf(stderr, "lcam: error: %s (see lcam --help)\n", what.c_str());
+    return 2;
+  }
+  try {
+    for (auto& [sub, run] : subs)
+      if (sub->parsed()) return run();
+  } catch (const lcam::InputError& e) {
+    std::fprintf(stderr, "lcam: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lcam: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

@@ -1,0 +1,32 @@
+// runtime_options.cpp — the --device / --threads / --precision options (see cli.h).
+#include <fmt/format.h>  // fmt::format
+
+#include "apps/cli.h"             // RuntimeOptions
+#include "engine/backend.h"       // cpu::set_num_threads
+#include "engine/common.h"        // InputError
+#include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32
+
+namespace lcam::app {
+
+void RuntimeOptions::add_to(CLI::App& sub) {
+  sub.add_option("--device", device, "cpu, cuda, or auto (cuda when a GPU is usable)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--precision", precision, "GPU math: tf32 (tensor cores, as PyTorch) or fp32")
+      ->check(CLI::IsMember({"tf32", "fp32"}));
+}
+
+Device RuntimeOptions::apply() const {
+  cpu::set_num_threads(threads);
+  Device d = Device::CPU;
+  if (device == "cuda") {
+    cuda::require_available();
+    d = Device::CUDA;
+  } else if (device == "auto" && cuda::available()) {
+    d = Device::CUDA;
+  }
+  if (d == Device::CUDA) cuda::set_allow_tf32(precision == "tf32");
+  return d;
+}
+
+}  // namespace lcam::app

@@ -1,0 +1,162 @@
+// test_cli.cpp — the `lcam` binary end to end: predict on real sample JPEGs (from
+// ../shared/data/imagenet-sample) agrees with the in-process model, bad input of every kind
+// exits 2 with a one-line reason naming the culprit, and good images are still classified
+// when others in the same call fail.
+#include <doctest/doctest.h>  // TEST_CASE, CHECK
+
+#include <array>       // std::array
+#include <cstdio>      // popen, pclose
+#include <filesystem>  // paths, temp dir
+#include <fstream>     // std::ifstream, std::ofstream
+#include <sstream>     // std::stringstream
+#include <sys/wait.h>  // WEXITSTATUS
+
+#include <nlohmann/json.hpp>  // nlohmann::json
+
+#include "apps/cli.h"         // kImagenetMean/Std
+#include "engine/ops.h"       // normalize_forward
+#include "loaders/image.h"    // load_eval_image
+#include "models/model.h"     // load_model
+#include "tests/test_util.h"  // fixture, source_dir
+
+namespace fs = std::filesystem;
+using namespace lcam;
+
+namespace {
+
+struct Result {
+  int status;
+  std::string out, err;
+};
+
+Result run(const std::string& args) {
+  const fs::path err_file = fs::temp_directory_path() / "lcam_cli_stderr.txt";
+  const std::string cmd = std::string(LCAM_BINARY) + " " + args + " 2>" + err_file.string();
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+std::string sample(const std::string& name) {
+  return lcam::test::source_dir() + "/../shared/data/imagenet-sample/" + name;
+}
+
+const std::string kTiny = "--arch vgg16 --weights " + lcam::test::fixture("tiny_vgg16.weights.h5");
+
+}  // namespace
+
+TEST_SUITE("cli") {
+
+TEST_CASE("predict --json on sample JPEGs matches the in-process model") {
+  const std::vector<std::string> imgs = {sample("n01440764_tench.JPEG"), sample("n01530575_brambling.JPEG"),
+                                         sample("n01601694_water_ouzel.JPEG")};
+  if (!fs::exists(imgs[0])) {
+    MESSAGE("cli: skipped (sample images not found at " << imgs[0] << ")");
+    return;
+  }
+  Result r = run("predict " + kTiny + " --device cpu --json --all-logits --topk 3 " + imgs[0] + " " + imgs[1] + " " + imgs[2]);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE(count_lines(r.out) == 3);
+  auto model = load_model(lcam::test::fixture("tiny_vgg16.weights.h5"), "vgg16", Device::CPU);
+  std::stringstream lines(r.out);
+  std::string line;
+  for (const auto& img : imgs) {
+    std::getline(lines, line);
+    auto j = nlohmann::json::parse(line);
+    CHECK(j["image"] == img);
+    REQUIRE(j["top"].size() == 3);
+    Tensor x01 = Tensor::empty({1, 3, 224, 224});
+    load_eval_image(img, x01.data());
+    Tensor x = Tensor::empty(x01.shape());
+    normalize_forward(x, x01, app::kImagenetMean, app::kImagenetStd);
+    std::vector<float> want = model->logits(x).to_vector();
+    std::vector<float> got = j["logits"].get<std::vector<float>>();
+    lcam::test::check_close("cli logits " + img, got, lcam::test::to_double(want), 1e-6);
+    int best = static_cast<int>(std::max_element(want.begin(), want.end()) - want.begin());
+    CHECK(j["top"][0]["class"] == best);
+    double p0 = j["top"][0]["prob"], p1 = j["top"][1]["prob"];
+    CHECK(p0 >= p1);
+    CHECK(p0 <= 1.0);
+  }
+  Result text = run("predict " + kTiny + " --topk 2 " + imgs[0]);
+  CHECK(text.status == 0);
+  CHECK(text.out.find("1. ") != std::string::npos);
+}
+
+TEST_CASE("bad input exits 2 with one line naming the culprit") {
+  const fs::path dir = fs::temp_directory_path() / "lcam_cli_bad";
+  fs::create_directories(dir);
+  const std::string notimg = (dir / "notes.jpg").string();
+  std::ofstream(notimg) << "this is not a JPEG\n";
+  const std::string trunc = (dir / "half.h5").string();
+  fs::copy_file(lcam::test::fixture("tiny_vgg16.weights.h5"), trunc, fs::copy_options::overwrite_existing);
+  fs::resize_file(trunc, fs::file_size(trunc) / 2);
+  const std::string good = sample("n01440764_tench.JPEG");
+
+  struct Case {
+    const char* what;
+    std::string args, needle;
+  };
+  const Case cases[] = {
+      {"missing image", "predict " + kTiny + " /nonexistent/cat.jpg", "/nonexistent/cat.jpg"},
+      {"not an image", "predict " + kTiny + " " + notimg, notimg},
+      {"missing weights", "predict --arch vgg16 --weights /nonexistent/w.h5 " + good, "/nonexistent/w.h5"},
+      {"truncated weights", "predict --arch vgg16 --weights " + trunc + " " + good, trunc},
+      {"weights are not HDF5", "predict --arch vgg16 --weights " + notimg + " " + good, notimg},
+      {"wrong arch", "predict --arch resnet50 --weights " + lcam::test::fixture("tiny_vgg16.weights.h5") + " " + good,
+       "weights are for vgg16"},
+      {"unknown arch", "predict --arch vgg19 --weights x.h5 " + good, "--arch"},
+      {"unknown flag", "predict " + kTiny + " --bogus " + good, "--bogus"},
+      {"no subcommand", "", "subcommand"},
+      {"bad topk", "predict " + kTiny + " --topk 0 " + good, "--topk"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    Result r = run(c.args);
+    INFO(r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(c.needle) != std::string::npos);
+    CHECK(r.err.find("internal error") == std::string::npos);
+  }
+  SUBCASE("good images are still classified when others fail") {
+    if (!fs::exists(good)) return;
+    Result r = run("predict " + kTiny + " --json " + good + " " + notimg + " " + good);
+    CHECK(r.status == 2);
+    CHECK(count_lines(r.out) == 2);
+    CHECK(r.err.find(notimg) != std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("init writes weights that load, and bench runs") {
+  const fs::path w = fs::temp_directory_path() / "lcam_cli_init.h5";
+  Result r = run("init --arch resnet50 --seed 3 --num-classes 7 --out " + w.string());
+  REQUIRE(r.status == 0);
+  auto m = load_model(w.string(), "resnet50", Device::CPU);
+  CHECK(m->num_classes() == 7);
+  fs::remove(w);
+  Result b = run("bench --arch resnet50 --batch 1 --iters 1 --warmup 0 --size 64 --json --device cpu");
+  INFO(b.err);
+  REQUIRE(b.status == 0);
+  auto j = nlohmann::json::parse(b.out);
+  CHECK(j["images_per_s"].get<double>() > 0);
+}
+
+}  // TEST_SUITE
