@@ -16,15 +16,15 @@ struct ConvParams {
   int N, C, H, W;  // input
   int K, R, S;     // weight [K,C,R,S]
   int stride_h, stride_w, pad_h, pad_w;
-  int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
-  int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
+  constexpr int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
+  constexpr int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
 };
 
 struct PoolParams {
   int N, C, H, W;
   int R, S, stride_h, stride_w, pad_h, pad_w;  // max-pool window (floor mode, PyTorch padding)
-  int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
-  int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
+  constexpr int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
+  constexpr int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
 };
 
 // ---- convolution -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ struct Result {
 
 Result run(const std::string& args) {
   const fs::path err_file = fs::temp_directory_path() / "lcam_cli_stderr.txt";
-  const std::string cmd = std::string(LCAM_BINARY) + " " + args + " 2>" + err_file.string();
+  const std::string cmd = lcam::test::lcam_binary() + " " + args + " 2>" + err_file.string();
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);

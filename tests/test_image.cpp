@@ -19,10 +19,7 @@
 
 #include "engine/common.h"   // lcam::InputError
 #include "loaders/image.h"   // the functions under test
-
-#ifndef LCAM_SOURCE_DIR
-#error "LCAM_SOURCE_DIR must name the source tree (CMake defines it for the test target)"
-#endif
+#include "tests/test_util.h" // lcam::test::fixture
 
 namespace fs = std::filesystem;
 using lcam::ImageU8;
@@ -30,7 +27,7 @@ using lcam::ImageU8;
 namespace {
 
 std::string fixture(const std::string& name) {
-  return std::string(LCAM_SOURCE_DIR) + "/tests/fixtures/image/" + name;
+  return lcam::test::fixture("image/" + name);
 }
 
 // The index's lines of one kind, split into words.

@@ -3,6 +3,7 @@
 // the paths of fixtures and of the built binary.
 #pragma once
 #include <cmath>       // std::fabs
+#include <cstdlib>     // std::getenv
 #include <functional>  // std::function
 #include <random>      // std::mt19937
 #include <string>      // std::string
@@ -14,7 +15,17 @@
 
 namespace lcam::test {
 
-inline std::string source_dir() { return LCAM_SOURCE_DIR; }
+// The source tree (fixtures, ../shared beside it) and the lcam binary: compiled in, or taken
+// from LCAM_SOURCE_DIR / LCAM_BINARY in the environment when the tests run elsewhere (a bundle
+// copied to a GPU machine).
+inline std::string source_dir() {
+  const char* e = std::getenv("LCAM_SOURCE_DIR");
+  return e && *e ? e : LCAM_SOURCE_DIR;
+}
+inline std::string lcam_binary() {
+  const char* e = std::getenv("LCAM_BINARY");
+  return e && *e ? e : LCAM_BINARY;
+}
 inline std::string fixture(const std::string& name) { return source_dir() + "/tests/fixtures/" + name; }
 
 inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {

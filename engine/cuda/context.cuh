@@ -1,0 +1,43 @@
+// context.cuh — internal to engine/cuda/: the engine's one stream, its cuBLAS and cuDNN handles
+// (created on first use, bound to that stream), the shared cuDNN workspace and the TF32 switch,
+// plus the launchers that engine/cuda/kernels.cu provides to conv.cu and gemm.cu. Everything
+// runs on the one stream, so memory returned to the caching allocator can be reused by the next
+// op without synchronization. Deliberately omits multi-device and multi-stream support.
+#pragma once
+#include <cstddef>  // size_t
+#include <cstdint>  // int64_t
+
+#include <cublas_v2.h>         // cublasHandle_t
+#include <cuda_runtime_api.h>  // cudaStream_t
+#include <cudnn.h>             // cudnnHandle_t
+
+namespace lcam::cuda::ctx {
+
+// The engine's stream; the first call selects device 0 (throws InputError when no device).
+cudaStream_t stream();
+// Handles bound to stream(); the cuBLAS math mode follows allow_tf32().
+cublasHandle_t cublas();
+cudnnHandle_t cudnn();
+// Current TF32 setting (set_allow_tf32 in engine/cuda_runtime.h; default true).
+bool allow_tf32();
+
+// The shared cuDNN workspace, grown (never shrunk) to at least `bytes`. The pointer is valid
+// until the next call; returns nullptr for 0 bytes when nothing has been allocated yet.
+void* workspace(size_t bytes);
+// Largest workspace a convolution algorithm may ask for: min(2 GiB, a quarter of the device
+// memory that was free when first asked), at least 64 MiB.
+size_t workspace_limit();
+
+// Threads per block for the flat-index kernels.
+constexpr int kBlock = 256;
+
+}  // namespace lcam::cuda::ctx
+
+namespace lcam::gpu::detail {
+
+// y[N,C,HW] = act(y + b[c]) in place; b may be null; relu selects act = max(0,.). (kernels.cu)
+void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu);
+// out[c] = sum over n and hw of x[N,C,HW] (overwrite), one block per channel. (kernels.cu)
+void channel_sum(float* out, const float* x, int N, int C, int64_t HW);
+
+}  // namespace lcam::gpu::detail

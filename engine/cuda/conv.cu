@@ -1,0 +1,272 @@
+// conv.cu — conv2d_forward / conv2d_backward_data / conv2d_backward_weight of lcam::gpu with
+// cuDNN's convolution API (NCHW, float32, cross-correlation as PyTorch).
+// Per key (the ConvParams tuple, the TF32 flag, and whether the call's pointers are 16-byte
+// aligned: some algorithms need it, and slices of a batch may not be) a Plan caches the tensor,
+// filter and convolution descriptors and, per direction, the algorithm chosen the first time
+// that direction runs: cudnnGet*Algorithm_v7 lists the candidates and their workspace needs, the
+// shared workspace grows to the largest candidate within ctx::workspace_limit(), and
+// cudnnFind*AlgorithmEx times them on the call's own buffers (it writes only the output, which
+// the call overwrites anyway); the fastest successful one is kept. If timing fails, the
+// heuristic's first candidate that fits is used.
+// Bias and ReLU run as a separate kernel (kern::bias_act_at): cuDNN's fused
+// ConvolutionBiasActivationForward only supports ReLU with one algorithm, which would override
+// the choice above. db is a deterministic per-channel reduction kernel.
+// TF32 on: CUDNN_TENSOR_OP_MATH (cuDNN may then use TF32 tensor cores, as PyTorch by default);
+// off: CUDNN_FMA_MATH (plain fp32 FMA).
+// Deliberately omits: grouped and dilated convolutions, NHWC, half precision, and a cache
+// limit (a model has a few dozen shapes).
+// Letters: N,C,H,W input; K,R,S weight; P,Q output.
+#include <cstdint>           // std::uintptr_t
+#include <initializer_list>  // aligned16's argument
+#include <map>               // std::map plan cache
+#include <memory>            // std::unique_ptr
+#include <string>            // std::string (error messages)
+#include <tuple>             // std::tuple cache key
+#include <vector>            // perf result lists
+
+#include <cudnn.h>  // convolution API
+
+#include "engine/backend.h"         // lcam::gpu declarations (LCAM_BACKEND_OPS)
+#include "engine/common.h"          // InternalError
+#include "engine/cuda/check.cuh"    // CUDNN_CHECK
+#include "engine/cuda/context.cuh"  // ctx::cudnn, ctx::workspace, detail::bias_act/channel_sum
+#include "engine/cuda_runtime.h"    // cuda::fill_zero
+
+namespace lcam::gpu {
+namespace {
+
+using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, bool>;
+
+Key key_of(const ConvParams& p, bool tf32, bool aligned) {
+  return {p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, tf32,
+          aligned};
+}
+
+bool aligned16(std::initializer_list<const void*> ptrs) {
+  for (const void* q : ptrs)
+    if (reinterpret_cast<std::uintptr_t>(q) % 16 != 0) return false;
+  return true;
+}
+
+std::string shape_of(const ConvParams& p) {
+  return "x[" + std::to_string(p.N) + "," + std::to_string(p.C) + "," + std::to_string(p.H) +
+         "," + std::to_string(p.W) + "] w[" + std::to_string(p.K) + "," + std::to_string(p.C) +
+         "," + std::to_string(p.R) + "," + std::to_string(p.S) + "] stride " +
+         std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) + " pad " +
+         std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w);
+}
+
+// One direction's choice: the algorithm (as int: the three enums differ), its workspace and
+// the math type to set on the descriptor before running it.
+struct Choice {
+  bool chosen = false;
+  int algo = 0;
+  size_t workspace = 0;
+  cudnnMathType_t math = CUDNN_FMA_MATH;
+};
+
+struct Plan {
+  ConvParams p{};
+  bool tf32 = false;
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  Choice fwd, bwd_data, bwd_filter;
+
+  Plan(const ConvParams& params, bool allow_tf32) : p(params), tf32(allow_tf32) {
+    try {
+      CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
+      CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
+      CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
+      CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
+      CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.N, p.C,
+                                             p.H, p.W));
+      CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, p.K, p.C,
+                                             p.R, p.S));
+      CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, p.pad_h, p.pad_w, p.stride_h, p.stride_w,
+                                                  1, 1, CUDNN_CROSS_CORRELATION,
+                                                  CUDNN_DATA_FLOAT));
+      CUDNN_CHECK(cudnnSetConvolutionMathType(conv, requested_math()));
+      int n = 0, k = 0, pp = 0, q = 0;
+      CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv, x, w, &n, &k, &pp, &q));
+      if (n != p.N || k != p.K || pp != p.P() || q != p.Q())
+        throw InternalError("cuDNN output shape [" + std::to_string(n) + "," +
+                            std::to_string(k) + "," + std::to_string(pp) + "," +
+                            std::to_string(q) + "] differs from the engine's for " +
+                            shape_of(p));
+      CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.N, p.K,
+                                             p.P(), p.Q()));
+    } catch (...) {
+      destroy();
+      throw;
+    }
+  }
+  ~Plan() { destroy(); }
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+
+  cudnnMathType_t requested_math() const { return tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH; }
+
+  void destroy() noexcept {
+    if (conv) CUDNN_CHECK_PRINT(cudnnDestroyConvolutionDescriptor(conv));
+    if (w) CUDNN_CHECK_PRINT(cudnnDestroyFilterDescriptor(w));
+    if (y) CUDNN_CHECK_PRINT(cudnnDestroyTensorDescriptor(y));
+    if (x) CUDNN_CHECK_PRINT(cudnnDestroyTensorDescriptor(x));
+    conv = nullptr;
+    w = nullptr;
+    x = y = nullptr;
+  }
+};
+
+// Plans are never evicted; the map lives for the process (see runtime.cu on teardown).
+Plan& plan_for(const ConvParams& p, bool aligned) {
+  static auto* cache = new std::map<Key, std::unique_ptr<Plan>>;
+  const bool tf32 = cuda::ctx::allow_tf32();
+  auto& slot = (*cache)[key_of(p, tf32, aligned)];
+  if (!slot) slot = std::make_unique<Plan>(p, tf32);
+  return *slot;
+}
+
+// Picks from perf results (any of the three perf struct types): the first entry that succeeded
+// and fits `limit` (cuDNN sorts by time for Find, by expected speed for Get_v7).
+template <class Perf>
+bool pick(const std::vector<Perf>& perfs, int count, size_t limit, bool tf32, Choice& out) {
+  for (int i = 0; i < count; ++i) {
+    const Perf& r = perfs[i];
+    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > limit) continue;
+    out.chosen = true;
+    out.algo = static_cast<int>(r.algo);
+    out.workspace = r.memory;
+    // With TF32 forbidden, never let a result's DEFAULT/TENSOR_OP math re-enable it.
+    out.math = tf32 ? r.mathType : CUDNN_FMA_MATH;
+    return true;
+  }
+  return false;
+}
+
+// Largest workspace among the successful candidates that fit the limit.
+template <class Perf>
+size_t max_fitting_workspace(const std::vector<Perf>& perfs, int count, size_t limit) {
+  size_t m = 0;
+  for (int i = 0; i < count; ++i)
+    if (perfs[i].status == CUDNN_STATUS_SUCCESS && perfs[i].memory <= limit && perfs[i].memory > m)
+      m = perfs[i].memory;
+  return m;
+}
+
+// Shared selection logic: heuristics list (get), grow the workspace, time (find), pick.
+// `find` returns the cudnnStatus_t of the timing call so that its failure can fall back.
+template <class Perf, class Get, class Find>
+Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find find) {
+  const size_t limit = cuda::ctx::workspace_limit();
+  std::vector<Perf> heur(static_cast<size_t>(max_count));
+  int heur_n = 0;
+  CUDNN_CHECK(get(max_count, &heur_n, heur.data()));
+  const size_t ws_bytes = max_fitting_workspace(heur, heur_n, limit);
+  void* ws = cuda::ctx::workspace(ws_bytes);
+
+  Choice c;
+  std::vector<Perf> timed(static_cast<size_t>(max_count));
+  int timed_n = 0;
+  const cudnnStatus_t st = find(max_count, &timed_n, timed.data(), ws, ws_bytes);
+  if (st == CUDNN_STATUS_SUCCESS && pick(timed, timed_n, ws_bytes, plan.tf32, c)) return c;
+  if (pick(heur, heur_n, limit, plan.tf32, c)) return c;
+  throw InternalError(std::string("cuDNN has no usable ") + what + " algorithm for " +
+                      shape_of(plan.p) + " within a " + std::to_string(limit >> 20) +
+                      " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p,
+                    bool relu) {
+  if (p.N <= 0 || p.K <= 0) return;
+  Plan& plan = plan_for(p, aligned16({y, x, w}));
+  cudnnHandle_t h = cuda::ctx::cudnn();
+  const float one = 1.f, zero = 0.f;
+  if (!plan.fwd.chosen) {
+    int max_count = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
+    plan.fwd = choose<cudnnConvolutionFwdAlgoPerf_t>(
+        "forward", plan, max_count,
+        [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* r) {
+          return cudnnGetConvolutionForwardAlgorithm_v7(h, plan.x, plan.w, plan.conv, plan.y, n,
+                                                        got, r);
+        },
+        [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* r, void* ws, size_t ws_bytes) {
+          return cudnnFindConvolutionForwardAlgorithmEx(h, plan.x, x, plan.w, w, plan.conv,
+                                                        plan.y, y, n, got, r, ws, ws_bytes);
+        });
+  }
+  void* ws = cuda::ctx::workspace(plan.fwd.workspace);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.fwd.math));
+  CUDNN_CHECK(cudnnConvolutionForward(h, &one, plan.x, x, plan.w, w, plan.conv,
+                                      static_cast<cudnnConvolutionFwdAlgo_t>(plan.fwd.algo), ws,
+                                      plan.fwd.workspace, &zero, plan.y, y));
+  detail::bias_act(y, b, p.N, p.K, static_cast<int64_t>(p.P()) * p.Q(), relu);
+}
+
+void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
+  if (p.N <= 0 || p.C <= 0) return;
+  Plan& plan = plan_for(p, aligned16({dx, dy, w}));
+  cudnnHandle_t h = cuda::ctx::cudnn();
+  const float one = 1.f, zero = 0.f;
+  if (!plan.bwd_data.chosen) {
+    int max_count = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
+    plan.bwd_data = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
+        "backward-data", plan, max_count,
+        [&](int n, int* got, cudnnConvolutionBwdDataAlgoPerf_t* r) {
+          return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, plan.w, plan.y, plan.conv,
+                                                             plan.x, n, got, r);
+        },
+        [&](int n, int* got, cudnnConvolutionBwdDataAlgoPerf_t* r, void* ws, size_t ws_bytes) {
+          return cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan.w, w, plan.y, dy, plan.conv,
+                                                             plan.x, dx, n, got, r, ws,
+                                                             ws_bytes);
+        });
+  }
+  void* ws = cuda::ctx::workspace(plan.bwd_data.workspace);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.bwd_data.math));
+  CUDNN_CHECK(cudnnConvolutionBackwardData(
+      h, &one, plan.w, w, plan.y, dy, plan.conv,
+      static_cast<cudnnConvolutionBwdDataAlgo_t>(plan.bwd_data.algo), ws, plan.bwd_data.workspace,
+      &zero, plan.x, dx));
+}
+
+void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x,
+                            const ConvParams& p) {
+  if (p.K <= 0 || p.C <= 0) return;
+  if (p.N <= 0) {  // no samples: zero gradients (cuDNN rejects empty tensors)
+    cuda::fill_zero(dw, sizeof(float) * static_cast<size_t>(p.K) * p.C * p.R * p.S);
+    if (db) cuda::fill_zero(db, sizeof(float) * static_cast<size_t>(p.K));
+    return;
+  }
+  Plan& plan = plan_for(p, aligned16({dw, dy, x}));
+  cudnnHandle_t h = cuda::ctx::cudnn();
+  const float one = 1.f, zero = 0.f;
+  if (!plan.bwd_filter.chosen) {
+    int max_count = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
+    plan.bwd_filter = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
+        "backward-filter", plan, max_count,
+        [&](int n, int* got, cudnnConvolutionBwdFilterAlgoPerf_t* r) {
+          return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, plan.x, plan.y, plan.conv,
+                                                               plan.w, n, got, r);
+        },
+        [&](int n, int* got, cudnnConvolutionBwdFilterAlgoPerf_t* r, void* ws, size_t ws_bytes) {
+          return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, plan.x, x, plan.y, dy,
+                                                               plan.conv, plan.w, dw, n, got, r,
+                                                               ws, ws_bytes);
+        });
+  }
+  void* ws = cuda::ctx::workspace(plan.bwd_filter.workspace);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.bwd_filter.math));
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+      h, &one, plan.x, x, plan.y, dy, plan.conv,
+      static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan.bwd_filter.algo), ws,
+      plan.bwd_filter.workspace, &zero, plan.w, dw));
+  if (db) detail::channel_sum(db, dy, p.N, p.K, static_cast<int64_t>(p.P()) * p.Q());
+}
+
+}  // namespace lcam::gpu

@@ -1,0 +1,340 @@
+// runtime.cu — engine/cuda_runtime.h and engine/cuda/context.cuh for CUDA builds: the device
+// probe, the one stream, lazily created cuBLAS/cuDNN handles, the caching device allocator,
+// copies, the shared cuDNN workspace and the TF32 switch.
+// Allocator: requests are rounded up (512 B granularity up to 1 MiB, 2 MiB above), freed blocks
+// go to a free list keyed by size and are reused for requests at most 25% smaller; memory goes
+// back to the driver only when a cudaMalloc fails (then the cache is released and the malloc
+// retried once). Statistics count reserved bytes (cached + in use), like PyTorch's
+// memory_reserved.
+// Deliberately omits: multiple devices and streams, block splitting, and teardown — the state
+// is never destroyed, so tensors freed during static destruction stay valid calls, and the
+// driver reclaims everything at exit.
+// Threading: the allocator is locked; ops, handles and the workspace assume one host thread.
+#include <algorithm>      // std::min, std::max
+#include <atomic>         // std::atomic<bool> for the TF32 switch
+#include <cstdio>         // std::fprintf, std::snprintf
+#include <cstring>        // std::memcpy
+#include <map>            // std::multimap free lists
+#include <mutex>          // std::mutex
+#include <string>         // std::string
+#include <unordered_map>  // live blocks
+
+#include <cublas_v2.h>         // cublasCreate, cublasSetMathMode, cublasSetWorkspace
+#include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams, device queries
+#include <cudnn.h>             // cudnnCreate, cudnnSetStream, cudnnGetVersion
+
+#include "engine/common.h"         // InputError, InternalError
+#include "engine/cuda/check.cuh"   // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
+#include "engine/cuda/context.cuh" // the internal interface implemented here
+#include "engine/cuda_runtime.h"   // the public interface implemented here
+
+namespace lcam::cuda {
+namespace {
+
+constexpr size_t kKiB = 1024, kMiB = 1024 * kKiB, kGiB = 1024 * kMiB;
+constexpr size_t kCublasWorkspace = 32 * kMiB;  // cuBLAS's recommendation for Hopper
+
+std::atomic<bool> g_allow_tf32{true};
+
+// An empty kernel: if its attributes cannot be read, this binary has no code for the GPU.
+__global__ void probe_kernel() {}
+
+struct Probe {
+  bool ok = false;
+  std::string reason;
+};
+
+Probe run_probe() noexcept {
+  Probe p;
+  try {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      p.reason = "no CUDA device: " + check::str(e);
+      return p;
+    }
+    if (count == 0) {
+      p.reason = "no CUDA device: the driver reports none";
+      return p;
+    }
+    cudaDeviceProp prop{};
+    e = cudaGetDeviceProperties(&prop, 0);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      p.reason = "no CUDA device: " + check::str(e);
+      return p;
+    }
+    cudaFuncAttributes attr{};
+    e = cudaFuncGetAttributes(&attr, probe_kernel);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      p.reason = "no usable CUDA device: this build has no code for " + std::string(prop.name) +
+                 " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+                 "): " + check::str(e);
+      return p;
+    }
+    p.ok = true;
+  } catch (...) {
+    p.ok = false;
+    p.reason = "no CUDA device: probe failed";
+  }
+  return p;
+}
+
+const Probe& probe() {
+  static const Probe p = run_probe();
+  return p;
+}
+
+// ---- caching allocator ------------------------------------------------------------------------
+struct Allocator {
+  std::mutex mu;
+  std::multimap<size_t, void*> free_blocks;  // block size -> pointer
+  std::unordered_map<void*, size_t> live;    // pointer -> block size
+  size_t reserved = 0, peak = 0, in_use = 0;
+};
+
+Allocator& allocator() {
+  static Allocator* a = new Allocator;  // never destroyed: see the file comment
+  return *a;
+}
+
+size_t round_size(size_t bytes) {
+  const size_t g = bytes <= kMiB ? 512 : 2 * kMiB;
+  return (bytes + g - 1) / g * g;
+}
+
+// Returns every cached block to the driver. Caller holds the lock.
+void release_cached_locked(Allocator& a) {
+  CUDA_CHECK(cudaStreamSynchronize(ctx::stream()));
+  for (auto& [size, p] : a.free_blocks) {
+    CUDA_CHECK(cudaFree(p));
+    a.reserved -= size;
+  }
+  a.free_blocks.clear();
+}
+
+std::string gib(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / static_cast<double>(kGiB));
+  return buf;
+}
+
+}  // namespace
+
+// ---- device presence --------------------------------------------------------------------------
+bool available() { return probe().ok; }
+
+std::string unavailable_reason() { return probe().ok ? std::string() : probe().reason; }
+
+void require_available() {
+  if (!available()) throw InputError("--device cuda: " + unavailable_reason());
+}
+
+// ---- allocator --------------------------------------------------------------------------------
+void* device_alloc(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  (void)ctx::stream();  // selects the device, or throws InputError when there is none
+  const size_t want = round_size(bytes);
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  auto it = a.free_blocks.lower_bound(want);
+  if (it != a.free_blocks.end() && it->first <= want + want / 4) {
+    void* p = it->second;
+    const size_t size = it->first;
+    a.free_blocks.erase(it);
+    a.live.emplace(p, size);
+    a.in_use += size;
+    return p;
+  }
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, want);
+  if (e == cudaErrorMemoryAllocation && !a.free_blocks.empty()) {
+    (void)cudaGetLastError();
+    release_cached_locked(a);
+    e = cudaMalloc(&p, want);
+  }
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    (void)cudaGetLastError();
+    throw InternalError("cudaMalloc of " + std::to_string(want) + " bytes failed (" +
+                        check::str(e) + "); reserved " + gib(a.reserved) + ", in use " +
+                        gib(a.in_use) + ", device free " + gib(free_b) + " of " + gib(total_b));
+  }
+  a.live.emplace(p, want);
+  a.reserved += want;
+  a.in_use += want;
+  a.peak = std::max(a.peak, a.reserved);
+  return p;
+}
+
+void device_free(void* p, size_t /*bytes: the block's own size is recorded*/) {
+  if (!p) return;
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  auto it = a.live.find(p);
+  if (it == a.live.end()) {
+    // Called from destructors: report, never throw.
+    std::fprintf(stderr, "lcam: device_free of unknown pointer %p ignored\n", p);
+    return;
+  }
+  a.in_use -= it->second;
+  a.free_blocks.emplace(it->second, p);
+  a.live.erase(it);
+}
+
+MemoryStats memory_stats() {
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  return {a.reserved, a.peak};
+}
+
+void reset_peak() {
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  a.peak = a.reserved;
+}
+
+// ---- copies -----------------------------------------------------------------------------------
+void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_dev == Device::CPU && src_dev == Device::CPU) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  cudaStream_t s = ctx::stream();
+  // Unified addressing lets the runtime infer the direction from the pointers.
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s));
+  // Device-to-device copies are ordered on the stream like every op; a copy that touches host
+  // memory completes before returning, so the caller may read or free that memory.
+  if (dst_dev == Device::CPU || src_dev == Device::CPU) CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void fill_zero(void* p, size_t bytes) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx::stream()));
+}
+
+void synchronize() {
+  if (!available()) return;
+  CUDA_CHECK(cudaStreamSynchronize(ctx::stream()));
+}
+
+void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
+
+std::string device_summary() {
+  if (!available()) return "none (" + unavailable_reason() + ")";
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  int driver = 0, runtime = 0;
+  CUDA_CHECK(cudaDriverGetVersion(&driver));
+  CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  int blas_major = 0, blas_minor = 0, blas_patch = 0;
+  CUBLAS_CHECK(cublasGetProperty(MAJOR_VERSION, &blas_major));
+  CUBLAS_CHECK(cublasGetProperty(MINOR_VERSION, &blas_minor));
+  CUBLAS_CHECK(cublasGetProperty(PATCH_LEVEL, &blas_patch));
+  const size_t dnn = cudnnGetVersion();
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%s, %.1f GiB, sm_%d%d, driver %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu, "
+                "cuBLAS %d.%d.%d",
+                prop.name, static_cast<double>(prop.totalGlobalMem) / static_cast<double>(kGiB),
+                prop.major, prop.minor, driver / 1000, (driver % 1000) / 10, runtime / 1000,
+                (runtime % 1000) / 10, dnn / 10000, (dnn % 10000) / 100, dnn % 100, blas_major,
+                blas_minor, blas_patch);
+  return buf;
+}
+
+// ---- internal context (context.cuh) -----------------------------------------------------------
+namespace ctx {
+namespace {
+
+cudaStream_t make_stream() {
+  require_available();
+  CUDA_CHECK(cudaSetDevice(0));
+  // A blocking stream: work on the legacy default stream (a caller's cudaEventRecord(e, 0),
+  // say) stays ordered with the engine's work.
+  cudaStream_t s = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamDefault));
+  return s;
+}
+
+cublasHandle_t make_cublas() {
+  cudaStream_t s = stream();
+  cublasHandle_t h = nullptr;
+  CUBLAS_CHECK(cublasCreate(&h));
+  // cublasSetStream resets the workspace to cuBLAS's own pool: set the stream first, then
+  // give cuBLAS a workspace from the caching allocator so it never mallocs during a run.
+  CUBLAS_CHECK(cublasSetStream(h, s));
+  void* ws = device_alloc(kCublasWorkspace);
+  CUBLAS_CHECK(cublasSetWorkspace(h, ws, kCublasWorkspace));
+  CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+  return h;
+}
+
+cudnnHandle_t make_cudnn() {
+  cudaStream_t s = stream();
+  cudnnHandle_t h = nullptr;
+  CUDNN_CHECK(cudnnCreate(&h));
+  CUDNN_CHECK(cudnnSetStream(h, s));
+  return h;
+}
+
+}  // namespace
+
+cudaStream_t stream() {
+  static cudaStream_t s = make_stream();  // retried on the next call if it threw
+  return s;
+}
+
+cublasHandle_t cublas() {
+  static cublasHandle_t h = make_cublas();
+  static int applied = -1;  // math mode last set: -1 none, 0 fp32, 1 tf32
+  const int want = g_allow_tf32.load() ? 1 : 0;
+  if (applied != want) {
+    // TF32 off: CUBLAS_DEFAULT_MATH keeps sgemm in full fp32 (as PyTorch with
+    // allow_tf32=False); pedantic mode would also forbid faster fp32 kernels for no accuracy.
+    CUBLAS_CHECK(cublasSetMathMode(h, want ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    applied = want;
+  }
+  return h;
+}
+
+cudnnHandle_t cudnn() {
+  static cudnnHandle_t h = make_cudnn();
+  return h;
+}
+
+bool allow_tf32() { return g_allow_tf32.load(); }
+
+void* workspace(size_t bytes) {
+  static void* ws = nullptr;
+  static size_t ws_bytes = 0;
+  if (bytes <= ws_bytes) return ws;
+  // The old block goes back to the cache; ops already queued on the stream that use it run
+  // before anything queued later, so handing it out again is safe.
+  void* old = ws;
+  const size_t old_bytes = ws_bytes;
+  ws = nullptr;
+  ws_bytes = 0;
+  device_free(old, old_bytes);
+  ws = device_alloc(bytes);
+  ws_bytes = bytes;
+  return ws;
+}
+
+size_t workspace_limit() {
+  static const size_t limit = [] {
+    (void)stream();
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return std::max<size_t>(64 * kMiB, std::min<size_t>(2 * kGiB, free_b / 4));
+  }();
+  return limit;
+}
+
+}  // namespace ctx
+}  // namespace lcam::cuda

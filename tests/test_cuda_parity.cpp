@@ -1,0 +1,483 @@
+// test_cuda_parity.cpp — every op of engine/ops.h run on the CPU and on CUDA from the same
+// random inputs, the CPU result being the oracle; plus the CUDA runtime's copies and caching
+// allocator. Shapes include the VGG-16 / ResNet-50 ones (3x3 pad 1, 7x7 stride 2 pad 3, 1x1
+// stride 2, max-pool 3x3/2 pad 1 and 2x2/2, adaptive pool to 7x7 and 1x1) at small batch and,
+// where the CPU stays fast, small spatial size.
+// Tolerances are relative to the largest magnitude of the reference: 1e-5 for cuDNN / cuBLAS
+// with TF32 off, 2e-3 with TF32 on, 1e-6 for the kernels that share their bodies with the CPU
+// (they differ only by FMA contraction and the GPU's expf/logf). Argmax indices must match.
+// Without a usable device (or in a CPU-only build) every case prints one "skipped" line and
+// passes. Deliberately omits gradient checks (the CPU op suites do them) and timing.
+// Letters: N,C,H,W input; K,R,S weight; P,Q output; F,O linear in/out features.
+#include <algorithm>  // std::max
+#include <cmath>      // std::fabs, std::isfinite
+#include <cstdint>    // int32_t, int64_t
+#include <cstdio>     // std::printf
+#include <random>     // std::mt19937, std::uniform_real_distribution
+#include <string>     // std::string, std::to_string
+#include <vector>     // std::vector
+
+#include <doctest/doctest.h>  // TEST_SUITE, TEST_CASE, CHECK_MESSAGE
+
+#include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats
+#include "engine/ops.h"           // the ops under test
+#include "engine/tensor.h"        // Tensor, Device, DType
+#include "models/model.h"         // load_model, random_model (whole-model parity)
+#include "tests/test_util.h"      // fixture
+
+namespace {
+
+using lcam::ConvParams;
+using lcam::Device;
+using lcam::DType;
+using lcam::PoolParams;
+using lcam::Tensor;
+using Shape = std::vector<int64_t>;
+
+constexpr double kTolGemm = 1e-5;   // cuDNN / cuBLAS, TF32 off
+constexpr double kTolTf32 = 2e-3;   // cuDNN / cuBLAS, TF32 on
+constexpr double kTolBody = 1e-6;   // shared kernel bodies
+
+// True (after printing one line) when this test case cannot run here.
+bool skip_without_cuda() {
+  if (lcam::cuda::available()) return false;
+  std::printf("cuda parity: skipped (%s)\n", lcam::cuda::unavailable_reason().c_str());
+  return true;
+}
+
+// Sets the TF32 switch for one test case and restores the engine default (on) afterwards.
+struct Tf32Scope {
+  explicit Tf32Scope(bool on) { lcam::cuda::set_allow_tf32(on); }
+  ~Tf32Scope() { lcam::cuda::set_allow_tf32(true); }
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+};
+
+Tensor random(const Shape& shape, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  Tensor t = Tensor::empty(shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(rng);
+  return t;
+}
+
+Tensor on_gpu(const Tensor& t) { return t.to(Device::CUDA); }
+
+// max |ref - got| / max |ref| (absolute when ref is all zeros); NaN anywhere gives NaN.
+double rel_err(const Tensor& ref, const Tensor& got) {
+  const std::vector<float> a = ref.to_vector(), b = got.to_vector();
+  if (a.size() != b.size()) return INFINITY;
+  double max_ref = 0.0, max_diff = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return NAN;
+    max_ref = std::max(max_ref, static_cast<double>(std::fabs(a[i])));
+    max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+  }
+  return max_ref > 0.0 ? max_diff / max_ref : max_diff;
+}
+
+void check_close(const std::string& what, const Tensor& ref, const Tensor& got, double tol) {
+  const double e = rel_err(ref, got);
+  CHECK_MESSAGE(e <= tol, what << ": relative error " << e << " > tolerance " << tol);
+}
+
+std::string conv_name(const ConvParams& p) {
+  return "conv x[" + std::to_string(p.N) + "," + std::to_string(p.C) + "," + std::to_string(p.H) +
+         "," + std::to_string(p.W) + "] k" + std::to_string(p.K) + " " + std::to_string(p.R) +
+         "x" + std::to_string(p.S) + "/" + std::to_string(p.stride_h) + " pad " +
+         std::to_string(p.pad_h);
+}
+
+ConvParams conv(int N, int C, int H, int W, int K, int R, int stride, int pad) {
+  return ConvParams{N, C, H, W, K, R, R, stride, stride, pad, pad};
+}
+
+// Forward (with and without bias, with and without ReLU), backward data, backward weight (with
+// and without db), on both devices.
+void conv_parity(const ConvParams& p, double tol, uint32_t seed) {
+  const std::string name = conv_name(p);
+  const Shape ys = {p.N, p.K, p.P(), p.Q()}, xs = {p.N, p.C, p.H, p.W}, ws = {p.K, p.C, p.R, p.S};
+  const Tensor x = random(xs, seed), w = random(ws, seed + 1), b = random({p.K}, seed + 2);
+  const Tensor dy = random(ys, seed + 3);
+  const Tensor xg = on_gpu(x), wg = on_gpu(w), bg = on_gpu(b), dyg = on_gpu(dy);
+  const Tensor none;
+
+  for (int with_bias = 0; with_bias < 2; ++with_bias)
+    for (int relu = 0; relu < 2; ++relu) {
+      Tensor yc = Tensor::empty(ys), yg = Tensor::empty(ys, Device::CUDA);
+      lcam::conv2d_forward(yc, x, w, with_bias ? b : none, p, relu != 0);
+      lcam::conv2d_forward(yg, xg, wg, with_bias ? bg : none, p, relu != 0);
+      check_close(name + " forward bias=" + std::to_string(with_bias) +
+                      " relu=" + std::to_string(relu),
+                  yc, yg, tol);
+    }
+
+  Tensor dxc = Tensor::empty(xs), dxg = Tensor::empty(xs, Device::CUDA);
+  lcam::conv2d_backward_data(dxc, dy, w, p);
+  lcam::conv2d_backward_data(dxg, dyg, wg, p);
+  check_close(name + " backward data", dxc, dxg, tol);
+
+  Tensor dwc = Tensor::empty(ws), dwg = Tensor::empty(ws, Device::CUDA);
+  Tensor dbc = Tensor::empty({p.K}), dbg = Tensor::empty({p.K}, Device::CUDA);
+  lcam::conv2d_backward_weight(dwc, dbc, dy, x, p);
+  lcam::conv2d_backward_weight(dwg, dbg, dyg, xg, p);
+  check_close(name + " backward weight", dwc, dwg, tol);
+  check_close(name + " backward bias", dbc, dbg, tol);
+
+  Tensor no_db;
+  Tensor dwg2 = Tensor::empty(ws, Device::CUDA);
+  lcam::conv2d_backward_weight(dwg2, no_db, dyg, xg, p);
+  check_close(name + " backward weight without db", dwc, dwg2, tol);
+}
+
+void linear_parity(int N, int F, int O, double tol, uint32_t seed) {
+  const std::string name =
+      "linear N" + std::to_string(N) + " F" + std::to_string(F) + " O" + std::to_string(O);
+  const Tensor x = random({N, F}, seed), w = random({O, F}, seed + 1), b = random({O}, seed + 2);
+  const Tensor dy = random({N, O}, seed + 3);
+  const Tensor xg = on_gpu(x), wg = on_gpu(w), bg = on_gpu(b), dyg = on_gpu(dy);
+  const Tensor none;
+
+  for (int with_bias = 0; with_bias < 2; ++with_bias)
+    for (int relu = 0; relu < 2; ++relu) {
+      Tensor yc = Tensor::empty({N, O}), yg = Tensor::empty({N, O}, Device::CUDA);
+      lcam::linear_forward(yc, x, w, with_bias ? b : none, relu != 0);
+      lcam::linear_forward(yg, xg, wg, with_bias ? bg : none, relu != 0);
+      check_close(name + " forward bias=" + std::to_string(with_bias) +
+                      " relu=" + std::to_string(relu),
+                  yc, yg, tol);
+    }
+
+  Tensor dxc = Tensor::empty({N, F}), dxg = Tensor::empty({N, F}, Device::CUDA);
+  lcam::linear_backward_data(dxc, dy, w);
+  lcam::linear_backward_data(dxg, dyg, wg);
+  check_close(name + " backward data", dxc, dxg, tol);
+
+  Tensor dwc = Tensor::empty({O, F}), dwg = Tensor::empty({O, F}, Device::CUDA);
+  Tensor dbc = Tensor::empty({O}), dbg = Tensor::empty({O}, Device::CUDA);
+  lcam::linear_backward_weight(dwc, dbc, dy, x);
+  lcam::linear_backward_weight(dwg, dbg, dyg, xg);
+  check_close(name + " backward weight", dwc, dwg, tol);
+  check_close(name + " backward bias", dbc, dbg, tol);
+
+  Tensor no_db;
+  Tensor dwg2 = Tensor::empty({O, F}, Device::CUDA);
+  lcam::linear_backward_weight(dwg2, no_db, dyg, xg);
+  check_close(name + " backward weight without db", dwc, dwg2, tol);
+}
+
+std::vector<int32_t> int_values(const Tensor& t) {
+  const Tensor h = t.device() == Device::CPU ? t : t.to(Device::CPU);
+  return std::vector<int32_t>(h.data_i32(), h.data_i32() + h.numel());
+}
+
+void maxpool_parity(const PoolParams& p, uint32_t seed) {
+  const std::string name = "maxpool x[" + std::to_string(p.N) + "," + std::to_string(p.C) + "," +
+                           std::to_string(p.H) + "," + std::to_string(p.W) + "] " +
+                           std::to_string(p.R) + "x" + std::to_string(p.S) + "/" +
+                           std::to_string(p.stride_h) + " pad " + std::to_string(p.pad_h);
+  const Shape xs = {p.N, p.C, p.H, p.W}, ys = {p.N, p.C, p.P(), p.Q()};
+  const Tensor x = random(xs, seed), dy = random(ys, seed + 1);
+  const Tensor xg = on_gpu(x), dyg = on_gpu(dy);
+
+  Tensor yc = Tensor::empty(ys), yg = Tensor::empty(ys, Device::CUDA);
+  Tensor ac = Tensor::empty(ys, Device::CPU, DType::I32);
+  Tensor ag = Tensor::empty(ys, Device::CUDA, DType::I32);
+  lcam::maxpool2d_forward(yc, ac, x, p);
+  lcam::maxpool2d_forward(yg, ag, xg, p);
+  check_close(name + " forward", yc, yg, 0.0);
+  CHECK_MESSAGE(int_values(ac) == int_values(ag), name << ": argmax differs");
+
+  Tensor no_argmax;
+  Tensor yg2 = Tensor::empty(ys, Device::CUDA);
+  lcam::maxpool2d_forward(yg2, no_argmax, xg, p);
+  check_close(name + " forward without argmax", yc, yg2, 0.0);
+
+  Tensor dxc = Tensor::empty(xs), dxg = Tensor::empty(xs, Device::CUDA);
+  lcam::maxpool2d_backward(dxc, dy, ac, p);
+  lcam::maxpool2d_backward(dxg, dyg, ag, p);
+  check_close(name + " backward", dxc, dxg, kTolBody);
+}
+
+void adaptive_parity(int N, int C, int H, int W, int P, int Q, uint32_t seed) {
+  const std::string name = "adaptive avgpool [" + std::to_string(H) + "x" + std::to_string(W) +
+                           "] -> [" + std::to_string(P) + "x" + std::to_string(Q) + "]";
+  const Tensor x = random({N, C, H, W}, seed), dy = random({N, C, P, Q}, seed + 1);
+  Tensor yc = Tensor::empty({N, C, P, Q}), yg = Tensor::empty({N, C, P, Q}, Device::CUDA);
+  lcam::adaptive_avgpool2d_forward(yc, x);
+  lcam::adaptive_avgpool2d_forward(yg, on_gpu(x));
+  check_close(name + " forward", yc, yg, kTolBody);
+  Tensor dxc = Tensor::empty({N, C, H, W}), dxg = Tensor::empty({N, C, H, W}, Device::CUDA);
+  lcam::adaptive_avgpool2d_backward(dxc, dy);
+  lcam::adaptive_avgpool2d_backward(dxg, on_gpu(dy));
+  check_close(name + " backward", dxc, dxg, kTolBody);
+}
+
+}  // namespace
+
+TEST_SUITE("cuda") {
+
+TEST_CASE("cuda runtime: copies, fill_zero and slices round-trip") {
+  if (skip_without_cuda()) return;
+  const Tensor x = random({3, 5, 7}, 11);
+  Tensor g = on_gpu(x);
+  Tensor g2 = g.clone();  // device to device
+  check_close("host->device->device->host", x, g2.to(Device::CPU), 0.0);
+  Tensor part = g.slice0(1, 3).to(Device::CPU);
+  check_close("slice0 of a device tensor", x.slice0(1, 3), part, 0.0);
+  g2.fill_zero();
+  const std::vector<float> zeros = g2.to_vector();
+  bool all_zero = true;
+  for (float v : zeros) all_zero = all_zero && v == 0.f;
+  CHECK(all_zero);
+  Tensor labels = Tensor::empty({4}, Device::CPU, DType::I32);
+  for (int i = 0; i < 4; ++i) labels.data_i32()[i] = 100 * i - 7;
+  CHECK(int_values(labels.to(Device::CUDA)) == int_values(labels));
+}
+
+TEST_CASE("cuda runtime: the caching allocator reuses freed blocks and tracks the peak") {
+  if (skip_without_cuda()) return;
+  { Tensor warm = Tensor::empty({1 << 20}, Device::CUDA); }  // 4 MiB, now cached
+  const lcam::MemoryStats before = lcam::cuda::memory_stats();
+  CHECK(before.current > 0);
+  CHECK(before.peak >= before.current);
+  for (int i = 0; i < 10; ++i) {
+    Tensor t = Tensor::empty({1 << 20}, Device::CUDA);
+    Tensor u = Tensor::empty({1000}, Device::CUDA);
+  }
+  const lcam::MemoryStats after = lcam::cuda::memory_stats();
+  // The 4 MiB block came from the cache; only the small one may be new.
+  CHECK(after.current <= before.current + 64 * 1024);
+  lcam::cuda::reset_peak();
+  CHECK(lcam::cuda::memory_stats().peak == lcam::cuda::memory_stats().current);
+  CHECK(!lcam::cuda::device_summary().empty());
+}
+
+TEST_CASE("cuda parity: conv2d forward/backward, fp32 (TF32 off)") {
+  if (skip_without_cuda()) return;
+  Tf32Scope fp32(false);
+  uint32_t seed = 100;
+  for (const ConvParams& p : {
+           conv(2, 3, 32, 32, 16, 3, 1, 1),     // VGG first layer, 3x3 pad 1
+           conv(2, 64, 28, 28, 64, 3, 1, 1),    // VGG body
+           conv(3, 16, 13, 11, 24, 3, 1, 1),    // odd sizes
+           conv(2, 3, 224, 224, 64, 7, 2, 3),   // ResNet stem, 7x7 stride 2 pad 3
+           conv(2, 3, 31, 29, 8, 7, 2, 3),      // stem on odd sizes (P rounds down)
+           conv(2, 64, 28, 28, 128, 1, 2, 0),   // ResNet downsample, 1x1 stride 2
+           conv(2, 256, 14, 14, 64, 1, 1, 0),   // bottleneck reduce, 1x1
+           conv(2, 32, 15, 15, 32, 3, 2, 1),    // ResNet v1.5 strided 3x3
+           conv(4, 512, 7, 7, 1000, 1, 1, 0),   // L-CAM attention on VGG-16's 7x7 maps
+       }) {
+    conv_parity(p, kTolGemm, seed);
+    seed += 10;
+  }
+}
+
+TEST_CASE("cuda parity: conv2d with TF32 tensor cores, and a cached plan reused") {
+  if (skip_without_cuda()) return;
+  uint32_t seed = 300;
+  for (const ConvParams& p : {conv(2, 64, 28, 28, 64, 3, 1, 1), conv(2, 3, 64, 64, 64, 7, 2, 3),
+                              conv(2, 256, 14, 14, 512, 1, 2, 0)}) {
+    {
+      Tf32Scope tf32(true);
+      conv_parity(p, kTolTf32, seed);
+      conv_parity(p, kTolTf32, seed + 1);  // second run: the cached plan and algorithms
+    }
+    {
+      Tf32Scope fp32(false);  // same shape, the other math mode: a separate plan
+      conv_parity(p, kTolGemm, seed + 2);
+    }
+    seed += 10;
+  }
+}
+
+TEST_CASE("cuda parity: linear forward/backward, fp32 and TF32") {
+  if (skip_without_cuda()) return;
+  struct Case { int N, F, O; };
+  uint32_t seed = 500;
+  for (const Case& c : {Case{3, 512, 1000}, Case{2, 4096, 1000}, Case{5, 2048, 1000},
+                        Case{7, 33, 17}, Case{1, 25088, 256}, Case{64, 100, 3}}) {
+    {
+      Tf32Scope fp32(false);
+      linear_parity(c.N, c.F, c.O, kTolGemm, seed);
+    }
+    {
+      Tf32Scope tf32(true);
+      linear_parity(c.N, c.F, c.O, kTolTf32, seed + 1);
+    }
+    seed += 10;
+  }
+}
+
+TEST_CASE("cuda parity: relu, add, add_inplace") {
+  if (skip_without_cuda()) return;
+  const Shape s = {2, 3, 17, 19};
+  const Tensor x = random(s, 1), a = random(s, 2), dy = random(s, 3);
+  const Tensor xg = on_gpu(x), ag = on_gpu(a), dyg = on_gpu(dy);
+
+  Tensor yc = Tensor::empty(s), yg = Tensor::empty(s, Device::CUDA);
+  lcam::relu_forward(yc, x);
+  lcam::relu_forward(yg, xg);
+  check_close("relu forward", yc, yg, 0.0);
+  Tensor inplace = xg.clone();
+  lcam::relu_forward(inplace, inplace);
+  check_close("relu forward in place", yc, inplace, 0.0);
+
+  Tensor dxc = Tensor::empty(s), dxg = Tensor::empty(s, Device::CUDA);
+  lcam::relu_backward(dxc, dy, yc);
+  lcam::relu_backward(dxg, dyg, yg);
+  check_close("relu backward", dxc, dxg, 0.0);
+
+  for (int relu = 0; relu < 2; ++relu) {
+    Tensor sc = Tensor::empty(s), sg = Tensor::empty(s, Device::CUDA);
+    lcam::add_forward(sc, x, a, relu != 0);
+    lcam::add_forward(sg, xg, ag, relu != 0);
+    check_close("add relu=" + std::to_string(relu), sc, sg, 0.0);
+  }
+
+  Tensor accc = x.clone(), accg = xg.clone();
+  lcam::add_inplace(accc, a);
+  lcam::add_inplace(accg, ag);
+  check_close("add_inplace", accc, accg, 0.0);
+}
+
+TEST_CASE("cuda parity: channel_affine forward/backward (frozen batch-norm)") {
+  if (skip_without_cuda()) return;
+  for (const Shape& s : {Shape{2, 64, 56, 56}, Shape{3, 5, 7, 9}, Shape{1, 2048, 7, 7}}) {
+    const int C = static_cast<int>(s[1]);
+    const Tensor x = random(s, 21), dy = random(s, 22);
+    const Tensor scale = random({C}, 23, 0.1f, 2.f), shift = random({C}, 24);
+    Tensor yc = Tensor::empty(s), yg = Tensor::empty(s, Device::CUDA);
+    lcam::channel_affine_forward(yc, x, scale, shift);
+    lcam::channel_affine_forward(yg, on_gpu(x), on_gpu(scale), on_gpu(shift));
+    check_close("channel_affine forward", yc, yg, kTolBody);
+    Tensor dxc = Tensor::empty(s), dxg = Tensor::empty(s, Device::CUDA);
+    lcam::channel_affine_backward(dxc, dy, scale);
+    lcam::channel_affine_backward(dxg, on_gpu(dy), on_gpu(scale));
+    check_close("channel_affine backward", dxc, dxg, kTolBody);
+  }
+}
+
+TEST_CASE("cuda parity: max-pool forward/backward") {
+  if (skip_without_cuda()) return;
+  // PoolParams: N, C, H, W, R, S, stride_h, stride_w, pad_h, pad_w
+  maxpool_parity(PoolParams{2, 8, 112, 112, 3, 3, 2, 2, 1, 1}, 31);  // ResNet stem pool
+  maxpool_parity(PoolParams{2, 5, 15, 13, 3, 3, 2, 2, 1, 1}, 32);    // odd sizes
+  maxpool_parity(PoolParams{2, 8, 14, 14, 2, 2, 2, 2, 0, 0}, 33);    // VGG pool
+  maxpool_parity(PoolParams{2, 8, 15, 15, 2, 2, 2, 2, 0, 0}, 34);    // floor mode drops a row
+}
+
+TEST_CASE("cuda parity: adaptive average pool forward/backward") {
+  if (skip_without_cuda()) return;
+  adaptive_parity(2, 8, 7, 7, 7, 7, 41);     // VGG-16 at 224: identity
+  adaptive_parity(2, 8, 14, 14, 7, 7, 42);   // larger input
+  adaptive_parity(2, 8, 10, 13, 7, 7, 43);   // uneven, overlapping bins
+  adaptive_parity(2, 64, 7, 7, 1, 1, 44);    // ResNet-50 global pool
+  adaptive_parity(1, 3, 5, 3, 7, 7, 45);     // upsampling bins
+}
+
+TEST_CASE("cuda parity: softmax, log_softmax and cross-entropy") {
+  if (skip_without_cuda()) return;
+  for (const Shape& s : {Shape{4, 1000}, Shape{1, 10}, Shape{33, 7}}) {
+    const int N = static_cast<int>(s[0]), O = static_cast<int>(s[1]);
+    const Tensor x = random(s, 51, -8.f, 8.f);
+    const Tensor xg = on_gpu(x);
+    Tensor yc = Tensor::empty(s), yg = Tensor::empty(s, Device::CUDA);
+    lcam::softmax_forward(yc, x);
+    lcam::softmax_forward(yg, xg);
+    check_close("softmax", yc, yg, kTolBody);
+    lcam::log_softmax_forward(yc, x);
+    lcam::log_softmax_forward(yg, xg);
+    check_close("log_softmax", yc, yg, kTolBody);
+
+    Tensor labels = Tensor::empty({N}, Device::CPU, DType::I32);
+    for (int n = 0; n < N; ++n) labels.data_i32()[n] = (n * 7919 + 3) % O;
+    const Tensor labels_g = labels.to(Device::CUDA);
+    Tensor dc = Tensor::empty(s), dg = Tensor::empty(s, Device::CUDA);
+    const float lc = lcam::cross_entropy(dc, x, labels);
+    const float lg = lcam::cross_entropy(dg, xg, labels_g);
+    CHECK_MESSAGE(std::fabs(lc - lg) <= kTolBody * std::max(1.f, std::fabs(lc)),
+                  "cross-entropy loss " << lc << " (cpu) vs " << lg << " (cuda)");
+    check_close("cross-entropy dlogits", dc, dg, kTolBody);
+    Tensor no_grad;
+    const float lg2 = lcam::cross_entropy(no_grad, xg, labels_g);
+    CHECK_MESSAGE(std::fabs(lc - lg2) <= kTolBody * std::max(1.f, std::fabs(lc)),
+                  "cross-entropy loss without dlogits " << lg2);
+  }
+}
+
+TEST_CASE("cuda parity: normalize") {
+  if (skip_without_cuda()) return;
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+  const Shape s = {2, 3, 37, 41};
+  const Tensor x = random(s, 61, 0.f, 1.f);
+  Tensor yc = Tensor::empty(s), yg = Tensor::empty(s, Device::CUDA);
+  lcam::normalize_forward(yc, x, mean, stdv);
+  lcam::normalize_forward(yg, on_gpu(x), mean, stdv);
+  check_close("normalize", yc, yg, kTolBody);
+}
+
+// ---- whole-model parity -------------------------------------------------------------------------
+// The committed tiny models and full-size VGG-16 / ResNet-50 with random weights: features,
+// logits and the gradient to the input on CUDA vs CPU. With TF32 off the forward agrees to
+// ~1e-5; the input gradient of a full-size network is compared by relative L2 norm, because a
+// few ReLU/max-pool decisions near their kinks flip between any two float32 implementations
+// (PyTorch float32 vs float64 shows ~4e-3 there).
+
+double rel_l2(const Tensor& ref, const Tensor& got) {
+  const std::vector<float> a = ref.to_vector(), b = got.to_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(a[i]) * a[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+void model_parity(const std::string& what, lcam::Model& cpu, lcam::Model& gpu, const Tensor& x,
+                  double tol_fwd, double tol_dx_l2) {
+  lcam::Tape tc, tg;
+  Tensor fc = cpu.forward_range(x, 0, cpu.features_end(), &tc);
+  Tensor fg = gpu.forward_range(on_gpu(x), 0, gpu.features_end(), &tg);
+  check_close(what + " features", fc, fg, tol_fwd);
+  Tensor lc = cpu.forward_range(fc, cpu.features_end(), cpu.size(), &tc);
+  Tensor lg = gpu.forward_range(fg, gpu.features_end(), gpu.size(), &tg);
+  check_close(what + " logits", lc, lg, tol_fwd);
+  const Tensor dl = random(lc.shape(), 99);
+  Tensor dxc = cpu.backward_range(tc, dl, 0, cpu.size());
+  Tensor dxg = gpu.backward_range(tg, on_gpu(dl), 0, gpu.size());
+  const double e = rel_l2(dxc, dxg);
+  MESSAGE(what << ": input gradient relative L2 difference " << e);
+  CHECK_MESSAGE(e <= tol_dx_l2, what << " input gradient: relative L2 " << e << " > " << tol_dx_l2);
+}
+
+TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet-50)") {
+  if (skip_without_cuda()) return;
+  lcam::cuda::set_allow_tf32(false);
+  for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
+    const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
+    const std::string arch = lcam::read_model_config(w).arch;
+    auto cpu = lcam::load_model(w, arch, Device::CPU);
+    auto gpu = lcam::load_model(w, arch, Device::CUDA);
+    model_parity(name, *cpu, *gpu, random({2, 3, 64, 64}, 7), kTolGemm, 1e-5);
+  }
+  for (const char* arch : {"vgg16", "resnet50"}) {
+    auto cpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
+    cpu->finalize();
+    auto gpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
+    gpu->finalize();
+    gpu->to(Device::CUDA);
+    model_parity(arch, *cpu, *gpu, random({2, 3, 224, 224}, 8, -2.f, 2.f), 1e-4, 2e-2);
+  }
+  lcam::cuda::set_allow_tf32(true);
+  auto cpu = lcam::random_model(lcam::ModelConfig::standard("resnet50"), 6);
+  cpu->finalize();
+  auto gpu = lcam::random_model(lcam::ModelConfig::standard("resnet50"), 6);
+  gpu->finalize();
+  gpu->to(Device::CUDA);
+  const Tensor x = random({2, 3, 224, 224}, 9, -2.f, 2.f);
+  check_close("resnet50 logits with TF32", cpu->logits(x), gpu->logits(on_gpu(x)), 2e-2);
+}
+
+}  // TEST_SUITE("cuda")

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# gpu-check.sh — runs on the GPU machine, from inside the bundle that tools/bundle.sh made:
+# finds the machine's own cuDNN / cuBLAS (PyTorch's pip wheels) and puts them on
+# LD_LIBRARY_PATH, records the GPU and the libraries, runs the CUDA test suite, benchmarks lcam
+# and PyTorch (VGG-16 and ResNet-50, batch 1 and 32), runs a CLI prediction on the GPU, and
+# finally runs the rest of the test suite with whatever time is left. Every step has a timeout
+# and a global deadline keeps the whole run under 8 minutes; a failing step never stops the
+# next one. Results go to the folder given as argument, flat and as at most 8 files (easy to
+# copy back), ending with summary.txt: one PASS / FAIL / TIMEOUT / SKIP line per step.
+# Deliberately omits building anything and installing anything: if the bundle cannot start,
+# env.txt shows ldd's view of why.
+#
+# usage: gpu-check.sh OUT_DIR        (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
+set -u
+set -o pipefail
+
+OUT=${1:?usage: gpu-check.sh OUT_DIR}
+mkdir -p "$OUT" || exit 2
+OUT=$(cd "$OUT" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE" || exit 2
+
+START=$(date +%s)
+BUDGET=${GPU_CHECK_BUDGET:-450}  # seconds for all steps; the file writing after is quick
+DEADLINE=$((START + BUDGET))
+
+SUMMARY=$OUT/summary.txt
+ENVF=$OUT/env.txt
+: >"$SUMMARY"
+: >"$ENVF"
+export PYTHONUNBUFFERED=1
+
+note() { echo "$*" | tee -a "$ENVF"; }
+
+# step NAME LIMIT STDOUT STDERR CMD...: runs CMD with min(LIMIT, time left) seconds and logs
+# its status to the summary. STDOUT and STDERR may be the same file.
+step() {
+  local name=$1 limit=$2 out=$3 err=$4
+  shift 4
+  local now left rc status t0 dt
+  now=$(date +%s)
+  left=$((DEADLINE - now))
+  if [ "$left" -lt 15 ]; then
+    printf '%-26s %-18s %5s  %s\n' "$name" "SKIP(no time)" "-" "" >>"$SUMMARY"
+    echo "== $name: skipped, no time left" | tee -a "$err"
+    return 0
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "== $name (limit ${limit}s): $*" >>"$err"
+  echo "== $name (limit ${limit}s)"
+  t0=$(date +%s)
+  if [ "$out" = "$err" ]; then
+    timeout -k 5 "$limit" "$@" >>"$out" 2>&1
+  else
+    timeout -k 5 "$limit" "$@" >>"$out" 2>>"$err"
+  fi
+  rc=$?
+  dt=$(($(date +%s) - t0))
+  if [ "$rc" -eq 0 ]; then
+    status=PASS
+  elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    status="TIMEOUT(${limit}s)"
+  else
+    status="FAIL(rc=$rc)"
+  fi
+  echo "== $name: $status in ${dt}s" >>"$err"
+  printf '%-26s %-18s %4ds  %s\n' "$name" "$status" "$dt" "$(basename "$out")" >>"$SUMMARY"
+  return 0
+}
+
+# ---- environment: GPU, libraries ------------------------------------------------------------
+note "gpu-check: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname 2>/dev/null || echo '?')"
+[ -f bundle-info.txt ] && { echo "--- bundle-info.txt"; cat bundle-info.txt; } >>"$ENVF"
+{
+  echo "--- nvidia-smi"
+  timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit \
+    --format=csv 2>&1
+  timeout 20 nvidia-smi 2>&1
+} >>"$ENVF"
+
+# Directories that may hold the wheels' CUDA libraries: python's site-packages first (PyTorch
+# ships cuDNN and cuBLAS there), then the usual system places.
+roots=()
+if command -v python3 >/dev/null; then
+  while IFS= read -r d; do [ -d "$d" ] && roots+=("$d"); done < <(timeout 30 python3 -c \
+    'import site, sys; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' \
+    2>/dev/null)
+fi
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu /usr/local/lib /opt; do
+  [ -d "$d" ] && roots+=("$d")
+done
+
+find_lib_dir() {  # prints the folder of the first $1 found, or nothing
+  local name=$1 hit r
+  hit=$(ldconfig -p 2>/dev/null | awk -v n="$name" '$1 == n {print $NF; exit}')
+  if [ -z "$hit" ]; then
+    for r in "${roots[@]}"; do
+      hit=$(timeout 30 find "$r" -maxdepth 7 -name "$name" -print -quit 2>/dev/null)
+      [ -n "$hit" ] && break
+    done
+  fi
+  [ -n "$hit" ] && dirname "$(readlink -f "$hit")"
+}
+
+libdirs=""
+for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13; do
+  d=$(find_lib_dir "$lib")
+  if [ -n "$d" ]; then
+    note "found $lib in $d"
+    case ":$libdirs:" in *":$d:"*) ;; *) libdirs="${libdirs:+$libdirs:}$d" ;; esac
+  else
+    note "NOT FOUND: $lib (the CUDA build of lcam cannot start without it)"
+  fi
+done
+# cuDNN 9 loads some engines' helpers at run time (NVRTC); offer them when present.
+for lib in libnvrtc.so.13 libnvJitLink.so.13; do
+  d=$(find_lib_dir "$lib")
+  [ -n "$d" ] || continue
+  note "found $lib in $d"
+  case ":$libdirs:" in *":$d:"*) ;; *) libdirs="${libdirs:+$libdirs:}$d" ;; esac
+done
+# The bundled libcudart (lib/, found through the binaries' rpath) normally wins; the machine's
+# own copy is the fallback should the bundled one be missing.
+d=$(find_lib_dir libcudart.so.13)
+if [ -n "$d" ]; then
+  note "machine's libcudart.so.13: $d"
+  case ":$libdirs:" in *":$d:"*) ;; *) libdirs="${libdirs:+$libdirs:}$d" ;; esac
+fi
+export LD_LIBRARY_PATH="$HERE/lib${libdirs:+:$libdirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+note "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+{
+  echo "--- ldd lcam_tests"
+  ldd ./lcam_tests 2>&1
+} >>"$ENVF"
+
+# The test binary has the build machine's source folder and lcam path compiled in (fixtures,
+# CLI tests). Offer both here: through the environment, and as links where the paths are free.
+SRC_DIR=$(sed -n 's/^source_dir=//p' bundle-info.txt 2>/dev/null)
+BIN_PATH=$(sed -n 's/^lcam_binary=//p' bundle-info.txt 2>/dev/null)
+export LCAM_SOURCE_DIR="$HERE" LCAM_BINARY="$HERE/lcam"
+if [ -n "$SRC_DIR" ] && [ ! -e "$SRC_DIR" ]; then
+  mkdir -p "$(dirname "$SRC_DIR")" 2>/dev/null && ln -s "$HERE" "$SRC_DIR" 2>/dev/null &&
+    note "linked $SRC_DIR -> $HERE"
+fi
+if [ -n "$BIN_PATH" ] && [ ! -e "$BIN_PATH" ]; then
+  mkdir -p "$(dirname "$BIN_PATH")" 2>/dev/null && ln -s "$HERE/lcam" "$BIN_PATH" 2>/dev/null &&
+    note "linked $BIN_PATH -> $HERE/lcam"
+fi
+# The CLI tests read SOURCE/../shared/data/imagenet-sample; the bundle carries eight of them.
+if [ -n "$SRC_DIR" ] && [ ! -e "$SRC_DIR/../shared/data" ] && [ -d "$HERE/shared/data" ]; then
+  mkdir -p "$SRC_DIR/../shared" 2>/dev/null && ln -s "$HERE/shared/data" "$SRC_DIR/../shared/data" \
+    2>/dev/null && note "linked $SRC_DIR/../shared/data -> $HERE/shared/data"
+fi
+if [ -z "$SRC_DIR" ] || [ ! -d "$SRC_DIR/tests/fixtures" ]; then
+  note "warning: fixtures not at ${SRC_DIR:-?}/tests/fixtures"
+fi
+note "environment ready after $(($(date +%s) - START))s"
+
+# ---- 1. CUDA test suite (parity of every op against the CPU) ---------------------------------
+step "tests: cuda suite" 150 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
+  ./lcam_tests --test-suite=cuda --duration=true
+
+# ---- 2. benchmarks: lcam then PyTorch, same shapes --------------------------------------------
+for arch in vgg16 resnet50; do
+  step "bench lcam $arch" 45 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch "$arch" --device cuda --batch 1,32 --json
+done
+for arch in vgg16 resnet50; do
+  step "bench torch $arch" 50 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
+    python3 tools/bench_torch.py --device cuda --arch "$arch" --batch 1,32 --json
+done
+
+# ---- 3. CLI on the GPU: random VGG-16 weights, eight sample photos ----------------------------
+samples=shared/data/imagenet-sample
+if ls "$samples"/*.JPEG >/dev/null 2>&1; then
+  step "cli init weights" 30 "$OUT/cli.log" "$OUT/cli.log" \
+    ./lcam init --arch vgg16 --seed 0 --out /tmp/lcam-random-vgg16.h5
+  # shellcheck disable=SC2046
+  step "cli predict cuda" 40 "$OUT/cli.log" "$OUT/cli.log" \
+    ./lcam predict --arch vgg16 --weights /tmp/lcam-random-vgg16.h5 --device cuda --topk 3 \
+    --json $(ls "$samples"/*.JPEG)
+else
+  printf '%-26s %-18s %5s  %s\n' "cli predict cuda" "SKIP(no samples)" "-" "" >>"$SUMMARY"
+fi
+
+# ---- 4. the rest of the test suite (CPU ops, models, loaders, CLI) -----------------------------
+step "tests: all but cuda" 200 "$OUT/tests-rest.log" "$OUT/tests-rest.log" \
+  ./lcam_tests --test-suite-exclude=cuda --duration=true
+
+# ---- summary ---------------------------------------------------------------------------------
+total=$(($(date +%s) - START))
+passed=$(grep -c ' PASS ' "$SUMMARY")
+failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
+{
+  echo "---"
+  echo "total ${total}s; $passed passed, $failed failed or timed out"
+  echo "doctest (cuda):  $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/tests-cuda.log" 2>/dev/null | tr '\n' ' ')"
+  echo "doctest (rest):  $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/tests-rest.log" 2>/dev/null | tr '\n' ' ')"
+} >>"$SUMMARY"
+echo "===== summary ($OUT) ====="
+cat "$SUMMARY"
+exit 0
