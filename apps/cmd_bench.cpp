@@ -6,6 +6,7 @@
 #include <chrono>     // std::chrono::steady_clock
 #include <cstdio>     // std::printf
 #include <sstream>    // std::stringstream
+#include <sys/resource.h>  // getrusage (peak RSS)
 #include <vector>     // std::vector
 
 #include <fmt/format.h>       // fmt::format
@@ -29,6 +30,13 @@ struct BenchOptions {
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Peak resident set size of the process so far, MiB (Linux reports KiB).
+double max_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
 double median(std::vector<double> v) {
@@ -74,6 +82,7 @@ int run_bench(const BenchOptions& o) {
     Tensor x = Tensor::zeros({B, 3, o.size, o.size}, dev);
     reset_peak_memory(dev);
     const size_t base = memory_stats(dev).current;
+    const double rss_base = max_rss_mb();
     std::vector<double> totals;
     for (int it = 0; it < o.warmup + o.iters; ++it) {
       sync();
@@ -83,6 +92,7 @@ int run_bench(const BenchOptions& o) {
       if (it >= o.warmup) totals.push_back(now_ms() - t0);
     }
     const double peak_mb = static_cast<double>(memory_stats(dev).peak - base) / (1 << 20);
+    const double rss_rise = max_rss_mb() - rss_base;
     const double ms = median(totals);
     std::vector<std::vector<double>> per(model->size());
     if (o.layers) {
@@ -100,7 +110,7 @@ int run_bench(const BenchOptions& o) {
     if (o.json) {
       nlohmann::json j{{"impl", "lcam"}, {"arch", o.arch}, {"device", device_name(dev)}, {"batch", B},
                        {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms},
-                       {"peak_mem_mb", peak_mb}};
+                       {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}};
       if (o.layers) {
         nlohmann::json l = nlohmann::json::array();
         for (int i = 0; i < model->size(); ++i)
@@ -109,7 +119,8 @@ int run_bench(const BenchOptions& o) {
       }
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  peak %.1f MiB (activations)\n", B, ms, 1000.0 * B / ms, peak_mb);
+      std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  peak %.1f MiB %s, peak RSS rise %.1f MiB\n", B, ms,
+                  1000.0 * B / ms, peak_mb, dev == Device::CUDA ? "device (reserved)" : "tensors", rss_rise);
       if (o.layers) {
         std::printf("  %-16s %-22s %10s %6s\n", "layer", "kind", "ms", "%");
         double sum = 0;

@@ -1,7 +1,6 @@
 // main.cpp — the `lcam` binary: dispatches subcommands from one table and turns errors into
 // exit statuses (0 ok, 2 bad usage or bad input with a one-line reason, 1 internal error).
 #include <cstdio>     // std::fprintf
-#include <cstdlib>    // setenv
 #include <exception>  // std::exception
 
 #include <CLI/CLI.hpp>  // CLI::App, CLI::ParseError
@@ -21,8 +20,6 @@ const lcam::app::Command kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // OpenMP threads sleep between parallel regions instead of spinning against OpenBLAS's.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
   CLI::App app{"lcam — learned class activation maps for VGG-16 and ResNet-50"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lcam 0.1");

@@ -7,7 +7,7 @@
 
 #include <algorithm>  // std::fill
 #include <cstring>    // std::memcpy, std::memset
-#include <vector>     // std::vector (im2col scratch)
+#include <memory>     // std::unique_ptr (im2col scratch)
 
 #include "engine/backend.h"  // the interface implemented here
 #include "kernels/bodies.h"  // kern::* shared bodies
@@ -26,28 +26,48 @@ bool is_pointwise(const ConvParams& p) {
   return p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
 }
 
-// col[C*R*S, P*Q] from one image x[C,H,W]; rows are parallel, each row writes its own span.
-void im2col(float* col, const float* x, const ConvParams& p) {
-  const int P = p.P(), Q = p.Q();
-  const int rows = p.C * p.R * p.S;
-#pragma omp parallel for schedule(static)
-  for (int row = 0; row < rows; ++row) {
+// Output columns ow whose input column ow*stride - pad + s lies inside [0, W): [lo, hi).
+inline void valid_cols(int Q, int W, int stride, int pad, int s, int& lo, int& hi) {
+  lo = 0;
+  while (lo < Q && lo * stride - pad + s < 0) ++lo;
+  hi = Q;
+  while (hi > lo && (hi - 1) * stride - pad + s >= W) --hi;
+}
+
+// col[C*R*S, len] for output pixels [p0, p0 + len) of one image x[C,H,W] (ld = len).
+// The valid span of each output row is a strided (for stride 1: contiguous) copy.
+void im2col_tile(float* col, const float* x, const ConvParams& p, int64_t p0, int64_t len,
+                 int row_begin = 0, int row_end = -1) {
+  const int Q = p.Q();
+  const int rows = row_end < 0 ? p.C * p.R * p.S : row_end;
+  for (int row = row_begin; row < rows; ++row) {
     const int s = row % p.S, r = (row / p.S) % p.R, c = row / (p.R * p.S);
     const float* xc = x + static_cast<int64_t>(c) * p.H * p.W;
-    float* out = col + static_cast<int64_t>(row) * P * Q;
-    for (int oh = 0; oh < P; ++oh) {
+    float* out = col + static_cast<int64_t>(row) * len;
+    int lo, hi;
+    valid_cols(Q, p.W, p.stride_w, p.pad_w, s, lo, hi);
+    for (int64_t pix = p0; pix < p0 + len;) {
+      const int oh = static_cast<int>(pix / Q), ow0 = static_cast<int>(pix % Q);
+      const int ow1 = static_cast<int>(std::min<int64_t>(Q, ow0 + (p0 + len - pix)));
+      float* o = out + (pix - p0) - ow0;  // o[ow] is output column ow of this row
       const int h = oh * p.stride_h - p.pad_h + r;
-      float* o = out + static_cast<int64_t>(oh) * Q;
       if (h < 0 || h >= p.H) {
-        std::fill(o, o + Q, 0.f);
-        continue;
+        std::fill(o + ow0, o + ow1, 0.f);
+      } else {
+        const float* xr = xc + static_cast<int64_t>(h) * p.W - p.pad_w + s;
+        const int a = std::max(ow0, lo), b = std::min(ow1, hi);
+        if (a >= b) {
+          std::fill(o + ow0, o + ow1, 0.f);
+        } else {
+          std::fill(o + ow0, o + a, 0.f);
+          if (p.stride_w == 1)
+            std::memcpy(o + a, xr + a, sizeof(float) * (b - a));
+          else
+            for (int ow = a; ow < b; ++ow) o[ow] = xr[ow * p.stride_w];
+          std::fill(o + b, o + ow1, 0.f);
+        }
       }
-      const float* xr = xc + static_cast<int64_t>(h) * p.W;
-      // Valid ow: 0 <= ow*stride - pad + s < W.
-      for (int ow = 0; ow < Q; ++ow) {
-        const int w = ow * p.stride_w - p.pad_w + s;
-        o[ow] = (w >= 0 && w < p.W) ? xr[w] : 0.f;
-      }
+      pix += ow1 - ow0;
     }
   }
 }
@@ -63,25 +83,63 @@ void col2im(float* dx, const float* col, const ConvParams& p) {
     for (int r = 0; r < p.R; ++r)
       for (int s = 0; s < p.S; ++s) {
         const float* in = col + ((static_cast<int64_t>(c) * p.R + r) * p.S + s) * P * Q;
+        int lo, hi;
+        valid_cols(Q, p.W, p.stride_w, p.pad_w, s, lo, hi);
         for (int oh = 0; oh < P; ++oh) {
           const int h = oh * p.stride_h - p.pad_h + r;
           if (h < 0 || h >= p.H) continue;
           float* dr = dxc + static_cast<int64_t>(h) * p.W;
           const float* ir = in + static_cast<int64_t>(oh) * Q;
-          for (int ow = 0; ow < Q; ++ow) {
-            const int w = ow * p.stride_w - p.pad_w + s;
-            if (w >= 0 && w < p.W) dr[w] += ir[ow];
-          }
+          float* d = dr - p.pad_w + s;
+          for (int ow = lo; ow < hi; ++ow) d[ow * p.stride_w] += ir[ow];
         }
       }
   }
 }
 
-// C[M,N] = A[M,K] B[K,N] (+ beta C), row-major, optional transposes.
+// A grow-only scratch buffer per thread (im2col columns): no page faults or zeroing per call.
+float* scratch(size_t n) {
+  thread_local std::unique_ptr<float[]> buf;
+  thread_local size_t cap = 0;
+  if (n > cap) {
+    buf.reset(new float[n]);
+    cap = n;
+  }
+  return buf.get();
+}
+
+// Single-threaded OpenBLAS: C[M,N] = op(A)[M,K] op(B)[K,N] + beta C, row-major, explicit lds.
+void sgemm1(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+            float* C, int ldc, float beta) {
+  if (M <= 0 || N <= 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, 1.f, A, lda, B, ldb, beta, C, ldc);
+}
+
+// C[M,N] = op(A) op(B) + beta C with dense operands, split over the OpenMP threads: by blocks
+// of columns of C when N is wide, else by blocks of rows. OpenBLAS itself runs one thread per
+// call, so there is a single thread pool in the process.
 void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float* C,
           float beta) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-              N, K, 1.f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+  const int lda = ta ? M : K, ldb = tb ? K : N;
+  const int nt = omp_get_max_threads();
+  if (nt <= 1 || static_cast<int64_t>(M) * N * K < (1 << 18)) {
+    sgemm1(ta, tb, M, N, K, A, lda, B, ldb, C, N, beta);
+    return;
+  }
+  const bool by_cols = N >= M;  // split the larger side: each thread packs only its share
+  const int total = by_cols ? N : M;
+  const int chunk = (total + nt - 1) / nt;
+#pragma omp parallel for schedule(static)
+  for (int t = 0; t < nt; ++t) {
+    const int a = t * chunk, b = std::min(total, a + chunk);
+    if (a >= b) continue;
+    if (by_cols)
+      sgemm1(ta, tb, M, b - a, K, A, lda, tb ? B + static_cast<int64_t>(a) * K : B + a, ldb, C + a, N, beta);
+    else
+      sgemm1(ta, tb, b - a, N, K, ta ? A + a : A + static_cast<int64_t>(a) * K, lda, B, ldb,
+             C + static_cast<int64_t>(a) * N, N, beta);
+  }
 }
 
 }  // namespace
@@ -89,54 +147,91 @@ void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B,
 void set_num_threads(int n) {
   if (n <= 0) n = omp_get_num_procs();
   omp_set_num_threads(n);
-  openblas_set_num_threads(n);
+  openblas_set_num_threads(1);  // parallelism comes from our OpenMP loops around each call
 }
 int num_threads() { return omp_get_max_threads(); }
 
+// Two schedules. Wide outputs (pixels >= output channels, the early layers): tiles of output
+// pixels, each a task for one thread — im2col of the tile into a per-thread buffer sized for
+// the cache, a single-threaded GEMM into y's columns, then bias and ReLU on the tile while it
+// is in cache. Narrow outputs (deep layers, few pixels): im2col of the whole image by all
+// threads, then a GEMM split by output channels, so no thread packs weights it does not use.
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p,
                     bool relu) {
-  const int P = p.P(), Q = p.Q();
-  const int64_t PQ = static_cast<int64_t>(P) * Q, CRS = static_cast<int64_t>(p.C) * p.R * p.S;
-  std::vector<float> col(is_pointwise(p) ? 0 : CRS * PQ);
-  for (int n = 0; n < p.N; ++n) {
-    const float* xn = x + static_cast<int64_t>(n) * p.C * p.H * p.W;
-    float* yn = y + static_cast<int64_t>(n) * p.K * PQ;
-    const float* B = xn;
-    if (!col.empty()) {
-      im2col(col.data(), xn, p);
-      B = col.data();
+  const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
+  const bool pw = is_pointwise(p);
+  const int nt = omp_get_max_threads();
+  if (PQ < p.K) {
+    float* col = pw ? nullptr : scratch(static_cast<size_t>(CRS * PQ));
+    for (int n = 0; n < p.N; ++n) {
+      const float* xn = x + static_cast<int64_t>(n) * p.C * p.H * p.W;
+      if (col) {
+        const int rows = static_cast<int>(CRS), chunk = (rows + nt - 1) / nt;
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < nt; ++t)
+          im2col_tile(col, xn, p, 0, PQ, std::min(rows, t * chunk), std::min(rows, (t + 1) * chunk));
+      }
+      gemm(false, false, p.K, static_cast<int>(PQ), static_cast<int>(CRS), w, col ? col : xn,
+           y + static_cast<int64_t>(n) * p.K * PQ, 0.f);
     }
-    gemm(false, false, p.K, static_cast<int>(PQ), static_cast<int>(CRS), w, B, yn, 0.f);
+    if (b || relu)
+      parallel_for(static_cast<int64_t>(p.N) * p.K * PQ, [&](int64_t i) { kern::bias_act_at(y, b, p.K, PQ, relu, i); });
+    return;
   }
-  if (b || relu)
-    parallel_for(static_cast<int64_t>(p.N) * p.K * PQ,
-                 [&](int64_t i) { kern::bias_act_at(y, b, p.K, PQ, relu, i); });
+  // ~1 MiB of columns per tile, but at least 256 pixels (amortizes packing the weights).
+  int64_t T = std::clamp<int64_t>((1 << 18) / std::max<int64_t>(CRS, 1) / 16 * 16, 256, std::max<int64_t>(PQ, 1));
+  if (p.N * ((PQ + T - 1) / T) < nt) T = std::max<int64_t>(16, (PQ * p.N + nt - 1) / nt);
+  const int64_t tiles = (PQ + T - 1) / T;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < p.N * tiles; ++task) {
+    const int64_t n = task / tiles, p0 = (task % tiles) * T, len = std::min(T, PQ - p0);
+    const float* xn = x + n * p.C * p.H * p.W;
+    float* yn = y + n * p.K * PQ;
+    if (pw) {
+      sgemm1(false, false, p.K, static_cast<int>(len), p.C, w, p.C, xn + p0, static_cast<int>(PQ), yn + p0,
+             static_cast<int>(PQ), 0.f);
+    } else {
+      float* col = scratch(static_cast<size_t>(CRS * len));
+      im2col_tile(col, xn, p, p0, len);
+      sgemm1(false, false, p.K, static_cast<int>(len), static_cast<int>(CRS), w, static_cast<int>(CRS), col,
+             static_cast<int>(len), yn + p0, static_cast<int>(PQ), 0.f);
+    }
+    if (b || relu)
+      for (int k = 0; k < p.K; ++k) {
+        float* row = yn + k * PQ + p0;
+        const float bk = b ? b[k] : 0.f;
+        for (int64_t i = 0; i < len; ++i) {
+          const float v = row[i] + bk;
+          row[i] = relu ? kern::relu(v) : v;
+        }
+      }
+  }
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
-  std::vector<float> col(pw ? 0 : CRS * PQ);
+  float* col = pw ? nullptr : scratch(CRS * PQ);
   for (int n = 0; n < p.N; ++n) {
     const float* dyn = dy + static_cast<int64_t>(n) * p.K * PQ;
     float* dxn = dx + static_cast<int64_t>(n) * p.C * p.H * p.W;
-    float* out = pw ? dxn : col.data();
+    float* out = pw ? dxn : col;
     gemm(true, false, static_cast<int>(CRS), static_cast<int>(PQ), p.K, w, dyn, out, 0.f);
-    if (!pw) col2im(dxn, col.data(), p);
+    if (!pw) col2im(dxn, col, p);
   }
 }
 
 void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x,
                             const ConvParams& p) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
-  std::vector<float> col(is_pointwise(p) ? 0 : CRS * PQ);
+  float* col = is_pointwise(p) ? nullptr : scratch(CRS * PQ);
   for (int n = 0; n < p.N; ++n) {
     const float* xn = x + static_cast<int64_t>(n) * p.C * p.H * p.W;
     const float* dyn = dy + static_cast<int64_t>(n) * p.K * PQ;
     const float* B = xn;
-    if (!col.empty()) {
-      im2col(col.data(), xn, p);
-      B = col.data();
+    if (col) {
+      im2col_tile(col, xn, p, 0, PQ);
+      B = col;
     }
     gemm(false, true, p.K, static_cast<int>(CRS), static_cast<int>(PQ), dyn, B, dw, n ? 1.f : 0.f);
   }
@@ -199,8 +294,12 @@ void channel_affine_backward(float* dx, const float* dy, const float* scale, int
                [&](int64_t i) { kern::channel_affine_bwd_at(dx, dy, scale, C, HW, i); });
 }
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const PoolParams& p) {
-  parallel_for(static_cast<int64_t>(p.N) * p.C * p.P() * p.Q(),
-               [&](int64_t i) { kern::maxpool_fwd_at(y, argmax, x, p, i); });
+  const int P = p.P(), Q = p.Q();
+  const int64_t planes = static_cast<int64_t>(p.N) * p.C;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < planes; ++plane)
+    for (int a = 0; a < P; ++a)
+      for (int b = 0; b < Q; ++b) kern::maxpool_fwd_at(y, argmax, x, p, plane, a, b, (plane * P + a) * Q + b);
 }
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const PoolParams& p) {
   parallel_for(static_cast<int64_t>(p.N) * p.C * p.H * p.W,

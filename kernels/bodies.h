@@ -50,12 +50,11 @@ ENGINE_HD inline void normalize_at(float* y, const float* x, int64_t HW, float m
   y[i] = (x[i] - m) / s;
 }
 
-// ---- max-pool: i indexes y[N,C,P,Q]; argmax holds the flat index into the H*W plane ---------
-ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x,
-                                     const PoolParams& p, int64_t i) {
-  const int P = p.P(), Q = p.Q();
-  const int q = static_cast<int>(i % Q), pp = static_cast<int>((i / Q) % P);
-  const int64_t plane = i / (static_cast<int64_t>(P) * Q);
+// ---- max-pool: y[N,C,P,Q]; argmax holds the flat index into the H*W plane -----------------
+// One output at plane (n*C + c), row pp, column q. The CPU loops call this directly (no index
+// decomposition); the GPU calls the flat-index form below.
+ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x, const PoolParams& p,
+                                     int64_t plane, int pp, int q, int64_t i) {
   const float* xp = x + plane * p.H * p.W;
   const int h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
   float best = -INFINITY;
@@ -76,6 +75,14 @@ ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x,
   }
   y[i] = best;
   if (argmax) argmax[i] = best_i;
+}
+
+// Flat form: i indexes y[N,C,P,Q] in row-major order.
+ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x,
+                                     const PoolParams& p, int64_t i) {
+  const int P = p.P(), Q = p.Q();
+  maxpool_fwd_at(y, argmax, x, p, i / (static_cast<int64_t>(P) * Q), static_cast<int>((i / Q) % P),
+                 static_cast<int>(i % Q), i);
 }
 
 // Gather form of the backward (no atomics, deterministic): i indexes dx[N,C,H,W]; sums dy over
