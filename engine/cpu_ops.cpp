@@ -112,6 +112,11 @@ float* scratch(size_t n) {
 void sgemm1(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
             float* C, int ldc, float beta) {
   if (M <= 0 || N <= 0) return;
+  if (M == 1 && !ta) {  // a row vector times a matrix: GEMV, without packing the matrix
+    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, 1.f, B, ldb, A, 1,
+                beta, C, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
               K, 1.f, A, lda, B, ldb, beta, C, ldc);
 }

@@ -89,7 +89,9 @@ TEST_CASE("conv2d forward and backward against naive loops and finite difference
 }
 
 TEST_CASE("linear forward and backward") {
-  const int N = 3, F = 7, O = 5;
+  for (const int N : {1, 3}) {  // N = 1 takes the GEMV path
+  CAPTURE(N);
+  const int F = 7, O = 5;
   Tensor x = randn_t({N, F}, 5), w = randn_t({O, F}, 6), b = randn_t({O}, 7), g = randn_t({N, O}, 8);
   auto ref = [&](const Vec& xv, const Vec& wv, const Vec& bv) {
     Vec y(N * O);
@@ -115,6 +117,7 @@ TEST_CASE("linear forward and backward") {
   check_close("linear dx", dx.to_vector(), numeric_grad([&](const Vec& v) { return ref(v, wd, bd); }, xd, gd), 1e-6);
   check_close("linear dw", dw.to_vector(), numeric_grad([&](const Vec& v) { return ref(xd, v, bd); }, wd, gd), 1e-6);
   check_close("linear db", db.to_vector(), numeric_grad([&](const Vec& v) { return ref(xd, wd, v); }, bd, gd), 1e-6);
+  }
 }
 
 TEST_CASE("relu, add, channel affine, normalize") {
