@@ -35,5 +35,6 @@ inline constexpr float kImagenetStd[3] = {0.229f, 0.224f, 0.225f};
 Run setup_predict(CLI::App& sub);
 Run setup_init(CLI::App& sub);
 Run setup_bench(CLI::App& sub);
+Run setup_labels(CLI::App& sub);
 
 }  // namespace lcam::app

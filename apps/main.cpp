@@ -14,7 +14,10 @@ namespace {
 const lcam::app::Command kCommands[] = {
     {"predict", "classify images with a VGG-16 / ResNet-50 weights file", lcam::app::setup_predict},
     {"init", "write a weights file with torchvision's random initialisation", lcam::app::setup_init},
+    {"labels", "write the model-truth label (top-1 prediction) of every image of a list",
+     lcam::app::setup_labels},
     {"bench", "time the forward pass per layer: images/s, peak memory", lcam::app::setup_bench},
+
 };
 
 }  // namespace

@@ -17,6 +17,8 @@ void* device_alloc(size_t) { no_cuda(); }
 void device_free(void*, size_t) {}
 MemoryStats memory_stats() { return {}; }
 void reset_peak() {}
+void* host_alloc_pinned(size_t) { return nullptr; }
+void host_free_pinned(void*) {}
 void copy(void*, Device, const void*, Device, size_t) { no_cuda(); }
 void fill_zero(void*, size_t) { no_cuda(); }
 void synchronize() {}

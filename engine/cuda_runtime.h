@@ -25,6 +25,11 @@ void device_free(void* p, size_t bytes);
 MemoryStats memory_stats();
 void reset_peak();
 
+// Page-locked host memory for batches that are copied to the device (faster, asynchronous
+// copies). Returns nullptr when no device is available: callers fall back to plain memory.
+void* host_alloc_pinned(size_t bytes);
+void host_free_pinned(void* p);
+
 // Copies between host and device memory on the engine's stream (synchronous for the caller).
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 void fill_zero(void* p, size_t bytes);

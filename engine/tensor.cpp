@@ -25,19 +25,37 @@ void host_count(ptrdiff_t delta) {
 }
 
 size_t dtype_size(DType) { return 4; }  // float32 and int32
+
+int64_t checked_numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    LCAM_REQUIRE(d >= 0, "negative size in " + lcam::shape_str(shape));
+    n *= d;
+  }
+  return n;
+}
 }  // namespace
 
 const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(shape[i]);
+  }
   return s + "]";
 }
 
-Storage::Storage(size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
+Storage::Storage(size_t bytes, Device dev, bool pinned) : bytes_(bytes), dev_(dev) {
   if (bytes == 0) return;
-  if (dev == Device::CPU) {
+  if (dev == Device::CPU && pinned) {
+    ptr_ = cuda::host_alloc_pinned(bytes);
+    pinned_ = ptr_ != nullptr;
+  }
+  if (ptr_) {
+    host_count(static_cast<ptrdiff_t>(bytes));
+  } else if (dev == Device::CPU) {
     ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!ptr_) throw InternalError(fmt::format("out of host memory allocating {} bytes", bytes));
     host_count(static_cast<ptrdiff_t>(bytes));
@@ -49,7 +67,10 @@ Storage::Storage(size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
 Storage::~Storage() {
   if (!ptr_) return;
   if (dev_ == Device::CPU) {
-    std::free(ptr_);
+    if (pinned_)
+      cuda::host_free_pinned(ptr_);
+    else
+      std::free(ptr_);
     host_count(-static_cast<ptrdiff_t>(bytes_));
   } else {
     cuda::device_free(ptr_, bytes_);
@@ -58,14 +79,16 @@ Storage::~Storage() {
 
 Tensor Tensor::empty(std::vector<int64_t> shape, Device dev, DType dt) {
   Tensor t;
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    LCAM_REQUIRE(d >= 0, "negative size in " + lcam::shape_str(shape));
-    n *= d;
-  }
-  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(n) * dtype_size(dt), dev);
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(checked_numel(shape)) * dtype_size(dt), dev);
   t.shape_ = std::move(shape);
   t.dtype_ = dt;
+  return t;
+}
+
+Tensor Tensor::empty_pinned(std::vector<int64_t> shape) {
+  Tensor t;
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(checked_numel(shape)) * sizeof(float), Device::CPU, true);
+  t.shape_ = std::move(shape);
   return t;
 }
 

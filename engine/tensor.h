@@ -18,18 +18,21 @@ std::string shape_str(const std::vector<int64_t>& shape);  // "[64,3,3,3]"
 
 class Storage {
  public:
-  Storage(size_t bytes, Device dev);
+  // pinned: page-locked host memory when a CUDA device is available (plain memory otherwise).
+  Storage(size_t bytes, Device dev, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* ptr() const { return ptr_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return dev_; }
+  bool pinned() const { return pinned_; }
 
  private:
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
   Device dev_ = Device::CPU;
+  bool pinned_ = false;
 };
 
 class Tensor {
@@ -37,11 +40,15 @@ class Tensor {
   Tensor() = default;
   // Uninitialized storage. Sizes must be >= 0.
   static Tensor empty(std::vector<int64_t> shape, Device dev = Device::CPU, DType dt = DType::F32);
+  // Host tensor in page-locked memory when a GPU is present (for batches bound for it).
+  static Tensor empty_pinned(std::vector<int64_t> shape);
   static Tensor zeros(std::vector<int64_t> shape, Device dev = Device::CPU, DType dt = DType::F32);
   static Tensor from_vector(const std::vector<float>& v, std::vector<int64_t> shape,
                             Device dev = Device::CPU);
 
   bool defined() const { return storage_ != nullptr; }
+  // True when no other Tensor shares this storage (a pooled buffer the consumer released).
+  bool sole_owner() const { return storage_.use_count() == 1; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int ndim() const { return static_cast<int>(shape_.size()); }
   int64_t dim(int i) const { return shape_.at(i < 0 ? i + ndim() : i); }

@@ -199,6 +199,20 @@ void reset_peak() {
 }
 
 // ---- copies -----------------------------------------------------------------------------------
+void* host_alloc_pinned(size_t bytes) {
+  if (!available() || bytes == 0) return nullptr;
+  void* p = nullptr;
+  if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error state: the caller falls back
+    return nullptr;
+  }
+  return p;
+}
+
+void host_free_pinned(void* p) {
+  if (p) CUDA_CHECK_PRINT(cudaFreeHost(p));
+}
+
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
   if (bytes == 0) return;
   if (dst_dev == Device::CPU && src_dev == Device::CPU) {

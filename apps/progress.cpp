@@ -1,0 +1,62 @@
+// progress.cpp — see progress.h.
+#include "apps/progress.h"
+
+#include <unistd.h>  // isatty
+
+#include <cstdio>   // std::fprintf, std::fopen
+#include <cstring>  // std::strerror
+
+#include <fmt/format.h>  // fmt::format
+
+#include "engine/common.h"  // InputError
+
+namespace lcam::app {
+
+Progress::Progress(std::string what, int64_t total, std::string unit)
+    : what_(std::move(what)), unit_(std::move(unit)), total_(total), tty_(isatty(fileno(stderr))),
+      start_(std::chrono::steady_clock::now()), last_(start_) {}
+
+double Progress::elapsed_s() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void Progress::update(int64_t done, const std::string& extra) {
+  const auto now = std::chrono::steady_clock::now();
+  const double since = std::chrono::duration<double>(now - last_).count();
+  if (since < (tty_ ? 0.2 : 10.0)) return;
+  last_ = now;
+  print(done, extra, false);
+}
+
+void Progress::finish(const std::string& extra) { print(total_, extra, true); }
+
+void Progress::print(int64_t done, const std::string& extra, bool final) {
+  const double t = elapsed_s();
+  const double rate = t > 0 ? done / t : 0;
+  const double eta = rate > 0 ? (total_ - done) / rate : 0;
+  std::string line = fmt::format("{}: {}/{} {} ({:.1f} {}/s", what_, done, total_, unit_, rate, unit_);
+  line += final ? fmt::format(", {:.1f} s)", t) : fmt::format(", ETA {:.0f} s)", eta);
+  if (!extra.empty()) line += " " + extra;
+  if (tty_)
+    std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final ? "\n" : "");
+  else
+    std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw InputError(fmt::format("{}: cannot write ({})", tmp, std::strerror(errno)));
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    throw InputError(fmt::format("{}: write failed (disk full?)", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw InputError(fmt::format("{}: cannot rename into place ({})", path, std::strerror(errno)));
+  }
+}
+
+}  // namespace lcam::app

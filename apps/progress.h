@@ -1,0 +1,28 @@
+// progress.h — progress of long runs on stderr: a line redrawn in place (items/s, ETA) on a
+// terminal, a plain log line every ten seconds otherwise.
+#pragma once
+#include <chrono>  // std::chrono::steady_clock
+#include <string>  // std::string
+
+namespace lcam::app {
+
+class Progress {
+ public:
+  Progress(std::string what, int64_t total, std::string unit = "images");
+  // done items so far; extra is appended (e.g. loss terms).
+  void update(int64_t done, const std::string& extra = "");
+  void finish(const std::string& extra = "");
+  double elapsed_s() const;
+
+ private:
+  void print(int64_t done, const std::string& extra, bool final);
+  std::string what_, unit_;
+  int64_t total_;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+// Atomically replaces `path` with `text` (written to PATH.tmp, then renamed).
+void write_text_atomic(const std::string& path, const std::string& text);
+
+}  // namespace lcam::app

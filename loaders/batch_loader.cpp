@@ -1,0 +1,162 @@
+// batch_loader.cpp — see batch_loader.h. Workers claim whole batches in index order under one
+// mutex and publish them into a map; the consumer takes them strictly in order. Buffers are
+// pooled: a buffer is free again once the consumer has dropped every handle to it.
+#include "loaders/batch_loader.h"
+
+#include <algorithm>  // std::min
+#include <utility>    // std::exchange, std::swap
+
+#include "engine/common.h"  // InputError, LCAM_REQUIRE
+#include "loaders/image.h"  // decode_image, resize_shorter_side, crop, hflip, to_chw_float
+
+namespace lcam {
+namespace {
+
+// splitmix64: a small, well-mixed, portable generator (the same numbers on every platform).
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Uniform integer in [0, n) from a 64-bit draw (n small: the bias is negligible).
+uint64_t below(uint64_t draw, uint64_t n) { return n ? draw % n : 0; }
+
+}  // namespace
+
+BatchLoader::BatchLoader(const Dataset& data, LoaderOptions opt) : data_(data), opt_(opt) {
+  if (opt_.batch <= 0) throw InputError("--batch must be positive");
+  if (opt_.workers <= 0) opt_.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (opt_.prefetch <= 0) opt_.prefetch = 2 * opt_.workers;
+}
+
+BatchLoader::~BatchLoader() { stop(); }
+
+int64_t BatchLoader::batches_per_epoch() const {
+  return (static_cast<int64_t>(data_.size()) + opt_.batch - 1) / opt_.batch;
+}
+
+void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  stop();
+  epoch_ = epoch;
+  total_ = batches_per_epoch();
+  order_.resize(data_.size());
+  for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+  if (opt_.shuffle) {  // Fisher-Yates with a stream seeded by (seed, epoch)
+    uint64_t state = mix(opt_.seed ^ mix(static_cast<uint64_t>(epoch) + 1));
+    for (size_t i = order_.size(); i > 1; --i) {
+      state = mix(state);
+      std::swap(order_[i - 1], order_[below(state, i)]);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    claim_ = deliver_ = std::min(std::max<int64_t>(first_batch, 0), total_);
+    stopping_ = false;
+    ready_.clear();
+  }
+  for (int t = 0; t < opt_.workers; ++t) threads_.emplace_back(&BatchLoader::worker, this);
+}
+
+void BatchLoader::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  cv_work_.notify_all();
+  cv_ready_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  std::lock_guard<std::mutex> lk(mu_);
+  ready_.clear();
+}
+
+bool BatchLoader::next(Batch& out) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (stopping_ || deliver_ >= total_) return false;
+  cv_ready_.wait(lk, [&] { return stopping_ || error_ || ready_.count(deliver_); });
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  if (stopping_) return false;
+  auto it = ready_.find(deliver_);
+  out = std::move(it->second);
+  ready_.erase(it);
+  ++deliver_;
+  lk.unlock();
+  cv_work_.notify_all();
+  return true;
+}
+
+void BatchLoader::worker() {
+  while (true) {
+    int64_t b;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_work_.wait(lk, [&] { return stopping_ || claim_ >= total_ || claim_ < deliver_ + opt_.prefetch; });
+      if (stopping_ || claim_ >= total_) return;
+      b = claim_++;
+    }
+    Batch batch;
+    try {
+      batch = make_batch(b);
+    } catch (...) {  // not a bad image (those are in Batch::failed): hand it to the consumer
+      std::lock_guard<std::mutex> lk(mu_);
+      error_ = std::current_exception();
+      cv_ready_.notify_all();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stopping_) return;
+      ready_[b] = std::move(batch);
+    }
+    cv_ready_.notify_all();
+  }
+}
+
+Tensor BatchLoader::acquire_buffer() {
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  for (Tensor& t : pool_)
+    if (t.sole_owner()) return t;
+  const std::vector<int64_t> shape = {opt_.batch, 3, opt_.crop, opt_.crop};
+  pool_.push_back(opt_.pinned ? Tensor::empty_pinned(shape) : Tensor::empty(shape));
+  return pool_.back();
+}
+
+Batch BatchLoader::make_batch(int64_t b) {
+  Batch out;
+  out.index = b;
+  const int64_t begin = b * opt_.batch;
+  const int64_t end = std::min<int64_t>(begin + opt_.batch, static_cast<int64_t>(order_.size()));
+  Tensor buf = acquire_buffer();
+  const int64_t per = 3LL * opt_.crop * opt_.crop;
+  int64_t rows = 0;
+  for (int64_t pos = begin; pos < end; ++pos) {
+    const size_t idx = order_[pos];
+    const std::string path = data_.full_path(idx);
+    try {
+      ImageU8 img = resize_shorter_side(decode_image(path), opt_.resize);
+      if (opt_.augment) {
+        // Per-sample stream from (seed, epoch, position): thread timing cannot change it.
+        uint64_t r = mix(opt_.seed ^ mix((static_cast<uint64_t>(epoch_) << 40) ^ static_cast<uint64_t>(pos)));
+        const uint64_t r1 = mix(r), r2 = mix(r1), r3 = mix(r2);
+        const int top = static_cast<int>(below(r1, static_cast<uint64_t>(std::max(0, img.height - opt_.crop) + 1)));
+        const int left = static_cast<int>(below(r2, static_cast<uint64_t>(std::max(0, img.width - opt_.crop) + 1)));
+        img = crop(img, top, left, opt_.crop, opt_.crop);
+        if (r3 >> 63) img = hflip(img);
+      } else {
+        img = center_crop(img, opt_.crop);
+      }
+      to_chw_float(img, buf.data() + rows * per);
+      out.labels.push_back(data_[idx].label);
+      out.indices.push_back(idx);
+      ++rows;
+    } catch (const InputError& e) {
+      out.failed.push_back(e.what());
+    }
+  }
+  out.images = buf.slice0(0, rows);
+  return out;
+}
+
+}  // namespace lcam

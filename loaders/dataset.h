@@ -1,0 +1,44 @@
+// dataset.h — the image lists training and evaluation read: the official list format
+// (`RELATIVE/PATH LABEL` per line, paths relative to --data), the ImageNet train layout (one
+// folder per synset) and a flat folder with a list. Every path is checked to stay inside the
+// data folder; labels are checked against the number of classes. Omits reading the images:
+// that is the batch loader's job (loaders/batch_loader.h).
+#pragma once
+#include <cstddef>  // size_t
+#include <string>   // std::string
+#include <vector>   // std::vector
+
+namespace lcam {
+
+struct Sample {
+  std::string path;  // as written in the list (relative to the data folder)
+  int label = -1;    // -1 when the list gives none
+};
+
+class Dataset {
+ public:
+  // A list file of `PATH LABEL` lines (or `PATH` alone when allow_unlabeled), paths relative
+  // to `root`. Blank lines and lines starting with '#' are skipped. InputError, naming the file
+  // and line, for: a missing root folder or list, an empty list, a malformed line, a label
+  // outside [0, num_classes), an absolute path or one that leaves `root` through "..".
+  static Dataset from_list(const std::string& root, const std::string& list, int num_classes,
+                           bool allow_unlabeled = false);
+  // The ImageNet train layout: root/SYNSET/IMAGE. Classes are the sorted folder names, as
+  // torchvision's ImageFolder; when every folder is an ImageNet synset the label is its ImageNet
+  // class index (the same numbers when all 1000 folders are present). Image files are those with
+  // torchvision's image extensions, sorted within each class.
+  static Dataset from_folders(const std::string& root);
+
+  const std::string& root() const { return root_; }
+  size_t size() const { return samples_.size(); }
+  const Sample& operator[](size_t i) const { return samples_[i]; }
+  std::string full_path(size_t i) const;
+  // Keeps the first n samples (for --limit).
+  void truncate(size_t n);
+
+ private:
+  std::string root_;
+  std::vector<Sample> samples_;
+};
+
+}  // namespace lcam
