@@ -37,7 +37,29 @@
   void cross_entropy(float* loss_per_row, float* dlogits, const float* logits,                  \
                      const int32_t* labels, int N, int O, float scale);                          \
   void normalize_forward(float* y, const float* x, int N, int64_t HW, float m0, float m1,       \
-                         float m2, float s0, float s1, float s2);
+                         float m2, float s0, float s1, float s2);                                \
+  /* C_b = op(A_b) op(B_b) + beta C_b for b < batch; row-major, dense, strides in elements */   \
+  void gemm_batched(float* C, const float* A, const float* B, int batch, int M, int N, int K,    \
+                    bool ta, bool tb, int64_t sA, int64_t sB, int64_t sC, float beta);           \
+  void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C);          \
+  void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C);      \
+  void row_sum(float* out, const float* in, int R, int64_t L);                                   \
+  /* y[n,c,:] = act(y[n,c,:] + b[c]) */                                                          \
+  void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu);                  \
+  double sum(const float* x, int64_t L);                                                         \
+  void sigmoid_forward(float* y, const float* x, int64_t L);                                     \
+  void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t L);                  \
+  void upsample_bilinear_forward(float* y, const float* x, int NC, int H, int W, int P, int Q);  \
+  void upsample_bilinear_backward(float* dx, const float* dy, int NC, int H, int W, int P, int Q);\
+  void mask_mul_forward(float* y, const float* x, const float* m, int N, int C, int64_t L);      \
+  void mask_mul_backward_mask(float* dm, const float* dy, const float* x, int N, int C,         \
+                              int64_t L);                                                        \
+  void area_terms(float* value, float* grad, const float* m, int64_t L, float eps, float power,  \
+                  float scale);                                                                  \
+  void tv_terms(float* value, float* grad, const float* m, int maps, int h, int w, float border, \
+                float scale);                                                                    \
+  void sgd_step(float* p, float* buf, const float* grad, int64_t L, float lr, float momentum,    \
+                float wd, bool nesterov, bool first);
 
 namespace lcam::cpu {
 LCAM_BACKEND_OPS

@@ -332,4 +332,78 @@ void normalize_forward(float* y, const float* x, int N, int64_t HW, float m0, fl
                [&](int64_t i) { kern::normalize_at(y, x, HW, m0, m1, m2, s0, s1, s2, i); });
 }
 
+// ---- L-CAM ----------------------------------------------------------------------------------
+
+void gemm_batched(float* C, const float* A, const float* B, int batch, int M, int N, int K, bool ta, bool tb,
+                  int64_t sA, int64_t sB, int64_t sC, float beta) {
+  const int nt = omp_get_max_threads();
+  if (batch >= nt) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < batch; ++i)
+      sgemm1(ta, tb, M, N, K, A + i * sA, ta ? M : K, B + i * sB, tb ? K : N, C + i * sC, N, beta);
+  } else {
+    for (int i = 0; i < batch; ++i) gemm(ta, tb, M, N, K, A + i * sA, B + i * sB, C + i * sC, beta);
+  }
+}
+
+void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C) {
+  for (int r = 0; r < R; ++r)
+    std::memcpy(out + static_cast<int64_t>(r) * C, table + static_cast<int64_t>(rows[r]) * C, sizeof(float) * C);
+}
+
+// Rows in order, so repeated rows accumulate deterministically; columns are parallel.
+void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C) {
+#pragma omp parallel for schedule(static) if (C >= 256)
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < R; ++r) table[static_cast<int64_t>(rows[r]) * C + c] += in[static_cast<int64_t>(r) * C + c];
+}
+
+void row_sum(float* out, const float* in, int R, int64_t L) {
+  for (int r = 0; r < R; ++r) {
+    double acc = 0.0;
+    for (int64_t i = 0; i < L; ++i) acc += in[r * L + i];
+    out[r] = static_cast<float>(acc);
+  }
+}
+
+void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu) {
+  parallel_for(static_cast<int64_t>(N) * C * HW, [&](int64_t i) { kern::bias_act_at(y, b, C, HW, relu, i); });
+}
+
+double sum(const float* x, int64_t L) {
+  double acc = 0.0;
+#pragma omp parallel for reduction(+ : acc) schedule(static) if (L > 65536)
+  for (int64_t i = 0; i < L; ++i) acc += x[i];
+  return acc;
+}
+
+void sigmoid_forward(float* y, const float* x, int64_t L) {
+  parallel_for(L, [&](int64_t i) { kern::sigmoid_fwd_at(y, x, i); });
+}
+void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t L) {
+  parallel_for(L, [&](int64_t i) { kern::sigmoid_bwd_at(dx, dy, y, i); });
+}
+void upsample_bilinear_forward(float* y, const float* x, int NC, int H, int W, int P, int Q) {
+  parallel_for(static_cast<int64_t>(NC) * P * Q, [&](int64_t i) { kern::upsample_fwd_at(y, x, H, W, P, Q, i); });
+}
+void upsample_bilinear_backward(float* dx, const float* dy, int NC, int H, int W, int P, int Q) {
+  parallel_for(static_cast<int64_t>(NC) * H * W, [&](int64_t i) { kern::upsample_bwd_at(dx, dy, H, W, P, Q, i); });
+}
+void mask_mul_forward(float* y, const float* x, const float* m, int N, int C, int64_t L) {
+  parallel_for(static_cast<int64_t>(N) * C * L, [&](int64_t i) { kern::mask_mul_at(y, x, m, C, L, i); });
+}
+void mask_mul_backward_mask(float* dm, const float* dy, const float* x, int N, int C, int64_t L) {
+  parallel_for(static_cast<int64_t>(N) * L, [&](int64_t i) { kern::mask_mul_bwd_mask_at(dm, dy, x, C, L, i); });
+}
+void area_terms(float* value, float* grad, const float* m, int64_t L, float eps, float power, float scale) {
+  parallel_for(L, [&](int64_t i) { kern::area_at(value, grad, m, eps, power, scale, i); });
+}
+void tv_terms(float* value, float* grad, const float* m, int maps, int h, int w, float border, float scale) {
+  parallel_for(static_cast<int64_t>(maps) * h * w, [&](int64_t i) { kern::tv_at(value, grad, m, h, w, border, scale, i); });
+}
+void sgd_step(float* p, float* buf, const float* grad, int64_t L, float lr, float momentum, float wd, bool nesterov,
+              bool first) {
+  parallel_for(L, [&](int64_t i) { kern::sgd_at(p, buf, grad, lr, momentum, wd, nesterov, first, i); });
+}
+
 }  // namespace lcam::cpu

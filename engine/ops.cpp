@@ -228,7 +228,7 @@ void softmax_common(const char* op, Tensor& y, const Tensor& x, bool log) {
 void softmax_forward(Tensor& y, const Tensor& x) { softmax_common("softmax_forward", y, x, false); }
 void log_softmax_forward(Tensor& y, const Tensor& x) { softmax_common("log_softmax_forward", y, x, true); }
 
-float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels) {
+float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels, float grad_scale) {
   const char* op = "cross_entropy";
   LCAM_REQUIRE(logits.ndim() == 2 && logits.dim(0) > 0, fmt::format("{}: logits {}", op, logits.shape_str()));
   const int N = static_cast<int>(logits.dim(0)), O = static_cast<int>(logits.dim(1));
@@ -245,7 +245,7 @@ float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels)
   Device d = common_device(op, {&dlogits, &logits, &labels});
   Tensor per_row = Tensor::empty({N}, d);
   LCAM_DISPATCH(d, cross_entropy, per_row.data(), opt(dlogits), logits.data(), labels.data_i32(),
-                N, O, 1.f / static_cast<float>(N));
+                N, O, grad_scale / static_cast<float>(N));
   std::vector<float> rows = per_row.to_vector();
   double sum = 0.0;
   for (float v : rows) sum += v;
@@ -260,6 +260,179 @@ void normalize_forward(Tensor& y, const Tensor& x, const float mean[3], const fl
   Device d = common_device(op, {&y, &x});
   LCAM_DISPATCH(d, normalize_forward, y.data(), x.data(), static_cast<int>(x.dim(0)),
                 x.dim(2) * x.dim(3), mean[0], mean[1], mean[2], stdv[0], stdv[1], stdv[2]);
+}
+
+// ---- L-CAM ----------------------------------------------------------------------------------
+
+namespace {
+// rows [N,J] int32 with every entry in [0,K).
+void check_rows(const char* op, const Tensor& rows, int64_t N, int64_t K) {
+  LCAM_REQUIRE(rows.ndim() == 2 && rows.dim(0) == N && rows.dtype() == DType::I32,
+               fmt::format("{}: rows {} must be int32 [N,J] with N={}", op, rows.shape_str(), N));
+  Tensor host = rows.device() == Device::CPU ? rows : rows.to(Device::CPU);
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    const int32_t r = host.data_i32()[i];
+    if (r < 0 || r >= K)
+      throw InputError(fmt::format("label {} out of range [0,{}) for the attention mechanism", r, K));
+  }
+}
+}  // namespace
+
+void attention_forward(Tensor& c, const Tensor& F, const Tensor& w, const Tensor& b, const Tensor& rows) {
+  const char* op = "attention_forward";
+  LCAM_REQUIRE(F.ndim() >= 3 && w.ndim() == 2, fmt::format("{}: F {} w {}", op, F.shape_str(), w.shape_str()));
+  const int64_t N = F.dim(0), C = F.dim(1), L = F.numel() / std::max<int64_t>(N * C, 1), K = w.dim(0);
+  expect_shape(op, "w", w, {K, C});
+  expect_shape(op, "b", b, {K});
+  check_rows(op, rows, N, K);
+  const int64_t J = rows.dim(1);
+  LCAM_REQUIRE(c.numel() == N * J * L && c.dim(0) == N, fmt::format("{}: c {} for N={} J={} L={}", op, c.shape_str(), N, J, L));
+  Device d = common_device(op, {&c, &F, &w, &b, &rows});
+  Tensor wsel = Tensor::empty({N * J, C}, d), bsel = Tensor::empty({N * J}, d);
+  LCAM_DISPATCH(d, gather_rows, wsel.data(), w.data(), rows.data_i32(), static_cast<int>(N * J), static_cast<int>(C));
+  LCAM_DISPATCH(d, gather_rows, bsel.data(), b.data(), rows.data_i32(), static_cast<int>(N * J), 1);
+  // c[n] [J,L] = wsel[n] [J,C] x F[n] [C,L], then the per-map bias.
+  LCAM_DISPATCH(d, gemm_batched, c.data(), wsel.data(), F.data(), static_cast<int>(N), static_cast<int>(J),
+                static_cast<int>(L), static_cast<int>(C), false, false, J * C, C * L, J * L, 0.f);
+  LCAM_DISPATCH(d, bias_act, c.data(), bsel.data(), 1, static_cast<int>(N * J), L, false);
+}
+
+void attention_backward(Tensor& dw, Tensor& db, const Tensor& dc, const Tensor& F, const Tensor& rows) {
+  const char* op = "attention_backward";
+  const int64_t N = F.dim(0), C = F.dim(1), L = F.numel() / std::max<int64_t>(N * C, 1), K = dw.dim(0);
+  expect_shape(op, "dw", dw, {K, C});
+  expect_shape(op, "db", db, {K});
+  check_rows(op, rows, N, K);
+  const int64_t J = rows.dim(1);
+  LCAM_REQUIRE(dc.numel() == N * J * L, fmt::format("{}: dc {} for N={} J={} L={}", op, dc.shape_str(), N, J, L));
+  Device d = common_device(op, {&dw, &db, &dc, &F, &rows});
+  // dwsel[n] [J,C] = dc[n] [J,L] x F[n]^T [L,C]; then scattered (added) into the selected rows.
+  Tensor dwsel = Tensor::empty({N * J, C}, d), dbsel = Tensor::empty({N * J}, d);
+  LCAM_DISPATCH(d, gemm_batched, dwsel.data(), dc.data(), F.data(), static_cast<int>(N), static_cast<int>(J),
+                static_cast<int>(C), static_cast<int>(L), false, true, J * L, C * L, J * C, 0.f);
+  LCAM_DISPATCH(d, row_sum, dbsel.data(), dc.data(), static_cast<int>(N * J), L);
+  LCAM_DISPATCH(d, scatter_add_rows, dw.data(), dwsel.data(), rows.data_i32(), static_cast<int>(N * J), static_cast<int>(C));
+  LCAM_DISPATCH(d, scatter_add_rows, db.data(), dbsel.data(), rows.data_i32(), static_cast<int>(N * J), 1);
+}
+
+namespace {
+// [R, C] view facts for the row ops: rows int32 [R] with entries in [0, T).
+void check_row_op(const char* op, const Tensor& table, const Tensor& rows_t, int64_t R, int64_t C) {
+  LCAM_REQUIRE(rows_t.ndim() == 1 && rows_t.dim(0) == R && rows_t.dtype() == DType::I32,
+               fmt::format("{}: rows {} must be int32 [{}]", op, rows_t.shape_str(), R));
+  LCAM_REQUIRE(table.ndim() >= 1 && table.numel() % std::max<int64_t>(C, 1) == 0,
+               fmt::format("{}: table {} has no rows of {}", op, table.shape_str(), C));
+  const int64_t T = C ? table.numel() / C : 0;
+  Tensor host = rows_t.device() == Device::CPU ? rows_t : rows_t.to(Device::CPU);
+  for (int64_t i = 0; i < R; ++i)
+    LCAM_REQUIRE(host.data_i32()[i] >= 0 && host.data_i32()[i] < T, fmt::format("{}: row {} out of [0,{})", op, host.data_i32()[i], T));
+}
+}  // namespace
+
+void take_rows(Tensor& out, const Tensor& table, const Tensor& rows) {
+  const int64_t R = out.dim(0), C = out.numel() / std::max<int64_t>(R, 1);
+  check_row_op("take_rows", table, rows, R, C);
+  Device d = common_device("take_rows", {&out, &table, &rows});
+  LCAM_DISPATCH(d, gather_rows, out.data(), table.data(), rows.data_i32(), static_cast<int>(R), static_cast<int>(C));
+}
+
+void scatter_add_rows(Tensor& table, const Tensor& in, const Tensor& rows) {
+  const int64_t R = in.dim(0), C = in.numel() / std::max<int64_t>(R, 1);
+  check_row_op("scatter_add_rows", table, rows, R, C);
+  Device d = common_device("scatter_add_rows", {&table, &in, &rows});
+  LCAM_DISPATCH(d, scatter_add_rows, table.data(), in.data(), rows.data_i32(), static_cast<int>(R), static_cast<int>(C));
+}
+
+void sigmoid_forward(Tensor& y, const Tensor& x) {
+  expect_shape("sigmoid_forward", "y", y, x.shape());
+  Device d = common_device("sigmoid_forward", {&y, &x});
+  LCAM_DISPATCH(d, sigmoid_forward, y.data(), x.data(), x.numel());
+}
+
+void sigmoid_backward(Tensor& dx, const Tensor& dy, const Tensor& y) {
+  expect_shape("sigmoid_backward", "dy", dy, y.shape());
+  expect_shape("sigmoid_backward", "dx", dx, y.shape());
+  Device d = common_device("sigmoid_backward", {&dx, &dy, &y});
+  LCAM_DISPATCH(d, sigmoid_backward, dx.data(), dy.data(), y.data(), y.numel());
+}
+
+void upsample_bilinear_forward(Tensor& y, const Tensor& x) {
+  const char* op = "upsample_bilinear_forward";
+  check_nchw(op, x);
+  check_nchw(op, y);
+  LCAM_REQUIRE(y.dim(0) == x.dim(0) && y.dim(1) == x.dim(1) && x.dim(2) > 0 && x.dim(3) > 0,
+               fmt::format("{}: x {} y {}", op, x.shape_str(), y.shape_str()));
+  Device d = common_device(op, {&y, &x});
+  LCAM_DISPATCH(d, upsample_bilinear_forward, y.data(), x.data(), static_cast<int>(x.dim(0) * x.dim(1)),
+                static_cast<int>(x.dim(2)), static_cast<int>(x.dim(3)), static_cast<int>(y.dim(2)),
+                static_cast<int>(y.dim(3)));
+}
+
+void upsample_bilinear_backward(Tensor& dx, const Tensor& dy) {
+  const char* op = "upsample_bilinear_backward";
+  check_nchw(op, dx);
+  check_nchw(op, dy);
+  LCAM_REQUIRE(dy.dim(0) == dx.dim(0) && dy.dim(1) == dx.dim(1), fmt::format("{}: dx {} dy {}", op, dx.shape_str(), dy.shape_str()));
+  Device d = common_device(op, {&dx, &dy});
+  LCAM_DISPATCH(d, upsample_bilinear_backward, dx.data(), dy.data(), static_cast<int>(dx.dim(0) * dx.dim(1)),
+                static_cast<int>(dx.dim(2)), static_cast<int>(dx.dim(3)), static_cast<int>(dy.dim(2)),
+                static_cast<int>(dy.dim(3)));
+}
+
+void mask_mul_forward(Tensor& y, const Tensor& x, const Tensor& m) {
+  const char* op = "mask_mul_forward";
+  check_nchw(op, x);
+  expect_shape(op, "m", m, {x.dim(0), 1, x.dim(2), x.dim(3)});
+  expect_shape(op, "y", y, x.shape());
+  Device d = common_device(op, {&y, &x, &m});
+  LCAM_DISPATCH(d, mask_mul_forward, y.data(), x.data(), m.data(), static_cast<int>(x.dim(0)),
+                static_cast<int>(x.dim(1)), x.dim(2) * x.dim(3));
+}
+
+void mask_mul_backward_mask(Tensor& dm, const Tensor& dy, const Tensor& x) {
+  const char* op = "mask_mul_backward_mask";
+  check_nchw(op, x);
+  expect_shape(op, "dy", dy, x.shape());
+  expect_shape(op, "dm", dm, {x.dim(0), 1, x.dim(2), x.dim(3)});
+  Device d = common_device(op, {&dm, &dy, &x});
+  LCAM_DISPATCH(d, mask_mul_backward_mask, dm.data(), dy.data(), x.data(), static_cast<int>(x.dim(0)),
+                static_cast<int>(x.dim(1)), x.dim(2) * x.dim(3));
+}
+
+float area_loss(Tensor& dm, const Tensor& m, float weight, float eps, float power) {
+  const char* op = "area_loss";
+  if (dm.defined()) expect_shape(op, "dm", dm, m.shape());
+  Device d = common_device(op, {&dm, &m});
+  const int64_t L = m.numel();
+  LCAM_REQUIRE(L > 0, "area_loss: empty maps");
+  Tensor value = Tensor::empty(m.shape(), d);
+  LCAM_DISPATCH(d, area_terms, value.data(), opt(dm), m.data(), L, eps, power, weight / static_cast<float>(L));
+  return static_cast<float>(weight * LCAM_DISPATCH(d, sum, value.data(), L) / static_cast<double>(L));
+}
+
+float tv_loss(Tensor& dm, const Tensor& m, float weight, float border, float denom) {
+  const char* op = "tv_loss";
+  LCAM_REQUIRE(m.ndim() >= 2 && m.numel() > 0, fmt::format("{}: maps {}", op, m.shape_str()));
+  if (dm.defined()) expect_shape(op, "dm", dm, m.shape());
+  Device d = common_device(op, {&dm, &m});
+  const int h = static_cast<int>(m.dim(-2)), w = static_cast<int>(m.dim(-1));
+  const int maps = static_cast<int>(m.numel() / (static_cast<int64_t>(h) * w));
+  Tensor value = Tensor::empty(m.shape(), d);
+  LCAM_DISPATCH(d, tv_terms, value.data(), opt(dm), m.data(), maps, h, w, border, weight / denom);
+  return static_cast<float>(weight * LCAM_DISPATCH(d, sum, value.data(), m.numel()) / denom);
+}
+
+void sgd_step(Tensor& p, Tensor& buf, const Tensor& grad, float lr, float momentum, float wd, bool nesterov,
+              bool first) {
+  expect_shape("sgd_step", "buf", buf, p.shape());
+  expect_shape("sgd_step", "grad", grad, p.shape());
+  Device d = common_device("sgd_step", {&p, &buf, &grad});
+  LCAM_DISPATCH(d, sgd_step, p.data(), buf.data(), grad.data(), p.numel(), lr, momentum, wd, nesterov, first);
+}
+
+double sum(const Tensor& x) {
+  Device d = common_device("sum", {&x});
+  return LCAM_DISPATCH(d, sum, x.data(), x.numel());
 }
 
 }  // namespace lcam

@@ -70,11 +70,47 @@ void adaptive_avgpool2d_backward(Tensor& dx, const Tensor& dy);    // dx[N,C,H,W
 void softmax_forward(Tensor& y, const Tensor& x);       // rows of x[N,O]
 void log_softmax_forward(Tensor& y, const Tensor& x);   // rows of x[N,O]
 // Mean cross-entropy of logits[N,O] against labels (int32 [N]); returns the loss and writes
-// dlogits = (softmax - onehot) / N when dlogits is defined.
-float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels);
+// dlogits = grad_scale * (softmax - onehot) / N when dlogits is defined.
+float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels, float grad_scale = 1.f);
 
 // ---- image preparation -----------------------------------------------------------------------
 // y[N,3,H,W] = (x - mean[c]) / std[c]
 void normalize_forward(Tensor& y, const Tensor& x, const float mean[3], const float stdv[3]);
+
+// ---- L-CAM ----------------------------------------------------------------------------------
+// The attention mechanism's class-selected 1x1 convolution ("gathered GEMM"): for each image n
+// and map j, c[n,j,:] = w[rows[n,j],:] F[n,:,:] + b[rows[n,j]], with w[K,C], b[K], F[N,C,L],
+// rows int32 [N,J], c[N,J,L]. Only the selected rows are ever multiplied.
+void attention_forward(Tensor& c, const Tensor& F, const Tensor& w, const Tensor& b, const Tensor& rows);
+// dw[K,C] and db[K] `+=` the gradients from dc[N,J,L] (rows may repeat: they accumulate).
+void attention_backward(Tensor& dw, Tensor& db, const Tensor& dc, const Tensor& F, const Tensor& rows);
+
+// out[r,:] = table[rows[r],:] (out [R,C], table [T,C], rows int32 [R]).
+void take_rows(Tensor& out, const Tensor& table, const Tensor& rows);
+// table[rows[r],:] += in[r,:], rows in order (repeats accumulate).
+void scatter_add_rows(Tensor& table, const Tensor& in, const Tensor& rows);
+
+void sigmoid_forward(Tensor& y, const Tensor& x);                    // y may alias x
+void sigmoid_backward(Tensor& dx, const Tensor& dy, const Tensor& y);  // dx = dy * y * (1 - y)
+// Bilinear resize of x[N,C,H,W] to y[N,C,P,Q], PyTorch's align_corners=False.
+void upsample_bilinear_forward(Tensor& y, const Tensor& x);
+void upsample_bilinear_backward(Tensor& dx, const Tensor& dy);  // dx[N,C,H,W] from dy[N,C,P,Q]
+// y[N,C,H,W] = x * m[N,1,H,W] (the mask broadcast over channels).
+void mask_mul_forward(Tensor& y, const Tensor& x, const Tensor& m);
+// dm[N,1,H,W] = sum_c dy * x (the gradient to the mask).
+void mask_mul_backward_mask(Tensor& dm, const Tensor& dy, const Tensor& x);
+// Area regularizer weight * mean((m + eps)^power) over all elements of m; dm (+=, may be
+// undefined) receives its gradient. Returns the weighted value.
+float area_loss(Tensor& dm, const Tensor& m, float weight, float eps, float power);
+// Total variation of maps m[..., h, w]: squared differences between vertical and horizontal
+// neighbours plus border * the squares of the four border rows/columns, times weight / denom;
+// dm (+=, may be undefined) receives its gradient. Returns the weighted value.
+float tv_loss(Tensor& dm, const Tensor& m, float weight, float border, float denom);
+// PyTorch's SGD step on p with momentum buffer buf (dampening 0); first: the buffer starts as
+// the gradient.
+void sgd_step(Tensor& p, Tensor& buf, const Tensor& grad, float lr, float momentum, float wd,
+              bool nesterov, bool first);
+// Sum of all elements (accumulated in double).
+double sum(const Tensor& x);
 
 }  // namespace lcam

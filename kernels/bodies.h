@@ -182,3 +182,129 @@ ENGINE_HD inline void cross_entropy_row(float* loss, float* dlogits, const float
 }
 
 }  // namespace lcam::kern
+
+// ---- L-CAM: sigmoid masks, bilinear upsampling, masking, regularizers, SGD ------------------
+namespace lcam::kern {
+
+ENGINE_HD inline void sigmoid_fwd_at(float* y, const float* x, int64_t i) { y[i] = 1.f / (1.f + expf(-x[i])); }
+ENGINE_HD inline void sigmoid_bwd_at(float* dx, const float* dy, const float* y, int64_t i) {
+  dx[i] = dy[i] * y[i] * (1.f - y[i]);
+}
+
+// PyTorch's bilinear interpolation with align_corners=False: source coordinate
+// max(0, (dst + 0.5) * in/out - 0.5), the lower neighbour, the upper one clamped to the edge.
+struct Lerp {
+  int i0, i1;
+  float l0, l1;
+};
+ENGINE_HD inline Lerp bilinear_src(int dst, int in, float scale) {
+  float src = scale * (static_cast<float>(dst) + 0.5f) - 0.5f;
+  if (src < 0.f) src = 0.f;
+  Lerp r;
+  r.i0 = static_cast<int>(src);
+  r.i1 = r.i0 + (r.i0 < in - 1 ? 1 : 0);
+  r.l1 = src - static_cast<float>(r.i0);
+  r.l0 = 1.f - r.l1;
+  return r;
+}
+
+// i indexes y[NC, P, Q] upsampled (or resized) from x[NC, H, W].
+ENGINE_HD inline void upsample_fwd_at(float* y, const float* x, int H, int W, int P, int Q, int64_t i) {
+  const int q = static_cast<int>(i % Q), p = static_cast<int>((i / Q) % P);
+  const int64_t plane = i / (static_cast<int64_t>(P) * Q);
+  const Lerp a = bilinear_src(p, H, static_cast<float>(H) / static_cast<float>(P));
+  const Lerp b = bilinear_src(q, W, static_cast<float>(W) / static_cast<float>(Q));
+  const float* xp = x + plane * H * W;
+  y[i] = a.l0 * (b.l0 * xp[a.i0 * W + b.i0] + b.l1 * xp[a.i0 * W + b.i1]) +
+         a.l1 * (b.l0 * xp[a.i1 * W + b.i0] + b.l1 * xp[a.i1 * W + b.i1]);
+}
+
+// Weight of input index `src` in output index `dst` along one axis.
+ENGINE_HD inline float lerp_weight(const Lerp& l, int src) {
+  return (l.i0 == src ? l.l0 : 0.f) + (l.i1 == src ? l.l1 : 0.f);
+}
+
+// Gather form of the backward: i indexes dx[NC, H, W]; visits the output rows/columns whose
+// source interval can touch this pixel and recomputes the forward weights exactly.
+ENGINE_HD inline void upsample_bwd_at(float* dx, const float* dy, int H, int W, int P, int Q, int64_t i) {
+  const int w = static_cast<int>(i % W), h = static_cast<int>((i / W) % H);
+  const int64_t plane = i / (static_cast<int64_t>(H) * W);
+  const float sh = static_cast<float>(H) / static_cast<float>(P), sw = static_cast<float>(W) / static_cast<float>(Q);
+  // Outputs whose source lies in [h - 1, h + 1]: dst in ((h - 0.5) / s - 0.5, (h + 1.5) / s - 0.5).
+  int p0 = static_cast<int>((static_cast<float>(h) - 0.5f) / sh - 0.5f) - 1, p1 = static_cast<int>((static_cast<float>(h) + 1.5f) / sh - 0.5f) + 1;
+  int q0 = static_cast<int>((static_cast<float>(w) - 0.5f) / sw - 0.5f) - 1, q1 = static_cast<int>((static_cast<float>(w) + 1.5f) / sw - 0.5f) + 1;
+  if (p0 < 0) p0 = 0;
+  if (q0 < 0) q0 = 0;
+  if (p1 > P - 1) p1 = P - 1;
+  if (q1 > Q - 1) q1 = Q - 1;
+  const float* dyp = dy + plane * P * Q;
+  float acc = 0.f;
+  for (int p = p0; p <= p1; ++p) {
+    const float a = lerp_weight(bilinear_src(p, H, sh), h);
+    if (a == 0.f) continue;
+    for (int q = q0; q <= q1; ++q) {
+      const float b = lerp_weight(bilinear_src(q, W, sw), w);
+      if (b != 0.f) acc += a * b * dyp[p * Q + q];
+    }
+  }
+  dx[i] = acc;
+}
+
+// y[n, c, :] = x[n, c, :] * m[n, 0, :]; i indexes y[N, C, L].
+ENGINE_HD inline void mask_mul_at(float* y, const float* x, const float* m, int C, int64_t L, int64_t i) {
+  y[i] = x[i] * m[(i / (static_cast<int64_t>(C) * L)) * L + i % L];
+}
+// dm[n, 0, l] = sum_c dy[n, c, l] * x[n, c, l]; i indexes dm[N, L].
+ENGINE_HD inline void mask_mul_bwd_mask_at(float* dm, const float* dy, const float* x, int C, int64_t L, int64_t i) {
+  const int64_t n = i / L, l = i % L;
+  float acc = 0.f;
+  for (int c = 0; c < C; ++c) {
+    const int64_t k = (n * C + c) * L + l;
+    acc += dy[k] * x[k];
+  }
+  dm[i] = acc;
+}
+
+// Area term, per element: value (m + eps)^power, gradient scale * power * (m + eps)^(power-1).
+ENGINE_HD inline void area_at(float* value, float* grad, const float* m, float eps, float power, float scale, int64_t i) {
+  const float v = m[i] + eps;
+  value[i] = powf(v, power);
+  if (grad) grad[i] += scale * power * powf(v, power - 1.f);
+}
+
+// Total variation with border term, per element of maps [M, h, w]: value holds this element's
+// share (its squared differences to the next row and column, plus border * v^2 for each border
+// row/column it lies on), grad (+=) the derivative of the whole sum times scale.
+ENGINE_HD inline void tv_at(float* value, float* grad, const float* m, int h, int w, float border, float scale, int64_t i) {
+  const int x = static_cast<int>(i % w), y = static_cast<int>((i / w) % h);
+  const float v = m[i];
+  const int nb = (y == 0) + (y == h - 1) + (x == 0) + (x == w - 1);
+  float val = border * static_cast<float>(nb) * v * v;
+  float g = 2.f * border * static_cast<float>(nb) * v;
+  if (y + 1 < h) {
+    const float d = m[i + w] - v;
+    val += d * d;
+    g -= 2.f * d;
+  }
+  if (y > 0) g += 2.f * (v - m[i - w]);
+  if (x + 1 < w) {
+    const float d = m[i + 1] - v;
+    val += d * d;
+    g -= 2.f * d;
+  }
+  if (x > 0) g += 2.f * (v - m[i - 1]);
+  value[i] = val;
+  if (grad) grad[i] += scale * g;
+}
+
+// PyTorch's SGD step (dampening 0): g += wd * p; buf = first ? g : momentum * buf + g;
+// step = nesterov ? g + momentum * buf : buf; p -= lr * step.
+ENGINE_HD inline void sgd_at(float* p, float* buf, const float* grad, float lr, float momentum, float wd,
+                             bool nesterov, bool first, int64_t i) {
+  const float g = grad[i] + wd * p[i];
+  const float b = first ? g : momentum * buf[i] + g;
+  buf[i] = b;
+  p[i] -= lr * (nesterov ? g + momentum * b : b);
+}
+
+}  // namespace lcam::kern

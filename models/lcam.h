@@ -1,0 +1,66 @@
+// lcam.h — the L-CAM attention mechanism (a class-selected 1x1 convolution from the last conv
+// block's C maps to one map per class) on a frozen backbone, its training loss and gradients
+// (L-CAM-Fm, L-CAM-Img, L-CAM-Img on VGG-16's 7x7 maps) and its inference maps. The paper's
+// loss: 1.5 CE(logits, label) + 2 mean((m + 5e-4)^0.3) + 0.01 TV(m), m = sigmoid(c).
+// Omits the optimizer and checkpoints (models/trainer.h) and the official code's dropout in
+// VGG-16's classifier during training (stochastic; see LcamOptions).
+// Letters: N batch, C feature channels, h,w feature size, H,W image size, K classes, J maps
+// per image (1 in the paper's selection, N in the official code's a[:, labels]).
+#pragma once
+#include <cstdint>  // uint64_t
+#include <string>   // std::string
+#include <vector>   // std::vector
+
+#include "engine/tensor.h"  // Tensor
+#include "models/model.h"   // Model
+
+namespace lcam {
+
+enum class LcamMethod { Fm, Img, Img7x7 };
+LcamMethod parse_lcam_method(const std::string& s);  // "fm" | "img" | "img7x7"
+const char* lcam_method_name(LcamMethod m);
+
+struct LcamOptions {
+  LcamMethod method = LcamMethod::Img;
+  bool ce_only = false;             // --loss ce: cross-entropy alone
+  bool official_selection = false;  // regularize every image's maps for every label of the batch
+  float w_ce = 1.5f, w_area = 2.f, w_tv = 0.01f;
+  float area_eps = 5e-4f, area_power = 0.3f, tv_border = 0.3f;
+};
+
+// The attention's parameters: w [K,C] (stored as attnM.op.weight [K,C,1,1]) and b [K].
+struct Attention {
+  Tensor w, b;
+  // PyTorch's Conv2d default: uniform(-1/sqrt(C), 1/sqrt(C)) for weight and bias, seeded.
+  static Attention init(int K, int C, uint64_t seed, Device dev);
+};
+
+struct LossTerms {
+  double ce = 0, area = 0, tv = 0, total = 0;
+  int correct = 0;  // masked predictions equal to the label
+  int count = 0;
+};
+
+class Lcam {
+ public:
+  Lcam(Model& backbone, LcamOptions opt);
+  const LcamOptions& options() const { return opt_; }
+  // Feature channels the attention reads (512 / 2048).
+  int channels() const { return backbone_.feature_channels(); }
+
+  // One forward and backward pass on a batch: x01 [N,3,H,W] in [0,1] and labels (model truth)
+  // on the attention's device. Writes dw [K,C] and db [K] (overwritten). Returns every term.
+  LossTerms forward_backward(const Attention& a, const Tensor& x01, const std::vector<int>& labels, Tensor& dw,
+                             Tensor& db);
+  // Inference: the pre-sigmoid maps c [N,1,h,w] of the given class per image.
+  Tensor class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes);
+
+ private:
+  Tensor features(const Tensor& x01);  // F [N,C,h,w] of the normalized image
+  int feature_end() const;
+  Model& backbone_;
+  LcamOptions opt_;
+  Tensor inv_std_;  // [3] = 1/std, for the backward of normalization
+};
+
+}  // namespace lcam
