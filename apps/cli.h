@@ -36,5 +36,7 @@ Run setup_predict(CLI::App& sub);
 Run setup_init(CLI::App& sub);
 Run setup_bench(CLI::App& sub);
 Run setup_labels(CLI::App& sub);
+Run setup_train(CLI::App& sub);
+Run setup_bench_data(CLI::App& sub);
 
 }  // namespace lcam::app

@@ -4,6 +4,7 @@
 // out; the exit status is then 2. When the input list has labels, the agreement (top-1
 // accuracy) is reported too.
 #include <cstdio>  // std::fprintf
+#include <limits>  // std::numeric_limits
 #include <vector>  // std::vector
 
 #include <fmt/format.h>  // fmt::format
@@ -28,7 +29,9 @@ struct LabelsOptions {
 int run_labels(const LabelsOptions& o) {
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
-  Dataset data = Dataset::from_list(o.data, o.list, model->num_classes(), /*allow_unlabeled=*/true);
+  // The list's own labels (if any) are only compared with the predictions: any class index is
+  // accepted, whatever the model's number of classes.
+  Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), /*allow_unlabeled=*/true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
   LoaderOptions lo;
   lo.batch = o.batch;

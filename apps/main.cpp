@@ -16,6 +16,7 @@ const lcam::app::Command kCommands[] = {
     {"init", "write a weights file with torchvision's random initialisation", lcam::app::setup_init},
     {"labels", "write the model-truth label (top-1 prediction) of every image of a list",
      lcam::app::setup_labels},
+    {"train", "train the L-CAM attention mechanism on a frozen backbone", lcam::app::setup_train},
     {"bench", "time the forward pass per layer: images/s, peak memory", lcam::app::setup_bench},
 
 };

@@ -15,6 +15,7 @@
 
 #include "apps/cli.h"         // kImagenetMean/Std
 #include "engine/ops.h"       // normalize_forward
+#include "loaders/hdf5.h"     // h5::Reader (checkpoints)
 #include "loaders/image.h"    // load_eval_image
 #include "models/model.h"     // load_model
 #include "tests/test_util.h"  // fixture, source_dir
@@ -157,6 +158,60 @@ TEST_CASE("init writes weights that load, and bench runs") {
   REQUIRE(b.status == 0);
   auto j = nlohmann::json::parse(b.out);
   CHECK(j["images_per_s"].get<double>() > 0);
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("cli") {
+
+TEST_CASE("train: checkpoints, and a resumed run equals an uninterrupted one") {
+  const std::string samples = lcam::test::source_dir() + "/../shared/data/imagenet-sample";
+  if (!fs::exists(samples)) {
+    MESSAGE("cli: skipped (sample images not found at " << samples << ")");
+    return;
+  }
+  const fs::path dir = fs::temp_directory_path() / "lcam_cli_train";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // 20 sample photos with labels in the tiny model's 10 classes.
+  std::ifstream in(samples + ".txt");
+  std::ofstream list(dir / "list.txt");
+  std::string path;
+  int label;
+  for (int i = 0; i < 20 && (in >> path >> label); ++i) list << path << " " << (label / 10) % 10 << "\n";
+  list.close();
+  const std::string common = "train " + kTiny + " --method img --data " + samples + " --list " + (dir / "list.txt").string() +
+                             " --epochs 2 --batch 8 --seed 5 --device cpu --out ";
+  const std::string a = (dir / "a.h5").string(), b = (dir / "b.h5").string();
+  Result ra = run(common + a);
+  INFO(ra.err);
+  REQUIRE(ra.status == 0);
+  Result rb = run(common + b + " --max-steps 4");  // stops inside the second epoch (3 steps each)
+  INFO(rb.err);
+  REQUIRE(rb.status == 0);
+  {
+    h5::Reader mid(b);
+    CHECK(mid.attr_int("epoch").value() == 1);
+    CHECK(mid.attr_int("batch").value() == 1);
+    CHECK(mid.attr_int("step").value() == 4);
+  }
+  Result rr = run(common + b + " --resume");
+  INFO(rr.err);
+  REQUIRE(rr.status == 0);
+  h5::Reader fa(a), fb(b);
+  CHECK(fb.attr_int("step").value() == 6);
+  for (const char* t : {"attnM.op.weight", "attnM.op.bias", "optimizer/weight_momentum", "optimizer/bias_momentum"})
+    CHECK_MESSAGE(fa.read(t).to_vector() == fb.read(t).to_vector(), t << " differs after resuming");
+  CHECK(fa.read("attnM.op.weight").shape() == std::vector<int64_t>{10, 32, 1, 1});
+  // Bad input: a list whose labels do not fit the model; a resume without a checkpoint.
+  std::ofstream(dir / "bad.txt") << "n01440764_tench.JPEG 10\n";
+  Result bad = run("train " + kTiny + " --data " + samples + " --list " + (dir / "bad.txt").string() + " --out " + (dir / "c.h5").string());
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("bad.txt:1: label 10 out of range [0,10)") != std::string::npos);
+  Result nores = run(common + (dir / "none.h5").string() + " --resume");
+  CHECK(nores.status == 2);
+  CHECK(nores.err.find("none.h5") != std::string::npos);
+  fs::remove_all(dir);
 }
 
 }  // TEST_SUITE

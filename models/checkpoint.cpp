@@ -1,0 +1,56 @@
+// checkpoint.cpp — see checkpoint.h.
+#include "models/checkpoint.h"
+
+#include <fmt/format.h>  // fmt::format
+
+#include "engine/common.h"  // InputError
+#include "loaders/hdf5.h"   // h5::Reader, h5::Writer
+
+namespace lcam {
+
+void save_checkpoint(const std::string& path, const Attention& a, const CheckpointState& s) {
+  h5::Writer w(path);
+  const int64_t K = a.w.dim(0), C = a.w.dim(1);
+  w.write("attnM.op.weight", a.w.to(Device::CPU).reshape({K, C, 1, 1}));
+  w.write("attnM.op.bias", a.b);
+  if (s.momentum_w.defined()) {
+    w.write("optimizer/weight_momentum", s.momentum_w.to(Device::CPU).reshape({K, C, 1, 1}));
+    w.write("optimizer/bias_momentum", s.momentum_b);
+  }
+  w.attr_string("arch", s.arch);
+  w.attr_string("method", s.method);
+  w.attr_int("epoch", s.epoch);
+  w.attr_int("batch", s.batch);
+  w.attr_int("step", s.step);
+  w.attr_double("lr", s.lr_w);
+  w.attr_double("lr_bias", s.lr_b);
+  w.attr_int("seed", static_cast<int64_t>(s.seed));
+  w.commit();
+}
+
+Attention load_checkpoint(const std::string& path, int C, Device dev, CheckpointState* state) {
+  h5::Reader f(path);
+  Tensor w = f.read("attnM.op.weight"), b = f.read("attnM.op.bias");
+  if (w.ndim() != 4 || w.dim(1) != C || w.dim(2) != 1 || w.dim(3) != 1 || b.ndim() != 1 || b.dim(0) != w.dim(0))
+    throw InputError(fmt::format("{}: attnM.op.weight {} / attnM.op.bias {} do not fit [K,{},1,1] / [K]", path,
+                                 w.shape_str(), b.shape_str(), C));
+  const int64_t K = w.dim(0);
+  Attention a{w.reshape({K, C}).to(dev), b.to(dev)};
+  if (state) {
+    state->arch = f.attr_string("arch").value_or("");
+    state->method = f.attr_string("method").value_or("");
+    state->epoch = f.attr_int("epoch").value_or(0);
+    state->batch = f.attr_int("batch").value_or(0);
+    state->step = f.attr_int("step").value_or(0);
+    state->lr_w = f.attr_double("lr").value_or(0);
+    state->lr_b = f.attr_double("lr_bias").value_or(0);
+    state->seed = static_cast<uint64_t>(f.attr_int("seed").value_or(0));
+    if (f.has("optimizer/weight_momentum")) {
+      state->momentum_w = f.read("optimizer/weight_momentum").reshape({K, C}).to(dev);
+      state->momentum_b = f.read("optimizer/bias_momentum").to(dev);
+    }
+  }
+  return a;
+}
+
+}  // namespace lcam
