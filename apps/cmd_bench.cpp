@@ -16,6 +16,8 @@
 #include "engine/backend.h"       // cpu::num_threads
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::synchronize, device_summary
+#include "engine/ops.h"           // sgd_step
+#include "models/lcam.h"          // Lcam (training-step benchmark)
 #include "models/model.h"         // random_model, load_model
 
 namespace lcam::app {
@@ -23,7 +25,7 @@ namespace {
 
 struct BenchOptions {
   RuntimeOptions rt;
-  std::string arch, weights, batches = "1,32";
+  std::string arch, weights, batches = "1,32", train;
   int iters = 5, warmup = 2, size = 224;
   bool json = false, layers = false;
 };
@@ -77,6 +79,7 @@ int run_bench(const BenchOptions& o) {
     if (dev == Device::CUDA) cuda::synchronize();
   };
   const std::string where = dev == Device::CUDA ? cuda::device_summary() : fmt::format("cpu, {} threads", cpu::num_threads());
+  if (!o.json && !o.train.empty()) std::printf("L-CAM-%s training step (forward, backward, SGD):\n", o.train.c_str());
   if (!o.json) std::printf("lcam bench: %s on %s, %dx%d, median of %d after %d warm-up\n", o.arch.c_str(), where.c_str(), o.size, o.size, o.iters, o.warmup);
   for (int B : batches) {
     Tensor x = Tensor::zeros({B, 3, o.size, o.size}, dev);
@@ -84,10 +87,34 @@ int run_bench(const BenchOptions& o) {
     const size_t base = memory_stats(dev).current;
     const double rss_base = max_rss_mb();
     std::vector<double> totals;
+    // --train: one L-CAM training step (forward, backward to the attention, two SGD updates)
+    // on random [0,1] images with random labels; otherwise the plain forward pass.
+    std::unique_ptr<Lcam> lcam;
+    Attention att;
+    Tensor dw, db, mw, mb;
+    std::vector<int> labels(B);
+    if (!o.train.empty()) {
+      LcamOptions lo;
+      lo.method = parse_lcam_method(o.train);
+      lcam = std::make_unique<Lcam>(*model, lo);
+      att = Attention::init(model->num_classes(), lcam->channels(), 1, dev);
+      dw = Tensor::empty(att.w.shape(), dev), db = Tensor::empty(att.b.shape(), dev);
+      mw = Tensor::zeros(att.w.shape(), dev), mb = Tensor::zeros(att.b.shape(), dev);
+      std::vector<float> xv(static_cast<size_t>(x.numel()));
+      for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f;
+      x = Tensor::from_vector(xv, x.shape(), dev);
+      for (int n = 0; n < B; ++n) labels[n] = (n * 37) % model->num_classes();
+    }
     for (int it = 0; it < o.warmup + o.iters; ++it) {
       sync();
       const double t0 = now_ms();
-      Tensor y = model->logits(x);
+      if (lcam) {
+        lcam->forward_backward(att, x, labels, dw, db);
+        sgd_step(att.w, mw, dw, 1e-3f, 0.9f, 5e-4f, true, it == 0);
+        sgd_step(att.b, mb, db, 1e-3f, 0.9f, 5e-4f, true, it == 0);
+      } else {
+        Tensor y = model->logits(x);
+      }
       sync();
       if (it >= o.warmup) totals.push_back(now_ms() - t0);
     }
@@ -95,7 +122,7 @@ int run_bench(const BenchOptions& o) {
     const double rss_rise = max_rss_mb() - rss_base;
     const double ms = median(totals);
     std::vector<std::vector<double>> per(model->size());
-    if (o.layers) {
+    if (o.layers && !lcam) {
       for (int it = 0; it < std::max(1, o.iters); ++it) {
         sync();
         double t = now_ms();
@@ -108,10 +135,10 @@ int run_bench(const BenchOptions& o) {
       }
     }
     if (o.json) {
-      nlohmann::json j{{"impl", "lcam"}, {"arch", o.arch}, {"device", device_name(dev)}, {"batch", B},
+      nlohmann::json j{{"impl", "lcam"}, {"arch", o.arch}, {"work", o.train.empty() ? "forward" : "lcam-train-" + o.train}, {"device", device_name(dev)}, {"batch", B},
                        {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms},
                        {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}};
-      if (o.layers) {
+      if (o.layers && !lcam) {
         nlohmann::json l = nlohmann::json::array();
         for (int i = 0; i < model->size(); ++i)
           l.push_back({{"name", model->module_name(i)}, {"kind", model->module_kind(i)}, {"ms", median(per[i])}});
@@ -121,7 +148,7 @@ int run_bench(const BenchOptions& o) {
     } else {
       std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  peak %.1f MiB %s, peak RSS rise %.1f MiB\n", B, ms,
                   1000.0 * B / ms, peak_mb, dev == Device::CUDA ? "device (reserved)" : "tensors", rss_rise);
-      if (o.layers) {
+      if (o.layers && !lcam) {
         std::printf("  %-16s %-22s %10s %6s\n", "layer", "kind", "ms", "%");
         double sum = 0;
         for (int i = 0; i < model->size(); ++i) sum += median(per[i]);
@@ -147,6 +174,8 @@ Run setup_bench(CLI::App& sub) {
   sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::NonNegativeNumber);
   sub.add_option("--size", o->size, "input height and width")->check(CLI::Range(32, 4096));
   sub.add_flag("--layers", o->layers, "also time each layer");
+  sub.add_option("--train", o->train, "time an L-CAM training step instead: img, fm or img7x7")
+      ->check(CLI::IsMember({"img", "fm", "img7x7"}));
   sub.add_flag("--json", o->json, "one JSON object per batch size");
   o->rt.add_to(sub);
   return [o] { return run_bench(*o); };
