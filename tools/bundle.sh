@@ -92,6 +92,7 @@ done
 cp tools/gpu-check.sh "$DEST/"
 chmod +x "$DEST/gpu-check.sh"
 [ -f tools/bench_torch.py ] && cp tools/bench_torch.py "$DEST/tools/"
+[ -f tools/bench_train_torch.py ] && cp tools/bench_train_torch.py "$DEST/tools/"
 cp -r data "$DEST/data"
 [ -d tests/fixtures ] && cp -r tests/fixtures "$DEST/tests/fixtures"
 

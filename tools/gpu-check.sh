@@ -170,6 +170,14 @@ for arch in vgg16 resnet50; do
     python3 tools/bench_torch.py --device cuda --arch "$arch" --batch 1,32 --json
 done
 
+# L-CAM-Img training step, batch 64 (forward, backward to the attention, SGD), both sides.
+for arch in vgg16 resnet50; do
+  step "bench lcam train $arch" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch "$arch" --device cuda --train img --batch 64 --iters 5 --warmup 2 --json
+  step "bench torch train $arch" 60 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
+    python3 tools/bench_train_torch.py --device cuda --arch "$arch" --method img --batch 64 --iters 5 --warmup 2 --json
+done
+
 # ---- 3. CLI on the GPU: random VGG-16 weights, eight sample photos ----------------------------
 samples=shared/data/imagenet-sample
 if ls "$samples"/*.JPEG >/dev/null 2>&1; then
