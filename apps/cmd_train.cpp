@@ -33,7 +33,7 @@ struct TrainOptions {
   std::string arch, weights, method = "img", loss = "lcam", data, list, lr, decay_epochs, init, out;
   int epochs = 0, batch = 64, workers = 0;
   double lr_decay = 0, momentum = 0.9, weight_decay = 5e-4;
-  bool official = false, official_selection = false, resume = false, no_augment = false, no_shuffle = false;
+  bool official = false, official_selection = false, official_dropout = false, resume = false, no_augment = false, no_shuffle = false;
   uint64_t seed = 0;
   int64_t max_steps = 0;
 };
@@ -91,6 +91,7 @@ int run_train(TrainOptions o) {
   lo.method = parse_lcam_method(o.method);
   lo.ce_only = o.loss == "ce";
   lo.official_selection = o.official || o.official_selection;
+  lo.official_dropout = o.official || o.official_dropout;
   Lcam lcam(*model, lo);
   const int C = lcam.channels(), K = model->num_classes();
 
@@ -121,9 +122,6 @@ int run_train(TrainOptions o) {
                  static_cast<long long>(st.epoch), o.epochs);
     return 0;
   }
-  if (o.official && vgg)
-    std::fprintf(stderr, "note: --official selects the official a[:, labels] maps; the official VGG-16 run's "
-                         "classifier dropout during training is not reproduced (the backbone runs in eval mode)\n");
 
   LoaderOptions lopt;
   lopt.batch = o.batch;
@@ -142,7 +140,9 @@ int run_train(TrainOptions o) {
   } restore{previous};
 
   std::fprintf(stderr, "training L-CAM-%s (%s loss%s) on %s: %zu images, batch %d, %d epochs, lr %g/%g x%g at epochs %s\n",
-               o.method.c_str(), lo.ce_only ? "CE" : "lcam", lo.official_selection ? ", official selection" : "",
+               o.method.c_str(), lo.ce_only ? "CE" : "lcam",
+               lo.official_selection ? (lo.official_dropout ? ", official selection and dropout" : ", official selection")
+                                     : (lo.official_dropout ? ", official dropout" : ""),
                o.arch.c_str(), data.size(), o.batch, o.epochs, lr_w, lr_b, o.lr_decay,
                o.decay_epochs.empty() ? (vgg ? "1-7" : "1-12") : o.decay_epochs.c_str());
   for (int64_t e = st.epoch; e < o.epochs; ++e) {
@@ -160,7 +160,8 @@ int run_train(TrainOptions o) {
       seen += static_cast<int64_t>(b.indices.size() + b.failed.size());
       if (b.indices.empty()) continue;
       Tensor x01 = b.images.to(dev);
-      LossTerms t = lcam.forward_backward(att, x01, b.labels, dw, db);
+      // Dropout masks (--official-dropout) from (seed, step): a resumed run draws the same ones.
+      LossTerms t = lcam.forward_backward(att, x01, b.labels, dw, db, o.seed * 0x9E3779B97F4A7C15ull + st.step);
       if (!std::isfinite(t.total))
         throw InternalError(fmt::format("the loss became {} at epoch {}, step {} (ce {}, area {}, tv {}); "
                                         "{} keeps the last good checkpoint — lower --lr",
@@ -220,7 +221,8 @@ Run setup_train(CLI::App& sub) {
   sub.add_option("--decay-epochs", o->decay_epochs, "epochs whose start decays the rate (default 1-7 vgg16, 1-12 resnet50)");
   sub.add_option("--momentum", o->momentum, "SGD momentum (Nesterov)")->check(CLI::Range(0.0, 1.0));
   sub.add_option("--weight-decay", o->weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber);
-  sub.add_flag("--official", o->official, "the official code's behaviour: a[:, labels] map selection (see README)");
+  sub.add_flag("--official", o->official, "the official code's behaviour: --official-selection and --official-dropout");
+  sub.add_flag("--official-dropout", o->official_dropout, "VGG-16's classifier dropout (p=0.5) active during training");
   sub.add_flag("--official-selection", o->official_selection, "regularize every image's maps for every label of the batch");
   sub.add_option("--init", o->init, "start from this checkpoint's attention weights");
   sub.add_flag("--resume", o->resume, "continue the run saved in --out");

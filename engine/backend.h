@@ -59,7 +59,9 @@
   void tv_terms(float* value, float* grad, const float* m, int maps, int h, int w, float border, \
                 float scale);                                                                    \
   void sgd_step(float* p, float* buf, const float* grad, int64_t L, float lr, float momentum,    \
-                float wd, bool nesterov, bool first);
+                float wd, bool nesterov, bool first);                                            \
+  void dropout_forward(float* y, float* mask, const float* x, int64_t L, float p, uint64_t seed); \
+  void mul_forward(float* y, const float* a, const float* b, int64_t L);
 
 namespace lcam::cpu {
 LCAM_BACKEND_OPS

@@ -430,6 +430,21 @@ void sgd_step(Tensor& p, Tensor& buf, const Tensor& grad, float lr, float moment
   LCAM_DISPATCH(d, sgd_step, p.data(), buf.data(), grad.data(), p.numel(), lr, momentum, wd, nesterov, first);
 }
 
+void dropout_forward(Tensor& y, Tensor& mask, const Tensor& x, float p, uint64_t seed) {
+  LCAM_REQUIRE(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1)");
+  expect_shape("dropout_forward", "y", y, x.shape());
+  expect_shape("dropout_forward", "mask", mask, x.shape());
+  Device d = common_device("dropout_forward", {&y, &mask, &x});
+  LCAM_DISPATCH(d, dropout_forward, y.data(), mask.data(), x.data(), x.numel(), p, seed);
+}
+
+void mul_forward(Tensor& y, const Tensor& a, const Tensor& b) {
+  expect_shape("mul_forward", "b", b, a.shape());
+  expect_shape("mul_forward", "y", y, a.shape());
+  Device d = common_device("mul_forward", {&y, &a, &b});
+  LCAM_DISPATCH(d, mul_forward, y.data(), a.data(), b.data(), a.numel());
+}
+
 double sum(const Tensor& x) {
   Device d = common_device("sum", {&x});
   return LCAM_DISPATCH(d, sum, x.data(), x.numel());

@@ -110,6 +110,10 @@ float tv_loss(Tensor& dm, const Tensor& m, float weight, float border, float den
 // the gradient.
 void sgd_step(Tensor& p, Tensor& buf, const Tensor& grad, float lr, float momentum, float wd,
               bool nesterov, bool first);
+// Training-mode dropout: y = x * mask, mask = 0 or 1/(1-p) drawn from (seed, index).
+void dropout_forward(Tensor& y, Tensor& mask, const Tensor& x, float p, uint64_t seed);
+// y = a * b elementwise (the backward of dropout: dx = dy * mask).
+void mul_forward(Tensor& y, const Tensor& a, const Tensor& b);
 // Sum of all elements (accumulated in double).
 double sum(const Tensor& x);
 

@@ -187,6 +187,22 @@ Tensor Flatten::forward(const Tensor& x, Tape* tape) {
 
 Tensor Flatten::backward(Tape& tape, const Tensor& dy) { return dy.reshape(tape.pop_shape()); }
 
+Tensor Dropout::forward(const Tensor& x, Tape* tape) {
+  if (!training_) return x;
+  Tensor y = like(x.shape(), x), mask = like(x.shape(), x);
+  dropout_forward(y, mask, x, p_, seed_);
+  if (tape) tape->push(mask);
+  return y;
+}
+
+Tensor Dropout::backward(Tape& tape, const Tensor& dy) {
+  if (!training_) return dy;
+  Tensor mask = tape.pop();
+  Tensor dx = like(dy.shape(), dy);
+  mul_forward(dx, dy, mask);
+  return dx;
+}
+
 // ---- Linear ---------------------------------------------------------------------------------
 
 Linear::Linear(std::string name, int F, int O, bool relu) : name_(std::move(name)), F_(F), O_(O), relu_(relu) {}

@@ -111,12 +111,21 @@ class Flatten : public Module {
   Tensor backward(Tape& tape, const Tensor& dy) override;
 };
 
-// Identity at inference (the backbone is frozen and evaluated in eval mode).
+// Identity in eval mode (the default: the backbone is frozen). In training mode (the official
+// L-CAM VGG-16 run left its classifier's dropout on) it drops with probability p from a seeded
+// hash, keeping the mask on the tape for backward.
 class Dropout : public Module {
  public:
-  std::string kind() const override { return "dropout(eval)"; }
-  Tensor forward(const Tensor& x, Tape*) override { return x; }
-  Tensor backward(Tape&, const Tensor& dy) override { return dy; }
+  explicit Dropout(float p = 0.5f) : p_(p) {}
+  std::string kind() const override { return training_ ? "dropout" : "dropout(eval)"; }
+  Tensor forward(const Tensor& x, Tape* tape) override;
+  Tensor backward(Tape& tape, const Tensor& dy) override;
+  void set_training(bool on, uint64_t seed) { training_ = on, seed_ = seed; }
+
+ private:
+  float p_;
+  bool training_ = false;
+  uint64_t seed_ = 0;
 };
 
 class Linear : public Module {

@@ -59,7 +59,7 @@ Tensor Lcam::features(const Tensor& x01) {
 }
 
 LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const std::vector<int>& labels, Tensor& dw,
-                                 Tensor& db) {
+                                 Tensor& db, uint64_t dropout_seed) {
   const Device dev = x01.device();
   const int64_t N = x01.dim(0);
   LCAM_REQUIRE(static_cast<int64_t>(labels.size()) == N, "one label per image");
@@ -82,7 +82,13 @@ LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const st
   Tensor m_own = Tensor::empty({N, 1, h, w}, dev);
   take_rows(m_own, m.reshape({N * J, hw}), own_t);
 
-  // Forward through the frozen network, keeping what its data-gradient backward needs.
+  // Forward through the frozen network, keeping what its data-gradient backward needs (with the
+  // classifier's dropout on in the official VGG-16 setting, off again whatever happens).
+  struct DropoutScope {
+    Model& m;
+    DropoutScope(Model& model, bool on, uint64_t seed) : m(model) { m.set_dropout_training(on, seed); }
+    ~DropoutScope() { m.set_dropout_training(false, 0); }
+  } dropout_scope(backbone_, opt_.official_dropout, dropout_seed);
   Tape tape;
   Tensor logits, M, xm;
   if (opt_.method == LcamMethod::Fm) {

@@ -2,8 +2,7 @@
 // block's C maps to one map per class) on a frozen backbone, its training loss and gradients
 // (L-CAM-Fm, L-CAM-Img, L-CAM-Img on VGG-16's 7x7 maps) and its inference maps. The paper's
 // loss: 1.5 CE(logits, label) + 2 mean((m + 5e-4)^0.3) + 0.01 TV(m), m = sigmoid(c).
-// Omits the optimizer and checkpoints (models/trainer.h) and the official code's dropout in
-// VGG-16's classifier during training (stochastic; see LcamOptions).
+// Omits the optimizer and checkpoints (apps/cmd_train.cpp, models/checkpoint.h).
 // Letters: N batch, C feature channels, h,w feature size, H,W image size, K classes, J maps
 // per image (1 in the paper's selection, N in the official code's a[:, labels]).
 #pragma once
@@ -24,6 +23,7 @@ struct LcamOptions {
   LcamMethod method = LcamMethod::Img;
   bool ce_only = false;             // --loss ce: cross-entropy alone
   bool official_selection = false;  // regularize every image's maps for every label of the batch
+  bool official_dropout = false;    // VGG-16's classifier dropout active while training (official run)
   float w_ce = 1.5f, w_area = 2.f, w_tv = 0.01f;
   float area_eps = 5e-4f, area_power = 0.3f, tv_border = 0.3f;
 };
@@ -50,8 +50,9 @@ class Lcam {
 
   // One forward and backward pass on a batch: x01 [N,3,H,W] in [0,1] and labels (model truth)
   // on the attention's device. Writes dw [K,C] and db [K] (overwritten). Returns every term.
+  // dropout_seed draws the dropout masks when official_dropout is on (one seed per step).
   LossTerms forward_backward(const Attention& a, const Tensor& x01, const std::vector<int>& labels, Tensor& dw,
-                             Tensor& db);
+                             Tensor& db, uint64_t dropout_seed = 0);
   // Inference: the pre-sigmoid maps c [N,1,h,w] of the given class per image.
   Tensor class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes);
 

@@ -108,6 +108,11 @@ std::vector<Param> Model::params() {
   return out;
 }
 
+void Model::set_dropout_training(bool on, uint64_t seed) {
+  for (size_t i = 0; i < modules_.size(); ++i)
+    if (auto* d = dynamic_cast<Dropout*>(modules_[i].get())) d->set_training(on, seed * 1000003u + i);
+}
+
 void Model::finalize() {
   for (auto& m : modules_) m->finalize();
 }

@@ -46,6 +46,9 @@ class Model {
   std::vector<Param> params();
   // Folds batch-norm; call once after the parameters are filled.
   void finalize();
+  // Dropout layers in training mode (seeded per layer from `seed`) or back in eval mode.
+  // Batch-norm always stays frozen (folded).
+  void set_dropout_training(bool on, uint64_t seed);
 
   // Modules [begin, end) applied to x. tape == nullptr for inference.
   Tensor forward_range(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook = {});

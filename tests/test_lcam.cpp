@@ -10,6 +10,7 @@
 #include "engine/ops.h"       // the L-CAM ops
 #include "loaders/hdf5.h"     // h5::Reader
 #include "models/lcam.h"      // Lcam, Attention
+#include "models/layers.h"    // Dropout, Tape
 #include "models/model.h"     // load_model
 #include "tests/test_util.h"  // fixture, check_close, numeric_grad
 
@@ -191,6 +192,70 @@ TEST_CASE("attention, masks, area and TV terms: forward and finite differences")
   check_close("mask multiply", y.to_vector(), mm(md), 1e-7);
   mask_mul_backward_mask(dmm, gy, x);
   check_close("mask gradient", dmm.to_vector(), numeric_grad(mm, md, to_double(gy)), 1e-6);
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("lcam") {
+
+TEST_CASE("training-mode dropout: seeded masks, gradient through them") {
+  Tensor x = randn_t({4, 1000}, 12), y = Tensor::empty({4, 1000}), mask = Tensor::empty({4, 1000});
+  dropout_forward(y, mask, x, 0.5f, 99);
+  const auto mv = mask.to_vector(), xv = x.to_vector(), yv = y.to_vector();
+  int kept = 0;
+  for (size_t i = 0; i < mv.size(); ++i) {
+    CHECK((mv[i] == 0.f || mv[i] == 2.f));
+    kept += mv[i] != 0.f;
+    CHECK(yv[i] == xv[i] * mv[i]);
+  }
+  CHECK(kept > 1800);  // 4000 draws at p = 0.5: 2000 +- 32 (1 sigma)
+  CHECK(kept < 2200);
+  Tensor mask2 = Tensor::empty({4, 1000});
+  dropout_forward(y, mask2, x, 0.5f, 99);
+  CHECK(mask2.to_vector() == mv);
+  dropout_forward(y, mask2, x, 0.5f, 100);
+  CHECK(mask2.to_vector() != mv);
+
+  // L-CAM-Img on the tiny VGG-16 with the classifier's dropout on: the attention gradient
+  // agrees with central differences of the loss for a fixed dropout seed.
+  h5::Reader ref(lcam::test::fixture("lcam_vgg_img.ref.h5"));
+  auto model = load_model(lcam::test::fixture("tiny_vgg16.weights.h5"), "vgg16", Device::CPU);
+  LcamOptions opt;
+  opt.official_dropout = true;
+  Lcam lcam(*model, opt);
+  Tensor x01 = ref.read("x01", true), lab = ref.read_i32("labels");
+  std::vector<int> labels(lab.data_i32(), lab.data_i32() + lab.numel());
+  Tensor w0 = ref.read("attn_weight0", true);
+  Attention a{w0.reshape({w0.dim(0), w0.dim(1)}).clone(), ref.read("attn_bias0", true)};
+  Tensor dw = Tensor::empty(a.w.shape()), db = Tensor::empty(a.b.shape());
+  const double on = lcam.forward_backward(a, x01, labels, dw, db, 7).total;
+  LcamOptions off_opt;
+  Lcam off(*model, off_opt);
+  const double plain = off.forward_backward(a, x01, labels, dw, db).total;
+  CHECK(std::fabs(on - plain) > 1e-4);  // dropout really acts
+  CHECK(lcam.forward_backward(a, x01, labels, dw, db, 7).total == on);  // and is seeded
+  // The Dropout layer on the tape: backward multiplies by the very mask forward drew.
+  Dropout layer(0.5f);
+  layer.set_training(true, 3);
+  Tensor xin = randn_t({3, 50}, 15), gy = randn_t({3, 50}, 16);
+  Tape tape;
+  Tensor yout = layer.forward(xin, &tape);
+  Tensor gx = layer.backward(tape, gy);
+  CHECK(tape.empty());
+  const auto xi = xin.to_vector(), yo = yout.to_vector(), gyv = gy.to_vector(), gxv = gx.to_vector();
+  for (size_t i = 0; i < xi.size(); ++i) CHECK(gxv[i] == doctest::Approx(gyv[i] * yo[i] / xi[i]).epsilon(1e-6));
+  // In the model: seeded, active only while set, and the taped backward stays balanced.
+  Tensor f = randn_t({2, 32, 4, 4}, 13);
+  const auto eval_logits = model->forward_range(f, model->features_end(), model->size(), nullptr).to_vector();
+  model->set_dropout_training(true, 11);
+  Tape t2;
+  Tensor l1 = model->forward_range(f, model->features_end(), model->size(), &t2);
+  model->backward_range(t2, randn_t({2, 10}, 14), model->features_end(), model->size());
+  CHECK(t2.empty());
+  CHECK(l1.to_vector() != eval_logits);
+  CHECK(model->forward_range(f, model->features_end(), model->size(), nullptr).to_vector() == l1.to_vector());
+  model->set_dropout_training(false, 0);
+  CHECK(model->forward_range(f, model->features_end(), model->size(), nullptr).to_vector() == eval_logits);
 }
 
 }  // TEST_SUITE

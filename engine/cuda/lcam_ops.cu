@@ -103,4 +103,11 @@ void sgd_step(float* p, float* buf, const float* grad, int64_t L, float lr, floa
   each(L, [=] __device__(int64_t i) { kern::sgd_at(p, buf, grad, lr, momentum, wd, nesterov, first, i); });
 }
 
+void dropout_forward(float* y, float* mask, const float* x, int64_t L, float p, uint64_t seed) {
+  each(L, [=] __device__(int64_t i) { kern::dropout_at(y, mask, x, p, seed, i); });
+}
+void mul_forward(float* y, const float* a, const float* b, int64_t L) {
+  each(L, [=] __device__(int64_t i) { kern::mul_at(y, a, b, i); });
+}
+
 }  // namespace lcam::gpu
