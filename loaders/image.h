@@ -1,15 +1,18 @@
-// image.h — image decoding (stb_image) and the torchvision eval transforms on 8-bit RGB images:
-// Pillow-exact antialiased bilinear resize, Resize(int) / CenterCrop / crop / flip / ToTensor, and
-// PNG writing for visualisations.
+// image.h — image decoding as Pillow 9 decodes (JPEG with libjpeg-turbo set up like Pillow, other
+// formats with stb_image) and the torchvision eval transforms on 8-bit RGB images: Pillow-exact
+// antialiased bilinear resize, Resize(int) / CenterCrop / crop / flip / ToTensor, a fused eval
+// transform that computes only what the crop keeps, and PNG writing for visualisations.
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
-// orientation (neither Pillow's Image.open nor torchvision applies it), colour management, and any
-// bit-exactness of JPEG decoding with Pillow's libjpeg (stb_image's IDCT and colour conversion
-// differ by a few levels on some pixels; everything after decoding is bit-exact).
+// orientation (neither Pillow's Image.open nor torchvision applies it), colour management (ICC
+// profiles are ignored, as Pillow's convert("RGB") ignores them), and bit-exactness with Pillow for
+// non-JPEG formats beyond 8-bit PNG/BMP/GIF (stb_image's 16-bit reduction and rarer formats are
+// not checked against Pillow).
 #pragma once
-#include <cstddef>  // size_t
-#include <cstdint>  // uint8_t
-#include <string>   // std::string
-#include <vector>   // std::vector
+#include <cstddef>     // size_t
+#include <cstdint>     // uint8_t
+#include <functional>  // std::function (choosing the JPEG rows to decode)
+#include <string>      // std::string
+#include <vector>      // std::vector
 
 namespace lcam {
 
@@ -19,13 +22,52 @@ struct ImageU8 {
   std::vector<uint8_t> rgb;
 };
 
-// Decodes JPEG/PNG/BMP/GIF (first frame)/TGA/PNM... with stb_image into RGB: grey is expanded,
-// alpha is dropped (as PIL's convert("RGB") does), 16-bit samples are reduced to 8 bits.
-// Throws lcam::InputError with a one-line message "PATH: reason" when the file is missing or
+// Reads a whole file. Throws lcam::InputError "PATH: reason" when it is missing, a directory or
+// unreadable.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+
+// Decodes an image file into RGB as Pillow 9's Image.open(path).convert("RGB") does (the same
+// bytes for JPEG and 8-bit PNG/BMP/GIF). The format is recognised by content, never by the file
+// name. JPEG (bytes FF D8 FF) goes through
+// libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PNG/BMP/GIF (first frame)/
+// TGA/PNM... go through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to
+// 8 bits. Throws lcam::InputError with a one-line message "PATH: reason" when the file is missing or
 // unreadable, is not an image, is truncated or corrupt, or is implausibly large (more pixels than
 // Pillow's decompression-bomb limit).
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with the JPEG signature FF D8 FF (Pillow's test).
+bool is_jpeg(const uint8_t* data, size_t size);
+
+// JPEG only, bit-exact with Pillow 9 on the same libjpeg-turbo: default integer DCT and fancy
+// upsampling, libjpeg's colour-space guess, grey replicated to RGB, Adobe CMYK/YCCK converted with
+// Pillow's inverted-CMYK -> RGB arithmetic. Errors (InputError "NAME: reason"): not a JPEG, corrupt
+// data, data ending before the last row (Pillow's default refuses truncated files), other than 1,
+// 3 or 4 components, more pixels than Pillow's decompression-bomb limit.
+ImageU8 decode_jpeg_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// A rectangle of a JPEG: columns [x0, x1), rows [y0, y1).
+struct JpegWindow {
+  int x0 = 0, x1 = 0, y0 = 0, y1 = 0;
+};
+// Called once the header is read, with the image's size; returns the window to decode (clamped to
+// the image, at least one pixel).
+using JpegWindowFn = std::function<JpegWindow(int width, int height)>;
+
+// decode_jpeg_memory for a window only, for speed: rows outside it skip the inverse DCT,
+// upsampling and colour conversion (libjpeg-turbo's jpeg_skip_scanlines), and only the block
+// columns around it are reconstructed (jpeg_crop_scanline). Every row is still entropy-decoded and
+// the data read to its end, so corrupt and truncated files fail exactly as with the full decode.
+// On return *out (its buffer reused) holds rows [window.y0, window.y1) and the columns
+// [*out_x0, *out_x0 + out->width), which contain [window.x0, window.x1) plus some margin;
+// *window is the clamped window. Inside the window the pixels are those of the full decode; in the
+// margin they may not be (fancy upsampling replicates the edge of the reconstructed span), so use
+// only the window. *full_width / *full_height receive the image's size. Pointers may be null
+// except `out`.
+void decode_jpeg_window(const uint8_t* data, size_t size, const std::string& name_for_errors,
+                        const JpegWindowFn& choose, ImageU8* out, JpegWindow* window, int* out_x0,
+                        int* full_width, int* full_height);
 
 // PIL Image.resize((out_w, out_h), Image.BILINEAR) on an RGB image, bit-exact with Pillow 9:
 // antialiased (the filter support widens when downscaling), separable, horizontal pass then
@@ -33,8 +75,23 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
 // rounding. A pass whose size does not change is skipped, as Pillow does. Sizes must be >= 1.
 ImageU8 resize_bilinear_pil(const ImageU8& img, int out_w, int out_h);
 
-// torchvision.transforms.Resize(size) with an int size (torchvision 0.14 on a PIL image): the
-// shorter side becomes `size`, the longer one int(size * long / short), truncated.
+// Whether the resampling may use its AVX2 kernels (x86-64 CPUs that have AVX2; on by default).
+// The results are the same bytes either way; tests switch them off to cover the portable loops.
+// Returns the previous setting (false where there are no such kernels).
+bool set_resize_simd(bool enabled);
+
+// The rectangle [left, left + w) x [top, top + h) of resize_bilinear_pil(img, out_w, out_h), the
+// same bytes, computing only what it needs (e.g. Resize followed by a crop). The rectangle must lie
+// inside the out_w x out_h result.
+ImageU8 resize_bilinear_pil_region(const ImageU8& img, int out_w, int out_h, int left, int top,
+                                   int w, int h);
+
+// The size torchvision.transforms.Resize(size) with an int size (torchvision 0.14 on a PIL image)
+// gives a w x h image: the shorter side becomes `size`, the longer one int(size * long / short),
+// truncated.
+void shorter_side_size(int w, int h, int size, int* out_w, int* out_h);
+
+// torchvision.transforms.Resize(size): resize_bilinear_pil to shorter_side_size.
 ImageU8 resize_shorter_side(const ImageU8& img, int size);
 
 // torchvision.transforms.CenterCrop(size): top = round((h - size) / 2) with round-half-to-even,
@@ -51,8 +108,22 @@ ImageU8 hflip(const ImageU8& img);
 // ToTensor: CHW float32 in [0,1] (v / 255.f, the value torch computes), out has 3*h*w floats.
 void to_chw_float(const ImageU8& img, float* out);
 
-// The eval transform: decode, Resize(resize), CenterCrop(crop), ToTensor into out[3*crop*crop].
-// Normalization by the ImageNet mean/std is left to the caller (done on the device).
+// Seconds spent in each stage of eval_transform_memory, accumulated (for benchmarks).
+struct EvalTimings {
+  double decode = 0, resize = 0, to_float = 0;
+};
+
+// The eval transform of an encoded image: decode (as decode_image_memory), Resize(resize),
+// CenterCrop(crop), ToTensor into out[3*crop*crop], bit-exact with Pillow 9 + torchvision 0.14.
+// Only what the crop keeps is computed: JPEGs are decoded through decode_jpeg_window over the
+// input pixels that the kept part of the resize reads, and the resize computes the kept part only;
+// the values are those of the full pipeline. Normalization by the ImageNet mean/std is left to the caller
+// (done on the device). Errors as decode_image_memory.
+void eval_transform_memory(const uint8_t* data, size_t size, const std::string& name_for_errors,
+                           float* out, int resize = 256, int crop = 224,
+                           EvalTimings* timings = nullptr);
+
+// read_file_bytes + eval_transform_memory.
 void load_eval_image(const std::string& path, float* out, int resize = 256, int crop = 224);
 
 // Writes an 8-bit RGB PNG atomically (PATH.tmp, then rename). Throws InputError on failure.

@@ -1,25 +1,27 @@
-// test_image.cpp — doctest suite "image": decoding, Pillow-exact bilinear resize, torchvision's
-// Resize/CenterCrop/ToTensor, flips, crops and PNG writing, against the expectations that
-// tools/make_image_fixture.py recorded from Pillow 9 / torchvision 0.14 in tests/fixtures/image/.
-// Deliberately omits: exact JPEG parity (stb_image and libjpeg differ by a few levels; checked
-// within the tolerance the fixture records) and speed measurements.
+// test_image.cpp — doctest suite "image": decoding (JPEG bit-exact with Pillow, format by content,
+// truncated and corrupt files), Pillow-exact bilinear resize (AVX2 and portable kernels), regions
+// of a resize, torchvision's Resize/CenterCrop/ToTensor and the fused eval transform, flips, crops
+// and PNG writing, against the expectations that tools/make_image_fixture.py recorded from Pillow 9
+// / torchvision 0.14 in tests/fixtures/image/, and against checksums of Pillow's results on the 100
+// photos of ../shared/data/imagenet-sample (skipped with a message when that directory is absent).
+// Deliberately omits: speed measurements (lcam bench-data) and formats other than JPEG/PNG.
 #include <doctest/doctest.h>  // TEST_SUITE, TEST_CASE, CHECK, REQUIRE
 
-#include <algorithm>   // std::max, std::clamp
+#include <algorithm>   // std::max, std::clamp, std::equal
 #include <atomic>      // std::atomic counter for unique temp dir names
 #include <cstdint>     // uint8_t, uint32_t, uint64_t
 #include <cstdlib>     // std::abs
 #include <filesystem>  // temp directories, exists
 #include <fstream>     // reading the index, writing broken files
 #include <iterator>    // std::istreambuf_iterator
-#include <random>      // std::random_device for unique temp dir names
+#include <random>      // std::random_device (temp dir names), std::mt19937 (random regions)
 #include <sstream>     // std::istringstream for index lines
 #include <string>      // std::string
 #include <vector>      // std::vector
 
 #include "engine/common.h"   // lcam::InputError
 #include "loaders/image.h"   // the functions under test
-#include "tests/test_util.h" // lcam::test::fixture
+#include "tests/test_util.h" // lcam::test::fixture, lcam::test::source_dir
 
 namespace fs = std::filesystem;
 using lcam::ImageU8;
@@ -184,18 +186,47 @@ TEST_SUITE("image") {
   TEST_CASE("resize sweep over sizes (up, down, one pass, 1-pixel sides) matches Pillow") {
     auto lines = index_lines("sweep");
     REQUIRE(lines.size() >= 100);
-    int mismatches = 0;
-    for (const auto& l : lines) {
-      const int w = std::stoi(l[1]), h = std::stoi(l[2]), ow = std::stoi(l[4]), oh = std::stoi(l[5]);
-      ImageU8 out = lcam::resize_bilinear_pil(procedural(w, h, std::stoul(l[3])), ow, oh);
-      REQUIRE(out.width == ow);
-      REQUIRE(out.height == oh);
-      if (sum64(out.rgb) != std::stoull(l[6])) {
-        ++mismatches;
-        MESSAGE("mismatch resizing " << w << "x" << h << " to " << ow << "x" << oh);
+    // Once with the AVX2 kernels (where the CPU has them) and once with the portable loops.
+    for (bool simd : {true, false}) {
+      CAPTURE(simd);
+      const bool before = lcam::set_resize_simd(simd);
+      int mismatches = 0;
+      for (const auto& l : lines) {
+        const int w = std::stoi(l[1]), h = std::stoi(l[2]), ow = std::stoi(l[4]), oh = std::stoi(l[5]);
+        ImageU8 out = lcam::resize_bilinear_pil(procedural(w, h, std::stoul(l[3])), ow, oh);
+        REQUIRE(out.width == ow);
+        REQUIRE(out.height == oh);
+        if (sum64(out.rgb) != std::stoull(l[6])) {
+          ++mismatches;
+          MESSAGE("mismatch resizing " << w << "x" << h << " to " << ow << "x" << oh);
+        }
+      }
+      lcam::set_resize_simd(before);
+      CHECK(mismatches == 0);
+    }
+  }
+
+  TEST_CASE("resize_bilinear_pil_region is the same rectangle of the full resize") {
+    std::mt19937 rng(77);
+    for (int n = 0; n < 60; ++n) {
+      const int w = 1 + static_cast<int>(rng() % 300), h = 1 + static_cast<int>(rng() % 300);
+      const int ow = n % 3 == 0 ? w : 1 + static_cast<int>(rng() % 320);  // some one-pass cases
+      const int oh = n % 5 == 0 ? h : 1 + static_cast<int>(rng() % 320);
+      const int rw = 1 + static_cast<int>(rng() % ow), rh = 1 + static_cast<int>(rng() % oh);
+      const int left = static_cast<int>(rng() % (ow - rw + 1)), top = static_cast<int>(rng() % (oh - rh + 1));
+      CAPTURE(w);
+      CAPTURE(h);
+      CAPTURE(ow);
+      CAPTURE(oh);
+      ImageU8 img = procedural(w, h, 3000 + n);
+      ImageU8 want = lcam::crop(lcam::resize_bilinear_pil(img, ow, oh), top, left, rh, rw);
+      for (bool simd : {true, false}) {
+        const bool before = lcam::set_resize_simd(simd);
+        ImageU8 got = lcam::resize_bilinear_pil_region(img, ow, oh, left, top, rw, rh);
+        lcam::set_resize_simd(before);
+        CHECK(max_abs_diff(got, want) == 0);
       }
     }
-    CHECK(mismatches == 0);
   }
 
   TEST_CASE("resize_shorter_side is torchvision Resize(int)") {
@@ -285,9 +316,9 @@ TEST_SUITE("image") {
     }
   }
 
-  TEST_CASE("JPEG (baseline, progressive, CMYK, grey) decodes within a few levels of Pillow") {
+  TEST_CASE("JPEG (4:2:0, 4:2:2, 4:4:4, progressive, CMYK, grey, damaged) decodes exactly like Pillow") {
     auto lines = index_lines("jpeg");
-    REQUIRE(lines.size() == 4);  // baseline, progressive, CMYK, grey
+    REQUIRE(lines.size() == 7);
     for (const auto& l : lines) {
       CAPTURE(l[1]);
       ImageU8 got = lcam::decode_image(fixture(l[1]));
@@ -295,7 +326,227 @@ TEST_SUITE("image") {
       REQUIRE(got.width == 83);
       REQUIRE(got.height == 61);
       CHECK(max_abs_diff(got, want) <= std::stoi(l[3]));
+      CHECK(std::stoi(l[3]) == 0);
+      std::vector<uint8_t> bytes = read_bytes(fixture(l[1]));
+      CHECK(lcam::is_jpeg(bytes.data(), bytes.size()));
+      CHECK(lcam::decode_jpeg_memory(bytes.data(), bytes.size(), l[1]).rgb == got.rgb);
     }
+    // Grey stays grey (three equal channels), as convert("RGB") replicates L.
+    ImageU8 g = lcam::decode_image(fixture("small_grey.jpg"));
+    for (size_t i = 0; i < g.rgb.size(); i += 3) {
+      CHECK(g.rgb[i] == g.rgb[i + 1]);
+      CHECK(g.rgb[i] == g.rgb[i + 2]);
+    }
+  }
+
+  TEST_CASE("decode_jpeg_window gives exactly the window's pixels of the full decode") {
+    // Checks the window of `bytes` against the full decode; `got` is reused from call to call.
+    ImageU8 got = lcam::hflip(lcam::decode_image(fixture("img_97x131.png")));
+    auto check_window = [&](const std::vector<uint8_t>& bytes, const std::string& name, const ImageU8& full,
+                            lcam::JpegWindow want) {
+      CAPTURE(name);
+      CAPTURE(want.x0);
+      CAPTURE(want.x1);
+      CAPTURE(want.y0);
+      CAPTURE(want.y1);
+      const int W = full.width, H = full.height;
+      int seen_w = -1, seen_h = -1, out_x0 = -1, full_w = -1, full_h = -1;
+      lcam::JpegWindow win;
+      lcam::decode_jpeg_window(
+          bytes.data(), bytes.size(), name,
+          [&](int w, int h) {
+            seen_w = w;
+            seen_h = h;
+            return want;
+          },
+          &got, &win, &out_x0, &full_w, &full_h);
+      CHECK(seen_w == W);
+      CHECK(seen_h == H);
+      CHECK(full_w == W);
+      CHECK(full_h == H);
+      const int x0 = std::clamp(want.x0, 0, W - 1), x1 = std::clamp(want.x1, x0 + 1, W);
+      const int y0 = std::clamp(want.y0, 0, H - 1), y1 = std::clamp(want.y1, y0 + 1, H);
+      CHECK(win.x0 == x0);
+      CHECK(win.x1 == x1);
+      CHECK(win.y0 == y0);
+      CHECK(win.y1 == y1);
+      REQUIRE(out_x0 >= 0);
+      REQUIRE(out_x0 <= x0);
+      REQUIRE(out_x0 + got.width >= x1);
+      REQUIRE(got.height == y1 - y0);
+      size_t bad = 0;
+      for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x)
+          for (int c = 0; c < 3; ++c)
+            if (pixel(got, x - out_x0, y - y0)[c] != pixel(full, x, y)[c]) ++bad;
+      CHECK(bad == 0);
+    };
+    for (const char* name : {"small.jpg", "small_422.jpg", "small_444.jpg", "small_progressive.jpg",
+                             "small_cmyk.jpg", "small_grey.jpg", "small_corrupt.jpg"}) {
+      std::vector<uint8_t> bytes = read_bytes(fixture(name));
+      const ImageU8 full = lcam::decode_jpeg_memory(bytes.data(), bytes.size(), name);
+      const int W = full.width, H = full.height;
+      for (lcam::JpegWindow want :
+           {lcam::JpegWindow{0, W, 0, H}, lcam::JpegWindow{0, W, 0, 1}, lcam::JpegWindow{0, W, H - 1, H},
+            lcam::JpegWindow{0, 1, 0, H}, lcam::JpegWindow{W - 1, W, 0, H}, lcam::JpegWindow{16, 32, 8, 16},
+            lcam::JpegWindow{17, 18, 17, 18}, lcam::JpegWindow{5, 70, 5, 40}, lcam::JpegWindow{31, W, 30, H},
+            lcam::JpegWindow{-4, 1000, -4, 1000}})
+        check_window(bytes, name, full, want);
+    }
+    // Real photos (4:4:4 and 4:2:0, 500 pixels wide), a few windows each.
+    const std::string dir = lcam::test::source_dir() + "/../shared/data/imagenet-sample";
+    if (fs::is_directory(dir)) {
+      int n = 0;
+      for (const auto& l : index_lines("imagenet")) {
+        if (n++ % 10 != 0) continue;
+        std::vector<uint8_t> bytes = read_bytes(dir + "/" + l[1]);
+        const ImageU8 full = lcam::decode_jpeg_memory(bytes.data(), bytes.size(), l[1]);
+        const int W = full.width, H = full.height;
+        for (lcam::JpegWindow want : {lcam::JpegWindow{W / 6, W - W / 6, H / 9, H - H / 7},
+                                      lcam::JpegWindow{33, 34, H / 2, H / 2 + 3}, lcam::JpegWindow{0, W / 3, 0, H / 3},
+                                      lcam::JpegWindow{W - 47, W, H - 9, H}})
+          check_window(bytes, l[1], full, want);
+      }
+    } else {
+      MESSAGE("skipped the photos: no " << dir);
+    }
+    const std::string text = "not a jpeg at all";
+    CHECK_THROWS_AS(lcam::decode_jpeg_window(reinterpret_cast<const uint8_t*>(text.data()), text.size(), "t",
+                                             [](int w, int h) { return lcam::JpegWindow{0, w, 0, h}; }, &got, nullptr,
+                                             nullptr, nullptr, nullptr),
+                    lcam::InputError);
+  }
+
+  TEST_CASE("eval transform of JPEGs (window decoding, region resize) matches torchvision") {
+    auto lines = index_lines("evalsum");
+    REQUIRE(lines.size() >= 21);
+    for (const auto& l : lines) {
+      CAPTURE(l[1]);
+      CAPTURE(l[2]);
+      const int resize = std::stoi(l[2]), crop = std::stoi(l[3]);
+      const size_t plane = static_cast<size_t>(crop) * crop;
+      std::vector<float> got(3 * plane, -1.f);
+      lcam::load_eval_image(fixture(l[1]), got.data(), resize, crop);
+      // The step-by-step pipeline gives the same floats.
+      std::vector<float> slow(3 * plane, -2.f);
+      lcam::to_chw_float(lcam::center_crop(lcam::resize_shorter_side(lcam::decode_image(fixture(l[1])), resize), crop),
+                         slow.data());
+      CHECK(got == slow);
+      std::vector<uint8_t> hwc(3 * plane);
+      size_t inexact = 0;
+      for (size_t i = 0; i < plane; ++i)
+        for (int c = 0; c < 3; ++c) {
+          const float v = got[c * plane + i];
+          const int k = static_cast<int>(v * 255.f + 0.5f);
+          if (k < 0 || k > 255 || v != k / 255.f) ++inexact;
+          hwc[3 * i + c] = static_cast<uint8_t>(std::clamp(k, 0, 255));
+        }
+      CHECK(inexact == 0);
+      CHECK(sum64(hwc) == std::stoull(l[4]));
+    }
+  }
+
+  TEST_CASE("truncated JPEGs fail, naming the path, exactly where Pillow fails") {
+    TempDir dir;
+    auto lines = index_lines("cut");
+    REQUIRE(lines.size() >= 20);
+    int ok_cases = 0;
+    for (const auto& l : lines) {
+      std::vector<uint8_t> bytes = read_bytes(fixture(l[1]));
+      const size_t keep = std::stoul(l[2]);
+      REQUIRE(keep <= bytes.size());
+      const std::string path = dir.file("cut_" + l[2] + "_" + l[1]);
+      write_bytes(path, bytes.data(), keep);
+      CAPTURE(path);
+      std::vector<float> x(3 * 224 * 224);
+      if (l[3] == "ERR") {
+        check_decode_error(path);
+        bool thrown = false;
+        try {
+          lcam::load_eval_image(path, x.data());
+        } catch (const lcam::InputError& e) {
+          thrown = true;
+          CHECK(std::string(e.what()).rfind(path + ": ", 0) == 0);
+        }
+        CHECK(thrown);
+      } else {
+        ++ok_cases;
+        CHECK(sum64(lcam::decode_image(path).rgb) == std::stoull(l[4]));
+        lcam::load_eval_image(path, x.data());
+      }
+    }
+    CHECK(ok_cases >= 3);  // the complete files
+    // The message says what happened.
+    std::vector<uint8_t> bytes = read_bytes(fixture("small.jpg"));
+    try {
+      (void)lcam::decode_image_memory(bytes.data(), bytes.size() / 2, "half.jpg");
+      FAIL("no exception");
+    } catch (const lcam::InputError& e) {
+      CHECK(std::string(e.what()).find("truncated") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("the format comes from the content, not from the file name") {
+    TempDir dir;
+    auto copy_as = [&](const std::string& src, const std::string& name) {
+      std::vector<uint8_t> bytes = read_bytes(fixture(src));
+      const std::string path = dir.file(name);
+      write_bytes(path, bytes.data(), bytes.size());
+      return path;
+    };
+    const ImageU8 jpeg_want = lcam::decode_image(fixture("small_pil.png"));
+    const ImageU8 png_want = lcam::decode_image(fixture("img_97x131.png"));
+    // A JPEG named .png / without extension, a PNG named .JPEG (as some ImageNet "JPEGs" are).
+    for (const char* name : {"photo.png", "photo", "photo.PNG.gif"})
+      CHECK(max_abs_diff(lcam::decode_image(copy_as("small.jpg", name)), jpeg_want) == 0);
+    for (const char* name : {"n01440764_fake.JPEG", "fake.jpg"})
+      CHECK(max_abs_diff(lcam::decode_image(copy_as("img_97x131.png", name)), png_want) == 0);
+    // The eval transform too: same floats as for the correctly named files.
+    std::vector<float> a(3 * 224 * 224), b(3 * 224 * 224);
+    lcam::load_eval_image(fixture("small.jpg"), a.data());
+    lcam::load_eval_image(copy_as("small.jpg", "lying.png"), b.data());
+    CHECK(a == b);
+    lcam::load_eval_image(fixture("img_97x131.png"), a.data());
+    lcam::load_eval_image(copy_as("img_97x131.png", "lying.JPEG"), b.data());
+    CHECK(a == b);
+  }
+
+  TEST_CASE("ImageNet photos: decode and eval transform are bit-exact with Pillow + torchvision") {
+    const std::string dir = lcam::test::source_dir() + "/../shared/data/imagenet-sample";
+    if (!fs::is_directory(dir)) {
+      MESSAGE("skipped: no " << dir);
+      return;
+    }
+    auto lines = index_lines("imagenet");
+    REQUIRE(lines.size() == 100);
+    int decode_bad = 0, eval_bad = 0, missing = 0;
+    const size_t plane = 224 * 224;
+    std::vector<float> x(3 * plane);
+    std::vector<uint8_t> hwc(3 * plane);
+    for (const auto& l : lines) {
+      const std::string path = dir + "/" + l[1];
+      if (!fs::exists(path)) {
+        ++missing;
+        MESSAGE("missing " << path);
+        continue;
+      }
+      ImageU8 img = lcam::decode_image(path);
+      if (img.width != std::stoi(l[2]) || img.height != std::stoi(l[3]) || sum64(img.rgb) != std::stoull(l[4])) {
+        ++decode_bad;
+        MESSAGE("decode differs from Pillow: " << l[1]);
+      }
+      lcam::load_eval_image(path, x.data());
+      for (size_t i = 0; i < plane; ++i)
+        for (int c = 0; c < 3; ++c)
+          hwc[3 * i + c] = static_cast<uint8_t>(std::clamp(static_cast<int>(x[c * plane + i] * 255.f + 0.5f), 0, 255));
+      if (sum64(hwc) != std::stoull(l[5])) {
+        ++eval_bad;
+        MESSAGE("eval transform differs from torchvision: " << l[1]);
+      }
+    }
+    CHECK(missing == 0);
+    CHECK(decode_bad == 0);
+    CHECK(eval_bad == 0);
   }
 
   TEST_CASE("decode errors are InputError naming the path") {

@@ -2,10 +2,11 @@
 """make_image_fixture.py — writes tests/fixtures/image/: small test images and what Pillow 9 and
 torchvision 0.14 make of them, for tests/test_image.cpp to check the C++ transforms bit for bit.
 
-Deliberately omits: exact JPEG expectations (Pillow decodes JPEG with libjpeg, the engine with
-stb_image; they differ by up to ~3 levels, so JPEG decoding is checked within a tolerance) and
-anything random at run time: every image comes from a fixed integer hash or a seeded generator,
-so reruns write identical files.
+Deliberately omits: anything random at run time (every image comes from a fixed integer hash or
+a seeded generator, so reruns write identical files) and the ImageNet photos themselves (only
+checksums of what Pillow makes of them are recorded; the test skips them when they are absent).
+JPEG expectations assume Pillow's libjpeg is libjpeg-turbo 2.1 (Debian 12's libjpeg62-turbo),
+the library the engine decodes with.
 
 Needs Pillow, numpy, torch and torchvision (run with /usr/bin/python3 where they are installed):
     /usr/bin/python3 tools/make_image_fixture.py [--out tests/fixtures/image]
@@ -15,16 +16,22 @@ Files written:
   img_WxH_61x83.png     Pillow resize results kept as images (small ones; the rest as checksums)
   *_eval_R_C.png        torchvision Resize(R) + CenterCrop(C) + ToTensor, times 255, as uint8
   grey.png, grey_alpha.png, rgba.png, palette.png and their *_rgb.png (PIL's convert("RGB"))
-  small*.jpg and their *_pil.png (Pillow's decoding, convert("RGB"))
+  small*.jpg and their *_pil.png (Pillow's decoding, convert("RGB")): 4:2:0, 4:2:2, 4:4:4,
+                        progressive, Adobe CMYK, greyscale, and one with damaged entropy-coded
+                        data that Pillow still decodes
   index.txt             one check per line, see the header it writes
+
+With --imagenet DIR (default ../shared/data/imagenet-sample beside the repository, when present),
+adds one line per image there: checksums of Pillow's decode and of the eval transform.
 
 Checksums ("sum64") are sum over i of (byte_i + 1) * (splitmix64(i) | 1) mod 2^64, over the HWC
 bytes; the C++ test computes the same. The noisy procedural images of the "sweep" and "evalproc"
 lines are never stored: procedural() below is re-implemented in the test.
 """
-import argparse
-import os
-import random
+import argparse  # command line
+import io  # truncated files decoded from memory
+import os  # paths, listing the photo directory
+import random  # the seeded resize sweep
 
 import numpy as np  # arrays, wrapping uint32/uint64 arithmetic
 import torch  # checks on ToTensor's output
@@ -104,6 +111,9 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures", "image"))
     ap.add_argument("--sweep", type=int, default=160, help="random resize cases to add")
+    ap.add_argument("--imagenet", default=os.path.join(here, "..", "..", "shared", "data",
+                                                        "imagenet-sample"),
+                    help="directory of real JPEG photos to record checksums for")
     args = ap.parse_args()
     out = os.path.normpath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -114,6 +124,9 @@ def main():
         "# eval    INPUT RESIZE CROP EXPECTED.png         Resize + CenterCrop + ToTensor, *255",
         "# convert INPUT EXPECTED_RGB.png                 Image.open(INPUT).convert('RGB')",
         "# jpeg    INPUT PIL_RGB.png MAXDIFF             decodes within MAXDIFF levels of Pillow",
+        "# evalsum INPUT RESIZE CROP SUM64               eval transform of INPUT, checksum only",
+        "# cut     INPUT KEEP OK|ERR [SUM64]             first KEEP bytes: Pillow decodes or raises",
+        "# imagenet NAME W H DECODE_SUM64 EVAL_SUM64     a photo of --imagenet: decode, eval 256/224",
         "# evalproc W H SEED RESIZE CROP SUM64            eval transform of procedural(W, H, SEED)",
         "# sweep   W H SEED OUT_W OUT_H SUM64             resize of procedural(W, H, SEED)",
     ]
@@ -159,16 +172,40 @@ def main():
         save_png(Image.open(os.path.join(out, name)).convert("RGB"), os.path.join(out, exp))
         lines.append(f"convert {name} {exp}")
 
-    # JPEG (baseline 4:2:0, progressive, Adobe CMYK as some ImageNet files are, greyscale):
-    # stb_image and libjpeg differ by a few levels.
+    # JPEG: baseline 4:2:0 (Pillow's default), 4:2:2, 4:4:4 (most ImageNet photos), progressive,
+    # Adobe CMYK (as some ImageNet files are), greyscale. libjpeg-turbo decodes them exactly as
+    # Pillow does, so the expected difference is 0.
     j = Image.fromarray(procedural(83, 61, 8, noise=1, period=5))
-    for name, img, kw in [("small.jpg", j, {}), ("small_progressive.jpg", j, {"progressive": True}),
-                          ("small_cmyk.jpg", j.convert("CMYK"), {}),
-                          ("small_grey.jpg", j.convert("L"), {})]:
+    jpegs = [("small.jpg", j, {}), ("small_422.jpg", j, {"subsampling": 1}),
+             ("small_444.jpg", j, {"subsampling": 0}),
+             ("small_progressive.jpg", j, {"progressive": True}),
+             ("small_cmyk.jpg", j.convert("CMYK"), {}), ("small_grey.jpg", j.convert("L"), {})]
+    for name, img, kw in jpegs:
         img.save(os.path.join(out, name), quality=90, **kw)
+    # Damaged entropy-coded data: libjpeg warns and carries on, Pillow ignores the warning.
+    data = bytearray(open(os.path.join(out, "small.jpg"), "rb").read())
+    pos = len(data) * 3 // 4
+    data[pos:pos + 2] = b"\x5a\x69"
+    with open(os.path.join(out, "small_corrupt.jpg"), "wb") as f:
+        f.write(bytes(data))
+    for name in [n for n, _, _ in jpegs] + ["small_corrupt.jpg"]:
         exp = name[:-4] + "_pil.png"
         save_png(Image.open(os.path.join(out, name)).convert("RGB"), os.path.join(out, exp))
-        lines.append(f"jpeg {name} {exp} 4")
+        lines.append(f"jpeg {name} {exp} 0")
+        for resize, crop in [(256, 224), (48, 40), (61, 70)]:
+            lines.append(f"evalsum {name} {resize} {crop} "
+                         f"{sum64(eval_uint8(os.path.join(out, name), resize, crop))}")
+
+    # Truncated files: Pillow (LOAD_TRUNCATED_IMAGES off) raises unless the data is complete.
+    for name in ["small.jpg", "small_progressive.jpg", "small_cmyk.jpg"]:
+        data = open(os.path.join(out, name), "rb").read()
+        n = len(data)
+        for keep in sorted({n, n - 1, n - 2, n - 3, n - 30, n * 2 // 3, n // 2, 300, 100, 3}):
+            try:
+                arr = np.asarray(Image.open(io.BytesIO(data[:keep])).convert("RGB"))
+                lines.append(f"cut {name} {keep} OK {sum64(arr)}")
+            except (OSError, SyntaxError):
+                lines.append(f"cut {name} {keep} ERR")
 
     # Eval transform on noisy procedural images (the test writes them as PNG, then loads them).
     for w, h, resize, crop in [(500, 375, 256, 224), (333, 500, 256, 224), (120, 90, 256, 224),
@@ -205,6 +242,19 @@ def main():
         seed = 1000 + i
         r = pil_resize(procedural(w, h, seed), ow, oh)
         lines.append(f"sweep {w} {h} {seed} {ow} {oh} {sum64(r)}")
+
+    # Real photos: checksums of Pillow's decode and of the eval transform.
+    if args.imagenet and os.path.isdir(args.imagenet):
+        names = sorted(n for n in os.listdir(args.imagenet)
+                       if os.path.isfile(os.path.join(args.imagenet, n)))
+        for name in names:
+            path = os.path.join(args.imagenet, name)
+            arr = np.asarray(Image.open(path).convert("RGB"))
+            lines.append(f"imagenet {name} {arr.shape[1]} {arr.shape[0]} {sum64(arr)} "
+                         f"{sum64(eval_uint8(path, 256, 224))}")
+        print(f"recorded {len(names)} photos of {args.imagenet}")
+    else:
+        print(f"no {args.imagenet}: no imagenet lines")
 
     with open(os.path.join(out, "index.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
