@@ -64,7 +64,7 @@ LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const st
   const int64_t N = x01.dim(0);
   LCAM_REQUIRE(static_cast<int64_t>(labels.size()) == N, "one label per image");
   Tensor F = features(x01);
-  const int64_t C = F.dim(1), h = F.dim(2), w = F.dim(3), hw = h * w;
+  const int64_t h = F.dim(2), w = F.dim(3), hw = h * w;
   // Maps per image: the own label only (paper), or every label of the batch (official).
   const int64_t J = opt_.official_selection ? N : 1;
   std::vector<int32_t> rows(N * J), own(N);

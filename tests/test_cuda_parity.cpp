@@ -22,6 +22,7 @@
 #include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats
 #include "engine/ops.h"           // the ops under test
 #include "engine/tensor.h"        // Tensor, Device, DType
+#include "models/lcam.h"          // Lcam, Attention (training-step parity)
 #include "models/model.h"         // load_model, random_model (whole-model parity)
 #include "tests/test_util.h"      // fixture
 
@@ -478,6 +479,98 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
   gpu->to(Device::CUDA);
   const Tensor x = random({2, 3, 224, 224}, 9, -2.f, 2.f);
   check_close("resnet50 logits with TF32", cpu->logits(x), gpu->logits(on_gpu(x)), 2e-2);
+}
+
+
+// ---- L-CAM ops and a whole training step --------------------------------------------------------
+
+TEST_CASE("cuda parity: L-CAM ops (attention, sigmoid, upsample, masks, regularizers, SGD, dropout)") {
+  if (skip_without_cuda()) return;
+  lcam::cuda::set_allow_tf32(false);
+  const Tensor F = random({3, 8, 5, 6}, 71), w = random({10, 8}, 72), b = random({10}, 73);
+  Tensor rows = Tensor::empty({3, 3}, Device::CPU, DType::I32);
+  const int32_t rv[9] = {1, 7, 1, 1, 7, 1, 1, 7, 1};
+  for (int i = 0; i < 9; ++i) rows.data_i32()[i] = rv[i];
+  Tensor cc = Tensor::empty({3, 3, 5, 6}), cg = Tensor::empty({3, 3, 5, 6}, Device::CUDA);
+  lcam::attention_forward(cc, F, w, b, rows);
+  lcam::attention_forward(cg, on_gpu(F), on_gpu(w), on_gpu(b), on_gpu(rows));
+  check_close("attention forward", cc, cg, kTolGemm);
+  const Tensor dc = random(cc.shape(), 74);
+  Tensor dwc = Tensor::zeros({10, 8}), dbc = Tensor::zeros({10});
+  Tensor dwg = Tensor::zeros({10, 8}, Device::CUDA), dbg = Tensor::zeros({10}, Device::CUDA);
+  lcam::attention_backward(dwc, dbc, dc, F, rows);
+  lcam::attention_backward(dwg, dbg, on_gpu(dc), on_gpu(F), on_gpu(rows));
+  check_close("attention dw", dwc, dwg, kTolGemm);
+  check_close("attention db", dbc, dbg, kTolGemm);
+
+  Tensor m = random({3, 1, 7, 7}, 75), mc = Tensor::empty(m.shape()), mg = Tensor::empty(m.shape(), Device::CUDA);
+  lcam::sigmoid_forward(mc, m);
+  lcam::sigmoid_forward(mg, on_gpu(m));
+  check_close("sigmoid", mc, mg, kTolBody);
+  Tensor uc = Tensor::empty({3, 1, 224, 224}), ug = Tensor::empty({3, 1, 224, 224}, Device::CUDA);
+  lcam::upsample_bilinear_forward(uc, mc);
+  lcam::upsample_bilinear_forward(ug, mg);
+  check_close("upsample 7->224", uc, ug, kTolBody);
+  const Tensor du = random(uc.shape(), 76);
+  Tensor dmc = Tensor::empty(m.shape()), dmg = Tensor::empty(m.shape(), Device::CUDA);
+  lcam::upsample_bilinear_backward(dmc, du);
+  lcam::upsample_bilinear_backward(dmg, on_gpu(du));
+  check_close("upsample backward", dmc, dmg, 1e-5);
+  const Tensor x = random({3, 3, 224, 224}, 77, 0.f, 1.f);
+  Tensor xc = Tensor::empty(x.shape()), xg = Tensor::empty(x.shape(), Device::CUDA);
+  lcam::mask_mul_forward(xc, x, uc);
+  lcam::mask_mul_forward(xg, on_gpu(x), ug);
+  check_close("mask multiply", xc, xg, kTolBody);
+  Tensor gmc = Tensor::empty(uc.shape()), gmg = Tensor::empty(uc.shape(), Device::CUDA);
+  const Tensor dy = random(x.shape(), 78);
+  lcam::mask_mul_backward_mask(gmc, dy, x);
+  lcam::mask_mul_backward_mask(gmg, on_gpu(dy), on_gpu(x));
+  check_close("mask gradient", gmc, gmg, kTolBody);
+  Tensor ac = Tensor::zeros(m.shape()), ag = Tensor::zeros(m.shape(), Device::CUDA);
+  const float lac = lcam::area_loss(ac, mc, 2.f, 5e-4f, 0.3f), lag = lcam::area_loss(ag, mg, 2.f, 5e-4f, 0.3f);
+  CHECK(std::fabs(lac - lag) <= 1e-5f * std::fabs(lac));
+  const float ltc = lcam::tv_loss(ac, mc, 0.01f, 0.3f, 6.f), ltg = lcam::tv_loss(ag, mg, 0.01f, 0.3f, 6.f);
+  CHECK(std::fabs(ltc - ltg) <= 1e-5f * std::fabs(ltc));
+  check_close("area + TV gradients", ac, ag, 1e-5);
+  Tensor pc = w.clone(), pg = on_gpu(w), bc = Tensor::zeros(w.shape()), bgv = Tensor::zeros(w.shape(), Device::CUDA);
+  const Tensor g = random(w.shape(), 79);
+  for (int step = 0; step < 3; ++step) {
+    lcam::sgd_step(pc, bc, g, 0.1f, 0.9f, 5e-4f, true, step == 0);
+    lcam::sgd_step(pg, bgv, on_gpu(g), 0.1f, 0.9f, 5e-4f, true, step == 0);
+  }
+  check_close("SGD", pc, pg, kTolBody);
+  Tensor yc = Tensor::empty({4, 4096}), kc = Tensor::empty({4, 4096});
+  Tensor yg = Tensor::empty({4, 4096}, Device::CUDA), kg = Tensor::empty({4, 4096}, Device::CUDA);
+  const Tensor xd = random({4, 4096}, 80);
+  lcam::dropout_forward(yc, kc, xd, 0.5f, 1234);
+  lcam::dropout_forward(yg, kg, on_gpu(xd), 0.5f, 1234);
+  check_close("dropout mask (same draws on both sides)", kc, kg, 0);
+  CHECK(std::fabs(lcam::sum(xd) - lcam::sum(on_gpu(xd))) <= 1e-4 * std::max(1.0, std::fabs(lcam::sum(xd))));
+}
+
+TEST_CASE("cuda parity: a whole L-CAM-Img and L-CAM-Fm training step (tiny fixtures)") {
+  if (skip_without_cuda()) return;
+  lcam::cuda::set_allow_tf32(false);
+  for (const char* method : {"img", "fm"}) {
+    CAPTURE(method);
+    const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
+    auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
+    auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
+    lcam::LcamOptions opt;
+    opt.method = lcam::parse_lcam_method(method);
+    lcam::Lcam lc(*cpu, opt), lg(*gpu, opt);
+    const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 3, Device::CPU);
+    const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
+    const Tensor x01 = random({4, 3, 64, 64}, 81, 0.f, 1.f);
+    const std::vector<int> labels = {1, 7, 1, 3};
+    Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
+    Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
+    const lcam::LossTerms tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
+    const lcam::LossTerms tg = lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg);
+    CHECK(std::fabs(tc.total - tg.total) <= 1e-5 * std::fabs(tc.total));
+    check_close("L-CAM dw", dwc, dwg, 1e-4);
+    check_close("L-CAM db", dbc, dbg, 1e-4);
+  }
 }
 
 }  // TEST_SUITE("cuda")
