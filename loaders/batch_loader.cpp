@@ -135,19 +135,25 @@ Batch BatchLoader::make_batch(int64_t b) {
     const size_t idx = order_[pos];
     const std::string path = data_.full_path(idx);
     try {
-      ImageU8 img = resize_shorter_side(decode_image(path), opt_.resize);
+      float* dst = buf.data() + rows * per;
       if (opt_.augment) {
         // Per-sample stream from (seed, epoch, position): thread timing cannot change it.
+        const ImageU8 img = decode_image(path);
+        int rw = 0, rh = 0;
+        shorter_side_size(img.width, img.height, opt_.resize, &rw, &rh);
         uint64_t r = mix(opt_.seed ^ mix((static_cast<uint64_t>(epoch_) << 40) ^ static_cast<uint64_t>(pos)));
         const uint64_t r1 = mix(r), r2 = mix(r1), r3 = mix(r2);
-        const int top = static_cast<int>(below(r1, static_cast<uint64_t>(std::max(0, img.height - opt_.crop) + 1)));
-        const int left = static_cast<int>(below(r2, static_cast<uint64_t>(std::max(0, img.width - opt_.crop) + 1)));
-        img = crop(img, top, left, opt_.crop, opt_.crop);
-        if (r3 >> 63) img = hflip(img);
+        const int top = static_cast<int>(below(r1, static_cast<uint64_t>(std::max(0, rh - opt_.crop) + 1)));
+        const int left = static_cast<int>(below(r2, static_cast<uint64_t>(std::max(0, rw - opt_.crop) + 1)));
+        // RandomCrop of the resized image, computing only the crop (the same bytes).
+        ImageU8 cropped = rw >= opt_.crop && rh >= opt_.crop
+                              ? resize_bilinear_pil_region(img, rw, rh, left, top, opt_.crop, opt_.crop)
+                              : crop(resize_bilinear_pil(img, rw, rh), top, left, opt_.crop, opt_.crop);
+        if (r3 >> 63) cropped = hflip(cropped);
+        to_chw_float(cropped, dst);
       } else {
-        img = center_crop(img, opt_.crop);
+        load_eval_image(path, dst, opt_.resize, opt_.crop);  // decodes and resizes only the center crop
       }
-      to_chw_float(img, buf.data() + rows * per);
       out.labels.push_back(data_[idx].label);
       out.indices.push_back(idx);
       ++rows;

@@ -215,3 +215,57 @@ TEST_CASE("train: checkpoints, and a resumed run equals an uninterrupted one") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("cli") {
+
+TEST_CASE("predict and labels over a folder of odd files: good ones classified, bad ones named once") {
+  const fs::path dir = fs::temp_directory_path() / "lcam_cli_odd";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto fix = [](const char* n) { return fs::path(lcam::test::fixture(std::string("image/") + n)); };
+  const std::vector<std::string> good = {"grey.jpg", "cmyk.jpg", "progressive.jpg", "alpha.png", "png_named.JPEG"};
+  fs::copy_file(fix("small_grey.jpg"), dir / "grey.jpg");
+  fs::copy_file(fix("small_cmyk.jpg"), dir / "cmyk.jpg");
+  fs::copy_file(fix("small_progressive.jpg"), dir / "progressive.jpg");
+  fs::copy_file(fix("rgba.png"), dir / "alpha.png");
+  fs::copy_file(fix("grey.png"), dir / "png_named.JPEG");  // the extension lies
+  {
+    std::ifstream in(fix("small.jpg"), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(dir / "truncated.jpg", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  std::ofstream(dir / "notes.jpg") << "not an image\n";
+  const std::vector<std::string> bad = {"truncated.jpg", "notes.jpg"};
+  std::string args, list;
+  for (const auto& g : {good[0], bad[0], good[1], good[2], bad[1], good[3], good[4]}) {
+    args += " " + (dir / g).string();
+    list += g + "\n";
+  }
+  std::ofstream(dir / "list.txt") << list;
+
+  Result p = run("predict " + kTiny + " --json --topk 1" + args);
+  INFO(p.err);
+  CHECK(p.status == 2);
+  CHECK(count_lines(p.out) == static_cast<int>(good.size()));
+  for (const auto& g : good) CHECK(p.out.find((dir / g).string()) != std::string::npos);
+  for (const auto& b : bad) {
+    const std::string name = (dir / b).string();
+    const size_t at = p.err.find(name);
+    CHECK(at != std::string::npos);
+    CHECK(p.err.find(name, at + 1) == std::string::npos);  // named once
+  }
+
+  Result l = run("labels " + kTiny + " --data " + dir.string() + " --list " + (dir / "list.txt").string() + " --out " +
+                 (dir / "labels.txt").string() + " --batch 3");
+  INFO(l.err);
+  CHECK(l.status == 2);
+  std::ifstream out(dir / "labels.txt");
+  std::string line;
+  std::vector<std::string> names;
+  while (std::getline(out, line)) names.push_back(line.substr(0, line.find(' ')));
+  CHECK(names == std::vector<std::string>{good[0], good[1], good[2], good[3], good[4]});
+  for (const auto& b : bad) CHECK(l.err.find(b) != std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // TEST_SUITE
