@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include "apps/cli.h"             // RuntimeOptions
+#include "apps/progress.h"        // now_seconds, median, parse_int_list
 #include "engine/backend.h"       // cpu::num_threads
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::synchronize, device_summary
@@ -30,9 +31,7 @@ struct BenchOptions {
   bool json = false, layers = false;
 };
 
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_ms() { return 1000.0 * now_seconds(); }
 
 // Peak resident set size of the process so far, MiB (Linux reports KiB).
 double max_rss_mb() {
@@ -41,32 +40,9 @@ double max_rss_mb() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::vector<int> parse_batches(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    int b = 0;
-    try {
-      b = std::stoi(item);
-    } catch (...) {
-      b = 0;
-    }
-    if (b <= 0) throw InputError(fmt::format("--batch: '{}' is not a list of positive integers", s));
-    out.push_back(b);
-  }
-  return out;
-}
-
 int run_bench(const BenchOptions& o) {
   const Device dev = o.rt.apply();
-  const std::vector<int> batches = parse_batches(o.batches);
+  const std::vector<int> batches = parse_int_list("--batch", o.batches, 1 << 16);
   std::unique_ptr<Model> model;
   if (o.weights.empty()) {
     model = random_model(ModelConfig::standard(o.arch), 0);

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include "apps/cli.h"        // Run, setup_bench_data
+#include "apps/progress.h"   // now_seconds, median, parse_int_list
 #include "engine/common.h"   // InputError
 #include "loaders/image.h"   // read_file_bytes, eval_transform_memory, EvalTimings
 
@@ -36,37 +37,6 @@ struct BenchDataOptions {
   int reps = 5, resize = 256, crop = 224;
   bool json = false;
 };
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-std::vector<int> parse_thread_counts(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    int t = 0;
-    try {
-      size_t used = 0;
-      t = std::stoi(item, &used);
-      if (used != item.size()) t = 0;
-    } catch (...) {
-      t = 0;
-    }
-    if (t <= 0 || t > 1024)
-      throw InputError(fmt::format("--threads: '{}' is not a list of thread counts (1..1024)", s));
-    out.push_back(t);
-  }
-  if (out.empty()) throw InputError("--threads: empty list");
-  return out;
-}
 
 // The images: DIR/PATH for each `PATH [LABEL]` line of the list, or every regular file in DIR
 // (sorted by name).
@@ -116,12 +86,12 @@ double run_pass(const std::vector<std::string>& paths, int threads, const BenchD
       next = paths.size();
     }
   };
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(work);
   work();
   for (auto& th : pool) th.join();
-  const double seconds = now_s() - t0;
+  const double seconds = now_seconds() - t0;
   if (error) std::rethrow_exception(error);
   return seconds;
 }
@@ -136,9 +106,9 @@ Stages run_stages(const std::vector<std::string>& paths, const BenchDataOptions&
   EvalTimings t;
   std::vector<float> out(static_cast<size_t>(3) * o.crop * o.crop);
   for (const auto& p : paths) {
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     const std::vector<uint8_t> bytes = read_file_bytes(p);
-    s.read += now_s() - t0;
+    s.read += now_seconds() - t0;
     eval_transform_memory(bytes.data(), bytes.size(), p, out.data(), o.resize, o.crop, &t);
   }
   s.decode = t.decode;
@@ -148,7 +118,7 @@ Stages run_stages(const std::vector<std::string>& paths, const BenchDataOptions&
 }
 
 int run_bench_data(const BenchDataOptions& o) {
-  const std::vector<int> counts = parse_thread_counts(o.threads);
+  const std::vector<int> counts = parse_int_list("--threads", o.threads, 1024);
   const std::vector<std::string> paths = image_paths(o);
   const double n = static_cast<double>(paths.size());
   run_pass(paths, 1, o);  // warm-up: page cache, allocator; fails early on a bad file

@@ -4,7 +4,9 @@
 #include <unistd.h>  // isatty
 
 #include <cstdio>   // std::fprintf, std::fopen
+#include <algorithm>  // std::sort
 #include <cstring>  // std::strerror
+#include <sstream>  // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
 
@@ -57,6 +59,38 @@ void write_text_atomic(const std::string& path, const std::string& text) {
     std::remove(tmp.c_str());
     throw InputError(fmt::format("{}: cannot rename into place ({})", path, std::strerror(errno)));
   }
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<int> parse_int_list(const std::string& flag, const std::string& s, int max) {
+  std::vector<int> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    int v = 0;
+    try {
+      size_t used = 0;
+      v = std::stoi(item, &used);
+      if (used != item.size()) v = 0;
+    } catch (...) {
+      v = 0;
+    }
+    if (v <= 0 || v > max)
+      throw InputError(fmt::format("{}: '{}' is not a comma-separated list of integers in [1,{}]", flag, s, max));
+    out.push_back(v);
+  }
+  if (out.empty()) throw InputError(fmt::format("{}: empty list", flag));
+  return out;
 }
 
 }  // namespace lcam::app

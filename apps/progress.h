@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>  // std::chrono::steady_clock
 #include <string>  // std::string
+#include <vector>  // std::vector
 
 namespace lcam::app {
 
@@ -24,5 +25,11 @@ class Progress {
 
 // Atomically replaces `path` with `text` (written to PATH.tmp, then renamed).
 void write_text_atomic(const std::string& path, const std::string& text);
+
+// Benchmark helpers: a monotonic clock in seconds, the median of samples, and a flag's
+// comma-separated list of integers in [1, max] ("1,32"); InputError naming the flag otherwise.
+double now_seconds();
+double median(std::vector<double> v);
+std::vector<int> parse_int_list(const std::string& flag, const std::string& s, int max);
 
 }  // namespace lcam::app

@@ -30,6 +30,15 @@ void require_nchw(const std::string& who, const Tensor& x, int C) {
     throw InputError(fmt::format("{}: input {} does not have {} channels (NCHW)", who, x.shape_str(), C));
 }
 Tensor like(const std::vector<int64_t>& s, const Tensor& on) { return Tensor::empty(s, on.device()); }
+
+// Through a fused ReLU: pops its output and masks dy with it (dy itself when there is none).
+Tensor through_relu(bool relu, Tape& tape, const Tensor& dy) {
+  if (!relu) return dy;
+  Tensor y = tape.pop();
+  Tensor g = like(dy.shape(), dy);
+  relu_backward(g, dy, y);
+  return g;
+}
 }  // namespace
 
 // ---- Conv2d ---------------------------------------------------------------------------------
@@ -67,12 +76,7 @@ Tensor Conv2d::forward(const Tensor& x, Tape* tape) {
 }
 
 Tensor Conv2d::backward(Tape& tape, const Tensor& dy) {
-  Tensor g = dy;
-  if (relu_) {
-    Tensor y = tape.pop();
-    g = like(dy.shape(), dy);
-    relu_backward(g, dy, y);
-  }
+  const Tensor g = through_relu(relu_, tape, dy);
   std::vector<int64_t> xs = tape.pop_shape();
   ConvParams p{static_cast<int>(xs[0]), C_, static_cast<int>(xs[2]), static_cast<int>(xs[3]), K_, R_, R_,
                stride_, stride_, pad_, pad_};
@@ -219,12 +223,7 @@ Tensor Linear::forward(const Tensor& x, Tape* tape) {
 }
 
 Tensor Linear::backward(Tape& tape, const Tensor& dy) {
-  Tensor g = dy;
-  if (relu_) {
-    Tensor y = tape.pop();
-    g = like(dy.shape(), dy);
-    relu_backward(g, dy, y);
-  }
+  const Tensor g = through_relu(relu_, tape, dy);
   Tensor dx = like({dy.dim(0), F_}, dy);
   linear_backward_data(dx, g, w_);
   return dx;
