@@ -2,10 +2,8 @@
 // (random weights unless --weights), median over repetitions after warm-up: ms per batch,
 // images/s, peak memory, and a per-layer table (each module timed with a device sync, so the
 // per-layer sum slightly exceeds the unsynchronized total).
-#include <algorithm>  // std::sort
-#include <chrono>     // std::chrono::steady_clock
+#include <algorithm>  // std::max
 #include <cstdio>     // std::printf
-#include <sstream>    // std::stringstream
 #include <sys/resource.h>  // getrusage (peak RSS)
 #include <vector>     // std::vector
 
