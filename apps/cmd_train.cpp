@@ -8,6 +8,7 @@
 #include <csignal>  // std::signal, SIGINT
 #include <cmath>    // std::isfinite, std::pow
 #include <cstdio>   // std::fprintf
+#include <filesystem>  // std::filesystem::exists
 #include <sstream>  // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
@@ -162,10 +163,15 @@ int run_train(TrainOptions o) {
       Tensor x01 = b.images.to(dev);
       // Dropout masks (--official-dropout) from (seed, step): a resumed run draws the same ones.
       LossTerms t = lcam.forward_backward(att, x01, b.labels, dw, db, o.seed * 0x9E3779B97F4A7C15ull + st.step);
-      if (!std::isfinite(t.total))
-        throw InternalError(fmt::format("the loss became {} at epoch {}, step {} (ce {}, area {}, tv {}); "
-                                        "{} keeps the last good checkpoint — lower --lr",
-                                        t.total, e + 1, st.step + 1, t.ce, t.area, t.tv, o.out));
+      if (!std::isfinite(t.total)) {
+        // A diverged run is a matter of settings (the learning rate), not of the engine.
+        const std::string kept = std::filesystem::exists(o.out)
+                                     ? fmt::format("{} keeps the last good checkpoint", o.out)
+                                     : std::string("no checkpoint was written yet");
+        throw InputError(fmt::format("the loss became {} at epoch {}, step {} (ce {}, area {}, tv {}): training "
+                                     "diverged, lower --lr; {}",
+                                     t.total, e + 1, st.step + 1, t.ce, t.area, t.tv, kept));
+      }
       const bool first = st.step == 0;
       sgd_step(att.w, st.momentum_w, dw, static_cast<float>(st.lr_w), static_cast<float>(o.momentum),
                static_cast<float>(o.weight_decay), true, first);

@@ -208,6 +208,10 @@ TEST_CASE("train: checkpoints, and a resumed run equals an uninterrupted one") {
   Result bad = run("train " + kTiny + " --data " + samples + " --list " + (dir / "bad.txt").string() + " --out " + (dir / "c.h5").string());
   CHECK(bad.status == 2);
   CHECK(bad.err.find("bad.txt:1: label 10 out of range [0,10)") != std::string::npos);
+  Result diverged = run(common + (dir / "nan.h5").string() + " --lr 1e30,1e30");
+  CHECK(diverged.status == 2);
+  CHECK(diverged.err.find("training diverged, lower --lr; no checkpoint was written yet") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "nan.h5"));
   Result nores = run(common + (dir / "none.h5").string() + " --resume");
   CHECK(nores.status == 2);
   CHECK(nores.err.find("none.h5") != std::string::npos);
