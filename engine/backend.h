@@ -61,7 +61,8 @@
   void sgd_step(float* p, float* buf, const float* grad, int64_t L, float lr, float momentum,    \
                 float wd, bool nesterov, bool first);                                            \
   void dropout_forward(float* y, float* mask, const float* x, int64_t L, float p, uint64_t seed); \
-  void mul_forward(float* y, const float* a, const float* b, int64_t L);
+  void mul_forward(float* y, const float* a, const float* b, int64_t L);                          \
+  void minmax_normalize(float* y, const float* x, int maps, int64_t L);
 
 namespace lcam::cpu {
 LCAM_BACKEND_OPS

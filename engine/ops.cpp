@@ -445,6 +445,14 @@ void mul_forward(Tensor& y, const Tensor& a, const Tensor& b) {
   LCAM_DISPATCH(d, mul_forward, y.data(), a.data(), b.data(), a.numel());
 }
 
+void minmax_normalize(Tensor& y, const Tensor& x) {
+  LCAM_REQUIRE(x.ndim() >= 2 && x.numel() > 0, fmt::format("minmax_normalize: x {}", x.shape_str()));
+  expect_shape("minmax_normalize", "y", y, x.shape());
+  Device d = common_device("minmax_normalize", {&y, &x});
+  const int64_t L = x.dim(-2) * x.dim(-1);
+  LCAM_DISPATCH(d, minmax_normalize, y.data(), x.data(), static_cast<int>(x.numel() / L), L);
+}
+
 double sum(const Tensor& x) {
   Device d = common_device("sum", {&x});
   return LCAM_DISPATCH(d, sum, x.data(), x.numel());

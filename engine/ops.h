@@ -114,6 +114,8 @@ void sgd_step(Tensor& p, Tensor& buf, const Tensor& grad, float lr, float moment
 void dropout_forward(Tensor& y, Tensor& mask, const Tensor& x, float p, uint64_t seed);
 // y = a * b elementwise (the backward of dropout: dx = dy * mask).
 void mul_forward(Tensor& y, const Tensor& a, const Tensor& b);
+// Each map of x[..., h, w] scaled to [0,1]: (x - min) / (max - min); constant maps become 0.
+void minmax_normalize(Tensor& y, const Tensor& x);
 // Sum of all elements (accumulated in double).
 double sum(const Tensor& x);
 

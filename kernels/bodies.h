@@ -327,3 +327,22 @@ ENGINE_HD inline void dropout_at(float* y, float* mask, const float* x, float p,
 ENGINE_HD inline void mul_at(float* y, const float* a, const float* b, int64_t i) { y[i] = a[i] * b[i]; }
 
 }  // namespace lcam::kern
+
+namespace lcam::kern {
+
+// Min-max normalization of one map of L values: (x - min) / (max - min); a constant map gives
+// zeros (never NaN). m indexes the map.
+ENGINE_HD inline void minmax_map(float* y, const float* x, int64_t L, int64_t m) {
+  const float* xm = x + m * L;
+  float* ym = y + m * L;
+  float lo = xm[0], hi = xm[0];
+  for (int64_t i = 1; i < L; ++i) {
+    lo = xm[i] < lo ? xm[i] : lo;
+    hi = xm[i] > hi ? xm[i] : hi;
+  }
+  const float range = hi - lo;
+  for (int64_t i = 0; i < L; ++i) ym[i] = range > 0.f ? (xm[i] - lo) / range : 0.f;
+}
+
+}  // namespace lcam::kern
+

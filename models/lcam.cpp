@@ -161,4 +161,13 @@ Tensor Lcam::class_maps(const Attention& a, const Tensor& x01, const std::vector
   return c;
 }
 
+Tensor Lcam::saliency(const Attention& a, const Tensor& x01, const std::vector<int>& classes) {
+  Tensor c = class_maps(a, x01, classes);
+  Tensor n = Tensor::empty(c.shape(), c.device());
+  minmax_normalize(n, c);
+  Tensor sm = Tensor::empty({x01.dim(0), 1, x01.dim(2), x01.dim(3)}, c.device());
+  upsample_bilinear_forward(sm, n);
+  return sm;
+}
+
 }  // namespace lcam

@@ -55,6 +55,9 @@ class Lcam {
                              Tensor& db, uint64_t dropout_seed = 0);
   // Inference: the pre-sigmoid maps c [N,1,h,w] of the given class per image.
   Tensor class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes);
+  // The explanation: c min-max normalized at feature resolution, then bilinearly upsampled to
+  // the image size: saliency maps [N,1,H,W] in [0,1]. One forward pass.
+  Tensor saliency(const Attention& a, const Tensor& x01, const std::vector<int>& classes);
 
  private:
   Tensor features(const Tensor& x01);  // F [N,C,h,w] of the normalized image

@@ -16,6 +16,7 @@
 #include "apps/cli.h"         // kImagenetMean/Std
 #include "engine/ops.h"       // normalize_forward
 #include "loaders/hdf5.h"     // h5::Reader (checkpoints)
+#include "models/checkpoint.h"  // save_checkpoint (explain test)
 #include "loaders/image.h"    // load_eval_image
 #include "models/model.h"     // load_model
 #include "tests/test_util.h"  // fixture, source_dir
@@ -269,6 +270,48 @@ TEST_CASE("predict and labels over a folder of odd files: good ones classified, 
   while (std::getline(out, line)) names.push_back(line.substr(0, line.find(' ')));
   CHECK(names == std::vector<std::string>{good[0], good[1], good[2], good[3], good[4]});
   for (const auto& b : bad) CHECK(l.err.find(b) != std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("cli") {
+
+TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missing checkpoints are named") {
+  const std::string img = sample("n01440764_tench.JPEG");
+  if (!fs::exists(img)) {
+    MESSAGE("cli: skipped (sample images not found at " << img << ")");
+    return;
+  }
+  const fs::path dir = fs::temp_directory_path() / "lcam_cli_explain";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string ckpt = (dir / "attn.h5").string();
+  CheckpointState st;
+  st.arch = "vgg16";
+  st.method = "img";
+  save_checkpoint(ckpt, Attention::init(10, 32, 1, Device::CPU), st);
+  Result r = run("explain " + kTiny + " --lcam " + ckpt + " --class top1,3 --save-maps " + (dir / "maps.h5").string() +
+                 " --out " + (dir / "pics").string() + " " + img);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(fs::exists(dir / "pics" / "n01440764_tench.png"));
+  CHECK(fs::exists(dir / "pics" / "n01440764_tench_lcam_3.png"));
+  h5::Reader maps((dir / "maps.h5").string());
+  const std::vector<float> m = maps.read("n01440764_tench/lcam/3").to_vector();
+  REQUIRE(m.size() == 224u * 224u);
+  // Min-max at feature resolution, then upsampled: inside [0,1], reaching close to both ends.
+  const float lo = *std::min_element(m.begin(), m.end()), hi = *std::max_element(m.begin(), m.end());
+  CHECK(lo >= 0.f);
+  CHECK(lo < 0.1f);
+  CHECK(hi <= 1.f);
+  CHECK(hi > 0.9f);
+  Result bad = run("explain " + kTiny + " --lcam " + ckpt + " --class 12 --out " + (dir / "pics").string() + " " + img);
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("--class: '12'") != std::string::npos);
+  Result nock = run("explain " + kTiny + " --out " + (dir / "pics").string() + " " + img);
+  CHECK(nock.status == 2);
+  CHECK(nock.err.find("--lcam") != std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -259,3 +259,14 @@ TEST_CASE("training-mode dropout: seeded masks, gradient through them") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("lcam") {
+
+TEST_CASE("min-max normalization per map; a constant map gives zeros, not NaN") {
+  Tensor x = Tensor::from_vector({3, 1, 2, 5, 7, 7, 7, 7}, {2, 1, 2, 2});
+  Tensor y = Tensor::empty(x.shape());
+  minmax_normalize(y, x);
+  CHECK(y.to_vector() == std::vector<float>{0.5f, 0.f, 0.25f, 1.f, 0.f, 0.f, 0.f, 0.f});
+}
+
+}  // TEST_SUITE

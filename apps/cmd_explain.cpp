@@ -1,0 +1,142 @@
+// cmd_explain.cpp — `lcam explain`: saliency maps of images for a class (default: the
+// predicted one), written as JET heat-map overlays on the 224x224 center crop the network saw
+// (DIR/STEM.png, DIR/STEM_METHOD_CLASS.png), and optionally as raw maps in HDF5. Methods so
+// far: lcam (one forward pass of a trained attention mechanism, --lcam CKPT). Grad-CAM,
+// Grad-CAM++, Score-CAM and RISE come with the evaluation work.
+#include <cstdio>      // std::printf, std::fprintf
+#include <filesystem>  // create_directories, path stem
+#include <sstream>     // std::stringstream
+
+#include <fmt/format.h>  // fmt::format
+
+#include "apps/cli.h"           // RuntimeOptions, kImagenetMean/Std
+#include "apps/figures.h"       // overlay, to_image
+#include "engine/common.h"      // InputError
+#include "engine/ops.h"         // normalize_forward
+#include "loaders/classes.h"    // imagenet_classes, load_class_names
+#include "loaders/hdf5.h"       // h5::Writer (--save-maps)
+#include "loaders/image.h"      // load_eval_image, write_png
+#include "models/checkpoint.h"  // load_checkpoint
+#include "models/lcam.h"        // Lcam
+#include "models/model.h"       // load_model
+
+namespace fs = std::filesystem;
+
+namespace lcam::app {
+namespace {
+
+struct ExplainOptions {
+  RuntimeOptions rt;
+  std::string arch, weights, method = "lcam", lcam_ckpt, lcam_method = "img", classes_arg = "top1", names_file,
+                            save_maps, out;
+  std::vector<std::string> images;
+};
+
+// "top1", or comma-separated class indices or names; -1 stands for top-1.
+std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassName>& names, int K) {
+  std::vector<int> out;
+  std::stringstream in(arg);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item == "top1") {
+      out.push_back(-1);
+      continue;
+    }
+    size_t used = 0;
+    int v = -2;
+    try {
+      v = std::stoi(item, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == item.size() && v >= 0 && v < K) {
+      out.push_back(v);
+      continue;
+    }
+    int found = -1;
+    for (size_t i = 0; i < names.size() && found < 0; ++i)
+      if (names[i].name == item || names[i].synset == item) found = static_cast<int>(i);
+    if (found < 0) throw InputError(fmt::format("--class: '{}' is not top1, a class index in [0,{}) or a class name", item, K));
+    out.push_back(found);
+  }
+  if (out.empty()) throw InputError("--class: empty");
+  return out;
+}
+
+int run_explain(const ExplainOptions& o) {
+  if (o.method != "lcam") throw InputError(fmt::format("--method {}: not available yet (lcam is)", o.method));
+  if (o.lcam_ckpt.empty()) throw InputError("--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)");
+  const Device dev = o.rt.apply();
+  auto model = load_model(o.weights, o.arch, dev);
+  const int K = model->num_classes();
+  const std::vector<ClassName> names = !o.names_file.empty() ? load_class_names(o.names_file)
+                                                             : (K == 1000 ? imagenet_classes() : std::vector<ClassName>{});
+  const std::vector<int> wanted = parse_classes(o.classes_arg, names, K);
+  LcamOptions lo;
+  lo.method = parse_lcam_method(o.lcam_method);
+  Lcam lcam(*model, lo);
+  const Attention att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
+  if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (!fs::is_directory(o.out)) throw InputError(fmt::format("{}: cannot create output folder (--out)", o.out));
+  std::unique_ptr<h5::Writer> maps;
+  if (!o.save_maps.empty()) maps = std::make_unique<h5::Writer>(o.save_maps);
+  int failed = 0;
+  for (const std::string& path : o.images) {
+    Tensor x01 = Tensor::empty({1, 3, 224, 224});
+    try {
+      load_eval_image(path, x01.data());
+    } catch (const InputError& e) {
+      std::fprintf(stderr, "lcam: error: %s\n", e.what());
+      ++failed;
+      continue;
+    }
+    Tensor xd = x01.to(dev), xn = Tensor::empty(x01.shape(), dev);
+    normalize_forward(xn, xd, kImagenetMean, kImagenetStd);
+    const std::vector<float> logits = model->logits(xn).to_vector();
+    int top1 = 0;
+    for (int k = 1; k < K; ++k)
+      if (logits[k] > logits[top1]) top1 = k;
+    const std::string stem = fs::path(path).stem().string();
+    const ImageU8 img = to_image(x01.data(), 224, 224);
+    write_png((fs::path(o.out) / (stem + ".png")).string(), img);
+    for (int c : wanted) {
+      const int cls = c < 0 ? top1 : c;
+      const std::vector<float> sm = lcam.saliency(att, xd, {cls}).to_vector();
+      const std::string file = fmt::format("{}_{}_{}.png", stem, o.method, cls);
+      write_png((fs::path(o.out) / file).string(), overlay(img, sm.data()));
+      if (maps) maps->write(fmt::format("{}/{}/{}", stem, o.method, cls), Tensor::from_vector(sm, {224, 224}));
+      const std::string label = cls < static_cast<int>(names.size()) ? names[cls].name : fmt::format("class {}", cls);
+      std::printf("%s: %s %d (%s)%s -> %s\n", path.c_str(), o.method.c_str(), cls, label.c_str(),
+                  cls == top1 ? ", predicted" : "", (fs::path(o.out) / file).string().c_str());
+    }
+  }
+  if (maps) maps->commit();
+  if (failed) {
+    std::fprintf(stderr, "lcam: %d of %zu images could not be read\n", failed, o.images.size());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Run setup_explain(CLI::App& sub) {
+  auto o = std::make_shared<ExplainOptions>();
+  sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
+  sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
+  sub.add_option("--method", o->method, "lcam (gradcam, gradcampp, scorecam, rise: to come)");
+  sub.add_option("--lcam", o->lcam_ckpt, "L-CAM checkpoint (lcam train --out)");
+  sub.add_option("--lcam-method", o->lcam_method, "what the checkpoint was trained as: img, fm or img7x7")
+      ->check(CLI::IsMember({"img", "fm", "img7x7"}));
+  sub.add_option("--class", o->classes_arg, "top1, or class indices/names separated by commas");
+  sub.add_option("--classes", o->names_file, "class-name file (default: the 1000 ImageNet classes)");
+  sub.add_option("--save-maps", o->save_maps, "also write the raw 224x224 maps to this HDF5 file");
+  sub.add_option("--out", o->out, "folder for the pictures")->required();
+  o->rt.add_to(sub);
+  sub.add_option("images", o->images, "image files")->required();
+  return [o] { return run_explain(*o); };
+}
+
+}  // namespace lcam::app
