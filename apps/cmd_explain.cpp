@@ -1,8 +1,8 @@
 // cmd_explain.cpp — `lcam explain`: saliency maps of images for a class (default: the
 // predicted one), written as JET heat-map overlays on the 224x224 center crop the network saw
 // (DIR/STEM.png, DIR/STEM_METHOD_CLASS.png), and optionally as raw maps in HDF5. Methods so
-// far: lcam (one forward pass of a trained attention mechanism, --lcam CKPT). Grad-CAM,
-// Grad-CAM++, Score-CAM and RISE come with the evaluation work.
+// far: lcam (one forward pass of a trained attention mechanism, --lcam CKPT), gradcam,
+// gradcampp and gradcampp-paper. Score-CAM and RISE come with the evaluation work.
 #include <cstdio>      // std::printf, std::fprintf
 #include <filesystem>  // create_directories, path stem
 #include <sstream>     // std::stringstream
@@ -16,6 +16,7 @@
 #include "loaders/classes.h"    // imagenet_classes, load_class_names
 #include "loaders/hdf5.h"       // h5::Writer (--save-maps)
 #include "loaders/image.h"      // load_eval_image, write_png
+#include "models/cams.h"        // grad_cam
 #include "models/checkpoint.h"  // load_checkpoint
 #include "models/lcam.h"        // Lcam
 #include "models/model.h"       // load_model
@@ -64,8 +65,8 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
 }
 
 int run_explain(const ExplainOptions& o) {
-  if (o.method != "lcam") throw InputError(fmt::format("--method {}: not available yet (lcam is)", o.method));
-  if (o.lcam_ckpt.empty()) throw InputError("--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)");
+  const bool is_lcam = o.method == "lcam";
+  if (is_lcam && o.lcam_ckpt.empty()) throw InputError("--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)");
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
@@ -75,8 +76,11 @@ int run_explain(const ExplainOptions& o) {
   LcamOptions lo;
   lo.method = parse_lcam_method(o.lcam_method);
   Lcam lcam(*model, lo);
-  const Attention att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
-  if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
+  Attention att;
+  if (is_lcam) {
+    att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
+    if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
+  }
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (!fs::is_directory(o.out)) throw InputError(fmt::format("{}: cannot create output folder (--out)", o.out));
@@ -103,7 +107,9 @@ int run_explain(const ExplainOptions& o) {
     write_png((fs::path(o.out) / (stem + ".png")).string(), img);
     for (int c : wanted) {
       const int cls = c < 0 ? top1 : c;
-      const std::vector<float> sm = lcam.saliency(att, xd, {cls}).to_vector();
+      const std::vector<float> sm = (is_lcam ? lcam.saliency(att, xd, {cls})
+                                             : grad_cam(*model, xd, {cls}, parse_grad_cam(o.method)).saliency)
+                                        .to_vector();
       const std::string file = fmt::format("{}_{}_{}.png", stem, o.method, cls);
       write_png((fs::path(o.out) / file).string(), overlay(img, sm.data()));
       if (maps) maps->write(fmt::format("{}/{}/{}", stem, o.method, cls), Tensor::from_vector(sm, {224, 224}));
@@ -126,7 +132,8 @@ Run setup_explain(CLI::App& sub) {
   auto o = std::make_shared<ExplainOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
   sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
-  sub.add_option("--method", o->method, "lcam (gradcam, gradcampp, scorecam, rise: to come)");
+  sub.add_option("--method", o->method, "lcam, gradcam, gradcampp or gradcampp-paper (scorecam, rise: to come)")
+      ->check(CLI::IsMember({"lcam", "gradcam", "gradcampp", "gradcampp-paper"}));
   sub.add_option("--lcam", o->lcam_ckpt, "L-CAM checkpoint (lcam train --out)");
   sub.add_option("--lcam-method", o->lcam_method, "what the checkpoint was trained as: img, fm or img7x7")
       ->check(CLI::IsMember({"img", "fm", "img7x7"}));

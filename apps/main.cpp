@@ -17,7 +17,7 @@ const lcam::app::Command kCommands[] = {
     {"labels", "write the model-truth label (top-1 prediction) of every image of a list",
      lcam::app::setup_labels},
     {"train", "train the L-CAM attention mechanism on a frozen backbone", lcam::app::setup_train},
-    {"explain", "saliency maps of images as heat-map overlays (L-CAM)", lcam::app::setup_explain},
+    {"explain", "saliency maps as heat-map overlays (L-CAM, Grad-CAM, Grad-CAM++)", lcam::app::setup_explain},
     {"bench", "time the forward pass per layer: images/s, peak memory", lcam::app::setup_bench},
     {"bench-data", "time image decoding + transforms: images/s per core and with all cores",
      lcam::app::setup_bench_data},

@@ -418,4 +418,8 @@ void minmax_normalize(float* y, const float* x, int maps, int64_t L) {
   for (int m = 0; m < maps; ++m) kern::minmax_map(y, x, L, m);
 }
 
+void cam_weights(float* w, const float* A, const float* g, const float* expS, int N, int C, int64_t L, int kind) {
+  parallel_for(static_cast<int64_t>(N) * C, [&](int64_t nc) { kern::cam_weight_at(w, A, g, expS, C, L, kind, nc); });
+}
+
 }  // namespace lcam::cpu

@@ -453,6 +453,18 @@ void minmax_normalize(Tensor& y, const Tensor& x) {
   LCAM_DISPATCH(d, minmax_normalize, y.data(), x.data(), static_cast<int>(x.numel() / L), L);
 }
 
+void cam_weights(Tensor& w, const Tensor& A, const Tensor& g, const Tensor& expS, int kind) {
+  const char* op = "cam_weights";
+  check_nchw(op, A);
+  LCAM_REQUIRE(kind >= 0 && kind <= 2, "cam_weights: kind 0, 1 or 2");
+  const int64_t N = A.dim(0), C = A.dim(1), L = A.dim(2) * A.dim(3);
+  expect_shape(op, "g", g, A.shape());
+  expect_shape(op, "w", w, {N, C});
+  if (kind) expect_shape(op, "expS", expS, {N});
+  Device d = common_device(op, {&w, &A, &g, &expS});
+  LCAM_DISPATCH(d, cam_weights, w.data(), A.data(), g.data(), opt(expS), static_cast<int>(N), static_cast<int>(C), L, kind);
+}
+
 double sum(const Tensor& x) {
   Device d = common_device("sum", {&x});
   return LCAM_DISPATCH(d, sum, x.data(), x.numel());

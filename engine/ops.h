@@ -116,6 +116,11 @@ void dropout_forward(Tensor& y, Tensor& mask, const Tensor& x, float p, uint64_t
 void mul_forward(Tensor& y, const Tensor& a, const Tensor& b);
 // Each map of x[..., h, w] scaled to [0,1]: (x - min) / (max - min); constant maps become 0.
 void minmax_normalize(Tensor& y, const Tensor& x);
+// Channel weights w[N,C] of the gradient CAMs from feature maps A[N,C,h,w] and the gradient g of
+// the score (same shape): kind 0 Grad-CAM (spatial mean of g); 1 Grad-CAM++ as the comparison's
+// reference ran it; 2 Grad-CAM++ with the paper's Eq. 19 (kernels/bodies.h has the formulas).
+// expS[N] = exp(softmax score) per image for kinds 1 and 2 (undefined for kind 0).
+void cam_weights(Tensor& w, const Tensor& A, const Tensor& g, const Tensor& expS, int kind);
 // Sum of all elements (accumulated in double).
 double sum(const Tensor& x);
 

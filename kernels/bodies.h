@@ -346,3 +346,36 @@ ENGINE_HD inline void minmax_map(float* y, const float* x, int64_t L, int64_t m)
 
 }  // namespace lcam::kern
 
+namespace lcam::kern {
+
+// Channel weights of the gradient CAMs, one (image, channel) pair nc at a time over its L
+// pixels; A are the feature maps, g the gradient of the score with respect to them.
+// kind 0, Grad-CAM: the spatial mean of g.
+// kind 1, Grad-CAM++ as the comparison's reference ran it: alpha = g^2 / (D' + 1e-7) with
+//   D = 2 g^2 + sum_ab(A g^3) and D' = D where D != 0, else 1; weight = sum_ab(alpha relu(expS g)).
+// kind 2, Grad-CAM++ with the paper's Eq. 19 denominator: D = 2 g^2 + sum_ab(A) g^3.
+ENGINE_HD inline void cam_weight_at(float* w, const float* A, const float* g, const float* expS, int C, int64_t L,
+                                    int kind, int64_t nc) {
+  const float* a = A + nc * L;
+  const float* d = g + nc * L;
+  float acc = 0.f;
+  if (kind == 0) {
+    for (int64_t i = 0; i < L; ++i) acc += d[i];
+    w[nc] = acc / static_cast<float>(L);
+    return;
+  }
+  float s = 0.f;
+  for (int64_t i = 0; i < L; ++i) s += kind == 1 ? a[i] * d[i] * d[i] * d[i] : a[i];
+  const float e = expS[nc / C];
+  for (int64_t i = 0; i < L; ++i) {
+    const float g2 = d[i] * d[i];
+    float D = 2.f * g2 + (kind == 1 ? s : s * g2 * d[i]);
+    if (D == 0.f) D = 1.f;
+    const float alpha = g2 / (D + 1e-7f);
+    acc += alpha * relu(e * d[i]);
+  }
+  w[nc] = acc;
+}
+
+}  // namespace lcam::kern
+

@@ -309,6 +309,9 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   Result bad = run("explain " + kTiny + " --lcam " + ckpt + " --class 12 --out " + (dir / "pics").string() + " " + img);
   CHECK(bad.status == 2);
   CHECK(bad.err.find("--class: '12'") != std::string::npos);
+  Result gc = run("explain " + kTiny + " --method gradcampp --class 3 --out " + (dir / "pics").string() + " " + img);
+  CHECK(gc.status == 0);
+  CHECK(fs::exists(dir / "pics" / "n01440764_tench_gradcampp_3.png"));
   Result nock = run("explain " + kTiny + " --out " + (dir / "pics").string() + " " + img);
   CHECK(nock.status == 2);
   CHECK(nock.err.find("--lcam") != std::string::npos);

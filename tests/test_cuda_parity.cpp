@@ -22,6 +22,7 @@
 #include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats
 #include "engine/ops.h"           // the ops under test
 #include "engine/tensor.h"        // Tensor, Device, DType
+#include "models/cams.h"          // grad_cam (saliency parity)
 #include "models/lcam.h"          // Lcam, Attention (training-step parity)
 #include "models/model.h"         // load_model, random_model (whole-model parity)
 #include "tests/test_util.h"      // fixture
@@ -570,6 +571,21 @@ TEST_CASE("cuda parity: a whole L-CAM-Img and L-CAM-Fm training step (tiny fixtu
     CHECK(std::fabs(tc.total - tg.total) <= 1e-5 * std::fabs(tc.total));
     check_close("L-CAM dw", dwc, dwg, 1e-4);
     check_close("L-CAM db", dbc, dbg, 1e-4);
+  }
+}
+
+TEST_CASE("cuda parity: Grad-CAM and Grad-CAM++ maps (tiny VGG-16)") {
+  if (skip_without_cuda()) return;
+  lcam::cuda::set_allow_tf32(false);
+  const std::string wpath = lcam::test::fixture("tiny_vgg16.weights.h5");
+  auto cpu = lcam::load_model(wpath, "vgg16", Device::CPU);
+  auto gpu = lcam::load_model(wpath, "vgg16", Device::CUDA);
+  const Tensor x01 = random({2, 3, 64, 64}, 91, 0.f, 1.f);
+  for (auto m : {lcam::GradCam::Plain, lcam::GradCam::PlusPlus, lcam::GradCam::PlusPlusPaper}) {
+    const lcam::CamResult rc = lcam::grad_cam(*cpu, x01, {1, 7}, m);
+    const lcam::CamResult rg = lcam::grad_cam(*gpu, on_gpu(x01), {1, 7}, m);
+    check_close("cam weights", rc.weights, rg.weights, 1e-4);
+    check_close("cam saliency", rc.saliency, rg.saliency, 1e-4);
   }
 }
 

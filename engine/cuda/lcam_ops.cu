@@ -114,4 +114,8 @@ void minmax_normalize(float* y, const float* x, int maps, int64_t L) {
   each(maps, [=] __device__(int64_t m) { kern::minmax_map(y, x, L, m); });  // maps are small (<= 224^2)
 }
 
+void cam_weights(float* w, const float* A, const float* g, const float* expS, int N, int C, int64_t L, int kind) {
+  each(static_cast<int64_t>(N) * C, [=] __device__(int64_t nc) { kern::cam_weight_at(w, A, g, expS, C, L, kind, nc); });
+}
+
 }  // namespace lcam::gpu

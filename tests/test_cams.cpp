@@ -1,0 +1,48 @@
+// test_cams.cpp — saliency maps against PyTorch (tests/fixtures/cam_*.ref.h5, float64, written
+// by tools/make_cam_fixtures.py on the tiny backbones): L-CAM inference, Grad-CAM, Grad-CAM++
+// (reference variant and the paper's Eq. 19): channel weights, the map at feature resolution
+// and the upsampled saliency map, for the predicted classes and a class-specific case.
+#include <doctest/doctest.h>  // TEST_CASE, CHECK
+
+#include "loaders/hdf5.h"     // h5::Reader
+#include "models/cams.h"      // grad_cam
+#include "models/lcam.h"      // Lcam::saliency
+#include "models/model.h"     // load_model
+#include "tests/test_util.h"  // fixture, check_close
+
+using namespace lcam;
+using lcam::test::check_close;
+using lcam::test::to_double;
+
+TEST_SUITE("cams") {
+
+TEST_CASE("L-CAM, Grad-CAM and Grad-CAM++ maps match PyTorch") {
+  for (const char* arch : {"vgg16", "resnet50"}) {
+    CAPTURE(arch);
+    h5::Reader ref(lcam::test::fixture(std::string("cam_") + arch + ".ref.h5"));
+    REQUIRE(ref.attr_string("magic").value_or("") == "lcam-fixture");
+    auto model = load_model(lcam::test::fixture(ref.attr_string("weights").value()), arch, Device::CPU);
+    Tensor x01 = ref.read("x01", true), cls = ref.read_i32("classes");
+    const std::vector<int> classes(cls.data_i32(), cls.data_i32() + cls.numel());
+    const int c3 = ref.read_i32("class3").data_i32()[0];
+    // Maps are in [0,1]; PyTorch's own float32 floor is <= 1.1e-5 (Grad-CAM++ on VGG).
+    for (const char* m : {"gradcam", "gradcampp", "gradcampp_paper"}) {
+      CAPTURE(m);
+      const GradCam method = parse_grad_cam(std::string(m) == "gradcampp_paper" ? "gradcampp-paper" : m);
+      CamResult r = grad_cam(*model, x01, classes, method);
+      check_close(std::string(m) + " weights", r.weights.to_vector(), to_double(ref.read(std::string(m) + "/weights", true)), 1e-4);
+      check_close(std::string(m) + " map", r.cam.to_vector(), to_double(ref.read(std::string(m) + "/cam", true)), 1e-4);
+      check_close(std::string(m) + " saliency", r.saliency.to_vector(), to_double(ref.read(std::string("sm/") + m, true)), 1e-4);
+      CamResult r3 = grad_cam(*model, x01.slice0(0, 1).clone(), {c3}, method);
+      check_close(std::string(m) + " class-specific", r3.saliency.to_vector(), to_double(ref.read(std::string("sm_class3/") + m, true)), 1e-4);
+    }
+    Tensor w = ref.read("lcam/attn_weight", true);
+    Attention a{w.reshape({w.dim(0), w.dim(1)}).clone(), ref.read("lcam/attn_bias", true)};
+    Lcam lcam(*model, LcamOptions{});
+    check_close("lcam saliency", lcam.saliency(a, x01, classes).to_vector(), to_double(ref.read("sm/lcam", true)), 1e-5);
+    check_close("lcam class-specific", lcam.saliency(a, x01.slice0(0, 1).clone(), {c3}).to_vector(),
+                to_double(ref.read("sm_class3/lcam", true)), 1e-5);
+  }
+}
+
+}  // TEST_SUITE
