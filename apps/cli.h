@@ -38,6 +38,7 @@ Run setup_bench(CLI::App& sub);
 Run setup_labels(CLI::App& sub);
 Run setup_train(CLI::App& sub);
 Run setup_explain(CLI::App& sub);
+Run setup_eval(CLI::App& sub);
 Run setup_bench_data(CLI::App& sub);
 
 }  // namespace lcam::app

@@ -18,6 +18,8 @@ const lcam::app::Command kCommands[] = {
      lcam::app::setup_labels},
     {"train", "train the L-CAM attention mechanism on a frozen backbone", lcam::app::setup_train},
     {"explain", "saliency maps as heat-map overlays (L-CAM, Grad-CAM, Grad-CAM++)", lcam::app::setup_explain},
+    {"eval", "Average Drop / Increase in Confidence of saliency methods over a list (Table 1)",
+     lcam::app::setup_eval},
     {"bench", "time the forward pass per layer: images/s, peak memory", lcam::app::setup_bench},
     {"bench-data", "time image decoding + transforms: images/s per core and with all cores",
      lcam::app::setup_bench_data},

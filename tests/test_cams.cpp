@@ -6,6 +6,7 @@
 
 #include "loaders/hdf5.h"     // h5::Reader
 #include "models/cams.h"      // grad_cam
+#include "models/evaluation.h"  // keep_top, class_scores, Adic
 #include "models/lcam.h"      // Lcam::saliency
 #include "models/model.h"     // load_model
 #include "tests/test_util.h"  // fixture, check_close
@@ -42,6 +43,45 @@ TEST_CASE("L-CAM, Grad-CAM and Grad-CAM++ maps match PyTorch") {
     check_close("lcam saliency", lcam.saliency(a, x01, classes).to_vector(), to_double(ref.read("sm/lcam", true)), 1e-5);
     check_close("lcam class-specific", lcam.saliency(a, x01.slice0(0, 1).clone(), {c3}).to_vector(),
                 to_double(ref.read("sm_class3/lcam", true)), 1e-5);
+  }
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("cams") {
+
+TEST_CASE("AD/IC: the official top-p% rule with its tie order, scores and averages match PyTorch") {
+  for (const char* arch : {"vgg16", "resnet50"}) {
+    CAPTURE(arch);
+    h5::Reader ref(lcam::test::fixture(std::string("cam_") + arch + ".ref.h5"));
+    auto model = load_model(lcam::test::fixture(ref.attr_string("weights").value()), arch, Device::CPU);
+    Tensor x01 = ref.read("x01", true), cls = ref.read_i32("classes");
+    const std::vector<int> classes(cls.data_i32(), cls.data_i32() + cls.numel());
+    const int64_t L = x01.dim(2) * x01.dim(3);
+    const std::vector<float> Y = class_scores(*model, x01, Tensor(), classes);
+    // The methods' maps and the tie cases (constant, all zeros, steps).
+    std::vector<std::pair<std::string, std::string>> cases;
+    for (const char* m : {"lcam", "gradcam", "gradcampp", "scorecam", "rise"}) cases.push_back({std::string("sm/") + m, std::string("adic/") + m});
+    for (const char* t : {"const", "zeros", "steps"}) cases.push_back({std::string("ties/") + t + "/map", std::string("ties/") + t});
+    for (const auto& [map_name, group] : cases) {
+      CAPTURE(group);
+      const Tensor sm = ref.read(map_name, true);  // the map rounded to float32, as the reference
+      for (int keep : {100, 50, 15}) {
+        CAPTURE(keep);
+        const std::string g = group + "/p" + std::to_string(keep);
+        Tensor t = Tensor::empty({x01.dim(0), 1, x01.dim(2), x01.dim(3)});
+        for (int64_t n = 0; n < x01.dim(0); ++n) keep_top(t.data() + n * L, sm.data() + n * L, L, keep);
+        if (ref.has(g + "/thresholded"))
+          CHECK(t.to_vector() == ref.read(g + "/thresholded", true).to_vector());
+        const std::vector<float> O = class_scores(*model, x01, t, classes);
+        check_close("Y", Y, to_double(ref.read(g + "/Y", true)), 1e-5);
+        check_close("O", O, to_double(ref.read(g + "/O", true)), 1e-5);
+        Adic a;
+        for (size_t n = 0; n < O.size(); ++n) a.add(Y[n], O[n]);
+        CHECK(a.average_drop() == doctest::Approx(ref.read(g + "/AD", true).to_vector()[0]).epsilon(1e-4));
+        CHECK(a.increase_in_confidence() == doctest::Approx(ref.read(g + "/IC", true).to_vector()[0]));
+      }
+    }
   }
 }
 

@@ -312,6 +312,24 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   Result gc = run("explain " + kTiny + " --method gradcampp --class 3 --out " + (dir / "pics").string() + " " + img);
   CHECK(gc.status == 0);
   CHECK(fs::exists(dir / "pics" / "n01440764_tench_gradcampp_3.png"));
+  // eval: the Table 1 layout over eight sample photos, with JSON and CSV reports.
+  Result ev = run("eval " + kTiny + " --method lcam,gradcam,gradcampp --lcam " + ckpt + " --data " +
+                  lcam::test::source_dir() + "/../shared/data/imagenet-sample --list " + lcam::test::source_dir() +
+                  "/../shared/data/imagenet-sample.txt --limit 8 --batch 4 --report " + (dir / "table").string());
+  INFO(ev.err);
+  CHECK(ev.status == 0);
+  CHECK(ev.out.find("| gradcampp |") != std::string::npos);
+  CHECK(ev.out.find("AD(15%)") != std::string::npos);
+  {
+    std::ifstream js(dir / "table.json");
+    auto j = nlohmann::json::parse(js);
+    CHECK(j["images"] == 8);
+    REQUIRE(j["methods"].size() == 3);
+    const double ad = j["methods"][0]["AD50"];
+    CHECK(ad >= 0.0);
+    CHECK(ad <= 100.0);
+    CHECK(fs::exists(dir / "table.csv"));
+  }
   Result nock = run("explain " + kTiny + " --out " + (dir / "pics").string() + " " + img);
   CHECK(nock.status == 2);
   CHECK(nock.err.find("--lcam") != std::string::npos);

@@ -1,0 +1,206 @@
+// cmd_eval.cpp — `lcam eval`: the paper's Table 1 for the methods asked for. Over a list (the
+// paper's evaluation transform), for each image: the classifier's scores (computed once and
+// shared by every method; top-1/top-5 against the list's labels), each method's saliency map
+// for the predicted class, and for each --keep percentage the masked image's score of that
+// class, accumulated into Average Drop and Increase in Confidence. Prints the table as Markdown
+// and, with --report PREFIX, writes PREFIX.json and PREFIX.csv. Methods so far: lcam, gradcam,
+// gradcampp, gradcampp-paper; Score-CAM and RISE are still to come.
+#include <chrono>   // std::chrono::steady_clock
+#include <cstdio>   // std::printf, std::fprintf
+#include <limits>   // std::numeric_limits
+#include <map>      // per-method results
+#include <sstream>  // comma lists
+
+#include <fmt/format.h>       // fmt::format
+#include <nlohmann/json.hpp>  // nlohmann::json
+
+#include "apps/cli.h"              // RuntimeOptions, kImagenetMean/Std
+#include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list
+#include "engine/common.h"         // InputError
+#include "engine/cuda_runtime.h"   // cuda::synchronize (timing)
+#include "loaders/batch_loader.h"  // BatchLoader
+#include "loaders/dataset.h"       // Dataset
+#include "models/cams.h"           // grad_cam
+#include "models/checkpoint.h"     // load_checkpoint
+#include "models/evaluation.h"     // keep_top, class_scores, Adic
+#include "models/lcam.h"           // Lcam
+#include "models/model.h"          // load_model
+
+namespace lcam::app {
+namespace {
+
+struct EvalOptions {
+  RuntimeOptions rt;
+  std::string arch, weights, methods, lcam_ckpt, lcam_method = "img", data, list, keep = "100,50,15", report;
+  int batch = 16, workers = 0;
+  int64_t limit = 0;
+  bool json = false;
+};
+
+struct MethodResult {
+  std::vector<Adic> adic;  // one per keep percentage
+  double seconds = 0;      // saliency computation only
+  int forward_passes = 1;  // per saliency map
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int run_eval(const EvalOptions& o) {
+  const Device dev = o.rt.apply();
+  const std::vector<std::string> methods = split(o.methods);
+  if (methods.empty()) throw InputError("--method: give one or more of lcam, gradcam, gradcampp, gradcampp-paper");
+  for (const auto& m : methods)
+    if (m != "lcam" && m != "gradcam" && m != "gradcampp" && m != "gradcampp-paper")
+      throw InputError(fmt::format("--method: '{}' is not lcam, gradcam, gradcampp or gradcampp-paper", m));
+  const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
+  auto model = load_model(o.weights, o.arch, dev);
+  const int K = model->num_classes();
+  LcamOptions lo;
+  lo.method = parse_lcam_method(o.lcam_method);
+  Lcam lcam(*model, lo);
+  Attention att;
+  for (const auto& m : methods)
+    if (m == "lcam") {
+      if (o.lcam_ckpt.empty()) throw InputError("--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)");
+      att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
+      if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
+    }
+  // Ground-truth labels are only compared: any class index is accepted.
+  Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), true);
+  if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
+  LoaderOptions lopt;
+  lopt.batch = o.batch;
+  lopt.workers = o.workers;
+  lopt.pinned = dev == Device::CUDA;
+  BatchLoader loader(data, lopt);
+  loader.start_epoch(0);
+
+  std::map<std::string, MethodResult> res;
+  for (const auto& m : methods) res[m].adic.resize(keeps.size());
+  int64_t images = 0, failed = 0, labelled = 0, top1 = 0, top5 = 0;
+  Progress progress("eval", static_cast<int64_t>(data.size()));
+  Batch b;
+  while (loader.next(b)) {
+    for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: error: %s\n", f.c_str());
+    failed += static_cast<int64_t>(b.failed.size());
+    const int64_t N = static_cast<int64_t>(b.indices.size());
+    if (N == 0) continue;
+    Tensor x01 = b.images.to(dev);
+    // Scores of the unmasked images, once for every method: predicted class and its score Y.
+    Tensor xn = Tensor::empty(x01.shape(), dev);
+    normalize_forward(xn, x01, kImagenetMean, kImagenetStd);
+    const std::vector<float> logits = model->logits(xn).to_vector();
+    std::vector<int> pred(N);
+    for (int64_t n = 0; n < N; ++n) {
+      const float* l = logits.data() + n * K;
+      int best = 0, above = 0;
+      for (int k = 1; k < K; ++k)
+        if (l[k] > l[best]) best = k;
+      pred[n] = best;
+      const int y = b.labels[n];
+      if (y >= 0) {
+        ++labelled;
+        if (y < K)
+          for (int k = 0; k < K; ++k) above += l[k] > l[y];
+        top1 += y == best;
+        top5 += y < K && above < 5;
+      }
+    }
+    const std::vector<float> Y = class_scores(*model, x01, Tensor(), pred);
+    const int64_t L = x01.dim(2) * x01.dim(3);
+    for (const auto& m : methods) {
+      MethodResult& r = res[m];
+      if (dev == Device::CUDA) cuda::synchronize();
+      const auto t0 = std::chrono::steady_clock::now();
+      Tensor sm = m == "lcam" ? lcam.saliency(att, x01, pred) : grad_cam(*model, x01, pred, parse_grad_cam(m)).saliency;
+      const std::vector<float> smv = sm.to_vector();
+      r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (size_t ki = 0; ki < keeps.size(); ++ki) {
+        Tensor t = Tensor::empty({N, 1, x01.dim(2), x01.dim(3)});
+        for (int64_t n = 0; n < N; ++n) keep_top(t.data() + n * L, smv.data() + n * L, L, keeps[ki]);
+        const std::vector<float> O = class_scores(*model, x01, t.to(dev), pred);
+        for (int64_t n = 0; n < N; ++n) r.adic[ki].add(Y[n], O[n]);
+      }
+    }
+    images += N;
+    progress.update(images + failed);
+  }
+  progress.finish();
+
+  // The table: rows methods; AD/IC per keep, forward passes per map, seconds per image.
+  std::string header = "| method |", rule = "|---|", csv = "method";
+  for (int k : keeps) {
+    header += fmt::format(" AD({}%) | IC({}%) |", k, k);
+    rule += "---:|---:|";
+    csv += fmt::format(",AD{},IC{}", k, k);
+  }
+  header += " #FW | s/image |";
+  rule += "---:|---:|";
+  csv += ",FW,seconds_per_image\n";
+  nlohmann::json report{{"arch", o.arch}, {"images", images}, {"failed", failed}, {"keep", keeps}};
+  if (labelled) report["top1"] = 100.0 * top1 / labelled, report["top5"] = 100.0 * top5 / labelled;
+  std::printf("%s\n%s\n", header.c_str(), rule.c_str());
+  for (const auto& m : methods) {
+    const MethodResult& r = res[m];
+    std::string row = "| " + m + " |";
+    std::string crow = m;
+    nlohmann::json jm{{"method", m}, {"forward_passes", r.forward_passes}, {"seconds_per_image", images ? r.seconds / images : 0}};
+    for (size_t ki = 0; ki < keeps.size(); ++ki) {
+      const double ad = r.adic[ki].average_drop(), ic = r.adic[ki].increase_in_confidence();
+      row += fmt::format(" {:.2f} | {:.2f} |", ad, ic);
+      crow += fmt::format(",{:.4f},{:.4f}", ad, ic);
+      jm[fmt::format("AD{}", keeps[ki])] = ad;
+      jm[fmt::format("IC{}", keeps[ki])] = ic;
+    }
+    row += fmt::format(" {} | {:.4f} |", r.forward_passes, images ? r.seconds / images : 0.0);
+    crow += fmt::format(",{},{:.6f}\n", r.forward_passes, images ? r.seconds / images : 0.0);
+    csv += crow;
+    report["methods"].push_back(jm);
+    std::printf("%s\n", row.c_str());
+    if (o.json) std::printf("%s\n", jm.dump().c_str());
+  }
+  if (labelled)
+    std::printf("\nclassifier on %lld labelled images: top-1 %.2f%%, top-5 %.2f%%\n", static_cast<long long>(labelled),
+                100.0 * top1 / labelled, 100.0 * top5 / labelled);
+  if (!o.report.empty()) {
+    write_text_atomic(o.report + ".json", report.dump(2) + "\n");
+    write_text_atomic(o.report + ".csv", csv);
+  }
+  if (failed) {
+    std::fprintf(stderr, "lcam: %lld of %zu images could not be read (left out of the averages)\n",
+                 static_cast<long long>(failed), data.size());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Run setup_eval(CLI::App& sub) {
+  auto o = std::make_shared<EvalOptions>();
+  sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
+  sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
+  sub.add_option("--method", o->methods, "comma-separated: lcam, gradcam, gradcampp, gradcampp-paper")->required();
+  sub.add_option("--lcam", o->lcam_ckpt, "L-CAM checkpoint (for --method lcam)");
+  sub.add_option("--lcam-method", o->lcam_method, "what the checkpoint was trained as: img, fm or img7x7")
+      ->check(CLI::IsMember({"img", "fm", "img7x7"}));
+  sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
+  sub.add_option("--list", o->list, "PATH [LABEL] per line (labels: ground truth, for top-1/top-5)")->required();
+  sub.add_option("--keep", o->keep, "percentages of the map kept (comma-separated)");
+  sub.add_option("--batch", o->batch, "images per batch")->check(CLI::PositiveNumber);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--limit", o->limit, "only the first N images")->check(CLI::NonNegativeNumber);
+  sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
+  sub.add_flag("--json", o->json, "also print one JSON object per method");
+  o->rt.add_to(sub);
+  return [o] { return run_eval(*o); };
+}
+
+}  // namespace lcam::app

@@ -1,0 +1,54 @@
+// evaluation.cpp — see evaluation.h.
+#include "models/evaluation.h"
+
+#include <algorithm>  // std::stable_sort, std::max
+#include <cmath>      // std::exp
+#include <numeric>    // std::iota
+
+#include "engine/common.h"  // LCAM_REQUIRE
+#include "engine/ops.h"     // mask_mul_forward, normalize_forward, softmax_forward
+
+namespace lcam {
+namespace {
+constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
+constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
+}  // namespace
+
+void keep_top(float* out, const float* sm, int64_t L, int keep_percent) {
+  const double p = keep_percent / 100.0;
+  const int64_t zeroed = static_cast<int64_t>((1.0 - p) * static_cast<double>(L));
+  std::vector<int64_t> order(static_cast<size_t>(L));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return sm[a] < sm[b]; });
+  for (int64_t i = 0; i < L; ++i) out[i] = sm[i];
+  for (int64_t i = 0; i < zeroed; ++i) out[order[i]] = 0.f;
+}
+
+std::vector<float> class_scores(Model& model, const Tensor& x01, const Tensor& masks, const std::vector<int>& classes) {
+  const Device dev = x01.device();
+  const int64_t N = x01.dim(0);
+  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
+  Tensor x = x01;
+  if (masks.defined()) {
+    x = Tensor::empty(x01.shape(), dev);
+    mask_mul_forward(x, x01, masks);
+  }
+  Tensor xn = Tensor::empty(x.shape(), dev);
+  normalize_forward(xn, x, kMean, kStd);
+  Tensor logits = model.logits(xn);
+  Tensor probs = Tensor::empty(logits.shape(), dev);
+  softmax_forward(probs, logits);
+  const std::vector<float> p = probs.to_vector();
+  const int64_t K = logits.dim(1);
+  std::vector<float> out(N);
+  for (int64_t n = 0; n < N; ++n) out[n] = p[n * K + classes[n]];
+  return out;
+}
+
+void Adic::add(double Y, double O) {
+  drop_sum += std::max(0.0, Y - O) / Y;
+  increases += O > Y;
+  ++count;
+}
+
+}  // namespace lcam
