@@ -3,8 +3,9 @@
 // shared by every method; top-1/top-5 against the list's labels), each method's saliency map
 // for the predicted class, and for each --keep percentage the masked image's score of that
 // class, accumulated into Average Drop and Increase in Confidence. Prints the table as Markdown
-// and, with --report PREFIX, writes PREFIX.json and PREFIX.csv. Methods so far: lcam, gradcam,
-// gradcampp, gradcampp-paper; Score-CAM and RISE are still to come.
+// and, with --report PREFIX, writes PREFIX.json and PREFIX.csv. Methods: lcam, gradcam,
+// gradcampp, gradcampp-paper, scorecam, rise.
+#include <algorithm>  // std::find
 #include <chrono>   // std::chrono::steady_clock
 #include <cstdio>   // std::printf, std::fprintf
 #include <limits>   // std::numeric_limits
@@ -31,8 +32,10 @@ namespace {
 
 struct EvalOptions {
   RuntimeOptions rt;
-  std::string arch, weights, methods, lcam_ckpt, lcam_method = "img", data, list, keep = "100,50,15", report;
-  int batch = 16, workers = 0;
+  std::string arch, weights, methods, lcam_ckpt, lcam_method = "img", data, list, keep = "100,50,15", report,
+      rise_cache;
+  int batch = 16, workers = 0, chunk = 64, rise_n = 0;
+  uint64_t rise_seed = 0;
   int64_t limit = 0;
   bool json = false;
 };
@@ -55,10 +58,11 @@ std::vector<std::string> split(const std::string& s) {
 int run_eval(const EvalOptions& o) {
   const Device dev = o.rt.apply();
   const std::vector<std::string> methods = split(o.methods);
-  if (methods.empty()) throw InputError("--method: give one or more of lcam, gradcam, gradcampp, gradcampp-paper");
+  const std::vector<std::string> known = {"lcam", "gradcam", "gradcampp", "gradcampp-paper", "scorecam", "rise"};
+  if (methods.empty()) throw InputError("--method: give one or more of lcam, gradcam, gradcampp, gradcampp-paper, scorecam, rise");
   for (const auto& m : methods)
-    if (m != "lcam" && m != "gradcam" && m != "gradcampp" && m != "gradcampp-paper")
-      throw InputError(fmt::format("--method: '{}' is not lcam, gradcam, gradcampp or gradcampp-paper", m));
+    if (std::find(known.begin(), known.end(), m) == known.end())
+      throw InputError(fmt::format("--method: '{}' is not lcam, gradcam, gradcampp, gradcampp-paper, scorecam or rise", m));
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
@@ -72,6 +76,11 @@ int run_eval(const EvalOptions& o) {
       att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
       if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
     }
+  // RISE: N masks of 7x7 grids with p = 0.5 (VGG-16 4000, ResNet-50 8000), seeded, cached.
+  const int rise_n = o.rise_n > 0 ? o.rise_n : (o.arch == "vgg16" ? 4000 : 8000);
+  Tensor rise_m;
+  for (const auto& m : methods)
+    if (m == "rise") rise_m = rise_masks_cached(o.rise_cache, rise_n, 7, 0.5f, 224, 224, o.rise_seed).to(dev);
   // Ground-truth labels are only compared: any class index is accepted.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
@@ -83,7 +92,10 @@ int run_eval(const EvalOptions& o) {
   loader.start_epoch(0);
 
   std::map<std::string, MethodResult> res;
-  for (const auto& m : methods) res[m].adic.resize(keeps.size());
+  for (const auto& m : methods) {
+    res[m].adic.resize(keeps.size());
+    res[m].forward_passes = m == "scorecam" ? model->feature_channels() : m == "rise" ? rise_n : 1;
+  }
   int64_t images = 0, failed = 0, labelled = 0, top1 = 0, top5 = 0;
   Progress progress("eval", static_cast<int64_t>(data.size()));
   Batch b;
@@ -119,7 +131,10 @@ int run_eval(const EvalOptions& o) {
       MethodResult& r = res[m];
       if (dev == Device::CUDA) cuda::synchronize();
       const auto t0 = std::chrono::steady_clock::now();
-      Tensor sm = m == "lcam" ? lcam.saliency(att, x01, pred) : grad_cam(*model, x01, pred, parse_grad_cam(m)).saliency;
+      Tensor sm = m == "lcam"       ? lcam.saliency(att, x01, pred)
+                  : m == "scorecam" ? score_cam(*model, x01, pred, o.chunk)
+                  : m == "rise"     ? rise(*model, x01, pred, rise_m, o.chunk)
+                                    : grad_cam(*model, x01, pred, parse_grad_cam(m)).saliency;
       const std::vector<float> smv = sm.to_vector();
       r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (size_t ki = 0; ki < keeps.size(); ++ki) {
@@ -187,7 +202,12 @@ Run setup_eval(CLI::App& sub) {
   auto o = std::make_shared<EvalOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
   sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
-  sub.add_option("--method", o->methods, "comma-separated: lcam, gradcam, gradcampp, gradcampp-paper")->required();
+  sub.add_option("--method", o->methods, "comma-separated: lcam, gradcam, gradcampp, gradcampp-paper, scorecam, rise")
+      ->required();
+  sub.add_option("--chunk", o->chunk, "masked images per forward pass (Score-CAM, RISE)")->check(CLI::PositiveNumber);
+  sub.add_option("--rise-masks", o->rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--rise-seed", o->rise_seed, "seed of the RISE masks");
+  sub.add_option("--rise-cache", o->rise_cache, "HDF5 file caching the RISE masks between runs");
   sub.add_option("--lcam", o->lcam_ckpt, "L-CAM checkpoint (for --method lcam)");
   sub.add_option("--lcam-method", o->lcam_method, "what the checkpoint was trained as: img, fm or img7x7")
       ->check(CLI::IsMember({"img", "fm", "img7x7"}));

@@ -1,8 +1,8 @@
 // cmd_explain.cpp — `lcam explain`: saliency maps of images for a class (default: the
 // predicted one), written as JET heat-map overlays on the 224x224 center crop the network saw
 // (DIR/STEM.png, DIR/STEM_METHOD_CLASS.png), and optionally as raw maps in HDF5. Methods so
-// far: lcam (one forward pass of a trained attention mechanism, --lcam CKPT), gradcam,
-// gradcampp and gradcampp-paper. Score-CAM and RISE come with the evaluation work.
+// lcam (one forward pass of a trained attention mechanism, --lcam CKPT), gradcam, gradcampp,
+// gradcampp-paper, scorecam and rise (masks seeded, optionally cached).
 #include <cstdio>      // std::printf, std::fprintf
 #include <filesystem>  // create_directories, path stem
 #include <sstream>     // std::stringstream
@@ -29,7 +29,9 @@ namespace {
 struct ExplainOptions {
   RuntimeOptions rt;
   std::string arch, weights, method = "lcam", lcam_ckpt, lcam_method = "img", classes_arg = "top1", names_file,
-                            save_maps, out;
+                            save_maps, out, rise_cache;
+  int chunk = 64, rise_n = 0;
+  uint64_t rise_seed = 0;
   std::vector<std::string> images;
 };
 
@@ -81,6 +83,11 @@ int run_explain(const ExplainOptions& o) {
     att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
     if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
   }
+  Tensor rise_m;
+  if (o.method == "rise")
+    rise_m = rise_masks_cached(o.rise_cache, o.rise_n > 0 ? o.rise_n : (o.arch == "vgg16" ? 4000 : 8000), 7, 0.5f, 224,
+                               224, o.rise_seed)
+                 .to(dev);
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (!fs::is_directory(o.out)) throw InputError(fmt::format("{}: cannot create output folder (--out)", o.out));
@@ -107,8 +114,10 @@ int run_explain(const ExplainOptions& o) {
     write_png((fs::path(o.out) / (stem + ".png")).string(), img);
     for (int c : wanted) {
       const int cls = c < 0 ? top1 : c;
-      const std::vector<float> sm = (is_lcam ? lcam.saliency(att, xd, {cls})
-                                             : grad_cam(*model, xd, {cls}, parse_grad_cam(o.method)).saliency)
+      const std::vector<float> sm = (is_lcam                   ? lcam.saliency(att, xd, {cls})
+                                     : o.method == "scorecam" ? score_cam(*model, xd, {cls}, o.chunk)
+                                     : o.method == "rise"     ? rise(*model, xd, {cls}, rise_m, o.chunk)
+                                                              : grad_cam(*model, xd, {cls}, parse_grad_cam(o.method)).saliency)
                                         .to_vector();
       const std::string file = fmt::format("{}_{}_{}.png", stem, o.method, cls);
       write_png((fs::path(o.out) / file).string(), overlay(img, sm.data()));
@@ -132,8 +141,12 @@ Run setup_explain(CLI::App& sub) {
   auto o = std::make_shared<ExplainOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
   sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
-  sub.add_option("--method", o->method, "lcam, gradcam, gradcampp or gradcampp-paper (scorecam, rise: to come)")
-      ->check(CLI::IsMember({"lcam", "gradcam", "gradcampp", "gradcampp-paper"}));
+  sub.add_option("--method", o->method, "lcam, gradcam, gradcampp, gradcampp-paper, scorecam or rise")
+      ->check(CLI::IsMember({"lcam", "gradcam", "gradcampp", "gradcampp-paper", "scorecam", "rise"}));
+  sub.add_option("--chunk", o->chunk, "masked images per forward pass (Score-CAM, RISE)")->check(CLI::PositiveNumber);
+  sub.add_option("--rise-masks", o->rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--rise-seed", o->rise_seed, "seed of the RISE masks");
+  sub.add_option("--rise-cache", o->rise_cache, "HDF5 file caching the RISE masks between runs");
   sub.add_option("--lcam", o->lcam_ckpt, "L-CAM checkpoint (lcam train --out)");
   sub.add_option("--lcam-method", o->lcam_method, "what the checkpoint was trained as: img, fm or img7x7")
       ->check(CLI::IsMember({"img", "fm", "img7x7"}));

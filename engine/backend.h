@@ -62,7 +62,7 @@
                 float wd, bool nesterov, bool first);                                            \
   void dropout_forward(float* y, float* mask, const float* x, int64_t L, float p, uint64_t seed); \
   void mul_forward(float* y, const float* a, const float* b, int64_t L);                          \
-  void minmax_normalize(float* y, const float* x, int maps, int64_t L);                          \
+  void minmax_normalize(float* y, const float* x, int maps, int64_t L, bool sub);                       \
   void cam_weights(float* w, const float* A, const float* g, const float* expS, int N, int C,     \
                    int64_t L, int kind);
 

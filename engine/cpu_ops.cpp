@@ -413,9 +413,9 @@ void mul_forward(float* y, const float* a, const float* b, int64_t L) {
   parallel_for(L, [&](int64_t i) { kern::mul_at(y, a, b, i); });
 }
 
-void minmax_normalize(float* y, const float* x, int maps, int64_t L) {
+void minmax_normalize(float* y, const float* x, int maps, int64_t L, bool sub) {
 #pragma omp parallel for schedule(static) if (maps > 1)
-  for (int m = 0; m < maps; ++m) kern::minmax_map(y, x, L, m);
+  for (int m = 0; m < maps; ++m) kern::minmax_map(y, x, L, sub, m);
 }
 
 void cam_weights(float* w, const float* A, const float* g, const float* expS, int N, int C, int64_t L, int kind) {

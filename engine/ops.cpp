@@ -445,13 +445,18 @@ void mul_forward(Tensor& y, const Tensor& a, const Tensor& b) {
   LCAM_DISPATCH(d, mul_forward, y.data(), a.data(), b.data(), a.numel());
 }
 
-void minmax_normalize(Tensor& y, const Tensor& x) {
-  LCAM_REQUIRE(x.ndim() >= 2 && x.numel() > 0, fmt::format("minmax_normalize: x {}", x.shape_str()));
-  expect_shape("minmax_normalize", "y", y, x.shape());
-  Device d = common_device("minmax_normalize", {&y, &x});
+namespace {
+void per_map(const char* op, Tensor& y, const Tensor& x, bool subtract_min) {
+  LCAM_REQUIRE(x.ndim() >= 2 && x.numel() > 0, fmt::format("{}: x {}", op, x.shape_str()));
+  expect_shape(op, "y", y, x.shape());
+  Device d = common_device(op, {&y, &x});
   const int64_t L = x.dim(-2) * x.dim(-1);
-  LCAM_DISPATCH(d, minmax_normalize, y.data(), x.data(), static_cast<int>(x.numel() / L), L);
+  LCAM_DISPATCH(d, minmax_normalize, y.data(), x.data(), static_cast<int>(x.numel() / L), L, subtract_min);
 }
+}  // namespace
+
+void minmax_normalize(Tensor& y, const Tensor& x) { per_map("minmax_normalize", y, x, true); }
+void range_scale(Tensor& y, const Tensor& x) { per_map("range_scale", y, x, false); }
 
 void cam_weights(Tensor& w, const Tensor& A, const Tensor& g, const Tensor& expS, int kind) {
   const char* op = "cam_weights";

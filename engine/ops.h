@@ -116,6 +116,8 @@ void dropout_forward(Tensor& y, Tensor& mask, const Tensor& x, float p, uint64_t
 void mul_forward(Tensor& y, const Tensor& a, const Tensor& b);
 // Each map of x[..., h, w] scaled to [0,1]: (x - min) / (max - min); constant maps become 0.
 void minmax_normalize(Tensor& y, const Tensor& x);
+// Each map divided by its range (max - min; 1 where it is 0), without subtracting the minimum.
+void range_scale(Tensor& y, const Tensor& x);
 // Channel weights w[N,C] of the gradient CAMs from feature maps A[N,C,h,w] and the gradient g of
 // the score (same shape): kind 0 Grad-CAM (spatial mean of g); 1 Grad-CAM++ as the comparison's
 // reference ran it; 2 Grad-CAM++ with the paper's Eq. 19 (kernels/bodies.h has the formulas).

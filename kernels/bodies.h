@@ -331,8 +331,9 @@ ENGINE_HD inline void mul_at(float* y, const float* a, const float* b, int64_t i
 namespace lcam::kern {
 
 // Min-max normalization of one map of L values: (x - min) / (max - min); a constant map gives
-// zeros (never NaN). m indexes the map.
-ENGINE_HD inline void minmax_map(float* y, const float* x, int64_t L, int64_t m) {
+// zeros (never NaN). Without subtract_min: x / (max - min), 1 for the range where it is 0.
+// m indexes the map.
+ENGINE_HD inline void minmax_map(float* y, const float* x, int64_t L, bool subtract_min, int64_t m) {
   const float* xm = x + m * L;
   float* ym = y + m * L;
   float lo = xm[0], hi = xm[0];
@@ -341,7 +342,10 @@ ENGINE_HD inline void minmax_map(float* y, const float* x, int64_t L, int64_t m)
     hi = xm[i] > hi ? xm[i] : hi;
   }
   const float range = hi - lo;
-  for (int64_t i = 0; i < L; ++i) ym[i] = range > 0.f ? (xm[i] - lo) / range : 0.f;
+  if (subtract_min)
+    for (int64_t i = 0; i < L; ++i) ym[i] = range > 0.f ? (xm[i] - lo) / range : 0.f;
+  else  // Score-CAM's reference: divided by the range only, by 1 where it is 0
+    for (int64_t i = 0; i < L; ++i) ym[i] = xm[i] / (range > 0.f ? range : 1.f);
 }
 
 }  // namespace lcam::kern

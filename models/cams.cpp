@@ -1,12 +1,15 @@
 // cams.cpp — see cams.h.
 #include "models/cams.h"
 
-#include <cmath>  // std::exp
+#include <cmath>   // std::exp, std::ceil
+#include <filesystem>  // std::filesystem::exists (RISE mask cache)
+#include <random>  // std::mt19937_64 (RISE grids and shifts)
 
 #include <fmt/format.h>  // fmt::format
 
 #include "engine/common.h"  // InputError, LCAM_REQUIRE
 #include "engine/ops.h"     // the op set
+#include "loaders/hdf5.h"   // h5::Reader, h5::Writer (RISE mask cache)
 
 namespace lcam {
 namespace {
@@ -71,4 +74,151 @@ CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& clas
   return r;
 }
 
+namespace {
+
+// Softmax probability of `cls` for each of B masked copies of one normalized image xn [1,3,H,W]
+// times masks[k0, k0 + B) ([K,1,H,W]).
+std::vector<float> masked_scores(Model& model, const Tensor& xn, const Tensor& masks, int64_t k0, int64_t B, int cls) {
+  const Device dev = xn.device();
+  Tensor xs = Tensor::empty({B, 3, xn.dim(2), xn.dim(3)}, dev);
+  for (int64_t b = 0; b < B; ++b) {
+    Tensor dst = xs.slice0(b, b + 1);
+    dst.copy_from(xn);
+  }
+  Tensor masked = Tensor::empty(xs.shape(), dev);
+  mask_mul_forward(masked, xs, masks.slice0(k0, k0 + B));
+  Tensor logits = model.logits(masked);
+  Tensor probs = Tensor::empty(logits.shape(), dev);
+  softmax_forward(probs, logits);
+  const std::vector<float> p = probs.to_vector();
+  const int64_t K = logits.dim(1);
+  std::vector<float> out(B);
+  for (int64_t b = 0; b < B; ++b) out[b] = p[b * K + cls];
+  return out;
+}
+
+// SM [1,1,H,W] = minmax(relu(sum_k w_k maps_k)) with maps [K,1,H,W]: the gathered GEMM with w as
+// a one-row table.
+Tensor weighted_map(const Tensor& maps, const std::vector<float>& w, bool relu) {
+  const Device dev = maps.device();
+  const int64_t K = maps.dim(0), H = maps.dim(2), W = maps.dim(3);
+  Tensor rows = Tensor::zeros({1, 1}, Device::CPU, DType::I32);
+  Tensor out = Tensor::empty({1, 1, H, W}, dev);
+  attention_forward(out, maps.reshape({1, K, H, W}), Tensor::from_vector(w, {1, K}, dev), Tensor::zeros({1}, dev),
+                    dev == Device::CPU ? rows : rows.to(dev));
+  if (relu) relu_forward(out, out);
+  Tensor sm = Tensor::empty(out.shape(), dev);
+  minmax_normalize(sm, out);
+  return sm;
+}
+
+}  // namespace
+
+Tensor score_cam(Model& model, const Tensor& x01, const std::vector<int>& classes, int chunk, Tensor* weights) {
+  const Device dev = x01.device();
+  const int64_t N = x01.dim(0), H = x01.dim(2), W = x01.dim(3);
+  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
+  Tensor out = Tensor::empty({N, 1, H, W}, dev);
+  std::vector<float> all_w;
+  for (int64_t n = 0; n < N; ++n) {
+    Tensor x1 = x01.slice0(n, n + 1);
+    Tensor xn = Tensor::empty(x1.shape(), dev);
+    normalize_forward(xn, x1, kMean, kStd);
+    Tensor A = model.forward_range(xn, 0, model.features_end(), nullptr);
+    const int64_t C = A.dim(1);
+    relu_forward(A, A);
+    Tensor up = Tensor::empty({1, C, H, W}, dev);
+    upsample_bilinear_forward(up, A);
+    Tensor U = Tensor::empty({C, 1, H, W}, dev);
+    range_scale(U, up.reshape({C, 1, H, W}));
+    std::vector<float> w;
+    for (int64_t k0 = 0; k0 < C; k0 += chunk) {
+      const std::vector<float> s = masked_scores(model, xn, U, k0, std::min<int64_t>(chunk, C - k0), classes[n]);
+      w.insert(w.end(), s.begin(), s.end());
+    }
+    all_w.insert(all_w.end(), w.begin(), w.end());
+    Tensor dst = out.slice0(n, n + 1);
+    dst.copy_from(weighted_map(U, w, true));
+  }
+  if (weights) *weights = Tensor::from_vector(all_w, {N, static_cast<int64_t>(all_w.size()) / std::max<int64_t>(N, 1)});
+  return out;
+}
+
+Tensor rise_masks(const Tensor& grids, const std::vector<std::pair<int, int>>& shifts, int H, int W) {
+  const int64_t M = grids.dim(0);
+  const int s = static_cast<int>(grids.dim(1));
+  LCAM_REQUIRE(grids.ndim() == 3 && grids.dim(2) == s && static_cast<int64_t>(shifts.size()) == M, "rise_masks: grids [M,s,s], one shift each");
+  const int cell = (std::max(H, W) + s - 1) / s;  // ceil(H/s) for square images
+  const int up = (s + 1) * cell;
+  Tensor g = grids.device() == Device::CPU ? grids : grids.to(Device::CPU);
+  Tensor big = Tensor::empty({M, 1, up, up});
+  upsample_bilinear_forward(big, g.reshape({M, 1, s, s}));
+  Tensor out = Tensor::empty({M, 1, H, W});
+  const float* b = big.data();
+  float* o = out.data();
+  for (int64_t m = 0; m < M; ++m) {
+    const auto [dy, dx] = shifts[m];
+    LCAM_REQUIRE(dy >= 0 && dx >= 0 && dy + H <= up && dx + W <= up, "rise_masks: shift outside the upsampled grid");
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x) o[(m * H + y) * W + x] = b[(m * up + dy + y) * up + dx + x];
+  }
+  return out;
+}
+
+Tensor rise_masks(int count, int s, float p, int H, int W, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  const int cell = (std::max(H, W) + s - 1) / s;
+  std::vector<float> grids(static_cast<size_t>(count) * s * s);
+  for (auto& v : grids) v = u(rng) < p ? 1.f : 0.f;
+  std::vector<std::pair<int, int>> shifts(count);
+  std::uniform_int_distribution<int> sh(0, cell - 1);
+  for (auto& v : shifts) v = {sh(rng), sh(rng)};
+  return rise_masks(Tensor::from_vector(grids, {count, s, s}), shifts, H, W);
+}
+
+Tensor rise_masks_cached(const std::string& cache, int count, int s, float p, int H, int W, uint64_t seed) {
+  if (!cache.empty() && std::filesystem::exists(cache)) {
+    h5::Reader f(cache);
+    if (f.attr_int("count") == count && f.attr_int("s") == s && f.attr_double("p") == static_cast<double>(p) &&
+        f.attr_int("seed") == static_cast<int64_t>(seed) && f.has("masks")) {
+      Tensor m = f.read("masks");
+      if (m.shape() == std::vector<int64_t>{count, 1, H, W}) return m;
+    }
+  }
+  Tensor m = rise_masks(count, s, p, H, W, seed);
+  if (!cache.empty()) {
+    h5::Writer w(cache);
+    w.write("masks", m);
+    w.attr_int("count", count);
+    w.attr_int("s", s);
+    w.attr_double("p", p);
+    w.attr_int("seed", static_cast<int64_t>(seed));
+    w.commit();
+  }
+  return m;
+}
+
+Tensor rise(Model& model, const Tensor& x01, const std::vector<int>& classes, const Tensor& masks, int chunk) {
+  const Device dev = x01.device();
+  const int64_t N = x01.dim(0), H = x01.dim(2), W = x01.dim(3), M = masks.dim(0);
+  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
+  LCAM_REQUIRE(masks.ndim() == 4 && masks.dim(1) == 1 && masks.dim(2) == H && masks.dim(3) == W, "rise: masks [M,1,H,W]");
+  Tensor out = Tensor::empty({N, 1, H, W}, dev);
+  for (int64_t n = 0; n < N; ++n) {
+    Tensor x1 = x01.slice0(n, n + 1);
+    Tensor xn = Tensor::empty(x1.shape(), dev);
+    normalize_forward(xn, x1, kMean, kStd);
+    std::vector<float> w;
+    for (int64_t k0 = 0; k0 < M; k0 += chunk) {
+      const std::vector<float> s = masked_scores(model, xn, masks, k0, std::min<int64_t>(chunk, M - k0), classes[n]);
+      w.insert(w.end(), s.begin(), s.end());
+    }
+    Tensor dst = out.slice0(n, n + 1);
+    dst.copy_from(weighted_map(masks, w, false));
+  }
+  return out;
+}
+
 }  // namespace lcam
+

@@ -86,3 +86,30 @@ TEST_CASE("AD/IC: the official top-p% rule with its tie order, scores and averag
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("cams") {
+
+TEST_CASE("Score-CAM and RISE match PyTorch (masks from the reference's grids and shifts)") {
+  for (const char* arch : {"vgg16", "resnet50"}) {
+    CAPTURE(arch);
+    h5::Reader ref(lcam::test::fixture(std::string("cam_") + arch + ".ref.h5"));
+    auto model = load_model(lcam::test::fixture(ref.attr_string("weights").value()), arch, Device::CPU);
+    Tensor x01 = ref.read("x01", true), cls = ref.read_i32("classes");
+    const std::vector<int> classes(cls.data_i32(), cls.data_i32() + cls.numel());
+    Tensor w;
+    Tensor sc = score_cam(*model, x01, classes, 16, &w);
+    check_close("score-cam weights", w.to_vector(), to_double(ref.read("scorecam/weights", true)), 1e-5);
+    check_close("score-cam saliency", sc.to_vector(), to_double(ref.read("sm/scorecam", true)), 1e-4);
+    Tensor sh = ref.read_i32("rise/shifts");
+    std::vector<std::pair<int, int>> shifts;
+    for (int64_t i = 0; i < sh.dim(0); ++i) shifts.push_back({sh.data_i32()[2 * i], sh.data_i32()[2 * i + 1]});
+    Tensor masks = rise_masks(ref.read("rise/grids", true), shifts, 64, 64);
+    check_close("rise masks", masks.to_vector(), to_double(ref.read("rise/masks", true)), 1e-6);
+    check_close("rise saliency", rise(*model, x01, classes, masks, 16).to_vector(), to_double(ref.read("sm/rise", true)), 1e-4);
+  }
+  Tensor drawn = rise_masks(10, 7, 0.5f, 224, 224, 3);
+  CHECK(drawn.shape() == std::vector<int64_t>{10, 1, 224, 224});
+  CHECK(drawn.to_vector() == rise_masks(10, 7, 0.5f, 224, 224, 3).to_vector());
+}
+
+}  // TEST_SUITE

@@ -313,7 +313,7 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   CHECK(gc.status == 0);
   CHECK(fs::exists(dir / "pics" / "n01440764_tench_gradcampp_3.png"));
   // eval: the Table 1 layout over eight sample photos, with JSON and CSV reports.
-  Result ev = run("eval " + kTiny + " --method lcam,gradcam,gradcampp --lcam " + ckpt + " --data " +
+  Result ev = run("eval " + kTiny + " --method lcam,gradcam,gradcampp,scorecam,rise --rise-masks 40 --lcam " + ckpt + " --data " +
                   lcam::test::source_dir() + "/../shared/data/imagenet-sample --list " + lcam::test::source_dir() +
                   "/../shared/data/imagenet-sample.txt --limit 8 --batch 4 --report " + (dir / "table").string());
   INFO(ev.err);
@@ -324,7 +324,9 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
     std::ifstream js(dir / "table.json");
     auto j = nlohmann::json::parse(js);
     CHECK(j["images"] == 8);
-    REQUIRE(j["methods"].size() == 3);
+    REQUIRE(j["methods"].size() == 5);
+    CHECK(j["methods"][3]["forward_passes"] == 32);  // Score-CAM: one per channel of the tiny VGG
+    CHECK(j["methods"][4]["forward_passes"] == 40);
     const double ad = j["methods"][0]["AD50"];
     CHECK(ad >= 0.0);
     CHECK(ad <= 100.0);

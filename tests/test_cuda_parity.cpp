@@ -574,7 +574,7 @@ TEST_CASE("cuda parity: a whole L-CAM-Img and L-CAM-Fm training step (tiny fixtu
   }
 }
 
-TEST_CASE("cuda parity: Grad-CAM and Grad-CAM++ maps (tiny VGG-16)") {
+TEST_CASE("cuda parity: Grad-CAM, Grad-CAM++, Score-CAM and RISE maps (tiny VGG-16)") {
   if (skip_without_cuda()) return;
   lcam::cuda::set_allow_tf32(false);
   const std::string wpath = lcam::test::fixture("tiny_vgg16.weights.h5");
@@ -587,6 +587,9 @@ TEST_CASE("cuda parity: Grad-CAM and Grad-CAM++ maps (tiny VGG-16)") {
     check_close("cam weights", rc.weights, rg.weights, 1e-4);
     check_close("cam saliency", rc.saliency, rg.saliency, 1e-4);
   }
+  check_close("score-cam", lcam::score_cam(*cpu, x01, {1, 7}, 16), lcam::score_cam(*gpu, on_gpu(x01), {1, 7}, 16), 1e-4);
+  const Tensor masks = lcam::rise_masks(24, 7, 0.5f, 64, 64, 5);
+  check_close("rise", lcam::rise(*cpu, x01, {1, 7}, masks, 8), lcam::rise(*gpu, on_gpu(x01), {1, 7}, on_gpu(masks), 8), 1e-4);
 }
 
 }  // TEST_SUITE("cuda")

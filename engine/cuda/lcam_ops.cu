@@ -110,8 +110,8 @@ void mul_forward(float* y, const float* a, const float* b, int64_t L) {
   each(L, [=] __device__(int64_t i) { kern::mul_at(y, a, b, i); });
 }
 
-void minmax_normalize(float* y, const float* x, int maps, int64_t L) {
-  each(maps, [=] __device__(int64_t m) { kern::minmax_map(y, x, L, m); });  // maps are small (<= 224^2)
+void minmax_normalize(float* y, const float* x, int maps, int64_t L, bool sub) {
+  each(maps, [=] __device__(int64_t m) { kern::minmax_map(y, x, L, sub, m); });  // maps are small (<= 224^2)
 }
 
 void cam_weights(float* w, const float* A, const float* g, const float* expS, int N, int C, int64_t L, int kind) {
