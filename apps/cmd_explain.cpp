@@ -3,6 +3,7 @@
 // (DIR/STEM.png, DIR/STEM_METHOD_CLASS.png), and optionally as raw maps in HDF5. Methods so
 // lcam (one forward pass of a trained attention mechanism, --lcam CKPT), gradcam, gradcampp,
 // gradcampp-paper, scorecam and rise (masks seeded, optionally cached).
+#include <algorithm>   // std::find
 #include <cstdio>      // std::printf, std::fprintf
 #include <filesystem>  // create_directories, path stem
 #include <sstream>     // std::stringstream
@@ -67,24 +68,37 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
 }
 
 int run_explain(const ExplainOptions& o) {
-  const bool is_lcam = o.method == "lcam";
-  if (is_lcam && o.lcam_ckpt.empty()) throw InputError("--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)");
+  std::vector<std::string> methods;
+  {
+    std::stringstream in(o.method);
+    std::string m;
+    while (std::getline(in, m, ','))
+      if (!m.empty()) methods.push_back(m);
+  }
+  const std::vector<std::string> known = {"lcam", "gradcam", "gradcampp", "gradcampp-paper", "scorecam", "rise"};
+  for (const auto& m : methods)
+    if (std::find(known.begin(), known.end(), m) == known.end())
+      throw InputError(fmt::format("--method: '{}' is not lcam, gradcam, gradcampp, gradcampp-paper, scorecam or rise", m));
+  if (methods.empty()) throw InputError("--method: empty");
+  const bool any_lcam = std::find(methods.begin(), methods.end(), "lcam") != methods.end();
+  if (any_lcam && o.lcam_ckpt.empty()) throw InputError("--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)");
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
   const std::vector<ClassName> names = !o.names_file.empty() ? load_class_names(o.names_file)
                                                              : (K == 1000 ? imagenet_classes() : std::vector<ClassName>{});
   const std::vector<int> wanted = parse_classes(o.classes_arg, names, K);
+  auto class_label = [&](int c) { return c < static_cast<int>(names.size()) ? names[c].name : fmt::format("class {}", c); };
   LcamOptions lo;
   lo.method = parse_lcam_method(o.lcam_method);
   Lcam lcam(*model, lo);
   Attention att;
-  if (is_lcam) {
+  if (any_lcam) {
     att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
     if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
   }
   Tensor rise_m;
-  if (o.method == "rise")
+  if (std::find(methods.begin(), methods.end(), "rise") != methods.end())
     rise_m = rise_masks_cached(o.rise_cache, o.rise_n > 0 ? o.rise_n : (o.arch == "vgg16" ? 4000 : 8000), 7, 0.5f, 224,
                                224, o.rise_seed)
                  .to(dev);
@@ -93,6 +107,8 @@ int run_explain(const ExplainOptions& o) {
   if (!fs::is_directory(o.out)) throw InputError(fmt::format("{}: cannot create output folder (--out)", o.out));
   std::unique_ptr<h5::Writer> maps;
   if (!o.save_maps.empty()) maps = std::make_unique<h5::Writer>(o.save_maps);
+  // The grid (paper's figure 3): a column per (image, class), the image on top, a row per method.
+  std::vector<GridColumn> grid;
   int failed = 0;
   for (const std::string& path : o.images) {
     Tensor x01 = Tensor::empty({1, 3, 224, 224});
@@ -114,20 +130,29 @@ int run_explain(const ExplainOptions& o) {
     write_png((fs::path(o.out) / (stem + ".png")).string(), img);
     for (int c : wanted) {
       const int cls = c < 0 ? top1 : c;
-      const std::vector<float> sm = (is_lcam                   ? lcam.saliency(att, xd, {cls})
-                                     : o.method == "scorecam" ? score_cam(*model, xd, {cls}, o.chunk)
-                                     : o.method == "rise"     ? rise(*model, xd, {cls}, rise_m, o.chunk)
-                                                              : grad_cam(*model, xd, {cls}, parse_grad_cam(o.method)).saliency)
-                                        .to_vector();
-      const std::string file = fmt::format("{}_{}_{}.png", stem, o.method, cls);
-      write_png((fs::path(o.out) / file).string(), overlay(img, sm.data()));
-      if (maps) maps->write(fmt::format("{}/{}/{}", stem, o.method, cls), Tensor::from_vector(sm, {224, 224}));
-      const std::string label = cls < static_cast<int>(names.size()) ? names[cls].name : fmt::format("class {}", cls);
-      std::printf("%s: %s %d (%s)%s -> %s\n", path.c_str(), o.method.c_str(), cls, label.c_str(),
-                  cls == top1 ? ", predicted" : "", (fs::path(o.out) / file).string().c_str());
+      GridColumn col{img, class_label(cls) + (cls == top1 ? "" : " (not top-1)"), {}};
+      for (const auto& m : methods) {
+        const std::vector<float> sm = (m == "lcam"       ? lcam.saliency(att, xd, {cls})
+                                       : m == "scorecam" ? score_cam(*model, xd, {cls}, o.chunk)
+                                       : m == "rise"     ? rise(*model, xd, {cls}, rise_m, o.chunk)
+                                                         : grad_cam(*model, xd, {cls}, parse_grad_cam(m)).saliency)
+                                          .to_vector();
+        const std::string file = fmt::format("{}_{}_{}.png", stem, m, cls);
+        col.overlays.push_back(overlay(img, sm.data()));
+        write_png((fs::path(o.out) / file).string(), col.overlays.back());
+        if (maps) maps->write(fmt::format("{}/{}/{}", stem, m, cls), Tensor::from_vector(sm, {224, 224}));
+        std::printf("%s: %s %d (%s)%s -> %s\n", path.c_str(), m.c_str(), cls, class_label(cls).c_str(),
+                    cls == top1 ? ", predicted" : "", (fs::path(o.out) / file).string().c_str());
+      }
+      grid.push_back(std::move(col));
     }
   }
   if (maps) maps->commit();
+  if (!grid.empty()) {
+    const std::string file = (fs::path(o.out) / "grid.png").string();
+    write_png(file, grid_figure(grid, methods));
+    std::printf("grid: %s\n", file.c_str());
+  }
   if (failed) {
     std::fprintf(stderr, "lcam: %d of %zu images could not be read\n", failed, o.images.size());
     return 2;
@@ -141,8 +166,7 @@ Run setup_explain(CLI::App& sub) {
   auto o = std::make_shared<ExplainOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
   sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
-  sub.add_option("--method", o->method, "lcam, gradcam, gradcampp, gradcampp-paper, scorecam or rise")
-      ->check(CLI::IsMember({"lcam", "gradcam", "gradcampp", "gradcampp-paper", "scorecam", "rise"}));
+  sub.add_option("--method", o->method, "comma-separated: lcam, gradcam, gradcampp, gradcampp-paper, scorecam, rise");
   sub.add_option("--chunk", o->chunk, "masked images per forward pass (Score-CAM, RISE)")->check(CLI::PositiveNumber);
   sub.add_option("--rise-masks", o->rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
   sub.add_option("--rise-seed", o->rise_seed, "seed of the RISE masks");

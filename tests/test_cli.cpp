@@ -309,9 +309,13 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   Result bad = run("explain " + kTiny + " --lcam " + ckpt + " --class 12 --out " + (dir / "pics").string() + " " + img);
   CHECK(bad.status == 2);
   CHECK(bad.err.find("--class: '12'") != std::string::npos);
-  Result gc = run("explain " + kTiny + " --method gradcampp --class 3 --out " + (dir / "pics").string() + " " + img);
+  Result gc = run("explain " + kTiny + " --method gradcam,gradcampp --class 3 --out " + (dir / "pics").string() + " " + img);
   CHECK(gc.status == 0);
   CHECK(fs::exists(dir / "pics" / "n01440764_tench_gradcampp_3.png"));
+  CHECK(fs::exists(dir / "pics" / "grid.png"));
+  Result badm = run("explain " + kTiny + " --method gradcam,cam9 --out " + (dir / "pics").string() + " " + img);
+  CHECK(badm.status == 2);
+  CHECK(badm.err.find("'cam9'") != std::string::npos);
   // eval: the Table 1 layout over eight sample photos, with JSON and CSV reports.
   Result ev = run("eval " + kTiny + " --method lcam,gradcam,gradcampp,scorecam,rise --rise-masks 40 --lcam " + ckpt + " --data " +
                   lcam::test::source_dir() + "/../shared/data/imagenet-sample --list " + lcam::test::source_dir() +
