@@ -4,9 +4,13 @@
 // for the predicted class, and for each --keep percentage the masked image's score of that
 // class, accumulated into Average Drop and Increase in Confidence. Prints the table as Markdown
 // and, with --report PREFIX, writes PREFIX.json and PREFIX.csv. Methods: lcam, gradcam,
-// gradcampp, gradcampp-paper, scorecam, rise.
+// gradcampp, gradcampp-paper, scorecam, rise. --misclassified DIR adds the paper's analysis of
+// misclassified images (section 4.4.2): the maps of the true and the predicted class, their
+// correlation, sorted, as a CSV and a figure.
 #include <algorithm>  // std::find
 #include <chrono>   // std::chrono::steady_clock
+#include <cmath>    // std::sqrt
+#include <filesystem>  // create_directories (misclassification folder)
 #include <cstdio>   // std::printf, std::fprintf
 #include <limits>   // std::numeric_limits
 #include <map>      // per-method results
@@ -16,11 +20,14 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include "apps/cli.h"              // RuntimeOptions, kImagenetMean/Std
+#include "apps/figures.h"          // overlay, to_image, grid_figure (misclassification figure)
 #include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list
 #include "engine/common.h"         // InputError
 #include "engine/cuda_runtime.h"   // cuda::synchronize (timing)
 #include "loaders/batch_loader.h"  // BatchLoader
+#include "loaders/classes.h"       // imagenet_classes
 #include "loaders/dataset.h"       // Dataset
+#include "loaders/image.h"         // write_png
 #include "models/cams.h"           // grad_cam
 #include "models/checkpoint.h"     // load_checkpoint
 #include "models/evaluation.h"     // keep_top, class_scores, Adic
@@ -33,8 +40,8 @@ namespace {
 struct EvalOptions {
   RuntimeOptions rt;
   std::string arch, weights, methods, lcam_ckpt, lcam_method = "img", data, list, keep = "100,50,15", report,
-      rise_cache;
-  int batch = 16, workers = 0, chunk = 64, rise_n = 0;
+      rise_cache, misclassified;
+  int batch = 16, workers = 0, chunk = 64, rise_n = 0, misclassified_max = 16;
   uint64_t rise_seed = 0;
   int64_t limit = 0;
   bool json = false;
@@ -53,6 +60,47 @@ std::vector<std::string> split(const std::string& s) {
   while (std::getline(in, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+double correlation(const std::vector<float>& a, const std::vector<float>& b) {
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
+  ma /= a.size(), mb /= b.size();
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+}
+
+std::vector<ClassName> names_of(int K) { return K == 1000 ? imagenet_classes() : std::vector<ClassName>{}; }
+
+// DIR/misclassified.csv (every misclassified image, most similar maps first) and
+// DIR/misclassified.png: the most similar half and the least similar half of at most
+// --misclassified-max columns — "related classes" first, "multi-label images" last.
+template <class Miss>
+void write_misclassified(const EvalOptions& o, std::vector<Miss>& misses, const std::vector<ClassName>& names) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(o.misclassified, ec);
+  if (!fs::is_directory(o.misclassified)) throw InputError(fmt::format("{}: cannot create folder (--misclassified)", o.misclassified));
+  std::stable_sort(misses.begin(), misses.end(), [](const Miss& a, const Miss& b) { return a.corr > b.corr; });
+  auto name = [&](int c) { return c < static_cast<int>(names.size()) ? names[c].name : fmt::format("class {}", c); };
+  std::string csv = "path,true_class,true_name,predicted_class,predicted_name,correlation\n";
+  for (const auto& m : misses)
+    csv += fmt::format("{},{},\"{}\",{},\"{}\",{:.4f}\n", m.path, m.truth, name(m.truth), m.pred, name(m.pred), m.corr);
+  write_text_atomic((fs::path(o.misclassified) / "misclassified.csv").string(), csv);
+  std::vector<GridColumn> cols;
+  const size_t half = static_cast<size_t>(o.misclassified_max) / 2;
+  for (size_t i = 0; i < misses.size(); ++i) {
+    if (misses.size() > 2 * half && i >= half && i < misses.size() - half) continue;
+    cols.push_back({misses[i].image, fmt::format("r={:.2f}", misses[i].corr), {misses[i].sm_truth, misses[i].sm_pred}});
+  }
+  if (!cols.empty())
+    write_png((fs::path(o.misclassified) / "misclassified.png").string(), grid_figure(cols, {"true class", "predicted"}));
+  std::fprintf(stderr, "misclassified: %zu images -> %s\n", misses.size(), o.misclassified.c_str());
 }
 
 int run_eval(const EvalOptions& o) {
@@ -91,6 +139,22 @@ int run_eval(const EvalOptions& o) {
   BatchLoader loader(data, lopt);
   loader.start_epoch(0);
 
+  // The saliency maps [N,1,H,W] of `m` for one class per image.
+  auto saliency = [&](const std::string& m, const Tensor& x01, const std::vector<int>& cls) {
+    return m == "lcam"       ? lcam.saliency(att, x01, cls)
+           : m == "scorecam" ? score_cam(*model, x01, cls, o.chunk)
+           : m == "rise"     ? rise(*model, x01, cls, rise_m, o.chunk)
+                             : grad_cam(*model, x01, cls, parse_grad_cam(m)).saliency;
+  };
+  // Misclassification analysis (paper 4.4.2): the first method's maps of the true and the
+  // predicted class side by side, with their correlation.
+  struct Miss {
+    std::string path;
+    int truth, pred;
+    double corr;
+    ImageU8 image, sm_truth, sm_pred;
+  };
+  std::vector<Miss> misses;
   std::map<std::string, MethodResult> res;
   for (const auto& m : methods) {
     res[m].adic.resize(keeps.size());
@@ -126,15 +190,22 @@ int run_eval(const EvalOptions& o) {
       }
     }
     const std::vector<float> Y = class_scores(*model, x01, Tensor(), pred);
+    if (!o.misclassified.empty())
+      for (int64_t n = 0; n < N; ++n) {
+        const int y = b.labels[n];
+        if (y < 0 || y >= K || y == pred[n]) continue;
+        Tensor x1 = x01.slice0(n, n + 1);
+        const std::vector<float> st = saliency(methods[0], x1, {y}).to_vector(), sp = saliency(methods[0], x1, {pred[n]}).to_vector();
+        const std::vector<float> xv = x1.to_vector();
+        const ImageU8 img = to_image(xv.data(), static_cast<int>(x01.dim(2)), static_cast<int>(x01.dim(3)));
+        misses.push_back({data[b.indices[n]].path, y, pred[n], correlation(st, sp), img, overlay(img, st.data()), overlay(img, sp.data())});
+      }
     const int64_t L = x01.dim(2) * x01.dim(3);
     for (const auto& m : methods) {
       MethodResult& r = res[m];
       if (dev == Device::CUDA) cuda::synchronize();
       const auto t0 = std::chrono::steady_clock::now();
-      Tensor sm = m == "lcam"       ? lcam.saliency(att, x01, pred)
-                  : m == "scorecam" ? score_cam(*model, x01, pred, o.chunk)
-                  : m == "rise"     ? rise(*model, x01, pred, rise_m, o.chunk)
-                                    : grad_cam(*model, x01, pred, parse_grad_cam(m)).saliency;
+      Tensor sm = saliency(m, x01, pred);
       const std::vector<float> smv = sm.to_vector();
       r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (size_t ki = 0; ki < keeps.size(); ++ki) {
@@ -184,6 +255,7 @@ int run_eval(const EvalOptions& o) {
   if (labelled)
     std::printf("\nclassifier on %lld labelled images: top-1 %.2f%%, top-5 %.2f%%\n", static_cast<long long>(labelled),
                 100.0 * top1 / labelled, 100.0 * top5 / labelled);
+  if (!o.misclassified.empty()) write_misclassified(o, misses, names_of(K));
   if (!o.report.empty()) {
     write_text_atomic(o.report + ".json", report.dump(2) + "\n");
     write_text_atomic(o.report + ".csv", csv);
@@ -219,6 +291,9 @@ Run setup_eval(CLI::App& sub) {
   sub.add_option("--limit", o->limit, "only the first N images")->check(CLI::NonNegativeNumber);
   sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
   sub.add_flag("--json", o->json, "also print one JSON object per method");
+  sub.add_option("--misclassified", o->misclassified,
+                 "folder for the misclassification analysis: the first method's maps of the true and predicted class");
+  sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(CLI::PositiveNumber);
   o->rt.add_to(sub);
   return [o] { return run_eval(*o); };
 }

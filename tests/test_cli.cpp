@@ -336,6 +336,27 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
     CHECK(ad <= 100.0);
     CHECK(fs::exists(dir / "table.csv"));
   }
+  // Misclassification analysis: labels in the tiny model's 10 classes, most of them wrong.
+  {
+    std::ifstream in(lcam::test::source_dir() + "/../shared/data/imagenet-sample.txt");
+    std::ofstream list(dir / "l10.txt");
+    std::string p;
+    int label;
+    for (int i = 0; i < 12 && (in >> p >> label); ++i) list << p << " " << (label / 10) % 10 << "\n";
+  }
+  Result mis = run("eval " + kTiny + " --method gradcam --data " + lcam::test::source_dir() +
+                   "/../shared/data/imagenet-sample --list " + (dir / "l10.txt").string() + " --misclassified " +
+                   (dir / "mis").string());
+  INFO(mis.err);
+  CHECK(mis.status == 0);
+  {
+    std::ifstream csv(dir / "mis" / "misclassified.csv");
+    std::string header, first;
+    std::getline(csv, header);
+    CHECK(header == "path,true_class,true_name,predicted_class,predicted_name,correlation");
+    CHECK(std::getline(csv, first));
+    CHECK(fs::exists(dir / "mis" / "misclassified.png"));
+  }
   Result nock = run("explain " + kTiny + " --out " + (dir / "pics").string() + " " + img);
   CHECK(nock.status == 2);
   CHECK(nock.err.find("--lcam") != std::string::npos);
