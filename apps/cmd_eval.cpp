@@ -7,7 +7,7 @@
 // gradcampp, gradcampp-paper, scorecam, rise. --misclassified DIR adds the paper's analysis of
 // misclassified images (section 4.4.2): the maps of the true and the predicted class, their
 // correlation, sorted, as a CSV and a figure.
-#include <algorithm>  // std::find
+#include <algorithm>  // std::stable_sort
 #include <chrono>   // std::chrono::steady_clock
 #include <cmath>    // std::sqrt
 #include <filesystem>  // create_directories (misclassification folder)
@@ -22,16 +22,14 @@
 #include "apps/cli.h"              // RuntimeOptions, kImagenetMean/Std
 #include "apps/figures.h"          // overlay, to_image, grid_figure (misclassification figure)
 #include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list
+#include "apps/saliency.h"         // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"         // InputError
 #include "engine/cuda_runtime.h"   // cuda::synchronize (timing)
 #include "loaders/batch_loader.h"  // BatchLoader
 #include "loaders/classes.h"       // imagenet_classes
 #include "loaders/dataset.h"       // Dataset
 #include "loaders/image.h"         // write_png
-#include "models/cams.h"           // grad_cam
-#include "models/checkpoint.h"     // load_checkpoint
 #include "models/evaluation.h"     // keep_top, class_scores, Adic
-#include "models/lcam.h"           // Lcam
 #include "models/model.h"          // load_model
 
 namespace lcam::app {
@@ -39,10 +37,9 @@ namespace {
 
 struct EvalOptions {
   RuntimeOptions rt;
-  std::string arch, weights, methods, lcam_ckpt, lcam_method = "img", data, list, keep = "100,50,15", report,
-      rise_cache, misclassified;
-  int batch = 16, workers = 0, chunk = 64, rise_n = 0, misclassified_max = 16;
-  uint64_t rise_seed = 0;
+  SaliencyOptions sal;
+  std::string arch, weights, data, list, keep = "100,50,15", report, misclassified;
+  int batch = 16, workers = 0, misclassified_max = 16;
   int64_t limit = 0;
   bool json = false;
 };
@@ -52,15 +49,6 @@ struct MethodResult {
   double seconds = 0;      // saliency computation only
   int forward_passes = 1;  // per saliency map
 };
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 double correlation(const std::vector<float>& a, const std::vector<float>& b) {
   double ma = 0, mb = 0;
@@ -105,30 +93,11 @@ void write_misclassified(const EvalOptions& o, std::vector<Miss>& misses, const 
 
 int run_eval(const EvalOptions& o) {
   const Device dev = o.rt.apply();
-  const std::vector<std::string> methods = split(o.methods);
-  const std::vector<std::string> known = {"lcam", "gradcam", "gradcampp", "gradcampp-paper", "scorecam", "rise"};
-  if (methods.empty()) throw InputError("--method: give one or more of lcam, gradcam, gradcampp, gradcampp-paper, scorecam, rise");
-  for (const auto& m : methods)
-    if (std::find(known.begin(), known.end(), m) == known.end())
-      throw InputError(fmt::format("--method: '{}' is not lcam, gradcam, gradcampp, gradcampp-paper, scorecam or rise", m));
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
-  LcamOptions lo;
-  lo.method = parse_lcam_method(o.lcam_method);
-  Lcam lcam(*model, lo);
-  Attention att;
-  for (const auto& m : methods)
-    if (m == "lcam") {
-      if (o.lcam_ckpt.empty()) throw InputError("--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)");
-      att = load_checkpoint(o.lcam_ckpt, lcam.channels(), dev, nullptr);
-      if (att.w.dim(0) != K) throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att.w.dim(0), K));
-    }
-  // RISE: N masks of 7x7 grids with p = 0.5 (VGG-16 4000, ResNet-50 8000), seeded, cached.
-  const int rise_n = o.rise_n > 0 ? o.rise_n : (o.arch == "vgg16" ? 4000 : 8000);
-  Tensor rise_m;
-  for (const auto& m : methods)
-    if (m == "rise") rise_m = rise_masks_cached(o.rise_cache, rise_n, 7, 0.5f, 224, 224, o.rise_seed).to(dev);
+  SaliencyMethods sal(*model, o.sal, dev);
+  const std::vector<std::string>& methods = sal.names();
   // Ground-truth labels are only compared: any class index is accepted.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
@@ -139,13 +108,7 @@ int run_eval(const EvalOptions& o) {
   BatchLoader loader(data, lopt);
   loader.start_epoch(0);
 
-  // The saliency maps [N,1,H,W] of `m` for one class per image.
-  auto saliency = [&](const std::string& m, const Tensor& x01, const std::vector<int>& cls) {
-    return m == "lcam"       ? lcam.saliency(att, x01, cls)
-           : m == "scorecam" ? score_cam(*model, x01, cls, o.chunk)
-           : m == "rise"     ? rise(*model, x01, cls, rise_m, o.chunk)
-                             : grad_cam(*model, x01, cls, parse_grad_cam(m)).saliency;
-  };
+  auto saliency = [&](const std::string& m, const Tensor& x, const std::vector<int>& cls) { return sal.compute(m, x, cls); };
   // Misclassification analysis (paper 4.4.2): the first method's maps of the true and the
   // predicted class side by side, with their correlation.
   struct Miss {
@@ -158,7 +121,7 @@ int run_eval(const EvalOptions& o) {
   std::map<std::string, MethodResult> res;
   for (const auto& m : methods) {
     res[m].adic.resize(keeps.size());
-    res[m].forward_passes = m == "scorecam" ? model->feature_channels() : m == "rise" ? rise_n : 1;
+    res[m].forward_passes = sal.forward_passes(m);
   }
   int64_t images = 0, failed = 0, labelled = 0, top1 = 0, top5 = 0;
   Progress progress("eval", static_cast<int64_t>(data.size()));
@@ -274,15 +237,7 @@ Run setup_eval(CLI::App& sub) {
   auto o = std::make_shared<EvalOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
   sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
-  sub.add_option("--method", o->methods, "comma-separated: lcam, gradcam, gradcampp, gradcampp-paper, scorecam, rise")
-      ->required();
-  sub.add_option("--chunk", o->chunk, "masked images per forward pass (Score-CAM, RISE)")->check(CLI::PositiveNumber);
-  sub.add_option("--rise-masks", o->rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
-  sub.add_option("--rise-seed", o->rise_seed, "seed of the RISE masks");
-  sub.add_option("--rise-cache", o->rise_cache, "HDF5 file caching the RISE masks between runs");
-  sub.add_option("--lcam", o->lcam_ckpt, "L-CAM checkpoint (for --method lcam)");
-  sub.add_option("--lcam-method", o->lcam_method, "what the checkpoint was trained as: img, fm or img7x7")
-      ->check(CLI::IsMember({"img", "fm", "img7x7"}));
+  o->sal.add_to(sub, /*required=*/true);
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "PATH [LABEL] per line (labels: ground truth, for top-1/top-5)")->required();
   sub.add_option("--keep", o->keep, "percentages of the map kept (comma-separated)");
