@@ -334,6 +334,17 @@ def random_model(arch, seed, randomize_batchnorm=True, **config):
 # Command line
 # --------------------------------------------------------------------------
 
+def print_sizes(paths, root):
+    """Prints each written file's size relative to root and the total (used by the fixture scripts)."""
+    total = 0
+    print("files:")
+    for path in paths:
+        size = os.path.getsize(path)
+        total += size
+        print(f"  {os.path.relpath(path, root)}: {size / 1024:.1f} KiB")
+    print(f"  total: {total / 2**20:.2f} MiB")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", required=True, choices=ARCHS)

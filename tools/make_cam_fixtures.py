@@ -563,13 +563,7 @@ def main(argv=None):
         m64 = copy.deepcopy(m32).double().eval()
         written.append(write_arch(arch, m32, m64, x01, outdir))
 
-    total = 0
-    print("files:")
-    for path in written:
-        size = os.path.getsize(path)
-        total += size
-        print(f"  {os.path.relpath(path, os.path.join(here, '..'))}: {size / 1024:.1f} KiB")
-    print(f"  total: {total / 2**20:.2f} MiB")
+    et.print_sizes(written, os.path.join(here, ".."))
     return 0
 
 

@@ -341,13 +341,7 @@ def main(argv=None):
         written += write_model_fixtures(name, outdir)
     written += make_ops(os.path.join(outdir, "ops.ref.h5"))
 
-    total = 0
-    print("files:")
-    for path in written:
-        size = os.path.getsize(path)
-        total += size
-        print(f"  {os.path.relpath(path, os.path.join(here, '..'))}: {size / 1024:.1f} KiB")
-    print(f"  total: {total / 2**20:.2f} MiB")
+    et.print_sizes(written, os.path.join(here, ".."))
     return 0
 
 

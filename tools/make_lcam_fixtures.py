@@ -371,13 +371,7 @@ def main(argv=None):
             ok = gradcheck_case(models[spec["arch"]][1], spec, x01, y, W0, b0)
             print(f"gradcheck {name}: {'ok' if ok else 'FAILED'}")
 
-    total = 0
-    print("files:")
-    for path in written:
-        size = os.path.getsize(path)
-        total += size
-        print(f"  {os.path.relpath(path, os.path.join(here, '..'))}: {size / 1024:.1f} KiB")
-    print(f"  total: {total / 2**20:.2f} MiB")
+    et.print_sizes(written, os.path.join(here, ".."))
     return 0
 
 
