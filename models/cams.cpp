@@ -10,6 +10,7 @@
 #include "engine/common.h"  // InputError, LCAM_REQUIRE
 #include "engine/ops.h"     // the op set
 #include "loaders/hdf5.h"   // h5::Reader, h5::Writer (RISE mask cache)
+#include "models/evaluation.h"  // class_probs
 
 namespace lcam {
 namespace {
@@ -87,14 +88,7 @@ std::vector<float> masked_scores(Model& model, const Tensor& xn, const Tensor& m
   }
   Tensor masked = Tensor::empty(xs.shape(), dev);
   mask_mul_forward(masked, xs, masks.slice0(k0, k0 + B));
-  Tensor logits = model.logits(masked);
-  Tensor probs = Tensor::empty(logits.shape(), dev);
-  softmax_forward(probs, logits);
-  const std::vector<float> p = probs.to_vector();
-  const int64_t K = logits.dim(1);
-  std::vector<float> out(B);
-  for (int64_t b = 0; b < B; ++b) out[b] = p[b * K + cls];
-  return out;
+  return class_probs(model.logits(masked), std::vector<int>(static_cast<size_t>(B), cls));
 }
 
 // SM [1,1,H,W] = minmax(relu(sum_k w_k maps_k)) with maps [K,1,H,W]: the gathered GEMM with w as

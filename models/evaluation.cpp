@@ -35,11 +35,15 @@ std::vector<float> class_scores(Model& model, const Tensor& x01, const Tensor& m
   }
   Tensor xn = Tensor::empty(x.shape(), dev);
   normalize_forward(xn, x, kMean, kStd);
-  Tensor logits = model.logits(xn);
-  Tensor probs = Tensor::empty(logits.shape(), dev);
+  return class_probs(model.logits(xn), classes);
+}
+
+std::vector<float> class_probs(const Tensor& logits, const std::vector<int>& classes) {
+  const int64_t N = logits.dim(0), K = logits.dim(1);
+  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per row");
+  Tensor probs = Tensor::empty(logits.shape(), logits.device());
   softmax_forward(probs, logits);
   const std::vector<float> p = probs.to_vector();
-  const int64_t K = logits.dim(1);
   std::vector<float> out(N);
   for (int64_t n = 0; n < N; ++n) out[n] = p[n * K + classes[n]];
   return out;

@@ -16,6 +16,9 @@ namespace lcam {
 // out[L] = sm[L] with its int((1 - keep/100) * L) lowest values zeroed (stable order).
 void keep_top(float* out, const float* sm, int64_t L, int keep_percent);
 
+// Softmax probability of classes[n] in row n of logits [N,K].
+std::vector<float> class_probs(const Tensor& logits, const std::vector<int>& classes);
+
 // Softmax probability of classes[n] for each image of x01 [N,3,H,W] (on the model's device),
 // multiplied first by masks [N,1,H,W] when masks is defined.
 std::vector<float> class_scores(Model& model, const Tensor& x01, const Tensor& masks, const std::vector<int>& classes);

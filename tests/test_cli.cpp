@@ -56,7 +56,7 @@ int count_lines(const std::string& s) {
 }
 
 std::string sample(const std::string& name) {
-  return lcam::test::source_dir() + "/../shared/data/imagenet-sample/" + name;
+  return lcam::test::shared_dir() + "/data/imagenet-sample/" + name;
 }
 
 const std::string kTiny = "--arch vgg16 --weights " + lcam::test::fixture("tiny_vgg16.weights.h5");
@@ -166,7 +166,7 @@ TEST_CASE("init writes weights that load, and bench runs") {
 TEST_SUITE("cli") {
 
 TEST_CASE("train: checkpoints, and a resumed run equals an uninterrupted one") {
-  const std::string samples = lcam::test::source_dir() + "/../shared/data/imagenet-sample";
+  const std::string samples = lcam::test::shared_dir() + "/data/imagenet-sample";
   if (!fs::exists(samples)) {
     MESSAGE("cli: skipped (sample images not found at " << samples << ")");
     return;
@@ -318,8 +318,8 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   CHECK(badm.err.find("'cam9'") != std::string::npos);
   // eval: the Table 1 layout over eight sample photos, with JSON and CSV reports.
   Result ev = run("eval " + kTiny + " --method lcam,gradcam,gradcampp,scorecam,rise --rise-masks 40 --lcam " + ckpt + " --data " +
-                  lcam::test::source_dir() + "/../shared/data/imagenet-sample --list " + lcam::test::source_dir() +
-                  "/../shared/data/imagenet-sample.txt --limit 8 --batch 4 --report " + (dir / "table").string());
+                  lcam::test::shared_dir() + "/data/imagenet-sample --list " + lcam::test::shared_dir() +
+                  "/data/imagenet-sample.txt --limit 8 --batch 4 --report " + (dir / "table").string());
   INFO(ev.err);
   CHECK(ev.status == 0);
   CHECK(ev.out.find("| gradcampp |") != std::string::npos);
@@ -338,14 +338,14 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   }
   // Misclassification analysis: labels in the tiny model's 10 classes, most of them wrong.
   {
-    std::ifstream in(lcam::test::source_dir() + "/../shared/data/imagenet-sample.txt");
+    std::ifstream in(lcam::test::shared_dir() + "/data/imagenet-sample.txt");
     std::ofstream list(dir / "l10.txt");
     std::string p;
     int label;
     for (int i = 0; i < 12 && (in >> p >> label); ++i) list << p << " " << (label / 10) % 10 << "\n";
   }
-  Result mis = run("eval " + kTiny + " --method gradcam --data " + lcam::test::source_dir() +
-                   "/../shared/data/imagenet-sample --list " + (dir / "l10.txt").string() + " --misclassified " +
+  Result mis = run("eval " + kTiny + " --method gradcam --data " + lcam::test::shared_dir() +
+                   "/data/imagenet-sample --list " + (dir / "l10.txt").string() + " --misclassified " +
                    (dir / "mis").string());
   INFO(mis.err);
   CHECK(mis.status == 0);

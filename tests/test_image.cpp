@@ -394,7 +394,7 @@ TEST_SUITE("image") {
         check_window(bytes, name, full, want);
     }
     // Real photos (4:4:4 and 4:2:0, 500 pixels wide), a few windows each.
-    const std::string dir = lcam::test::source_dir() + "/../shared/data/imagenet-sample";
+    const std::string dir = lcam::test::shared_dir() + "/data/imagenet-sample";
     if (fs::is_directory(dir)) {
       int n = 0;
       for (const auto& l : index_lines("imagenet")) {
@@ -512,7 +512,7 @@ TEST_SUITE("image") {
   }
 
   TEST_CASE("ImageNet photos: decode and eval transform are bit-exact with Pillow + torchvision") {
-    const std::string dir = lcam::test::source_dir() + "/../shared/data/imagenet-sample";
+    const std::string dir = lcam::test::shared_dir() + "/data/imagenet-sample";
     if (!fs::is_directory(dir)) {
       MESSAGE("skipped: no " << dir);
       return;

@@ -22,6 +22,11 @@ inline std::string source_dir() {
   const char* e = std::getenv("LCAM_SOURCE_DIR");
   return e && *e ? e : LCAM_SOURCE_DIR;
 }
+// ../shared beside the checkout (the sample photos), or LCAM_SHARED_DIR.
+inline std::string shared_dir() {
+  const char* e = std::getenv("LCAM_SHARED_DIR");
+  return e && *e ? e : source_dir() + "/../shared";
+}
 inline std::string lcam_binary() {
   const char* e = std::getenv("LCAM_BINARY");
   return e && *e ? e : LCAM_BINARY;

@@ -12,7 +12,10 @@
 # the GPU machine has its own (cuDNN/cuBLAS from PyTorch's wheels; gpu-check.sh finds them).
 # Fails when the bundle exceeds 60 MiB.
 #
-# usage: tools/bundle.sh [DEST]           env: BUILD_DIR (build-gpu), JOBS (2)
+# usage: tools/bundle.sh [DEST]           env: BUILD_DIR (build-gpu), JOBS (2), LEAN (0)
+# LEAN=1 leaves the test fixtures out: for a device run that carries the bundle beside a copy of
+# the working tree (which has them), where bundle + tree must fit the 64 MiB carry limit;
+# gpu-check.sh then reads the fixtures from the bundle's parent folder.
 # then, on the GPU machine:         cd gpu-bundle && ./gpu-check.sh OUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,7 +97,7 @@ chmod +x "$DEST/gpu-check.sh"
 [ -f tools/bench_torch.py ] && cp tools/bench_torch.py "$DEST/tools/"
 [ -f tools/bench_train_torch.py ] && cp tools/bench_train_torch.py "$DEST/tools/"
 cp -r data "$DEST/data"
-[ -d tests/fixtures ] && cp -r tests/fixtures "$DEST/tests/fixtures"
+if [ "${LEAN:-0}" != 1 ] && [ -d tests/fixtures ]; then cp -r tests/fixtures "$DEST/tests/fixtures"; fi
 
 # Eight sample photos in the layout the tests expect (SOURCE/../shared/data/imagenet-sample).
 samples_src="$ROOT/../shared/data/imagenet-sample"
