@@ -39,6 +39,7 @@ Run setup_labels(CLI::App& sub);
 Run setup_train(CLI::App& sub);
 Run setup_explain(CLI::App& sub);
 Run setup_eval(CLI::App& sub);
+Run setup_scenes(CLI::App& sub);
 Run setup_bench_data(CLI::App& sub);
 
 }  // namespace lcam::app

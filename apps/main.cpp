@@ -13,6 +13,8 @@ namespace {
 
 const lcam::app::Command kCommands[] = {
     {"predict", "classify images with a VGG-16 / ResNet-50 weights file", lcam::app::setup_predict},
+    {"scenes", "write a reproducible Fashion-MNIST scenes data set (images, labels, boxes)",
+     lcam::app::setup_scenes},
     {"init", "write a weights file with torchvision's random initialisation", lcam::app::setup_init},
     {"labels", "write the model-truth label (top-1 prediction) of every image of a list",
      lcam::app::setup_labels},

@@ -6,7 +6,8 @@
 # Python/PyTorch are NOT needed: they only regenerate the committed test fixtures.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libhdf5-dev libopenblas-dev libstb-dev
-      doctest-dev libcli11-dev nlohmann-json3-dev libfmt-dev libjpeg62-turbo-dev)
+      doctest-dev libcli11-dev nlohmann-json3-dev libfmt-dev libjpeg62-turbo-dev zlib1g-dev
+      dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
