@@ -28,6 +28,13 @@ struct RuntimeOptions {
   Device apply() const;
 };
 
+// The evaluation transform's sizes: shorter side to `resize`, center crop `crop` (the paper:
+// 256 and 224; the demo's 64x64 scenes: 64 and 64). Training crops randomly at `crop`.
+struct ImageSizeOptions {
+  int resize = 256, crop = 224;
+  void add_to(CLI::App& sub);
+};
+
 inline constexpr float kImagenetMean[3] = {0.485f, 0.456f, 0.406f};
 inline constexpr float kImagenetStd[3] = {0.229f, 0.224f, 0.225f};
 

@@ -37,6 +37,7 @@ namespace {
 
 struct EvalOptions {
   RuntimeOptions rt;
+  ImageSizeOptions size;
   SaliencyOptions sal;
   std::string arch, weights, data, list, keep = "100,50,15", report, misclassified;
   int batch = 16, workers = 0, misclassified_max = 16;
@@ -96,13 +97,17 @@ int run_eval(const EvalOptions& o) {
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
-  SaliencyMethods sal(*model, o.sal, dev);
+  SaliencyOptions so = o.sal;
+  so.size = o.size.crop;
+  SaliencyMethods sal(*model, so, dev);
   const std::vector<std::string>& methods = sal.names();
   // Ground-truth labels are only compared: any class index is accepted.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
   LoaderOptions lopt;
   lopt.batch = o.batch;
+  lopt.resize = o.size.resize;
+  lopt.crop = o.size.crop;
   lopt.workers = o.workers;
   lopt.pinned = dev == Device::CUDA;
   BatchLoader loader(data, lopt);
@@ -250,6 +255,7 @@ Run setup_eval(CLI::App& sub) {
                  "folder for the misclassification analysis: the first method's maps of the true and predicted class");
   sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(CLI::PositiveNumber);
   o->rt.add_to(sub);
+  o->size.add_to(sub);
   return [o] { return run_eval(*o); };
 }
 

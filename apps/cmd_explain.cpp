@@ -27,6 +27,7 @@ namespace {
 struct ExplainOptions {
   RuntimeOptions rt;
   SaliencyOptions sal;
+  ImageSizeOptions size;
   std::string arch, weights, classes_arg = "top1", names_file, save_maps, out;
   std::vector<std::string> images;
 };
@@ -69,7 +70,10 @@ int run_explain(const ExplainOptions& o) {
   const std::vector<ClassName> names = !o.names_file.empty() ? load_class_names(o.names_file)
                                                              : (K == 1000 ? imagenet_classes() : std::vector<ClassName>{});
   const std::vector<int> wanted = parse_classes(o.classes_arg, names, K);
-  SaliencyMethods sal(*model, o.sal, dev);
+  SaliencyOptions so = o.sal;
+  so.size = o.size.crop;
+  SaliencyMethods sal(*model, so, dev);
+  const int S = o.size.crop;
   const std::vector<std::string>& methods = sal.names();
   auto class_label = [&](int c) { return c < static_cast<int>(names.size()) ? names[c].name : fmt::format("class {}", c); };
   std::error_code ec;
@@ -81,9 +85,9 @@ int run_explain(const ExplainOptions& o) {
   std::vector<GridColumn> grid;
   int failed = 0;
   for (const std::string& path : o.images) {
-    Tensor x01 = Tensor::empty({1, 3, 224, 224});
+    Tensor x01 = Tensor::empty({1, 3, S, S});
     try {
-      load_eval_image(path, x01.data());
+      load_eval_image(path, x01.data(), o.size.resize, S);
     } catch (const InputError& e) {
       std::fprintf(stderr, "lcam: error: %s\n", e.what());
       ++failed;
@@ -96,7 +100,7 @@ int run_explain(const ExplainOptions& o) {
     for (int k = 1; k < K; ++k)
       if (logits[k] > logits[top1]) top1 = k;
     const std::string stem = fs::path(path).stem().string();
-    const ImageU8 img = to_image(x01.data(), 224, 224);
+    const ImageU8 img = to_image(x01.data(), S, S);
     write_png((fs::path(o.out) / (stem + ".png")).string(), img);
     for (int c : wanted) {
       const int cls = c < 0 ? top1 : c;
@@ -106,7 +110,7 @@ int run_explain(const ExplainOptions& o) {
         const std::string file = fmt::format("{}_{}_{}.png", stem, m, cls);
         col.overlays.push_back(overlay(img, sm.data()));
         write_png((fs::path(o.out) / file).string(), col.overlays.back());
-        if (maps) maps->write(fmt::format("{}/{}/{}", stem, m, cls), Tensor::from_vector(sm, {224, 224}));
+        if (maps) maps->write(fmt::format("{}/{}/{}", stem, m, cls), Tensor::from_vector(sm, {S, S}));
         std::printf("%s: %s %d (%s)%s -> %s\n", path.c_str(), m.c_str(), cls, class_label(cls).c_str(),
                     cls == top1 ? ", predicted" : "", (fs::path(o.out) / file).string().c_str());
       }
@@ -135,9 +139,10 @@ Run setup_explain(CLI::App& sub) {
   o->sal.add_to(sub, /*required=*/false, "lcam");
   sub.add_option("--class", o->classes_arg, "top1, or class indices/names separated by commas");
   sub.add_option("--classes", o->names_file, "class-name file (default: the 1000 ImageNet classes)");
-  sub.add_option("--save-maps", o->save_maps, "also write the raw 224x224 maps to this HDF5 file");
+  sub.add_option("--save-maps", o->save_maps, "also write the raw maps (crop x crop) to this HDF5 file");
   sub.add_option("--out", o->out, "folder for the pictures")->required();
   o->rt.add_to(sub);
+  o->size.add_to(sub);
   sub.add_option("images", o->images, "image files")->required();
   return [o] { return run_explain(*o); };
 }

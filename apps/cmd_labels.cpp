@@ -21,6 +21,7 @@ namespace {
 
 struct LabelsOptions {
   RuntimeOptions rt;
+  ImageSizeOptions size;
   std::string arch, weights, data, list, out;
   int batch = 64, workers = 0;
   int64_t limit = 0;
@@ -35,6 +36,8 @@ int run_labels(const LabelsOptions& o) {
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
   LoaderOptions lo;
   lo.batch = o.batch;
+  lo.resize = o.size.resize;
+  lo.crop = o.size.crop;
   lo.workers = o.workers;
   lo.pinned = dev == Device::CUDA;
   BatchLoader loader(data, lo);
@@ -94,6 +97,7 @@ Run setup_labels(CLI::App& sub) {
   sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   sub.add_option("--limit", o->limit, "only the first N images")->check(CLI::NonNegativeNumber);
   o->rt.add_to(sub);
+  o->size.add_to(sub);
   return [o] { return run_labels(*o); };
 }
 

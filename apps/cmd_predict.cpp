@@ -22,6 +22,7 @@ namespace {
 
 struct PredictOptions {
   RuntimeOptions rt;
+  ImageSizeOptions size;
   std::string arch, weights, classes;
   std::vector<std::string> images;
   int topk = 5, batch = 8;
@@ -41,7 +42,7 @@ int run_predict(const PredictOptions& o) {
                                                    : load_class_names(o.classes);
   const int topk = std::min(o.topk, K);
   int failed = 0;
-  constexpr int kSize = 224;
+  const int kSize = o.size.crop;
   const int64_t per = 3LL * kSize * kSize;
   for (size_t start = 0; start < o.images.size(); start += o.batch) {
     const size_t end = std::min(o.images.size(), start + static_cast<size_t>(o.batch));
@@ -49,7 +50,7 @@ int run_predict(const PredictOptions& o) {
     std::vector<std::string> ok;
     for (size_t i = start; i < end; ++i) {
       try {
-        load_eval_image(o.images[i], host.data() + ok.size() * per);
+        load_eval_image(o.images[i], host.data() + ok.size() * per, o.size.resize, o.size.crop);
         ok.push_back(o.images[i]);
       } catch (const InputError& e) {
         std::fprintf(stderr, "lcam: error: %s\n", e.what());
@@ -108,6 +109,7 @@ Run setup_predict(CLI::App& sub) {
   sub.add_flag("--json", o->json, "one JSON object per image and line");
   sub.add_flag("--all-logits", o->all_logits, "with --json: also print every logit");
   o->rt.add_to(sub);
+  o->size.add_to(sub);
   sub.add_option("images", o->images, "image files (JPEG, PNG, ...)")->required();
   return [o] { return run_predict(*o); };
 }

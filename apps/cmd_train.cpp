@@ -31,6 +31,7 @@ void on_sigint(int) { g_interrupted = 1; }
 
 struct TrainOptions {
   RuntimeOptions rt;
+  ImageSizeOptions size;
   std::string arch, weights, method = "img", loss = "lcam", data, list, lr, decay_epochs, init, out;
   int epochs = 0, batch = 64, workers = 0;
   double lr_decay = 0, momentum = 0.9, weight_decay = 5e-4;
@@ -126,6 +127,8 @@ int run_train(TrainOptions o) {
 
   LoaderOptions lopt;
   lopt.batch = o.batch;
+  lopt.resize = o.size.resize;
+  lopt.crop = o.size.crop;
   lopt.shuffle = !o.no_shuffle;
   lopt.augment = !o.no_augment;
   lopt.seed = o.seed;
@@ -239,6 +242,7 @@ Run setup_train(CLI::App& sub) {
   sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   sub.add_option("--out", o->out, "checkpoint to write (HDF5)")->required();
   o->rt.add_to(sub);
+  o->size.add_to(sub);
   return [o] { return run_train(*o); };
 }
 

@@ -16,6 +16,11 @@ void RuntimeOptions::add_to(CLI::App& sub) {
       ->check(CLI::IsMember({"tf32", "fp32"}));
 }
 
+void ImageSizeOptions::add_to(CLI::App& sub) {
+  sub.add_option("--resize", resize, "shorter side after resizing (Resize)")->check(CLI::Range(8, 4096));
+  sub.add_option("--crop", crop, "side of the center (or, training, random) crop")->check(CLI::Range(8, 4096));
+}
+
 Device RuntimeOptions::apply() const {
   cpu::set_num_threads(threads);
   Device d = Device::CPU;

@@ -49,7 +49,7 @@ SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device 
     if (att_.w.dim(0) != model.num_classes())
       throw InputError(fmt::format("{}: {} classes, the model has {}", o.lcam_ckpt, att_.w.dim(0), model.num_classes()));
   }
-  if (wants("rise")) rise_masks_ = rise_masks_cached(o.rise_cache, opt_.rise_n, 7, 0.5f, 224, 224, o.rise_seed).to(dev);
+  if (wants("rise")) rise_masks_ = rise_masks_cached(o.rise_cache, opt_.rise_n, 7, 0.5f, o.size, o.size, o.rise_seed).to(dev);
 }
 
 Tensor SaliencyMethods::compute(const std::string& m, const Tensor& x01, const std::vector<int>& classes) {

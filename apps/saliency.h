@@ -15,7 +15,7 @@ namespace lcam::app {
 
 struct SaliencyOptions {
   std::string methods, lcam_ckpt, lcam_method = "img", rise_cache;
-  int chunk = 64, rise_n = 0;
+  int chunk = 64, rise_n = 0, size = 224;  // size: side of the images the maps are for
   uint64_t rise_seed = 0;
   // Registers --method (required when `required`), --lcam, --lcam-method, --chunk, --rise-*.
   void add_to(CLI::App& sub, bool required, const std::string& default_method = "");

@@ -313,6 +313,11 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   CHECK(gc.status == 0);
   CHECK(fs::exists(dir / "pics" / "n01440764_tench_gradcampp_3.png"));
   CHECK(fs::exists(dir / "pics" / "grid.png"));
+  // Other image sizes (the demo's 64x64 scenes): --resize / --crop reach the maps.
+  Result small = run("explain " + kTiny + " --method gradcam --class 3 --resize 64 --crop 64 --save-maps " +
+                     (dir / "small.h5").string() + " --out " + (dir / "small").string() + " " + img);
+  CHECK(small.status == 0);
+  CHECK(h5::Reader((dir / "small.h5").string()).read("n01440764_tench/gradcam/3").shape() == std::vector<int64_t>{64, 64});
   Result badm = run("explain " + kTiny + " --method gradcam,cam9 --out " + (dir / "pics").string() + " " + img);
   CHECK(badm.status == 2);
   CHECK(badm.err.find("'cam9'") != std::string::npos);
