@@ -35,8 +35,6 @@ struct ImageSizeOptions {
   void add_to(CLI::App& sub);
 };
 
-inline constexpr float kImagenetMean[3] = {0.485f, 0.456f, 0.406f};
-inline constexpr float kImagenetStd[3] = {0.229f, 0.224f, 0.225f};
 
 // Subcommand setups (apps/cmd_*.cpp).
 Run setup_predict(CLI::App& sub);

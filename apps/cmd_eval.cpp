@@ -19,7 +19,7 @@
 #include <fmt/format.h>       // fmt::format
 #include <nlohmann/json.hpp>  // nlohmann::json
 
-#include "apps/cli.h"              // RuntimeOptions, kImagenetMean/Std
+#include "apps/cli.h"              // RuntimeOptions, ImageSizeOptions
 #include "apps/figures.h"          // overlay, to_image, grid_figure (misclassification figure)
 #include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list
 #include "apps/saliency.h"         // SaliencyOptions, SaliencyMethods

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include "apps/cli.h"           // RuntimeOptions, kImagenetMean/Std
+#include "apps/cli.h"           // RuntimeOptions, ImageSizeOptions
 #include "apps/figures.h"       // overlay, to_image, grid_figure
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError

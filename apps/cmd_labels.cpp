@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include "apps/cli.h"            // RuntimeOptions, kImagenetMean/Std
+#include "apps/cli.h"            // RuntimeOptions, ImageSizeOptions
 #include "apps/progress.h"       // Progress, write_text_atomic
 #include "engine/ops.h"          // normalize_forward
 #include "loaders/batch_loader.h"  // BatchLoader

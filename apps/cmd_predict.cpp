@@ -10,7 +10,7 @@
 #include <fmt/format.h>        // fmt::format
 #include <nlohmann/json.hpp>   // nlohmann::json
 
-#include "apps/cli.h"          // RuntimeOptions, kImagenetMean/Std
+#include "apps/cli.h"          // RuntimeOptions, ImageSizeOptions
 #include "engine/common.h"     // InputError
 #include "engine/ops.h"        // normalize_forward, softmax_forward
 #include "loaders/classes.h"   // imagenet_classes, load_class_names

@@ -74,6 +74,9 @@ void log_softmax_forward(Tensor& y, const Tensor& x);   // rows of x[N,O]
 float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels, float grad_scale = 1.f);
 
 // ---- image preparation -----------------------------------------------------------------------
+// The ImageNet normalization torchvision's models expect.
+inline constexpr float kImagenetMean[3] = {0.485f, 0.456f, 0.406f};
+inline constexpr float kImagenetStd[3] = {0.229f, 0.224f, 0.225f};
 // y[N,3,H,W] = (x - mean[c]) / std[c]
 void normalize_forward(Tensor& y, const Tensor& x, const float mean[3], const float stdv[3]);
 

@@ -14,8 +14,6 @@
 
 namespace lcam {
 namespace {
-constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
-constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 }  // namespace
 
 GradCam parse_grad_cam(const std::string& method) {
@@ -31,7 +29,7 @@ CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& clas
   LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
   const int K = model.num_classes();
   Tensor x = Tensor::empty(x01.shape(), dev);
-  normalize_forward(x, x01, kMean, kStd);
+  normalize_forward(x, x01, kImagenetMean, kImagenetStd);
   Tensor A = model.forward_range(x, 0, model.features_end(), nullptr);
   Tape tape;
   Tensor logits = model.forward_range(A, model.features_end(), model.size(), &tape);
@@ -117,7 +115,7 @@ Tensor score_cam(Model& model, const Tensor& x01, const std::vector<int>& classe
   for (int64_t n = 0; n < N; ++n) {
     Tensor x1 = x01.slice0(n, n + 1);
     Tensor xn = Tensor::empty(x1.shape(), dev);
-    normalize_forward(xn, x1, kMean, kStd);
+    normalize_forward(xn, x1, kImagenetMean, kImagenetStd);
     Tensor A = model.forward_range(xn, 0, model.features_end(), nullptr);
     const int64_t C = A.dim(1);
     relu_forward(A, A);
@@ -202,7 +200,7 @@ Tensor rise(Model& model, const Tensor& x01, const std::vector<int>& classes, co
   for (int64_t n = 0; n < N; ++n) {
     Tensor x1 = x01.slice0(n, n + 1);
     Tensor xn = Tensor::empty(x1.shape(), dev);
-    normalize_forward(xn, x1, kMean, kStd);
+    normalize_forward(xn, x1, kImagenetMean, kImagenetStd);
     std::vector<float> w;
     for (int64_t k0 = 0; k0 < M; k0 += chunk) {
       const std::vector<float> s = masked_scores(model, xn, masks, k0, std::min<int64_t>(chunk, M - k0), classes[n]);

@@ -10,8 +10,6 @@
 
 namespace lcam {
 namespace {
-constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
-constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 }  // namespace
 
 void keep_top(float* out, const float* sm, int64_t L, int keep_percent) {
@@ -34,7 +32,7 @@ std::vector<float> class_scores(Model& model, const Tensor& x01, const Tensor& m
     mask_mul_forward(x, x01, masks);
   }
   Tensor xn = Tensor::empty(x.shape(), dev);
-  normalize_forward(xn, x, kMean, kStd);
+  normalize_forward(xn, x, kImagenetMean, kImagenetStd);
   return class_probs(model.logits(xn), classes);
 }
 

@@ -11,8 +11,6 @@
 
 namespace lcam {
 namespace {
-constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
-constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 
 Tensor int_tensor(const std::vector<int32_t>& v, std::vector<int64_t> shape, Device d) {
   Tensor t = Tensor::empty(std::move(shape), Device::CPU, DType::I32);
@@ -45,7 +43,7 @@ Attention Attention::init(int K, int C, uint64_t seed, Device dev) {
 Lcam::Lcam(Model& backbone, LcamOptions opt) : backbone_(backbone), opt_(opt) {
   if (opt_.method == LcamMethod::Img7x7 && backbone_.config().arch != "vgg16")
     throw InputError("--method img7x7 needs --arch vgg16 (it reads VGG-16's 7x7 maps after the last max-pool)");
-  inv_std_ = Tensor::from_vector({1.f / kStd[0], 1.f / kStd[1], 1.f / kStd[2]}, {3}, backbone_.device());
+  inv_std_ = Tensor::from_vector({1.f / kImagenetStd[0], 1.f / kImagenetStd[1], 1.f / kImagenetStd[2]}, {3}, backbone_.device());
 }
 
 int Lcam::feature_end() const {
@@ -54,7 +52,7 @@ int Lcam::feature_end() const {
 
 Tensor Lcam::features(const Tensor& x01) {
   Tensor x = Tensor::empty(x01.shape(), x01.device());
-  normalize_forward(x, x01, kMean, kStd);
+  normalize_forward(x, x01, kImagenetMean, kImagenetStd);
   return backbone_.forward_range(x, 0, feature_end(), nullptr);
 }
 
@@ -101,7 +99,7 @@ LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const st
     xm = Tensor::empty(x01.shape(), dev);
     mask_mul_forward(xm, x01, M);
     Tensor xmn = Tensor::empty(xm.shape(), dev);
-    normalize_forward(xmn, xm, kMean, kStd);
+    normalize_forward(xmn, xm, kImagenetMean, kImagenetStd);
     logits = backbone_.forward_range(xmn, 0, backbone_.size(), &tape);
   }
   LossTerms t;

@@ -13,8 +13,7 @@
 
 #include <nlohmann/json.hpp>  // nlohmann::json
 
-#include "apps/cli.h"         // kImagenetMean/Std
-#include "engine/ops.h"       // normalize_forward
+#include "engine/ops.h"       // normalize_forward, kImagenetMean/Std
 #include "loaders/hdf5.h"     // h5::Reader (checkpoints)
 #include "models/checkpoint.h"  // save_checkpoint (explain test)
 #include "loaders/image.h"    // load_eval_image
@@ -87,7 +86,7 @@ TEST_CASE("predict --json on sample JPEGs matches the in-process model") {
     Tensor x01 = Tensor::empty({1, 3, 224, 224});
     load_eval_image(img, x01.data());
     Tensor x = Tensor::empty(x01.shape());
-    normalize_forward(x, x01, app::kImagenetMean, app::kImagenetStd);
+    normalize_forward(x, x01, kImagenetMean, kImagenetStd);
     std::vector<float> want = model->logits(x).to_vector();
     std::vector<float> got = j["logits"].get<std::vector<float>>();
     lcam::test::check_close("cli logits " + img, got, lcam::test::to_double(want), 1e-6);
