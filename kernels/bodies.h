@@ -311,13 +311,19 @@ ENGINE_HD inline void sgd_at(float* p, float* buf, const float* grad, float lr, 
 
 namespace lcam::kern {
 
+// splitmix64: a small, well-mixed, portable generator step (the same numbers on every platform
+// and on the GPU); the engine's seeded draws (shuffles, crops, dropout, scenes) all use it.
+ENGINE_HD inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
 // Inverted dropout as nn.Dropout in training mode: each element is kept with probability
 // 1 - p (then scaled by 1 / (1 - p)) by a hash of (seed, i), so CPU and GPU draw the same mask.
 ENGINE_HD inline void dropout_at(float* y, float* mask, const float* x, float p, uint64_t seed, int64_t i) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(i) + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
+  const uint64_t z = splitmix64(seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i));
   const float u = static_cast<float>(z >> 40) * (1.f / 16777216.f);  // [0, 1) from 24 bits
   const float m = u >= p ? 1.f / (1.f - p) : 0.f;
   mask[i] = m;

@@ -6,19 +6,12 @@
 #include <algorithm>  // std::min
 #include <utility>    // std::exchange, std::swap
 
+#include "kernels/bodies.h"  // kern::splitmix64
 #include "engine/common.h"  // InputError, LCAM_REQUIRE
 #include "loaders/image.h"  // decode_image, resize_shorter_side, crop, hflip, to_chw_float
 
 namespace lcam {
 namespace {
-
-// splitmix64: a small, well-mixed, portable generator (the same numbers on every platform).
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 // Uniform integer in [0, n) from a 64-bit draw (n small: the bias is negligible).
 uint64_t below(uint64_t draw, uint64_t n) { return n ? draw % n : 0; }
@@ -44,9 +37,9 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   order_.resize(data_.size());
   for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
   if (opt_.shuffle) {  // Fisher-Yates with a stream seeded by (seed, epoch)
-    uint64_t state = mix(opt_.seed ^ mix(static_cast<uint64_t>(epoch) + 1));
+    uint64_t state = kern::splitmix64(opt_.seed ^ kern::splitmix64(static_cast<uint64_t>(epoch) + 1));
     for (size_t i = order_.size(); i > 1; --i) {
-      state = mix(state);
+      state = kern::splitmix64(state);
       std::swap(order_[i - 1], order_[below(state, i)]);
     }
   }
@@ -141,8 +134,8 @@ Batch BatchLoader::make_batch(int64_t b) {
         const ImageU8 img = decode_image(path);
         int rw = 0, rh = 0;
         shorter_side_size(img.width, img.height, opt_.resize, &rw, &rh);
-        uint64_t r = mix(opt_.seed ^ mix((static_cast<uint64_t>(epoch_) << 40) ^ static_cast<uint64_t>(pos)));
-        const uint64_t r1 = mix(r), r2 = mix(r1), r3 = mix(r2);
+        uint64_t r = kern::splitmix64(opt_.seed ^ kern::splitmix64((static_cast<uint64_t>(epoch_) << 40) ^ static_cast<uint64_t>(pos)));
+        const uint64_t r1 = kern::splitmix64(r), r2 = kern::splitmix64(r1), r3 = kern::splitmix64(r2);
         const int top = static_cast<int>(below(r1, static_cast<uint64_t>(std::max(0, rh - opt_.crop) + 1)));
         const int left = static_cast<int>(below(r2, static_cast<uint64_t>(std::max(0, rw - opt_.crop) + 1)));
         // RandomCrop of the resized image, computing only the crop (the same bytes).

@@ -4,17 +4,12 @@
 #include <algorithm>  // std::clamp, std::min, std::max
 #include <random>     // std::mt19937_64, distributions
 
+#include "kernels/bodies.h"  // kern::splitmix64
 #include "engine/common.h"  // InputError
 
 namespace lcam {
 namespace {
 
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 // One Fashion-MNIST item as an RGB image (grey ink replicated), resized with Pillow's filter.
 ImageU8 item_image(const FashionMnist& fm, int64_t i, int side) {
@@ -45,7 +40,7 @@ Scene make_scene(const FashionMnist& fm, int64_t index, const SceneOptions& o) {
   if (fm.count <= 0) throw InputError("scenes: no Fashion-MNIST items loaded");
   if (o.size < 16 || o.min_item < 8 || o.max_item < o.min_item || o.max_item > o.size)
     throw InputError("scenes: need 16 <= size, 8 <= min_item <= max_item <= size");
-  std::mt19937_64 rng(mix(o.seed ^ mix(static_cast<uint64_t>(index) + 1)));
+  std::mt19937_64 rng(kern::splitmix64(o.seed ^ kern::splitmix64(static_cast<uint64_t>(index) + 1)));
   std::uniform_real_distribution<float> u(0.f, 1.f);
   auto color = [&](float lo, float hi, float out[3]) {
     for (int k = 0; k < 3; ++k) out[k] = 255.f * (lo + (hi - lo) * u(rng));
@@ -81,7 +76,7 @@ Scene make_scene(const FashionMnist& fm, int64_t index, const SceneOptions& o) {
   }
   // Fragments of other items: a random quarter-to-half crop, scaled, fainter.
   for (int i = 0; i < o.fragments; ++i) {
-    const int64_t j = static_cast<int64_t>(mix(rng()) % static_cast<uint64_t>(fm.count));
+    const int64_t j = static_cast<int64_t>(kern::splitmix64(rng()) % static_cast<uint64_t>(fm.count));
     const int side = std::max(12, static_cast<int>(o.min_item * (0.4f + 0.4f * u(rng))));
     const ImageU8 full = item_image(fm, j, side * 2);
     const ImageU8 part = crop(full, static_cast<int>(u(rng) * side), static_cast<int>(u(rng) * side), side, side);
@@ -90,7 +85,7 @@ Scene make_scene(const FashionMnist& fm, int64_t index, const SceneOptions& o) {
     composite(s.image, part, static_cast<int>(u(rng) * (o.size - side)), static_cast<int>(u(rng) * (o.size - side)), c, 0.7f);
   }
   // The main item, on top.
-  s.item = static_cast<int64_t>(mix(rng()) % static_cast<uint64_t>(fm.count));
+  s.item = static_cast<int64_t>(kern::splitmix64(rng()) % static_cast<uint64_t>(fm.count));
   s.label = fm.labels[s.item];
   const int side = o.min_item + static_cast<int>(u(rng) * (o.max_item - o.min_item + 1));
   const int sd = std::min(side, o.max_item);
