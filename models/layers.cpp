@@ -131,12 +131,7 @@ Tensor ReLU::forward(const Tensor& x, Tape* tape) {
   return y;
 }
 
-Tensor ReLU::backward(Tape& tape, const Tensor& dy) {
-  Tensor y = tape.pop();
-  Tensor dx = like(dy.shape(), dy);
-  relu_backward(dx, dy, y);
-  return dx;
-}
+Tensor ReLU::backward(Tape& tape, const Tensor& dy) { return through_relu(true, tape, dy); }
 
 std::string MaxPool2d::kind() const { return fmt::format("maxpool{}x{}/{}", k_, k_, stride_); }
 
@@ -263,9 +258,7 @@ Tensor Bottleneck::forward(const Tensor& x, Tape* tape) {
 }
 
 Tensor Bottleneck::backward(Tape& tape, const Tensor& dy) {
-  Tensor y = tape.pop();
-  Tensor g = like(dy.shape(), dy);
-  relu_backward(g, dy, y);
+  const Tensor g = through_relu(true, tape, dy);  // the ReLU after the residual add
   Tensor did = down_ ? down_->backward(tape, g) : g;
   Tensor d = conv3_->backward(tape, g);
   d = conv2_->backward(tape, d);
