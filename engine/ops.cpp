@@ -45,7 +45,7 @@ float* opt(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 #define LCAM_DISPATCH(dev, NAME, ...) \
   ((dev) == Device::CUDA ? gpu::NAME(__VA_ARGS__) : cpu::NAME(__VA_ARGS__))
 #else
-#define LCAM_DISPATCH(dev, NAME, ...) cpu::NAME(__VA_ARGS__)
+#define LCAM_DISPATCH(dev, NAME, ...) ((void)(dev), cpu::NAME(__VA_ARGS__))
 #endif
 
 void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
