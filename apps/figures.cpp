@@ -42,9 +42,15 @@ ImageU8 overlay(const ImageU8& img, const float* sm, float alpha) {
 
 void draw_text(ImageU8& img, int x, int y, const std::string& text, int scale, const uint8_t rgb[3]) {
   // stb_easy_font emits axis-aligned quads: 4 vertices of (x, y, z, rgba), 16 bytes each.
-  std::vector<char> buf(static_cast<size_t>(text.size()) * 270 + 64);
+  // It stops silently when the buffer is full: grow it until the last quad fits with room left.
   std::string t = text;
-  const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, buf.data(), static_cast<int>(buf.size()));
+  std::vector<char> buf(static_cast<size_t>(text.size()) * 512 + 64);
+  int quads = 0;
+  for (;;) {
+    quads = stb_easy_font_print(0, 0, t.data(), nullptr, buf.data(), static_cast<int>(buf.size()));
+    if (static_cast<size_t>(quads + 1) * 64 <= buf.size()) break;
+    buf.resize(buf.size() * 2);
+  }
   for (int q = 0; q < quads; ++q) {
     const float* v0 = reinterpret_cast<const float*>(buf.data() + q * 64);
     const float* v2 = reinterpret_cast<const float*>(buf.data() + q * 64 + 32);
@@ -57,28 +63,38 @@ void draw_text(ImageU8& img, int x, int y, const std::string& text, int scale, c
 }
 
 ImageU8 grid_figure(const std::vector<GridColumn>& columns, const std::vector<std::string>& methods) {
-  const int cell = columns.empty() ? 224 : columns[0].image.width, gap = 6, label_w = 130, caption_h = 34;
+  // Cells smaller than 160 px (the demo's 112-px scenes) are enlarged by an integer factor,
+  // nearest neighbour, so that the pixels stay what the network saw and captions fit.
+  const int src = columns.empty() ? 224 : columns[0].image.width;
+  const int zoom = std::max(1, (160 + src - 1) / src), cell = src * zoom;
+  const int gap = 6, label_w = 130, caption_h = 34;
   const int cols = static_cast<int>(columns.size()), rows = static_cast<int>(methods.size());
   ImageU8 page;
   page.width = label_w + cols * (cell + gap) + gap;
   page.height = gap + cell + caption_h + rows * (cell + gap);
   page.rgb.assign(static_cast<size_t>(page.width) * page.height * 3, 255);
-  const uint8_t black[3] = {0, 0, 0};
-  auto paste = [&](const ImageU8& im, int x0, int y0) {
-    for (int y = 0; y < im.height && y0 + y < page.height; ++y)
-      for (int x = 0; x < im.width && x0 + x < page.width; ++x)
-        for (int c = 0; c < 3; ++c)
-          page.rgb[(static_cast<size_t>(y0 + y) * page.width + x0 + x) * 3 + c] = im.rgb[(static_cast<size_t>(y) * im.width + x) * 3 + c];
+  const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255};
+  auto put = [&](int x, int y, const uint8_t* c) {
+    if (x >= 0 && y >= 0 && x < page.width && y < page.height)
+      for (int k = 0; k < 3; ++k) page.rgb[(static_cast<size_t>(y) * page.width + x) * 3 + k] = c[k];
+  };
+  auto paste = [&](const ImageU8& im, int x0, int y0, const int* box) {
+    for (int y = 0; y < im.height * zoom; ++y)
+      for (int x = 0; x < im.width * zoom; ++x) put(x0 + x, y0 + y, &im.rgb[(static_cast<size_t>(y / zoom) * im.width + x / zoom) * 3]);
+    if (box[2] <= box[0] || box[3] <= box[1]) return;
+    const int bx0 = x0 + box[0] * zoom, by0 = y0 + box[1] * zoom, bx1 = x0 + box[2] * zoom - 1, by1 = y0 + box[3] * zoom - 1;
+    for (int x = bx0; x <= bx1; ++x) put(x, by0, white), put(x, by1, white);
+    for (int y = by0; y <= by1; ++y) put(bx0, y, white), put(bx1, y, white);
   };
   for (int j = 0; j < cols; ++j) {
     const int x0 = label_w + gap + j * (cell + gap);
-    paste(columns[j].image, x0, gap);
+    paste(columns[j].image, x0, gap, columns[j].box);
     std::string cap = columns[j].caption;
     const size_t fit = static_cast<size_t>(cell / 12);  // characters of about 12 px at scale 2
     if (cap.size() > fit) cap = cap.substr(0, fit - 1) + ".";
     draw_text(page, x0 + 2, gap + cell + 8, cap, 2, black);
     for (int i = 0; i < rows && i < static_cast<int>(columns[j].overlays.size()); ++i)
-      paste(columns[j].overlays[i], x0, gap + cell + caption_h + i * (cell + gap));
+      paste(columns[j].overlays[i], x0, gap + cell + caption_h + i * (cell + gap), columns[j].box);
   }
   for (int i = 0; i < rows; ++i) draw_text(page, 8, gap + cell + caption_h + i * (cell + gap) + cell / 2 - 8, methods[i], 2, black);
   return page;
