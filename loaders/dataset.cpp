@@ -123,4 +123,21 @@ void Dataset::truncate(size_t n) {
   if (n < samples_.size()) samples_.resize(n);
 }
 
+std::map<std::string, Box> read_boxes(const std::string& file, const std::string& what) {
+  std::ifstream in(file);
+  if (!in) throw InputError(fmt::format("{}: cannot open ({})", file, what));
+  std::map<std::string, Box> boxes;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::istringstream ls(line);
+    std::string path, extra;
+    Box b;
+    if (!(ls >> path) || path[0] == '#') continue;
+    if (!(ls >> b.x0 >> b.y0 >> b.x1 >> b.y1) || (ls >> extra) || b.x0 < 0 || b.y0 < 0 || b.x1 <= b.x0 || b.y1 <= b.y0)
+      throw InputError(fmt::format("{}:{}: expected PATH X0 Y0 X1 Y1 with 0 <= X0 < X1 and 0 <= Y0 < Y1", file, n));
+    boxes[path] = b;
+  }
+  return boxes;
+}
+
 }  // namespace lcam

@@ -2,9 +2,11 @@
 // (`RELATIVE/PATH LABEL` per line, paths relative to --data), the ImageNet train layout (one
 // folder per synset) and a flat folder with a list. Every path is checked to stay inside the
 // data folder; labels are checked against the number of classes. Omits reading the images:
-// that is the batch loader's job (loaders/batch_loader.h).
+// that is the batch loader's job (loaders/batch_loader.h). Also the box files that go with a
+// list (`PATH X0 Y0 X1 Y1`, as `lcam scenes` writes them).
 #pragma once
 #include <cstddef>  // size_t
+#include <map>      // std::map
 #include <string>   // std::string
 #include <vector>   // std::vector
 
@@ -40,5 +42,14 @@ class Dataset {
   std::string root_;
   std::vector<Sample> samples_;
 };
+
+// An object's bounding box in image pixels, end exclusive.
+struct Box {
+  int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+};
+// A box file: `PATH X0 Y0 X1 Y1` per line, keyed by PATH as written. Blank lines and lines
+// starting with '#' are skipped. InputError naming the file and line for a malformed line or an
+// empty box; `what` names the flag in the message.
+std::map<std::string, Box> read_boxes(const std::string& file, const std::string& what = "--boxes");
 
 }  // namespace lcam

@@ -53,4 +53,20 @@ void Adic::add(double Y, double O) {
   ++count;
 }
 
+void Localization::add(const float* sm, int h, int w, const Box& box) {
+  const int64_t L = static_cast<int64_t>(h) * w;
+  int64_t best = 0;
+  double total = 0, inside = 0;
+  for (int64_t i = 0; i < L; ++i) {
+    if (sm[i] > sm[best]) best = i;
+    const int y = static_cast<int>(i / w), x = static_cast<int>(i % w);
+    total += sm[i];
+    if (x >= box.x0 && x < box.x1 && y >= box.y0 && y < box.y1) inside += sm[i];
+  }
+  const int by = static_cast<int>(best / w), bx = static_cast<int>(best % w);
+  hits += bx >= box.x0 && bx < box.x1 && by >= box.y0 && by < box.y1;
+  energy_sum += total > 0 ? inside / total : 0.0;
+  ++count;
+}
+
 }  // namespace lcam

@@ -3,12 +3,15 @@
 // broken in row-major order, so exactly L - int((1 - p/100) L) pixels stay), multiply the [0,1]
 // image by it, normalize, and compare the softmax score O of the class with the score Y on the
 // unmasked image: Average Drop = 100/N sum max(0, Y - O) / Y, Increase in Confidence = 100/N
-// count(O > Y). Omits the saliency methods themselves (models/lcam.h, models/cams.h).
+// count(O > Y). Also the localization scores of maps against an object's bounding box: the
+// pointing game (is the map's maximum inside the box) and the share of the map's energy inside
+// it. Omits the saliency methods themselves (models/lcam.h, models/cams.h).
 #pragma once
 #include <cstdint>  // int64_t
 #include <vector>   // std::vector
 
 #include "engine/tensor.h"  // Tensor
+#include "loaders/dataset.h" // Box
 #include "models/model.h"   // Model
 
 namespace lcam {
@@ -29,6 +32,17 @@ struct Adic {
   void add(double Y, double O);
   double average_drop() const { return count ? 100.0 * drop_sum / count : 0.0; }
   double increase_in_confidence() const { return count ? 100.0 * increases / count : 0.0; }
+};
+
+// Localization of maps (h x w, non-negative) against boxes, accumulated over images. A hit: the
+// map's maximum (the first in row-major order when several pixels share it) lies in the box.
+// Energy: sum of the map inside the box / sum over the map (0 for an all-zero map).
+struct Localization {
+  int64_t hits = 0, count = 0;
+  double energy_sum = 0;
+  void add(const float* sm, int h, int w, const Box& box);
+  double pointing_game() const { return count ? 100.0 * hits / count : 0.0; }
+  double energy() const { return count ? 100.0 * energy_sum / count : 0.0; }
 };
 
 }  // namespace lcam

@@ -1,12 +1,18 @@
 // test_cams.cpp — saliency maps against PyTorch (tests/fixtures/cam_*.ref.h5, float64, written
 // by tools/make_cam_fixtures.py on the tiny backbones): L-CAM inference, Grad-CAM, Grad-CAM++
 // (reference variant and the paper's Eq. 19): channel weights, the map at feature resolution
-// and the upsampled saliency map, for the predicted classes and a class-specific case.
+// and the upsampled saliency map, for the predicted classes and a class-specific case. Also the
+// localization scores (pointing game, energy in box) and box files.
 #include <doctest/doctest.h>  // TEST_CASE, CHECK
 
+#include <filesystem>  // temp_directory_path (box files)
+#include <fstream>     // std::ofstream
+
+#include "engine/common.h"     // InputError
+#include "loaders/dataset.h"  // read_boxes
 #include "loaders/hdf5.h"     // h5::Reader
 #include "models/cams.h"      // grad_cam
-#include "models/evaluation.h"  // keep_top, class_scores, Adic
+#include "models/evaluation.h"  // keep_top, class_scores, Adic, Localization
 #include "models/lcam.h"      // Lcam::saliency
 #include "models/model.h"     // load_model
 #include "tests/test_util.h"  // fixture, check_close
@@ -110,6 +116,57 @@ TEST_CASE("Score-CAM and RISE match PyTorch (masks from the reference's grids an
   Tensor drawn = rise_masks(10, 7, 0.5f, 224, 224, 3);
   CHECK(drawn.shape() == std::vector<int64_t>{10, 1, 224, 224});
   CHECK(drawn.to_vector() == rise_masks(10, 7, 0.5f, 224, 224, 3).to_vector());
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("cams") {
+
+TEST_CASE("localization: pointing game and energy in box, ties to the first maximum") {
+  // 4x3 map (h=3, w=4), box covering columns 1..2 of rows 0..1.
+  const Box box{1, 0, 3, 2};
+  Localization loc;
+  const float inside_max[12] = {0, 0, 5, 0,  //
+                                0, 1, 0, 0,  //
+                                2, 0, 0, 2};
+  loc.add(inside_max, 3, 4, box);
+  CHECK(loc.hits == 1);
+  CHECK(loc.energy_sum == doctest::Approx(6.0 / 10.0));
+  // Two equal maxima: the first in row-major order (outside the box) decides.
+  const float tie[12] = {3, 0, 0, 0,  //
+                         0, 0, 3, 0,  //
+                         0, 0, 0, 0};
+  loc.add(tie, 3, 4, box);
+  CHECK(loc.hits == 1);
+  CHECK(loc.energy_sum == doctest::Approx(0.6 + 0.5));
+  const float zero[12] = {};
+  loc.add(zero, 3, 4, box);  // no energy anywhere: counts as 0, and its "maximum" is pixel 0
+  CHECK(loc.count == 3);
+  CHECK(loc.hits == 1);
+  CHECK(loc.pointing_game() == doctest::Approx(100.0 / 3));
+  CHECK(loc.energy() == doctest::Approx(100.0 * 1.1 / 3));
+}
+
+TEST_CASE("box files: parsed by path; malformed lines named by file and line") {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  const std::string good = dir + "/lcam_boxes_good.txt", bad = dir + "/lcam_boxes_bad.txt";
+  std::ofstream(good) << "# comment\nimages/a.png 1 2 30 40\n\nimages/b.png 0 0 5 5\n";
+  const auto boxes = read_boxes(good);
+  REQUIRE(boxes.size() == 2);
+  CHECK(boxes.at("images/a.png").x0 == 1);
+  CHECK(boxes.at("images/a.png").y1 == 40);
+  for (const char* line : {"a.png 1 2 30\n", "a.png 5 2 3 40\n", "a.png 1 2 30 40 9\n", "a.png -1 0 3 3\n"}) {
+    CAPTURE(line);
+    std::ofstream(bad) << "ok.png 0 0 1 1\n" << line;
+    try {
+      read_boxes(bad);
+      FAIL("no error");
+    } catch (const InputError& e) {
+      CHECK(std::string(e.what()).find(bad + ":2:") != std::string::npos);
+    }
+  }
+  std::filesystem::remove(good);
+  std::filesystem::remove(bad);
 }
 
 }  // TEST_SUITE
