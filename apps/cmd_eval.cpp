@@ -6,7 +6,9 @@
 // and, with --report PREFIX, writes PREFIX.json and PREFIX.csv. Methods: lcam, gradcam,
 // gradcampp, gradcampp-paper, scorecam, rise. --misclassified DIR adds the paper's analysis of
 // misclassified images (section 4.4.2): the maps of the true and the predicted class, their
-// correlation, sorted, as a CSV and a figure.
+// correlation, sorted, as a CSV and a figure. --boxes FILE (PATH X0 Y0 X1 Y1 per line, in the
+// pixels of the crop the network sees) adds each method's localization: the pointing game and
+// the share of the map's energy inside the box.
 #include <algorithm>  // std::stable_sort
 #include <chrono>   // std::chrono::steady_clock
 #include <cmath>    // std::sqrt
@@ -19,14 +21,14 @@
 #include <fmt/format.h>       // fmt::format
 #include <nlohmann/json.hpp>  // nlohmann::json
 
-#include "apps/cli.h"              // RuntimeOptions, ImageSizeOptions
+#include "apps/commands.h"         // EvalOptions, run_eval
 #include "apps/figures.h"          // overlay, to_image, grid_figure (misclassification figure)
 #include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list
 #include "apps/saliency.h"         // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"         // InputError
 #include "engine/cuda_runtime.h"   // cuda::synchronize (timing)
 #include "loaders/batch_loader.h"  // BatchLoader
-#include "loaders/classes.h"       // imagenet_classes
+#include "loaders/classes.h"       // imagenet_classes, load_class_names
 #include "loaders/dataset.h"       // Dataset
 #include "loaders/image.h"         // write_png
 #include "models/evaluation.h"     // keep_top, class_scores, Adic
@@ -35,18 +37,9 @@
 namespace lcam::app {
 namespace {
 
-struct EvalOptions {
-  RuntimeOptions rt;
-  ImageSizeOptions size;
-  SaliencyOptions sal;
-  std::string arch, weights, data, list, keep = "100,50,15", report, misclassified;
-  int batch = 16, workers = 0, misclassified_max = 16;
-  int64_t limit = 0;
-  bool json = false;
-};
-
 struct MethodResult {
   std::vector<Adic> adic;  // one per keep percentage
+  Localization loc;        // with --boxes
   double seconds = 0;      // saliency computation only
   int forward_passes = 1;  // per saliency map
 };
@@ -64,7 +57,11 @@ double correlation(const std::vector<float>& a, const std::vector<float>& b) {
   return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
 }
 
-std::vector<ClassName> names_of(int K) { return K == 1000 ? imagenet_classes() : std::vector<ClassName>{}; }
+std::vector<ClassName> names_of(const EvalOptions& o, int K) {
+  if (!o.names_file.empty()) return load_class_names(o.names_file);
+  return K == 1000 ? imagenet_classes() : std::vector<ClassName>{};
+}
+
 
 // DIR/misclassified.csv (every misclassified image, most similar maps first) and
 // DIR/misclassified.png: the most similar half and the least similar half of at most
@@ -92,6 +89,8 @@ void write_misclassified(const EvalOptions& o, std::vector<Miss>& misses, const 
   std::fprintf(stderr, "misclassified: %zu images -> %s\n", misses.size(), o.misclassified.c_str());
 }
 
+}  // namespace
+
 int run_eval(const EvalOptions& o) {
   const Device dev = o.rt.apply();
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
@@ -113,6 +112,8 @@ int run_eval(const EvalOptions& o) {
   BatchLoader loader(data, lopt);
   loader.start_epoch(0);
 
+  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
+  int64_t boxed = 0;
   auto saliency = [&](const std::string& m, const Tensor& x, const std::vector<int>& cls) { return sal.compute(m, x, cls); };
   // Misclassification analysis (paper 4.4.2): the first method's maps of the true and the
   // predicted class side by side, with their correlation.
@@ -169,6 +170,11 @@ int run_eval(const EvalOptions& o) {
         misses.push_back({data[b.indices[n]].path, y, pred[n], correlation(st, sp), img, overlay(img, st.data()), overlay(img, sp.data())});
       }
     const int64_t L = x01.dim(2) * x01.dim(3);
+    const int H = static_cast<int>(x01.dim(2)), W = static_cast<int>(x01.dim(3));
+    std::vector<const Box*> box(N, nullptr);
+    if (!o.boxes.empty())
+      for (int64_t n = 0; n < N; ++n)
+        if (auto it = boxes.find(data[b.indices[n]].path); it != boxes.end()) box[n] = &it->second, ++boxed;
     for (const auto& m : methods) {
       MethodResult& r = res[m];
       if (dev == Device::CUDA) cuda::synchronize();
@@ -176,6 +182,8 @@ int run_eval(const EvalOptions& o) {
       Tensor sm = saliency(m, x01, pred);
       const std::vector<float> smv = sm.to_vector();
       r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (int64_t n = 0; n < N; ++n)
+        if (box[n]) r.loc.add(smv.data() + n * L, H, W, *box[n]);
       for (size_t ki = 0; ki < keeps.size(); ++ki) {
         Tensor t = Tensor::empty({N, 1, x01.dim(2), x01.dim(3)});
         for (int64_t n = 0; n < N; ++n) keep_top(t.data() + n * L, smv.data() + n * L, L, keeps[ki]);
@@ -195,6 +203,12 @@ int run_eval(const EvalOptions& o) {
     rule += "---:|---:|";
     csv += fmt::format(",AD{},IC{}", k, k);
   }
+  const bool loc = !o.boxes.empty();
+  if (loc) {
+    header += " PG | energy |";
+    rule += "---:|---:|";
+    csv += ",pointing_game,energy_in_box";
+  }
   header += " #FW | s/image |";
   rule += "---:|---:|";
   csv += ",FW,seconds_per_image\n";
@@ -213,6 +227,12 @@ int run_eval(const EvalOptions& o) {
       jm[fmt::format("AD{}", keeps[ki])] = ad;
       jm[fmt::format("IC{}", keeps[ki])] = ic;
     }
+    if (loc) {
+      row += fmt::format(" {:.2f} | {:.2f} |", r.loc.pointing_game(), r.loc.energy());
+      crow += fmt::format(",{:.4f},{:.4f}", r.loc.pointing_game(), r.loc.energy());
+      jm["pointing_game"] = r.loc.pointing_game();
+      jm["energy_in_box"] = r.loc.energy();
+    }
     row += fmt::format(" {} | {:.4f} |", r.forward_passes, images ? r.seconds / images : 0.0);
     crow += fmt::format(",{},{:.6f}\n", r.forward_passes, images ? r.seconds / images : 0.0);
     csv += crow;
@@ -220,10 +240,15 @@ int run_eval(const EvalOptions& o) {
     std::printf("%s\n", row.c_str());
     if (o.json) std::printf("%s\n", jm.dump().c_str());
   }
+  if (loc) {
+    report["boxed"] = boxed;
+    std::printf("\nPG: pointing game, %% of maps whose maximum lies in the object's box; energy: %% of the map inside it"
+                " (%lld of %lld images have a box)\n", static_cast<long long>(boxed), static_cast<long long>(images));
+  }
   if (labelled)
     std::printf("\nclassifier on %lld labelled images: top-1 %.2f%%, top-5 %.2f%%\n", static_cast<long long>(labelled),
                 100.0 * top1 / labelled, 100.0 * top5 / labelled);
-  if (!o.misclassified.empty()) write_misclassified(o, misses, names_of(K));
+  if (!o.misclassified.empty()) write_misclassified(o, misses, names_of(o, K));
   if (!o.report.empty()) {
     write_text_atomic(o.report + ".json", report.dump(2) + "\n");
     write_text_atomic(o.report + ".csv", csv);
@@ -235,8 +260,6 @@ int run_eval(const EvalOptions& o) {
   }
   return 0;
 }
-
-}  // namespace
 
 Run setup_eval(CLI::App& sub) {
   auto o = std::make_shared<EvalOptions>();
@@ -251,6 +274,8 @@ Run setup_eval(CLI::App& sub) {
   sub.add_option("--limit", o->limit, "only the first N images")->check(CLI::NonNegativeNumber);
   sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
   sub.add_flag("--json", o->json, "also print one JSON object per method");
+  sub.add_option("--boxes", o->boxes, "PATH X0 Y0 X1 Y1 per line (crop pixels): adds pointing game and energy in box");
+  sub.add_option("--classes", o->names_file, "class-name file for the misclassification figure");
   sub.add_option("--misclassified", o->misclassified,
                  "folder for the misclassification analysis: the first method's maps of the true and predicted class");
   sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(CLI::PositiveNumber);

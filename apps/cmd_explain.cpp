@@ -9,12 +9,13 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include "apps/cli.h"           // RuntimeOptions, ImageSizeOptions
+#include "apps/commands.h"      // ExplainOptions, run_explain
 #include "apps/figures.h"       // overlay, to_image, grid_figure
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // normalize_forward
 #include "loaders/classes.h"    // imagenet_classes, load_class_names
+#include "loaders/dataset.h"    // read_boxes
 #include "loaders/hdf5.h"       // h5::Writer (--save-maps)
 #include "loaders/image.h"      // load_eval_image, write_png
 #include "models/model.h"       // load_model
@@ -23,14 +24,6 @@ namespace fs = std::filesystem;
 
 namespace lcam::app {
 namespace {
-
-struct ExplainOptions {
-  RuntimeOptions rt;
-  SaliencyOptions sal;
-  ImageSizeOptions size;
-  std::string arch, weights, classes_arg = "top1", names_file, save_maps, out;
-  std::vector<std::string> images;
-};
 
 // "top1", or comma-separated class indices or names; -1 stands for top-1.
 std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassName>& names, int K) {
@@ -63,6 +56,8 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
   return out;
 }
 
+}  // namespace
+
 int run_explain(const ExplainOptions& o) {
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
@@ -83,6 +78,15 @@ int run_explain(const ExplainOptions& o) {
   if (!o.save_maps.empty()) maps = std::make_unique<h5::Writer>(o.save_maps);
   // The grid (paper's figure 3): a column per (image, class), the image on top, a row per method.
   std::vector<GridColumn> grid;
+  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
+  // A box belongs to an image whose path is its PATH or ends with /PATH.
+  auto box_of = [&](const std::string& path) -> const Box* {
+    for (const auto& [p, b] : boxes)
+      if (path == p || (path.size() > p.size() && path.compare(path.size() - p.size(), p.size(), p) == 0 &&
+                        path[path.size() - p.size() - 1] == '/'))
+        return &b;
+    return nullptr;
+  };
   int failed = 0;
   for (const std::string& path : o.images) {
     Tensor x01 = Tensor::empty({1, 3, S, S});
@@ -105,13 +109,14 @@ int run_explain(const ExplainOptions& o) {
     for (int c : wanted) {
       const int cls = c < 0 ? top1 : c;
       GridColumn col{img, class_label(cls) + (cls == top1 ? "" : " (not top-1)"), {}};
+      if (const Box* bx = box_of(path)) col.box[0] = bx->x0, col.box[1] = bx->y0, col.box[2] = bx->x1, col.box[3] = bx->y1;
       for (const auto& m : methods) {
         const std::vector<float> sm = sal.compute(m, xd, {cls}).to_vector();
         const std::string file = fmt::format("{}_{}_{}.png", stem, m, cls);
         col.overlays.push_back(overlay(img, sm.data()));
         write_png((fs::path(o.out) / file).string(), col.overlays.back());
         if (maps) maps->write(fmt::format("{}/{}/{}", stem, m, cls), Tensor::from_vector(sm, {S, S}));
-        std::printf("%s: %s %d (%s)%s -> %s\n", path.c_str(), m.c_str(), cls, class_label(cls).c_str(),
+        if (!o.quiet) std::printf("%s: %s %d (%s)%s -> %s\n", path.c_str(), m.c_str(), cls, class_label(cls).c_str(),
                     cls == top1 ? ", predicted" : "", (fs::path(o.out) / file).string().c_str());
       }
       grid.push_back(std::move(col));
@@ -130,8 +135,6 @@ int run_explain(const ExplainOptions& o) {
   return 0;
 }
 
-}  // namespace
-
 Run setup_explain(CLI::App& sub) {
   auto o = std::make_shared<ExplainOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
@@ -139,6 +142,7 @@ Run setup_explain(CLI::App& sub) {
   o->sal.add_to(sub, /*required=*/false, "lcam");
   sub.add_option("--class", o->classes_arg, "top1, or class indices/names separated by commas");
   sub.add_option("--classes", o->names_file, "class-name file (default: the 1000 ImageNet classes)");
+  sub.add_option("--boxes", o->boxes, "PATH X0 Y0 X1 Y1 per line (crop pixels): boxes drawn on the grid");
   sub.add_option("--save-maps", o->save_maps, "also write the raw maps (crop x crop) to this HDF5 file");
   sub.add_option("--out", o->out, "folder for the pictures")->required();
   o->rt.add_to(sub);

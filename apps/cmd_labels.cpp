@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include "apps/cli.h"            // RuntimeOptions, ImageSizeOptions
+#include "apps/commands.h"       // LabelsOptions, run_labels
 #include "apps/progress.h"       // Progress, write_text_atomic
 #include "engine/ops.h"          // normalize_forward
 #include "loaders/batch_loader.h"  // BatchLoader
@@ -17,15 +17,6 @@
 #include "models/model.h"        // load_model
 
 namespace lcam::app {
-namespace {
-
-struct LabelsOptions {
-  RuntimeOptions rt;
-  ImageSizeOptions size;
-  std::string arch, weights, data, list, out;
-  int batch = 64, workers = 0;
-  int64_t limit = 0;
-};
 
 int run_labels(const LabelsOptions& o) {
   const Device dev = o.rt.apply();
@@ -83,8 +74,6 @@ int run_labels(const LabelsOptions& o) {
   }
   return 0;
 }
-
-}  // namespace
 
 Run setup_labels(CLI::App& sub) {
   auto o = std::make_shared<LabelsOptions>();

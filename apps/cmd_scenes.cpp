@@ -1,12 +1,13 @@
 // cmd_scenes.cpp — `lcam scenes`: writes a reproducible scenes data set (loaders/scenes.h) as
 // PNG files with the lists the other commands read: DIR/list.txt (PATH LABEL), DIR/boxes.txt
 // (PATH X0 Y0 X1 Y1, end exclusive) and DIR/classes.txt (the ten Fashion-MNIST names).
+#include <algorithm>   // std::max
 #include <cstdio>      // std::printf
 #include <filesystem>  // create_directories
 
 #include <fmt/format.h>  // fmt::format
 
-#include "apps/cli.h"       // Run
+#include "apps/commands.h"  // ScenesOptions, run_scenes
 #include "apps/progress.h"  // Progress, write_text_atomic
 #include "engine/common.h"  // InputError
 #include "loaders/idx.h"    // load_fashion_mnist
@@ -15,47 +16,46 @@
 
 namespace lcam::app {
 
+int run_scenes(const ScenesOptions& o) {
+  SceneOptions so = o.scene;
+  so.min_item = o.min_item ? o.min_item : std::max(8, so.size / 4);
+  so.max_item = o.max_item ? o.max_item : std::max(so.min_item, so.size / 2);
+  const FashionMnist fm = load_fashion_mnist(o.source, o.split == "train");
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(fs::path(o.out) / "images", ec);
+  if (!fs::is_directory(fs::path(o.out) / "images")) throw InputError(fmt::format("{}: cannot create folder (--out)", o.out));
+  std::string list, boxes, classes;
+  for (const char* n : FashionMnist::kClassNames) classes += std::string(n) + "\n";
+  Progress progress("scenes", o.count);
+  for (int64_t i = 0; i < o.count; ++i) {
+    const Scene s = make_scene(fm, o.first + i, so);
+    const std::string rel = fmt::format("images/scene_{:07d}.png", o.first + i);
+    write_png((fs::path(o.out) / rel).string(), s.image);
+    list += fmt::format("{} {}\n", rel, s.label);
+    boxes += fmt::format("{} {} {} {} {}\n", rel, s.x0, s.y0, s.x1, s.y1);
+    progress.update(i + 1);
+  }
+  write_text_atomic((fs::path(o.out) / "list.txt").string(), list);
+  write_text_atomic((fs::path(o.out) / "boxes.txt").string(), boxes);
+  write_text_atomic((fs::path(o.out) / "classes.txt").string(), classes);
+  progress.finish();
+  if (!o.quiet) std::printf("wrote %lld scenes to %s\n", static_cast<long long>(o.count), o.out.c_str());
+  return 0;
+}
+
 Run setup_scenes(CLI::App& sub) {
-  struct Opts {
-    std::string out, source = kFashionMnistDir, split = "train";
-    int64_t count = 1000, first = 0;
-    SceneOptions scene;
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<ScenesOptions>();
   sub.add_option("--out", o->out, "folder to write (images/, list.txt, boxes.txt, classes.txt)")->required();
   sub.add_option("--count", o->count, "scenes to write")->check(CLI::PositiveNumber);
   sub.add_option("--first", o->first, "index of the first scene (a held-out set: another range)")->check(CLI::NonNegativeNumber);
   sub.add_option("--seed", o->scene.seed, "seed of the data set");
   sub.add_option("--size", o->scene.size, "canvas side in pixels")->check(CLI::Range(16, 1024));
+  sub.add_option("--min-item", o->min_item, "smallest main item side in pixels (default: size / 4)")->check(CLI::Range(8, 1024));
+  sub.add_option("--max-item", o->max_item, "largest main item side in pixels (default: size / 2)")->check(CLI::Range(8, 1024));
   sub.add_option("--split", o->split, "Fashion-MNIST items to draw from: train or test")->check(CLI::IsMember({"train", "test"}));
   sub.add_option("--fashion-mnist", o->source, "folder with the Fashion-MNIST IDX files");
-  return [o] {
-    SceneOptions so = o->scene;
-    so.min_item = std::max(8, so.size * 3 / 8);
-    so.max_item = std::max(so.min_item, so.size * 3 / 4);
-    const FashionMnist fm = load_fashion_mnist(o->source, o->split == "train");
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    fs::create_directories(fs::path(o->out) / "images", ec);
-    if (!fs::is_directory(fs::path(o->out) / "images")) throw InputError(fmt::format("{}: cannot create folder (--out)", o->out));
-    std::string list, boxes, classes;
-    for (const char* n : FashionMnist::kClassNames) classes += std::string(n) + "\n";
-    Progress progress("scenes", o->count);
-    for (int64_t i = 0; i < o->count; ++i) {
-      const Scene s = make_scene(fm, o->first + i, so);
-      const std::string rel = fmt::format("images/scene_{:07d}.png", o->first + i);
-      write_png((fs::path(o->out) / rel).string(), s.image);
-      list += fmt::format("{} {}\n", rel, s.label);
-      boxes += fmt::format("{} {} {} {} {}\n", rel, s.x0, s.y0, s.x1, s.y1);
-      progress.update(i + 1);
-    }
-    write_text_atomic((fs::path(o->out) / "list.txt").string(), list);
-    write_text_atomic((fs::path(o->out) / "boxes.txt").string(), boxes);
-    write_text_atomic((fs::path(o->out) / "classes.txt").string(), classes);
-    progress.finish();
-    std::printf("wrote %lld scenes to %s\n", static_cast<long long>(o->count), o->out.c_str());
-    return 0;
-  };
+  return [o] { return run_scenes(*o); };
 }
 
 }  // namespace lcam::app

@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include "apps/cli.h"              // RuntimeOptions
+#include "apps/commands.h"         // TrainOptions, run_train
 #include "apps/progress.h"         // Progress
 #include "engine/common.h"         // InputError, InternalError
 #include "engine/ops.h"            // sgd_step
@@ -28,17 +28,6 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_sigint(int) { g_interrupted = 1; }
-
-struct TrainOptions {
-  RuntimeOptions rt;
-  ImageSizeOptions size;
-  std::string arch, weights, method = "img", loss = "lcam", data, list, lr, decay_epochs, init, out;
-  int epochs = 0, batch = 64, workers = 0;
-  double lr_decay = 0, momentum = 0.9, weight_decay = 5e-4;
-  bool official = false, official_selection = false, official_dropout = false, resume = false, no_augment = false, no_shuffle = false;
-  uint64_t seed = 0;
-  int64_t max_steps = 0;
-};
 
 // "1-7" or "1,3,5" (or empty) -> epoch numbers.
 std::vector<int> parse_epochs(const std::string& s) {
@@ -62,6 +51,8 @@ std::vector<int> parse_epochs(const std::string& s) {
   }
   return out;
 }
+
+}  // namespace
 
 int run_train(TrainOptions o) {
   const bool vgg = o.arch == "vgg16";
@@ -210,8 +201,6 @@ int run_train(TrainOptions o) {
   std::fprintf(stderr, "wrote %s\n", o.out.c_str());
   return 0;
 }
-
-}  // namespace
 
 Run setup_train(CLI::App& sub) {
   auto o = std::make_shared<TrainOptions>();

@@ -361,6 +361,51 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
     CHECK(std::getline(csv, first));
     CHECK(fs::exists(dir / "mis" / "misclassified.png"));
   }
+  // Several L-CAM variants in one table, the two controls, and localization against boxes.
+  {
+    const std::string fm = (dir / "attn_fm.h5").string();
+    st.method = "fm";
+    save_checkpoint(fm, Attention::init(10, 32, 2, Device::CPU), st);
+    std::ifstream in(lcam::test::shared_dir() + "/data/imagenet-sample.txt");
+    std::ofstream boxes(dir / "boxes.txt");
+    std::string p;
+    int label;
+    for (int i = 0; i < 4 && (in >> p >> label); ++i) boxes << p << " 60 60 160 160\n";
+  }
+  const std::string data = " --data " + lcam::test::shared_dir() + "/data/imagenet-sample --list " +
+                           lcam::test::shared_dir() + "/data/imagenet-sample.txt --limit 6";
+  Result loc = run("eval " + kTiny + " --method lcam-img,lcam-fm,center,random --lcam " + ckpt + "," +
+                   (dir / "attn_fm.h5").string() + " --boxes " + (dir / "boxes.txt").string() + data + " --report " +
+                   (dir / "loc").string());
+  INFO(loc.err);
+  CHECK(loc.status == 0);
+  CHECK(loc.out.find("| PG | energy |") != std::string::npos);
+  CHECK(loc.out.find("4 of 6 images have a box") != std::string::npos);
+  {
+    std::ifstream js(dir / "loc.json");
+    auto j = nlohmann::json::parse(js);
+    REQUIRE(j["methods"].size() == 4);
+    CHECK(j["methods"][1]["method"] == "lcam-fm");
+    CHECK(j["methods"][2]["forward_passes"] == 0);
+    // The centred blob's maximum is the crop's centre, (111, 111) or so: inside every box.
+    CHECK(j["methods"][2]["pointing_game"] == 100.0);
+    const double e = j["methods"][2]["energy_in_box"];
+    CHECK(e > 40.0);
+    CHECK(e < 100.0);
+  }
+  Result two = run("eval " + kTiny + " --method lcam --lcam " + ckpt + "," + (dir / "attn_fm.h5").string() + data);
+  CHECK(two.status == 2);
+  CHECK(two.err.find("lcam-img, lcam-fm") != std::string::npos);
+  Result same = run("eval " + kTiny + " --method lcam-img --lcam " + ckpt + "," + ckpt + data);
+  CHECK(same.status == 2);
+  CHECK(same.err.find("both L-CAM-img checkpoints") != std::string::npos);
+  Result missing = run("eval " + kTiny + " --method lcam-img7x7 --lcam " + ckpt + data);
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("--method lcam-img7x7 needs an L-CAM-img7x7 checkpoint") != std::string::npos);
+  std::ofstream(dir / "badboxes.txt") << "a.png 1 2 3\n";
+  Result badbox = run("eval " + kTiny + " --method center --boxes " + (dir / "badboxes.txt").string() + data);
+  CHECK(badbox.status == 2);
+  CHECK(badbox.err.find("badboxes.txt:1: expected PATH X0 Y0 X1 Y1") != std::string::npos);
   Result nock = run("explain " + kTiny + " --out " + (dir / "pics").string() + " " + img);
   CHECK(nock.status == 2);
   CHECK(nock.err.find("--lcam") != std::string::npos);
