@@ -46,5 +46,6 @@ Run setup_explain(CLI::App& sub);
 Run setup_eval(CLI::App& sub);
 Run setup_scenes(CLI::App& sub);
 Run setup_bench_data(CLI::App& sub);
+Run setup_demo(CLI::App& sub);
 
 }  // namespace lcam::app

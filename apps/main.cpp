@@ -12,6 +12,8 @@
 namespace {
 
 const lcam::app::Command kCommands[] = {
+    {"demo", "train and evaluate L-CAM on the built-in scenes classifier: Table 1, localization, pictures",
+     lcam::app::setup_demo},
     {"predict", "classify images with a VGG-16 / ResNet-50 weights file", lcam::app::setup_predict},
     {"scenes", "write a reproducible Fashion-MNIST scenes data set (images, labels, boxes)",
      lcam::app::setup_scenes},
@@ -25,7 +27,6 @@ const lcam::app::Command kCommands[] = {
     {"bench", "time the forward pass per layer: images/s, peak memory", lcam::app::setup_bench},
     {"bench-data", "time image decoding + transforms: images/s per core and with all cores",
      lcam::app::setup_bench_data},
-
 };
 
 }  // namespace

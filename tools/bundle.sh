@@ -3,9 +3,10 @@
 # (default build-gpu/) and packs them into a relocatable folder (default gpu-bundle/) for the
 # GPU machine: the two binaries, a lib/ with every shared library they load that the GPU machine
 # lacks (OpenBLAS and its Fortran runtime, OpenMP, fmt, szip/zlib, the CUDA runtime), an rpath
-# of $ORIGIN/lib, the test fixtures, data/, eight sample photos (the CLI tests and the GPU check
-# use them), tools/gpu-check.sh and tools/bench_torch.py, and bundle-info.txt (paths compiled
-# into the tests, versions, the newest glibc/libstdc++ symbols required).
+# of $ORIGIN/lib, the test fixtures, data/, weights/ (the demo classifier), eight sample photos
+# (the CLI tests and the GPU check use them), tools/gpu-check.sh and tools/bench_torch.py, and
+# bundle-info.txt (paths compiled into the tests, versions, the newest glibc/libstdc++ symbols
+# required).
 # HDF5 is linked statically and the link uses --as-needed, which drops the ~30 libraries
 # (curl, TLS, Kerberos, ...) that Debian's shared libhdf5 would pull in.
 # Deliberately leaves out glibc, libstdc++, libgcc_s, the driver (libcuda), cuDNN and cuBLAS:
@@ -97,6 +98,8 @@ chmod +x "$DEST/gpu-check.sh"
 [ -f tools/bench_torch.py ] && cp tools/bench_torch.py "$DEST/tools/"
 [ -f tools/bench_train_torch.py ] && cp tools/bench_train_torch.py "$DEST/tools/"
 cp -r data "$DEST/data"
+# The demo classifier: `lcam demo` looks for weights/ beside the binary.
+[ -d weights ] && cp -r weights "$DEST/weights"
 if [ "${LEAN:-0}" != 1 ] && [ -d tests/fixtures ]; then cp -r tests/fixtures "$DEST/tests/fixtures"; fi
 
 # Eight sample photos in the layout the tests expect (SOURCE/../shared/data/imagenet-sample).
