@@ -2,6 +2,7 @@
 // exit statuses (0 ok, 2 bad usage or bad input with a one-line reason, 1 internal error).
 #include <cstdio>     // std::fprintf
 #include <exception>  // std::exception
+#include <malloc.h>   // mallopt
 
 #include <CLI/CLI.hpp>  // CLI::App, CLI::ParseError
 
@@ -32,6 +33,11 @@ const lcam::app::Command kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Activations of a step are freed and allocated again at the same sizes every step. Above
+  // glibc's mmap threshold (at most 32 MiB, adjusted as it goes) each one would be a fresh
+  // mapping, zeroed by the kernel page by page; kept on the heap they are reused.
+  mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1024 << 20);
   CLI::App app{"lcam — learned class activation maps for VGG-16 and ResNet-50"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lcam 0.1");

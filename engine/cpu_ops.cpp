@@ -307,6 +307,21 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const PoolPara
       for (int b = 0; b < Q; ++b) kern::maxpool_fwd_at(y, argmax, x, p, plane, a, b, (plane * P + a) * Q + b);
 }
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const PoolParams& p) {
+  if (p.stride_h >= p.R && p.stride_w >= p.S) {
+    // Windows that do not overlap (VGG's 2x2/2): every input pixel is in at most one window, so
+    // each output scatters into its argmax, plane by plane, without the gather's divisions.
+    const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < static_cast<int64_t>(p.N) * p.C; ++plane) {
+      float* dxp = dx + plane * HW;
+      const float* dyp = dy + plane * PQ;
+      const int32_t* ap = argmax + plane * PQ;
+      std::fill(dxp, dxp + HW, 0.f);
+      for (int64_t j = 0; j < PQ; ++j)
+        if (ap[j] >= 0) dxp[ap[j]] += dyp[j];
+    }
+    return;
+  }
   parallel_for(static_cast<int64_t>(p.N) * p.C * p.H * p.W,
                [&](int64_t i) { kern::maxpool_bwd_at(dx, dy, argmax, p, i); });
 }
