@@ -91,7 +91,10 @@ void col2im(float* dx, const float* col, const ConvParams& p) {
           float* dr = dxc + static_cast<int64_t>(h) * p.W;
           const float* ir = in + static_cast<int64_t>(oh) * Q;
           float* d = dr - p.pad_w + s;
-          for (int ow = lo; ow < hi; ++ow) d[ow * p.stride_w] += ir[ow];
+          if (p.stride_w == 1)  // contiguous: vectorized
+            for (int ow = lo; ow < hi; ++ow) d[ow] += ir[ow];
+          else
+            for (int ow = lo; ow < hi; ++ow) d[ow * p.stride_w] += ir[ow];
         }
       }
   }
