@@ -8,10 +8,20 @@ Recipe (reproducible for a seed; the committed weights/demo_vgg_scenes.h5 came f
     lcam scenes --out /tmp/demo/train --count 40000 --size 112 --seed 1 --split train
     lcam scenes --out /tmp/demo/val --count 2000 --first 1000000 --size 112 --seed 1 --split test
     python3 tools/train_demo_classifier.py --train /tmp/demo/train --val /tmp/demo/val \\
+        --out /tmp/demo/stage1.h5
+    python3 tools/train_demo_classifier.py --train /tmp/demo/train --val /tmp/demo/val \\
+        --init /tmp/demo/stage1.h5 --dropout 0 --lr 5e-4 --epochs 5 --warmup 0.2 \\
         --out weights/demo_vgg_scenes.h5
 Inputs are the scenes as ToTensor + ImageNet Normalize (what lcam's pipeline gives with
 resize = crop = 112). Adam with a linear warm-up and a cosine decay, cross-entropy, random
-horizontal flips; prints the held-out top-1 after each epoch and keeps the last epoch's weights.
+horizontal flips; prints the held-out top-1 after each epoch and writes the weights after each.
+
+Measured (2-core CPU): 160-210 s per epoch. Held-out top-1 by epoch, stage 1 (dropout 0.5):
+52.1, 63.8, 71.0, 74.6, 77.4, 76.9, 77.5, 78.1; stage 2 (no dropout, lr 5e-4): 77.9, 78.0,
+79.8, 80.0, 80.6. Short of the 85% first aimed at: Shirt is the weak class (recall 9% after
+stage 1, 44.6% after stage 2; the others 71.6-94.4%), being hard to tell from T-shirt, Pullover
+and Coat at this size; with the training loss falling and the held-out accuracy nearly flat,
+more scenes (not more epochs) are the next lever.
 """
 
 import argparse
@@ -69,6 +79,8 @@ def main():
     p.add_argument("--cfg", default="8,8,M,16,16,M,32,32,32,M,64,64,64,M",
                    help="VGG layer list: widths and M for max-pool")
     p.add_argument("--warmup", type=float, default=0.5, help="epochs of linear learning-rate warm-up")
+    p.add_argument("--dropout", type=float, default=0.5, help="classifier dropout while training (VGG's: 0.5)")
+    p.add_argument("--init", help="start from this weights file (another cosine cycle); --cfg and --hidden are ignored")
     p.add_argument("--hidden", type=int, default=128, help="classifier hidden width")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
@@ -77,7 +89,10 @@ def main():
     xt, yt = load(a.train)
     xv, yv = load(a.val)
     cfg = [-1 if v == "M" else int(v) for v in a.cfg.split(",")]
-    model = et.build_vgg(cfg=cfg, hidden=a.hidden, num_classes=10)
+    model = et.model_from_weights(a.init) if a.init else et.build_vgg(cfg=cfg, hidden=a.hidden, num_classes=10)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = a.dropout
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     g = torch.Generator().manual_seed(a.seed)
     steps_per_epoch = (len(xt) + a.batch - 1) // a.batch
