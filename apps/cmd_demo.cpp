@@ -29,8 +29,8 @@ constexpr const char* kWeightsFile = "demo_vgg_scenes.h5";
 struct DemoOptions {
   RuntimeOptions rt;
   std::string out = "lcam-demo", weights, methods = "lcam-img,lcam-fm,gradcam,gradcampp,scorecam,rise,center,random";
-  int64_t train_scenes = 4000, eval_scenes = 500;
-  int epochs = 2, batch = 32, rise_masks = 1000, figures = 6, size = 112;
+  int64_t train_scenes = 4000, eval_scenes = 200;
+  int epochs = 2, batch = 32, rise_masks = 400, figures = 6, size = 112;
   uint64_t seed = 1;
   bool quick = false;
 };
@@ -58,7 +58,7 @@ void step(int i, const char* what) { std::fprintf(stderr, "\n== demo %d/5: %s\n"
 
 int run_demo(DemoOptions o) {
   if (o.quick) {
-    o.train_scenes = 1500, o.eval_scenes = 200, o.epochs = 1, o.rise_masks = 0, o.figures = 0;
+    o.train_scenes = 1500, o.eval_scenes = 200, o.epochs = 1, o.figures = 0;
     o.methods = "lcam-img,gradcam,center,random";
   }
   const double t0 = now_seconds();
@@ -107,7 +107,7 @@ int run_demo(DemoOptions o) {
   ev.rt = o.rt, ev.size = size, ev.arch = "vgg16", ev.weights = weights;
   ev.data = test_dir.string(), ev.list = (test_dir / "list.txt").string(), ev.boxes = (test_dir / "boxes.txt").string();
   ev.names_file = (test_dir / "classes.txt").string();
-  ev.sal.methods = o.methods, ev.sal.lcam_ckpts = ckpts, ev.sal.rise_n = o.rise_masks > 0 ? o.rise_masks : 1000;
+  ev.sal.methods = o.methods, ev.sal.lcam_ckpts = ckpts, ev.sal.rise_n = o.rise_masks;
   ev.sal.rise_seed = o.seed, ev.sal.rise_cache = (out / "rise_masks.h5").string();
   ev.report = (out / "report").string();
   ev.batch = o.batch;
@@ -146,7 +146,7 @@ Run setup_demo(CLI::App& sub) {
   sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(CLI::PositiveNumber);
   sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->check(CLI::PositiveNumber);
   sub.add_option("--batch", o->batch, "images per step")->check(CLI::PositiveNumber);
-  sub.add_option("--rise-masks", o->rise_masks, "RISE masks")->check(CLI::PositiveNumber);
+  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (the paper: 4000 for VGG-16; fewer keep the demo short)")->check(CLI::PositiveNumber);
   sub.add_option("--figures", o->figures, "held-out scenes drawn in the grid")->check(CLI::NonNegativeNumber);
   sub.add_option("--seed", o->seed, "seed of the scenes, the training and the RISE masks");
   sub.add_flag("--quick", o->quick, "a short run (L-CAM-Img, Grad-CAM and the controls on fewer scenes; no pictures)");

@@ -98,8 +98,9 @@ chmod +x "$DEST/gpu-check.sh"
 [ -f tools/bench_torch.py ] && cp tools/bench_torch.py "$DEST/tools/"
 [ -f tools/bench_train_torch.py ] && cp tools/bench_train_torch.py "$DEST/tools/"
 cp -r data "$DEST/data"
-# The demo classifier: `lcam demo` looks for weights/ beside the binary.
-[ -d weights ] && cp -r weights "$DEST/weights"
+# The demo classifier: `lcam demo` looks for weights/ beside the binary (LEAN: the carried tree
+# has it; pass --weights TREE/weights/demo_vgg_scenes.h5).
+if [ "${LEAN:-0}" != 1 ] && [ -d weights ]; then cp -r weights "$DEST/weights"; fi
 if [ "${LEAN:-0}" != 1 ] && [ -d tests/fixtures ]; then cp -r tests/fixtures "$DEST/tests/fixtures"; fi
 
 # Eight sample photos in the layout the tests expect (SOURCE/../shared/data/imagenet-sample).
