@@ -7,7 +7,8 @@
 
 #include <CLI/CLI.hpp>  // CLI::App
 
-#include "engine/tensor.h"  // Device
+#include "engine/tensor.h"          // Device
+#include "loaders/batch_loader.h"  // LoaderOptions
 
 namespace lcam::app {
 
@@ -33,6 +34,9 @@ struct RuntimeOptions {
 struct ImageSizeOptions {
   int resize = 256, crop = 224;
   void add_to(CLI::App& sub);
+  // The loader settings of one pass over a list in order with these sizes (eval transform;
+  // pinned host batches when the model runs on the GPU).
+  LoaderOptions loader(int batch, int workers, Device dev) const;
 };
 
 

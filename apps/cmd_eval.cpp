@@ -103,13 +103,7 @@ int run_eval(const EvalOptions& o) {
   // Ground-truth labels are only compared: any class index is accepted.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
-  LoaderOptions lopt;
-  lopt.batch = o.batch;
-  lopt.resize = o.size.resize;
-  lopt.crop = o.size.crop;
-  lopt.workers = o.workers;
-  lopt.pinned = dev == Device::CUDA;
-  BatchLoader loader(data, lopt);
+  BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev));
   loader.start_epoch(0);
 
   const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
@@ -145,9 +139,8 @@ int run_eval(const EvalOptions& o) {
     std::vector<int> pred(N);
     for (int64_t n = 0; n < N; ++n) {
       const float* l = logits.data() + n * K;
-      int best = 0, above = 0;
-      for (int k = 1; k < K; ++k)
-        if (l[k] > l[best]) best = k;
+      const int best = lcam::top1(l, K);
+      int above = 0;
       pred[n] = best;
       const int y = b.labels[n];
       if (y >= 0) {

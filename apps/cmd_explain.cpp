@@ -100,9 +100,7 @@ int run_explain(const ExplainOptions& o) {
     Tensor xd = x01.to(dev), xn = Tensor::empty(x01.shape(), dev);
     normalize_forward(xn, xd, kImagenetMean, kImagenetStd);
     const std::vector<float> logits = model->logits(xn).to_vector();
-    int top1 = 0;
-    for (int k = 1; k < K; ++k)
-      if (logits[k] > logits[top1]) top1 = k;
+    const int top1 = lcam::top1(logits.data(), K);
     const std::string stem = fs::path(path).stem().string();
     const ImageU8 img = to_image(x01.data(), S, S);
     write_png((fs::path(o.out) / (stem + ".png")).string(), img);

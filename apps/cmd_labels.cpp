@@ -25,13 +25,7 @@ int run_labels(const LabelsOptions& o) {
   // accepted, whatever the model's number of classes.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), /*allow_unlabeled=*/true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
-  LoaderOptions lo;
-  lo.batch = o.batch;
-  lo.resize = o.size.resize;
-  lo.crop = o.size.crop;
-  lo.workers = o.workers;
-  lo.pinned = dev == Device::CUDA;
-  BatchLoader loader(data, lo);
+  BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev));
   loader.start_epoch(0);
   std::vector<int> pred(data.size(), -1);
   int64_t done = 0, failed = 0, labelled = 0, agree = 0;
@@ -49,9 +43,7 @@ int run_labels(const LabelsOptions& o) {
     const int K = model->num_classes();
     for (size_t r = 0; r < b.indices.size(); ++r) {
       const float* l = logits.data() + r * K;
-      int best = 0;
-      for (int k = 1; k < K; ++k)
-        if (l[k] > l[best]) best = k;
+      const int best = top1(l, K);
       pred[b.indices[r]] = best;
       if (b.labels[r] >= 0) {
         ++labelled;

@@ -116,15 +116,10 @@ int run_train(TrainOptions o) {
     return 0;
   }
 
-  LoaderOptions lopt;
-  lopt.batch = o.batch;
-  lopt.resize = o.size.resize;
-  lopt.crop = o.size.crop;
+  LoaderOptions lopt = o.size.loader(o.batch, o.workers, dev);
   lopt.shuffle = !o.no_shuffle;
   lopt.augment = !o.no_augment;
   lopt.seed = o.seed;
-  lopt.workers = o.workers;
-  lopt.pinned = dev == Device::CUDA;
   BatchLoader loader(data, lopt);
   Tensor dw = Tensor::empty(att.w.shape(), dev), db = Tensor::empty(att.b.shape(), dev);
   g_interrupted = 0;

@@ -21,6 +21,16 @@ void ImageSizeOptions::add_to(CLI::App& sub) {
   sub.add_option("--crop", crop, "side of the center (or, training, random) crop")->check(CLI::Range(8, 4096));
 }
 
+LoaderOptions ImageSizeOptions::loader(int batch, int workers, Device dev) const {
+  LoaderOptions lo;
+  lo.batch = batch;
+  lo.resize = resize;
+  lo.crop = crop;
+  lo.workers = workers;
+  lo.pinned = dev == Device::CUDA;
+  return lo;
+}
+
 Device RuntimeOptions::apply() const {
   cpu::set_num_threads(threads);
   Device d = Device::CPU;

@@ -110,12 +110,7 @@ LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const st
   {
     const std::vector<float> lv = logits.to_vector();
     const int64_t K = logits.dim(1);
-    for (int64_t n = 0; n < N; ++n) {
-      int64_t best = 0;
-      for (int64_t k = 1; k < K; ++k)
-        if (lv[n * K + k] > lv[n * K + best]) best = k;
-      t.correct += best == labels[n];
-    }
+    for (int64_t n = 0; n < N; ++n) t.correct += top1(lv.data() + n * K, K) == labels[n];
   }
 
   // Backward to the own maps.

@@ -74,6 +74,14 @@ class Model {
   Device device_ = Device::CPU;
 };
 
+// The predicted class of one row of logits: the first maximum (as torch.argmax).
+inline int top1(const float* logits, int64_t K) {
+  int64_t best = 0;
+  for (int64_t k = 1; k < K; ++k)
+    if (logits[k] > logits[best]) best = k;
+  return static_cast<int>(best);
+}
+
 // Reads the config attributes and every parameter of a weights file, checking names, shapes
 // and dtypes (InputError naming the dataset and both shapes). `arch` must match the file's
 // `arch` attribute. Returns a finalized model on `dev`.
