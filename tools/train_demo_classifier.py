@@ -69,7 +69,7 @@ def accuracy(model, x, y, batch=256):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--train", required=True)
+    p.add_argument("--train", required=True, nargs="+", help="folders written by lcam scenes")
     p.add_argument("--val", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=8)
@@ -86,7 +86,8 @@ def main():
     a = p.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
-    xt, yt = load(a.train)
+    parts = [load(folder) for folder in a.train]
+    xt, yt = torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
     xv, yv = load(a.val)
     cfg = [-1 if v == "M" else int(v) for v in a.cfg.split(",")]
     model = et.model_from_weights(a.init) if a.init else et.build_vgg(cfg=cfg, hidden=a.hidden, num_classes=10)
