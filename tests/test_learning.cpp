@@ -4,13 +4,13 @@
 // smooth random noise) by a clear margin, both at pointing at the object and at keeping the
 // classifier's decision (Average Drop at 15% kept): pointing game at least 40 points above the
 // better control's, AD(15%) at least 10 below. Checked by breaking the L-CAM path on purpose,
-// one place at a time (committed classifier, CPU): the correct code gives 93% and 59.9 against
-// the centre blob's 34% and 79.9; dropping the cross-entropy gradient to the mask (48.5%, 87.6),
-// zeroing the attention's weight gradient (63.5%, 85.6), flipping the mask gradient's sign
-// (42%, 83.3), passing gradients through the backbone's ReLUs (66.5%, 74.8) and mirroring the
-// upsampling's gradient (77%, 85.4) each fail it. A gradient with the right sign and the wrong
-// size (the sigmoid's derivative left out: 94%, 57.0) still learns and passes: exact gradients
-// are pinned by the PyTorch fixtures (test_lcam.cpp). Needs Fashion-MNIST (Debian's
+// one place at a time (committed classifier, CPU): the correct code gives 92.5% and 62.7
+// against the centre blob's 34% and 82.2; dropping the cross-entropy gradient to the mask
+// (51.5%, 87.5), zeroing the attention's weight gradient (65.5%, 86.6), flipping the mask
+// gradient's sign (44%, 84.6), passing gradients through the backbone's ReLUs (52.5%, 76.1) and
+// mirroring the upsampling's gradient (82.5%, 83.0) each fail it. A gradient with the right sign
+// and the wrong size (the sigmoid's derivative left out: 95.5%, 56.5) still learns and passes:
+// exact gradients are pinned by the PyTorch fixtures (test_lcam.cpp). Needs Fashion-MNIST (Debian's
 // dataset-fashion-mnist): skipped with a printed line without it.
 #include <doctest/doctest.h>  // TEST_CASE, CHECK
 
