@@ -17,7 +17,9 @@
 
 #include "apps/commands.h"  // run_scenes, run_labels, run_train, run_eval, run_explain
 #include "apps/progress.h"  // now_seconds
+#include "apps/saliency.h"  // SaliencyMethods::parse_names
 #include "engine/common.h"  // InputError
+#include "models/model.h"   // load_model (checked up front)
 
 namespace fs = std::filesystem;
 
@@ -28,7 +30,7 @@ constexpr const char* kWeightsFile = "demo_vgg_scenes.h5";
 
 struct DemoOptions {
   RuntimeOptions rt;
-  std::string out = "lcam-demo", weights, methods = "lcam-img,lcam-fm,gradcam,gradcampp,scorecam,rise,center,random";
+  std::string out = "lcam-demo", weights, methods;  // methods: empty = all (with --quick: a short list)
   int64_t train_scenes = 4000, eval_scenes = 200;
   int epochs = 2, batch = 32, rise_masks = 400, figures = 6, size = 112;
   uint64_t seed = 1;
@@ -57,12 +59,15 @@ std::string find_weights(const DemoOptions& o) {
 void step(int i, const char* what) { std::fprintf(stderr, "\n== demo %d/5: %s\n", i, what); }
 
 int run_demo(DemoOptions o) {
-  if (o.quick) {
-    o.train_scenes = 1500, o.eval_scenes = 200, o.epochs = 1, o.figures = 0;
-    o.methods = "lcam-img,gradcam,center,random";
-  }
+  if (o.quick) o.train_scenes = 1500, o.eval_scenes = 200, o.epochs = 1, o.figures = 0;
+  if (o.methods.empty())
+    o.methods = o.quick ? "lcam-img,gradcam,center,random" : "lcam-img,lcam-fm,gradcam,gradcampp,scorecam,rise,center,random";
   const double t0 = now_seconds();
+  // Everything that can be checked before minutes of work is: methods, weights, output folder.
+  SaliencyMethods::parse_names(o.methods);
   const std::string weights = find_weights(o);
+  if (load_model(weights, "vgg16", Device::CPU)->num_classes() != 10)
+    throw InputError(fmt::format("{}: the demo needs a 10-class classifier (Fashion-MNIST)", weights));
   const fs::path out(o.out), train_dir = out / "scenes" / "train", test_dir = out / "scenes" / "test";
   std::error_code ec;
   fs::create_directories(out, ec);
@@ -141,7 +146,7 @@ Run setup_demo(CLI::App& sub) {
   auto o = std::make_shared<DemoOptions>();
   sub.add_option("--out", o->out, "output folder (scenes, checkpoints, report, figures)");
   sub.add_option("--weights", o->weights, "demo classifier (default: weights/demo_vgg_scenes.h5)");
-  sub.add_option("--method", o->methods, "methods to evaluate (lcam-img, lcam-fm, gradcam, ..., center, random)");
+  sub.add_option("--method", o->methods, "methods to evaluate (default: lcam-img, lcam-fm, gradcam, gradcampp, scorecam, rise, center, random)");
   sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->check(CLI::PositiveNumber);
   sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(CLI::PositiveNumber);
   sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->check(CLI::PositiveNumber);

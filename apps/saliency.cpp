@@ -49,16 +49,22 @@ void SaliencyOptions::add_to(CLI::App& sub, bool required, const std::string& de
   sub.add_option("--rise-cache", rise_cache, "HDF5 file caching the RISE masks between runs");
 }
 
-SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device dev) : model_(model), opt_(o) {
-  std::stringstream in(o.methods);
+std::vector<std::string> SaliencyMethods::parse_names(const std::string& methods) {
+  std::vector<std::string> names;
+  std::stringstream in(methods);
   std::string m;
   while (std::getline(in, m, ',')) {
     if (m.empty()) continue;
     if (std::find(kMethods.begin(), kMethods.end(), m) == kMethods.end())
       throw InputError(fmt::format("--method: '{}' is not {}", m, kMethodList));
-    if (std::find(names_.begin(), names_.end(), m) == names_.end()) names_.push_back(m);
+    if (std::find(names.begin(), names.end(), m) == names.end()) names.push_back(m);
   }
-  if (names_.empty()) throw InputError(fmt::format("--method: give one or more of {}", kMethodList));
+  if (names.empty()) throw InputError(fmt::format("--method: give one or more of {}", kMethodList));
+  return names;
+}
+
+SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device dev)
+    : model_(model), opt_(o), names_(parse_names(o.methods)) {
   auto wants = [&](const char* name) { return std::find(names_.begin(), names_.end(), name) != names_.end(); };
   if (opt_.rise_n <= 0) opt_.rise_n = model.config().arch == "vgg16" ? 4000 : 8000;
   // Each checkpoint records the variant it was trained as; --lcam-method covers those that do not.

@@ -32,6 +32,9 @@ class SaliencyMethods {
   // `lcam-fm` and `lcam-img7x7` pick, among several, the one trained as that variant.
   SaliencyMethods(Model& model, const SaliencyOptions& o, Device dev);
   const std::vector<std::string>& names() const { return names_; }
+  // The comma-separated method list, checked (InputError naming an unknown method), duplicates
+  // dropped.
+  static std::vector<std::string> parse_names(const std::string& methods);
   // Maps [N,1,H,W] in [0,1] of `method` for one class per image of x01 [N,3,H,W].
   Tensor compute(const std::string& method, const Tensor& x01, const std::vector<int>& classes);
   // Forward passes per map (#FW of the paper's table).

@@ -146,6 +146,23 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("demo: bad methods, weights and folders are named before any work") {
+  const fs::path dir = fs::temp_directory_path() / "lcam_cli_demo";
+  fs::remove_all(dir);
+  Result m = run("demo --quick --method lcam-img,cam9 --out " + dir.string());
+  CHECK(m.status == 2);
+  CHECK(m.err.find("'cam9'") != std::string::npos);
+  CHECK(count_lines(m.err) == 1);
+  Result w = run("demo --quick --weights " + (dir / "none.h5").string() + " --out " + dir.string());
+  CHECK(w.status == 2);
+  CHECK(w.err.find("none.h5") != std::string::npos);
+  CHECK(count_lines(w.err) == 1);
+  Result r = run("demo --quick --weights " + lcam::test::fixture("tiny_resnet50.weights.h5") + " --out " + dir.string());
+  CHECK(r.status == 2);
+  CHECK(count_lines(r.err) == 1);
+  CHECK_FALSE(fs::exists(dir));  // nothing written
+}
+
 TEST_CASE("init writes weights that load, and bench runs") {
   const fs::path w = fs::temp_directory_path() / "lcam_cli_init.h5";
   Result r = run("init --arch resnet50 --seed 3 --num-classes 7 --out " + w.string());
