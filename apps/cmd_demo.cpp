@@ -11,7 +11,7 @@
 // Everything goes into one folder (--out). The GPU is used when there is one (--device).
 #include <cstdio>      // std::printf, std::fprintf
 #include <filesystem>  // paths, create_directories, read_symlink
-#include <sstream>     // std::stringstream
+#include <vector>      // std::vector
 
 #include <fmt/format.h>       // fmt::format
 
@@ -64,7 +64,7 @@ int run_demo(DemoOptions o) {
     o.methods = o.quick ? "lcam-img,gradcam,center,random" : "lcam-img,lcam-fm,gradcam,gradcampp,scorecam,rise,center,random";
   const double t0 = now_seconds();
   // Everything that can be checked before minutes of work is: methods, weights, output folder.
-  SaliencyMethods::parse_names(o.methods);
+  const std::vector<std::string> methods = SaliencyMethods::parse_names(o.methods);
   const std::string weights = find_weights(o);
   if (load_model(weights, "vgg16", Device::CPU)->num_classes() != 10)
     throw InputError(fmt::format("{}: the demo needs a 10-class classifier (Fashion-MNIST)", weights));
@@ -95,9 +95,7 @@ int run_demo(DemoOptions o) {
 
   step(3, "train L-CAM (the attention mechanism; the classifier stays frozen)");
   std::vector<std::string> ckpts;
-  std::stringstream ms(o.methods);
-  std::string m;
-  while (std::getline(ms, m, ','))
+  for (const std::string& m : methods)
     if (m == "lcam-img" || m == "lcam-fm" || m == "lcam-img7x7") {
       TrainOptions tr;
       tr.rt = o.rt, tr.size = size, tr.arch = "vgg16", tr.weights = weights, tr.method = m.substr(5);
@@ -126,8 +124,7 @@ int run_demo(DemoOptions o) {
     ex.sal = ev.sal;
     // The controls look at nothing: left out of the pictures.
     ex.sal.methods.clear();
-    std::stringstream ms2(o.methods);
-    while (std::getline(ms2, m, ','))
+    for (const std::string& m : methods)
       if (m != "center" && m != "random") ex.sal.methods += (ex.sal.methods.empty() ? "" : ",") + m;
     ex.names_file = ev.names_file, ex.boxes = ev.boxes, ex.out = (out / "figures").string();
     for (int i = 0; i < o.figures && i < o.eval_scenes; ++i)

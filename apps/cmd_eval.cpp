@@ -23,7 +23,7 @@
 
 #include "apps/commands.h"         // EvalOptions, run_eval
 #include "apps/figures.h"          // overlay, to_image, grid_figure (misclassification figure)
-#include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list
+#include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list, images_status
 #include "apps/saliency.h"         // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"         // InputError
 #include "engine/cuda_runtime.h"   // cuda::synchronize (timing)
@@ -246,12 +246,7 @@ int run_eval(const EvalOptions& o) {
     write_text_atomic(o.report + ".json", report.dump(2) + "\n");
     write_text_atomic(o.report + ".csv", csv);
   }
-  if (failed) {
-    std::fprintf(stderr, "lcam: %lld of %zu images could not be read (left out of the averages)\n",
-                 static_cast<long long>(failed), data.size());
-    return 2;
-  }
-  return 0;
+  return images_status(failed, data.size(), " (left out of the averages)");
 }
 
 Run setup_eval(CLI::App& sub) {

@@ -11,6 +11,7 @@
 
 #include "apps/commands.h"      // ExplainOptions, run_explain
 #include "apps/figures.h"       // overlay, to_image, grid_figure
+#include "apps/progress.h"      // images_status
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // normalize_forward
@@ -101,13 +102,13 @@ int run_explain(const ExplainOptions& o) {
     normalize_forward(xn, xd, kImagenetMean, kImagenetStd);
     const std::vector<float> logits = model->logits(xn).to_vector();
     const int top1 = lcam::top1(logits.data(), K);
+    const Box* box = box_of(path);
     const std::string stem = fs::path(path).stem().string();
     const ImageU8 img = to_image(x01.data(), S, S);
     write_png((fs::path(o.out) / (stem + ".png")).string(), img);
     for (int c : wanted) {
       const int cls = c < 0 ? top1 : c;
-      GridColumn col{img, class_label(cls) + (cls == top1 ? "" : " (not top-1)"), {}};
-      if (const Box* bx = box_of(path)) col.box[0] = bx->x0, col.box[1] = bx->y0, col.box[2] = bx->x1, col.box[3] = bx->y1;
+      GridColumn col{img, class_label(cls) + (cls == top1 ? "" : " (not top-1)"), {}, box ? *box : Box{}};
       for (const auto& m : methods) {
         const std::vector<float> sm = sal.compute(m, xd, {cls}).to_vector();
         const std::string file = fmt::format("{}_{}_{}.png", stem, m, cls);
@@ -126,11 +127,7 @@ int run_explain(const ExplainOptions& o) {
     write_png(file, grid_figure(grid, methods));
     std::printf("grid: %s\n", file.c_str());
   }
-  if (failed) {
-    std::fprintf(stderr, "lcam: %d of %zu images could not be read\n", failed, o.images.size());
-    return 2;
-  }
-  return 0;
+  return images_status(failed, o.images.size());
 }
 
 Run setup_explain(CLI::App& sub) {

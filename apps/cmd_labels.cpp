@@ -10,7 +10,7 @@
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/commands.h"       // LabelsOptions, run_labels
-#include "apps/progress.h"       // Progress, write_text_atomic
+#include "apps/progress.h"       // Progress, write_text_atomic, images_status
 #include "engine/ops.h"          // normalize_forward
 #include "loaders/batch_loader.h"  // BatchLoader
 #include "loaders/dataset.h"     // Dataset
@@ -60,11 +60,7 @@ int run_labels(const LabelsOptions& o) {
   std::fprintf(stderr, "wrote %s: %lld labels", o.out.c_str(), static_cast<long long>(data.size() - failed));
   if (labelled) std::fprintf(stderr, ", top-1 agreement with the list's labels %.2f%%", 100.0 * agree / labelled);
   std::fprintf(stderr, "\n");
-  if (failed) {
-    std::fprintf(stderr, "lcam: %lld of %zu images could not be read\n", static_cast<long long>(failed), data.size());
-    return 2;
-  }
-  return 0;
+  return images_status(failed, data.size());
 }
 
 Run setup_labels(CLI::App& sub) {

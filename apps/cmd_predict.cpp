@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>   // nlohmann::json
 
 #include "apps/cli.h"          // RuntimeOptions, ImageSizeOptions
+#include "apps/progress.h"     // images_status
 #include "engine/common.h"     // InputError
 #include "engine/ops.h"        // normalize_forward, softmax_forward
 #include "loaders/classes.h"   // imagenet_classes, load_class_names
@@ -90,11 +91,7 @@ int run_predict(const PredictOptions& o) {
     }
     std::fflush(stdout);
   }
-  if (failed) {
-    std::fprintf(stderr, "lcam: %d of %zu images could not be read\n", failed, o.images.size());
-    return 2;
-  }
-  return 0;
+  return images_status(failed, o.images.size());
 }
 
 }  // namespace

@@ -78,11 +78,11 @@ ImageU8 grid_figure(const std::vector<GridColumn>& columns, const std::vector<st
     if (x >= 0 && y >= 0 && x < page.width && y < page.height)
       for (int k = 0; k < 3; ++k) page.rgb[(static_cast<size_t>(y) * page.width + x) * 3 + k] = c[k];
   };
-  auto paste = [&](const ImageU8& im, int x0, int y0, const int* box) {
+  auto paste = [&](const ImageU8& im, int x0, int y0, const Box& box) {
     for (int y = 0; y < im.height * zoom; ++y)
       for (int x = 0; x < im.width * zoom; ++x) put(x0 + x, y0 + y, &im.rgb[(static_cast<size_t>(y / zoom) * im.width + x / zoom) * 3]);
-    if (box[2] <= box[0] || box[3] <= box[1]) return;
-    const int bx0 = x0 + box[0] * zoom, by0 = y0 + box[1] * zoom, bx1 = x0 + box[2] * zoom - 1, by1 = y0 + box[3] * zoom - 1;
+    if (box.x1 <= box.x0 || box.y1 <= box.y0) return;
+    const int bx0 = x0 + box.x0 * zoom, by0 = y0 + box.y0 * zoom, bx1 = x0 + box.x1 * zoom - 1, by1 = y0 + box.y1 * zoom - 1;
     for (int x = bx0; x <= bx1; ++x) put(x, by0, white), put(x, by1, white);
     for (int y = by0; y <= by1; ++y) put(bx0, y, white), put(bx1, y, white);
   };

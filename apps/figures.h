@@ -5,7 +5,8 @@
 #include <string>  // std::string
 #include <vector>  // std::vector
 
-#include "loaders/image.h"  // ImageU8
+#include "loaders/dataset.h"  // Box
+#include "loaders/image.h"    // ImageU8
 
 namespace lcam::app {
 
@@ -20,12 +21,12 @@ ImageU8 overlay(const ImageU8& img, const float* sm, float alpha = 0.5f);
 void draw_text(ImageU8& img, int x, int y, const std::string& text, int scale, const uint8_t rgb[3]);
 
 // One column of the comparison grid: the image, its caption (class name) and one overlay per
-// method, all the same size; optionally the object's box (x0, y0, x1, y1, end exclusive).
+// method, all the same size; optionally the object's box.
 struct GridColumn {
   ImageU8 image;
   std::string caption;
   std::vector<ImageU8> overlays;
-  int box[4] = {0, 0, 0, 0};  // drawn in white on every cell when non-empty
+  Box box;  // drawn in white on every cell when non-empty
 };
 // White page: a label column with the method names, then a column per image (image, caption,
 // then the overlays in the order of `methods`). Cells under 160 px are enlarged by an integer

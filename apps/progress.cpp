@@ -93,4 +93,10 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& s, i
   return out;
 }
 
+int images_status(int64_t failed, size_t total, const char* note) {
+  if (!failed) return 0;
+  std::fprintf(stderr, "lcam: %lld of %zu images could not be read%s\n", static_cast<long long>(failed), total, note);
+  return 2;
+}
+
 }  // namespace lcam::app

@@ -2,6 +2,8 @@
 // terminal, a plain log line every ten seconds otherwise.
 #pragma once
 #include <chrono>  // std::chrono::steady_clock
+#include <cstddef> // size_t
+#include <cstdint> // int64_t
 #include <string>  // std::string
 #include <vector>  // std::vector
 
@@ -22,6 +24,10 @@ class Progress {
   bool tty_;
   std::chrono::steady_clock::time_point start_, last_;
 };
+
+// The exit status of a command over `total` images of which `failed` could not be read: 0, or 2
+// after one line on stderr ("lcam: F of T images could not be read" + `note`).
+int images_status(int64_t failed, size_t total, const char* note = "");
 
 // Atomically replaces `path` with `text` (written to PATH.tmp, then renamed).
 void write_text_atomic(const std::string& path, const std::string& text);

@@ -68,40 +68,38 @@ SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device 
   auto wants = [&](const char* name) { return std::find(names_.begin(), names_.end(), name) != names_.end(); };
   if (opt_.rise_n <= 0) opt_.rise_n = model.config().arch == "vgg16" ? 4000 : 8000;
   // Each checkpoint records the variant it was trained as; --lcam-method covers those that do not.
-  std::map<std::string, std::string> by_variant;  // "img" -> path
+  struct Loaded {
+    std::string path;
+    Attention att;
+  };
+  std::map<std::string, Loaded> by_variant;  // "img" -> its checkpoint
   for (const auto& path : o.lcam_ckpts) {
     CheckpointState st;
-    Lcam probe(model, LcamOptions{});
-    load_checkpoint(path, probe.channels(), Device::CPU, &st);
+    Attention att = load_checkpoint(path, model.feature_channels(), dev, &st);
+    if (att.w.dim(0) != model.num_classes())
+      throw InputError(fmt::format("{}: {} classes, the model has {}", path, att.w.dim(0), model.num_classes()));
     const std::string v = st.method.empty() ? o.lcam_method : st.method;
     if (by_variant.count(v))
-      throw InputError(fmt::format("--lcam: {} and {} are both L-CAM-{} checkpoints", by_variant[v], path, v));
-    by_variant[v] = path;
+      throw InputError(fmt::format("--lcam: {} and {} are both L-CAM-{} checkpoints", by_variant[v].path, path, v));
+    by_variant[v] = {path, std::move(att)};
   }
   for (const auto& name : names_) {
     if (name.rfind("lcam", 0) != 0) continue;
-    std::string path, variant;
+    std::string variant;
     if (name == "lcam") {
       if (o.lcam_ckpts.size() != 1)
         throw InputError(o.lcam_ckpts.empty() ? "--method lcam needs --lcam CKPT.h5 (a checkpoint from lcam train)"
                                               : "--method lcam needs exactly one --lcam checkpoint; with several, "
                                                 "ask for lcam-img, lcam-fm or lcam-img7x7");
-      path = o.lcam_ckpts[0];
       variant = by_variant.begin()->first;
     } else {
       variant = name.substr(5);
       if (!by_variant.count(variant))
         throw InputError(fmt::format("--method {} needs an L-CAM-{} checkpoint among --lcam", name, variant));
-      path = by_variant[variant];
     }
     LcamOptions lo;
     lo.method = parse_lcam_method(variant);
-    Trained t;
-    t.lcam = std::make_unique<Lcam>(model, lo);
-    t.att = load_checkpoint(path, t.lcam->channels(), dev, nullptr);
-    if (t.att.w.dim(0) != model.num_classes())
-      throw InputError(fmt::format("{}: {} classes, the model has {}", path, t.att.w.dim(0), model.num_classes()));
-    lcam_[name] = std::move(t);
+    lcam_[name] = {std::make_unique<Lcam>(model, lo), by_variant[variant].att};
   }
   if (wants("rise")) rise_masks_ = rise_masks_cached(o.rise_cache, opt_.rise_n, 7, 0.5f, o.size, o.size, o.rise_seed).to(dev);
 }
