@@ -21,6 +21,8 @@
                               int F, int O);                                                     \
   void relu_forward(float* y, const float* x, int64_t L);                                        \
   void relu_backward(float* dx, const float* dy, const float* y, int64_t L);                     \
+  void relu_mask_pack(uint32_t* bits, const float* y, int64_t L);                                \
+  void relu_mask_backward(float* dx, const float* dy, const uint32_t* bits, int64_t L);          \
   void add_forward(float* y, const float* a, const float* b, int64_t L, bool relu);              \
   void add_inplace(float* y, const float* a, int64_t L);                                         \
   void channel_affine_forward(float* y, const float* x, const float* scale, const float* shift, \

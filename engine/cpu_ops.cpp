@@ -285,6 +285,12 @@ void relu_forward(float* y, const float* x, int64_t L) {
 void relu_backward(float* dx, const float* dy, const float* y, int64_t L) {
   parallel_for(L, [&](int64_t i) { kern::relu_bwd_at(dx, dy, y, i); });
 }
+void relu_mask_pack(uint32_t* bits, const float* y, int64_t L) {
+  parallel_for((L + 31) / 32, [&](int64_t w) { kern::relu_mask_pack_at(bits, y, L, w); });
+}
+void relu_mask_backward(float* dx, const float* dy, const uint32_t* bits, int64_t L) {
+  parallel_for(L, [&](int64_t i) { kern::relu_mask_bwd_at(dx, dy, bits, i); });
+}
 void add_forward(float* y, const float* a, const float* b, int64_t L, bool relu) {
   parallel_for(L, [&](int64_t i) { kern::add_at(y, a, b, relu, i); });
 }

@@ -125,6 +125,22 @@ void relu_backward(Tensor& dx, const Tensor& dy, const Tensor& y) {
   LCAM_DISPATCH(d, relu_backward, dx.data(), dy.data(), y.data(), y.numel());
 }
 
+Tensor relu_mask_pack(const Tensor& y) {
+  LCAM_REQUIRE(y.dtype() == DType::F32, "relu_mask_pack: y must be float32");
+  Tensor bits = Tensor::empty({(y.numel() + 31) / 32}, y.device(), DType::I32);
+  LCAM_DISPATCH(y.device(), relu_mask_pack, reinterpret_cast<uint32_t*>(bits.data_i32()), y.data(), y.numel());
+  return bits;
+}
+
+void relu_mask_backward(Tensor& dx, const Tensor& dy, const Tensor& bits) {
+  const char* op = "relu_mask_backward";
+  expect_shape(op, "dx", dx, dy.shape());
+  LCAM_REQUIRE(bits.dtype() == DType::I32 && bits.ndim() == 1 && bits.dim(0) == (dy.numel() + 31) / 32,
+               fmt::format("{}: bits {} do not pack {} elements", op, bits.shape_str(), dy.numel()));
+  Device d = common_device(op, {&dx, &dy, &bits});
+  LCAM_DISPATCH(d, relu_mask_backward, dx.data(), dy.data(), reinterpret_cast<const uint32_t*>(bits.data_i32()), dy.numel());
+}
+
 void add_forward(Tensor& y, const Tensor& a, const Tensor& b, bool relu) {
   expect_shape("add_forward", "b", b, a.shape());
   expect_shape("add_forward", "y", y, a.shape());

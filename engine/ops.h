@@ -49,6 +49,12 @@ void linear_backward_weight(Tensor& dw, Tensor& db, const Tensor& dy, const Tens
 // ---- elementwise -----------------------------------------------------------------------------
 void relu_forward(Tensor& y, const Tensor& x);                       // y may alias x
 void relu_backward(Tensor& dx, const Tensor& dy, const Tensor& y);   // dx = dy * (y > 0)
+// The ReLU mask y > 0 packed 32 to a word into an I32 tensor of ceil(numel/32) elements (bit
+// i % 32 of word i / 32): 1/32 of the output's memory, all that the ReLU's backward needs.
+Tensor relu_mask_pack(const Tensor& y);
+// dx = dy where the packed mask's bit is set, else 0 (relu_backward from the packed mask);
+// dx may alias dy.
+void relu_mask_backward(Tensor& dx, const Tensor& dy, const Tensor& bits);
 void add_forward(Tensor& y, const Tensor& a, const Tensor& b, bool relu = false);  // y = a + b
 void add_inplace(Tensor& y, const Tensor& a);                        // y += a
 // y[n,c,:,:] = x[n,c,:,:] * scale[c] + shift[c]   (frozen batch-norm: scale = g/sqrt(v+eps))

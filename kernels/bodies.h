@@ -18,6 +18,18 @@ ENGINE_HD inline void relu_fwd_at(float* y, const float* x, int64_t i) { y[i] = 
 ENGINE_HD inline void relu_bwd_at(float* dx, const float* dy, const float* y, int64_t i) {
   dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
+// A ReLU's mask packed 32 to a word: bit (i % 32) of bits[i / 32] is y[i] > 0 (what the
+// backbone's tape keeps instead of the ReLU's output). The CUDA side packs with a warp ballot.
+ENGINE_HD inline void relu_mask_pack_at(uint32_t* bits, const float* y, int64_t L, int64_t word) {
+  const int64_t i0 = word * 32;
+  const int n = L - i0 < 32 ? static_cast<int>(L - i0) : 32;
+  uint32_t v = 0;
+  for (int j = 0; j < n; ++j) v |= (y[i0 + j] > 0.f ? 1u : 0u) << j;
+  bits[word] = v;
+}
+ENGINE_HD inline void relu_mask_bwd_at(float* dx, const float* dy, const uint32_t* bits, int64_t i) {
+  dx[i] = (bits[i >> 5] >> (i & 31)) & 1u ? dy[i] : 0.f;
+}
 ENGINE_HD inline void add_at(float* y, const float* a, const float* b, bool r, int64_t i) {
   float v = a[i] + b[i];
   y[i] = r ? relu(v) : v;

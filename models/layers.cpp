@@ -31,12 +31,12 @@ void require_nchw(const std::string& who, const Tensor& x, int C) {
 }
 Tensor like(const std::vector<int64_t>& s, const Tensor& on) { return Tensor::empty(s, on.device()); }
 
-// Through a fused ReLU: pops its output and masks dy with it (dy itself when there is none).
+// Through a fused ReLU: pops its packed mask and masks dy with it (dy itself when there is none).
 Tensor through_relu(bool relu, Tape& tape, const Tensor& dy) {
   if (!relu) return dy;
-  Tensor y = tape.pop();
+  Tensor bits = tape.pop();
   Tensor g = like(dy.shape(), dy);
-  relu_backward(g, dy, y);
+  relu_mask_backward(g, dy, bits);
   return g;
 }
 }  // namespace
@@ -70,7 +70,7 @@ Tensor Conv2d::forward(const Tensor& x, Tape* tape) {
   conv2d_forward(y, x, w_, b_, p, relu_);
   if (tape) {
     tape->push_shape(x.shape());
-    if (relu_) tape->push(y);
+    if (relu_) tape->push(relu_mask_pack(y));
   }
   return y;
 }
@@ -127,7 +127,7 @@ void Conv2d::to(Device d) {
 Tensor ReLU::forward(const Tensor& x, Tape* tape) {
   Tensor y = like(x.shape(), x);
   relu_forward(y, x);
-  if (tape) tape->push(y);
+  if (tape) tape->push(relu_mask_pack(y));
   return y;
 }
 
@@ -213,7 +213,7 @@ Tensor Linear::forward(const Tensor& x, Tape* tape) {
     throw InputError(fmt::format("{}: input {} does not have {} features", name_, x.shape_str(), F_));
   Tensor y = like({x.dim(0), O_}, x);
   linear_forward(y, x, w_, b_, relu_);
-  if (tape && relu_) tape->push(y);
+  if (tape && relu_) tape->push(relu_mask_pack(y));
   return y;
 }
 
@@ -253,7 +253,7 @@ Tensor Bottleneck::forward(const Tensor& x, Tape* tape) {
   Tensor id = down_ ? down_->forward(x, tape) : x;
   Tensor y = like(h.shape(), h);
   add_forward(y, h, id, /*relu=*/true);
-  if (tape) tape->push(y);
+  if (tape) tape->push(relu_mask_pack(y));
   return y;
 }
 

@@ -330,6 +330,16 @@ TEST_CASE("cuda parity: relu, add, add_inplace") {
   lcam::relu_backward(dxc, dy, yc);
   lcam::relu_backward(dxg, dyg, yg);
   check_close("relu backward", dxc, dxg, 0.0);
+  // Packed masks: the warp ballot against the CPU's loop, on a size that ends mid-word and
+  // mid-block (2*3*17*19 = 1938), then the backward from it.
+  const Tensor bc = lcam::relu_mask_pack(yc), bg = lcam::relu_mask_pack(yg);
+  REQUIRE(bg.shape() == bc.shape());
+  CHECK(int_values(bg) == int_values(bc));
+  Tensor dmc = Tensor::empty(s), dmg = Tensor::empty(s, Device::CUDA);
+  lcam::relu_mask_backward(dmc, dy, bc);
+  lcam::relu_mask_backward(dmg, dyg, bg);
+  check_close("relu backward from the packed mask", dxc, dmg, 0.0);
+  check_close("relu backward from the packed mask (cpu)", dxc, dmc, 0.0);
 
   for (int relu = 0; relu < 2; ++relu) {
     Tensor sc = Tensor::empty(s), sg = Tensor::empty(s, Device::CUDA);

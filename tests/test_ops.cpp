@@ -132,6 +132,20 @@ TEST_CASE("relu, add, channel affine, normalize") {
   check_close("relu", y.to_vector(), relu_ref(xd), 0);
   relu_backward(dx, g, y);
   check_close("relu backward", dx.to_vector(), numeric_grad(relu_ref, xd, gd), 1e-6);
+  // The packed mask: 120 elements -> 4 words, the last one partial; same gradient, bit for bit,
+  // and in place.
+  const Tensor bits = relu_mask_pack(y);
+  CHECK(bits.shape() == std::vector<int64_t>{4});
+  for (int64_t i = 0; i < y.numel(); ++i)
+    CHECK(((static_cast<uint32_t>(bits.data_i32()[i / 32]) >> (i % 32)) & 1u) == (y.data()[i] > 0.f ? 1u : 0u));
+  CHECK((static_cast<uint32_t>(bits.data_i32()[3]) >> 24) == 0u);  // past the end: zero bits
+  Tensor dxm = Tensor::empty(x.shape());
+  relu_mask_backward(dxm, g, bits);
+  check_close("relu backward from the packed mask", dxm.to_vector(), to_double(dx), 0);
+  Tensor gi = g.clone();
+  relu_mask_backward(gi, gi, bits);
+  check_close("packed-mask backward in place", gi.to_vector(), to_double(dx), 0);
+  CHECK_THROWS_AS(relu_mask_backward(dxm, g, relu_mask_pack(randn_t({2, 3, 4, 6}, 12))), InternalError);
 
   Vec sum(xd.size());
   for (size_t i = 0; i < sum.size(); ++i) sum[i] = xd[i] + ad[i];

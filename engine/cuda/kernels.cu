@@ -45,6 +45,19 @@ __global__ void relu_bwd_kernel(float* dx, const float* dy, const float* y, int6
   if (i < L) kern::relu_bwd_at(dx, dy, y, i);
 }
 
+// One thread per element, one warp per 32-bit word (kBlock is a multiple of 32): the warp's
+// ballot is the word. Every lane takes part in the ballot, the ones past the end with 0.
+__global__ void relu_mask_pack_kernel(uint32_t* bits, const float* y, int64_t L) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const unsigned word = __ballot_sync(0xffffffffu, i < L && y[i] > 0.f);
+  if ((threadIdx.x & 31) == 0 && i < L) bits[i >> 5] = word;
+}
+
+__global__ void relu_mask_bwd_kernel(float* dx, const float* dy, const uint32_t* bits, int64_t L) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < L) kern::relu_mask_bwd_at(dx, dy, bits, i);
+}
+
 __global__ void add_kernel(float* y, const float* a, const float* b, bool relu, int64_t L) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < L) kern::add_at(y, a, b, relu, i);
@@ -147,6 +160,19 @@ void relu_forward(float* y, const float* x, int64_t L) {
 void relu_backward(float* dx, const float* dy, const float* y, int64_t L) {
   if (L <= 0) return;
   relu_bwd_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(dx, dy, y, L);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void relu_mask_pack(uint32_t* bits, const float* y, int64_t L) {
+  if (L <= 0) return;
+  static_assert(kBlock % 32 == 0, "relu_mask_pack_kernel: a warp per word");
+  relu_mask_pack_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(bits, y, L);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void relu_mask_backward(float* dx, const float* dy, const uint32_t* bits, int64_t L) {
+  if (L <= 0) return;
+  relu_mask_bwd_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(dx, dy, bits, L);
   CUDA_CHECK(cudaGetLastError());
 }
 
