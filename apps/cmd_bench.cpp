@@ -1,9 +1,13 @@
-// cmd_bench.cpp — `lcam bench`: forward-pass timing of VGG-16 / ResNet-50 at given batch sizes
-// (random weights unless --weights), median over repetitions after warm-up: ms per batch,
-// images/s, peak memory, and a per-layer table (each module timed with a device sync, so the
-// per-layer sum slightly exceeds the unsynchronized total).
+// cmd_bench.cpp — `lcam bench`: timing of one piece of work on VGG-16 / ResNet-50 batches
+// (random weights unless --weights, random [0,1] images): the forward pass, an L-CAM training
+// step, the saliency maps of L-CAM, Grad-CAM(++), Score-CAM or RISE, or the AD/IC evaluation of
+// a batch of maps. Median over repetitions after warm-up: ms per batch, images/s, seconds per
+// image, peak memory; for the forward pass optionally a per-layer table (each module timed with
+// a device sync, so the per-layer sum slightly exceeds the unsynchronized total).
 #include <algorithm>  // std::max
 #include <cstdio>     // std::printf
+#include <functional>  // std::function (the work)
+#include <memory>     // std::shared_ptr (the work's state)
 #include <sys/resource.h>  // getrusage (peak RSS)
 #include <vector>     // std::vector
 
@@ -16,7 +20,9 @@
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::synchronize, device_summary
 #include "engine/ops.h"           // sgd_step
-#include "models/lcam.h"          // Lcam (training-step benchmark)
+#include "models/cams.h"          // grad_cam, score_cam, rise, rise_masks
+#include "models/evaluation.h"    // class_scores, kept_scores
+#include "models/lcam.h"          // Lcam, Attention
 #include "models/model.h"         // random_model, load_model
 
 namespace lcam::app {
@@ -24,8 +30,8 @@ namespace {
 
 struct BenchOptions {
   RuntimeOptions rt;
-  std::string arch, weights, batches = "1,32", train;
-  int iters = 5, warmup = 2, size = 224;
+  std::string arch, weights, batches = "1,32", train, work = "forward";
+  int iters = 5, warmup = 2, size = 224, chunk = 64, rise_masks = 0;
   bool json = false, layers = false;
 };
 
@@ -38,7 +44,69 @@ double max_rss_mb() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-int run_bench(const BenchOptions& o) {
+// Deterministic [0,1] values (a multiplicative hash): images, and maps for the AD/IC work.
+Tensor hashed01(const std::vector<int64_t>& shape, uint32_t salt, Device dev) {
+  Tensor t = Tensor::empty(shape);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t.data()[i] = static_cast<float>((static_cast<uint32_t>(i) * 2654435761u + salt) % 1000) / 1000.f;
+  return dev == Device::CPU ? t : t.to(dev);
+}
+
+// The work timed per batch: one call does one batch.
+using Work = std::function<void()>;
+
+// Builds the work `o.work` for batch x [B,3,S,S] (random [0,1]) with one class per image.
+// State the work needs across calls (the attention and its optimizer, the RISE masks, the maps
+// to threshold) lives in the returned closure.
+Work make_work(const BenchOptions& o, Model& model, const Tensor& x, const std::vector<int>& classes) {
+  const Device dev = x.device();
+  const std::string& w = o.work;
+  if (w == "forward") return [&model, x] { Tensor y = model.logits(x); };
+  if (w.rfind("train-", 0) == 0 || w == "explain") {
+    LcamOptions lo;
+    lo.method = parse_lcam_method(w == "explain" ? "img" : w.substr(6));
+    auto lcam = std::make_shared<Lcam>(model, lo);
+    auto att = std::make_shared<Attention>(Attention::init(model.num_classes(), lcam->channels(), 1, dev));
+    if (w == "explain") return [lcam, att, x, classes] { Tensor sm = lcam->saliency(*att, x, classes); };
+    struct Sgd {
+      Tensor dw, db, mw, mb;
+      int steps = 0;
+    };
+    auto s = std::make_shared<Sgd>();
+    s->dw = Tensor::empty(att->w.shape(), dev), s->db = Tensor::empty(att->b.shape(), dev);
+    s->mw = Tensor::zeros(att->w.shape(), dev), s->mb = Tensor::zeros(att->b.shape(), dev);
+    return [lcam, att, s, x, classes] {
+      lcam->forward_backward(*att, x, classes, s->dw, s->db);
+      sgd_step(att->w, s->mw, s->dw, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
+      sgd_step(att->b, s->mb, s->db, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
+      ++s->steps;
+    };
+  }
+  if (w == "gradcam" || w == "gradcampp") {
+    const GradCam m = parse_grad_cam(w);
+    return [&model, x, classes, m] { CamResult r = grad_cam(model, x, classes, m); };
+  }
+  if (w == "scorecam") return [&model, x, classes, chunk = o.chunk] { Tensor sm = score_cam(model, x, classes, chunk); };
+  if (w == "rise") {
+    const int n = o.rise_masks > 0 ? o.rise_masks : model.config().arch == "vgg16" ? 4000 : 8000;
+    Tensor masks = rise_masks(n, 7, 0.5f, o.size, o.size, 0).to(dev);
+    return [&model, x, classes, masks, chunk = o.chunk] { Tensor sm = lcam::rise(model, x, classes, masks, chunk); };
+  }
+  if (w == "adic") {
+    // The evaluation of one batch of maps: the unmasked scores, then the three thresholds.
+    Tensor sm = hashed01({x.dim(0), 1, x.dim(2), x.dim(3)}, 7, dev);
+    return [&model, x, classes, sm] {
+      std::vector<float> Y = class_scores(model, x, Tensor(), classes);
+      auto O = kept_scores(model, x, sm, {100, 50, 15}, classes);
+    };
+  }
+  throw InputError(fmt::format("--work: '{}' is unknown", w));
+}
+
+int run_bench(const BenchOptions& o_in) {
+  BenchOptions o = o_in;
+  if (!o.train.empty()) o.work = "train-" + o.train;  // --train M is --work train-M
+  if (o.layers && o.work != "forward") throw InputError("--layers: only with --work forward");
   const Device dev = o.rt.apply();
   const std::vector<int> batches = parse_int_list("--batch", o.batches, 1 << 16);
   std::unique_ptr<Model> model;
@@ -52,43 +120,23 @@ int run_bench(const BenchOptions& o) {
   auto sync = [&] {
     if (dev == Device::CUDA) cuda::synchronize();
   };
+  const bool forward = o.work == "forward";
   const std::string where = dev == Device::CUDA ? cuda::device_summary() : fmt::format("cpu, {} threads", cpu::num_threads());
-  if (!o.json && !o.train.empty()) std::printf("L-CAM-%s training step (forward, backward, SGD):\n", o.train.c_str());
-  if (!o.json) std::printf("lcam bench: %s on %s, %dx%d, median of %d after %d warm-up\n", o.arch.c_str(), where.c_str(), o.size, o.size, o.iters, o.warmup);
+  if (!o.json) std::printf("lcam bench: %s, %s on %s, %dx%d, median of %d after %d warm-up\n", o.work.c_str(), o.arch.c_str(),
+                           where.c_str(), o.size, o.size, o.iters, o.warmup);
   for (int B : batches) {
-    Tensor x = Tensor::zeros({B, 3, o.size, o.size}, dev);
     reset_peak_memory(dev);
+    const Tensor x = forward ? Tensor::zeros({B, 3, o.size, o.size}, dev) : hashed01({B, 3, o.size, o.size}, 0, dev);
+    std::vector<int> classes(B);
+    for (int n = 0; n < B; ++n) classes[n] = (n * 37) % model->num_classes();
     const size_t base = memory_stats(dev).current;
     const double rss_base = max_rss_mb();
+    const Work work = make_work(o, *model, x, classes);
     std::vector<double> totals;
-    // --train: one L-CAM training step (forward, backward to the attention, two SGD updates)
-    // on random [0,1] images with random labels; otherwise the plain forward pass.
-    std::unique_ptr<Lcam> lcam;
-    Attention att;
-    Tensor dw, db, mw, mb;
-    std::vector<int> labels(B);
-    if (!o.train.empty()) {
-      LcamOptions lo;
-      lo.method = parse_lcam_method(o.train);
-      lcam = std::make_unique<Lcam>(*model, lo);
-      att = Attention::init(model->num_classes(), lcam->channels(), 1, dev);
-      dw = Tensor::empty(att.w.shape(), dev), db = Tensor::empty(att.b.shape(), dev);
-      mw = Tensor::zeros(att.w.shape(), dev), mb = Tensor::zeros(att.b.shape(), dev);
-      std::vector<float> xv(static_cast<size_t>(x.numel()));
-      for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.f;
-      x = Tensor::from_vector(xv, x.shape(), dev);
-      for (int n = 0; n < B; ++n) labels[n] = (n * 37) % model->num_classes();
-    }
     for (int it = 0; it < o.warmup + o.iters; ++it) {
       sync();
       const double t0 = now_ms();
-      if (lcam) {
-        lcam->forward_backward(att, x, labels, dw, db);
-        sgd_step(att.w, mw, dw, 1e-3f, 0.9f, 5e-4f, true, it == 0);
-        sgd_step(att.b, mb, db, 1e-3f, 0.9f, 5e-4f, true, it == 0);
-      } else {
-        Tensor y = model->logits(x);
-      }
+      work();
       sync();
       if (it >= o.warmup) totals.push_back(now_ms() - t0);
     }
@@ -96,7 +144,7 @@ int run_bench(const BenchOptions& o) {
     const double rss_rise = max_rss_mb() - rss_base;
     const double ms = median(totals);
     std::vector<std::vector<double>> per(model->size());
-    if (o.layers && !lcam) {
+    if (o.layers && forward) {
       for (int it = 0; it < std::max(1, o.iters); ++it) {
         sync();
         double t = now_ms();
@@ -109,10 +157,10 @@ int run_bench(const BenchOptions& o) {
       }
     }
     if (o.json) {
-      nlohmann::json j{{"impl", "lcam"}, {"arch", o.arch}, {"work", o.train.empty() ? "forward" : "lcam-train-" + o.train}, {"device", device_name(dev)}, {"batch", B},
-                       {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms},
+      nlohmann::json j{{"impl", "lcam"}, {"arch", o.arch}, {"work", o.work}, {"device", device_name(dev)}, {"batch", B},
+                       {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms}, {"s_per_image", ms / 1000.0 / B},
                        {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}};
-      if (o.layers && !lcam) {
+      if (o.layers && forward) {
         nlohmann::json l = nlohmann::json::array();
         for (int i = 0; i < model->size(); ++i)
           l.push_back({{"name", model->module_name(i)}, {"kind", model->module_kind(i)}, {"ms", median(per[i])}});
@@ -122,7 +170,7 @@ int run_bench(const BenchOptions& o) {
     } else {
       std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  peak %.1f MiB %s, peak RSS rise %.1f MiB\n", B, ms,
                   1000.0 * B / ms, peak_mb, dev == Device::CUDA ? "device (reserved)" : "tensors", rss_rise);
-      if (o.layers && !lcam) {
+      if (o.layers && forward) {
         std::printf("  %-16s %-22s %10s %6s\n", "layer", "kind", "ms", "%");
         double sum = 0;
         for (int i = 0; i < model->size(); ++i) sum += median(per[i]);
@@ -148,8 +196,16 @@ Run setup_bench(CLI::App& sub) {
   sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::NonNegativeNumber);
   sub.add_option("--size", o->size, "input height and width")->check(CLI::Range(32, 4096));
   sub.add_flag("--layers", o->layers, "also time each layer");
-  sub.add_option("--train", o->train, "time an L-CAM training step instead: img, fm or img7x7")
-      ->check(CLI::IsMember({"img", "fm", "img7x7"}));
+  auto* work = sub.add_option("--work", o->work,
+                              "what one timed call does to a batch: forward (the logits), train-img, train-fm, train-img7x7 "
+                              "(an L-CAM training step: forward, backward, SGD), explain (L-CAM-Img saliency maps), "
+                              "gradcam, gradcampp, scorecam, rise (their maps), adic (the unmasked scores and those at "
+                              "the 100/50/15% thresholds of a given map)")
+                   ->check(CLI::IsMember({"forward", "train-img", "train-fm", "train-img7x7", "explain", "gradcam", "gradcampp",
+                                          "scorecam", "rise", "adic"}));
+  sub.add_option("--train", o->train, "same as --work train-M")->check(CLI::IsMember({"img", "fm", "img7x7"}))->excludes(work);
+  sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->check(CLI::PositiveNumber);
+  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
   sub.add_flag("--json", o->json, "one JSON object per batch size");
   o->rt.add_to(sub);
   return [o] { return run_bench(*o); };

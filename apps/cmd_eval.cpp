@@ -31,7 +31,7 @@
 #include "loaders/classes.h"       // imagenet_classes, load_class_names
 #include "loaders/dataset.h"       // Dataset
 #include "loaders/image.h"         // write_png
-#include "models/evaluation.h"     // keep_top, class_scores, Adic
+#include "models/evaluation.h"     // kept_scores, class_scores, Adic, Localization
 #include "models/model.h"          // load_model
 
 namespace lcam::app {
@@ -173,16 +173,13 @@ int run_eval(const EvalOptions& o) {
       if (dev == Device::CUDA) cuda::synchronize();
       const auto t0 = std::chrono::steady_clock::now();
       Tensor sm = saliency(m, x01, pred);
-      const std::vector<float> smv = sm.to_vector();
+      const Tensor smh = dev == Device::CPU ? sm : sm.to(Device::CPU);
       r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (int64_t n = 0; n < N; ++n)
-        if (box[n]) r.loc.add(smv.data() + n * L, H, W, *box[n]);
-      for (size_t ki = 0; ki < keeps.size(); ++ki) {
-        Tensor t = Tensor::empty({N, 1, x01.dim(2), x01.dim(3)});
-        for (int64_t n = 0; n < N; ++n) keep_top(t.data() + n * L, smv.data() + n * L, L, keeps[ki]);
-        const std::vector<float> O = class_scores(*model, x01, t.to(dev), pred);
-        for (int64_t n = 0; n < N; ++n) r.adic[ki].add(Y[n], O[n]);
-      }
+        if (box[n]) r.loc.add(smh.data() + n * L, H, W, *box[n]);
+      const std::vector<std::vector<float>> O = kept_scores(*model, x01, smh, keeps, pred);
+      for (size_t ki = 0; ki < keeps.size(); ++ki)
+        for (int64_t n = 0; n < N; ++n) r.adic[ki].add(Y[n], O[ki][n]);
     }
     images += N;
     progress.update(images + failed);

@@ -1,9 +1,8 @@
 // evaluation.cpp — see evaluation.h.
 #include "models/evaluation.h"
 
-#include <algorithm>  // std::stable_sort, std::max
+#include <algorithm>  // std::nth_element, std::clamp, std::copy, std::max
 #include <cmath>      // std::exp
-#include <numeric>    // std::iota
 
 #include "engine/common.h"  // LCAM_REQUIRE
 #include "engine/ops.h"     // mask_mul_forward, normalize_forward, softmax_forward
@@ -14,12 +13,41 @@ namespace {
 
 void keep_top(float* out, const float* sm, int64_t L, int keep_percent) {
   const double p = keep_percent / 100.0;
-  const int64_t zeroed = static_cast<int64_t>((1.0 - p) * static_cast<double>(L));
-  std::vector<int64_t> order(static_cast<size_t>(L));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return sm[a] < sm[b]; });
-  for (int64_t i = 0; i < L; ++i) out[i] = sm[i];
-  for (int64_t i = 0; i < zeroed; ++i) out[order[i]] = 0.f;
+  const int64_t zeroed = std::clamp<int64_t>(static_cast<int64_t>((1.0 - p) * static_cast<double>(L)), 0, L);
+  std::copy(sm, sm + L, out);
+  if (zeroed == 0) return;
+  // The zeroed-th smallest value t (a selection, not a sort): everything below t goes, and of
+  // the values equal to t the first ones in row-major order, as many as are still missing.
+  thread_local std::vector<float> v;
+  v.assign(sm, sm + L);
+  std::nth_element(v.begin(), v.begin() + (zeroed - 1), v.end());
+  const float t = v[static_cast<size_t>(zeroed - 1)];
+  int64_t ties = zeroed;
+  for (int64_t i = 0; i < L; ++i) ties -= sm[i] < t;
+  for (int64_t i = 0; i < L; ++i)
+    if (sm[i] < t || (sm[i] == t && ties-- > 0)) out[i] = 0.f;
+}
+
+void keep_top(Tensor& out, const Tensor& sm, int keep_percent) {
+  LCAM_REQUIRE(out.device() == Device::CPU && sm.device() == Device::CPU && out.shape() == sm.shape() && sm.ndim() >= 2,
+               "keep_top: host maps [N,...] of one shape");
+  const int64_t N = sm.dim(0), L = sm.numel() / std::max<int64_t>(N, 1);
+  float* o = out.data();
+  const float* s = sm.data();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t n = 0; n < N; ++n) keep_top(o + n * L, s + n * L, L, keep_percent);
+}
+
+std::vector<std::vector<float>> kept_scores(Model& model, const Tensor& x01, const Tensor& sm, const std::vector<int>& keeps,
+                                            const std::vector<int>& classes) {
+  const Tensor host = sm.device() == Device::CPU ? sm : sm.to(Device::CPU);
+  Tensor t = Tensor::empty(host.shape());
+  std::vector<std::vector<float>> out;
+  for (int keep : keeps) {
+    keep_top(t, host, keep);
+    out.push_back(class_scores(model, x01, x01.device() == Device::CPU ? t : t.to(x01.device()), classes));
+  }
+  return out;
 }
 
 std::vector<float> class_scores(Model& model, const Tensor& x01, const Tensor& masks, const std::vector<int>& classes) {

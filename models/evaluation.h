@@ -16,8 +16,15 @@
 
 namespace lcam {
 
-// out[L] = sm[L] with its int((1 - keep/100) * L) lowest values zeroed (stable order).
+// out[L] = sm[L] with its int((1 - keep/100) * L) lowest values zeroed (stable order: of equal
+// values the first in row-major order go first). A selection, O(L), not a sort.
 void keep_top(float* out, const float* sm, int64_t L, int keep_percent);
+// The same for each map of host tensors [N,...] (out and sm of one shape), maps in parallel.
+void keep_top(Tensor& out, const Tensor& sm, int keep_percent);
+// For each keep percentage: the softmax probability of classes[n] on image n of x01 [N,3,H,W]
+// multiplied by keep_top(sm[n], keep) (sm [N,1,H,W] on any device).
+std::vector<std::vector<float>> kept_scores(Model& model, const Tensor& x01, const Tensor& sm, const std::vector<int>& keeps,
+                                            const std::vector<int>& classes);
 
 // Softmax probability of classes[n] in row n of logits [N,K].
 std::vector<float> class_probs(const Tensor& logits, const std::vector<int>& classes);

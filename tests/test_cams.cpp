@@ -6,7 +6,10 @@
 #include <doctest/doctest.h>  // TEST_CASE, CHECK
 
 #include <filesystem>  // temp_directory_path (box files)
+#include <algorithm>   // std::stable_sort (keep_top's reference)
 #include <fstream>     // std::ofstream
+#include <numeric>     // std::iota
+#include <random>      // std::mt19937
 
 #include "engine/common.h"     // InputError
 #include "loaders/dataset.h"  // read_boxes
@@ -55,6 +58,40 @@ TEST_CASE("L-CAM, Grad-CAM and Grad-CAM++ maps match PyTorch") {
 }  // TEST_SUITE
 
 TEST_SUITE("cams") {
+
+TEST_CASE("keep_top's selection zeroes exactly what a stable sort would") {
+  // Maps with many ties (values on a coarse grid, -0 and +0 among them) and odd sizes; every
+  // keep percentage from 0 to 100, one map at a time and as a batch.
+  std::mt19937 rng(5);
+  for (int64_t L : {1, 2, 7, 97, 1000}) {
+    for (int levels : {1, 3, 50}) {
+      std::uniform_int_distribution<int> u(0, levels - 1);
+      const int64_t N = 3;
+      Tensor sm = Tensor::empty({N, 1, 1, L});
+      for (int64_t i = 0; i < sm.numel(); ++i) sm.data()[i] = u(rng) == 0 ? (i % 2 ? -0.f : 0.f) : static_cast<float>(u(rng)) / levels;
+      for (int keep = 0; keep <= 100; keep += 1) {
+        CAPTURE(L);
+        CAPTURE(levels);
+        CAPTURE(keep);
+        Tensor got = Tensor::empty(sm.shape());
+        keep_top(got, sm, keep);
+        for (int64_t n = 0; n < N; ++n) {
+          const float* m = sm.data() + n * L;
+          std::vector<int64_t> order(static_cast<size_t>(L));
+          std::iota(order.begin(), order.end(), 0);
+          std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return m[a] < m[b]; });
+          std::vector<float> want(m, m + L);
+          const auto zeroed = static_cast<int64_t>((1.0 - keep / 100.0) * static_cast<double>(L));
+          for (int64_t i = 0; i < zeroed; ++i) want[order[i]] = 0.f;
+          std::vector<float> one(static_cast<size_t>(L));
+          keep_top(one.data(), m, L, keep);
+          CHECK(one == want);
+          CHECK(std::vector<float>(got.data() + n * L, got.data() + (n + 1) * L) == want);
+        }
+      }
+    }
+  }
+}
 
 TEST_CASE("AD/IC: the official top-p% rule with its tie order, scores and averages match PyTorch") {
   for (const char* arch : {"vgg16", "resnet50"}) {

@@ -177,6 +177,35 @@ TEST_CASE("init writes weights that load, and bench runs") {
   CHECK(j["images_per_s"].get<double>() > 0);
 }
 
+TEST_CASE("bench: every work runs and reports; flags that do not fit are refused") {
+  const std::string tiny = lcam::test::fixture("tiny_resnet50.weights.h5");
+  for (const char* w : {"forward", "train-img", "train-fm", "explain", "gradcam", "gradcampp", "scorecam", "rise", "adic"}) {
+    CAPTURE(w);
+    Result b = run(std::string("bench --arch resnet50 --weights ") + tiny + " --work " + w +
+                   " --batch 1,2 --iters 1 --warmup 0 --size 64 --rise-masks 8 --chunk 4 --json --device cpu");
+    INFO(b.err);
+    REQUIRE(b.status == 0);
+    std::istringstream lines(b.out);
+    std::string line;
+    int n = 0;
+    for (int batch : {1, 2}) {
+      REQUIRE(std::getline(lines, line));
+      auto j = nlohmann::json::parse(line);
+      CHECK(j["work"] == w);
+      CHECK(j["batch"] == batch);
+      CHECK(j["s_per_image"].get<double>() > 0);
+      ++n;
+    }
+    CHECK(n == 2);
+  }
+  for (const char* bad : {"--work rise --layers", "--work explain --train img", "--work nope"}) {
+    CAPTURE(bad);
+    Result b = run(std::string("bench --arch resnet50 --device cpu ") + bad);
+    CHECK(b.status == 2);
+    CHECK(count_lines(b.err) == 1);
+  }
+}
+
 }  // TEST_SUITE
 
 TEST_SUITE("cli") {

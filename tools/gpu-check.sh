@@ -2,21 +2,28 @@
 # gpu-check.sh — runs on the GPU machine, from inside the bundle that tools/bundle.sh made:
 # finds the machine's own cuDNN / cuBLAS (PyTorch's pip wheels) and puts them on
 # LD_LIBRARY_PATH, records the GPU and the libraries, runs the CUDA test suite, benchmarks lcam
-# and PyTorch (VGG-16 and ResNet-50, batch 1 and 32), runs a CLI prediction on the GPU, and
-# finally runs the rest of the test suite with whatever time is left. Every step has a timeout
+# and PyTorch on the same work (VGG-16 and ResNet-50: forward pass, L-CAM-Img training step,
+# L-CAM / Grad-CAM / Score-CAM / RISE maps, AD/IC evaluation), runs a CLI prediction on the GPU,
+# and finally runs the rest of the test suite with whatever time is left. Every step has a timeout
 # and a global deadline keeps the whole run under 8 minutes; a failing step never stops the
 # next one. Results go to the folder given as argument, flat and as at most 8 files (easy to
 # copy back), ending with summary.txt: one PASS / FAIL / TIMEOUT / SKIP line per step.
 # Deliberately omits building anything and installing anything: if the bundle cannot start,
 # env.txt shows ldd's view of why.
 #
-# usage: gpu-check.sh OUT_DIR        (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
+# usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
+# PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
+# training-step and L-CAM map benchmarks), maps (Grad-CAM, Score-CAM, RISE, AD/IC benchmarks),
+# cli, rest (the other suites). A second call with the parts the first one ran out of time for
+# (e.g. `maps,rest`) finishes the set.
 set -u
 set -o pipefail
 
 OUT=${1:?usage: gpu-check.sh OUT_DIR}
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
+PARTS=",${2:-tests,core,maps,cli,rest},"
+wants() { case "$PARTS" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE" || exit 2
 
@@ -160,43 +167,57 @@ fi
 note "environment ready after $(($(date +%s) - START))s"
 
 # ---- 1. CUDA test suite (parity of every op against the CPU) ---------------------------------
-step "tests: cuda suite" 150 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
+wants tests && step "tests: cuda suite" 150 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
   ./lcam_tests --test-suite=cuda --duration=true
 
-# ---- 2. benchmarks: lcam then PyTorch, same shapes --------------------------------------------
-for arch in vgg16 resnet50; do
-  step "bench lcam $arch" 45 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
-    ./lcam bench --arch "$arch" --device cuda --batch 1,32 --json
-done
-for arch in vgg16 resnet50; do
-  step "bench torch $arch" 50 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    python3 tools/bench_torch.py --device cuda --arch "$arch" --batch 1,32 --json
-done
-
-# L-CAM-Img training step, batch 64 (forward, backward to the attention, SGD), both sides.
-for arch in vgg16 resnet50; do
-  step "bench lcam train $arch" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
-    ./lcam bench --arch "$arch" --device cuda --train img --batch 64 --iters 5 --warmup 2 --json
-  step "bench torch train $arch" 60 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    python3 tools/bench_train_torch.py --device cuda --arch "$arch" --method img --batch 64 --iters 5 --warmup 2 --json
-done
+# ---- 2. benchmarks: lcam then PyTorch, same shapes, same math (TF32 for convolutions and
+# matrix products on both sides: lcam's default, PyTorch's --tf32 on) ---------------------------
+# bench ARCH WORK LIMIT BATCHES [flags for both sides...]
+bench() {
+  local arch=$1 work=$2 limit=$3 batches=$4
+  shift 4
+  local torch_cmd=(python3 tools/bench_work_torch.py --work "$work")
+  [ "$work" = forward ] && torch_cmd=(python3 tools/bench_torch.py)
+  step "bench lcam $work $arch" "$limit" "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch "$arch" --device cuda --work "$work" --batch "$batches" --json "$@"
+  step "bench torch $work $arch" "$limit" "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
+    "${torch_cmd[@]}" --device cuda --tf32 on --arch "$arch" --batch "$batches" --json "$@"
+}
+if wants core; then
+  for arch in vgg16 resnet50; do bench "$arch" forward 50 1,32,64 --iters 10 --warmup 3; done
+  # The L-CAM-Img training step (forward, backward to the attention, SGD), batch 64.
+  for arch in vgg16 resnet50; do bench "$arch" train-img 60 64 --iters 5 --warmup 2; done
+  # L-CAM's saliency maps (one forward pass): batch 1 (latency) and 64 (throughput).
+  for arch in vgg16 resnet50; do bench "$arch" explain 40 1,64 --iters 10 --warmup 3; done
+fi
+if wants maps; then
+  # The baselines' maps: Grad-CAM on 64 images; Score-CAM and RISE (C and 4000/8000 forward
+  # passes per image) on one image.
+  for arch in vgg16 resnet50; do bench "$arch" gradcam 40 64 --iters 5 --warmup 2; done
+  for arch in vgg16 resnet50; do bench "$arch" scorecam 50 1 --iters 2 --warmup 1; done
+  for arch in vgg16 resnet50; do bench "$arch" rise 60 1 --iters 2 --warmup 1; done
+  # AD/IC: the unmasked scores and the three thresholds of a batch of 64 maps.
+  for arch in vgg16 resnet50; do bench "$arch" adic 50 64 --iters 3 --warmup 1; done
+fi
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, eight sample photos ----------------------------
-samples=shared/data/imagenet-sample
-if ls "$samples"/*.JPEG >/dev/null 2>&1; then
-  step "cli init weights" 30 "$OUT/cli.log" "$OUT/cli.log" \
-    ./lcam init --arch vgg16 --seed 0 --out /tmp/lcam-random-vgg16.h5
-  # shellcheck disable=SC2046
-  step "cli predict cuda" 40 "$OUT/cli.log" "$OUT/cli.log" \
-    ./lcam predict --arch vgg16 --weights /tmp/lcam-random-vgg16.h5 --device cuda --topk 3 \
-    --json $(ls "$samples"/*.JPEG)
-else
-  printf '%-26s %-18s %5s  %s\n' "cli predict cuda" "SKIP(no samples)" "-" "" >>"$SUMMARY"
+if wants cli; then
+  samples=shared/data/imagenet-sample
+  if ls "$samples"/*.JPEG >/dev/null 2>&1; then
+    step "cli init weights" 30 "$OUT/cli.log" "$OUT/cli.log" \
+      ./lcam init --arch vgg16 --seed 0 --out /tmp/lcam-random-vgg16.h5
+    # shellcheck disable=SC2046
+    step "cli predict cuda" 40 "$OUT/cli.log" "$OUT/cli.log" \
+      ./lcam predict --arch vgg16 --weights /tmp/lcam-random-vgg16.h5 --device cuda --topk 3 \
+      --json $(ls "$samples"/*.JPEG)
+  else
+    printf '%-26s %-18s %5s  %s\n' "cli predict cuda" "SKIP(no samples)" "-" "" >>"$SUMMARY"
+  fi
 fi
 
 # ---- 4. the rest of the test suite (CPU ops, models, loaders, CLI) -----------------------------
 # The image suite is left out: it checks all 100 sample photos, the bundle carries eight.
-step "tests: all but cuda, image" 200 "$OUT/tests-rest.log" "$OUT/tests-rest.log" \
+wants rest && step "tests: all but cuda, image" 200 "$OUT/tests-rest.log" "$OUT/tests-rest.log" \
   ./lcam_tests --test-suite-exclude=cuda,image --duration=true
 
 # ---- summary ---------------------------------------------------------------------------------
