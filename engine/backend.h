@@ -29,8 +29,8 @@
                               int N, int C, int64_t HW);                                         \
   void channel_affine_backward(float* dx, const float* dy, const float* scale, int N, int C,     \
                                int64_t HW);                                                      \
-  void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const PoolParams& p);        \
-  void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const PoolParams& p);\
+  void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolParams& p);        \
+  void maxpool2d_backward(float* dx, const float* dy, const uint8_t* argmax, const PoolParams& p);\
   void adaptive_avgpool2d_forward(float* y, const float* x, int NC, int H, int W, int P, int Q); \
   void adaptive_avgpool2d_backward(float* dx, const float* dy, int NC, int H, int W, int P,      \
                                    int Q);                                                       \

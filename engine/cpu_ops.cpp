@@ -307,7 +307,7 @@ void channel_affine_backward(float* dx, const float* dy, const float* scale, int
   parallel_for(static_cast<int64_t>(N) * C * HW,
                [&](int64_t i) { kern::channel_affine_bwd_at(dx, dy, scale, C, HW, i); });
 }
-void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const PoolParams& p) {
+void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolParams& p) {
   const int P = p.P(), Q = p.Q();
   const int64_t planes = static_cast<int64_t>(p.N) * p.C;
 #pragma omp parallel for schedule(static)
@@ -315,19 +315,25 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const PoolPara
     for (int a = 0; a < P; ++a)
       for (int b = 0; b < Q; ++b) kern::maxpool_fwd_at(y, argmax, x, p, plane, a, b, (plane * P + a) * Q + b);
 }
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const PoolParams& p) {
+void maxpool2d_backward(float* dx, const float* dy, const uint8_t* argmax, const PoolParams& p) {
   if (p.stride_h >= p.R && p.stride_w >= p.S) {
     // Windows that do not overlap (VGG's 2x2/2): every input pixel is in at most one window, so
     // each output scatters into its argmax, plane by plane, without the gather's divisions.
-    const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
+    const int P = p.P(), Q = p.Q();
+    const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(P) * Q;
 #pragma omp parallel for schedule(static)
     for (int64_t plane = 0; plane < static_cast<int64_t>(p.N) * p.C; ++plane) {
       float* dxp = dx + plane * HW;
       const float* dyp = dy + plane * PQ;
-      const int32_t* ap = argmax + plane * PQ;
+      const uint8_t* ap = argmax + plane * PQ;
       std::fill(dxp, dxp + HW, 0.f);
-      for (int64_t j = 0; j < PQ; ++j)
-        if (ap[j] >= 0) dxp[ap[j]] += dyp[j];
+      for (int a = 0; a < P; ++a)
+        for (int b = 0; b < Q; ++b) {
+          const int o = ap[a * Q + b];
+          if (o == kern::kArgmaxNone) continue;
+          const int h = a * p.stride_h - p.pad_h + o / p.S, w = b * p.stride_w - p.pad_w + o % p.S;
+          dxp[h * p.W + w] += dyp[a * Q + b];
+        }
     }
     return;
   }

@@ -183,28 +183,37 @@ void channel_affine_backward(Tensor& dx, const Tensor& dy, const Tensor& scale) 
                 dy.dim(2) * dy.dim(3));
 }
 
+namespace {
+void expect_packed_argmax(const char* op, const Tensor& argmax, int64_t outputs) {
+  LCAM_REQUIRE(argmax.dtype() == DType::I32 && argmax.ndim() == 1 && argmax.dim(0) == (outputs + 3) / 4,
+               fmt::format("{}: argmax {} does not pack {} outputs (maxpool2d_argmax_for)", op, argmax.shape_str(), outputs));
+}
+}  // namespace
+
 void maxpool2d_forward(Tensor& y, Tensor& argmax, const Tensor& x, const PoolParams& p) {
   const char* op = "maxpool2d_forward";
   expect_shape(op, "x", x, {p.N, p.C, p.H, p.W});
   LCAM_REQUIRE(p.P() > 0 && p.Q() > 0 && p.pad_h * 2 <= p.R && p.pad_w * 2 <= p.S,
                fmt::format("{}: bad window for input {}", op, x.shape_str()));
   expect_shape(op, "y", y, {p.N, p.C, p.P(), p.Q()});
-  if (argmax.defined()) {
-    expect_shape(op, "argmax", argmax, y.shape());
-    LCAM_REQUIRE(argmax.dtype() == DType::I32, "maxpool2d_forward: argmax must be int32");
-  }
+  LCAM_REQUIRE(p.R * p.S <= 225, fmt::format("{}: window {}x{} is larger than 15x15", op, p.R, p.S));
+  if (argmax.defined()) expect_packed_argmax(op, argmax, y.numel());
   Device d = common_device(op, {&y, &x, &argmax});
-  LCAM_DISPATCH(d, maxpool2d_forward, y.data(), argmax.defined() ? argmax.data_i32() : nullptr,
-                x.data(), p);
+  LCAM_DISPATCH(d, maxpool2d_forward, y.data(),
+                argmax.defined() ? reinterpret_cast<uint8_t*>(argmax.data_i32()) : nullptr, x.data(), p);
+}
+
+Tensor maxpool2d_argmax_for(const Tensor& y) {
+  return Tensor::empty({(y.numel() + 3) / 4}, y.device(), DType::I32);
 }
 
 void maxpool2d_backward(Tensor& dx, const Tensor& dy, const Tensor& argmax, const PoolParams& p) {
   const char* op = "maxpool2d_backward";
   expect_shape(op, "dy", dy, {p.N, p.C, p.P(), p.Q()});
-  expect_shape(op, "argmax", argmax, dy.shape());
+  expect_packed_argmax(op, argmax, dy.numel());
   expect_shape(op, "dx", dx, {p.N, p.C, p.H, p.W});
   Device d = common_device(op, {&dx, &dy, &argmax});
-  LCAM_DISPATCH(d, maxpool2d_backward, dx.data(), dy.data(), argmax.data_i32(), p);
+  LCAM_DISPATCH(d, maxpool2d_backward, dx.data(), dy.data(), reinterpret_cast<const uint8_t*>(argmax.data_i32()), p);
 }
 
 void adaptive_avgpool2d_forward(Tensor& y, const Tensor& x) {

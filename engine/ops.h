@@ -6,7 +6,7 @@
 // Every op writes its outputs with `=` (overwrite) unless its comment says `+=`. Outputs must
 // be allocated by the caller with the shape the comment gives; shapes are checked.
 #pragma once
-#include <cstdint>  // int64_t
+#include <cstdint>  // int64_t, uint8_t
 
 #include "engine/tensor.h"  // Tensor
 
@@ -63,9 +63,15 @@ void channel_affine_forward(Tensor& y, const Tensor& x, const Tensor& scale, con
 void channel_affine_backward(Tensor& dx, const Tensor& dy, const Tensor& scale);
 
 // ---- pooling ---------------------------------------------------------------------------------
-// y[N,C,P,Q] = max over the window; argmax (int32, same shape as y, index into H*W of the
-// plane; may be undefined at inference) records the first maximum in row-major window order.
+// y[N,C,P,Q] = max over the window; argmax (may be undefined at inference) records the first
+// maximum in row-major window order as its offset r*S + s in the window, one byte per output
+// packed four to an int32 element (maxpool2d_argmax_for(y) allocates it; windows up to 15x15).
 void maxpool2d_forward(Tensor& y, Tensor& argmax, const Tensor& x, const PoolParams& p);
+Tensor maxpool2d_argmax_for(const Tensor& y);  // I32 [ceil(numel(y) / 4)] on y's device
+// Byte j of a packed argmax (host tensors; for tests and tools).
+inline uint8_t maxpool2d_argmax_at(const Tensor& argmax, int64_t j) {
+  return reinterpret_cast<const uint8_t*>(argmax.data_i32())[j];
+}
 // dx[N,C,H,W] = scatter-add of dy at argmax.
 void maxpool2d_backward(Tensor& dx, const Tensor& dy, const Tensor& argmax, const PoolParams& p);
 // PyTorch adaptive average pooling to [P,Q]: bin i covers [floor(i*H/P), ceil((i+1)*H/P)).

@@ -174,7 +174,8 @@ std::vector<float> Tensor::to_vector() const {
 
 MemoryStats memory_stats(Device d) {
   if (d == Device::CUDA) return cuda::memory_stats();
-  return {g_host_current.load(), g_host_peak.load()};
+  const size_t current = g_host_current.load(), peak = g_host_peak.load();
+  return {current, peak, current, peak};
 }
 
 void reset_peak_memory(Device d) {

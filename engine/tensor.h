@@ -83,8 +83,11 @@ class Tensor {
 
 // Bytes currently held and the high-water mark, per device (CPU: tensor storage only; CUDA: the
 // caching allocator's reserved bytes). reset_peak sets the mark to the current value.
+// Device memory: current/peak count what the caching allocator reserved (cached + in use, as
+// PyTorch's memory_reserved), in_use/peak_in_use what tensors hold (as memory_allocated). Host
+// tensors are not cached: both pairs are the same.
 struct MemoryStats {
-  size_t current = 0, peak = 0;
+  size_t current = 0, peak = 0, in_use = 0, peak_in_use = 0;
 };
 MemoryStats memory_stats(Device d);
 void reset_peak_memory(Device d);

@@ -62,15 +62,18 @@ ENGINE_HD inline void normalize_at(float* y, const float* x, int64_t HW, float m
   y[i] = (x[i] - m) / s;
 }
 
-// ---- max-pool: y[N,C,P,Q]; argmax holds the flat index into the H*W plane -----------------
+// ---- max-pool: y[N,C,P,Q]; argmax holds one byte per output: the window offset r*S + s of its
+// first maximum (kArgmaxNone when the window lies in the padding), so windows up to 15x15 ----
+constexpr uint8_t kArgmaxNone = 255;
+
 // One output at plane (n*C + c), row pp, column q. The CPU loops call this directly (no index
 // decomposition); the GPU calls the flat-index form below.
-ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x, const PoolParams& p,
+ENGINE_HD inline void maxpool_fwd_at(float* y, uint8_t* argmax, const float* x, const PoolParams& p,
                                      int64_t plane, int pp, int q, int64_t i) {
   const float* xp = x + plane * p.H * p.W;
   const int h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
   float best = -INFINITY;
-  int32_t best_i = -1;
+  int best_o = -1;
   for (int r = 0; r < p.R; ++r) {
     const int h = h0 + r;
     if (h < 0 || h >= p.H) continue;
@@ -79,18 +82,18 @@ ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x, 
       if (w < 0 || w >= p.W) continue;
       const float v = xp[h * p.W + w];
       // As PyTorch: the first maximum wins; a NaN always replaces (so NaN propagates).
-      if (v > best || v != v || best_i < 0) {
+      if (v > best || v != v || best_o < 0) {
         best = v;
-        best_i = h * p.W + w;
+        best_o = r * p.S + s;
       }
     }
   }
   y[i] = best;
-  if (argmax) argmax[i] = best_i;
+  if (argmax) argmax[i] = best_o < 0 ? kArgmaxNone : static_cast<uint8_t>(best_o);
 }
 
 // Flat form: i indexes y[N,C,P,Q] in row-major order.
-ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x,
+ENGINE_HD inline void maxpool_fwd_at(float* y, uint8_t* argmax, const float* x,
                                      const PoolParams& p, int64_t i) {
   const int P = p.P(), Q = p.Q();
   maxpool_fwd_at(y, argmax, x, p, i / (static_cast<int64_t>(P) * Q), static_cast<int>((i / Q) % P),
@@ -99,12 +102,11 @@ ENGINE_HD inline void maxpool_fwd_at(float* y, int32_t* argmax, const float* x,
 
 // Gather form of the backward (no atomics, deterministic): i indexes dx[N,C,H,W]; sums dy over
 // the windows whose argmax is this pixel.
-ENGINE_HD inline void maxpool_bwd_at(float* dx, const float* dy, const int32_t* argmax,
+ENGINE_HD inline void maxpool_bwd_at(float* dx, const float* dy, const uint8_t* argmax,
                                      const PoolParams& p, int64_t i) {
   const int P = p.P(), Q = p.Q();
   const int w = static_cast<int>(i % p.W), h = static_cast<int>((i / p.W) % p.H);
   const int64_t plane = i / (static_cast<int64_t>(p.H) * p.W);
-  const int32_t self = h * p.W + w;
   // Windows pp with pp*stride - pad <= h <= pp*stride - pad + R - 1.
   int p_lo = (h + p.pad_h - p.R + p.stride_h) / p.stride_h;  // ceil((h+pad-R+1)/stride) for >=0
   if (h + p.pad_h - p.R + 1 < 0) p_lo = 0;
@@ -115,11 +117,14 @@ ENGINE_HD inline void maxpool_bwd_at(float* dx, const float* dy, const int32_t* 
   int q_hi = (w + p.pad_w) / p.stride_w;
   if (q_hi > Q - 1) q_hi = Q - 1;
   const float* dyp = dy + plane * P * Q;
-  const int32_t* ap = argmax + plane * P * Q;
+  const uint8_t* ap = argmax + plane * P * Q;
   float acc = 0.f;
   for (int a = p_lo; a <= p_hi; ++a)
-    for (int b = q_lo; b <= q_hi; ++b)
+    for (int b = q_lo; b <= q_hi; ++b) {
+      // This pixel's offset in window (a, b).
+      const int self = (h - (a * p.stride_h - p.pad_h)) * p.S + (w - (b * p.stride_w - p.pad_w));
       if (ap[a * Q + b] == self) acc += dyp[a * Q + b];
+    }
   dx[i] = acc;
 }
 

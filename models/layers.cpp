@@ -146,7 +146,7 @@ Tensor MaxPool2d::forward(const Tensor& x, Tape* tape) {
   if (p.P() <= 0 || p.Q() <= 0)
     throw InputError(fmt::format("max-pool: input {} is too small for a {}x{} window", x.shape_str(), k_, k_));
   Tensor y = like({p.N, p.C, p.P(), p.Q()}, x);
-  Tensor argmax = tape ? Tensor::empty(y.shape(), x.device(), DType::I32) : Tensor();
+  Tensor argmax = tape ? maxpool2d_argmax_for(y) : Tensor();
   maxpool2d_forward(y, argmax, x, p);
   if (tape) {
     tape->push_shape(x.shape());

@@ -1,8 +1,9 @@
 // layers.h — the layers of the frozen backbones behind a narrow Module interface: forward
 // optionally records on a Tape exactly what the data-gradient backward needs (a conv: its
 // input shape; a ReLU: its mask packed 32 to a word, 1/32 of its output; a max-pool: its
-// argmax), and backward pops it in reverse order. Omits parameter gradients of the backbone (it
-// is frozen) and any autograd: the order of backward calls is written out by the containers.
+// argmax, a byte per output), and backward pops it in reverse order. Omits parameter gradients
+// of the backbone (it is frozen) and any autograd: the order of backward calls is written out
+// by the containers.
 // Letters: N,C,H,W input; K,R,S weight; P,Q output.
 #pragma once
 #include <memory>  // std::unique_ptr

@@ -209,7 +209,7 @@ TEST_CASE("max-pool forward (first maximum) and backward") {
         return y;
       };
       Tensor x = randn_t({p.N, p.C, p.H, p.W}, 14), g = randn_t({p.N, p.C, P, Q}, 15);
-      Tensor y = Tensor::empty({p.N, p.C, P, Q}), am = Tensor::empty(y.shape(), Device::CPU, DType::I32);
+      Tensor y = Tensor::empty({p.N, p.C, P, Q}), am = maxpool2d_argmax_for(y);
       maxpool2d_forward(y, am, x, p);
       check_close("maxpool forward", y.to_vector(), ref(to_double(x)), 0);
       Tensor dx = Tensor::empty(x.shape());
@@ -220,9 +220,11 @@ TEST_CASE("max-pool forward (first maximum) and backward") {
   SUBCASE("ties go to the first element in row-major window order") {
     PoolParams p{1, 1, 2, 2, 2, 2, 2, 2, 0, 0};
     Tensor x = Tensor::from_vector({1, 3, 3, 2}, {1, 1, 2, 2});
-    Tensor y = Tensor::empty({1, 1, 1, 1}), am = Tensor::empty({1, 1, 1, 1}, Device::CPU, DType::I32);
+    Tensor y = Tensor::empty({1, 1, 1, 1}), am = maxpool2d_argmax_for(y);
     maxpool2d_forward(y, am, x, p);
-    CHECK(am.data_i32()[0] == 1);
+    CHECK(maxpool2d_argmax_at(am, 0) == 1);  // offset (0, 1) in the window
+    Tensor wrong = Tensor::empty({1, 1, 1, 1}, Device::CPU, DType::I32);
+    CHECK_THROWS_AS(maxpool2d_forward(y, wrong, Tensor::from_vector({1, 3, 3, 2, 0, 0}, {1, 1, 2, 3}), PoolParams{1, 1, 2, 3, 2, 2, 2, 2, 0, 0}), InternalError);
   }
 }
 

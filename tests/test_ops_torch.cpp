@@ -58,8 +58,7 @@ TEST_CASE("ops match PyTorch: pooling") {
     const int k = r.attr(g, "kernel"), s = r.attr(g, "stride"), pad = r.attr(g, "padding");
     PoolParams p{static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)),
                  static_cast<int>(x.dim(3)), k, k, s, s, pad, pad};
-    Tensor y = Tensor::empty(dy.shape()), am = Tensor::empty(dy.shape(), Device::CPU, DType::I32),
-           dx = Tensor::empty(x.shape());
+    Tensor y = Tensor::empty(dy.shape()), am = maxpool2d_argmax_for(y), dx = Tensor::empty(x.shape());
     maxpool2d_forward(y, am, x, p);
     maxpool2d_backward(dx, dy, am, p);
     check_close("y", y.to_vector(), r.want(g, "y"), 0);

@@ -48,7 +48,7 @@ step() {
   now=$(date +%s)
   left=$((DEADLINE - now))
   if [ "$left" -lt 15 ]; then
-    printf '%-26s %-18s %5s  %s\n' "$name" "SKIP(no time)" "-" "" >>"$SUMMARY"
+    printf '%-34s %-18s %5s  %s\n' "$name" "SKIP(no time)" "-" "" >>"$SUMMARY"
     echo "== $name: skipped, no time left" | tee -a "$err"
     return 0
   fi
@@ -71,7 +71,7 @@ step() {
     status="FAIL(rc=$rc)"
   fi
   echo "== $name: $status in ${dt}s" >>"$err"
-  printf '%-26s %-18s %4ds  %s\n' "$name" "$status" "$dt" "$(basename "$out")" >>"$SUMMARY"
+  printf '%-34s %-18s %4ds  %s\n' "$name" "$status" "$dt" "$(basename "$out")" >>"$SUMMARY"
   return 0
 }
 
@@ -211,7 +211,7 @@ if wants cli; then
       ./lcam predict --arch vgg16 --weights /tmp/lcam-random-vgg16.h5 --device cuda --topk 3 \
       --json $(ls "$samples"/*.JPEG)
   else
-    printf '%-26s %-18s %5s  %s\n' "cli predict cuda" "SKIP(no samples)" "-" "" >>"$SUMMARY"
+    printf '%-34s %-18s %5s  %s\n' "cli predict cuda" "SKIP(no samples)" "-" "" >>"$SUMMARY"
   fi
 fi
 

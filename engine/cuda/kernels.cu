@@ -86,13 +86,13 @@ __global__ void bias_act_kernel(float* y, const float* b, int C, int64_t HW, boo
   if (i < L) kern::bias_act_at(y, b, C, HW, relu, i);
 }
 
-__global__ void maxpool_fwd_kernel(float* y, int32_t* argmax, const float* x, PoolParams p,
+__global__ void maxpool_fwd_kernel(float* y, uint8_t* argmax, const float* x, PoolParams p,
                                    int64_t L) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < L) kern::maxpool_fwd_at(y, argmax, x, p, i);
 }
 
-__global__ void maxpool_bwd_kernel(float* dx, const float* dy, const int32_t* argmax,
+__global__ void maxpool_bwd_kernel(float* dx, const float* dy, const uint8_t* argmax,
                                    PoolParams p, int64_t L) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < L) kern::maxpool_bwd_at(dx, dy, argmax, p, i);
@@ -206,14 +206,14 @@ void channel_affine_backward(float* dx, const float* dy, const float* scale, int
   CUDA_CHECK(cudaGetLastError());
 }
 
-void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const PoolParams& p) {
+void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolParams& p) {
   const int64_t L = static_cast<int64_t>(p.N) * p.C * p.P() * p.Q();
   if (L <= 0) return;
   maxpool_fwd_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(y, argmax, x, p, L);
   CUDA_CHECK(cudaGetLastError());
 }
 
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const PoolParams& p) {
+void maxpool2d_backward(float* dx, const float* dy, const uint8_t* argmax, const PoolParams& p) {
   const int64_t L = static_cast<int64_t>(p.N) * p.C * p.H * p.W;
   if (L <= 0) return;
   maxpool_bwd_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(dx, dy, argmax, p, L);

@@ -4,8 +4,8 @@
 // Allocator: requests are rounded up (512 B granularity up to 1 MiB, 2 MiB above), freed blocks
 // go to a free list keyed by size and are reused for requests at most 25% smaller; memory goes
 // back to the driver only when a cudaMalloc fails (then the cache is released and the malloc
-// retried once). Statistics count reserved bytes (cached + in use), like PyTorch's
-// memory_reserved.
+// retried once). Statistics count reserved bytes (cached + in use, like PyTorch's
+// memory_reserved) and bytes in use (like memory_allocated), each with its peak.
 // Deliberately omits: multiple devices and streams, block splitting, and teardown — the state
 // is never destroyed, so tensors freed during static destruction stay valid calls, and the
 // driver reclaims everything at exit.
@@ -92,7 +92,7 @@ struct Allocator {
   std::mutex mu;
   std::multimap<size_t, void*> free_blocks;  // block size -> pointer
   std::unordered_map<void*, size_t> live;    // pointer -> block size
-  size_t reserved = 0, peak = 0, in_use = 0;
+  size_t reserved = 0, peak = 0, in_use = 0, peak_in_use = 0;
 };
 
 Allocator& allocator() {
@@ -146,6 +146,7 @@ void* device_alloc(size_t bytes) {
     a.free_blocks.erase(it);
     a.live.emplace(p, size);
     a.in_use += size;
+    a.peak_in_use = std::max(a.peak_in_use, a.in_use);
     return p;
   }
   void* p = nullptr;
@@ -168,6 +169,7 @@ void* device_alloc(size_t bytes) {
   a.reserved += want;
   a.in_use += want;
   a.peak = std::max(a.peak, a.reserved);
+  a.peak_in_use = std::max(a.peak_in_use, a.in_use);
   return p;
 }
 
@@ -189,13 +191,14 @@ void device_free(void* p, size_t /*bytes: the block's own size is recorded*/) {
 MemoryStats memory_stats() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mu);
-  return {a.reserved, a.peak};
+  return {a.reserved, a.peak, a.in_use, a.peak_in_use};
 }
 
 void reset_peak() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mu);
   a.peak = a.reserved;
+  a.peak_in_use = a.in_use;
 }
 
 // ---- copies -----------------------------------------------------------------------------------
