@@ -134,6 +134,9 @@ int run_bench(const BenchOptions& o_in) {
     const Work work = make_work(o, *model, x, classes);
     std::vector<double> totals;
     for (int it = 0; it < o.warmup + o.iters; ++it) {
+      // Peak memory of the steady state: the warm-up's one-off costs (algorithm timing, lazily
+      // made state) are not counted.
+      if (it == o.warmup) reset_peak_memory(dev);
       sync();
       const double t0 = now_ms();
       work();

@@ -7,6 +7,7 @@
 #include <cmath>      // std::exp, std::log
 #include <limits>     // std::numeric_limits
 
+#include "engine/algo_choice.h"  // choose_algo
 #include "engine/common.h"   // InputError, InternalError
 #include "engine/ops.h"      // the ops under test
 #include "tests/test_util.h" // randn_t, numeric_grad, check_close
@@ -308,3 +309,18 @@ TEST_CASE("shape checks reject mismatched outputs") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("convolution algorithm choice: the least workspace within 5% of the fastest") {
+  const size_t MiB = 1 << 20;
+  using C = AlgoCandidate;
+  // The fastest needs 900 MiB; one 3% slower needs 10 MiB: that one.
+  CHECK(choose_algo({C{true, 1.00f, 900 * MiB}, C{true, 1.03f, 10 * MiB}, C{true, 2.0f, 0}}, 1024 * MiB, 0.05) == 1);
+  // 10% slower is not close enough, whatever it saves.
+  CHECK(choose_algo({C{true, 1.00f, 900 * MiB}, C{true, 1.10f, 0}}, 1024 * MiB, 0.05) == 0);
+  // Failed runs and workspaces over the limit never count, even when fastest.
+  CHECK(choose_algo({C{false, 0.1f, 0}, C{true, 0.5f, 2048 * MiB}, C{true, 1.0f, 64 * MiB}}, 1024 * MiB, 0.05) == 2);
+  // Equal workspaces: the faster.
+  CHECK(choose_algo({C{true, 1.04f, 0}, C{true, 1.00f, 0}}, MiB, 0.05) == 1);
+  CHECK(choose_algo({C{false, 1.f, 0}, C{true, 1.f, 2 * MiB}}, MiB, 0.05) == -1);
+  CHECK(choose_algo({}, MiB, 0.05) == -1);
+}

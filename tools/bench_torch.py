@@ -53,10 +53,10 @@ def bench_one(args, batch):
     with torch.no_grad():
         if dev.type == "cuda":
             torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
             for _ in range(args.warmup):
                 model(x)
             torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()  # the steady state's peak, as lcam bench
             for _ in range(args.iters):
                 start = torch.cuda.Event(enable_timing=True)
                 end = torch.cuda.Event(enable_timing=True)

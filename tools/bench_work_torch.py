@@ -223,6 +223,8 @@ def bench_one(a, net, dev):
     step = make_work(a, net, dev)
     times = []
     for i in range(a.warmup + a.iters):
+        if i == a.warmup and dev.type == "cuda":  # the steady state's peak, as lcam bench
+            torch.cuda.reset_peak_memory_stats()
         if dev.type == "cuda":
             s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             s.record()

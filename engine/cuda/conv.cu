@@ -6,8 +6,9 @@
 // that direction runs: cudnnGet*Algorithm_v7 lists the candidates and their workspace needs, the
 // shared workspace grows to the largest candidate within ctx::workspace_limit(), and
 // cudnnFind*AlgorithmEx times them on the call's own buffers (it writes only the output, which
-// the call overwrites anyway); the fastest successful one is kept. If timing fails, the
-// heuristic's first candidate that fits is used.
+// the call overwrites anyway); of the successful ones within 5% of the fastest, the one with
+// the smallest workspace is kept (engine/algo_choice.h). If timing fails, the heuristic's first
+// candidate that fits is used.
 // Bias and ReLU run as a separate kernel (kern::bias_act_at): cuDNN's fused
 // ConvolutionBiasActivationForward only supports ReLU with one algorithm, which would override
 // the choice above. db is a deterministic per-channel reduction kernel.
@@ -26,11 +27,12 @@
 
 #include <cudnn.h>  // convolution API
 
+#include "engine/algo_choice.h"     // choose_algo
 #include "engine/backend.h"         // lcam::gpu declarations (LCAM_BACKEND_OPS)
 #include "engine/common.h"          // InternalError
 #include "engine/cuda/check.cuh"    // CUDNN_CHECK
 #include "engine/cuda/context.cuh"  // ctx::cudnn, ctx::workspace, detail::bias_act/channel_sum
-#include "engine/cuda_runtime.h"    // cuda::fill_zero
+#include "engine/cuda_runtime.h"    // cuda::fill_zero, device_alloc, device_free
 
 namespace lcam::gpu {
 namespace {
@@ -127,21 +129,32 @@ Plan& plan_for(const ConvParams& p, bool aligned) {
   return *slot;
 }
 
-// Picks from perf results (any of the three perf struct types): the first entry that succeeded
-// and fits `limit` (cuDNN sorts by time for Find, by expected speed for Get_v7).
+// Picks from perf results (any of the three perf struct types). Timed results (Find): the
+// smallest workspace among the successful ones within kTimeSlack of the fastest that fit
+// `limit` (choose_algo). Heuristic results (Get_v7, sorted by expected speed): the first that
+// succeeded and fits.
+constexpr double kTimeSlack = 0.05;
+
 template <class Perf>
-bool pick(const std::vector<Perf>& perfs, int count, size_t limit, bool tf32, Choice& out) {
-  for (int i = 0; i < count; ++i) {
-    const Perf& r = perfs[i];
-    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > limit) continue;
-    out.chosen = true;
-    out.algo = static_cast<int>(r.algo);
-    out.workspace = r.memory;
-    // With TF32 forbidden, never let a result's DEFAULT/TENSOR_OP math re-enable it.
-    out.math = tf32 ? r.mathType : CUDNN_FMA_MATH;
-    return true;
+bool pick(const std::vector<Perf>& perfs, int count, size_t limit, bool tf32, bool timed, Choice& out) {
+  int chosen = -1;
+  if (timed) {
+    std::vector<AlgoCandidate> c(static_cast<size_t>(count));
+    for (int i = 0; i < count; ++i)
+      c[i] = {perfs[i].status == CUDNN_STATUS_SUCCESS && perfs[i].time >= 0.f, perfs[i].time, perfs[i].memory};
+    chosen = choose_algo(c, limit, kTimeSlack);
+  } else {
+    for (int i = 0; i < count && chosen < 0; ++i)
+      if (perfs[i].status == CUDNN_STATUS_SUCCESS && perfs[i].memory <= limit) chosen = i;
   }
-  return false;
+  if (chosen < 0) return false;
+  const Perf& r = perfs[chosen];
+  out.chosen = true;
+  out.algo = static_cast<int>(r.algo);
+  out.workspace = r.memory;
+  // With TF32 forbidden, never let a result's DEFAULT/TENSOR_OP math re-enable it.
+  out.math = tf32 ? r.mathType : CUDNN_FMA_MATH;
+  return true;
 }
 
 // Largest workspace among the successful candidates that fit the limit.
@@ -162,15 +175,24 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   std::vector<Perf> heur(static_cast<size_t>(max_count));
   int heur_n = 0;
   CUDNN_CHECK(get(max_count, &heur_n, heur.data()));
+  // The timing runs get a buffer of their own, returned to the allocator's cache right after:
+  // only the chosen algorithm's workspace stays in use (the shared one, grown at the call).
   const size_t ws_bytes = max_fitting_workspace(heur, heur_n, limit);
-  void* ws = cuda::ctx::workspace(ws_bytes);
+  struct Scratch {
+    size_t bytes;
+    void* p;
+    explicit Scratch(size_t n) : bytes(n), p(cuda::device_alloc(n)) {}
+    ~Scratch() { cuda::device_free(p, bytes); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+  } scratch(ws_bytes);
 
   Choice c;
   std::vector<Perf> timed(static_cast<size_t>(max_count));
   int timed_n = 0;
-  const cudnnStatus_t st = find(max_count, &timed_n, timed.data(), ws, ws_bytes);
-  if (st == CUDNN_STATUS_SUCCESS && pick(timed, timed_n, ws_bytes, plan.tf32, c)) return c;
-  if (pick(heur, heur_n, limit, plan.tf32, c)) return c;
+  const cudnnStatus_t st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
+  if (st == CUDNN_STATUS_SUCCESS && pick(timed, timed_n, ws_bytes, plan.tf32, true, c)) return c;
+  if (pick(heur, heur_n, limit, plan.tf32, false, c)) return c;
   throw InternalError(std::string("cuDNN has no usable ") + what + " algorithm for " +
                       shape_of(plan.p) + " within a " + std::to_string(limit >> 20) +
                       " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
