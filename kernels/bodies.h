@@ -72,15 +72,15 @@ ENGINE_HD inline void maxpool_fwd_at(float* y, uint8_t* argmax, const float* x, 
                                      int64_t plane, int pp, int q, int64_t i) {
   const float* xp = x + plane * p.H * p.W;
   const int h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
+  // The window's rows and columns inside the image, so that the loop has no bounds checks.
+  const int r0 = h0 < 0 ? -h0 : 0, r1 = h0 + p.R > p.H ? p.H - h0 : p.R;
+  const int s0 = w0 < 0 ? -w0 : 0, s1 = w0 + p.S > p.W ? p.W - w0 : p.S;
   float best = -INFINITY;
   int best_o = -1;
-  for (int r = 0; r < p.R; ++r) {
-    const int h = h0 + r;
-    if (h < 0 || h >= p.H) continue;
-    for (int s = 0; s < p.S; ++s) {
-      const int w = w0 + s;
-      if (w < 0 || w >= p.W) continue;
-      const float v = xp[h * p.W + w];
+  for (int r = r0; r < r1; ++r) {
+    const float* row = xp + (h0 + r) * p.W + w0;
+    for (int s = s0; s < s1; ++s) {
+      const float v = row[s];
       // As PyTorch: the first maximum wins; a NaN always replaces (so NaN propagates).
       if (v > best || v != v || best_o < 0) {
         best = v;
