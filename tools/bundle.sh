@@ -13,10 +13,11 @@
 # the GPU machine has its own (cuDNN/cuBLAS from PyTorch's wheels; gpu-check.sh finds them).
 # Fails when the bundle exceeds 60 MiB.
 #
-# usage: tools/bundle.sh [DEST]           env: BUILD_DIR (build-gpu), JOBS (2), LEAN (0)
+# usage: tools/bundle.sh [DEST]    env: BUILD_DIR (build-gpu), JOBS (2), LEAN (0), COMPRESS (0)
 # LEAN=1 leaves the test fixtures out: for a device run that carries the bundle beside a copy of
 # the working tree (which has them), where bundle + tree must fit the 64 MiB carry limit;
-# gpu-check.sh then reads the fixtures from the bundle's parent folder.
+# gpu-check.sh then reads the fixtures from the bundle's parent folder. COMPRESS=1 stores the
+# big libraries gzipped (gpu-check.sh unpacks them), for the same limit.
 # then, on the GPU machine:         cd gpu-bundle && ./gpu-check.sh OUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -142,6 +143,12 @@ cudnn_h=$(awk '/#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) /{printf "%s%s", sep, $3;
 echo "bundle: libraries as the bundled binaries resolve them here (cuDNN/cuBLAS come from the GPU machine):"
 env -u LD_LIBRARY_PATH ldd "$DEST/lcam_tests" | awk '$2 == "=>" {print "  " $1, "->", $3}' \
   | grep -v -E 'libc\.so|libm\.so|ld-linux|vdso' || true
+# COMPRESS=1: libraries over 4 MiB (OpenBLAS: 37 -> 11 MiB) are stored gzipped, for transfers
+# with a size limit; gpu-check.sh unpacks them before anything runs (by hand: gunzip lib/*.gz).
+if [ "${COMPRESS:-0}" = 1 ]; then
+  find "$DEST/lib" -maxdepth 1 -type f -size +4M ! -name '*.gz' -exec gzip -9 {} +
+  echo "compressed=$(find "$DEST/lib" -maxdepth 1 -name '*.gz' -printf '%f ' ) (gunzip before use)" >>"$DEST/bundle-info.txt"
+fi
 bytes=$(du -sb "$DEST" | cut -f1)
 mib=$(awk -v b="$bytes" 'BEGIN {printf "%.1f", b / 1048576}')
 echo "size=${mib} MiB" >>"$DEST/bundle-info.txt"

@@ -77,6 +77,17 @@ step() {
 
 # ---- environment: GPU, libraries ------------------------------------------------------------
 note "gpu-check: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname 2>/dev/null || echo '?')"
+# Libraries the bundle carries gzipped (tools/bundle.sh COMPRESS=1): unpack them in place.
+for gz in lib/*.gz; do
+  [ -e "$gz" ] || continue
+  if gzip -dc "$gz" >"${gz%.gz}.tmp" 2>/dev/null ||
+    python3 -c 'import gzip, shutil, sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      "$gz" "${gz%.gz}.tmp"; then
+    mv "${gz%.gz}.tmp" "${gz%.gz}" && rm -f "$gz" && note "unpacked $gz"
+  else
+    note "could not unpack $gz (no gzip, no python3)"
+  fi
+done
 [ -f bundle-info.txt ] && { echo "--- bundle-info.txt"; cat bundle-info.txt; } >>"$ENVF"
 {
   echo "--- nvidia-smi"
