@@ -34,16 +34,17 @@ inline void valid_cols(int Q, int W, int stride, int pad, int s, int& lo, int& h
   while (hi > lo && (hi - 1) * stride - pad + s >= W) --hi;
 }
 
-// col[C*R*S, len] for output pixels [p0, p0 + len) of one image x[C,H,W] (ld = len).
-// The valid span of each output row is a strided (for stride 1: contiguous) copy.
+// col[C*R*S, len] for output pixels [p0, p0 + len) of one image x[C,H,W] (row stride ld,
+// default len). The valid span of each output row is a strided (for stride 1: contiguous) copy.
 void im2col_tile(float* col, const float* x, const ConvParams& p, int64_t p0, int64_t len,
-                 int row_begin = 0, int row_end = -1) {
+                 int row_begin = 0, int row_end = -1, int64_t ld = -1) {
+  if (ld < 0) ld = len;
   const int Q = p.Q();
   const int rows = row_end < 0 ? p.C * p.R * p.S : row_end;
   for (int row = row_begin; row < rows; ++row) {
     const int s = row % p.S, r = (row / p.S) % p.R, c = row / (p.R * p.S);
     const float* xc = x + static_cast<int64_t>(c) * p.H * p.W;
-    float* out = col + static_cast<int64_t>(row) * len;
+    float* out = col + static_cast<int64_t>(row) * ld;
     int lo, hi;
     valid_cols(Q, p.W, p.stride_w, p.pad_w, s, lo, hi);
     for (int64_t pix = p0; pix < p0 + len;) {
@@ -101,14 +102,15 @@ void col2im(float* dx, const float* col, const ConvParams& p) {
 }
 
 // A grow-only scratch buffer per thread (im2col columns): no page faults or zeroing per call.
-float* scratch(size_t n) {
-  thread_local std::unique_ptr<float[]> buf;
-  thread_local size_t cap = 0;
-  if (n > cap) {
-    buf.reset(new float[n]);
-    cap = n;
+// slot 1 is a second buffer for callers that need two at once.
+float* scratch(size_t n, int slot = 0) {
+  thread_local std::unique_ptr<float[]> buf[2];
+  thread_local size_t cap[2] = {0, 0};
+  if (n > cap[slot]) {
+    buf[slot].reset(new float[n]);
+    cap[slot] = n;
   }
-  return buf.get();
+  return buf[slot].get();
 }
 
 // Single-threaded OpenBLAS: C[M,N] = op(A)[M,K] op(B)[K,N] + beta C, row-major, explicit lds.
@@ -169,6 +171,43 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
   const int nt = omp_get_max_threads();
+  if (PQ < p.K && p.N > 1 && PQ < 512) {
+    // Deep layers with few pixels: the columns of G images side by side (about 1024 in all),
+    // so that one GEMM [K,CRS] x [CRS, G*PQ] is wide enough to run well, then the product is
+    // copied to the images' planes with bias and ReLU. (Per image, ResNet-50's layer4 GEMMs
+    // would be 49 columns wide.)
+    const int G = static_cast<int>(std::clamp<int64_t>(1024 / PQ, 1, p.N));
+    float* col = scratch(static_cast<size_t>(CRS * G * PQ));
+    float* out = scratch(static_cast<size_t>(p.K) * G * PQ, 1);
+    for (int n0 = 0; n0 < p.N; n0 += G) {
+      const int g = std::min(G, p.N - n0);
+      const int64_t ld = static_cast<int64_t>(g) * PQ;
+      const int64_t chw = static_cast<int64_t>(p.C) * p.H * p.W;
+      const int rows = static_cast<int>(CRS);
+#pragma omp parallel for schedule(static)
+      for (int row = 0; row < rows; ++row)
+        for (int j = 0; j < g; ++j) {
+          const float* xn = x + (n0 + j) * chw;
+          if (pw)
+            std::memcpy(col + row * ld + j * PQ, xn + static_cast<int64_t>(row) * PQ, sizeof(float) * PQ);
+          else
+            im2col_tile(col + j * PQ, xn, p, 0, PQ, row, row + 1, ld);
+        }
+      gemm(false, false, p.K, static_cast<int>(ld), static_cast<int>(CRS), w, col, out, 0.f);
+#pragma omp parallel for schedule(static)
+      for (int k = 0; k < p.K; ++k)
+        for (int j = 0; j < g; ++j) {
+          const float* src = out + k * ld + j * PQ;
+          float* dst = y + (static_cast<int64_t>(n0 + j) * p.K + k) * PQ;
+          const float bk = b ? b[k] : 0.f;
+          for (int64_t i = 0; i < PQ; ++i) {
+            const float v = src[i] + bk;
+            dst[i] = relu ? kern::relu(v) : v;
+          }
+        }
+    }
+    return;
+  }
   if (PQ < p.K) {
     float* col = pw ? nullptr : scratch(static_cast<size_t>(CRS * PQ));
     for (int n = 0; n < p.N; ++n) {

@@ -59,6 +59,9 @@ TEST_CASE("conv2d forward and backward against naive loops and finite difference
       {"1x1 s2 p0", {1, 4, 7, 6, 3, 1, 1, 2, 2, 0, 0}},
       {"7x7 s2 p3", {1, 3, 11, 10, 2, 7, 7, 2, 2, 3, 3}},
       {"3x3 s2 p0", {1, 2, 8, 9, 3, 3, 3, 2, 2, 0, 0}},
+      // Fewer pixels than output channels, several images: the images' columns side by side.
+      {"3x3 s1 p1, deep", {5, 3, 3, 2, 8, 3, 3, 1, 1, 1, 1}},
+      {"1x1 s1 p0, deep", {3, 4, 2, 2, 6, 1, 1, 1, 1, 0, 0}},
   };
   for (const auto& cs : cases) {
     SUBCASE(cs.name) {
@@ -86,6 +89,20 @@ TEST_CASE("conv2d forward and backward against naive loops and finite difference
       check_close("conv dw", dw.to_vector(), numeric_grad([&](const Vec& v) { return conv_ref(xd, v, bd, p); }, wd, gd), 1e-5);
       check_close("conv db", db.to_vector(), numeric_grad([&](const Vec& v) { return conv_ref(xd, wd, v, p); }, bd, gd), 1e-5);
     }
+  }
+}
+
+TEST_CASE("conv2d forward of deep layers in groups of images (columns side by side)") {
+  // PQ < K with more images than one group takes (1024 / PQ per group): 7 images of 169 pixels
+  // go as 6 + 1, 4 of 300 as 3 + 1; 3x3 strided and pointwise.
+  for (const ConvParams p : {ConvParams{7, 2, 25, 25, 200, 3, 3, 2, 2, 1, 1}, ConvParams{4, 2, 15, 20, 320, 1, 1, 1, 1, 0, 0}}) {
+    CAPTURE(p.N);
+    Tensor x = randn_t({p.N, p.C, p.H, p.W}, 21), w = randn_t({p.K, p.C, p.R, p.S}, 22, 0.3f), b = randn_t({p.K}, 23);
+    Vec want = conv_ref(to_double(x), to_double(w), to_double(b), p);
+    for (auto& v : want) v = std::max(v, 0.0);
+    Tensor y = Tensor::empty({p.N, p.K, p.P(), p.Q()});
+    conv2d_forward(y, x, w, b, p, /*relu=*/true);
+    check_close("grouped conv+relu forward", y.to_vector(), want, 1e-5);
   }
 }
 
