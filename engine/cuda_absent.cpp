@@ -24,5 +24,7 @@ void fill_zero(void*, size_t) { no_cuda(); }
 void synchronize() {}
 void set_allow_tf32(bool) {}
 std::string device_summary() { return "none (built without CUDA)"; }
+void range_push(const char*) {}
+void range_pop() {}
 
 }  // namespace lcam::cuda

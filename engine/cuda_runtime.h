@@ -41,4 +41,17 @@ void set_allow_tf32(bool allow);
 // Device name and memory for logs ("NVIDIA H200, 139.8 GiB").
 std::string device_summary();
 
+// Named ranges for profilers (NVTX): under nsys or Nsight Compute each layer's kernels appear
+// inside a range named after it ("features.28 conv3x3+relu", "backward layer4.2 bottleneck").
+// Nearly free when no profiler is attached; no-ops in builds without CUDA. Use TraceRange.
+void range_push(const char* name);
+void range_pop();
+struct TraceRange {
+  explicit TraceRange(const char* name) { range_push(name); }
+  explicit TraceRange(const std::string& name) { range_push(name.c_str()); }
+  ~TraceRange() { range_pop(); }
+  TraceRange(const TraceRange&) = delete;
+  TraceRange& operator=(const TraceRange&) = delete;
+};
+
 }  // namespace lcam::cuda

@@ -8,6 +8,7 @@
 #include <fmt/format.h>  // fmt::format
 
 #include "engine/common.h"  // InputError, LCAM_REQUIRE
+#include "engine/cuda_runtime.h"  // cuda::TraceRange
 #include "engine/ops.h"     // the op set
 #include "loaders/hdf5.h"   // h5::Reader, h5::Writer (RISE mask cache)
 #include "models/evaluation.h"  // class_probs
@@ -24,6 +25,7 @@ GradCam parse_grad_cam(const std::string& method) {
 }
 
 CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& classes, GradCam method) {
+  cuda::TraceRange range(method == GradCam::Plain ? "grad-cam" : "grad-cam++");
   const Device dev = x01.device();
   const int64_t N = x01.dim(0);
   LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
@@ -107,6 +109,7 @@ Tensor weighted_map(const Tensor& maps, const std::vector<float>& w, bool relu) 
 }  // namespace
 
 Tensor score_cam(Model& model, const Tensor& x01, const std::vector<int>& classes, int chunk, Tensor* weights) {
+  cuda::TraceRange range("score-cam");
   const Device dev = x01.device();
   const int64_t N = x01.dim(0), H = x01.dim(2), W = x01.dim(3);
   LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
@@ -192,6 +195,7 @@ Tensor rise_masks_cached(const std::string& cache, int count, int s, float p, in
 }
 
 Tensor rise(Model& model, const Tensor& x01, const std::vector<int>& classes, const Tensor& masks, int chunk) {
+  cuda::TraceRange range("rise");
   const Device dev = x01.device();
   const int64_t N = x01.dim(0), H = x01.dim(2), W = x01.dim(3), M = masks.dim(0);
   LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");

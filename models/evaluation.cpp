@@ -5,6 +5,7 @@
 #include <cmath>      // std::exp
 
 #include "engine/common.h"  // LCAM_REQUIRE
+#include "engine/cuda_runtime.h"  // cuda::TraceRange
 #include "engine/ops.h"     // mask_mul_forward, normalize_forward, softmax_forward
 
 namespace lcam {
@@ -40,6 +41,7 @@ void keep_top(Tensor& out, const Tensor& sm, int keep_percent) {
 
 std::vector<std::vector<float>> kept_scores(Model& model, const Tensor& x01, const Tensor& sm, const std::vector<int>& keeps,
                                             const std::vector<int>& classes) {
+  cuda::TraceRange range("ad/ic thresholds");
   const Tensor host = sm.device() == Device::CPU ? sm : sm.to(Device::CPU);
   Tensor t = Tensor::empty(host.shape());
   std::vector<std::vector<float>> out;

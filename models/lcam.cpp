@@ -7,6 +7,7 @@
 #include <fmt/format.h>  // fmt::format
 
 #include "engine/common.h"  // InputError
+#include "engine/cuda_runtime.h"  // cuda::TraceRange
 #include "engine/ops.h"     // the op set
 
 namespace lcam {
@@ -58,6 +59,7 @@ Tensor Lcam::features(const Tensor& x01) {
 
 LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const std::vector<int>& labels, Tensor& dw,
                                  Tensor& db, uint64_t dropout_seed) {
+  cuda::TraceRange range(std::string("lcam train step ") + lcam_method_name(opt_.method));
   const Device dev = x01.device();
   const int64_t N = x01.dim(0);
   LCAM_REQUIRE(static_cast<int64_t>(labels.size()) == N, "one label per image");
@@ -155,6 +157,7 @@ Tensor Lcam::class_maps(const Attention& a, const Tensor& x01, const std::vector
 }
 
 Tensor Lcam::saliency(const Attention& a, const Tensor& x01, const std::vector<int>& classes) {
+  cuda::TraceRange range("lcam saliency");
   Tensor c = class_maps(a, x01, classes);
   Tensor n = Tensor::empty(c.shape(), c.device());
   minmax_normalize(n, c);

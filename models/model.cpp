@@ -8,7 +8,8 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include "engine/common.h"  // InputError
+#include "engine/common.h"        // InputError
+#include "engine/cuda_runtime.h"  // cuda::TraceRange (profiler ranges per module)
 #include "loaders/hdf5.h"   // h5::Reader, h5::Writer
 
 namespace lcam {
@@ -85,6 +86,8 @@ Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
 }
 
 void Model::add(std::string name, std::unique_ptr<Module> m) {
+  trace_fwd_.push_back(name + " " + m->kind());
+  trace_bwd_.push_back("backward " + trace_fwd_.back());
   names_.push_back(std::move(name));
   modules_.push_back(std::move(m));
 }
@@ -121,7 +124,10 @@ Tensor Model::forward_range(const Tensor& x, int begin, int end, Tape* tape, con
   LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("forward_range [{},{})", begin, end));
   Tensor h = x;
   for (int i = begin; i < end; ++i) {
-    h = modules_[i]->forward(h, tape);
+    {
+      cuda::TraceRange range(trace_fwd_[i]);
+      h = modules_[i]->forward(h, tape);
+    }
     if (hook) hook(i);
   }
   return h;
@@ -130,7 +136,10 @@ Tensor Model::forward_range(const Tensor& x, int begin, int end, Tape* tape, con
 Tensor Model::backward_range(Tape& tape, const Tensor& dy, int begin, int end) {
   LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("backward_range [{},{})", begin, end));
   Tensor g = dy;
-  for (int i = end - 1; i >= begin; --i) g = modules_[i]->backward(tape, g);
+  for (int i = end - 1; i >= begin; --i) {
+    cuda::TraceRange range(trace_bwd_[i]);
+    g = modules_[i]->backward(tape, g);
+  }
   return g;
 }
 

@@ -70,6 +70,7 @@ class Model {
   ModelConfig cfg_;
   std::vector<std::unique_ptr<Module>> modules_;
   std::vector<std::string> names_;
+  std::vector<std::string> trace_fwd_, trace_bwd_;  // profiler range names: "name kind", "backward name kind"
   int features_end_ = 0, pool_end_ = 0;
   Device device_ = Device::CPU;
 };

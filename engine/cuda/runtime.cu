@@ -1,6 +1,6 @@
 // runtime.cu — engine/cuda_runtime.h and engine/cuda/context.cuh for CUDA builds: the device
 // probe, the one stream, lazily created cuBLAS/cuDNN handles, the caching device allocator,
-// copies, the shared cuDNN workspace and the TF32 switch.
+// copies, the shared cuDNN workspace, the TF32 switch and the NVTX ranges.
 // Allocator: requests are rounded up (512 B granularity up to 1 MiB, 2 MiB above), freed blocks
 // go to a free list keyed by size and are reused for requests at most 25% smaller; memory goes
 // back to the driver only when a cudaMalloc fails (then the cache is released and the malloc
@@ -22,6 +22,7 @@
 #include <cublas_v2.h>         // cublasCreate, cublasSetMathMode, cublasSetWorkspace
 #include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams, device queries
 #include <cudnn.h>             // cudnnCreate, cudnnSetStream, cudnnGetVersion
+#include <nvtx3/nvToolsExt.h>  // nvtxRangePushA, nvtxRangePop (header-only NVTX 3)
 
 #include "engine/common.h"         // InputError, InternalError
 #include "engine/cuda/check.cuh"   // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
@@ -241,6 +242,9 @@ void synchronize() {
 }
 
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
+
+void range_push(const char* name) { nvtxRangePushA(name); }
+void range_pop() { nvtxRangePop(); }
 
 std::string device_summary() {
   if (!available()) return "none (" + unavailable_reason() + ")";
