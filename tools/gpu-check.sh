@@ -7,7 +7,8 @@
 # and finally runs the rest of the test suite with whatever time is left. Every step has a timeout
 # and a global deadline keeps the whole run under 8 minutes; a failing step never stops the
 # next one. Results go to the folder given as argument, flat and as at most 8 files (easy to
-# copy back), ending with summary.txt: one PASS / FAIL / TIMEOUT / SKIP line per step.
+# copy back), ending with summary.txt: one PASS / FAIL / TIMEOUT / SKIP line per step, then
+# the benchmarks as one table (tools/bench_table.py: lcam and PyTorch side by side).
 # Deliberately omits building anything and installing anything: if the bundle cannot start,
 # env.txt shows ldd's view of why.
 #
@@ -240,6 +241,11 @@ failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
   echo "total ${total}s; $passed passed, $failed failed or timed out"
   echo "doctest (cuda):  $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/tests-cuda.log" 2>/dev/null | tr '\n' ' ')"
   echo "doctest (rest):  $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/tests-rest.log" 2>/dev/null | tr '\n' ' ')"
+  # lcam and PyTorch side by side, paired by model, work and batch (speed and memory ratios).
+  if [ -s "$OUT/bench-lcam.jsonl" ] || [ -s "$OUT/bench-torch.jsonl" ]; then
+    echo "---"
+    timeout 30 python3 tools/bench_table.py "$OUT/bench-lcam.jsonl" "$OUT/bench-torch.jsonl" 2>&1
+  fi
 } >>"$SUMMARY"
 echo "===== summary ($OUT) ====="
 cat "$SUMMARY"

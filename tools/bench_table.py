@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Side-by-side table of `lcam bench --json` and the PyTorch bench scripts' --json lines.
+
+Reads the two JSON-lines files (lcam's and PyTorch's; other lines are skipped), pairs records
+by (arch, work, device, batch), and prints one Markdown table: ms per batch, images/s and
+seconds per image on each side, lcam's speed over PyTorch's, peak memory on each side and
+lcam's share of PyTorch's. Records without a partner get a row with the missing side blank.
+
+usage: bench_table.py LCAM.jsonl TORCH.jsonl [--out TABLE.md]
+"""
+
+import argparse
+import json
+import sys
+
+
+def load(path):
+    recs = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                key = (r.get("arch"), r.get("work", "forward"), r.get("device"), int(r.get("batch", 0)))
+                recs[key] = r
+    except OSError as e:
+        print(f"bench_table: {path}: {e.strerror}", file=sys.stderr)
+    return recs
+
+
+def fmt(v, digits):
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("lcam")
+    p.add_argument("torch")
+    p.add_argument("--out")
+    a = p.parse_args()
+    ours, theirs = load(a.lcam), load(a.torch)
+    order = {"forward": 0, "train-img": 1, "train-fm": 2, "train-img7x7": 3, "explain": 4, "gradcam": 5,
+             "gradcampp": 6, "scorecam": 7, "rise": 8, "adic": 9}
+    keys = sorted(set(ours) | set(theirs), key=lambda k: (order.get(k[1], 99), str(k[0]), str(k[2]), k[3]))
+    rows = ["| model | work | device | batch | lcam ms/batch | lcam images/s | PyTorch ms/batch | PyTorch images/s "
+            "| lcam / PyTorch speed | lcam peak MiB | PyTorch peak MiB | lcam / PyTorch memory |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for k in keys:
+        o, t = ours.get(k), theirs.get(k)
+        oms, tms = o and o.get("median_ms"), t and t.get("median_ms")
+        omem, tmem = o and o.get("peak_mem_mb"), t and t.get("peak_mem_mb")
+        speed = tms / oms if oms and tms else None
+        mem = omem / tmem if omem is not None and tmem else None
+        rows.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {fmt(oms, 2)} | {fmt(o and o.get('images_per_s'), 1)} "
+                    f"| {fmt(tms, 2)} | {fmt(t and t.get('images_per_s'), 1)} | {fmt(speed, 2)} "
+                    f"| {fmt(omem, 0)} | {fmt(tmem, 0)} | {fmt(mem, 2)} |")
+    text = "\n".join(rows) + "\n"
+    if a.out:
+        with open(a.out + ".tmp", "w") as f:
+            f.write(text)
+        import os
+        os.replace(a.out + ".tmp", a.out)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
