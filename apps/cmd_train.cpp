@@ -1,13 +1,16 @@
 // cmd_train.cpp — `lcam train`: trains the L-CAM attention mechanism on a frozen VGG-16 /
 // ResNet-50 with our own SGD (Nesterov momentum, weight decay, separate learning rates for the
 // weight and the bias, decayed at the start of chosen epochs). Checkpoints are written
-// atomically at the end of every epoch, when --max-steps is reached and on Ctrl-C (with the
-// position inside the epoch, so --resume continues exactly where the run stopped: the loader's
-// order and augmentation depend only on the seed). A NaN or infinite loss stops the run; the
-// checkpoint on disk is then the last good one.
+// atomically at the end of every epoch, every --checkpoint-every steps, when --max-steps is
+// reached and on Ctrl-C or SIGTERM (with the position inside the epoch, so --resume continues
+// exactly where the run stopped: the loader's order and augmentation depend only on the seed);
+// a run killed outright resumes from the last of them. A NaN or infinite loss stops the run;
+// the checkpoint on disk is then the last good one.
+// Test hook: LCAM_KILL_AFTER_STEP=N makes the process SIGKILL itself right after step N.
 #include <csignal>  // std::signal, SIGINT
 #include <cmath>    // std::isfinite, std::pow
 #include <cstdio>   // std::fprintf
+#include <cstdlib>  // std::getenv, std::atoll
 #include <filesystem>  // std::filesystem::exists
 #include <sstream>  // std::stringstream
 
@@ -123,11 +126,12 @@ int run_train(TrainOptions o) {
   BatchLoader loader(data, lopt);
   Tensor dw = Tensor::empty(att.w.shape(), dev), db = Tensor::empty(att.b.shape(), dev);
   g_interrupted = 0;
-  auto previous = std::signal(SIGINT, on_sigint);
   struct Restore {
-    void (*h)(int);
-    ~Restore() { std::signal(SIGINT, h); }
-  } restore{previous};
+    void (*int_h)(int), (*term_h)(int);
+    ~Restore() { std::signal(SIGINT, int_h), std::signal(SIGTERM, term_h); }
+  } restore{std::signal(SIGINT, on_sigint), std::signal(SIGTERM, on_sigint)};
+  const char* kill_env = std::getenv("LCAM_KILL_AFTER_STEP");
+  const int64_t kill_after = kill_env ? std::atoll(kill_env) : 0;
 
   std::fprintf(stderr, "training L-CAM-%s (%s loss%s) on %s: %zu images, batch %d, %d epochs, lr %g/%g x%g at epochs %s\n",
                o.method.c_str(), lo.ce_only ? "CE" : "lcam",
@@ -167,6 +171,8 @@ int run_train(TrainOptions o) {
       sgd_step(att.b, st.momentum_b, db, static_cast<float>(st.lr_b), static_cast<float>(o.momentum),
                static_cast<float>(o.weight_decay), true, first);
       ++st.step;
+      if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) save_checkpoint(o.out, att, st);
+      if (kill_after > 0 && st.step == kill_after) std::raise(SIGKILL);
       sum.ce += t.ce * t.count, sum.area += t.area * t.count, sum.tv += t.tv * t.count, sum.total += t.total * t.count;
       sum.correct += t.correct, sum.count += t.count;
       const double n = std::max(1, sum.count);
@@ -223,6 +229,9 @@ Run setup_train(CLI::App& sub) {
   sub.add_flag("--no-augment", o->no_augment, "center crops instead of random crops and flips");
   sub.add_flag("--no-shuffle", o->no_shuffle, "list order instead of a seeded shuffle");
   sub.add_option("--max-steps", o->max_steps, "stop (with a checkpoint) after this many steps")->check(CLI::NonNegativeNumber);
+  sub.add_option("--checkpoint-every", o->checkpoint_every,
+                 "also write the checkpoint every N steps, so that a killed run resumes from there")
+      ->check(CLI::NonNegativeNumber);
   sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   sub.add_option("--out", o->out, "checkpoint to write (HDF5)")->required();
   o->rt.add_to(sub);

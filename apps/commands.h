@@ -45,6 +45,7 @@ struct TrainOptions {
        no_shuffle = false;
   uint64_t seed = 0;
   int64_t max_steps = 0;
+  int64_t checkpoint_every = 0;  // also save every N steps (0: epoch ends, --max-steps, signals only)
 };
 int run_train(TrainOptions o);
 

@@ -244,10 +244,29 @@ TEST_CASE("train: checkpoints, and a resumed run equals an uninterrupted one") {
   Result rr = run(common + b + " --resume");
   INFO(rr.err);
   REQUIRE(rr.status == 0);
-  h5::Reader fa(a), fb(b);
+  // Killed outright (SIGKILL right after step 5) with a checkpoint every 2 steps: the file holds
+  // step 4, and --resume from it ends where the uninterrupted run did.
+  const std::string k = (dir / "k.h5").string();
+  setenv("LCAM_KILL_AFTER_STEP", "5", 1);
+  Result rk = run(common + k + " --checkpoint-every 2");
+  unsetenv("LCAM_KILL_AFTER_STEP");
+  CHECK((rk.status == 128 + 9 || rk.status == -1));  // died by SIGKILL (as the shell reports it, or directly)
+  {
+    h5::Reader killed(k);
+    CHECK(killed.attr_int("step").value() == 4);
+    CHECK(killed.attr_int("epoch").value() == 1);
+    CHECK(killed.attr_int("batch").value() == 1);
+  }
+  Result rkr = run(common + k + " --resume");
+  INFO(rkr.err);
+  REQUIRE(rkr.status == 0);
+  h5::Reader fa(a), fb(b), fk(k);
   CHECK(fb.attr_int("step").value() == 6);
-  for (const char* t : {"attnM.op.weight", "attnM.op.bias", "optimizer/weight_momentum", "optimizer/bias_momentum"})
+  CHECK(fk.attr_int("step").value() == 6);
+  for (const char* t : {"attnM.op.weight", "attnM.op.bias", "optimizer/weight_momentum", "optimizer/bias_momentum"}) {
     CHECK_MESSAGE(fa.read(t).to_vector() == fb.read(t).to_vector(), t << " differs after resuming");
+    CHECK_MESSAGE(fa.read(t).to_vector() == fk.read(t).to_vector(), t << " differs after resuming a killed run");
+  }
   CHECK(fa.read("attnM.op.weight").shape() == std::vector<int64_t>{10, 32, 1, 1});
   // Bad input: a list whose labels do not fit the model; a resume without a checkpoint.
   std::ofstream(dir / "bad.txt") << "n01440764_tench.JPEG 10\n";
