@@ -59,6 +59,12 @@ TEST_CASE("conv2d forward and backward against naive loops and finite difference
       {"1x1 s2 p0", {1, 4, 7, 6, 3, 1, 1, 2, 2, 0, 0}},
       {"7x7 s2 p3", {1, 3, 11, 10, 2, 7, 7, 2, 2, 3, 3}},
       {"3x3 s2 p0", {1, 2, 8, 9, 3, 3, 3, 2, 2, 0, 0}},
+      // Stride 1 with 8 to 32 output channels: the direct convolution (on CPUs with AVX2 and
+      // FMA), rows not a multiple of 8 wide, padding on either side or none, a 5x3 window.
+      {"3x3 s1 p1, K 8 (direct)", {2, 3, 7, 13, 8, 3, 3, 1, 1, 1, 1}},
+      {"3x3 s1 p0, K 16 (direct)", {1, 5, 6, 11, 16, 3, 3, 1, 1, 0, 0}},
+      {"5x3 s1 p2,1, K 24 (direct)", {1, 2, 9, 10, 24, 5, 3, 1, 1, 2, 1}},
+      {"3x3 s1 p1, K 64 from 3 channels (direct)", {1, 3, 5, 4, 64, 3, 3, 1, 1, 1, 1}},
       // Fewer pixels than output channels, several images: the images' columns side by side.
       {"3x3 s1 p1, deep", {5, 3, 3, 2, 8, 3, 3, 1, 1, 1, 1}},
       {"1x1 s1 p0, deep", {3, 4, 2, 2, 6, 1, 1, 1, 1, 0, 0}},
