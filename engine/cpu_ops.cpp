@@ -338,6 +338,22 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
+  // Stride 1: dx is the convolution of dy with the weights flipped and transposed, padded by
+  // R-1-pad; with few input channels (the backward's outputs) the direct kernel runs it.
+  const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
+  if (p.stride_h == 1 && p.stride_w == 1 && !pw && p.C % 8 == 0 && (p.C <= 32 || (p.C <= 64 && KRS <= 64)) &&
+      p.pad_h < p.R && p.pad_w < p.S && have_avx2_fma()) {
+    float* wt = scratch(static_cast<size_t>(KRS) * p.C);
+    for (int c = 0; c < p.C; ++c)
+      for (int k = 0; k < p.K; ++k)
+        for (int r = 0; r < p.R; ++r)
+          for (int s = 0; s < p.S; ++s)
+            wt[((static_cast<int64_t>(c) * p.K + k) * p.R + r) * p.S + s] =
+                w[((static_cast<int64_t>(k) * p.C + c) * p.R + (p.R - 1 - r)) * p.S + (p.S - 1 - s)];
+    const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, p.R, p.S, 1, 1, p.R - 1 - p.pad_h, p.S - 1 - p.pad_w};
+    conv2d_forward_direct(dx, dy, wt, nullptr, t, false);
+    return;
+  }
   float* col = pw ? nullptr : scratch(CRS * PQ);
   for (int n = 0; n < p.N; ++n) {
     const float* dyn = dy + static_cast<int64_t>(n) * p.K * PQ;

@@ -65,6 +65,9 @@ TEST_CASE("conv2d forward and backward against naive loops and finite difference
       {"3x3 s1 p0, K 16 (direct)", {1, 5, 6, 11, 16, 3, 3, 1, 1, 0, 0}},
       {"5x3 s1 p2,1, K 24 (direct)", {1, 2, 9, 10, 24, 5, 3, 1, 1, 2, 1}},
       {"3x3 s1 p1, K 64 from 3 channels (direct)", {1, 3, 5, 4, 64, 3, 3, 1, 1, 1, 1}},
+      // ... and its data gradient, when the input has 8 to 32 channels.
+      {"3x3 s1 p1, C 8 K 8 (direct both ways)", {2, 8, 5, 6, 8, 3, 3, 1, 1, 1, 1}},
+      {"3x3 s1 p0, C 16 K 4 (direct backward)", {1, 16, 6, 9, 4, 3, 3, 1, 1, 0, 0}},
       // Fewer pixels than output channels, several images: the images' columns side by side.
       {"3x3 s1 p1, deep", {5, 3, 3, 2, 8, 3, 3, 1, 1, 1, 1}},
       {"1x1 s1 p0, deep", {3, 4, 2, 2, 6, 1, 1, 1, 1, 0, 0}},
