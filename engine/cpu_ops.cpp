@@ -445,6 +445,28 @@ void channel_affine_backward(float* dx, const float* dy, const float* scale, int
 void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolParams& p) {
   const int P = p.P(), Q = p.Q();
   const int64_t planes = static_cast<int64_t>(p.N) * p.C;
+  if (p.R == 2 && p.S == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 && p.pad_w == 0) {
+    // VGG's 2x2/2: each output reads two pairs of neighbours; a loop over a row without the
+    // general window arithmetic (same rule: the first maximum wins, a NaN replaces).
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < planes; ++plane)
+      for (int a = 0; a < P; ++a) {
+        const float* r0 = x + (plane * p.H + 2 * a) * p.W;
+        const float* r1 = r0 + p.W;
+        float* out = y + (plane * P + a) * Q;
+        uint8_t* am = argmax ? argmax + (plane * P + a) * Q : nullptr;
+        for (int b = 0; b < Q; ++b) {
+          const float v[4] = {r0[2 * b], r0[2 * b + 1], r1[2 * b], r1[2 * b + 1]};
+          float best = v[0];
+          uint8_t o = 0;
+          for (uint8_t t = 1; t < 4; ++t)
+            if (v[t] > best || v[t] != v[t]) best = v[t], o = t;
+          out[b] = best;
+          if (am) am[b] = o;
+        }
+      }
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < planes; ++plane)
     for (int a = 0; a < P; ++a)

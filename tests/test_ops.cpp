@@ -250,6 +250,15 @@ TEST_CASE("max-pool forward (first maximum) and backward") {
     Tensor y = Tensor::empty({1, 1, 1, 1}), am = maxpool2d_argmax_for(y);
     maxpool2d_forward(y, am, x, p);
     CHECK(maxpool2d_argmax_at(am, 0) == 1);  // offset (0, 1) in the window
+    // A NaN wins wherever it is (PyTorch propagates it), on the 2x2/2 path and the general one.
+    Tensor xn = Tensor::from_vector({1, 3, NAN, 2}, {1, 1, 2, 2});
+    maxpool2d_forward(y, am, xn, p);
+    CHECK(std::isnan(y.data()[0]));
+    CHECK(maxpool2d_argmax_at(am, 0) == 2);
+    PoolParams p3{1, 1, 2, 2, 3, 3, 2, 2, 1, 1};
+    maxpool2d_forward(y, am, xn, p3);
+    CHECK(std::isnan(y.data()[0]));
+    CHECK(maxpool2d_argmax_at(am, 0) == 7);  // (1, 1) in the 3x3 window that starts at (-1, -1)
     Tensor wrong = Tensor::empty({1, 1, 1, 1}, Device::CPU, DType::I32);
     CHECK_THROWS_AS(maxpool2d_forward(y, wrong, Tensor::from_vector({1, 3, 3, 2, 0, 0}, {1, 1, 2, 3}), PoolParams{1, 1, 2, 3, 2, 2, 2, 2, 0, 0}), InternalError);
   }
