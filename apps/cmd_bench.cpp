@@ -1,17 +1,20 @@
-// cmd_bench.cpp — `lcam bench`: timing of one piece of work on VGG-16 / ResNet-50 batches
-// (random weights unless --weights, random [0,1] images): the forward pass, an L-CAM training
-// step, the saliency maps of L-CAM, Grad-CAM(++), Score-CAM or RISE, or the AD/IC evaluation of
-// a batch of maps. Median over repetitions after warm-up: ms per batch, images/s, seconds per
-// image, peak memory; for the forward pass optionally a per-layer table (each module timed with
-// a device sync, so the per-layer sum slightly exceeds the unsynchronized total).
+// cmd_bench.cpp — `lcam bench`: timing of pieces of work on VGG-16 / ResNet-50 batches (random
+// weights unless --weights, random [0,1] images; several models and works in one run): the
+// forward pass, an L-CAM training step, the saliency maps of L-CAM, Grad-CAM(++), Score-CAM or
+// RISE, or the AD/IC evaluation of a batch of maps. Median over repetitions after warm-up: ms
+// per batch, images/s, seconds per image, peak memory; for the forward pass optionally a
+// per-layer table (each module timed with a device sync, so the per-layer sum slightly exceeds
+// the unsynchronized total).
 #include <algorithm>  // std::max
 #include <cstdio>     // std::printf
 #include <functional>  // std::function (the work)
 #include <memory>     // std::shared_ptr (the work's state)
+#include <sstream>    // std::stringstream (name lists)
 #include <sys/resource.h>  // getrusage (peak RSS)
 #include <vector>     // std::vector
 
 #include <fmt/format.h>       // fmt::format
+#include <fmt/ranges.h>       // fmt::join
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include "apps/cli.h"             // RuntimeOptions
@@ -55,12 +58,11 @@ Tensor hashed01(const std::vector<int64_t>& shape, uint32_t salt, Device dev) {
 // The work timed per batch: one call does one batch.
 using Work = std::function<void()>;
 
-// Builds the work `o.work` for batch x [B,3,S,S] (random [0,1]) with one class per image.
+// Builds the work `w` for batch x [B,3,S,S] (random [0,1]) with one class per image.
 // State the work needs across calls (the attention and its optimizer, the RISE masks, the maps
 // to threshold) lives in the returned closure.
-Work make_work(const BenchOptions& o, Model& model, const Tensor& x, const std::vector<int>& classes) {
+Work make_work(const BenchOptions& o, const std::string& w, Model& model, const Tensor& x, const std::vector<int>& classes) {
   const Device dev = x.device();
-  const std::string& w = o.work;
   if (w == "forward") return [&model, x] { Tensor y = model.logits(x); };
   if (w.rfind("train-", 0) == 0 || w == "explain") {
     LcamOptions lo;
@@ -103,35 +105,42 @@ Work make_work(const BenchOptions& o, Model& model, const Tensor& x, const std::
   throw InputError(fmt::format("--work: '{}' is unknown", w));
 }
 
-int run_bench(const BenchOptions& o_in) {
-  BenchOptions o = o_in;
-  if (!o.train.empty()) o.work = "train-" + o.train;  // --train M is --work train-M
-  if (o.layers && o.work != "forward") throw InputError("--layers: only with --work forward");
-  const Device dev = o.rt.apply();
-  const std::vector<int> batches = parse_int_list("--batch", o.batches, 1 << 16);
-  std::unique_ptr<Model> model;
-  if (o.weights.empty()) {
-    model = random_model(ModelConfig::standard(o.arch), 0);
-    model->finalize();
-    model->to(dev);
-  } else {
-    model = load_model(o.weights, o.arch, dev);
-  }
+const std::vector<std::string> kWorks = {"forward", "train-img", "train-fm", "train-img7x7", "explain", "gradcam",
+                                         "gradcampp", "scorecam", "rise", "adic"};
+
+// A flag's comma-separated list of names from `allowed`; InputError naming the flag otherwise.
+std::vector<std::string> parse_names(const std::string& flag, const std::string& s, const std::vector<std::string>& allowed) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) {
+      if (std::find(allowed.begin(), allowed.end(), item) == allowed.end())
+        throw InputError(fmt::format("{}: '{}' is not one of {}", flag, item, fmt::join(allowed, ", ")));
+      out.push_back(item);
+    }
+  if (out.empty()) throw InputError(fmt::format("{}: empty list", flag));
+  return out;
+}
+
+// Every batch size of one work on one model.
+void bench_work(const BenchOptions& o, const std::string& arch, const std::string& work_name, Model& model, Device dev,
+                const std::vector<int>& batches) {
   auto sync = [&] {
     if (dev == Device::CUDA) cuda::synchronize();
   };
-  const bool forward = o.work == "forward";
+  const bool forward = work_name == "forward";
   const std::string where = dev == Device::CUDA ? cuda::device_summary() : fmt::format("cpu, {} threads", cpu::num_threads());
-  if (!o.json) std::printf("lcam bench: %s, %s on %s, %dx%d, median of %d after %d warm-up\n", o.work.c_str(), o.arch.c_str(),
+  if (!o.json) std::printf("lcam bench: %s, %s on %s, %dx%d, median of %d after %d warm-up\n", work_name.c_str(), arch.c_str(),
                            where.c_str(), o.size, o.size, o.iters, o.warmup);
   for (int B : batches) {
     reset_peak_memory(dev);
     const Tensor x = forward ? Tensor::zeros({B, 3, o.size, o.size}, dev) : hashed01({B, 3, o.size, o.size}, 0, dev);
     std::vector<int> classes(B);
-    for (int n = 0; n < B; ++n) classes[n] = (n * 37) % model->num_classes();
+    for (int n = 0; n < B; ++n) classes[n] = (n * 37) % model.num_classes();
     const size_t base = memory_stats(dev).in_use;
     const double rss_base = max_rss_mb();
-    const Work work = make_work(o, *model, x, classes);
+    const Work work = make_work(o, work_name, model, x, classes);
     std::vector<double> totals;
     for (int it = 0; it < o.warmup + o.iters; ++it) {
       // Peak memory of the steady state: the warm-up's one-off costs (algorithm timing, lazily
@@ -150,12 +159,12 @@ int run_bench(const BenchOptions& o_in) {
     const double reserved_mb = static_cast<double>(mem.peak) / (1 << 20);
     const double rss_rise = max_rss_mb() - rss_base;
     const double ms = median(totals);
-    std::vector<std::vector<double>> per(model->size());
+    std::vector<std::vector<double>> per(model.size());
     if (o.layers && forward) {
       for (int it = 0; it < std::max(1, o.iters); ++it) {
         sync();
         double t = now_ms();
-        model->forward_range(x, 0, model->size(), nullptr, [&](int i) {
+        model.forward_range(x, 0, model.size(), nullptr, [&](int i) {
           sync();
           const double t1 = now_ms();
           per[i].push_back(t1 - t);
@@ -164,14 +173,14 @@ int run_bench(const BenchOptions& o_in) {
       }
     }
     if (o.json) {
-      nlohmann::json j{{"impl", "lcam"}, {"arch", o.arch}, {"work", o.work}, {"device", device_name(dev)}, {"batch", B},
+      nlohmann::json j{{"impl", "lcam"}, {"arch", arch}, {"work", work_name}, {"device", device_name(dev)}, {"batch", B},
                        {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms}, {"s_per_image", ms / 1000.0 / B},
                        {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}};
       if (dev == Device::CUDA) j["peak_reserved_mb"] = reserved_mb;
       if (o.layers && forward) {
         nlohmann::json l = nlohmann::json::array();
-        for (int i = 0; i < model->size(); ++i)
-          l.push_back({{"name", model->module_name(i)}, {"kind", model->module_kind(i)}, {"ms", median(per[i])}});
+        for (int i = 0; i < model.size(); ++i)
+          l.push_back({{"name", model.module_name(i)}, {"kind", model.module_kind(i)}, {"ms", median(per[i])}});
         j["layers"] = l;
       }
       std::printf("%s\n", j.dump().c_str());
@@ -183,14 +192,36 @@ int run_bench(const BenchOptions& o_in) {
       if (o.layers && forward) {
         std::printf("  %-16s %-22s %10s %6s\n", "layer", "kind", "ms", "%");
         double sum = 0;
-        for (int i = 0; i < model->size(); ++i) sum += median(per[i]);
-        for (int i = 0; i < model->size(); ++i) {
+        for (int i = 0; i < model.size(); ++i) sum += median(per[i]);
+        for (int i = 0; i < model.size(); ++i) {
           const double m = median(per[i]);
-          std::printf("  %-16s %-22s %10.3f %5.1f%%\n", model->module_name(i).c_str(), model->module_kind(i).c_str(), m, 100.0 * m / sum);
+          std::printf("  %-16s %-22s %10.3f %5.1f%%\n", model.module_name(i).c_str(), model.module_kind(i).c_str(), m, 100.0 * m / sum);
         }
       }
     }
     std::fflush(stdout);
+  }
+}
+
+int run_bench(const BenchOptions& o_in) {
+  BenchOptions o = o_in;
+  if (!o.train.empty()) o.work = "train-" + o.train;  // --train M is --work train-M
+  const std::vector<std::string> archs = parse_names("--arch", o.arch, {"vgg16", "resnet50"});
+  const std::vector<std::string> works = parse_names("--work", o.work, kWorks);
+  if (o.layers && (works.size() != 1 || works[0] != "forward")) throw InputError("--layers: only with --work forward");
+  if (!o.weights.empty() && archs.size() != 1) throw InputError("--weights: give one --arch with it");
+  const Device dev = o.rt.apply();
+  const std::vector<int> batches = parse_int_list("--batch", o.batches, 1 << 16);
+  for (const std::string& arch : archs) {
+    std::unique_ptr<Model> model;
+    if (o.weights.empty()) {
+      model = random_model(ModelConfig::standard(arch), 0);
+      model->finalize();
+      model->to(dev);
+    } else {
+      model = load_model(o.weights, arch, dev);
+    }
+    for (const std::string& w : works) bench_work(o, arch, w, *model, dev, batches);
   }
   return 0;
 }
@@ -199,24 +230,22 @@ int run_bench(const BenchOptions& o_in) {
 
 Run setup_bench(CLI::App& sub) {
   auto o = std::make_shared<BenchOptions>();
-  sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
-  sub.add_option("--weights", o->weights, "weights file (default: random weights)");
+  sub.add_option("--arch", o->arch, "vgg16, resnet50, or both comma-separated")->required();
+  sub.add_option("--weights", o->weights, "weights file (default: random weights; one --arch only)");
   sub.add_option("--batch", o->batches, "comma-separated batch sizes");
   sub.add_option("--iters", o->iters, "timed repetitions")->check(CLI::PositiveNumber);
   sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::NonNegativeNumber);
   sub.add_option("--size", o->size, "input height and width")->check(CLI::Range(32, 4096));
   sub.add_flag("--layers", o->layers, "also time each layer");
   auto* work = sub.add_option("--work", o->work,
-                              "what one timed call does to a batch: forward (the logits), train-img, train-fm, train-img7x7 "
-                              "(an L-CAM training step: forward, backward, SGD), explain (L-CAM-Img saliency maps), "
-                              "gradcam, gradcampp, scorecam, rise (their maps), adic (the unmasked scores and those at "
-                              "the 100/50/15% thresholds of a given map)")
-                   ->check(CLI::IsMember({"forward", "train-img", "train-fm", "train-img7x7", "explain", "gradcam", "gradcampp",
-                                          "scorecam", "rise", "adic"}));
+                              "what one timed call does to a batch (several comma-separated: each in turn): forward "
+                              "(the logits), train-img, train-fm, train-img7x7 (an L-CAM training step: forward, backward, "
+                              "SGD), explain (L-CAM-Img saliency maps), gradcam, gradcampp, scorecam, rise (their maps), adic "
+                              "(the unmasked scores and those at the 100/50/15% thresholds of a given map)");
   sub.add_option("--train", o->train, "same as --work train-M")->check(CLI::IsMember({"img", "fm", "img7x7"}))->excludes(work);
   sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->check(CLI::PositiveNumber);
   sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
-  sub.add_flag("--json", o->json, "one JSON object per batch size");
+  sub.add_flag("--json", o->json, "one JSON object per model, work and batch size");
   o->rt.add_to(sub);
   return [o] { return run_bench(*o); };
 }

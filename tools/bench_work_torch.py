@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch side of `lcam bench --work W`: the same work on the same shapes, for comparison.
 
-Works (each on a batch of random [0,1] images with one class per image, classes (37 n) mod 1000):
+Works (each on a batch of random [0,1] images with one class per image, classes (37 n) mod 1000;
+several comma-separated --arch and --work values run in turn in one process):
+  forward: the logits of the normalized batch (no grad).
   train-img, train-fm, train-img7x7: an L-CAM training step. The frozen backbone's features of
     the normalized image (no grad), the attention's 1x1 convolution (all 1000 maps, then each
     image's own label map, as the official code does), sigmoid, and then for img/img7x7:
@@ -45,7 +47,7 @@ def tv(m):
     return (d1 + d2 + 0.3 * b) / (2 * m.shape[0])
 
 
-WORKS = ("train-img", "train-fm", "train-img7x7", "explain", "gradcam", "gradcampp", "scorecam", "rise", "adic")
+WORKS = ("forward", "train-img", "train-fm", "train-img7x7", "explain", "gradcam", "gradcampp", "scorecam", "rise", "adic")
 
 
 def minmax(m):
@@ -83,6 +85,12 @@ def make_work(a, net, dev):
 
     def probs(x):  # softmax probability of each image's class
         return torch.softmax(net(x), 1)[rows[: x.shape[0]], labels[: x.shape[0]]]
+
+    if a.work == "forward":
+        @torch.no_grad()
+        def step():
+            return net(norm(x01))
+        return step
 
     if a.work.startswith("train-"):
         attn = torch.nn.Conv2d(C, 1000, 1).to(dev)
@@ -184,8 +192,8 @@ def make_work(a, net, dev):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--arch", required=True, choices=("vgg16", "resnet50"))
-    p.add_argument("--work", default="train-img", choices=WORKS)
+    p.add_argument("--arch", required=True, help="vgg16, resnet50 or both, comma-separated")
+    p.add_argument("--work", default="train-img", help="comma-separated, from: " + ", ".join(WORKS))
     p.add_argument("--method", choices=("img", "fm", "img7x7"), help="same as --work train-METHOD")
     p.add_argument("--batch", dest="batches", default="64", help="comma-separated batch sizes (default 64)")
     p.add_argument("--size", type=int, default=224)
@@ -200,19 +208,38 @@ def main():
     a = p.parse_args()
     if a.method:
         a.work = "train-" + a.method
+    archs = [x for x in a.arch.split(",") if x]
+    works = [x for x in a.work.split(",") if x]
+    for x in archs:
+        if x not in ("vgg16", "resnet50"):
+            p.error(f"--arch: {x!r} is not vgg16 or resnet50")
+    for x in works:
+        if x not in WORKS:
+            p.error(f"--work: {x!r} is not one of {', '.join(WORKS)}")
+    try:
+        batches = [int(b) for b in a.batches.split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--batch: expected comma-separated integers, got {a.batches!r}")
     torch.set_num_threads(a.threads)
     if a.tf32 is not None:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
     dev = torch.device(a.device)
-    torch.manual_seed(0)
-    net = (torchvision.models.vgg16 if a.arch == "vgg16" else torchvision.models.resnet50)(weights=None).eval().to(dev)
-    for q in net.parameters():
-        q.requires_grad_(False)
-    for batch in [int(b) for b in a.batches.split(",") if b.strip()]:
-        a.batch = batch
-        bench_one(a, net, dev)
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
+    for arch in archs:
+        torch.manual_seed(0)
+        net = (torchvision.models.vgg16 if arch == "vgg16" else torchvision.models.resnet50)(weights=None).eval().to(dev)
+        for q in net.parameters():
+            q.requires_grad_(False)
+        for work in works:
+            for batch in batches:
+                a.arch, a.work, a.batch = arch, work, batch
+                bench_one(a, net, dev)
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+        del net
+    return 0
 
 
 def bench_one(a, net, dev):
@@ -254,4 +281,4 @@ def bench_one(a, net, dev):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

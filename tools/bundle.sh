@@ -4,7 +4,7 @@
 # GPU machine: the two binaries, a lib/ with every shared library they load that the GPU machine
 # lacks (OpenBLAS and its Fortran runtime, OpenMP, fmt, szip/zlib, the CUDA runtime), an rpath
 # of $ORIGIN/lib, the test fixtures, data/, weights/ (the demo classifier), eight sample photos
-# (the CLI tests and the GPU check use them), tools/gpu-check.sh and tools/bench_torch.py, and
+# (the CLI tests and the GPU check use them), tools/gpu-check.sh and the PyTorch bench scripts, and
 # bundle-info.txt (paths compiled into the tests, versions, the newest glibc/libstdc++ symbols
 # required).
 # HDF5 is linked statically and the link uses --as-needed, which drops the ~30 libraries
@@ -96,7 +96,7 @@ done
 
 cp tools/gpu-check.sh "$DEST/"
 chmod +x "$DEST/gpu-check.sh"
-[ -f tools/bench_torch.py ] && cp tools/bench_torch.py "$DEST/tools/"
+[ -f tools/bench_torch.py ] && cp tools/bench_torch.py "$DEST/tools/"  # for runs by hand; gpu-check uses bench_work_torch.py
 [ -f tools/bench_work_torch.py ] && cp tools/bench_work_torch.py "$DEST/tools/"
 cp tools/bench_table.py "$DEST/tools/"
 cp -r data "$DEST/data"

@@ -14,8 +14,8 @@
 #
 # usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
 # PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
-# training-step and L-CAM map benchmarks), maps (Grad-CAM, Score-CAM, RISE, AD/IC benchmarks),
-# cli, rest (the other suites). A second call with the parts the first one ran out of time for
+# training step, L-CAM and Grad-CAM maps, AD/IC benchmarks), maps (Score-CAM and RISE
+# benchmarks), cli, rest (the other suites). A second call with the parts the first one ran out of time for
 # (e.g. `maps,rest`) finishes the set.
 set -u
 set -o pipefail
@@ -184,32 +184,28 @@ wants tests && step "tests: cuda suite" 150 "$OUT/tests-cuda.log" "$OUT/tests-cu
 
 # ---- 2. benchmarks: lcam then PyTorch, same shapes, same math (TF32 for convolutions and
 # matrix products on both sides: lcam's default, PyTorch's --tf32 on) ---------------------------
-# bench ARCH WORK LIMIT BATCHES [flags for both sides...]
+# bench WORKS LIMIT BATCHES [flags for both sides...]: both models, the works in turn, each side
+# in one process (the PyTorch import and model set-up are paid once).
 bench() {
-  local arch=$1 work=$2 limit=$3 batches=$4
-  shift 4
-  local torch_cmd=(python3 tools/bench_work_torch.py --work "$work")
-  [ "$work" = forward ] && torch_cmd=(python3 tools/bench_torch.py)
-  step "bench lcam $work $arch" "$limit" "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
-    ./lcam bench --arch "$arch" --device cuda --work "$work" --batch "$batches" --json "$@"
-  step "bench torch $work $arch" "$limit" "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    "${torch_cmd[@]}" --device cuda --tf32 on --arch "$arch" --batch "$batches" --json "$@"
+  local works=$1 limit=$2 batches=$3
+  shift 3
+  step "bench lcam $works" "$limit" "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work "$works" --batch "$batches" --json "$@"
+  step "bench torch $works" "$limit" "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
+    python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --work "$works" \
+    --batch "$batches" --json "$@"
 }
 if wants core; then
-  for arch in vgg16 resnet50; do bench "$arch" forward 50 1,32,64 --iters 10 --warmup 3; done
-  # The L-CAM-Img training step (forward, backward to the attention, SGD), batch 64.
-  for arch in vgg16 resnet50; do bench "$arch" train-img 60 64 --iters 5 --warmup 2; done
-  # L-CAM's saliency maps (one forward pass): batch 1 (latency) and 64 (throughput).
-  for arch in vgg16 resnet50; do bench "$arch" explain 40 1,64 --iters 10 --warmup 3; done
+  # The forward pass; the L-CAM-Img training step (forward, backward to the attention, SGD),
+  # Grad-CAM and AD/IC (the unmasked scores and the three thresholds) at batch 64; L-CAM's
+  # saliency maps (one forward pass) at batch 1 (latency) and 64 (throughput).
+  bench forward 80 1,32,64 --iters 10 --warmup 3
+  bench train-img,gradcam,adic 120 64 --iters 5 --warmup 2
+  bench explain 60 1,64 --iters 10 --warmup 3
 fi
 if wants maps; then
-  # The baselines' maps: Grad-CAM on 64 images; Score-CAM and RISE (C and 4000/8000 forward
-  # passes per image) on one image.
-  for arch in vgg16 resnet50; do bench "$arch" gradcam 40 64 --iters 5 --warmup 2; done
-  for arch in vgg16 resnet50; do bench "$arch" scorecam 50 1 --iters 2 --warmup 1; done
-  for arch in vgg16 resnet50; do bench "$arch" rise 60 1 --iters 2 --warmup 1; done
-  # AD/IC: the unmasked scores and the three thresholds of a batch of 64 maps.
-  for arch in vgg16 resnet50; do bench "$arch" adic 50 64 --iters 3 --warmup 1; done
+  # Score-CAM and RISE (C and 4000/8000 forward passes per image) on one image.
+  bench scorecam,rise 150 1 --iters 2 --warmup 1
 fi
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, eight sample photos ----------------------------
