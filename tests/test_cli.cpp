@@ -198,9 +198,15 @@ TEST_CASE("bench: every work runs and reports; flags that do not fit are refused
     }
     CHECK(n == 2);
   }
-  for (const char* bad : {"--work rise --layers", "--work explain --train img", "--work nope"}) {
+  // Several works in one run: one record per work and batch, in order.
+  Result two = run("bench --arch resnet50 --weights " + tiny + " --work explain,adic --batch 1 --iters 1 --warmup 0 --size 64 --json --device cpu");
+  REQUIRE(two.status == 0);
+  CHECK(count_lines(two.out) == 2);
+  CHECK(two.out.find("\"work\":\"explain\"") < two.out.find("\"work\":\"adic\""));
+  for (const char* bad : {"--work rise --layers", "--work explain --train img", "--work nope", "--work explain, --arch vgg",
+                          "--arch resnet50,vgg16 --weights w.h5"}) {
     CAPTURE(bad);
-    Result b = run(std::string("bench --arch resnet50 --device cpu ") + bad);
+    Result b = run(std::string("bench --device cpu ") + (std::string(bad).find("--arch") == std::string::npos ? "--arch resnet50 " : "") + bad);
     CHECK(b.status == 2);
     CHECK(count_lines(b.err) == 1);
   }
