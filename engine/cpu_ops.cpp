@@ -7,7 +7,12 @@
 
 #include <algorithm>  // std::fill
 #include <cstring>    // std::memcpy, std::memset
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LCAM_CPU_X86 1
 #include <immintrin.h>  // AVX2/FMA intrinsics (direct convolution, chosen at run time)
+#else
+#define LCAM_CPU_X86 0
+#endif
 #include <memory>     // std::unique_ptr (im2col scratch)
 
 #include "engine/backend.h"  // the interface implemented here
@@ -162,17 +167,13 @@ void set_num_threads(int n) {
 }
 int num_threads() { return omp_get_max_threads(); }
 
-// Two schedules. Wide outputs (pixels >= output channels, the early layers): tiles of output
-// pixels, each a task for one thread — im2col of the tile into a per-thread buffer sized for
-// the cache, a single-threaded GEMM into y's columns, then bias and ReLU on the tile while it
-// is in cache. Narrow outputs (deep layers, few pixels): im2col of the whole image by all
-// threads, then a GEMM split by output channels, so no thread packs weights it does not use.
-// Direct convolution for layers with few output channels (K = 8 or 16, stride 1), where a GEMM
-// of K rows runs far below its speed: for one output row of one image, the C*R input rows it
+// Direct convolution for stride-1 layers with few output channels (8 to 32; 64 from few inputs),
+// where a GEMM of K rows runs far below its speed: for one output row of one image, the C*R input rows it
 // reads are copied once, zero-padded; each block of 8 output columns keeps 8 channels'
 // accumulators in AVX2 registers while it walks over (c, r, s): one input vector times 8
 // broadcast weights per step. Rows of all images are spread over the threads. Chosen at run
 // time on CPUs with AVX2 and FMA; the GEMM path otherwise.
+#if LCAM_CPU_X86
 bool have_avx2_fma() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
@@ -239,7 +240,19 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
     }
   }
 }
+#else
+bool have_avx2_fma() { return false; }
+void conv2d_forward_direct(float*, const float*, const float*, const float*, const ConvParams&, bool) {}
+#endif
 
+// Four schedules. Stride 1 with 8 to 32 output channels (or up to 64 from at most 64 inputs per
+// output) on an AVX2 CPU: the direct kernel above. Wide outputs (pixels >= output channels,
+// the early layers): tiles of output pixels, each a task for one thread — im2col of the tile
+// into a per-thread buffer sized for the cache, a single-threaded GEMM into y's columns, then
+// bias and ReLU on the tile while it is in cache. Narrow outputs (deep layers, few pixels) of
+// several images: their columns side by side, one GEMM over up to 1024 of them. Narrow outputs
+// of one image: im2col of the whole image by all threads, then a GEMM split by output
+// channels, so no thread packs weights it does not use.
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p,
                     bool relu) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
