@@ -32,6 +32,8 @@ import time
 import torch
 import torchvision
 
+from torch_tf32 import set_tf32, tf32_state  # tools/torch_tf32.py, beside this script
+
 ARCHS = ("vgg16", "resnet50")
 
 
@@ -90,8 +92,7 @@ def bench_one(args, batch):
         "torch": torch.__version__,
     }
     if dev.type == "cuda":
-        rec["tf32_conv"] = bool(torch.backends.cudnn.allow_tf32)
-        rec["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+        rec.update(tf32_state())
         rec["gpu"] = torch.cuda.get_device_name(dev)
     return rec
 
@@ -100,7 +101,7 @@ def human(rec):
     mem = "peak alloc" if rec["device"] == "cuda" else "peak RSS rise"
     extra = ""
     if rec["device"] == "cuda":
-        extra = f", tf32 conv={rec['tf32_conv']} matmul={rec['tf32_matmul']}"
+        extra = f", tf32 conv={rec.get('tf32_conv')} matmul={rec.get('tf32_matmul')}"
     return (f"pytorch {rec['arch']} {rec['device']} batch {rec['batch']} threads {rec['threads']}: "
             f"median {rec['median_ms']:.2f} ms/batch, {rec['images_per_s']:.1f} images/s, "
             f"{mem} {rec['peak_mem_mb']:.0f} MiB{extra}")
@@ -145,8 +146,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     if args.tf32 is not None:
-        torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+        set_tf32(args.tf32 == "on")
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
 

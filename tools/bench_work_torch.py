@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as Fn
 import torchvision
 
+from torch_tf32 import set_tf32, tf32_state  # tools/torch_tf32.py, beside this script
+
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -222,7 +224,7 @@ def main():
         p.error(f"--batch: expected comma-separated integers, got {a.batches!r}")
     torch.set_num_threads(a.threads)
     if a.tf32 is not None:
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
+        set_tf32(a.tf32 == "on")
     if a.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
         return 2
@@ -271,8 +273,7 @@ def bench_one(a, net, dev):
            "threads": a.threads, "median_ms": round(ms, 3), "images_per_s": round(1000.0 * a.batch / ms, 3),
            "s_per_image": round(ms / 1000.0 / a.batch, 6), "peak_mem_mb": round(peak, 1), "torch": torch.__version__}
     if dev.type == "cuda":
-        rec["tf32_conv"] = bool(torch.backends.cudnn.allow_tf32)
-        rec["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+        rec.update(tf32_state())
     line = (f"pytorch {a.work} {a.arch} {a.device} batch {a.batch}: {ms:.2f} ms, {rec['images_per_s']:.2f} images/s, "
             f"{rec['s_per_image']:.4f} s/image, peak {'alloc' if dev.type == 'cuda' else 'RSS rise'} {peak:.1f} MiB")
     print(line, file=sys.stderr if a.json else sys.stdout, flush=True)
