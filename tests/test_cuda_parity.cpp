@@ -23,6 +23,7 @@
 #include "engine/ops.h"           // the ops under test
 #include "engine/tensor.h"        // Tensor, Device, DType
 #include "models/cams.h"          // grad_cam (saliency parity)
+#include "models/evaluation.h"    // kept_scores (AD/IC parity)
 #include "models/lcam.h"          // Lcam, Attention (training-step parity)
 #include "models/model.h"         // load_model, random_model (whole-model parity)
 #include "tests/test_util.h"      // fixture
@@ -609,6 +610,13 @@ TEST_CASE("cuda parity: Grad-CAM, Grad-CAM++, Score-CAM and RISE maps (tiny VGG-
   check_close("score-cam", lcam::score_cam(*cpu, x01, {1, 7}, 16), lcam::score_cam(*gpu, on_gpu(x01), {1, 7}, 16), 1e-4);
   const Tensor masks = lcam::rise_masks(24, 7, 0.5f, 64, 64, 5);
   check_close("rise", lcam::rise(*cpu, x01, {1, 7}, masks, 8), lcam::rise(*gpu, on_gpu(x01), {1, 7}, on_gpu(masks), 8), 1e-4);
+  // AD/IC: the kept pixels of maps on the device (thresholded on the host) and the scores.
+  const Tensor sm = random({2, 1, 64, 64}, 92, 0.f, 1.f);
+  const auto oc = lcam::kept_scores(*cpu, x01, sm, {100, 50, 15}, {1, 7});
+  const auto og = lcam::kept_scores(*gpu, on_gpu(x01), on_gpu(sm), {100, 50, 15}, {1, 7});
+  REQUIRE(oc.size() == og.size());
+  for (size_t k = 0; k < oc.size(); ++k)
+    check_close("kept scores", Tensor::from_vector(oc[k], {2}), Tensor::from_vector(og[k], {2}), 1e-4);
 }
 
 }  // TEST_SUITE("cuda")
