@@ -9,16 +9,14 @@
 #include <cstdio>     // std::printf
 #include <functional>  // std::function (the work)
 #include <memory>     // std::shared_ptr (the work's state)
-#include <sstream>    // std::stringstream (name lists)
 #include <sys/resource.h>  // getrusage (peak RSS)
 #include <vector>     // std::vector
 
 #include <fmt/format.h>       // fmt::format
-#include <fmt/ranges.h>       // fmt::join
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include "apps/cli.h"             // RuntimeOptions
-#include "apps/progress.h"        // now_seconds, median, parse_int_list
+#include "apps/progress.h"        // now_seconds, median, parse_int_list, parse_name_list
 #include "engine/backend.h"       // cpu::num_threads
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::synchronize, device_summary
@@ -108,21 +106,6 @@ Work make_work(const BenchOptions& o, const std::string& w, Model& model, const 
 const std::vector<std::string> kWorks = {"forward", "train-img", "train-fm", "train-img7x7", "explain", "gradcam",
                                          "gradcampp", "scorecam", "rise", "adic"};
 
-// A flag's comma-separated list of names from `allowed`; InputError naming the flag otherwise.
-std::vector<std::string> parse_names(const std::string& flag, const std::string& s, const std::vector<std::string>& allowed) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) {
-      if (std::find(allowed.begin(), allowed.end(), item) == allowed.end())
-        throw InputError(fmt::format("{}: '{}' is not one of {}", flag, item, fmt::join(allowed, ", ")));
-      out.push_back(item);
-    }
-  if (out.empty()) throw InputError(fmt::format("{}: empty list", flag));
-  return out;
-}
-
 // Every batch size of one work on one model.
 void bench_work(const BenchOptions& o, const std::string& arch, const std::string& work_name, Model& model, Device dev,
                 const std::vector<int>& batches) {
@@ -206,8 +189,8 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
 int run_bench(const BenchOptions& o_in) {
   BenchOptions o = o_in;
   if (!o.train.empty()) o.work = "train-" + o.train;  // --train M is --work train-M
-  const std::vector<std::string> archs = parse_names("--arch", o.arch, {"vgg16", "resnet50"});
-  const std::vector<std::string> works = parse_names("--work", o.work, kWorks);
+  const std::vector<std::string> archs = parse_name_list("--arch", o.arch, {"vgg16", "resnet50"});
+  const std::vector<std::string> works = parse_name_list("--work", o.work, kWorks);
   if (o.layers && (works.size() != 1 || works[0] != "forward")) throw InputError("--layers: only with --work forward");
   if (!o.weights.empty() && archs.size() != 1) throw InputError("--weights: give one --arch with it");
   const Device dev = o.rt.apply();

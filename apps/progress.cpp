@@ -4,11 +4,12 @@
 #include <unistd.h>  // isatty
 
 #include <cstdio>   // std::fprintf, std::fopen
-#include <algorithm>  // std::sort
+#include <algorithm>  // std::sort, std::find
 #include <cstring>  // std::strerror
 #include <sstream>  // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
+#include <fmt/ranges.h>  // fmt::join
 
 #include "engine/common.h"  // InputError
 
@@ -97,6 +98,21 @@ int images_status(int64_t failed, size_t total, const char* note) {
   if (!failed) return 0;
   std::fprintf(stderr, "lcam: %lld of %zu images could not be read%s\n", static_cast<long long>(failed), total, note);
   return 2;
+}
+
+std::vector<std::string> parse_name_list(const std::string& flag, const std::string& s,
+                                         const std::vector<std::string>& allowed) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) {
+      if (std::find(allowed.begin(), allowed.end(), item) == allowed.end())
+        throw InputError(fmt::format("{}: '{}' is not one of {}", flag, item, fmt::join(allowed, ", ")));
+      out.push_back(item);
+    }
+  if (out.empty()) throw InputError(fmt::format("{}: give one or more of {}", flag, fmt::join(allowed, ", ")));
+  return out;
 }
 
 }  // namespace lcam::app

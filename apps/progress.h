@@ -37,5 +37,9 @@ void write_text_atomic(const std::string& path, const std::string& text);
 double now_seconds();
 double median(std::vector<double> v);
 std::vector<int> parse_int_list(const std::string& flag, const std::string& s, int max);
+// A flag's comma-separated list of names, each one of `allowed` (in the given order, empty
+// items skipped); InputError naming the flag and the allowed names otherwise, or when empty.
+std::vector<std::string> parse_name_list(const std::string& flag, const std::string& s,
+                                         const std::vector<std::string>& allowed);
 
 }  // namespace lcam::app

@@ -4,10 +4,10 @@
 #include <algorithm>  // std::find
 #include <cmath>      // std::exp
 #include <random>     // std::mt19937_64 (random control)
-#include <sstream>    // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
 
+#include "apps/progress.h"      // parse_name_list
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // upsample_bilinear_forward, minmax_normalize
 #include "kernels/bodies.h"     // kern::splitmix64
@@ -51,15 +51,8 @@ void SaliencyOptions::add_to(CLI::App& sub, bool required, const std::string& de
 
 std::vector<std::string> SaliencyMethods::parse_names(const std::string& methods) {
   std::vector<std::string> names;
-  std::stringstream in(methods);
-  std::string m;
-  while (std::getline(in, m, ',')) {
-    if (m.empty()) continue;
-    if (std::find(kMethods.begin(), kMethods.end(), m) == kMethods.end())
-      throw InputError(fmt::format("--method: '{}' is not {}", m, kMethodList));
+  for (const std::string& m : parse_name_list("--method", methods, kMethods))
     if (std::find(names.begin(), names.end(), m) == names.end()) names.push_back(m);
-  }
-  if (names.empty()) throw InputError(fmt::format("--method: give one or more of {}", kMethodList));
   return names;
 }
 
