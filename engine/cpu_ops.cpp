@@ -245,6 +245,15 @@ bool have_avx2_fma() { return false; }
 void conv2d_forward_direct(float*, const float*, const float*, const float*, const ConvParams&, bool) {}
 #endif
 
+// Whether the direct kernel serves a stride-1, non-pointwise convolution that produces `outs`
+// channels from `per_out` inputs per output value: 8 to 32 channels, or up to 64 from at most 64
+// inputs (a first layer); on CPUs with AVX2 and FMA. The forward pass asks with (K, C*R*S), the
+// data gradient with (C, K*R*S).
+bool direct_fits(const ConvParams& p, int outs, int64_t per_out) {
+  return p.stride_h == 1 && p.stride_w == 1 && !is_pointwise(p) && outs % 8 == 0 &&
+         (outs <= 32 || (outs <= 64 && per_out <= 64)) && have_avx2_fma();
+}
+
 // Four schedules. Stride 1 with 8 to 32 output channels (or up to 64 from at most 64 inputs per
 // output) on an AVX2 CPU: the direct kernel above. Wide outputs (pixels >= output channels,
 // the early layers): tiles of output pixels, each a task for one thread — im2col of the tile
@@ -258,9 +267,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
   const int nt = omp_get_max_threads();
-  // Few output channels, or few inputs per output (a first layer): the direct convolution.
-  if (p.stride_h == 1 && p.stride_w == 1 && !pw && p.K % 8 == 0 && (p.K <= 32 || (p.K <= 64 && CRS <= 64)) &&
-      have_avx2_fma()) {
+  if (direct_fits(p, p.K, CRS)) {
     conv2d_forward_direct(y, x, w, b, p, relu);
     return;
   }
@@ -354,8 +361,7 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
   // Stride 1: dx is the convolution of dy with the weights flipped and transposed, padded by
   // R-1-pad; with few input channels (the backward's outputs) the direct kernel runs it.
   const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
-  if (p.stride_h == 1 && p.stride_w == 1 && !pw && p.C % 8 == 0 && (p.C <= 32 || (p.C <= 64 && KRS <= 64)) &&
-      p.pad_h < p.R && p.pad_w < p.S && have_avx2_fma()) {
+  if (direct_fits(p, p.C, KRS) && p.pad_h < p.R && p.pad_w < p.S) {
     float* wt = scratch(static_cast<size_t>(KRS) * p.C);
     for (int c = 0; c < p.C; ++c)
       for (int k = 0; k < p.K; ++k)
