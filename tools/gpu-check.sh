@@ -15,8 +15,8 @@
 # usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
 # PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
 # training step, L-CAM and Grad-CAM maps, AD/IC benchmarks), maps (Score-CAM and RISE
-# benchmarks), cli, rest (the other suites). A second call with the parts the first one ran out of time for
-# (e.g. `maps,rest`) finishes the set.
+# benchmarks), cli, rest (the other suites). A second call with the parts the first one ran
+# out of time for (e.g. `maps,rest`) finishes the set.
 set -u
 set -o pipefail
 
