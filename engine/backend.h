@@ -43,8 +43,11 @@
   /* C_b = op(A_b) op(B_b) + beta C_b for b < batch; row-major, dense, strides in elements */   \
   void gemm_batched(float* C, const float* A, const float* B, int batch, int M, int N, int K,    \
                     bool ta, bool tb, int64_t sA, int64_t sB, int64_t sC, float beta);           \
-  void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C);          \
-  void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C);      \
+  /* table has T rows; a row index outside [0,T) gathers zeros / is skipped (device indices */  \
+  /* are not range-checked by ops.cpp: that would need a copy back) */                          \
+  void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C, int T);   \
+  void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C, int T);\
+  void argmax_rows(float* idx, const float* x, int N, int O);                                    \
   void row_sum(float* out, const float* in, int R, int64_t L);                                   \
   /* y[n,c,:] = act(y[n,c,:] + b[c]) */                                                          \
   void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu);                  \

@@ -552,16 +552,26 @@ void gemm_batched(float* C, const float* A, const float* B, int batch, int M, in
   }
 }
 
-void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C) {
-  for (int r = 0; r < R; ++r)
-    std::memcpy(out + static_cast<int64_t>(r) * C, table + static_cast<int64_t>(rows[r]) * C, sizeof(float) * C);
+void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C, int T) {
+  for (int r = 0; r < R; ++r) {
+    float* o = out + static_cast<int64_t>(r) * C;
+    if (rows[r] >= 0 && rows[r] < T)
+      std::memcpy(o, table + static_cast<int64_t>(rows[r]) * C, sizeof(float) * C);
+    else
+      std::fill(o, o + C, 0.f);
+  }
 }
 
 // Rows in order, so repeated rows accumulate deterministically; columns are parallel.
-void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C) {
+void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C, int T) {
 #pragma omp parallel for schedule(static) if (C >= 256)
   for (int c = 0; c < C; ++c)
-    for (int r = 0; r < R; ++r) table[static_cast<int64_t>(rows[r]) * C + c] += in[static_cast<int64_t>(r) * C + c];
+    for (int r = 0; r < R; ++r)
+      if (rows[r] >= 0 && rows[r] < T) table[static_cast<int64_t>(rows[r]) * C + c] += in[static_cast<int64_t>(r) * C + c];
+}
+
+void argmax_rows(float* idx, const float* x, int N, int O) {
+  for (int64_t n = 0; n < N; ++n) kern::argmax_row(idx, x, O, n);
 }
 
 void row_sum(float* out, const float* in, int R, int64_t L) {

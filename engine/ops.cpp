@@ -253,28 +253,45 @@ void softmax_common(const char* op, Tensor& y, const Tensor& x, bool log) {
 void softmax_forward(Tensor& y, const Tensor& x) { softmax_common("softmax_forward", y, x, false); }
 void log_softmax_forward(Tensor& y, const Tensor& x) { softmax_common("log_softmax_forward", y, x, true); }
 
-float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels, float grad_scale) {
+void cross_entropy_rows(Tensor& loss_rows, Tensor& dlogits, const Tensor& logits, const Tensor& labels, float grad_scale) {
   const char* op = "cross_entropy";
   LCAM_REQUIRE(logits.ndim() == 2 && logits.dim(0) > 0, fmt::format("{}: logits {}", op, logits.shape_str()));
   const int N = static_cast<int>(logits.dim(0)), O = static_cast<int>(logits.dim(1));
   expect_shape(op, "labels", labels, {N});
+  expect_shape(op, "loss_rows", loss_rows, {N});
   LCAM_REQUIRE(labels.dtype() == DType::I32, "cross_entropy: labels must be int32");
   if (dlogits.defined()) expect_shape(op, "dlogits", dlogits, logits.shape());
-  // Labels are user data (a list file): check the range here, once, on the host.
-  Tensor host_labels = labels.device() == Device::CPU ? labels : labels.to(Device::CPU);
-  for (int n = 0; n < N; ++n) {
-    int32_t t = host_labels.data_i32()[n];
-    if (t < 0 || t >= O)
-      throw InputError(fmt::format("label {} out of range [0,{}) for a model with {} classes", t, O, O));
-  }
-  Device d = common_device(op, {&dlogits, &logits, &labels});
-  Tensor per_row = Tensor::empty({N}, d);
-  LCAM_DISPATCH(d, cross_entropy, per_row.data(), opt(dlogits), logits.data(), labels.data_i32(),
+  // Labels are user data (a list file): host labels are checked here; device labels were
+  // checked by whoever uploaded them (ops.h).
+  if (labels.device() == Device::CPU)
+    for (int n = 0; n < N; ++n) {
+      const int32_t t = labels.data_i32()[n];
+      if (t < 0 || t >= O)
+        throw InputError(fmt::format("label {} out of range [0,{}) for a model with {} classes", t, O, O));
+    }
+  Device d = common_device(op, {&loss_rows, &dlogits, &logits, &labels});
+  LCAM_DISPATCH(d, cross_entropy, loss_rows.data(), opt(dlogits), logits.data(), labels.data_i32(),
                 N, O, grad_scale / static_cast<float>(N));
-  std::vector<float> rows = per_row.to_vector();
+}
+
+float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels, float grad_scale) {
+  LCAM_REQUIRE(logits.ndim() == 2, fmt::format("cross_entropy: logits {}", logits.shape_str()));
+  Tensor per_row = Tensor::empty({logits.dim(0)}, logits.device());
+  cross_entropy_rows(per_row, dlogits, logits, labels, grad_scale);
+  return mean_of(per_row.to_vector());
+}
+
+float mean_of(const std::vector<float>& v) {
   double sum = 0.0;
-  for (float v : rows) sum += v;
-  return static_cast<float>(sum / N);
+  for (float x : v) sum += x;
+  return v.empty() ? 0.f : static_cast<float>(sum / static_cast<double>(v.size()));
+}
+
+void argmax_rows(Tensor& idx, const Tensor& x) {
+  LCAM_REQUIRE(x.ndim() == 2 && x.dim(1) > 0, fmt::format("argmax_rows: x {}", x.shape_str()));
+  expect_shape("argmax_rows", "idx", idx, {x.dim(0)});
+  Device d = common_device("argmax_rows", {&idx, &x});
+  LCAM_DISPATCH(d, argmax_rows, idx.data(), x.data(), static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)));
 }
 
 void normalize_forward(Tensor& y, const Tensor& x, const float mean[3], const float stdv[3]) {
@@ -294,9 +311,9 @@ namespace {
 void check_rows(const char* op, const Tensor& rows, int64_t N, int64_t K) {
   LCAM_REQUIRE(rows.ndim() == 2 && rows.dim(0) == N && rows.dtype() == DType::I32,
                fmt::format("{}: rows {} must be int32 [N,J] with N={}", op, rows.shape_str(), N));
-  Tensor host = rows.device() == Device::CPU ? rows : rows.to(Device::CPU);
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    const int32_t r = host.data_i32()[i];
+  if (rows.device() != Device::CPU) return;  // device rows: see ops.h (never read back here)
+  for (int64_t i = 0; i < rows.numel(); ++i) {
+    const int32_t r = rows.data_i32()[i];
     if (r < 0 || r >= K)
       throw InputError(fmt::format("label {} out of range [0,{}) for the attention mechanism", r, K));
   }
@@ -314,8 +331,9 @@ void attention_forward(Tensor& c, const Tensor& F, const Tensor& w, const Tensor
   LCAM_REQUIRE(c.numel() == N * J * L && c.dim(0) == N, fmt::format("{}: c {} for N={} J={} L={}", op, c.shape_str(), N, J, L));
   Device d = common_device(op, {&c, &F, &w, &b, &rows});
   Tensor wsel = Tensor::empty({N * J, C}, d), bsel = Tensor::empty({N * J}, d);
-  LCAM_DISPATCH(d, gather_rows, wsel.data(), w.data(), rows.data_i32(), static_cast<int>(N * J), static_cast<int>(C));
-  LCAM_DISPATCH(d, gather_rows, bsel.data(), b.data(), rows.data_i32(), static_cast<int>(N * J), 1);
+  LCAM_DISPATCH(d, gather_rows, wsel.data(), w.data(), rows.data_i32(), static_cast<int>(N * J), static_cast<int>(C),
+                static_cast<int>(K));
+  LCAM_DISPATCH(d, gather_rows, bsel.data(), b.data(), rows.data_i32(), static_cast<int>(N * J), 1, static_cast<int>(K));
   // c[n] [J,L] = wsel[n] [J,C] x F[n] [C,L], then the per-map bias.
   LCAM_DISPATCH(d, gemm_batched, c.data(), wsel.data(), F.data(), static_cast<int>(N), static_cast<int>(J),
                 static_cast<int>(L), static_cast<int>(C), false, false, J * C, C * L, J * L, 0.f);
@@ -336,21 +354,25 @@ void attention_backward(Tensor& dw, Tensor& db, const Tensor& dc, const Tensor& 
   LCAM_DISPATCH(d, gemm_batched, dwsel.data(), dc.data(), F.data(), static_cast<int>(N), static_cast<int>(J),
                 static_cast<int>(C), static_cast<int>(L), false, true, J * L, C * L, J * C, 0.f);
   LCAM_DISPATCH(d, row_sum, dbsel.data(), dc.data(), static_cast<int>(N * J), L);
-  LCAM_DISPATCH(d, scatter_add_rows, dw.data(), dwsel.data(), rows.data_i32(), static_cast<int>(N * J), static_cast<int>(C));
-  LCAM_DISPATCH(d, scatter_add_rows, db.data(), dbsel.data(), rows.data_i32(), static_cast<int>(N * J), 1);
+  LCAM_DISPATCH(d, scatter_add_rows, dw.data(), dwsel.data(), rows.data_i32(), static_cast<int>(N * J),
+                static_cast<int>(C), static_cast<int>(K));
+  LCAM_DISPATCH(d, scatter_add_rows, db.data(), dbsel.data(), rows.data_i32(), static_cast<int>(N * J), 1,
+                static_cast<int>(K));
 }
 
 namespace {
+int table_rows(const Tensor& table, int64_t C) { return static_cast<int>(C ? table.numel() / C : 0); }
+
 // [R, C] view facts for the row ops: rows int32 [R] with entries in [0, T).
 void check_row_op(const char* op, const Tensor& table, const Tensor& rows_t, int64_t R, int64_t C) {
   LCAM_REQUIRE(rows_t.ndim() == 1 && rows_t.dim(0) == R && rows_t.dtype() == DType::I32,
                fmt::format("{}: rows {} must be int32 [{}]", op, rows_t.shape_str(), R));
   LCAM_REQUIRE(table.ndim() >= 1 && table.numel() % std::max<int64_t>(C, 1) == 0,
                fmt::format("{}: table {} has no rows of {}", op, table.shape_str(), C));
-  const int64_t T = C ? table.numel() / C : 0;
-  Tensor host = rows_t.device() == Device::CPU ? rows_t : rows_t.to(Device::CPU);
+  if (rows_t.device() != Device::CPU) return;  // device rows: see ops.h (never read back here)
+  const int64_t T = table_rows(table, C);
   for (int64_t i = 0; i < R; ++i)
-    LCAM_REQUIRE(host.data_i32()[i] >= 0 && host.data_i32()[i] < T, fmt::format("{}: row {} out of [0,{})", op, host.data_i32()[i], T));
+    LCAM_REQUIRE(rows_t.data_i32()[i] >= 0 && rows_t.data_i32()[i] < T, fmt::format("{}: row {} out of [0,{})", op, rows_t.data_i32()[i], T));
 }
 }  // namespace
 
@@ -358,14 +380,16 @@ void take_rows(Tensor& out, const Tensor& table, const Tensor& rows) {
   const int64_t R = out.dim(0), C = out.numel() / std::max<int64_t>(R, 1);
   check_row_op("take_rows", table, rows, R, C);
   Device d = common_device("take_rows", {&out, &table, &rows});
-  LCAM_DISPATCH(d, gather_rows, out.data(), table.data(), rows.data_i32(), static_cast<int>(R), static_cast<int>(C));
+  LCAM_DISPATCH(d, gather_rows, out.data(), table.data(), rows.data_i32(), static_cast<int>(R), static_cast<int>(C),
+                table_rows(table, C));
 }
 
 void scatter_add_rows(Tensor& table, const Tensor& in, const Tensor& rows) {
   const int64_t R = in.dim(0), C = in.numel() / std::max<int64_t>(R, 1);
   check_row_op("scatter_add_rows", table, rows, R, C);
   Device d = common_device("scatter_add_rows", {&table, &in, &rows});
-  LCAM_DISPATCH(d, scatter_add_rows, table.data(), in.data(), rows.data_i32(), static_cast<int>(R), static_cast<int>(C));
+  LCAM_DISPATCH(d, scatter_add_rows, table.data(), in.data(), rows.data_i32(), static_cast<int>(R), static_cast<int>(C),
+                table_rows(table, C));
 }
 
 void sigmoid_forward(Tensor& y, const Tensor& x) {
@@ -424,7 +448,9 @@ void mask_mul_backward_mask(Tensor& dm, const Tensor& dy, const Tensor& x) {
                 static_cast<int>(x.dim(1)), x.dim(2) * x.dim(3));
 }
 
-float area_loss(Tensor& dm, const Tensor& m, float weight, float eps, float power) {
+namespace {
+// The per-element terms of the area regularizer (value), its gradient added to dm.
+Tensor area_terms(Tensor& dm, const Tensor& m, float weight, float eps, float power) {
   const char* op = "area_loss";
   if (dm.defined()) expect_shape(op, "dm", dm, m.shape());
   Device d = common_device(op, {&dm, &m});
@@ -432,10 +458,11 @@ float area_loss(Tensor& dm, const Tensor& m, float weight, float eps, float powe
   LCAM_REQUIRE(L > 0, "area_loss: empty maps");
   Tensor value = Tensor::empty(m.shape(), d);
   LCAM_DISPATCH(d, area_terms, value.data(), opt(dm), m.data(), L, eps, power, weight / static_cast<float>(L));
-  return static_cast<float>(weight * LCAM_DISPATCH(d, sum, value.data(), L) / static_cast<double>(L));
+  return value;
 }
 
-float tv_loss(Tensor& dm, const Tensor& m, float weight, float border, float denom) {
+// The per-element terms of the total variation (value), its gradient added to dm.
+Tensor tv_terms(Tensor& dm, const Tensor& m, float weight, float border, float denom) {
   const char* op = "tv_loss";
   LCAM_REQUIRE(m.ndim() >= 2 && m.numel() > 0, fmt::format("{}: maps {}", op, m.shape_str()));
   if (dm.defined()) expect_shape(op, "dm", dm, m.shape());
@@ -444,7 +471,33 @@ float tv_loss(Tensor& dm, const Tensor& m, float weight, float border, float den
   const int maps = static_cast<int>(m.numel() / (static_cast<int64_t>(h) * w));
   Tensor value = Tensor::empty(m.shape(), d);
   LCAM_DISPATCH(d, tv_terms, value.data(), opt(dm), m.data(), maps, h, w, border, weight / denom);
-  return static_cast<float>(weight * LCAM_DISPATCH(d, sum, value.data(), m.numel()) / denom);
+  return value;
+}
+
+// total[1] = the sum of every element of `value`, on its device.
+void sum_into(Tensor& total, const Tensor& value) {
+  LCAM_REQUIRE(total.numel() == 1, fmt::format("loss sum: total {} must hold one value", total.shape_str()));
+  Device d = common_device("loss sum", {&total, &value});
+  LCAM_DISPATCH(d, row_sum, total.data(), value.data(), 1, value.numel());
+}
+}  // namespace
+
+float area_loss(Tensor& dm, const Tensor& m, float weight, float eps, float power) {
+  const Tensor value = area_terms(dm, m, weight, eps, power);
+  return static_cast<float>(weight * sum(value) / static_cast<double>(m.numel()));
+}
+
+float tv_loss(Tensor& dm, const Tensor& m, float weight, float border, float denom) {
+  const Tensor value = tv_terms(dm, m, weight, border, denom);
+  return static_cast<float>(weight * sum(value) / denom);
+}
+
+void area_loss_sum(Tensor& total, Tensor& dm, const Tensor& m, float weight, float eps, float power) {
+  sum_into(total, area_terms(dm, m, weight, eps, power));
+}
+
+void tv_loss_sum(Tensor& total, Tensor& dm, const Tensor& m, float weight, float border, float denom) {
+  sum_into(total, tv_terms(dm, m, weight, border, denom));
 }
 
 void sgd_step(Tensor& p, Tensor& buf, const Tensor& grad, float lr, float momentum, float wd, bool nesterov,

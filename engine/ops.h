@@ -84,6 +84,14 @@ void log_softmax_forward(Tensor& y, const Tensor& x);   // rows of x[N,O]
 // Mean cross-entropy of logits[N,O] against labels (int32 [N]); returns the loss and writes
 // dlogits = grad_scale * (softmax - onehot) / N when dlogits is defined.
 float cross_entropy(Tensor& dlogits, const Tensor& logits, const Tensor& labels, float grad_scale = 1.f);
+// The same without reading anything back: loss_rows[N] = -log_softmax(logits)[label] per row,
+// left on the device (cross_entropy's value is their mean).
+void cross_entropy_rows(Tensor& loss_rows, Tensor& dlogits, const Tensor& logits, const Tensor& labels,
+                        float grad_scale = 1.f);
+// Mean of host values, accumulated in double (0 for none).
+float mean_of(const std::vector<float>& v);
+// idx[N] = the first maximum of each row of x[N,O], as a float (exact below 2^24).
+void argmax_rows(Tensor& idx, const Tensor& x);
 
 // ---- image preparation -----------------------------------------------------------------------
 // The ImageNet normalization torchvision's models expect.
@@ -93,6 +101,11 @@ inline constexpr float kImagenetStd[3] = {0.229f, 0.224f, 0.225f};
 void normalize_forward(Tensor& y, const Tensor& x, const float mean[3], const float stdv[3]);
 
 // ---- L-CAM ----------------------------------------------------------------------------------
+// Index tensors (rows, labels) are range-checked here when they are on the host. Device ones
+// are not (that would copy them back and stall the stream): whoever uploads user data checks it
+// first (models/lcam.cpp does), and the kernels gather zeros for, and skip, a row out of range
+// rather than touch memory outside the table.
+//
 // The attention mechanism's class-selected 1x1 convolution ("gathered GEMM"): for each image n
 // and map j, c[n,j,:] = w[rows[n,j],:] F[n,:,:] + b[rows[n,j]], with w[K,C], b[K], F[N,C,L],
 // rows int32 [N,J], c[N,J,L]. Only the selected rows are ever multiplied.
@@ -121,6 +134,10 @@ float area_loss(Tensor& dm, const Tensor& m, float weight, float eps, float powe
 // neighbours plus border * the squares of the four border rows/columns, times weight / denom;
 // dm (+=, may be undefined) receives its gradient. Returns the weighted value.
 float tv_loss(Tensor& dm, const Tensor& m, float weight, float border, float denom);
+// The unweighted sums behind them, written to total[1] on m's device (no copy back):
+// area_loss = weight * total / numel(m), tv_loss = weight * total / denom. dm as above.
+void area_loss_sum(Tensor& total, Tensor& dm, const Tensor& m, float weight, float eps, float power);
+void tv_loss_sum(Tensor& total, Tensor& dm, const Tensor& m, float weight, float border, float denom);
 // PyTorch's SGD step on p with momentum buffer buf (dampening 0); first: the buffer starts as
 // the gradient.
 void sgd_step(Tensor& p, Tensor& buf, const Tensor& grad, float lr, float momentum, float wd,

@@ -190,12 +190,30 @@ ENGINE_HD inline void cross_entropy_row(float* loss, float* dlogits, const float
   float s = 0.f;
   for (int o = 0; o < O; ++o) s += expf(xr[o] - m);
   const int t = labels[n];
+  // A label outside [0,O) (only possible for device labels, which ops.cpp cannot check without a
+  // copy back) gives a NaN loss and a zero gradient instead of an out-of-bounds read.
+  if (t < 0 || t >= O) {
+    loss[n] = NAN;
+    if (dlogits)
+      for (int o = 0; o < O; ++o) dlogits[n * O + o] = 0.f;
+    return;
+  }
   loss[n] = -(xr[t] - m - logf(s));
   if (dlogits) {
     const float inv = 1.f / s;
     for (int o = 0; o < O; ++o)
       dlogits[n * O + o] = (expf(xr[o] - m) * inv - (o == t ? 1.f : 0.f)) * scale;
   }
+}
+
+// idx[n] = the first maximum of row n of x[N,O] (as torch.argmax and top1 in models/model.h),
+// stored as a float (exact below 2^24) so that it can share a buffer with the loss values.
+ENGINE_HD inline void argmax_row(float* idx, const float* x, int O, int64_t n) {
+  const float* xr = x + n * O;
+  int best = 0;
+  for (int o = 1; o < O; ++o)
+    if (xr[o] > xr[best]) best = o;
+  idx[n] = static_cast<float>(best);
 }
 
 }  // namespace lcam::kern

@@ -8,6 +8,7 @@
 #include <limits>     // std::numeric_limits
 
 #include "engine/algo_choice.h"  // choose_algo
+#include "engine/backend.h"      // cpu::cross_entropy, cpu::gather_rows (the kernels themselves)
 #include "engine/common.h"   // InputError, InternalError
 #include "engine/ops.h"      // the ops under test
 #include "tests/test_util.h" // randn_t, numeric_grad, check_close
@@ -332,9 +333,44 @@ TEST_CASE("softmax, log-softmax, cross-entropy") {
   const float loss = cross_entropy(dl, x, labels);
   CHECK(std::fabs(loss - ce(xd)[0]) <= 1e-6 * std::fabs(ce(xd)[0]));
   check_close("cross-entropy gradient", dl.to_vector(), numeric_grad(ce, xd, {1.0}), 1e-6);
+  // The per-row form leaves the values on the tensor's device; their mean is the loss.
+  Tensor rows = Tensor::empty({N}), dl2 = Tensor::empty({N, O});
+  cross_entropy_rows(rows, dl2, x, labels);
+  CHECK(mean_of(rows.to_vector()) == loss);
+  CHECK(dl2.to_vector() == dl.to_vector());
   labels.data_i32()[1] = O;
   Tensor none;
   CHECK_THROWS_AS(cross_entropy(none, x, labels), InputError);
+  CHECK_THROWS_AS(cross_entropy_rows(rows, none, x, labels), InputError);
+  // The kernel body itself, as the GPU runs it on labels nobody could check: NaN loss, zero
+  // gradient, nothing read outside the row.
+  cpu::cross_entropy(rows.data(), dl2.data(), x.data(), labels.data_i32(), N, O, 1.f);
+  CHECK(std::isnan(rows.to_vector()[1]));
+  for (int o = 0; o < O; ++o) CHECK(dl2.to_vector()[O + o] == 0.f);
+  CHECK(rows.to_vector()[0] > 0.f);
+}
+
+TEST_CASE("argmax of rows: the first maximum, as top1 and torch.argmax") {
+  Tensor x = Tensor::from_vector({1, 3, 3, 0, /**/ -2, -1, -5, -1, /**/ 7, 7, 7, 7}, {3, 4});
+  Tensor idx = Tensor::empty({3});
+  argmax_rows(idx, x);
+  CHECK(idx.to_vector() == std::vector<float>{1.f, 1.f, 0.f});
+  Tensor wrong = Tensor::empty({2});
+  CHECK_THROWS_AS(argmax_rows(wrong, x), InternalError);
+}
+
+TEST_CASE("row gathers and scatters: out-of-range rows gather zeros and are skipped") {
+  // The host checks reject them (device index tensors are not read back: ops.h).
+  Tensor table = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {3, 2});
+  Tensor rows = Tensor::empty({3}, Device::CPU, DType::I32);
+  rows.data_i32()[0] = 2, rows.data_i32()[1] = 0, rows.data_i32()[2] = 3;
+  Tensor out = Tensor::empty({3, 2});
+  CHECK_THROWS_AS(take_rows(out, table, rows), InternalError);
+  cpu::gather_rows(out.data(), table.data(), rows.data_i32(), 3, 2, 3);
+  CHECK(out.to_vector() == std::vector<float>{5, 6, 1, 2, 0, 0});
+  rows.data_i32()[2] = -1;
+  cpu::scatter_add_rows(table.data(), out.data(), rows.data_i32(), 3, 2, 3);
+  CHECK(table.to_vector() == std::vector<float>{2, 4, 3, 4, 10, 12});
 }
 
 TEST_CASE("shape checks reject mismatched outputs") {

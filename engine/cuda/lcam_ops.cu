@@ -47,17 +47,24 @@ void gemm_batched(float* C, const float* A, const float* B, int batch, int M, in
                                          ta ? M : K, sA, &beta, C, N, sC, batch));
 }
 
-void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C) {
+void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C, int T) {
   each(static_cast<int64_t>(R) * C, [=] __device__(int64_t i) {
-    out[i] = table[static_cast<int64_t>(rows[i / C]) * C + i % C];
+    const int32_t r = rows[i / C];
+    out[i] = r >= 0 && r < T ? table[static_cast<int64_t>(r) * C + i % C] : 0.f;
   });
 }
 
-void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C) {
+void scatter_add_rows(float* table, const float* in, const int32_t* rows, int R, int C, int T) {
   // One thread per column, rows in order: repeated rows accumulate deterministically.
   each(C, [=] __device__(int64_t c) {
-    for (int r = 0; r < R; ++r) table[static_cast<int64_t>(rows[r]) * C + c] += in[static_cast<int64_t>(r) * C + c];
+    for (int r = 0; r < R; ++r)
+      if (rows[r] >= 0 && rows[r] < T) table[static_cast<int64_t>(rows[r]) * C + c] += in[static_cast<int64_t>(r) * C + c];
   });
+}
+
+void argmax_rows(float* idx, const float* x, int N, int O) {
+  // One thread per row, as softmax: N is a batch and O a thousand classes.
+  each(N, [=] __device__(int64_t n) { kern::argmax_row(idx, x, O, n); });
 }
 
 void row_sum(float* out, const float* in, int R, int64_t L) { detail::channel_sum(out, in, 1, R, L); }
