@@ -22,6 +22,10 @@ void host_free_pinned(void*) {}
 void copy(void*, Device, const void*, Device, size_t) { no_cuda(); }
 void fill_zero(void*, size_t) { no_cuda(); }
 void synchronize() {}
+uint64_t host_syncs() { return 0; }
+Graph::~Graph() = default;
+void Graph::capture(const std::function<void()>&) { no_cuda(); }
+void Graph::replay() { no_cuda(); }
 void set_allow_tf32(bool) {}
 std::string device_summary() { return "none (built without CUDA)"; }
 void range_push(const char*) {}

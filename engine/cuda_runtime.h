@@ -4,6 +4,8 @@
 // everything else throws an InputError saying the build has no CUDA).
 #pragma once
 #include <cstddef>  // size_t
+#include <cstdint>  // uint64_t
+#include <functional>  // std::function (Graph::capture)
 #include <string>   // std::string
 
 #include "engine/tensor.h"  // Device, MemoryStats
@@ -34,6 +36,35 @@ void host_free_pinned(void* p);
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 void fill_zero(void* p, size_t bytes);
 void synchronize();
+// Host synchronizations made so far (copies to or from host memory, synchronize()): tests use
+// it to check that a training step queues its work without waiting for the device.
+uint64_t host_syncs();
+
+// A CUDA graph of a fixed-shape piece of work: capture() records what `work` queues on the
+// engine's stream (nothing runs then), replay() queues all of it again in one launch, without
+// the per-kernel host overhead. The graph keeps the addresses it was captured with, so:
+//  - inputs are tensors allocated before the capture that the caller keeps and refills
+//    (Tensor::copy_from) between replays; outputs are tensors the work keeps (in a closure's
+//    state), valid after each replay;
+//  - memory allocated or freed while capturing belongs to the graph until it is destroyed;
+//  - the work must queue everything on the engine's stream: no copy to or from the host, no
+//    synchronization, no first-time cuDNN algorithm search (run the work once before).
+// A capture that breaks these rules throws InternalError. Builds without CUDA throw InputError.
+class Graph {
+ public:
+  Graph() = default;
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  void capture(const std::function<void()>& work);
+  void replay();
+  bool captured() const { return exec_ != nullptr; }
+
+ private:
+  void* graph_ = nullptr;  // cudaGraph_t
+  void* exec_ = nullptr;   // cudaGraphExec_t
+  void* pool_ = nullptr;   // the allocator's pool for this graph
+};
 
 // TF32 tensor-core math for cuDNN convolutions and cuBLAS GEMMs (default on, as PyTorch).
 void set_allow_tf32(bool allow);

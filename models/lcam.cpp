@@ -1,6 +1,7 @@
 // lcam.cpp — see lcam.h. The backward pass is written out step by step, mirroring the forward.
 #include "models/lcam.h"
 
+#include <algorithm>  // std::min
 #include <cmath>   // std::sqrt
 #include <random>  // std::mt19937_64
 
@@ -11,14 +12,6 @@
 #include "engine/ops.h"     // the op set
 
 namespace lcam {
-namespace {
-
-Tensor int_tensor(const std::vector<int32_t>& v, std::vector<int64_t> shape, Device d) {
-  Tensor t = Tensor::empty(std::move(shape), Device::CPU, DType::I32);
-  for (size_t i = 0; i < v.size(); ++i) t.data_i32()[i] = v[i];
-  return d == Device::CPU ? t : t.to(d);
-}
-}  // namespace
 
 LcamMethod parse_lcam_method(const std::string& s) {
   if (s == "fm") return LcamMethod::Fm;
@@ -59,28 +52,52 @@ Tensor Lcam::features(const Tensor& x01) {
 
 LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const std::vector<int>& labels, Tensor& dw,
                                  Tensor& db, uint64_t dropout_seed) {
+  const StepIndex idx = step_index(a, labels, x01.device());
+  return loss_terms(enqueue_forward_backward(a, x01, idx, dw, db, dropout_seed), labels);
+}
+
+void Lcam::check_labels(const Attention& a, const std::vector<int>& labels) const {
+  const int K = static_cast<int>(std::min<int64_t>(a.w.dim(0), backbone_.num_classes()));
+  for (int l : labels)
+    if (l < 0 || l >= K) throw InputError(fmt::format("label {} out of range [0,{}) for a model with {} classes", l, K, K));
+}
+
+Lcam::StepIndex Lcam::step_index(const Attention& a, const std::vector<int>& labels, Device dev) const {
+  check_labels(a, labels);
+  const int64_t N = static_cast<int64_t>(labels.size());
+  // Maps per image: the own label only (paper), or every label of the batch (official).
+  const int64_t J = opt_.official_selection ? N : 1;
+  // One host tensor [rows (N*J) | own (N) | labels (N)], one upload, three views.
+  Tensor host = Tensor::empty({N * J + 2 * N}, Device::CPU, DType::I32);
+  int32_t* p = host.data_i32();
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t j = 0; j < J; ++j) p[n * J + j] = labels[J == 1 ? n : j];
+    p[N * J + n] = static_cast<int32_t>(n * J + (J == 1 ? 0 : n));
+    p[N * J + N + n] = labels[n];
+  }
+  const Tensor all = dev == Device::CPU ? host : host.to(dev);
+  return {all.slice0(0, N * J).reshape({N, J}), all.slice0(N * J, N * J + N), all.slice0(N * J + N, N * J + 2 * N)};
+}
+
+Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor& x01, const StepIndex& idx, Tensor& dw,
+                                               Tensor& db, uint64_t dropout_seed) {
   cuda::TraceRange range(std::string("lcam train step ") + lcam_method_name(opt_.method));
   const Device dev = x01.device();
   const int64_t N = x01.dim(0);
-  LCAM_REQUIRE(static_cast<int64_t>(labels.size()) == N, "one label per image");
+  LCAM_REQUIRE(idx.labels.numel() == N && idx.own.numel() == N && idx.rows.dim(0) == N, "one label per image");
+  const int64_t J = idx.rows.dim(1);
   Tensor F = features(x01);
   const int64_t h = F.dim(2), w = F.dim(3), hw = h * w;
-  // Maps per image: the own label only (paper), or every label of the batch (official).
-  const int64_t J = opt_.official_selection ? N : 1;
-  std::vector<int32_t> rows(N * J), own(N);
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t j = 0; j < J; ++j) rows[n * J + j] = labels[J == 1 ? n : j];
-    own[n] = static_cast<int32_t>(n * J + (J == 1 ? 0 : n));
-  }
-  Tensor rows_t = int_tensor(rows, {N, J}, dev), own_t = int_tensor(own, {N}, dev);
-  Tensor labels_t = int_tensor(std::vector<int32_t>(labels.begin(), labels.end()), {N}, dev);
+  Tensor stats = Tensor::empty({2 * N + 2}, dev);
+  Tensor ce_rows = stats.slice0(0, N), area_sum = stats.slice0(N, N + 1), tv_sum = stats.slice0(N + 1, N + 2);
+  Tensor predicted = stats.slice0(N + 2, 2 * N + 2);
 
   Tensor c = Tensor::empty({N, J, h, w}, dev);
-  attention_forward(c, F, a.w, a.b, rows_t);
+  attention_forward(c, F, a.w, a.b, idx.rows);
   Tensor m = Tensor::empty(c.shape(), dev);
   sigmoid_forward(m, c);
   Tensor m_own = Tensor::empty({N, 1, h, w}, dev);
-  take_rows(m_own, m.reshape({N * J, hw}), own_t);
+  take_rows(m_own, m.reshape({N * J, hw}), idx.own);
 
   // Forward through the frozen network, keeping what its data-gradient backward needs (with the
   // classifier's dropout on in the official VGG-16 setting, off again whatever happens).
@@ -104,16 +121,10 @@ LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const st
     normalize_forward(xmn, xm, kImagenetMean, kImagenetStd);
     logits = backbone_.forward_range(xmn, 0, backbone_.size(), &tape);
   }
-  LossTerms t;
-  t.count = static_cast<int>(N);
   const float w_ce = opt_.ce_only ? 1.f : opt_.w_ce;
   Tensor dlogits = Tensor::empty(logits.shape(), dev);
-  t.ce = cross_entropy(dlogits, logits, labels_t, w_ce);
-  {
-    const std::vector<float> lv = logits.to_vector();
-    const int64_t K = logits.dim(1);
-    for (int64_t n = 0; n < N; ++n) t.correct += top1(lv.data() + n * K, K) == labels[n];
-  }
+  cross_entropy_rows(ce_rows, dlogits, logits, idx.labels, w_ce);
+  argmax_rows(predicted, logits);
 
   // Backward to the own maps.
   Tensor dm_own = Tensor::empty(m_own.shape(), dev);
@@ -130,35 +141,72 @@ LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const st
   }
   Tensor dm = Tensor::zeros(m.shape(), dev);
   Tensor dm_rows = dm.reshape({N * J, hw});
-  scatter_add_rows(dm_rows, dm_own.reshape({N, hw}), own_t);
+  scatter_add_rows(dm_rows, dm_own.reshape({N, hw}), idx.own);
   // Regularizers on the selected maps: m itself (J = 1: the own maps; J = N: all N x N).
   if (!opt_.ce_only) {
-    t.area = area_loss(dm, m, opt_.w_area, opt_.area_eps, opt_.area_power);
-    t.tv = tv_loss(dm, m, opt_.w_tv, opt_.tv_border, 2.f * static_cast<float>(N));
+    area_loss_sum(area_sum, dm, m, opt_.w_area, opt_.area_eps, opt_.area_power);
+    tv_loss_sum(tv_sum, dm, m, opt_.w_tv, opt_.tv_border, 2.f * static_cast<float>(N));
+  } else {
+    area_sum.fill_zero();
+    tv_sum.fill_zero();
   }
-  t.total = w_ce * t.ce + t.area + t.tv;
   Tensor dc = Tensor::empty(c.shape(), dev);
   sigmoid_backward(dc, dm, m);
   dw.fill_zero();
   db.fill_zero();
-  attention_backward(dw, db, dc, F, rows_t);
+  attention_backward(dw, db, dc, F, idx.rows);
+  return {stats, m.numel()};
+}
+
+LossTerms Lcam::loss_terms(const StepStats& stats, const std::vector<int>& labels) const {
+  const int64_t N = static_cast<int64_t>(labels.size());
+  LCAM_REQUIRE(stats.values.numel() == 2 * N + 2, "loss_terms: stats of another batch size");
+  const std::vector<float> v = stats.values.to_vector();  // the step's one host synchronization
+  LossTerms t;
+  t.count = static_cast<int>(N);
+  t.ce = mean_of(std::vector<float>(v.begin(), v.begin() + N));
+  if (!opt_.ce_only) {
+    t.area = opt_.w_area * static_cast<double>(v[N]) / static_cast<double>(stats.map_elements);
+    t.tv = opt_.w_tv * static_cast<double>(v[N + 1]) / (2.0 * static_cast<double>(N));
+  }
+  for (int64_t n = 0; n < N; ++n) t.correct += static_cast<int>(v[N + 2 + n]) == labels[n];
+  t.total = (opt_.ce_only ? 1.0 : opt_.w_ce) * t.ce + t.area + t.tv;
   return t;
 }
 
+Tensor Lcam::class_rows(const Attention& a, const std::vector<int>& classes, Device dev) {
+  const int64_t K = a.w.dim(0);
+  Tensor t = Tensor::empty({static_cast<int64_t>(classes.size()), 1}, Device::CPU, DType::I32);
+  for (size_t i = 0; i < classes.size(); ++i) {
+    if (classes[i] < 0 || classes[i] >= K)
+      throw InputError(fmt::format("class {} out of range [0,{}) for the attention mechanism", classes[i], K));
+    t.data_i32()[i] = classes[i];
+  }
+  return dev == Device::CPU ? t : t.to(dev);
+}
+
 Tensor Lcam::class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes) {
-  const Device dev = x01.device();
+  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == x01.dim(0), "one class per image");
+  return class_maps(a, x01, class_rows(a, classes, x01.device()));
+}
+
+Tensor Lcam::class_maps(const Attention& a, const Tensor& x01, const Tensor& rows) {
   const int64_t N = x01.dim(0);
-  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
+  LCAM_REQUIRE(rows.ndim() == 2 && rows.dim(0) == N && rows.dim(1) == 1, "one class per image");
   Tensor F = features(x01);
-  Tensor rows_t = int_tensor(std::vector<int32_t>(classes.begin(), classes.end()), {N, 1}, dev);
-  Tensor c = Tensor::empty({N, 1, F.dim(2), F.dim(3)}, dev);
-  attention_forward(c, F, a.w, a.b, rows_t);
+  Tensor c = Tensor::empty({N, 1, F.dim(2), F.dim(3)}, x01.device());
+  attention_forward(c, F, a.w, a.b, rows);
   return c;
 }
 
 Tensor Lcam::saliency(const Attention& a, const Tensor& x01, const std::vector<int>& classes) {
+  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == x01.dim(0), "one class per image");
+  return saliency(a, x01, class_rows(a, classes, x01.device()));
+}
+
+Tensor Lcam::saliency(const Attention& a, const Tensor& x01, const Tensor& rows) {
   cuda::TraceRange range("lcam saliency");
-  Tensor c = class_maps(a, x01, classes);
+  Tensor c = class_maps(a, x01, rows);
   Tensor n = Tensor::empty(c.shape(), c.device());
   minmax_normalize(n, c);
   Tensor sm = Tensor::empty({x01.dim(0), 1, x01.dim(2), x01.dim(3)}, c.device());

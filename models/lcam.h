@@ -51,16 +51,45 @@ class Lcam {
   // One forward and backward pass on a batch: x01 [N,3,H,W] in [0,1] and labels (model truth)
   // on the attention's device. Writes dw [K,C] and db [K] (overwritten). Returns every term.
   // dropout_seed draws the dropout masks when official_dropout is on (one seed per step).
+  // It is step_index + enqueue_forward_backward + loss_terms: on a GPU the step's work is queued
+  // without one host synchronization, and the one read of `stats` at the end waits for it.
   LossTerms forward_backward(const Attention& a, const Tensor& x01, const std::vector<int>& labels, Tensor& dw,
                              Tensor& db, uint64_t dropout_seed = 0);
+
+  // The step's index tensors on `dev`, int32: rows [N,J] (the attention rows each image's maps
+  // use), own [N] (each image's own map among them) and labels [N]. Checks every label against
+  // the classes of the model and of `a` (InputError), then uploads them in one copy.
+  struct StepIndex {
+    Tensor rows, own, labels;
+  };
+  StepIndex step_index(const Attention& a, const std::vector<int>& labels, Device dev) const;
+  // The step itself, with no copy to or from the host: returns its statistics on x01's device,
+  // values [2N+2] = per-image cross-entropy, the area sum, the TV sum, each image's predicted
+  // class (as float) after masking; loss_terms turns them into LossTerms.
+  struct StepStats {
+    Tensor values;
+    int64_t map_elements = 0;  // elements of the regularized maps (the area term's mean)
+  };
+  StepStats enqueue_forward_backward(const Attention& a, const Tensor& x01, const StepIndex& idx, Tensor& dw,
+                                     Tensor& db, uint64_t dropout_seed = 0);
+  LossTerms loss_terms(const StepStats& stats, const std::vector<int>& labels) const;
+
   // Inference: the pre-sigmoid maps c [N,1,h,w] of the given class per image.
   Tensor class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes);
+  // The same with the classes already on x01's device (int32 [N,1], checked by the caller).
+  Tensor class_maps(const Attention& a, const Tensor& x01, const Tensor& rows);
   // The explanation: c min-max normalized at feature resolution, then bilinearly upsampled to
   // the image size: saliency maps [N,1,H,W] in [0,1]. One forward pass.
   Tensor saliency(const Attention& a, const Tensor& x01, const std::vector<int>& classes);
+  // The same from device rows (int32 [N,1]): nothing is copied to or from the host, so that the
+  // whole explanation can be captured in a CUDA graph (cuda::Graph).
+  Tensor saliency(const Attention& a, const Tensor& x01, const Tensor& rows);
+  // The classes as device rows [N,1] for the two overloads above (checked against `a`).
+  static Tensor class_rows(const Attention& a, const std::vector<int>& classes, Device dev);
 
  private:
   Tensor features(const Tensor& x01);  // F [N,C,h,w] of the normalized image
+  void check_labels(const Attention& a, const std::vector<int>& labels) const;
   int feature_end() const;
   Model& backbone_;
   LcamOptions opt_;

@@ -19,7 +19,8 @@
 
 #include <doctest/doctest.h>  // TEST_SUITE, TEST_CASE, CHECK_MESSAGE
 
-#include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats
+#include "engine/common.h"        // InputError
+#include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats, Graph
 #include "engine/ops.h"           // the ops under test
 #include "engine/tensor.h"        // Tensor, Device, DType
 #include "models/cams.h"          // grad_cam (saliency parity)
@@ -617,6 +618,86 @@ TEST_CASE("cuda parity: Grad-CAM, Grad-CAM++, Score-CAM and RISE maps (tiny VGG-
   REQUIRE(oc.size() == og.size());
   for (size_t k = 0; k < oc.size(); ++k)
     check_close("kept scores", Tensor::from_vector(oc[k], {2}), Tensor::from_vector(og[k], {2}), 1e-4);
+}
+
+TEST_CASE("cuda: an L-CAM training step queues its work without one host synchronization") {
+  if (skip_without_cuda()) return;
+  Tf32Scope tf32(false);
+  const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
+  auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
+  auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
+  lcam::Lcam lc(*cpu, {}), lg(*gpu, {});
+  const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 4, Device::CPU);
+  const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
+  const Tensor x01 = random({3, 3, 64, 64}, 83, 0.f, 1.f), xg = on_gpu(x01);
+  const std::vector<int> labels = {2, 9, 2};
+  Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
+  Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
+  const lcam::LossTerms tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
+  (void)lg.forward_backward(ag, xg, labels, dwg, dbg);  // chooses the cuDNN algorithms
+  const lcam::Lcam::StepIndex idx = lg.step_index(ag, labels, Device::CUDA);
+  const uint64_t before = lcam::cuda::host_syncs();
+  const lcam::Lcam::StepStats st = lg.enqueue_forward_backward(ag, xg, idx, dwg, dbg);
+  CHECK(lcam::cuda::host_syncs() == before);
+  const lcam::LossTerms tg = lg.loss_terms(st, labels);
+  CHECK(lcam::cuda::host_syncs() == before + 1);
+  CHECK(std::fabs(tc.ce - tg.ce) <= 1e-5 * std::fabs(tc.ce));
+  CHECK(std::fabs(tc.area - tg.area) <= 1e-5 * std::fabs(tc.area));
+  CHECK(std::fabs(tc.tv - tg.tv) <= 1e-5 * std::fabs(tc.tv) + 1e-12);
+  CHECK(tc.correct == tg.correct);
+  check_close("L-CAM dw", dwc, dwg, 1e-4);
+}
+
+TEST_CASE("cuda: CUDA graph replays of the L-CAM explanation and training step") {
+  if (skip_without_cuda()) return;
+  Tf32Scope tf32(false);
+  const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
+  auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
+  lcam::Lcam lg(*gpu, {});
+  const lcam::Attention a = lcam::Attention::init(10, lg.channels(), 5, Device::CUDA);
+  const std::vector<int> classes = {3, 0};
+  const Tensor rows = lcam::Lcam::class_rows(a, classes, Device::CUDA);
+  Tensor x = on_gpu(random({2, 3, 64, 64}, 84, 0.f, 1.f));
+  const Tensor eager1 = lg.saliency(a, x, rows);  // also chooses the algorithms
+
+  Tensor out;
+  {
+    lcam::cuda::Graph g;
+    g.capture([&] { out = lg.saliency(a, x, rows); });
+    REQUIRE(g.captured());
+    g.replay();
+    check_close("graph saliency", eager1, out, 1e-6);
+    // New pixels in the same input tensor: the replay follows them.
+    x.copy_from(random({2, 3, 64, 64}, 85, 0.f, 1.f));
+    g.replay();
+    const Tensor eager2 = lg.saliency(a, x, rows);
+    check_close("graph saliency, new input", eager2, out, 1e-6);
+    CHECK(rel_err(eager1, eager2) > 1e-3);  // the inputs really differ
+  }
+  // The graph is gone; its output tensor is an ordinary one now and stays readable.
+  CHECK(out.to_vector().size() == 2u * 64 * 64);
+
+  // The training step (no SGD, so that every replay computes the same gradients).
+  const std::vector<int> labels = {4, 1};
+  const lcam::Lcam::StepIndex idx = lg.step_index(a, labels, Device::CUDA);
+  Tensor dw = Tensor::empty(a.w.shape(), Device::CUDA), db = Tensor::empty(a.b.shape(), Device::CUDA);
+  const lcam::LossTerms te = lg.forward_backward(a, x, labels, dw, db);
+  const Tensor dw_eager = dw.clone();
+  lcam::Lcam::StepStats st;
+  lcam::cuda::Graph g;
+  g.capture([&] { st = lg.enqueue_forward_backward(a, x, idx, dw, db); });
+  dw.fill_zero();
+  g.replay();
+  const lcam::LossTerms tr = lg.loss_terms(st, labels);
+  check_close("graph step dw", dw_eager, dw, 1e-6);
+  CHECK(std::fabs(te.total - tr.total) <= 1e-6 * std::fabs(te.total));
+}
+
+TEST_CASE("cuda: capturing a graph without a device is an input error") {
+  if (lcam::cuda::available()) return;  // the replay test above covers the device
+  lcam::cuda::Graph g;
+  CHECK_THROWS_AS(g.capture([] {}), lcam::InputError);
+  CHECK(!g.captured());
 }
 
 }  // TEST_SUITE("cuda")

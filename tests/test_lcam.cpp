@@ -7,6 +7,7 @@
 
 #include <cmath>  // std::pow
 
+#include "engine/common.h"    // InputError, InternalError
 #include "engine/ops.h"       // the L-CAM ops
 #include "loaders/hdf5.h"     // h5::Reader
 #include "models/lcam.h"      // Lcam, Attention
@@ -59,6 +60,21 @@ void check_case(const std::string& name) {
   Tensor c = lcam.class_maps(a, x01, own);
   Tensor cref = ref.read("c", true);
   if (cref.dim(1) == 1) check_close("class maps c", c.to_vector(), to_double(cref), kTolFwd);
+  if (opt.method == LcamMethod::Img) {
+    // t.correct: the masked images' top-1 against the labels, recomputed from public pieces.
+    const int64_t N = x01.dim(0);
+    Tensor m = Tensor::empty(c.shape()), M = Tensor::empty({N, 1, x01.dim(2), x01.dim(3)});
+    sigmoid_forward(m, c);
+    upsample_bilinear_forward(M, m);
+    Tensor xm = Tensor::empty(x01.shape()), xmn = Tensor::empty(x01.shape());
+    mask_mul_forward(xm, x01, M);
+    normalize_forward(xmn, xm, kImagenetMean, kImagenetStd);
+    const std::vector<float> z = model->logits(xmn).to_vector();
+    int correct = 0;
+    for (int64_t n = 0; n < N; ++n) correct += top1(z.data() + n * model->num_classes(), model->num_classes()) == labels[n];
+    CHECK(t.correct == correct);
+    CHECK(t.count == N);
+  }
 
   // Three SGD steps (Nesterov, weight decay, separate learning rates) on the same batch.
   const float lr_w = static_cast<float>(ref.attr_double("lr_w").value()), lr_b = static_cast<float>(ref.attr_double("lr_b").value());
@@ -83,6 +99,29 @@ TEST_CASE("L-CAM matches PyTorch: losses, gradients, three SGD steps") {
   for (const char* c : {"vgg_fm", "vgg_img", "vgg_img7x7", "resnet_fm", "resnet_img", "vgg_img_official",
                         "resnet_fm_official", "vgg_img_ce"})
     check_case(c);
+}
+
+TEST_CASE("L-CAM step: labels and classes out of range are input errors; the queued step equals the whole one") {
+  auto model = load_model(lcam::test::fixture("tiny_resnet50.weights.h5"), "resnet50", Device::CPU);
+  Lcam lcam(*model, {});
+  const Attention a = Attention::init(model->num_classes(), lcam.channels(), 2, Device::CPU);
+  Tensor x01 = randn_t({2, 3, 32, 32}, 5, 0.5f);
+  Tensor dw = Tensor::empty(a.w.shape()), db = Tensor::empty(a.b.shape());
+  const int K = model->num_classes();
+  CHECK_THROWS_WITH_AS(lcam.forward_backward(a, x01, {1, K}, dw, db), doctest::Contains("label 10 out of range"), InputError);
+  CHECK_THROWS_AS(lcam.step_index(a, {-1, 0}, Device::CPU), InputError);
+  CHECK_THROWS_WITH_AS(Lcam::class_rows(a, {0, K + 3}, Device::CPU), doctest::Contains("class 13 out of range"), InputError);
+  CHECK_THROWS_AS(lcam.saliency(a, x01, std::vector<int>{0, -2}), InputError);
+
+  const LossTerms whole = lcam.forward_backward(a, x01, {1, 3}, dw, db);
+  const std::vector<float> dw_whole = dw.to_vector();
+  const Lcam::StepStats st = lcam.enqueue_forward_backward(a, x01, lcam.step_index(a, {1, 3}, Device::CPU), dw, db);
+  CHECK(st.values.numel() == 2 * 2 + 2);
+  const LossTerms queued = lcam.loss_terms(st, {1, 3});
+  CHECK(queued.total == whole.total);
+  CHECK(queued.correct == whole.correct);
+  CHECK(dw.to_vector() == dw_whole);
+  CHECK_THROWS_AS(lcam.loss_terms(st, {1, 3, 4}), InternalError);
 }
 
 TEST_CASE("bilinear upsampling: PyTorch's align_corners=False, backward by finite differences") {

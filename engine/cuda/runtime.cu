@@ -6,6 +6,10 @@
 // back to the driver only when a cudaMalloc fails (then the cache is released and the malloc
 // retried once). Statistics count reserved bytes (cached + in use, like PyTorch's
 // memory_reserved) and bytes in use (like memory_allocated), each with its peak.
+// Graphs (cuda::Graph): while one is being captured, blocks come from and return to a pool of
+// its own, and any block freed during the capture joins that pool, because the graph's kernels
+// keep using those addresses at every replay. The pool goes back to the shared cache when the
+// graph is destroyed; blocks of it still held by tensors then become ordinary blocks.
 // Deliberately omits: multiple devices and streams, block splitting, and teardown — the state
 // is never destroyed, so tensors freed during static destruction stay valid calls, and the
 // driver reclaims everything at exit.
@@ -14,6 +18,8 @@
 #include <atomic>         // std::atomic<bool> for the TF32 switch
 #include <cstdio>         // std::fprintf, std::snprintf
 #include <cstring>        // std::memcpy
+#include <functional>     // std::function (Graph::capture)
+#include <iterator>       // std::next
 #include <map>            // std::multimap free lists
 #include <mutex>          // std::mutex
 #include <string>         // std::string
@@ -89,12 +95,30 @@ const Probe& probe() {
 }
 
 // ---- caching allocator ------------------------------------------------------------------------
+struct Pool {
+  std::multimap<size_t, void*> free_blocks;  // block size -> pointer
+};
+
 struct Allocator {
   std::mutex mu;
   std::multimap<size_t, void*> free_blocks;  // block size -> pointer
   std::unordered_map<void*, size_t> live;    // pointer -> block size
+  std::unordered_map<void*, Pool*> pool_of;  // blocks (live or free) that belong to a graph's pool
+  Pool* capturing = nullptr;                 // the pool of the graph being captured
   size_t reserved = 0, peak = 0, in_use = 0, peak_in_use = 0;
 };
+
+std::atomic<uint64_t> g_host_syncs{0};
+
+// Takes a block of at least `want` bytes (and at most 25% more) from a free list, or nullptr.
+void* take_free(std::multimap<size_t, void*>& list, size_t want, size_t& size) {
+  auto it = list.lower_bound(want);
+  if (it == list.end() || it->first > want + want / 4) return nullptr;
+  void* p = it->second;
+  size = it->first;
+  list.erase(it);
+  return p;
+}
 
 Allocator& allocator() {
   static Allocator* a = new Allocator;  // never destroyed: see the file comment
@@ -140,19 +164,27 @@ void* device_alloc(size_t bytes) {
   const size_t want = round_size(bytes);
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mu);
-  auto it = a.free_blocks.lower_bound(want);
-  if (it != a.free_blocks.end() && it->first <= want + want / 4) {
-    void* p = it->second;
-    const size_t size = it->first;
-    a.free_blocks.erase(it);
+  size_t size = 0;
+  if (void* p = take_free(a.capturing ? a.capturing->free_blocks : a.free_blocks, want, size)) {
     a.live.emplace(p, size);
     a.in_use += size;
     a.peak_in_use = std::max(a.peak_in_use, a.in_use);
     return p;
   }
   void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, want);
-  if (e == cudaErrorMemoryAllocation && !a.free_blocks.empty()) {
+  cudaError_t e = cudaSuccess;
+  if (a.capturing) {
+    // cudaMalloc is not a stream operation and the graph does not need it replayed (the pool
+    // keeps the block): allow it in this thread's capture, then restore the strict mode.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    e = cudaMalloc(&p, want);
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    if (e == cudaSuccess) a.pool_of.emplace(p, a.capturing);
+  } else {
+    e = cudaMalloc(&p, want);
+  }
+  if (e == cudaErrorMemoryAllocation && !a.free_blocks.empty() && !a.capturing) {
     (void)cudaGetLastError();
     release_cached_locked(a);
     e = cudaMalloc(&p, want);
@@ -185,7 +217,15 @@ void device_free(void* p, size_t /*bytes: the block's own size is recorded*/) {
     return;
   }
   a.in_use -= it->second;
-  a.free_blocks.emplace(it->second, p);
+  auto pool = a.pool_of.find(p);
+  if (pool != a.pool_of.end()) {
+    pool->second->free_blocks.emplace(it->second, p);
+  } else if (a.capturing) {  // used by the graph being captured: keep it for its replays
+    a.capturing->free_blocks.emplace(it->second, p);
+    a.pool_of.emplace(p, a.capturing);
+  } else {
+    a.free_blocks.emplace(it->second, p);
+  }
   a.live.erase(it);
 }
 
@@ -228,7 +268,10 @@ void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t byt
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s));
   // Device-to-device copies are ordered on the stream like every op; a copy that touches host
   // memory completes before returning, so the caller may read or free that memory.
-  if (dst_dev == Device::CPU || src_dev == Device::CPU) CUDA_CHECK(cudaStreamSynchronize(s));
+  if (dst_dev == Device::CPU || src_dev == Device::CPU) {
+    ++g_host_syncs;
+    CUDA_CHECK(cudaStreamSynchronize(s));
+  }
 }
 
 void fill_zero(void* p, size_t bytes) {
@@ -238,7 +281,74 @@ void fill_zero(void* p, size_t bytes) {
 
 void synchronize() {
   if (!available()) return;
+  ++g_host_syncs;
   CUDA_CHECK(cudaStreamSynchronize(ctx::stream()));
+}
+
+uint64_t host_syncs() { return g_host_syncs.load(); }
+
+// ---- graphs -----------------------------------------------------------------------------------
+Graph::~Graph() {
+  if (exec_) CUDA_CHECK_PRINT(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_)));
+  if (graph_) CUDA_CHECK_PRINT(cudaGraphDestroy(static_cast<cudaGraph_t>(graph_)));
+  if (!pool_) return;
+  // A replay may still be running: its blocks are free only once the stream has drained.
+  CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));
+  Pool* pool = static_cast<Pool*>(pool_);
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mu);
+  for (auto& [size, p] : pool->free_blocks) a.free_blocks.emplace(size, p);
+  for (auto it = a.pool_of.begin(); it != a.pool_of.end();)
+    it = it->second == pool ? a.pool_of.erase(it) : std::next(it);
+  delete pool;
+}
+
+void Graph::capture(const std::function<void()>& work) {
+  if (exec_) throw InternalError("cuda::Graph::capture: this graph was already captured");
+  cudaStream_t s = ctx::stream();  // throws InputError without a device
+  (void)ctx::cublas();             // handles made now: their creation cannot be captured
+  (void)ctx::cudnn();
+  Allocator& a = allocator();
+  auto* pool = new Pool;
+  pool_ = pool;
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    if (a.capturing) throw InternalError("cuda::Graph::capture: another capture is in progress");
+    a.capturing = pool;
+  }
+  auto stop = [&]() -> cudaError_t {
+    cudaGraph_t g = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(s, &g);
+    {
+      std::lock_guard<std::mutex> lock(a.mu);
+      a.capturing = nullptr;
+    }
+    graph_ = g;
+    return e;
+  };
+  CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    work();
+  } catch (...) {
+    (void)stop();
+    (void)cudaGetLastError();
+    throw;
+  }
+  const cudaError_t e = stop();
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw InternalError("cuda::Graph::capture: the capture failed (" + check::str(e) +
+                        "): the work made a call that cannot be captured (a host copy or "
+                        "synchronization, or a first-time cuDNN algorithm search: run it once first)");
+  }
+  cudaGraphExec_t x = nullptr;
+  CUDA_CHECK(cudaGraphInstantiate(&x, static_cast<cudaGraph_t>(graph_), 0));
+  exec_ = x;
+}
+
+void Graph::replay() {
+  if (!exec_) throw InternalError("cuda::Graph::replay: nothing captured");
+  CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), ctx::stream()));
 }
 
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
