@@ -33,7 +33,7 @@ struct BenchOptions {
   RuntimeOptions rt;
   std::string arch, weights, batches = "1,32", train, work = "forward";
   int iters = 5, warmup = 2, size = 224, chunk = 64, rise_masks = 0;
-  bool json = false, layers = false;
+  bool json = false, layers = false, graph = false;
 };
 
 double now_ms() { return 1000.0 * now_seconds(); }
@@ -53,52 +53,66 @@ Tensor hashed01(const std::vector<int64_t>& shape, uint32_t salt, Device dev) {
   return dev == Device::CPU ? t : t.to(dev);
 }
 
-// The work timed per batch: one call does one batch.
-using Work = std::function<void()>;
+// The work timed per batch: one call of queue() then finish() does one batch. queue() only
+// queues device work (so that --graph can capture it); finish() reads what the host needs
+// (the training step's loss terms). Works that read results on the host part-way have all of
+// their work in queue() and cannot be captured.
+struct Work {
+  std::function<void()> queue, finish = [] {};
+  bool capturable = false;
+};
 
 // Builds the work `w` for batch x [B,3,S,S] (random [0,1]) with one class per image.
 // State the work needs across calls (the attention and its optimizer, the RISE masks, the maps
-// to threshold) lives in the returned closure.
+// to threshold) lives in the returned closures.
 Work make_work(const BenchOptions& o, const std::string& w, Model& model, const Tensor& x, const std::vector<int>& classes) {
   const Device dev = x.device();
-  if (w == "forward") return [&model, x] { Tensor y = model.logits(x); };
+  if (w == "forward") return {[&model, x] { Tensor y = model.logits(x); }, [] {}, true};
   if (w.rfind("train-", 0) == 0 || w == "explain") {
     LcamOptions lo;
     lo.method = parse_lcam_method(w == "explain" ? "img" : w.substr(6));
     auto lcam = std::make_shared<Lcam>(model, lo);
     auto att = std::make_shared<Attention>(Attention::init(model.num_classes(), lcam->channels(), 1, dev));
-    if (w == "explain") return [lcam, att, x, classes] { Tensor sm = lcam->saliency(*att, x, classes); };
+    if (w == "explain") {
+      const Tensor rows = Lcam::class_rows(*att, classes, dev);
+      return {[lcam, att, x, rows] { Tensor sm = lcam->saliency(*att, x, rows); }, [] {}, true};
+    }
     struct Sgd {
       Tensor dw, db, mw, mb;
+      Lcam::StepIndex idx;
+      Lcam::StepStats stats;
       int steps = 0;
     };
     auto s = std::make_shared<Sgd>();
     s->dw = Tensor::empty(att->w.shape(), dev), s->db = Tensor::empty(att->b.shape(), dev);
     s->mw = Tensor::zeros(att->w.shape(), dev), s->mb = Tensor::zeros(att->b.shape(), dev);
-    return [lcam, att, s, x, classes] {
-      lcam->forward_backward(*att, x, classes, s->dw, s->db);
-      sgd_step(att->w, s->mw, s->dw, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
-      sgd_step(att->b, s->mb, s->db, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
-      ++s->steps;
-    };
+    s->idx = lcam->step_index(*att, classes, dev);
+    // As lcam train runs it: the step, SGD, then the one read of the loss terms.
+    return {[lcam, att, s, x] {
+              s->stats = lcam->enqueue_forward_backward(*att, x, s->idx, s->dw, s->db);
+              sgd_step(att->w, s->mw, s->dw, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
+              sgd_step(att->b, s->mb, s->db, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
+              ++s->steps;
+            },
+            [lcam, s, classes] { (void)lcam->loss_terms(s->stats, classes); }, true};
   }
   if (w == "gradcam" || w == "gradcampp") {
     const GradCam m = parse_grad_cam(w);
-    return [&model, x, classes, m] { CamResult r = grad_cam(model, x, classes, m); };
+    return {[&model, x, classes, m] { CamResult r = grad_cam(model, x, classes, m); }};
   }
-  if (w == "scorecam") return [&model, x, classes, chunk = o.chunk] { Tensor sm = score_cam(model, x, classes, chunk); };
+  if (w == "scorecam") return {[&model, x, classes, chunk = o.chunk] { Tensor sm = score_cam(model, x, classes, chunk); }};
   if (w == "rise") {
     const int n = o.rise_masks > 0 ? o.rise_masks : model.config().arch == "vgg16" ? 4000 : 8000;
     Tensor masks = rise_masks(n, 7, 0.5f, o.size, o.size, 0).to(dev);
-    return [&model, x, classes, masks, chunk = o.chunk] { Tensor sm = lcam::rise(model, x, classes, masks, chunk); };
+    return {[&model, x, classes, masks, chunk = o.chunk] { Tensor sm = lcam::rise(model, x, classes, masks, chunk); }};
   }
   if (w == "adic") {
     // The evaluation of one batch of maps: the unmasked scores, then the three thresholds.
     Tensor sm = hashed01({x.dim(0), 1, x.dim(2), x.dim(3)}, 7, dev);
-    return [&model, x, classes, sm] {
+    return {[&model, x, classes, sm] {
       std::vector<float> Y = class_scores(model, x, Tensor(), classes);
       auto O = kept_scores(model, x, sm, {100, 50, 15}, classes);
-    };
+    }};
   }
   throw InputError(fmt::format("--work: '{}' is unknown", w));
 }
@@ -114,8 +128,8 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
   };
   const bool forward = work_name == "forward";
   const std::string where = dev == Device::CUDA ? cuda::device_summary() : fmt::format("cpu, {} threads", cpu::num_threads());
-  if (!o.json) std::printf("lcam bench: %s, %s on %s, %dx%d, median of %d after %d warm-up\n", work_name.c_str(), arch.c_str(),
-                           where.c_str(), o.size, o.size, o.iters, o.warmup);
+  if (!o.json) std::printf("lcam bench: %s%s, %s on %s, %dx%d, median of %d after %d warm-up\n", work_name.c_str(),
+                           o.graph ? " (CUDA graph replays)" : "", arch.c_str(), where.c_str(), o.size, o.size, o.iters, o.warmup);
   for (int B : batches) {
     reset_peak_memory(dev);
     const Tensor x = forward ? Tensor::zeros({B, 3, o.size, o.size}, dev) : hashed01({B, 3, o.size, o.size}, 0, dev);
@@ -124,6 +138,10 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
     const size_t base = memory_stats(dev).in_use;
     const double rss_base = max_rss_mb();
     const Work work = make_work(o, work_name, model, x, classes);
+    LCAM_REQUIRE(!o.graph || work.capturable, "--graph: a work run_bench let through cannot be captured");
+    // --graph: the first warm-up call runs eagerly (it chooses the cuDNN algorithms), the
+    // second captures the work and replays it, every later call replays it.
+    cuda::Graph graph;
     std::vector<double> totals;
     for (int it = 0; it < o.warmup + o.iters; ++it) {
       // Peak memory of the steady state: the warm-up's one-off costs (algorithm timing, lazily
@@ -131,7 +149,13 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
       if (it == o.warmup) reset_peak_memory(dev);
       sync();
       const double t0 = now_ms();
-      work();
+      if (o.graph && it > 0) {
+        if (!graph.captured()) graph.capture(work.queue);
+        graph.replay();
+      } else {
+        work.queue();
+      }
+      work.finish();
       sync();
       if (it >= o.warmup) totals.push_back(now_ms() - t0);
     }
@@ -158,7 +182,7 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
     if (o.json) {
       nlohmann::json j{{"impl", "lcam"}, {"arch", arch}, {"work", work_name}, {"device", device_name(dev)}, {"batch", B},
                        {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms}, {"s_per_image", ms / 1000.0 / B},
-                       {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}};
+                       {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}, {"graph", o.graph}};
       if (dev == Device::CUDA) j["peak_reserved_mb"] = reserved_mb;
       if (o.layers && forward) {
         nlohmann::json l = nlohmann::json::array();
@@ -192,8 +216,16 @@ int run_bench(const BenchOptions& o_in) {
   const std::vector<std::string> archs = parse_name_list("--arch", o.arch, {"vgg16", "resnet50"});
   const std::vector<std::string> works = parse_name_list("--work", o.work, kWorks);
   if (o.layers && (works.size() != 1 || works[0] != "forward")) throw InputError("--layers: only with --work forward");
+  if (o.layers && o.graph) throw InputError("--layers: not with --graph (a graph runs as one launch)");
+  for (const std::string& w : works)
+    if (o.graph && w != "forward" && w != "explain" && w.rfind("train-", 0) != 0)
+      throw InputError(fmt::format("--graph: --work {} reads results on the host part-way and cannot be captured "
+                                   "(forward, explain and train-* can)", w));
   if (!o.weights.empty() && archs.size() != 1) throw InputError("--weights: give one --arch with it");
   const Device dev = o.rt.apply();
+  if (o.graph && dev != Device::CUDA) throw InputError("--graph: needs --device cuda (it replays a CUDA graph)");
+  if (o.graph && o.warmup < 2)
+    throw InputError("--graph: needs --warmup 2 or more (one eager call, then the capture)");
   const std::vector<int> batches = parse_int_list("--batch", o.batches, 1 << 16);
   for (const std::string& arch : archs) {
     std::unique_ptr<Model> model;
@@ -228,6 +260,9 @@ Run setup_bench(CLI::App& sub) {
   sub.add_option("--train", o->train, "same as --work train-M")->check(CLI::IsMember({"img", "fm", "img7x7"}))->excludes(work);
   sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->check(CLI::PositiveNumber);
   sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
+  sub.add_flag("--graph", o->graph,
+               "capture the work in a CUDA graph after one eager call and time its replays (forward, explain, "
+               "train-*; --device cuda)");
   sub.add_flag("--json", o->json, "one JSON object per model, work and batch size");
   o->rt.add_to(sub);
   return [o] { return run_bench(*o); };

@@ -5,6 +5,8 @@ Reads the two JSON-lines files (lcam's and PyTorch's; other lines are skipped), 
 by (arch, work, device, batch), and prints one Markdown table: ms per batch, images/s and
 seconds per image on each side, lcam's speed over PyTorch's, peak memory on each side and
 lcam's share of PyTorch's. Records without a partner get a row with the missing side blank.
+lcam records timed as CUDA graph replays (`"graph": true`) get rows of their own, their work
+marked "+graph", compared with the same (eager) PyTorch record.
 
 usage: bench_table.py LCAM.jsonl TORCH.jsonl [--out TABLE.md]
 """
@@ -26,7 +28,8 @@ def load(path):
                     r = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                key = (r.get("arch"), r.get("work", "forward"), r.get("device"), int(r.get("batch", 0)))
+                work = r.get("work", "forward") + ("+graph" if r.get("graph") else "")
+                key = (r.get("arch"), work, r.get("device"), int(r.get("batch", 0)))
                 recs[key] = r
     except OSError as e:
         print(f"bench_table: {path}: {e.strerror}", file=sys.stderr)
@@ -46,12 +49,16 @@ def main():
     ours, theirs = load(a.lcam), load(a.torch)
     order = {"forward": 0, "train-img": 1, "train-fm": 2, "train-img7x7": 3, "explain": 4, "gradcam": 5,
              "gradcampp": 6, "scorecam": 7, "rise": 8, "adic": 9}
-    keys = sorted(set(ours) | set(theirs), key=lambda k: (order.get(k[1], 99), str(k[0]), str(k[2]), k[3]))
+    def base(k):  # the PyTorch partner of a "+graph" row is the eager record of the same work
+        return (k[0], k[1][:-len("+graph")] if k[1].endswith("+graph") else k[1], k[2], k[3])
+
+    keys = sorted(set(ours) | set(theirs),
+                  key=lambda k: (order.get(base(k)[1], 99), str(k[0]), str(k[2]), k[3], k[1]))
     rows = ["| model | work | device | batch | lcam ms/batch | lcam images/s | PyTorch ms/batch | PyTorch images/s "
             "| lcam / PyTorch speed | lcam peak MiB | PyTorch peak MiB | lcam / PyTorch memory |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for k in keys:
-        o, t = ours.get(k), theirs.get(k)
+        o, t = ours.get(k), theirs.get(base(k))
         oms, tms = o and o.get("median_ms"), t and t.get("median_ms")
         omem, tmem = o and o.get("peak_mem_mb"), t and t.get("peak_mem_mb")
         speed = tms / oms if oms and tms else None

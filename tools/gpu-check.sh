@@ -202,6 +202,14 @@ if wants core; then
   bench forward 80 1,32,64 --iters 10 --warmup 3
   bench train-img,gradcam,adic 120 64 --iters 5 --warmup 2
   bench explain 60 1,64 --iters 10 --warmup 3
+  # The same works replayed from CUDA graphs (lcam only; PyTorch's rows above are eager): the
+  # per-kernel launch cost is what batch 1 pays most.
+  step "bench lcam graphs" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,explain --batch 1,64 --graph \
+    --iters 10 --warmup 3 --json
+  step "bench lcam graph train-img" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 --graph \
+    --iters 5 --warmup 2 --json
 fi
 if wants maps; then
   # Score-CAM and RISE (C and 4000/8000 forward passes per image) on one image.
