@@ -12,6 +12,7 @@
 #include <cstdio>   // std::fprintf
 #include <cstdlib>  // std::getenv, std::atoll
 #include <filesystem>  // std::filesystem::exists
+#include <optional>    // std::optional (the step in flight)
 #include <sstream>  // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
@@ -20,6 +21,7 @@
 #include "apps/progress.h"         // Progress
 #include "engine/common.h"         // InputError, InternalError
 #include "engine/ops.h"            // sgd_step
+#include "engine/tensor.h"         // PendingRead
 #include "loaders/batch_loader.h"  // BatchLoader
 #include "loaders/dataset.h"       // Dataset
 #include "models/checkpoint.h"     // save_checkpoint, load_checkpoint
@@ -146,16 +148,21 @@ int run_train(TrainOptions o) {
     LossTerms sum;
     int64_t seen = 0;
     Progress progress(fmt::format("epoch {}/{}", e + 1, o.epochs), static_cast<int64_t>(data.size()));
-    Batch b;
-    bool stop = false;
-    while (loader.next(b)) {
-      for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: skipped %s\n", f.c_str());
-      st.batch = b.index + 1;
-      seen += static_cast<int64_t>(b.indices.size() + b.failed.size());
-      if (b.indices.empty()) continue;
-      Tensor x01 = b.images.to(dev);
-      // Dropout masks (--official-dropout) from (seed, step): a resumed run draws the same ones.
-      LossTerms t = lcam.forward_backward(att, x01, b.labels, dw, db, o.seed * 0x9E3779B97F4A7C15ull + st.step);
+    // A step's loss terms are read only after the next step has been queued: the device always
+    // has work while the host waits for that one small copy, reports and takes the next batch.
+    // The batch stays in flight with its step: its page-locked images must not be refilled by
+    // the loader before the device has copied them.
+    struct InFlight {
+      PendingRead stats;
+      int64_t map_elements = 0, step = 0, seen = 0;
+      Batch batch;
+    };
+    std::optional<InFlight> inflight;
+    auto settle = [&] {
+      if (!inflight) return;
+      InFlight f = std::move(*inflight);
+      inflight.reset();
+      const LossTerms t = lcam.loss_terms(f.stats.wait(), f.map_elements, f.batch.labels);
       if (!std::isfinite(t.total)) {
         // A diverged run is a matter of settings (the learning rate), not of the engine.
         const std::string kept = std::filesystem::exists(o.out)
@@ -163,26 +170,48 @@ int run_train(TrainOptions o) {
                                      : std::string("no checkpoint was written yet");
         throw InputError(fmt::format("the loss became {} at epoch {}, step {} (ce {}, area {}, tv {}): training "
                                      "diverged, lower --lr; {}",
-                                     t.total, e + 1, st.step + 1, t.ce, t.area, t.tv, kept));
+                                     t.total, e + 1, f.step, t.ce, t.area, t.tv, kept));
       }
+      sum.ce += t.ce * t.count, sum.area += t.area * t.count, sum.tv += t.tv * t.count, sum.total += t.total * t.count;
+      sum.correct += t.correct, sum.count += t.count;
+      const double n = std::max(1, sum.count);
+      progress.update(f.seen, fmt::format("loss {:.4f} (ce {:.4f} area {:.4f} tv {:.4f}) masked top-1 {:.1f}%",
+                                          sum.total / n, sum.ce / n, sum.area / n, sum.tv / n, 100.0 * sum.correct / n));
+    };
+    Batch b;
+    bool stop = false;
+    while (loader.next(b)) {
+      for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: skipped %s\n", f.c_str());
+      st.batch = b.index + 1;
+      seen += static_cast<int64_t>(b.indices.size() + b.failed.size());
+      if (b.indices.empty()) continue;
+      Tensor x01 = b.images.to_async(dev);
+      // Dropout masks (--official-dropout) from (seed, step): a resumed run draws the same ones.
+      const Lcam::StepStats stats = lcam.enqueue_forward_backward(att, x01, lcam.step_index(att, b.labels, dev), dw, db,
+                                                                  o.seed * 0x9E3779B97F4A7C15ull + st.step);
+      // SGD is queued before the loss is seen: a diverged step stops the run at settle() without
+      // a checkpoint of its weights.
       const bool first = st.step == 0;
       sgd_step(att.w, st.momentum_w, dw, static_cast<float>(st.lr_w), static_cast<float>(o.momentum),
                static_cast<float>(o.weight_decay), true, first);
       sgd_step(att.b, st.momentum_b, db, static_cast<float>(st.lr_b), static_cast<float>(o.momentum),
                static_cast<float>(o.weight_decay), true, first);
       ++st.step;
-      if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) save_checkpoint(o.out, att, st);
+      PendingRead read(stats.values);
+      settle();  // the previous step, while this one runs
+      inflight = InFlight{std::move(read), stats.map_elements, st.step, seen, std::move(b)};
+      b = Batch();
+      if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) {
+        settle();
+        save_checkpoint(o.out, att, st);
+      }
       if (kill_after > 0 && st.step == kill_after) std::raise(SIGKILL);
-      sum.ce += t.ce * t.count, sum.area += t.area * t.count, sum.tv += t.tv * t.count, sum.total += t.total * t.count;
-      sum.correct += t.correct, sum.count += t.count;
-      const double n = std::max(1, sum.count);
-      progress.update(seen, fmt::format("loss {:.4f} (ce {:.4f} area {:.4f} tv {:.4f}) masked top-1 {:.1f}%",
-                                        sum.total / n, sum.ce / n, sum.area / n, sum.tv / n, 100.0 * sum.correct / n));
       if (g_interrupted || (o.max_steps > 0 && st.step >= o.max_steps)) {
         stop = true;
         break;
       }
     }
+    settle();
     const double n = std::max(1, sum.count);
     if (stop) {
       loader.stop();

@@ -21,6 +21,10 @@ void* host_alloc_pinned(size_t) { return nullptr; }
 void host_free_pinned(void*) {}
 void copy(void*, Device, const void*, Device, size_t) { no_cuda(); }
 void fill_zero(void*, size_t) { no_cuda(); }
+void copy_async(void*, Device, const void*, Device, size_t) { no_cuda(); }
+void* record_event() { return nullptr; }
+void wait_event(void*) {}
+void destroy_event(void*) {}
 void synchronize() {}
 uint64_t host_syncs() { return 0; }
 Graph::~Graph() = default;

@@ -35,6 +35,17 @@ void host_free_pinned(void* p);
 // Copies between host and device memory on the engine's stream (synchronous for the caller).
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 void fill_zero(void* p, size_t bytes);
+// The same copy queued on the engine's stream without waiting for it. Host memory on either side
+// must stay untouched until the stream has passed the copy when it is page-locked (pageable
+// memory is staged by the runtime: a pageable source may be reused at once, a pageable
+// destination makes the call wait). Tensor::to_async and PendingRead use it.
+void copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+// An event recorded on the engine's stream now (nullptr without a device); wait_event blocks the
+// host until the stream has passed it (a host synchronization, counted by host_syncs), not
+// until everything queued after it has run.
+void* record_event();
+void wait_event(void* event);
+void destroy_event(void* event);
 void synchronize();
 // Host synchronizations made so far (copies to or from host memory, synchronize()): tests use
 // it to check that a training step queues its work without waiting for the device.

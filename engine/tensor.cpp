@@ -157,6 +157,34 @@ void Tensor::copy_from(const Tensor& src) {
     cuda::copy(raw(), device(), src.raw(), src.device(), bytes);
 }
 
+Tensor Tensor::to_async(Device dev) const {
+  if (device() != Device::CPU || dev != Device::CUDA) return to(dev);
+  Tensor t = empty(shape_, dev, dtype_);
+  cuda::copy_async(t.raw(), dev, raw(), Device::CPU, static_cast<size_t>(numel()) * dtype_size(dtype_));
+  return t;
+}
+
+PendingRead::PendingRead(const Tensor& t) {
+  if (t.device() == Device::CPU) {
+    host_ = t.clone();
+    return;
+  }
+  host_ = Tensor::empty_pinned(t.shape());
+  cuda::copy_async(host_.data(), Device::CPU, t.data(), t.device(), static_cast<size_t>(t.numel()) * sizeof(float));
+  event_ = cuda::record_event();
+}
+
+PendingRead::~PendingRead() { cuda::destroy_event(event_); }
+
+std::vector<float> PendingRead::wait() {
+  LCAM_REQUIRE(host_.defined(), "PendingRead::wait: nothing was read");
+  cuda::wait_event(event_);
+  cuda::destroy_event(event_);
+  event_ = nullptr;
+  const float* p = host_.data();
+  return std::vector<float>(p, p + host_.numel());
+}
+
 void Tensor::fill_zero() {
   const size_t bytes = static_cast<size_t>(numel()) * dtype_size(dtype_);
   if (bytes == 0) return;

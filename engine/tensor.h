@@ -6,6 +6,7 @@
 #include <cstdint>   // int64_t
 #include <memory>    // std::shared_ptr
 #include <string>    // std::string
+#include <utility>   // std::swap
 #include <vector>    // std::vector
 
 namespace lcam {
@@ -67,6 +68,10 @@ class Tensor {
   Tensor slice0(int64_t begin, int64_t end) const;
   // A copy on `dev` (a copy even when dev == device()).
   Tensor to(Device dev) const;
+  // The same for a host tensor bound for the GPU, queued without waiting (cuda::copy_async): a
+  // page-locked source (empty_pinned) must stay untouched until the device has used the copy;
+  // a pageable one may be reused at once. Other directions are `to`.
+  Tensor to_async(Device dev) const;
   Tensor clone() const { return to(device()); }
   // Host copy of the values (float32 only).
   std::vector<float> to_vector() const;
@@ -79,6 +84,34 @@ class Tensor {
   size_t offset_bytes_ = 0;
   std::vector<int64_t> shape_;
   DType dtype_ = DType::F32;
+};
+
+// A float32 tensor's values on their way to the host: the copy is queued when the PendingRead is
+// made and wait() blocks only until that copy is done, not for what was queued after it (the
+// next training step, say). Host tensors are read at once.
+class PendingRead {
+ public:
+  PendingRead() = default;
+  explicit PendingRead(const Tensor& t);
+  ~PendingRead();
+  PendingRead(PendingRead&& o) noexcept { swap(o); }
+  PendingRead& operator=(PendingRead&& o) noexcept {
+    PendingRead tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  PendingRead(const PendingRead&) = delete;
+  PendingRead& operator=(const PendingRead&) = delete;
+  bool valid() const { return host_.defined(); }
+  std::vector<float> wait();
+
+ private:
+  void swap(PendingRead& o) noexcept {
+    std::swap(host_, o.host_);
+    std::swap(event_, o.event_);
+  }
+  Tensor host_;
+  void* event_ = nullptr;  // cudaEvent_t recorded after the copy (nullptr: already on the host)
 };
 
 // Bytes currently held and the high-water mark, per device (CPU: tensor storage only; CUDA: the

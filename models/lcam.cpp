@@ -75,7 +75,8 @@ Lcam::StepIndex Lcam::step_index(const Attention& a, const std::vector<int>& lab
     p[N * J + n] = static_cast<int32_t>(n * J + (J == 1 ? 0 : n));
     p[N * J + N + n] = labels[n];
   }
-  const Tensor all = dev == Device::CPU ? host : host.to(dev);
+  // Queued without waiting: the runtime stages the pageable source before returning.
+  const Tensor all = dev == Device::CPU ? host : host.to_async(dev);
   return {all.slice0(0, N * J).reshape({N, J}), all.slice0(N * J, N * J + N), all.slice0(N * J + N, N * J + 2 * N)};
 }
 
@@ -159,14 +160,17 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
 }
 
 LossTerms Lcam::loss_terms(const StepStats& stats, const std::vector<int>& labels) const {
+  return loss_terms(stats.values.to_vector(), stats.map_elements, labels);  // the step's one host synchronization
+}
+
+LossTerms Lcam::loss_terms(const std::vector<float>& v, int64_t map_elements, const std::vector<int>& labels) const {
   const int64_t N = static_cast<int64_t>(labels.size());
-  LCAM_REQUIRE(stats.values.numel() == 2 * N + 2, "loss_terms: stats of another batch size");
-  const std::vector<float> v = stats.values.to_vector();  // the step's one host synchronization
+  LCAM_REQUIRE(static_cast<int64_t>(v.size()) == 2 * N + 2, "loss_terms: stats of another batch size");
   LossTerms t;
   t.count = static_cast<int>(N);
   t.ce = mean_of(std::vector<float>(v.begin(), v.begin() + N));
   if (!opt_.ce_only) {
-    t.area = opt_.w_area * static_cast<double>(v[N]) / static_cast<double>(stats.map_elements);
+    t.area = opt_.w_area * static_cast<double>(v[N]) / static_cast<double>(map_elements);
     t.tv = opt_.w_tv * static_cast<double>(v[N + 1]) / (2.0 * static_cast<double>(N));
   }
   for (int64_t n = 0; n < N; ++n) t.correct += static_cast<int>(v[N + 2 + n]) == labels[n];

@@ -58,7 +58,8 @@ class Lcam {
 
   // The step's index tensors on `dev`, int32: rows [N,J] (the attention rows each image's maps
   // use), own [N] (each image's own map among them) and labels [N]. Checks every label against
-  // the classes of the model and of `a` (InputError), then uploads them in one copy.
+  // the classes of the model and of `a` (InputError), then uploads them in one copy, queued
+  // without waiting for the device.
   struct StepIndex {
     Tensor rows, own, labels;
   };
@@ -73,6 +74,8 @@ class Lcam {
   StepStats enqueue_forward_backward(const Attention& a, const Tensor& x01, const StepIndex& idx, Tensor& dw,
                                      Tensor& db, uint64_t dropout_seed = 0);
   LossTerms loss_terms(const StepStats& stats, const std::vector<int>& labels) const;
+  // The same from the values already read to the host (a PendingRead of stats.values).
+  LossTerms loss_terms(const std::vector<float>& values, int64_t map_elements, const std::vector<int>& labels) const;
 
   // Inference: the pre-sigmoid maps c [N,1,h,w] of the given class per image.
   Tensor class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes);

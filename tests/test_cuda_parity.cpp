@@ -243,6 +243,37 @@ TEST_CASE("cuda runtime: copies, fill_zero and slices round-trip") {
   CHECK(int_values(labels.to(Device::CUDA)) == int_values(labels));
 }
 
+TEST_CASE("cuda runtime: uploads and reads queued without waiting for the whole stream") {
+  if (skip_without_cuda()) return;
+  // A pageable source may be overwritten as soon as to_async returns (the runtime staged it).
+  Tensor h = random({2, 3, 50, 50}, 12);
+  const std::vector<float> before = h.to_vector();
+  Tensor d = h.to_async(Device::CUDA);
+  h.fill_zero();
+  CHECK(d.to_vector() == before);
+  // Page-locked source: the copy is in order with the work queued after it.
+  Tensor p = Tensor::empty_pinned({2, 3, 50, 50});
+  p.copy_from(Tensor::from_vector(before, {2, 3, 50, 50}));
+  Tensor d2 = p.to_async(Device::CUDA);
+  Tensor y = Tensor::empty(d2.shape(), Device::CUDA);
+  lcam::relu_forward(y, d2);
+  // The read waits for its own copy only: one host synchronization, and the right values.
+  const uint64_t syncs = lcam::cuda::host_syncs();
+  lcam::PendingRead r(y);
+  Tensor z = Tensor::empty(y.shape(), Device::CUDA);
+  lcam::sigmoid_forward(z, y);  // queued after the read
+  const std::vector<float> got = r.wait();
+  CHECK(lcam::cuda::host_syncs() == syncs + 1);
+  bool ok = got.size() == before.size();
+  for (size_t i = 0; ok && i < got.size(); ++i) ok = got[i] == std::max(0.f, before[i]);
+  CHECK(ok);
+  // Pinned blocks are cached: a second one of the same size is the first one again.
+  void* first = p.raw();
+  p = Tensor();
+  Tensor p2 = Tensor::empty_pinned({2, 3, 50, 50});
+  CHECK(p2.raw() == first);
+}
+
 TEST_CASE("cuda runtime: the caching allocator reuses freed blocks and tracks the peak") {
   if (skip_without_cuda()) return;
   { Tensor warm = Tensor::empty({1 << 20}, Device::CUDA); }  // 4 MiB, now cached

@@ -350,6 +350,21 @@ TEST_CASE("softmax, log-softmax, cross-entropy") {
   CHECK(rows.to_vector()[0] > 0.f);
 }
 
+TEST_CASE("host tensors: PendingRead reads at once, to_async is a plain copy") {
+  Tensor t = Tensor::from_vector({1, 2, 3}, {3});
+  PendingRead r(t);
+  t.fill_zero();  // the read took its copy when it was made
+  CHECK(r.valid());
+  CHECK(r.wait() == std::vector<float>{1, 2, 3});
+  PendingRead moved = std::move(r);
+  CHECK(moved.wait() == std::vector<float>{1, 2, 3});
+  CHECK_THROWS_AS(PendingRead().wait(), InternalError);
+  Tensor u = Tensor::from_vector({4, 5}, {2});
+  Tensor c = u.to_async(Device::CPU);
+  u.fill_zero();
+  CHECK(c.to_vector() == std::vector<float>{4, 5});
+}
+
 TEST_CASE("argmax of rows: the first maximum, as top1 and torch.argmax") {
   Tensor x = Tensor::from_vector({1, 3, 3, 0, /**/ -2, -1, -5, -1, /**/ 7, 7, 7, 7}, {3, 4});
   Tensor idx = Tensor::empty({3});

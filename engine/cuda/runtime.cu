@@ -243,18 +243,48 @@ void reset_peak() {
 }
 
 // ---- copies -----------------------------------------------------------------------------------
+// Page-locked blocks are cached like device blocks (cudaHostAlloc and cudaFreeHost are slow
+// and may synchronize the device): freed ones are kept for requests at most 25% smaller.
+struct PinnedCache {
+  std::mutex mu;
+  std::multimap<size_t, void*> free_blocks;
+  std::unordered_map<void*, size_t> live;
+};
+
+PinnedCache& pinned_cache() {
+  static PinnedCache* c = new PinnedCache;  // never destroyed: see the file comment
+  return *c;
+}
+
 void* host_alloc_pinned(size_t bytes) {
   if (!available() || bytes == 0) return nullptr;
-  void* p = nullptr;
-  if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky-free error state: the caller falls back
-    return nullptr;
+  const size_t want = round_size(bytes);
+  PinnedCache& c = pinned_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  size_t size = 0;
+  void* p = take_free(c.free_blocks, want, size);
+  if (!p) {
+    if (cudaHostAlloc(&p, want, cudaHostAllocDefault) != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky-free error state: the caller falls back
+      return nullptr;
+    }
+    size = want;
   }
+  c.live.emplace(p, size);
   return p;
 }
 
 void host_free_pinned(void* p) {
-  if (p) CUDA_CHECK_PRINT(cudaFreeHost(p));
+  if (!p) return;
+  PinnedCache& c = pinned_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.live.find(p);
+  if (it == c.live.end()) {
+    std::fprintf(stderr, "lcam: host_free_pinned of unknown pointer %p ignored\n", p);
+    return;
+  }
+  c.free_blocks.emplace(it->second, p);
+  c.live.erase(it);
 }
 
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
@@ -272,6 +302,37 @@ void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t byt
     ++g_host_syncs;
     CUDA_CHECK(cudaStreamSynchronize(s));
   }
+}
+
+void copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_dev == Device::CPU && src_dev == Device::CPU) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ctx::stream()));
+}
+
+void* record_event() {
+  if (!available()) return nullptr;
+  cudaEvent_t e = nullptr;
+  CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  const cudaError_t r = cudaEventRecord(e, ctx::stream());
+  if (r != cudaSuccess) {
+    CUDA_CHECK_PRINT(cudaEventDestroy(e));
+    CUDA_CHECK(r);
+  }
+  return e;
+}
+
+void wait_event(void* event) {
+  if (!event) return;
+  ++g_host_syncs;
+  CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+}
+
+void destroy_event(void* event) {
+  if (event) CUDA_CHECK_PRINT(cudaEventDestroy(static_cast<cudaEvent_t>(event)));
 }
 
 void fill_zero(void* p, size_t bytes) {
