@@ -56,7 +56,8 @@
   void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t L);                  \
   void upsample_bilinear_forward(float* y, const float* x, int NC, int H, int W, int P, int Q);  \
   void upsample_bilinear_backward(float* dx, const float* dy, int NC, int H, int W, int P, int Q);\
-  void mask_mul_forward(float* y, const float* x, const float* m, int N, int C, int64_t L);      \
+  void mask_mul_forward(float* y, const float* x, const float* m, int N, int C, int64_t L,      \
+                        bool x_shared);                                                          \
   void mask_mul_backward_mask(float* dm, const float* dy, const float* x, int N, int C,         \
                               int64_t L);                                                        \
   void area_terms(float* value, float* grad, const float* m, int64_t L, float eps, float power,  \

@@ -431,11 +431,15 @@ void upsample_bilinear_backward(Tensor& dx, const Tensor& dy) {
 void mask_mul_forward(Tensor& y, const Tensor& x, const Tensor& m) {
   const char* op = "mask_mul_forward";
   check_nchw(op, x);
-  expect_shape(op, "m", m, {x.dim(0), 1, x.dim(2), x.dim(3)});
-  expect_shape(op, "y", y, x.shape());
+  LCAM_REQUIRE(m.ndim() == 4, fmt::format("{}: m {} must be [N,1,H,W]", op, m.shape_str()));
+  // One image masked by each of N masks, or each image by its own mask.
+  const int64_t N = m.dim(0);
+  const bool shared = x.dim(0) == 1 && N != 1;
+  expect_shape(op, "m", m, {shared ? N : x.dim(0), 1, x.dim(2), x.dim(3)});
+  expect_shape(op, "y", y, {N, x.dim(1), x.dim(2), x.dim(3)});
   Device d = common_device(op, {&y, &x, &m});
-  LCAM_DISPATCH(d, mask_mul_forward, y.data(), x.data(), m.data(), static_cast<int>(x.dim(0)),
-                static_cast<int>(x.dim(1)), x.dim(2) * x.dim(3));
+  LCAM_DISPATCH(d, mask_mul_forward, y.data(), x.data(), m.data(), static_cast<int>(N), static_cast<int>(x.dim(1)),
+                x.dim(2) * x.dim(3), shared);
 }
 
 void mask_mul_backward_mask(Tensor& dm, const Tensor& dy, const Tensor& x) {

@@ -123,7 +123,8 @@ void sigmoid_backward(Tensor& dx, const Tensor& dy, const Tensor& y);  // dx = d
 // Bilinear resize of x[N,C,H,W] to y[N,C,P,Q], PyTorch's align_corners=False.
 void upsample_bilinear_forward(Tensor& y, const Tensor& x);
 void upsample_bilinear_backward(Tensor& dx, const Tensor& dy);  // dx[N,C,H,W] from dy[N,C,P,Q]
-// y[N,C,H,W] = x * m[N,1,H,W] (the mask broadcast over channels).
+// y[N,C,H,W] = x * m[N,1,H,W] (the mask broadcast over channels); x may also be one image
+// [1,C,H,W], then masked by each of the N masks (RISE, Score-CAM).
 void mask_mul_forward(Tensor& y, const Tensor& x, const Tensor& m);
 // dm[N,1,H,W] = sum_c dy * x (the gradient to the mask).
 void mask_mul_backward_mask(Tensor& dm, const Tensor& dy, const Tensor& x);

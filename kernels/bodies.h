@@ -286,8 +286,10 @@ ENGINE_HD inline void upsample_bwd_at(float* dx, const float* dy, int H, int W, 
 }
 
 // y[n, c, :] = x[n, c, :] * m[n, 0, :]; i indexes y[N, C, L].
-ENGINE_HD inline void mask_mul_at(float* y, const float* x, const float* m, int C, int64_t L, int64_t i) {
-  y[i] = x[i] * m[(i / (static_cast<int64_t>(C) * L)) * L + i % L];
+// y[n,c,l] = x[n,c,l] * m[n,0,l]; x_shared: x is one image [1,C,L] masked N times.
+ENGINE_HD inline void mask_mul_at(float* y, const float* x, const float* m, int C, int64_t L, bool x_shared, int64_t i) {
+  const int64_t CL = static_cast<int64_t>(C) * L;
+  y[i] = x[x_shared ? i % CL : i] * m[(i / CL) * L + i % L];
 }
 // dm[n, 0, l] = sum_c dy[n, c, l] * x[n, c, l]; i indexes dm[N, L].
 ENGINE_HD inline void mask_mul_bwd_mask_at(float* dm, const float* dy, const float* x, int C, int64_t L, int64_t i) {

@@ -77,29 +77,50 @@ CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& clas
 
 namespace {
 
-// Softmax probability of `cls` for each of B masked copies of one normalized image xn [1,3,H,W]
-// times masks[k0, k0 + B) ([K,1,H,W]).
-std::vector<float> masked_scores(Model& model, const Tensor& xn, const Tensor& masks, int64_t k0, int64_t B, int cls) {
-  const Device dev = xn.device();
-  Tensor xs = Tensor::empty({B, 3, xn.dim(2), xn.dim(3)}, dev);
-  for (int64_t b = 0; b < B; ++b) {
-    Tensor dst = xs.slice0(b, b + 1);
-    dst.copy_from(xn);
-  }
-  Tensor masked = Tensor::empty(xs.shape(), dev);
-  mask_mul_forward(masked, xs, masks.slice0(k0, k0 + B));
-  return class_probs(model.logits(masked), std::vector<int>(static_cast<size_t>(B), cls));
+// The class indices of one chunk as rows of its flattened probabilities: rows[b] = b * O + cls,
+// int32 [B] on `dev` (uploaded without waiting).
+Tensor class_rows_of_chunk(int64_t B, int64_t O, int cls, Device dev) {
+  Tensor t = Tensor::empty({B}, Device::CPU, DType::I32);
+  for (int64_t b = 0; b < B; ++b) t.data_i32()[b] = static_cast<int32_t>(b * O + cls);
+  return dev == Device::CPU ? t : t.to_async(dev);
 }
 
-// SM [1,1,H,W] = minmax(relu(sum_k w_k maps_k)) with maps [K,1,H,W]: the gathered GEMM with w as
-// a one-row table.
-Tensor weighted_map(const Tensor& maps, const std::vector<float>& w, bool relu) {
+// scores[b] = the softmax probability of the class for the normalized image xn [1,3,H,W] times
+// masks[k0 + b] ([K,1,H,W]), b < B = numel(scores); rows from class_rows_of_chunk. Nothing is
+// read back: on a GPU every chunk of an image is queued back to back.
+void masked_scores(Tensor& scores, Model& model, const Tensor& xn, const Tensor& masks, int64_t k0, const Tensor& rows) {
+  const Device dev = xn.device();
+  const int64_t B = scores.numel();
+  Tensor masked = Tensor::empty({B, 3, xn.dim(2), xn.dim(3)}, dev);
+  mask_mul_forward(masked, xn, masks.slice0(k0, k0 + B));
+  const Tensor logits = model.logits(masked);
+  Tensor probs = Tensor::empty(logits.shape(), dev);
+  softmax_forward(probs, logits);
+  Tensor out = scores.reshape({B, 1});
+  take_rows(out, probs.reshape({B * logits.dim(1), 1}), rows);
+}
+
+// scores[K] for every mask of `masks`, `chunk` at a time.
+void all_masked_scores(Tensor& scores, Model& model, const Tensor& xn, const Tensor& masks, int cls, int chunk) {
+  const int64_t K = masks.dim(0), O = model.num_classes();
+  if (cls < 0 || cls >= O) throw InputError(fmt::format("class {} out of range [0,{})", cls, O));
+  Tensor full;  // the rows of a whole chunk, made once
+  for (int64_t k0 = 0; k0 < K; k0 += chunk) {
+    const int64_t B = std::min<int64_t>(chunk, K - k0);
+    if (B == chunk && !full.defined()) full = class_rows_of_chunk(B, O, cls, xn.device());
+    Tensor part = scores.slice0(k0, k0 + B);
+    masked_scores(part, model, xn, masks, k0, B == chunk ? full : class_rows_of_chunk(B, O, cls, xn.device()));
+  }
+}
+
+// SM [1,1,H,W] = minmax(relu(sum_k w_k maps_k)) with maps [K,1,H,W] and w [K] on their device:
+// the gathered GEMM with w as a one-row table.
+Tensor weighted_map(const Tensor& maps, const Tensor& w, bool relu) {
   const Device dev = maps.device();
   const int64_t K = maps.dim(0), H = maps.dim(2), W = maps.dim(3);
-  Tensor rows = Tensor::zeros({1, 1}, Device::CPU, DType::I32);
+  const Tensor row0 = Tensor::zeros({1, 1}, dev, DType::I32);
   Tensor out = Tensor::empty({1, 1, H, W}, dev);
-  attention_forward(out, maps.reshape({1, K, H, W}), Tensor::from_vector(w, {1, K}, dev), Tensor::zeros({1}, dev),
-                    dev == Device::CPU ? rows : rows.to(dev));
+  attention_forward(out, maps.reshape({1, K, H, W}), w.reshape({1, K}), Tensor::zeros({1}, dev), row0);
   if (relu) relu_forward(out, out);
   Tensor sm = Tensor::empty(out.shape(), dev);
   minmax_normalize(sm, out);
@@ -114,28 +135,26 @@ Tensor score_cam(Model& model, const Tensor& x01, const std::vector<int>& classe
   const int64_t N = x01.dim(0), H = x01.dim(2), W = x01.dim(3);
   LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
   Tensor out = Tensor::empty({N, 1, H, W}, dev);
-  std::vector<float> all_w;
+  Tensor all_w;  // [N,C], made when C is known
   for (int64_t n = 0; n < N; ++n) {
     Tensor x1 = x01.slice0(n, n + 1);
     Tensor xn = Tensor::empty(x1.shape(), dev);
     normalize_forward(xn, x1, kImagenetMean, kImagenetStd);
     Tensor A = model.forward_range(xn, 0, model.features_end(), nullptr);
     const int64_t C = A.dim(1);
+    if (!all_w.defined()) all_w = Tensor::empty({N, C}, dev);
     relu_forward(A, A);
     Tensor up = Tensor::empty({1, C, H, W}, dev);
     upsample_bilinear_forward(up, A);
     Tensor U = Tensor::empty({C, 1, H, W}, dev);
     range_scale(U, up.reshape({C, 1, H, W}));
-    std::vector<float> w;
-    for (int64_t k0 = 0; k0 < C; k0 += chunk) {
-      const std::vector<float> s = masked_scores(model, xn, U, k0, std::min<int64_t>(chunk, C - k0), classes[n]);
-      w.insert(w.end(), s.begin(), s.end());
-    }
-    all_w.insert(all_w.end(), w.begin(), w.end());
+    Tensor w = all_w.slice0(n, n + 1).reshape({C});
+    all_masked_scores(w, model, xn, U, classes[n], chunk);
     Tensor dst = out.slice0(n, n + 1);
     dst.copy_from(weighted_map(U, w, true));
   }
-  if (weights) *weights = Tensor::from_vector(all_w, {N, static_cast<int64_t>(all_w.size()) / std::max<int64_t>(N, 1)});
+  if (!all_w.defined()) all_w = Tensor::empty({N, 0});
+  if (weights) *weights = all_w.device() == Device::CPU ? all_w : all_w.to(Device::CPU);
   return out;
 }
 
@@ -205,11 +224,8 @@ Tensor rise(Model& model, const Tensor& x01, const std::vector<int>& classes, co
     Tensor x1 = x01.slice0(n, n + 1);
     Tensor xn = Tensor::empty(x1.shape(), dev);
     normalize_forward(xn, x1, kImagenetMean, kImagenetStd);
-    std::vector<float> w;
-    for (int64_t k0 = 0; k0 < M; k0 += chunk) {
-      const std::vector<float> s = masked_scores(model, xn, masks, k0, std::min<int64_t>(chunk, M - k0), classes[n]);
-      w.insert(w.end(), s.begin(), s.end());
-    }
+    Tensor w = Tensor::empty({M}, dev);
+    all_masked_scores(w, model, xn, masks, classes[n], chunk);
     Tensor dst = out.slice0(n, n + 1);
     dst.copy_from(weighted_map(masks, w, false));
   }

@@ -574,6 +574,9 @@ TEST_CASE("cuda parity: L-CAM ops (attention, sigmoid, upsample, masks, regulari
   lcam::mask_mul_forward(xc, x, uc);
   lcam::mask_mul_forward(xg, on_gpu(x), ug);
   check_close("mask multiply", xc, xg, kTolBody);
+  lcam::mask_mul_forward(xc, x.slice0(1, 2), uc);
+  lcam::mask_mul_forward(xg, on_gpu(x.slice0(1, 2)), ug);
+  check_close("one image under each mask", xc, xg, kTolBody);
   Tensor gmc = Tensor::empty(uc.shape()), gmg = Tensor::empty(uc.shape(), Device::CUDA);
   const Tensor dy = random(x.shape(), 78);
   lcam::mask_mul_backward_mask(gmc, dy, x);
@@ -642,6 +645,11 @@ TEST_CASE("cuda parity: Grad-CAM, Grad-CAM++, Score-CAM and RISE maps (tiny VGG-
   check_close("score-cam", lcam::score_cam(*cpu, x01, {1, 7}, 16), lcam::score_cam(*gpu, on_gpu(x01), {1, 7}, 16), 1e-4);
   const Tensor masks = lcam::rise_masks(24, 7, 0.5f, 64, 64, 5);
   check_close("rise", lcam::rise(*cpu, x01, {1, 7}, masks, 8), lcam::rise(*gpu, on_gpu(x01), {1, 7}, on_gpu(masks), 8), 1e-4);
+  // Every chunk is queued back to back: no host synchronization inside Score-CAM or RISE.
+  const Tensor xg = on_gpu(x01), mg = on_gpu(masks);
+  const uint64_t syncs = lcam::cuda::host_syncs();
+  const Tensor sg = lcam::score_cam(*gpu, xg, {1, 7}, 16), rg = lcam::rise(*gpu, xg, {1, 7}, mg, 8);
+  CHECK(lcam::cuda::host_syncs() == syncs);
   // AD/IC: the kept pixels of maps on the device (thresholded on the host) and the scores.
   const Tensor sm = random({2, 1, 64, 64}, 92, 0.f, 1.f);
   const auto oc = lcam::kept_scores(*cpu, x01, sm, {100, 50, 15}, {1, 7});

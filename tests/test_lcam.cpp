@@ -229,6 +229,14 @@ TEST_CASE("attention, masks, area and TV terms: forward and finite differences")
     return o;
   };
   check_close("mask multiply", y.to_vector(), mm(md), 1e-7);
+  // One image under each of the masks (RISE, Score-CAM): image n = 0 broadcast.
+  Tensor ys = Tensor::empty(x.shape());
+  mask_mul_forward(ys, x.slice0(0, 1), m);
+  const std::vector<float> yv = ys.to_vector();
+  for (int n = 0; n < 2; ++n)
+    for (int i = 0; i < 60; ++i) CHECK(yv[n * 60 + i] == x.data()[i] * m.data()[n * 20 + i % 20]);
+  Tensor wrong = Tensor::empty({1, 3, 4, 5});
+  CHECK_THROWS_AS(mask_mul_forward(wrong, x.slice0(0, 1), m), InternalError);
   mask_mul_backward_mask(dmm, gy, x);
   check_close("mask gradient", dmm.to_vector(), numeric_grad(mm, md, to_double(gy)), 1e-6);
 }

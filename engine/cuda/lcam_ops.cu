@@ -92,8 +92,8 @@ void upsample_bilinear_forward(float* y, const float* x, int NC, int H, int W, i
 void upsample_bilinear_backward(float* dx, const float* dy, int NC, int H, int W, int P, int Q) {
   each(static_cast<int64_t>(NC) * H * W, [=] __device__(int64_t i) { kern::upsample_bwd_at(dx, dy, H, W, P, Q, i); });
 }
-void mask_mul_forward(float* y, const float* x, const float* m, int N, int C, int64_t L) {
-  each(static_cast<int64_t>(N) * C * L, [=] __device__(int64_t i) { kern::mask_mul_at(y, x, m, C, L, i); });
+void mask_mul_forward(float* y, const float* x, const float* m, int N, int C, int64_t L, bool x_shared) {
+  each(static_cast<int64_t>(N) * C * L, [=] __device__(int64_t i) { kern::mask_mul_at(y, x, m, C, L, x_shared, i); });
 }
 void mask_mul_backward_mask(float* dm, const float* dy, const float* x, int N, int C, int64_t L) {
   each(static_cast<int64_t>(N) * L, [=] __device__(int64_t i) { kern::mask_mul_bwd_mask_at(dm, dy, x, C, L, i); });
