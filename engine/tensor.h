@@ -70,7 +70,8 @@ class Tensor {
   Tensor to(Device dev) const;
   // The same for a host tensor bound for the GPU, queued without waiting (cuda::copy_async): a
   // page-locked source (empty_pinned) must stay untouched until the device has used the copy;
-  // a pageable one may be reused at once. Other directions are `to`.
+  // a pageable one may be reused at once, but a large pageable copy may wait for the stream
+  // (the runtime stages it through a bounded buffer). Other directions are `to`.
   Tensor to_async(Device dev) const;
   Tensor clone() const { return to(device()); }
   // Host copy of the values (float32 only).

@@ -77,39 +77,20 @@ CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& clas
 
 namespace {
 
-// The class indices of one chunk as rows of its flattened probabilities: rows[b] = b * O + cls,
-// int32 [B] on `dev` (uploaded without waiting).
-Tensor class_rows_of_chunk(int64_t B, int64_t O, int cls, Device dev) {
-  Tensor t = Tensor::empty({B}, Device::CPU, DType::I32);
-  for (int64_t b = 0; b < B; ++b) t.data_i32()[b] = static_cast<int32_t>(b * O + cls);
-  return dev == Device::CPU ? t : t.to_async(dev);
-}
-
-// scores[b] = the softmax probability of the class for the normalized image xn [1,3,H,W] times
-// masks[k0 + b] ([K,1,H,W]), b < B = numel(scores); rows from class_rows_of_chunk. Nothing is
-// read back: on a GPU every chunk of an image is queued back to back.
-void masked_scores(Tensor& scores, Model& model, const Tensor& xn, const Tensor& masks, int64_t k0, const Tensor& rows) {
-  const Device dev = xn.device();
-  const int64_t B = scores.numel();
-  Tensor masked = Tensor::empty({B, 3, xn.dim(2), xn.dim(3)}, dev);
-  mask_mul_forward(masked, xn, masks.slice0(k0, k0 + B));
-  const Tensor logits = model.logits(masked);
-  Tensor probs = Tensor::empty(logits.shape(), dev);
-  softmax_forward(probs, logits);
-  Tensor out = scores.reshape({B, 1});
-  take_rows(out, probs.reshape({B * logits.dim(1), 1}), rows);
-}
-
-// scores[K] for every mask of `masks`, `chunk` at a time.
+// scores[k] = the softmax probability of class `cls` for the normalized image xn [1,3,H,W]
+// times masks[k] ([K,1,H,W]), `chunk` masked images per forward pass. Nothing is read back: on
+// a GPU every chunk of an image is queued back to back.
 void all_masked_scores(Tensor& scores, Model& model, const Tensor& xn, const Tensor& masks, int cls, int chunk) {
+  const Device dev = xn.device();
   const int64_t K = masks.dim(0), O = model.num_classes();
-  if (cls < 0 || cls >= O) throw InputError(fmt::format("class {} out of range [0,{})", cls, O));
-  Tensor full;  // the rows of a whole chunk, made once
+  Tensor full;  // the class rows of a whole chunk, made once
   for (int64_t k0 = 0; k0 < K; k0 += chunk) {
     const int64_t B = std::min<int64_t>(chunk, K - k0);
-    if (B == chunk && !full.defined()) full = class_rows_of_chunk(B, O, cls, xn.device());
+    if (B == chunk && !full.defined()) full = class_prob_rows(std::vector<int>(B, cls), O, dev);
+    Tensor masked = Tensor::empty({B, 3, xn.dim(2), xn.dim(3)}, dev);
+    mask_mul_forward(masked, xn, masks.slice0(k0, k0 + B));
     Tensor part = scores.slice0(k0, k0 + B);
-    masked_scores(part, model, xn, masks, k0, B == chunk ? full : class_rows_of_chunk(B, O, cls, xn.device()));
+    class_probs_into(part, model.logits(masked), B == chunk ? full : class_prob_rows(std::vector<int>(B, cls), O, dev));
   }
 }
 

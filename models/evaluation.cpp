@@ -4,7 +4,9 @@
 #include <algorithm>  // std::nth_element, std::clamp, std::copy, std::max
 #include <cmath>      // std::exp
 
-#include "engine/common.h"  // LCAM_REQUIRE
+#include <fmt/format.h>  // fmt::format
+
+#include "engine/common.h"  // InputError, LCAM_REQUIRE
 #include "engine/cuda_runtime.h"  // cuda::TraceRange
 #include "engine/ops.h"     // mask_mul_forward, normalize_forward, softmax_forward
 
@@ -42,13 +44,30 @@ void keep_top(Tensor& out, const Tensor& sm, int keep_percent) {
 std::vector<std::vector<float>> kept_scores(Model& model, const Tensor& x01, const Tensor& sm, const std::vector<int>& keeps,
                                             const std::vector<int>& classes) {
   cuda::TraceRange range("ad/ic thresholds");
+  const Device dev = x01.device();
+  const int64_t N = x01.dim(0), T = static_cast<int64_t>(keeps.size());
+  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
   const Tensor host = sm.device() == Device::CPU ? sm : sm.to(Device::CPU);
-  Tensor t = Tensor::empty(host.shape());
-  std::vector<std::vector<float>> out;
-  for (int keep : keeps) {
-    keep_top(t, host, keep);
-    out.push_back(class_scores(model, x01, x01.device() == Device::CPU ? t : t.to(x01.device()), classes));
+  // Every threshold's maps first (on the host: the official tie rule is a selection), then
+  // every forward pass queued back to back, then one read of all the scores.
+  // The thresholded maps go up from page-locked memory (a large pageable copy would wait for
+  // the stream); they stay alive until the final read has seen every pass.
+  const Tensor rows = class_prob_rows(classes, model.num_classes(), dev);
+  Tensor scores = Tensor::empty({T, N}, dev);
+  std::vector<Tensor> staged;
+  for (int64_t k = 0; k < T; ++k) {
+    Tensor t = dev == Device::CPU ? Tensor::empty(host.shape()) : Tensor::empty_pinned(host.shape());
+    staged.push_back(t);
+    keep_top(t, host, keeps[k]);
+    Tensor x = Tensor::empty(x01.shape(), dev), xn = Tensor::empty(x01.shape(), dev);
+    mask_mul_forward(x, x01, dev == Device::CPU ? t : t.to_async(dev));
+    normalize_forward(xn, x, kImagenetMean, kImagenetStd);
+    Tensor out = scores.slice0(k, k + 1).reshape({N});
+    class_probs_into(out, model.logits(xn), rows);
   }
+  const std::vector<float> v = scores.to_vector();
+  std::vector<std::vector<float>> out;
+  for (int64_t k = 0; k < T; ++k) out.emplace_back(v.begin() + k * N, v.begin() + (k + 1) * N);
   return out;
 }
 
@@ -67,14 +86,29 @@ std::vector<float> class_scores(Model& model, const Tensor& x01, const Tensor& m
 }
 
 std::vector<float> class_probs(const Tensor& logits, const std::vector<int>& classes) {
+  LCAM_REQUIRE(logits.ndim() == 2 && static_cast<int64_t>(classes.size()) == logits.dim(0), "one class per row");
+  Tensor out = Tensor::empty({logits.dim(0)}, logits.device());
+  class_probs_into(out, logits, class_prob_rows(classes, logits.dim(1), logits.device()));
+  return out.to_vector();
+}
+
+Tensor class_prob_rows(const std::vector<int>& classes, int64_t K, Device dev) {
+  const int64_t N = static_cast<int64_t>(classes.size());
+  Tensor t = Tensor::empty({N}, Device::CPU, DType::I32);
+  for (int64_t n = 0; n < N; ++n) {
+    if (classes[n] < 0 || classes[n] >= K) throw InputError(fmt::format("class {} out of range [0,{})", classes[n], K));
+    t.data_i32()[n] = static_cast<int32_t>(n * K + classes[n]);
+  }
+  return dev == Device::CPU ? t : t.to_async(dev);
+}
+
+void class_probs_into(Tensor& out, const Tensor& logits, const Tensor& rows) {
+  LCAM_REQUIRE(logits.ndim() == 2 && out.numel() == logits.dim(0), "class_probs_into: out [N] for logits [N,K]");
   const int64_t N = logits.dim(0), K = logits.dim(1);
-  LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per row");
   Tensor probs = Tensor::empty(logits.shape(), logits.device());
   softmax_forward(probs, logits);
-  const std::vector<float> p = probs.to_vector();
-  std::vector<float> out(N);
-  for (int64_t n = 0; n < N; ++n) out[n] = p[n * K + classes[n]];
-  return out;
+  Tensor o = out.reshape({N, 1});
+  take_rows(o, probs.reshape({N * K, 1}), rows);
 }
 
 void Adic::add(double Y, double O) {

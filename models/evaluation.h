@@ -28,6 +28,10 @@ std::vector<std::vector<float>> kept_scores(Model& model, const Tensor& x01, con
 
 // Softmax probability of classes[n] in row n of logits [N,K].
 std::vector<float> class_probs(const Tensor& logits, const std::vector<int>& classes);
+// The same left on the logits' device: out[N] = softmax(logits)[n, class], with rows from
+// class_prob_rows (int32 [N] = n * K + classes[n], checked and uploaded without waiting).
+Tensor class_prob_rows(const std::vector<int>& classes, int64_t K, Device dev);
+void class_probs_into(Tensor& out, const Tensor& logits, const Tensor& rows);
 
 // Softmax probability of classes[n] for each image of x01 [N,3,H,W] (on the model's device),
 // multiplied first by masks [N,1,H,W] when masks is defined.

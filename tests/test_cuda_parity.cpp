@@ -653,7 +653,11 @@ TEST_CASE("cuda parity: Grad-CAM, Grad-CAM++, Score-CAM and RISE maps (tiny VGG-
   // AD/IC: the kept pixels of maps on the device (thresholded on the host) and the scores.
   const Tensor sm = random({2, 1, 64, 64}, 92, 0.f, 1.f);
   const auto oc = lcam::kept_scores(*cpu, x01, sm, {100, 50, 15}, {1, 7});
-  const auto og = lcam::kept_scores(*gpu, on_gpu(x01), on_gpu(sm), {100, 50, 15}, {1, 7});
+  const Tensor x01g = on_gpu(x01), smg = on_gpu(sm);
+  const uint64_t before = lcam::cuda::host_syncs();
+  const auto og = lcam::kept_scores(*gpu, x01g, smg, {100, 50, 15}, {1, 7});
+  // The maps come to the host once (thresholds), the scores of all three passes once.
+  CHECK(lcam::cuda::host_syncs() == before + 2);
   REQUIRE(oc.size() == og.size());
   for (size_t k = 0; k < oc.size(); ++k)
     check_close("kept scores", Tensor::from_vector(oc[k], {2}), Tensor::from_vector(og[k], {2}), 1e-4);
