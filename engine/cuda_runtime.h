@@ -79,6 +79,11 @@ class Graph {
 
 // TF32 tensor-core math for cuDNN convolutions and cuBLAS GEMMs (default on, as PyTorch).
 void set_allow_tf32(bool allow);
+// How a convolution's bias (and ReLU) is applied: Auto times cuDNN's fused call against the
+// convolution plus a separate kernel on the first call of each shape and keeps the faster; On
+// and Off force one way (tests, benchmarks). Default Auto.
+enum class ConvFusion { Auto, On, Off };
+void set_conv_fusion(ConvFusion mode);
 
 // Device name and memory for logs ("NVIDIA H200, 139.8 GiB").
 std::string device_summary();

@@ -107,9 +107,12 @@ void conv_parity(const ConvParams& p, double tol, uint32_t seed) {
   const Tensor xg = on_gpu(x), wg = on_gpu(w), bg = on_gpu(b), dyg = on_gpu(dy);
   const Tensor none;
 
+  // The device output starts as NaN: neither way of applying the bias may read it (the fused
+  // call's z input is y with weight 0).
+  const Tensor nans = Tensor::from_vector(std::vector<float>(static_cast<size_t>(p.N) * p.K * p.P() * p.Q(), NAN), ys);
   for (int with_bias = 0; with_bias < 2; ++with_bias)
     for (int relu = 0; relu < 2; ++relu) {
-      Tensor yc = Tensor::empty(ys), yg = Tensor::empty(ys, Device::CUDA);
+      Tensor yc = Tensor::empty(ys), yg = nans.to(Device::CUDA);
       lcam::conv2d_forward(yc, x, w, with_bias ? b : none, p, relu != 0);
       lcam::conv2d_forward(yg, xg, wg, with_bias ? bg : none, p, relu != 0);
       check_close(name + " forward bias=" + std::to_string(with_bias) +
@@ -315,6 +318,24 @@ TEST_CASE("cuda parity: conv2d forward/backward, fp32 (TF32 off)") {
        }) {
     conv_parity(p, kTolGemm, seed);
     seed += 10;
+  }
+}
+
+TEST_CASE("cuda parity: conv2d bias and ReLU fused by cuDNN, and not fused") {
+  if (skip_without_cuda()) return;
+  Tf32Scope fp32(false);
+  struct FusionScope {
+    explicit FusionScope(lcam::cuda::ConvFusion m) { lcam::cuda::set_conv_fusion(m); }
+    ~FusionScope() { lcam::cuda::set_conv_fusion(lcam::cuda::ConvFusion::Auto); }
+  };
+  uint32_t seed = 200;
+  for (auto mode : {lcam::cuda::ConvFusion::On, lcam::cuda::ConvFusion::Off}) {
+    FusionScope scope(mode);
+    for (const ConvParams& p : {conv(2, 64, 28, 28, 64, 3, 1, 1), conv(2, 3, 64, 64, 64, 7, 2, 3),
+                                conv(2, 256, 14, 14, 512, 1, 2, 0), conv(3, 16, 13, 11, 24, 3, 1, 1)}) {
+      conv_parity(p, kTolGemm, seed);
+      seed += 10;
+    }
   }
 }
 

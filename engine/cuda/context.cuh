@@ -39,5 +39,8 @@ namespace lcam::gpu::detail {
 void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu);
 // out[c] = sum over n and hw of x[N,C,HW] (overwrite), one block per channel. (kernels.cu)
 void channel_sum(float* out, const float* x, int N, int C, int64_t HW);
+// How conv2d_forward applies a bias: 0 the faster of fused and separate (timed per shape), 1
+// fused whenever cuDNN accepts it, 2 never fused. (conv.cu; cuda::set_conv_fusion)
+void set_conv_fusion_mode(int mode);
 
 }  // namespace lcam::gpu::detail

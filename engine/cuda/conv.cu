@@ -9,14 +9,19 @@
 // the call overwrites anyway); of the successful ones within 5% of the fastest, the one with
 // the smallest workspace is kept (engine/algo_choice.h). If timing fails, the heuristic's first
 // candidate that fits is used.
-// Bias and ReLU run as a separate kernel (kern::bias_act_at): cuDNN's fused
-// ConvolutionBiasActivationForward only supports ReLU with one algorithm, which would override
-// the choice above. db is a deterministic per-channel reduction kernel.
+// Bias and ReLU: either cuDNN's fused cudnnConvolutionBiasActivationForward (one kernel) or the
+// chosen convolution followed by a bias/ReLU kernel (kern::bias_act_at). cuDNN supports the
+// fused call with only some algorithms and activations, and it is not always faster, so the
+// first call of each (plan, activation) times both ways on the call's buffers — the separate
+// pair, and the fused call with each algorithm that fits and succeeds — and keeps the faster
+// (cuda::set_conv_fusion can force either way, for tests). db is a deterministic per-channel
+// reduction kernel.
 // TF32 on: CUDNN_TENSOR_OP_MATH (cuDNN may then use TF32 tensor cores, as PyTorch by default);
 // off: CUDNN_FMA_MATH (plain fp32 FMA).
 // Deliberately omits: grouped and dilated convolutions, NHWC, half precision, and a cache
 // limit (a model has a few dozen shapes).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output.
+#include <algorithm>         // std::sort (timings)
 #include <cstdint>           // std::uintptr_t
 #include <initializer_list>  // aligned16's argument
 #include <map>               // std::map plan cache
@@ -25,7 +30,8 @@
 #include <tuple>             // std::tuple cache key
 #include <vector>            // perf result lists
 
-#include <cudnn.h>  // convolution API
+#include <cuda_runtime_api.h>  // cudaEvent* (timing the fused call)
+#include <cudnn.h>             // convolution API
 
 #include "engine/algo_choice.h"     // choose_algo
 #include "engine/backend.h"         // lcam::gpu declarations (LCAM_BACKEND_OPS)
@@ -36,6 +42,8 @@
 
 namespace lcam::gpu {
 namespace {
+
+int g_fusion_mode = 0;  // 0 auto, 1 on, 2 off (set_conv_fusion_mode)
 
 using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, bool>;
 
@@ -74,6 +82,14 @@ struct Plan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   Choice fwd, bwd_data, bwd_filter;
+  // The fused bias+activation forward: decided per fusion mode (auto, on) and activation
+  // (identity, ReLU); `fused` false means the separate convolution and kernel.
+  struct Fusion {
+    bool decided = false, fused = false;
+    Choice how;
+  } fusion[2][2];
+  cudnnTensorDescriptor_t bias = nullptr;          // [1,K,1,1], made on first use
+  cudnnActivationDescriptor_t act[2] = {nullptr, nullptr};  // identity, ReLU
 
   Plan(const ConvParams& params, bool allow_tf32) : p(params), tf32(allow_tf32) {
     try {
@@ -109,7 +125,23 @@ struct Plan {
 
   cudnnMathType_t requested_math() const { return tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH; }
 
+  void make_fusion_descriptors() {
+    if (bias) return;
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&bias));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, p.K, 1, 1));
+    for (int r = 0; r < 2; ++r) {
+      CUDNN_CHECK(cudnnCreateActivationDescriptor(&act[r]));
+      CUDNN_CHECK(cudnnSetActivationDescriptor(act[r], r ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+                                               CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    }
+  }
+
   void destroy() noexcept {
+    for (auto& a : act)
+      if (a) CUDNN_CHECK_PRINT(cudnnDestroyActivationDescriptor(a));
+    if (bias) CUDNN_CHECK_PRINT(cudnnDestroyTensorDescriptor(bias));
+    act[0] = act[1] = nullptr;
+    bias = nullptr;
     if (conv) CUDNN_CHECK_PRINT(cudnnDestroyConvolutionDescriptor(conv));
     if (w) CUDNN_CHECK_PRINT(cudnnDestroyFilterDescriptor(w));
     if (y) CUDNN_CHECK_PRINT(cudnnDestroyTensorDescriptor(y));
@@ -198,14 +230,96 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
                       " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
 }
 
+// The fused call with one algorithm: y = act(conv(x) + b), z = y with weight 0.
+cudnnStatus_t run_fused(Plan& plan, const Choice& c, bool relu, float* y, const float* x, const float* w,
+                        const float* b) {
+  const float one = 1.f, zero = 0.f;
+  void* ws = cuda::ctx::workspace(c.workspace);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
+  return cudnnConvolutionBiasActivationForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
+                                               static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace, &zero,
+                                               plan.y, y, plan.bias, b, plan.act[relu ? 1 : 0], plan.y, y);
+}
+
+// Median time in ms of `reps` calls of run() after one untimed call; negative when that first
+// call does not succeed (the fused call rejects some algorithms).
+template <class Run>
+float time_calls(Run run, int reps) {
+  if (run() != CUDNN_STATUS_SUCCESS) return -1.f;
+  cudaStream_t s = cuda::ctx::stream();
+  std::vector<float> ms;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  CUDA_CHECK(cudaEventCreate(&e0));
+  CUDA_CHECK(cudaEventCreate(&e1));
+  for (int i = 0; i < reps; ++i) {
+    CUDA_CHECK(cudaEventRecord(e0, s));
+    const cudnnStatus_t st = run();
+    CUDA_CHECK(cudaEventRecord(e1, s));
+    CUDA_CHECK(cudaEventSynchronize(e1));
+    float t = 0.f;
+    CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+    if (st == CUDNN_STATUS_SUCCESS) ms.push_back(t);
+  }
+  CUDA_CHECK(cudaEventDestroy(e0));
+  CUDA_CHECK(cudaEventDestroy(e1));
+  if (ms.empty()) return -1.f;
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, bool relu);
+
+// Chooses between the separate convolution + kernel and the fused call for this plan and
+// activation (mode 0 auto: the faster; mode 1 on: the fastest fused algorithm whenever one works).
+void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, const float* x, const float* w,
+                   const float* b) {
+  plan.make_fusion_descriptors();
+  cudnnHandle_t h = cuda::ctx::cudnn();
+  // A few timed calls of a few candidates: this runs once per shape, inside the first call.
+  constexpr int kReps = 2, kCandidates = 4;
+  float best = -1.f;
+  if (mode == 0) {
+    best = time_calls(
+        [&] {
+          run_separate(plan, y, x, w, b, relu);
+          return CUDNN_STATUS_SUCCESS;
+        },
+        kReps);
+  }
+  int max_count = 0;
+  CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> heur(static_cast<size_t>(max_count));
+  int n = 0;
+  CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, plan.x, plan.w, plan.conv, plan.y, max_count, &n, heur.data()));
+  const size_t limit = cuda::ctx::workspace_limit();
+  // The heuristic's first candidates, and implicit precomputed GEMM (the algorithm cuDNN's
+  // documentation names for the fused ReLU) wherever it stands in the list.
+  int tried = 0;
+  for (int i = 0; i < n; ++i) {
+    if (heur[i].status != CUDNN_STATUS_SUCCESS || heur[i].memory > limit) continue;
+    if (tried >= kCandidates && heur[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
+    ++tried;
+    Choice c;
+    c.chosen = true;
+    c.algo = static_cast<int>(heur[i].algo);
+    c.workspace = heur[i].memory;
+    c.math = plan.tf32 ? heur[i].mathType : CUDNN_FMA_MATH;
+    const float t = time_calls([&] { return run_fused(plan, c, relu, y, x, w, b); }, kReps);
+    if (t >= 0.f && (best < 0.f || t < best)) {
+      best = t;
+      f.fused = true;
+      f.how = c;
+    }
+  }
+  f.decided = true;
+}
+
 }  // namespace
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p,
-                    bool relu) {
-  if (p.N <= 0 || p.K <= 0) return;
-  Plan& plan = plan_for(p, aligned16({y, x, w}));
+namespace {
+
+void choose_forward(Plan& plan, float* y, const float* x, const float* w) {
   cudnnHandle_t h = cuda::ctx::cudnn();
-  const float one = 1.f, zero = 0.f;
   if (!plan.fwd.chosen) {
     int max_count = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
@@ -220,12 +334,35 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
                                                         plan.y, y, n, got, r, ws, ws_bytes);
         });
   }
+}
+
+void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, bool relu) {
+  const float one = 1.f, zero = 0.f;
   void* ws = cuda::ctx::workspace(plan.fwd.workspace);
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.fwd.math));
-  CUDNN_CHECK(cudnnConvolutionForward(h, &one, plan.x, x, plan.w, w, plan.conv,
+  CUDNN_CHECK(cudnnConvolutionForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
                                       static_cast<cudnnConvolutionFwdAlgo_t>(plan.fwd.algo), ws,
                                       plan.fwd.workspace, &zero, plan.y, y));
-  detail::bias_act(y, b, p.N, p.K, static_cast<int64_t>(p.P()) * p.Q(), relu);
+  detail::bias_act(y, b, plan.p.N, plan.p.K, static_cast<int64_t>(plan.p.P()) * plan.p.Q(), relu);
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p,
+                    bool relu) {
+  if (p.N <= 0 || p.K <= 0) return;
+  Plan& plan = plan_for(p, aligned16({y, x, w}));
+  choose_forward(plan, y, x, w);
+  const int mode = g_fusion_mode;
+  if (b && mode != 2) {  // a bias to fuse, and fusion not switched off
+    Plan::Fusion& f = plan.fusion[mode][relu ? 1 : 0];
+    if (!f.decided) decide_fusion(plan, f, mode, relu, y, x, w, b);
+    if (f.fused) {
+      CUDNN_CHECK(run_fused(plan, f.how, relu, y, x, w, b));
+      return;
+    }
+  }
+  run_separate(plan, y, x, w, b, relu);
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
@@ -290,5 +427,9 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
       plan.bwd_filter.workspace, &zero, plan.w, dw));
   if (db) detail::channel_sum(db, dy, p.N, p.K, static_cast<int64_t>(p.P()) * p.Q());
 }
+
+namespace detail {
+void set_conv_fusion_mode(int mode) { g_fusion_mode = mode; }
+}  // namespace detail
 
 }  // namespace lcam::gpu

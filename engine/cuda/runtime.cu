@@ -414,6 +414,10 @@ void Graph::replay() {
 
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 
+void set_conv_fusion(ConvFusion mode) {
+  gpu::detail::set_conv_fusion_mode(mode == ConvFusion::Auto ? 0 : mode == ConvFusion::On ? 1 : 2);
+}
+
 void range_push(const char* name) { nvtxRangePushA(name); }
 void range_pop() { nvtxRangePop(); }
 
