@@ -9,7 +9,8 @@
 #include "engine/ops.h"  // ConvParams, PoolParams
 
 #define LCAM_BACKEND_OPS                                                                         \
-  void conv2d_forward(float* y, const float* x, const float* w, const float* b,                 \
+  /* y = act(conv(x, w) + b + z); b and z (a residual of y's shape) may be null */              \
+  void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, \
                       const ConvParams& p, bool relu);                                           \
   void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p);    \
   void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x,            \

@@ -262,13 +262,14 @@ bool direct_fits(const ConvParams& p, int outs, int64_t per_out) {
 // several images: their columns side by side, one GEMM over up to 1024 of them. Narrow outputs
 // of one image: im2col of the whole image by all threads, then a GEMM split by output
 // channels, so no thread packs weights it does not use.
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p,
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
                     bool relu) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
   const int nt = omp_get_max_threads();
   if (direct_fits(p, p.K, CRS)) {
-    conv2d_forward_direct(y, x, w, b, p, relu);
+    conv2d_forward_direct(y, x, w, b, p, relu && !z);
+    if (z) parallel_for(static_cast<int64_t>(p.N) * p.K * PQ, [&](int64_t i) { kern::add_at(y, y, z, relu, i); });
     return;
   }
   if (PQ < p.K && p.N > 1 && PQ < 512) {
@@ -298,11 +299,19 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
       for (int k = 0; k < p.K; ++k)
         for (int j = 0; j < g; ++j) {
           const float* src = out + k * ld + j * PQ;
-          float* dst = y + (static_cast<int64_t>(n0 + j) * p.K + k) * PQ;
+          const int64_t at = (static_cast<int64_t>(n0 + j) * p.K + k) * PQ;
+          float* dst = y + at;
           const float bk = b ? b[k] : 0.f;
-          for (int64_t i = 0; i < PQ; ++i) {
-            const float v = src[i] + bk;
-            dst[i] = relu ? kern::relu(v) : v;
+          if (z) {
+            for (int64_t i = 0; i < PQ; ++i) {
+              const float v = src[i] + bk + z[at + i];
+              dst[i] = relu ? kern::relu(v) : v;
+            }
+          } else {
+            for (int64_t i = 0; i < PQ; ++i) {
+              const float v = src[i] + bk;
+              dst[i] = relu ? kern::relu(v) : v;
+            }
           }
         }
     }
@@ -321,8 +330,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
       gemm(false, false, p.K, static_cast<int>(PQ), static_cast<int>(CRS), w, col ? col : xn,
            y + static_cast<int64_t>(n) * p.K * PQ, 0.f);
     }
-    if (b || relu)
-      parallel_for(static_cast<int64_t>(p.N) * p.K * PQ, [&](int64_t i) { kern::bias_act_at(y, b, p.K, PQ, relu, i); });
+    if (b || relu || z)
+      parallel_for(static_cast<int64_t>(p.N) * p.K * PQ, [&](int64_t i) { kern::bias_act_at(y, b, z, p.K, PQ, relu, i); });
     return;
   }
   // ~1 MiB of columns per tile, but at least 256 pixels (amortizes packing the weights).
@@ -343,12 +352,14 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
       sgemm1(false, false, p.K, static_cast<int>(len), static_cast<int>(CRS), w, static_cast<int>(CRS), col,
              static_cast<int>(len), yn + p0, static_cast<int>(PQ), 0.f);
     }
-    if (b || relu)
+    if (b || relu || z)
       for (int k = 0; k < p.K; ++k) {
         float* row = yn + k * PQ + p0;
+        const float* zrow = z ? z + n * p.K * PQ + k * PQ + p0 : nullptr;
         const float bk = b ? b[k] : 0.f;
         for (int64_t i = 0; i < len; ++i) {
-          const float v = row[i] + bk;
+          float v = row[i] + bk;
+          if (zrow) v += zrow[i];
           row[i] = relu ? kern::relu(v) : v;
         }
       }
@@ -415,7 +426,7 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
                     bool relu) {
   gemm(false, true, N, O, F, x, w, y, 0.f);
   if (b || relu)
-    parallel_for(static_cast<int64_t>(N) * O, [&](int64_t i) { kern::bias_act_at(y, b, O, 1, relu, i); });
+    parallel_for(static_cast<int64_t>(N) * O, [&](int64_t i) { kern::bias_act_at(y, b, nullptr, O, 1, relu, i); });
 }
 
 void linear_backward_data(float* dx, const float* dy, const float* w, int N, int F, int O) {
@@ -583,7 +594,7 @@ void row_sum(float* out, const float* in, int R, int64_t L) {
 }
 
 void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu) {
-  parallel_for(static_cast<int64_t>(N) * C * HW, [&](int64_t i) { kern::bias_act_at(y, b, C, HW, relu, i); });
+  parallel_for(static_cast<int64_t>(N) * C * HW, [&](int64_t i) { kern::bias_act_at(y, b, nullptr, C, HW, relu, i); });
 }
 
 double sum(const float* x, int64_t L) {

@@ -50,14 +50,23 @@ float* opt(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 
 void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
                     const ConvParams& p, bool relu) {
+  conv2d_forward_add(y, x, w, b, Tensor(), p, relu);
+}
+
+void conv2d_forward_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& z,
+                        const ConvParams& p, bool relu) {
   const char* op = "conv2d_forward";
   expect_shape(op, "x", x, {p.N, p.C, p.H, p.W});
   expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
   if (b.defined()) expect_shape(op, "b", b, {p.K});
   LCAM_REQUIRE(p.P() > 0 && p.Q() > 0, fmt::format("{}: empty output for input {}", op, x.shape_str()));
   expect_shape(op, "y", y, {p.N, p.K, p.P(), p.Q()});
-  Device d = common_device(op, {&y, &x, &w, &b});
-  LCAM_DISPATCH(d, conv2d_forward, y.data(), x.data(), w.data(), opt(b), p, relu);
+  if (z.defined()) {
+    expect_shape(op, "z", z, y.shape());
+    LCAM_REQUIRE(z.raw() != y.raw(), "conv2d_forward_add: z must not be y");
+  }
+  Device d = common_device(op, {&y, &x, &w, &b, &z});
+  LCAM_DISPATCH(d, conv2d_forward, y.data(), x.data(), w.data(), opt(b), opt(z), p, relu);
 }
 
 void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p) {

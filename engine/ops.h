@@ -31,6 +31,11 @@ struct PoolParams {
 // y[N,K,P,Q] = conv(x[N,C,H,W], w[K,C,R,S]) + b[K] (b may be undefined); relu fuses max(0,.).
 void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
                     const ConvParams& p, bool relu = false);
+// y = act(conv(x, w) + b + z) with z a residual of y's shape (a ResNet bottleneck's shortcut):
+// the convolution, its bias, the residual add and the ReLU in one op (on the GPU one pass over
+// y, or one cuDNN call).
+void conv2d_forward_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& z,
+                        const ConvParams& p, bool relu);
 // dx[N,C,H,W] = conv_transpose(dy[N,K,P,Q], w).
 void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p);
 // dw[K,C,R,S] and db[K] (db may be undefined) from dy and the forward input x.

@@ -49,8 +49,11 @@ ENGINE_HD inline void channel_affine_bwd_at(float* dx, const float* dy, const fl
   dx[i] = dy[i] * scale[channel_of(i, C, HW)];
 }
 // Per-channel bias (and optional ReLU) after a GEMM-based convolution or linear layer.
-ENGINE_HD inline void bias_act_at(float* y, const float* b, int C, int64_t HW, bool r, int64_t i) {
+// y = act(y + b[c] + z): the epilogue of a convolution or linear layer; z (may be null) is a
+// residual of y's shape (a ResNet bottleneck's shortcut), added after the bias.
+ENGINE_HD inline void bias_act_at(float* y, const float* b, const float* z, int C, int64_t HW, bool r, int64_t i) {
   float v = y[i] + (b ? b[channel_of(i, C, HW)] : 0.f);
+  if (z) v += z[i];
   y[i] = r ? relu(v) : v;
 }
 

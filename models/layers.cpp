@@ -61,16 +61,18 @@ ConvParams Conv2d::shape_for(const Tensor& x) const {
                     K_, R_, R_, stride_, stride_, pad_, pad_};
 }
 
-Tensor Conv2d::forward(const Tensor& x, Tape* tape) {
+Tensor Conv2d::forward(const Tensor& x, Tape* tape) { return forward_add(x, Tensor(), relu_, tape); }
+
+Tensor Conv2d::forward_add(const Tensor& x, const Tensor& z, bool relu, Tape* tape) {
   require_nchw(name_, x, C_);
   ConvParams p = shape_for(x);
   if (p.P() <= 0 || p.Q() <= 0)
     throw InputError(fmt::format("{}: input {} is too small for a {}x{} convolution", name_, x.shape_str(), R_, R_));
   Tensor y = like({p.N, K_, p.P(), p.Q()}, x);
-  conv2d_forward(y, x, w_, b_, p, relu_);
+  conv2d_forward_add(y, x, w_, b_, z, p, relu);
   if (tape) {
     tape->push_shape(x.shape());
-    if (relu_) tape->push(relu_mask_pack(y));
+    if (relu) tape->push(relu_mask_pack(y));
   }
   return y;
 }
@@ -246,21 +248,19 @@ Bottleneck::Bottleneck(const std::string& name, int inplanes, int planes, int st
                                      name + ".downsample.1", false);
 }
 
+// relu(conv3(conv2(conv1(x))) + shortcut(x)): the shortcut first, so that conv3, its bias, the
+// residual add and the ReLU are one op.
 Tensor Bottleneck::forward(const Tensor& x, Tape* tape) {
   Tensor h = conv1_->forward(x, tape);
   h = conv2_->forward(h, tape);
-  h = conv3_->forward(h, tape);
-  Tensor id = down_ ? down_->forward(x, tape) : x;
-  Tensor y = like(h.shape(), h);
-  add_forward(y, h, id, /*relu=*/true);
-  if (tape) tape->push(relu_mask_pack(y));
-  return y;
+  const Tensor id = down_ ? down_->forward(x, tape) : x;
+  return conv3_->forward_add(h, id, /*relu=*/true, tape);
 }
 
 Tensor Bottleneck::backward(Tape& tape, const Tensor& dy) {
   const Tensor g = through_relu(true, tape, dy);  // the ReLU after the residual add
-  Tensor did = down_ ? down_->backward(tape, g) : g;
   Tensor d = conv3_->backward(tape, g);
+  Tensor did = down_ ? down_->backward(tape, g) : g;
   d = conv2_->backward(tape, d);
   d = conv1_->backward(tape, d);
   add_inplace(d, did);

@@ -62,6 +62,10 @@ class Conv2d : public Module {
   std::string kind() const override;
   Tensor forward(const Tensor& x, Tape* tape) override;
   Tensor backward(Tape& tape, const Tensor& dy) override;
+  // act(conv(x) + b + z), act a ReLU when `relu` (this layer's own ReLU flag is ignored): the
+  // convolution that ends a bottleneck, with the shortcut z. The tape gets x's shape, then the
+  // ReLU's mask, which the caller pops itself (backward() pops only what forward() pushes).
+  Tensor forward_add(const Tensor& x, const Tensor& z, bool relu, Tape* tape);
   void params(std::vector<Param>& out) override;
   void finalize() override;
   void to(Device d) override;

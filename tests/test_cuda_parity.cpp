@@ -120,6 +120,15 @@ void conv_parity(const ConvParams& p, double tol, uint32_t seed) {
                   yc, yg, tol);
     }
 
+  // With a residual (a bottleneck's last convolution): act(conv + b + z).
+  const Tensor z = random(ys, seed + 4), zg = on_gpu(z);
+  for (int relu = 0; relu < 2; ++relu) {
+    Tensor yc = Tensor::empty(ys), yg = nans.to(Device::CUDA);
+    lcam::conv2d_forward_add(yc, x, w, b, z, p, relu != 0);
+    lcam::conv2d_forward_add(yg, xg, wg, bg, zg, p, relu != 0);
+    check_close(name + " forward + residual relu=" + std::to_string(relu), yc, yg, tol);
+  }
+
   Tensor dxc = Tensor::empty(xs), dxg = Tensor::empty(xs, Device::CUDA);
   lcam::conv2d_backward_data(dxc, dy, w, p);
   lcam::conv2d_backward_data(dxg, dyg, wg, p);

@@ -116,6 +116,28 @@ TEST_CASE("conv2d forward of deep layers in groups of images (columns side by si
   }
 }
 
+TEST_CASE("conv2d forward with a residual: act(conv + b + z) on every schedule") {
+  // Direct kernel (16 outputs, stride 1, 3x3), grouped deep layers (PQ < K, several images),
+  // one image's deep layer, pixel tiles (PQ >= K); with and without the ReLU.
+  for (const ConvParams p : {ConvParams{2, 8, 12, 12, 16, 3, 3, 1, 1, 1, 1}, ConvParams{5, 4, 9, 9, 120, 1, 1, 1, 1, 0, 0},
+                             ConvParams{1, 6, 7, 7, 64, 3, 3, 1, 1, 1, 1}, ConvParams{2, 5, 20, 20, 24, 1, 1, 2, 2, 0, 0}}) {
+    CAPTURE(p.K);
+    Tensor x = randn_t({p.N, p.C, p.H, p.W}, 31), w = randn_t({p.K, p.C, p.R, p.S}, 32, 0.3f), b = randn_t({p.K}, 33);
+    Tensor z = randn_t({p.N, p.K, p.P(), p.Q()}, 34);
+    const Vec conv = conv_ref(to_double(x), to_double(w), to_double(b), p), zd = to_double(z);
+    for (bool relu : {false, true}) {
+      Vec want(conv.size());
+      for (size_t i = 0; i < want.size(); ++i) want[i] = relu ? std::max(conv[i] + zd[i], 0.0) : conv[i] + zd[i];
+      Tensor y = Tensor::empty(z.shape());
+      conv2d_forward_add(y, x, w, b, z, p, relu);
+      check_close("conv + residual", y.to_vector(), want, 1e-5);
+    }
+    Tensor y = Tensor::empty(z.shape());
+    CHECK_THROWS_AS(conv2d_forward_add(z, x, w, b, z, p, true), InternalError);  // z must not be y
+    CHECK_THROWS_AS(conv2d_forward_add(y, x, w, b, Tensor::empty({1, 2, 3, 4}), p, true), InternalError);
+  }
+}
+
 TEST_CASE("linear forward and backward") {
   for (const int N : {1, 3}) {  // N = 1 takes the GEMV path
   CAPTURE(N);

@@ -35,8 +35,9 @@ constexpr int kBlock = 256;
 
 namespace lcam::gpu::detail {
 
-// y[N,C,HW] = act(y + b[c]) in place; b may be null; relu selects act = max(0,.). (kernels.cu)
-void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu);
+// y[N,C,HW] = act(y + b[c] + z) in place; b and z (a residual of y's shape) may be null; relu
+// selects act = max(0,.). (kernels.cu)
+void bias_act(float* y, const float* b, const float* z, int N, int C, int64_t HW, bool relu);
 // out[c] = sum over n and hw of x[N,C,HW] (overwrite), one block per channel. (kernels.cu)
 void channel_sum(float* out, const float* x, int N, int C, int64_t HW);
 // How conv2d_forward applies a bias: 0 the faster of fused and separate (timed per shape), 1

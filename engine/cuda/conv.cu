@@ -82,12 +82,13 @@ struct Plan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   Choice fwd, bwd_data, bwd_filter;
-  // The fused bias+activation forward: decided per fusion mode (auto, on) and activation
-  // (identity, ReLU); `fused` false means the separate convolution and kernel.
+  // The fused bias+activation forward: decided per fusion mode (auto, on) and variant (ReLU or
+  // not, residual or not: relu + 2 * residual); `fused` false means the separate convolution
+  // and epilogue kernel.
   struct Fusion {
     bool decided = false, fused = false;
     Choice how;
-  } fusion[2][2];
+  } fusion[2][4];
   cudnnTensorDescriptor_t bias = nullptr;          // [1,K,1,1], made on first use
   cudnnActivationDescriptor_t act[2] = {nullptr, nullptr};  // identity, ReLU
 
@@ -230,15 +231,17 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
                       " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
 }
 
-// The fused call with one algorithm: y = act(conv(x) + b), z = y with weight 0.
+// The fused call with one algorithm: y = act(conv(x) + z + b); without a residual z is y with
+// weight 0.
 cudnnStatus_t run_fused(Plan& plan, const Choice& c, bool relu, float* y, const float* x, const float* w,
-                        const float* b) {
+                        const float* b, const float* z) {
   const float one = 1.f, zero = 0.f;
   void* ws = cuda::ctx::workspace(c.workspace);
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
   return cudnnConvolutionBiasActivationForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
-                                               static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace, &zero,
-                                               plan.y, y, plan.bias, b, plan.act[relu ? 1 : 0], plan.y, y);
+                                               static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace,
+                                               z ? &one : &zero, plan.y, z ? z : y, plan.bias, b, plan.act[relu ? 1 : 0],
+                                               plan.y, y);
 }
 
 // Median time in ms of `reps` calls of run() after one untimed call; negative when that first
@@ -267,12 +270,12 @@ float time_calls(Run run, int reps) {
   return ms[ms.size() / 2];
 }
 
-void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, bool relu);
+void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu);
 
 // Chooses between the separate convolution + kernel and the fused call for this plan and
 // activation (mode 0 auto: the faster; mode 1 on: the fastest fused algorithm whenever one works).
 void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, const float* x, const float* w,
-                   const float* b) {
+                   const float* b, const float* z) {
   plan.make_fusion_descriptors();
   cudnnHandle_t h = cuda::ctx::cudnn();
   // A few timed calls of a few candidates: this runs once per shape, inside the first call.
@@ -281,7 +284,7 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
   if (mode == 0) {
     best = time_calls(
         [&] {
-          run_separate(plan, y, x, w, b, relu);
+          run_separate(plan, y, x, w, b, z, relu);
           return CUDNN_STATUS_SUCCESS;
         },
         kReps);
@@ -304,7 +307,7 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
     c.algo = static_cast<int>(heur[i].algo);
     c.workspace = heur[i].memory;
     c.math = plan.tf32 ? heur[i].mathType : CUDNN_FMA_MATH;
-    const float t = time_calls([&] { return run_fused(plan, c, relu, y, x, w, b); }, kReps);
+    const float t = time_calls([&] { return run_fused(plan, c, relu, y, x, w, b, z); }, kReps);
     if (t >= 0.f && (best < 0.f || t < best)) {
       best = t;
       f.fused = true;
@@ -336,33 +339,33 @@ void choose_forward(Plan& plan, float* y, const float* x, const float* w) {
   }
 }
 
-void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, bool relu) {
+void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
   const float one = 1.f, zero = 0.f;
   void* ws = cuda::ctx::workspace(plan.fwd.workspace);
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.fwd.math));
   CUDNN_CHECK(cudnnConvolutionForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
                                       static_cast<cudnnConvolutionFwdAlgo_t>(plan.fwd.algo), ws,
                                       plan.fwd.workspace, &zero, plan.y, y));
-  detail::bias_act(y, b, plan.p.N, plan.p.K, static_cast<int64_t>(plan.p.P()) * plan.p.Q(), relu);
+  detail::bias_act(y, b, z, plan.p.N, plan.p.K, static_cast<int64_t>(plan.p.P()) * plan.p.Q(), relu);
 }
 
 }  // namespace
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p,
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
                     bool relu) {
   if (p.N <= 0 || p.K <= 0) return;
-  Plan& plan = plan_for(p, aligned16({y, x, w}));
+  Plan& plan = plan_for(p, aligned16({y, x, w, z}));
   choose_forward(plan, y, x, w);
   const int mode = g_fusion_mode;
   if (b && mode != 2) {  // a bias to fuse, and fusion not switched off
-    Plan::Fusion& f = plan.fusion[mode][relu ? 1 : 0];
-    if (!f.decided) decide_fusion(plan, f, mode, relu, y, x, w, b);
+    Plan::Fusion& f = plan.fusion[mode][(relu ? 1 : 0) + (z ? 2 : 0)];
+    if (!f.decided) decide_fusion(plan, f, mode, relu, y, x, w, b, z);
     if (f.fused) {
-      CUDNN_CHECK(run_fused(plan, f.how, relu, y, x, w, b));
+      CUDNN_CHECK(run_fused(plan, f.how, relu, y, x, w, b, z));
       return;
     }
   }
-  run_separate(plan, y, x, w, b, relu);
+  run_separate(plan, y, x, w, b, z, relu);
 }
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {

@@ -30,7 +30,7 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
     CUBLAS_CHECK(cublasSgemm(cuda::ctx::cublas(), CUBLAS_OP_T, CUBLAS_OP_N, O, N, F, &one, w, F,
                              x, F, &zero, y, O));
   }
-  detail::bias_act(y, b, N, O, 1, relu);
+  detail::bias_act(y, b, nullptr, N, O, 1, relu);
 }
 
 void linear_backward_data(float* dx, const float* dy, const float* w, int N, int F, int O) {

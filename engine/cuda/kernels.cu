@@ -80,10 +80,10 @@ __global__ void channel_affine_bwd_kernel(float* dx, const float* dy, const floa
   if (i < L) kern::channel_affine_bwd_at(dx, dy, scale, C, HW, i);
 }
 
-__global__ void bias_act_kernel(float* y, const float* b, int C, int64_t HW, bool relu,
+__global__ void bias_act_kernel(float* y, const float* b, const float* z, int C, int64_t HW, bool relu,
                                 int64_t L) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < L) kern::bias_act_at(y, b, C, HW, relu, i);
+  if (i < L) kern::bias_act_at(y, b, z, C, HW, relu, i);
 }
 
 __global__ void maxpool_fwd_kernel(float* y, uint8_t* argmax, const float* x, PoolParams p,
@@ -262,10 +262,10 @@ void normalize_forward(float* y, const float* x, int N, int64_t HW, float m0, fl
 // ---- helpers for conv.cu and gemm.cu (context.cuh) ----------------------------------------------
 namespace detail {
 
-void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu) {
+void bias_act(float* y, const float* b, const float* z, int N, int C, int64_t HW, bool relu) {
   const int64_t L = static_cast<int64_t>(N) * C * HW;
   if (L <= 0 || (!b && !relu)) return;
-  bias_act_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(y, b, C, HW, relu, L);
+  bias_act_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(y, b, z, C, HW, relu, L);
   CUDA_CHECK(cudaGetLastError());
 }
 

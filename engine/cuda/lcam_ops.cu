@@ -69,7 +69,7 @@ void argmax_rows(float* idx, const float* x, int N, int O) {
 
 void row_sum(float* out, const float* in, int R, int64_t L) { detail::channel_sum(out, in, 1, R, L); }
 
-void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu) { detail::bias_act(y, b, N, C, HW, relu); }
+void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu) { detail::bias_act(y, b, nullptr, N, C, HW, relu); }
 
 double sum(const float* x, int64_t L) {
   float* dev = static_cast<float*>(cuda::device_alloc(sizeof(float)));
