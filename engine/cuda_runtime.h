@@ -74,7 +74,7 @@ class Graph {
  private:
   void* graph_ = nullptr;  // cudaGraph_t
   void* exec_ = nullptr;   // cudaGraphExec_t
-  void* pool_ = nullptr;   // the allocator's pool for this graph
+  int pool_ = 0;           // the allocator's pool for this graph (0: none)
 };
 
 // TF32 tensor-core math for cuDNN convolutions and cuBLAS GEMMs (default on, as PyTorch).

@@ -1,15 +1,15 @@
 // runtime.cu — engine/cuda_runtime.h and engine/cuda/context.cuh for CUDA builds: the device
-// probe, the one stream, lazily created cuBLAS/cuDNN handles, the caching device allocator,
-// copies, the shared cuDNN workspace, the TF32 switch and the NVTX ranges.
+// probe, the one stream, lazily created cuBLAS/cuDNN handles, the caching allocators (device
+// and page-locked host memory), copies and events, graphs, the shared cuDNN workspace, the TF32
+// and fusion switches and the NVTX ranges.
 // Allocator: requests are rounded up (512 B granularity up to 1 MiB, 2 MiB above), freed blocks
 // go to a free list keyed by size and are reused for requests at most 25% smaller; memory goes
 // back to the driver only when a cudaMalloc fails (then the cache is released and the malloc
 // retried once). Statistics count reserved bytes (cached + in use, like PyTorch's
 // memory_reserved) and bytes in use (like memory_allocated), each with its peak.
-// Graphs (cuda::Graph): while one is being captured, blocks come from and return to a pool of
-// its own, and any block freed during the capture joins that pool, because the graph's kernels
-// keep using those addresses at every replay. The pool goes back to the shared cache when the
-// graph is destroyed; blocks of it still held by tensors then become ordinary blocks.
+// The bookkeeping is engine/block_cache.h's (tested without a GPU), including the pools that
+// serve a graph being captured (cuda::Graph): the graph keeps its blocks' addresses, so they
+// stay reserved for it until it is destroyed.
 // Deliberately omits: multiple devices and streams, block splitting, and teardown — the state
 // is never destroyed, so tensors freed during static destruction stay valid calls, and the
 // driver reclaims everything at exit.
@@ -20,16 +20,14 @@
 #include <cstring>        // std::memcpy
 #include <functional>     // std::function (Graph::capture)
 #include <iterator>       // std::next
-#include <map>            // std::multimap free lists
-#include <mutex>          // std::mutex
 #include <string>         // std::string
-#include <unordered_map>  // live blocks
 
 #include <cublas_v2.h>         // cublasCreate, cublasSetMathMode, cublasSetWorkspace
 #include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams, device queries
 #include <cudnn.h>             // cudnnCreate, cudnnSetStream, cudnnGetVersion
 #include <nvtx3/nvToolsExt.h>  // nvtxRangePushA, nvtxRangePop (header-only NVTX 3)
 
+#include "engine/block_cache.h"    // BlockCache (device and page-locked blocks)
 #include "engine/common.h"         // InputError, InternalError
 #include "engine/cuda/check.cuh"   // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
 #include "engine/cuda/context.cuh" // the internal interface implemented here
@@ -94,50 +92,48 @@ const Probe& probe() {
   return p;
 }
 
-// ---- caching allocator ------------------------------------------------------------------------
-struct Pool {
-  std::multimap<size_t, void*> free_blocks;  // block size -> pointer
-};
-
-struct Allocator {
-  std::mutex mu;
-  std::multimap<size_t, void*> free_blocks;  // block size -> pointer
-  std::unordered_map<void*, size_t> live;    // pointer -> block size
-  std::unordered_map<void*, Pool*> pool_of;  // blocks (live or free) that belong to a graph's pool
-  Pool* capturing = nullptr;                 // the pool of the graph being captured
-  size_t reserved = 0, peak = 0, in_use = 0, peak_in_use = 0;
-};
-
+// ---- caching allocators -----------------------------------------------------------------------
 std::atomic<uint64_t> g_host_syncs{0};
+thread_local cudaError_t g_last_malloc_error = cudaSuccess;  // why the last raw device alloc failed
 
-// Takes a block of at least `want` bytes (and at most 25% more) from a free list, or nullptr.
-void* take_free(std::multimap<size_t, void*>& list, size_t want, size_t& size) {
-  auto it = list.lower_bound(want);
-  if (it == list.end() || it->first > want + want / 4) return nullptr;
-  void* p = it->second;
-  size = it->first;
-  list.erase(it);
-  return p;
+BlockCache& device_cache() {
+  static BlockCache* c = new BlockCache(  // never destroyed: see the file comment
+      [](size_t bytes, bool for_pool) -> void* {
+        void* p = nullptr;
+        if (for_pool) {
+          // cudaMalloc is not a stream operation and the graph does not need it replayed (the
+          // pool keeps the block): allow it in this thread's capture, then restore the mode.
+          cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+          CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+          g_last_malloc_error = cudaMalloc(&p, bytes);
+          CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+        } else {
+          g_last_malloc_error = cudaMalloc(&p, bytes);
+        }
+        if (g_last_malloc_error != cudaSuccess) {
+          (void)cudaGetLastError();
+          return nullptr;
+        }
+        return p;
+      },
+      [](void* p) { CUDA_CHECK_PRINT(cudaFree(p)); });
+  return *c;
 }
 
-Allocator& allocator() {
-  static Allocator* a = new Allocator;  // never destroyed: see the file comment
-  return *a;
-}
-
-size_t round_size(size_t bytes) {
-  const size_t g = bytes <= kMiB ? 512 : 2 * kMiB;
-  return (bytes + g - 1) / g * g;
-}
-
-// Returns every cached block to the driver. Caller holds the lock.
-void release_cached_locked(Allocator& a) {
-  CUDA_CHECK(cudaStreamSynchronize(ctx::stream()));
-  for (auto& [size, p] : a.free_blocks) {
-    CUDA_CHECK(cudaFree(p));
-    a.reserved -= size;
-  }
-  a.free_blocks.clear();
+// Page-locked blocks are cached like device blocks (cudaHostAlloc and cudaFreeHost are slow
+// and may synchronize the device).
+BlockCache& pinned_cache() {
+  static BlockCache* c = new BlockCache(
+      [](size_t bytes, bool) -> void* {
+        void* p = nullptr;
+        if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) {
+          (void)cudaGetLastError();  // the caller falls back to pageable memory
+          return nullptr;
+        }
+        return p;
+      },
+      [](void* p) { CUDA_CHECK_PRINT(cudaFreeHost(p)); });
+  return *c;
 }
 
 std::string gib(size_t bytes) {
@@ -161,130 +157,48 @@ void require_available() {
 void* device_alloc(size_t bytes) {
   if (bytes == 0) return nullptr;
   (void)ctx::stream();  // selects the device, or throws InputError when there is none
-  const size_t want = round_size(bytes);
-  Allocator& a = allocator();
-  std::lock_guard<std::mutex> lock(a.mu);
-  size_t size = 0;
-  if (void* p = take_free(a.capturing ? a.capturing->free_blocks : a.free_blocks, want, size)) {
-    a.live.emplace(p, size);
-    a.in_use += size;
-    a.peak_in_use = std::max(a.peak_in_use, a.in_use);
-    return p;
+  BlockCache& c = device_cache();
+  void* p = c.alloc(bytes);
+  if (!p && !c.pool_open() && c.has_cached()) {
+    // Out of memory with blocks cached: give them back (once the stream no longer uses them)
+    // and try once more.
+    CUDA_CHECK(cudaStreamSynchronize(ctx::stream()));
+    c.release_cached();
+    p = c.alloc(bytes);
   }
-  void* p = nullptr;
-  cudaError_t e = cudaSuccess;
-  if (a.capturing) {
-    // cudaMalloc is not a stream operation and the graph does not need it replayed (the pool
-    // keeps the block): allow it in this thread's capture, then restore the strict mode.
-    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
-    e = cudaMalloc(&p, want);
-    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
-    if (e == cudaSuccess) a.pool_of.emplace(p, a.capturing);
-  } else {
-    e = cudaMalloc(&p, want);
-  }
-  if (e == cudaErrorMemoryAllocation && !a.free_blocks.empty() && !a.capturing) {
-    (void)cudaGetLastError();
-    release_cached_locked(a);
-    e = cudaMalloc(&p, want);
-  }
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError();
+  if (!p) {
+    const BlockCache::Stats st = c.stats();
     size_t free_b = 0, total_b = 0;
     (void)cudaMemGetInfo(&free_b, &total_b);
     (void)cudaGetLastError();
-    throw InternalError("cudaMalloc of " + std::to_string(want) + " bytes failed (" +
-                        check::str(e) + "); reserved " + gib(a.reserved) + ", in use " +
-                        gib(a.in_use) + ", device free " + gib(free_b) + " of " + gib(total_b));
+    throw InternalError("cudaMalloc of " + std::to_string(BlockCache::rounded(bytes)) + " bytes failed (" +
+                        check::str(g_last_malloc_error) + "); reserved " + gib(st.reserved) + ", in use " +
+                        gib(st.in_use) + ", device free " + gib(free_b) + " of " + gib(total_b));
   }
-  a.live.emplace(p, want);
-  a.reserved += want;
-  a.in_use += want;
-  a.peak = std::max(a.peak, a.reserved);
-  a.peak_in_use = std::max(a.peak_in_use, a.in_use);
   return p;
 }
 
 void device_free(void* p, size_t /*bytes: the block's own size is recorded*/) {
   if (!p) return;
-  Allocator& a = allocator();
-  std::lock_guard<std::mutex> lock(a.mu);
-  auto it = a.live.find(p);
-  if (it == a.live.end()) {
-    // Called from destructors: report, never throw.
-    std::fprintf(stderr, "lcam: device_free of unknown pointer %p ignored\n", p);
-    return;
-  }
-  a.in_use -= it->second;
-  auto pool = a.pool_of.find(p);
-  if (pool != a.pool_of.end()) {
-    pool->second->free_blocks.emplace(it->second, p);
-  } else if (a.capturing) {  // used by the graph being captured: keep it for its replays
-    a.capturing->free_blocks.emplace(it->second, p);
-    a.pool_of.emplace(p, a.capturing);
-  } else {
-    a.free_blocks.emplace(it->second, p);
-  }
-  a.live.erase(it);
+  // Called from destructors: report, never throw.
+  if (!device_cache().free(p)) std::fprintf(stderr, "lcam: device_free of unknown pointer %p ignored\n", p);
 }
 
 MemoryStats memory_stats() {
-  Allocator& a = allocator();
-  std::lock_guard<std::mutex> lock(a.mu);
-  return {a.reserved, a.peak, a.in_use, a.peak_in_use};
+  const BlockCache::Stats st = device_cache().stats();
+  return {st.reserved, st.peak_reserved, st.in_use, st.peak_in_use};
 }
 
-void reset_peak() {
-  Allocator& a = allocator();
-  std::lock_guard<std::mutex> lock(a.mu);
-  a.peak = a.reserved;
-  a.peak_in_use = a.in_use;
-}
+void reset_peak() { device_cache().reset_peaks(); }
 
 // ---- copies -----------------------------------------------------------------------------------
-// Page-locked blocks are cached like device blocks (cudaHostAlloc and cudaFreeHost are slow
-// and may synchronize the device): freed ones are kept for requests at most 25% smaller.
-struct PinnedCache {
-  std::mutex mu;
-  std::multimap<size_t, void*> free_blocks;
-  std::unordered_map<void*, size_t> live;
-};
-
-PinnedCache& pinned_cache() {
-  static PinnedCache* c = new PinnedCache;  // never destroyed: see the file comment
-  return *c;
-}
-
 void* host_alloc_pinned(size_t bytes) {
   if (!available() || bytes == 0) return nullptr;
-  const size_t want = round_size(bytes);
-  PinnedCache& c = pinned_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  size_t size = 0;
-  void* p = take_free(c.free_blocks, want, size);
-  if (!p) {
-    if (cudaHostAlloc(&p, want, cudaHostAllocDefault) != cudaSuccess) {
-      cudaGetLastError();  // clear the sticky-free error state: the caller falls back
-      return nullptr;
-    }
-    size = want;
-  }
-  c.live.emplace(p, size);
-  return p;
+  return pinned_cache().alloc(bytes);
 }
 
 void host_free_pinned(void* p) {
-  if (!p) return;
-  PinnedCache& c = pinned_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.live.find(p);
-  if (it == c.live.end()) {
-    std::fprintf(stderr, "lcam: host_free_pinned of unknown pointer %p ignored\n", p);
-    return;
-  }
-  c.free_blocks.emplace(it->second, p);
-  c.live.erase(it);
+  if (p && !pinned_cache().free(p)) std::fprintf(stderr, "lcam: host_free_pinned of unknown pointer %p ignored\n", p);
 }
 
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
@@ -355,13 +269,7 @@ Graph::~Graph() {
   if (!pool_) return;
   // A replay may still be running: its blocks are free only once the stream has drained.
   CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));
-  Pool* pool = static_cast<Pool*>(pool_);
-  Allocator& a = allocator();
-  std::lock_guard<std::mutex> lock(a.mu);
-  for (auto& [size, p] : pool->free_blocks) a.free_blocks.emplace(size, p);
-  for (auto it = a.pool_of.begin(); it != a.pool_of.end();)
-    it = it->second == pool ? a.pool_of.erase(it) : std::next(it);
-  delete pool;
+  device_cache().drop_pool(pool_);
 }
 
 void Graph::capture(const std::function<void()>& work) {
@@ -369,21 +277,12 @@ void Graph::capture(const std::function<void()>& work) {
   cudaStream_t s = ctx::stream();  // throws InputError without a device
   (void)ctx::cublas();             // handles made now: their creation cannot be captured
   (void)ctx::cudnn();
-  Allocator& a = allocator();
-  auto* pool = new Pool;
-  pool_ = pool;
-  {
-    std::lock_guard<std::mutex> lock(a.mu);
-    if (a.capturing) throw InternalError("cuda::Graph::capture: another capture is in progress");
-    a.capturing = pool;
-  }
+  BlockCache& cache = device_cache();
+  pool_ = cache.open_pool();  // throws while another capture is in progress
   auto stop = [&]() -> cudaError_t {
     cudaGraph_t g = nullptr;
     const cudaError_t e = cudaStreamEndCapture(s, &g);
-    {
-      std::lock_guard<std::mutex> lock(a.mu);
-      a.capturing = nullptr;
-    }
+    cache.close_pool();
     graph_ = g;
     return e;
   };

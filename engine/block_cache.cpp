@@ -1,0 +1,125 @@
+// block_cache.cpp — see block_cache.h.
+#include "engine/block_cache.h"
+
+#include <algorithm>  // std::max
+#include <iterator>   // std::next
+#include <utility>    // std::move
+
+#include "engine/common.h"  // InternalError
+
+namespace lcam {
+
+namespace {
+constexpr size_t kMiB = size_t{1} << 20;
+}  // namespace
+
+BlockCache::BlockCache(RawAlloc raw_alloc, RawFree raw_free)
+    : raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)) {}
+
+size_t BlockCache::rounded(size_t bytes) {
+  const size_t g = bytes <= kMiB ? 512 : 2 * kMiB;
+  return (bytes + g - 1) / g * g;
+}
+
+void* BlockCache::take(FreeList& list, size_t want, size_t& size) {
+  auto it = list.lower_bound(want);
+  if (it == list.end() || it->first > want + want / 4) return nullptr;
+  void* p = it->second;
+  size = it->first;
+  list.erase(it);
+  return p;
+}
+
+void* BlockCache::alloc(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  const size_t want = rounded(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t size = 0;
+  void* p = take(open_ ? pools_[open_] : shared_, want, size);
+  if (!p) {
+    p = raw_alloc_(want, open_ != 0);
+    if (!p) return nullptr;
+    size = want;
+    s_.reserved += size;
+    s_.peak_reserved = std::max(s_.peak_reserved, s_.reserved);
+    if (open_) owner_.emplace(p, open_);
+  }
+  live_.emplace(p, size);
+  s_.in_use += size;
+  s_.peak_in_use = std::max(s_.peak_in_use, s_.in_use);
+  return p;
+}
+
+bool BlockCache::free(void* p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(p);
+  if (it == live_.end()) return false;
+  const size_t size = it->second;
+  live_.erase(it);
+  s_.in_use -= size;
+  auto own = owner_.find(p);
+  if (own != owner_.end()) {
+    pools_[own->second].emplace(size, p);
+  } else if (open_) {  // used by the graph being captured: kept for its replays
+    pools_[open_].emplace(size, p);
+    owner_.emplace(p, open_);
+  } else {
+    shared_.emplace(size, p);
+  }
+  return true;
+}
+
+void BlockCache::release_cached() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [size, p] : shared_) {
+    raw_free_(p);
+    s_.reserved -= size;
+  }
+  shared_.clear();
+}
+
+bool BlockCache::has_cached() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !shared_.empty();
+}
+
+int BlockCache::open_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (open_) throw InternalError("BlockCache::open_pool: a pool is open already (one graph capture at a time)");
+  open_ = next_id_++;
+  pools_[open_];
+  return open_;
+}
+
+void BlockCache::close_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  open_ = 0;
+}
+
+bool BlockCache::pool_open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_ != 0;
+}
+
+void BlockCache::drop_pool(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (open_ == id) open_ = 0;
+  auto pool = pools_.find(id);
+  if (pool == pools_.end()) return;
+  for (auto& [size, p] : pool->second) shared_.emplace(size, p);
+  pools_.erase(pool);
+  for (auto it = owner_.begin(); it != owner_.end();) it = it->second == id ? owner_.erase(it) : std::next(it);
+}
+
+BlockCache::Stats BlockCache::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return s_;
+}
+
+void BlockCache::reset_peaks() {
+  std::lock_guard<std::mutex> lock(mu_);
+  s_.peak_reserved = s_.reserved;
+  s_.peak_in_use = s_.in_use;
+}
+
+}  // namespace lcam

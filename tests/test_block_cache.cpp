@@ -1,0 +1,132 @@
+// test_block_cache.cpp — the caching allocator's bookkeeping (engine/block_cache.h) with host
+// memory standing in for the device: rounding, reuse, statistics, release, failures, and the
+// pools that keep a CUDA graph's blocks from being handed out while the graph may replay.
+#include <doctest/doctest.h>  // TEST_CASE, CHECK
+
+#include <cstdlib>  // std::malloc, std::free
+#include <set>      // std::set
+#include <vector>   // std::vector
+
+#include "engine/block_cache.h"  // BlockCache
+#include "engine/common.h"       // InternalError
+
+using lcam::BlockCache;
+
+namespace {
+
+// A raw source that records what it did, and can be told to fail.
+struct Source {
+  std::set<void*> out;          // blocks handed out and not yet given back
+  std::vector<bool> for_pool;   // the flag of each raw allocation
+  int frees = 0;
+  bool fail = false;
+  BlockCache cache{[this](size_t n, bool pool) -> void* {
+                     if (fail) return nullptr;
+                     void* p = std::malloc(n);
+                     out.insert(p);
+                     for_pool.push_back(pool);
+                     return p;
+                   },
+                   [this](void* p) {
+                     out.erase(p);
+                     ++frees;
+                     std::free(p);
+                   }};
+  ~Source() {
+    for (void* p : out) std::free(p);
+  }
+};
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+}  // namespace
+
+TEST_SUITE("engine") {
+
+TEST_CASE("block cache: rounding, reuse within 25%, statistics, release") {
+  CHECK(BlockCache::rounded(1) == 512);
+  CHECK(BlockCache::rounded(1000) == 1024);
+  CHECK(BlockCache::rounded(kMiB) == kMiB);
+  CHECK(BlockCache::rounded(kMiB + 1) == 2 * kMiB);
+  CHECK(BlockCache::rounded(3 * kMiB) == 4 * kMiB);
+
+  Source s;
+  CHECK(s.cache.alloc(0) == nullptr);
+  void* a = s.cache.alloc(1000);  // a 1024-byte block
+  REQUIRE(a);
+  CHECK(s.cache.stats().reserved == 1024);
+  CHECK(s.cache.stats().in_use == 1024);
+  CHECK(s.cache.free(a));
+  CHECK(s.cache.stats().in_use == 0);
+  CHECK(s.cache.stats().peak_in_use == 1024);
+  CHECK(s.cache.alloc(900) == a);          // same rounded size: the cached block
+  CHECK(s.cache.free(a));
+  void* small = s.cache.alloc(300);        // 512 bytes: 1024 is more than 25% larger
+  CHECK(small != a);
+  CHECK(s.out.size() == 2);
+  CHECK(!s.cache.free(reinterpret_cast<void*>(0x10)));  // not ours: nothing changes
+  CHECK(s.cache.stats().reserved == 1536);
+
+  s.cache.reset_peaks();
+  CHECK(s.cache.stats().peak_in_use == 512);
+  CHECK(s.cache.has_cached());
+  s.cache.release_cached();  // gives back the cached 1024-byte block, not the one in use
+  CHECK(!s.cache.has_cached());
+  CHECK(s.frees == 1);
+  CHECK(s.cache.stats().reserved == 512);
+  CHECK(s.cache.free(small));
+}
+
+TEST_CASE("block cache: a failed raw allocation leaves everything as it was") {
+  Source s;
+  void* a = s.cache.alloc(4096);
+  s.cache.free(a);
+  s.fail = true;
+  CHECK(s.cache.alloc(100 * kMiB) == nullptr);
+  CHECK(s.cache.stats().reserved == 4096);
+  CHECK(s.cache.stats().in_use == 0);
+  CHECK(s.cache.alloc(4096) == a);  // the cache still serves what it has
+}
+
+TEST_CASE("block cache: a pool keeps a graph's blocks until it is dropped") {
+  Source s;
+  void* before = s.cache.alloc(8192);   // made before the capture, freed during it
+  void* kept = s.cache.alloc(2048);     // in use across the capture (an input)
+  const int id = s.cache.open_pool();
+  CHECK(id > 0);
+  CHECK(s.cache.pool_open());
+  CHECK_THROWS_AS(s.cache.open_pool(), lcam::InternalError);
+  CHECK(s.cache.free(before));          // joins the pool
+  void* t1 = s.cache.alloc(8000);       // served from the pool: the block just freed
+  CHECK(t1 == before);
+  void* t2 = s.cache.alloc(3 * kMiB);   // a new block for the pool
+  CHECK(s.for_pool.back());
+  CHECK(s.cache.free(t1));              // a temporary of the captured work
+  s.cache.close_pool();
+  CHECK(!s.cache.pool_open());
+
+  // After the capture the shared cache must not hand out the pool's blocks: the graph's
+  // replays still write them.
+  void* other = s.cache.alloc(8192);
+  CHECK(other != before);
+  CHECK(!s.for_pool.back());
+  s.cache.release_cached();             // nor give them back to the source
+  CHECK(s.out.count(before) == 1);
+
+  // The graph's output (t2) is still in use when the graph goes; it becomes ordinary.
+  s.cache.drop_pool(id);
+  CHECK(s.cache.free(t2));
+  CHECK(s.cache.alloc(3 * kMiB) == t2);  // now shared
+  CHECK(s.cache.free(other));
+  void* again = s.cache.alloc(8192);     // before's block or other's: both shared now
+  CHECK((again == before || again == other));
+  CHECK(s.cache.free(kept));
+  CHECK(s.cache.free(again));
+  CHECK(s.cache.free(t2));
+  s.cache.release_cached();
+  CHECK(s.out.empty());
+  CHECK(s.cache.stats().reserved == 0);
+  CHECK(s.cache.stats().in_use == 0);
+}
+
+}  // TEST_SUITE("engine")
