@@ -294,7 +294,9 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
   std::vector<cudnnConvolutionFwdAlgoPerf_t> heur(static_cast<size_t>(max_count));
   int n = 0;
   CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, plan.x, plan.w, plan.conv, plan.y, max_count, &n, heur.data()));
-  const size_t limit = cuda::ctx::workspace_limit();
+  // No candidate may grow the shared workspace past what this shape already uses (or 16 MiB):
+  // the fusion must not cost the memory the algorithm choice saved.
+  const size_t limit = std::min(cuda::ctx::workspace_limit(), std::max<size_t>(plan.fwd.workspace, size_t{16} << 20));
   // The heuristic's first candidates, and implicit precomputed GEMM (the algorithm cuDNN's
   // documentation names for the fused ReLU) wherever it stands in the list.
   int tried = 0;
