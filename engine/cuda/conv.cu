@@ -12,10 +12,11 @@
 // Bias and ReLU: either cuDNN's fused cudnnConvolutionBiasActivationForward (one kernel) or the
 // chosen convolution followed by a bias/ReLU kernel (kern::bias_act_at). cuDNN supports the
 // fused call with only some algorithms and activations, and it is not always faster, so the
-// first call of each (plan, activation) times both ways on the call's buffers — the separate
-// pair, and the fused call with each algorithm that fits and succeeds — and keeps the faster
-// (cuda::set_conv_fusion can force either way, for tests). db is a deterministic per-channel
-// reduction kernel.
+// first call of each (plan, activation, residual or not) times both ways on the call's buffers
+// — the separate pair, and the fused call with the heuristic's first algorithms that succeed
+// within the shape's own workspace — and keeps the faster (cuda::set_conv_fusion can force
+// either way, for tests). A residual z (a bottleneck's shortcut) goes into the same epilogue
+// kernel, or into the fused call's z. db is a deterministic per-channel reduction kernel.
 // TF32 on: CUDNN_TENSOR_OP_MATH (cuDNN may then use TF32 tensor cores, as PyTorch by default);
 // off: CUDNN_FMA_MATH (plain fp32 FMA).
 // Deliberately omits: grouped and dilated convolutions, NHWC, half precision, and a cache
