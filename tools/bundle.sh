@@ -3,7 +3,7 @@
 # (default build-gpu/) and packs them into a relocatable folder (default gpu-bundle/) for the
 # GPU machine: the two binaries, a lib/ with every shared library they load that the GPU machine
 # lacks (OpenBLAS and its Fortran runtime, OpenMP, fmt, szip/zlib, the CUDA runtime), an rpath
-# of $ORIGIN/lib, the test fixtures, data/, weights/ (the demo classifier), eight sample photos
+# of $ORIGIN/lib, the test fixtures, data/, weights/ (the demo classifier), twenty sample photos
 # (the CLI tests and the GPU check use them), tools/gpu-check.sh and the PyTorch bench scripts, and
 # bundle-info.txt (paths compiled into the tests, versions, the newest glibc/libstdc++ symbols
 # required).
@@ -105,11 +105,12 @@ cp -r data "$DEST/data"
 if [ "${LEAN:-0}" != 1 ] && [ -d weights ]; then cp -r weights "$DEST/weights"; fi
 if [ "${LEAN:-0}" != 1 ] && [ -d tests/fixtures ]; then cp -r tests/fixtures "$DEST/tests/fixtures"; fi
 
-# Eight sample photos in the layout the tests expect (SOURCE/../shared/data/imagenet-sample).
+# Twenty sample photos (the CLI training test needs 20) in the layout the tests expect
+# (SOURCE/../shared/data/imagenet-sample).
 samples_src="$ROOT/../shared/data/imagenet-sample"
 if [ -d "$samples_src" ]; then
   mkdir -p "$DEST/shared/data/imagenet-sample"
-  find "$samples_src" -maxdepth 1 -name '*.JPEG' | sort | head -n 8 | while read -r f; do
+  find "$samples_src" -maxdepth 1 -name '*.JPEG' | sort | head -n 20 | while read -r f; do
     cp "$f" "$DEST/shared/data/imagenet-sample/"
     b=$(basename "$f")
     grep -F "$b " "$ROOT/../shared/data/imagenet-sample.txt" 2>/dev/null || true

@@ -157,7 +157,7 @@ note "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 SRC_DIR=$(sed -n 's/^source_dir=//p' bundle-info.txt 2>/dev/null)
 BIN_PATH=$(sed -n 's/^lcam_binary=//p' bundle-info.txt 2>/dev/null)
 # Fixtures: the bundle's own, or (LEAN=1 bundles) the working tree's around it. Sample photos:
-# the eight the bundle carries.
+# the twenty the bundle carries.
 if [ -d "$HERE/tests/fixtures" ]; then FIX_ROOT=$HERE; else FIX_ROOT=$(cd "$HERE/.." && pwd); fi
 export LCAM_SOURCE_DIR="$FIX_ROOT" LCAM_SHARED_DIR="$HERE/shared" LCAM_BINARY="$HERE/lcam"
 if [ -n "$SRC_DIR" ] && [ ! -e "$SRC_DIR" ]; then
@@ -168,7 +168,7 @@ if [ -n "$BIN_PATH" ] && [ ! -e "$BIN_PATH" ]; then
   mkdir -p "$(dirname "$BIN_PATH")" 2>/dev/null && ln -s "$HERE/lcam" "$BIN_PATH" 2>/dev/null &&
     note "linked $BIN_PATH -> $HERE/lcam"
 fi
-# The CLI tests read SOURCE/../shared/data/imagenet-sample; the bundle carries eight of them.
+# The CLI tests read SOURCE/../shared/data/imagenet-sample; the bundle carries twenty of them.
 if [ -n "$SRC_DIR" ] && [ ! -e "$SRC_DIR/../shared/data" ] && [ -d "$HERE/shared/data" ]; then
   mkdir -p "$SRC_DIR/../shared" 2>/dev/null && ln -s "$HERE/shared/data" "$SRC_DIR/../shared/data" \
     2>/dev/null && note "linked $SRC_DIR/../shared/data -> $HERE/shared/data"
@@ -216,7 +216,7 @@ if wants maps; then
   bench scorecam,rise 150 1 --iters 2 --warmup 1
 fi
 
-# ---- 3. CLI on the GPU: random VGG-16 weights, eight sample photos ----------------------------
+# ---- 3. CLI on the GPU: random VGG-16 weights, the sample photos ----------------------------
 if wants cli; then
   samples=shared/data/imagenet-sample
   if ls "$samples"/*.JPEG >/dev/null 2>&1; then
@@ -232,7 +232,7 @@ if wants cli; then
 fi
 
 # ---- 4. the rest of the test suite (CPU ops, models, loaders, CLI) -----------------------------
-# The image suite is left out: it checks all 100 sample photos, the bundle carries eight.
+# The image suite is left out: it checks all 100 sample photos, the bundle carries twenty.
 wants rest && step "tests: all but cuda, image" 200 "$OUT/tests-rest.log" "$OUT/tests-rest.log" \
   ./lcam_tests --test-suite-exclude=cuda,image --duration=true
 
