@@ -183,7 +183,13 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
       nlohmann::json j{{"impl", "lcam"}, {"arch", arch}, {"work", work_name}, {"device", device_name(dev)}, {"batch", B},
                        {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms}, {"s_per_image", ms / 1000.0 / B},
                        {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}, {"graph", o.graph}};
-      if (dev == Device::CUDA) j["peak_reserved_mb"] = reserved_mb;
+      if (dev == Device::CUDA) {
+        j["peak_reserved_mb"] = reserved_mb;
+        // Convolution shapes so far (this process) that run cuDNN's fused bias/ReLU call.
+        const cuda::FusionCounts fc = cuda::conv_fusion_counts();
+        j["conv_fused"] = fc.fused;
+        j["conv_fusion_decided"] = fc.decided;
+      }
       if (o.layers && forward) {
         nlohmann::json l = nlohmann::json::array();
         for (int i = 0; i < model.size(); ++i)
@@ -192,7 +198,10 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
       }
       std::printf("%s\n", j.dump().c_str());
     } else {
-      const std::string mem = dev == Device::CUDA ? fmt::format("peak {:.1f} MiB in use on the device ({:.1f} MiB reserved)", peak_mb, reserved_mb)
+      const cuda::FusionCounts fc = cuda::conv_fusion_counts();
+      const std::string mem = dev == Device::CUDA ? fmt::format("peak {:.1f} MiB in use on the device ({:.1f} MiB reserved), "
+                                                                "{} of {} convolution variants fused so far",
+                                                                peak_mb, reserved_mb, fc.fused, fc.decided)
                                                   : fmt::format("peak {:.1f} MiB tensors", peak_mb);
       std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  %s, peak RSS rise %.1f MiB\n", B, ms, 1000.0 * B / ms, mem.c_str(),
                   rss_rise);

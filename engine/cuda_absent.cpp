@@ -32,6 +32,7 @@ void Graph::capture(const std::function<void()>&) { no_cuda(); }
 void Graph::replay() { no_cuda(); }
 void set_allow_tf32(bool) {}
 void set_conv_fusion(ConvFusion) {}
+FusionCounts conv_fusion_counts() { return {}; }
 std::string device_summary() { return "none (built without CUDA)"; }
 void range_push(const char*) {}
 void range_pop() {}

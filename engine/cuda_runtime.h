@@ -84,6 +84,12 @@ void set_allow_tf32(bool allow);
 // and Off force one way (tests, benchmarks). Default Auto.
 enum class ConvFusion { Auto, On, Off };
 void set_conv_fusion(ConvFusion mode);
+// Of the convolution shapes (and bias/ReLU/residual variants) decided so far, how many run the
+// fused call: {fused, decided} (benchmarks report it; {0, 0} without CUDA).
+struct FusionCounts {
+  int fused = 0, decided = 0;
+};
+FusionCounts conv_fusion_counts();
 
 // Device name and memory for logs ("NVIDIA H200, 139.8 GiB").
 std::string device_summary();

@@ -346,6 +346,10 @@ TEST_CASE("cuda parity: conv2d bias and ReLU fused by cuDNN, and not fused") {
       seed += 10;
     }
   }
+  const lcam::cuda::FusionCounts fc = lcam::cuda::conv_fusion_counts();
+  CHECK(fc.decided > 0);
+  CHECK(fc.fused <= fc.decided);
+  MESSAGE("convolution variants fused by cuDNN so far: " << fc.fused << " of " << fc.decided);
 }
 
 TEST_CASE("cuda parity: conv2d with TF32 tensor cores, and a cached plan reused") {

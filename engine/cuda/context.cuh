@@ -43,5 +43,8 @@ void channel_sum(float* out, const float* x, int N, int C, int64_t HW);
 // How conv2d_forward applies a bias: 0 the faster of fused and separate (timed per shape), 1
 // fused whenever cuDNN accepts it, 2 never fused. (conv.cu; cuda::set_conv_fusion)
 void set_conv_fusion_mode(int mode);
+// How many (shape, variant) forward convolutions have been decided so far, and how many of them
+// run cuDNN's fused call. (conv.cu; cuda::conv_fusion_counts)
+void conv_fusion_counts(int& fused, int& decided);
 
 }  // namespace lcam::gpu::detail

@@ -155,10 +155,14 @@ struct Plan {
 };
 
 // Plans are never evicted; the map lives for the process (see runtime.cu on teardown).
-Plan& plan_for(const ConvParams& p, bool aligned) {
+std::map<Key, std::unique_ptr<Plan>>& plans() {
   static auto* cache = new std::map<Key, std::unique_ptr<Plan>>;
+  return *cache;
+}
+
+Plan& plan_for(const ConvParams& p, bool aligned) {
   const bool tf32 = cuda::ctx::allow_tf32();
-  auto& slot = (*cache)[key_of(p, tf32, aligned)];
+  auto& slot = plans()[key_of(p, tf32, aligned)];
   if (!slot) slot = std::make_unique<Plan>(p, tf32);
   return *slot;
 }
@@ -436,6 +440,16 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
 
 namespace detail {
 void set_conv_fusion_mode(int mode) { g_fusion_mode = mode; }
+
+void conv_fusion_counts(int& fused, int& decided) {
+  fused = decided = 0;
+  for (const auto& [key, plan] : plans())
+    for (const auto& by_mode : plan->fusion)
+      for (const Plan::Fusion& f : by_mode) {
+        decided += f.decided;
+        fused += f.decided && f.fused;
+      }
+}
 }  // namespace detail
 
 }  // namespace lcam::gpu

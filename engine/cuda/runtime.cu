@@ -313,6 +313,12 @@ void Graph::replay() {
 
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 
+FusionCounts conv_fusion_counts() {
+  FusionCounts c;
+  gpu::detail::conv_fusion_counts(c.fused, c.decided);
+  return c;
+}
+
 void set_conv_fusion(ConvFusion mode) {
   gpu::detail::set_conv_fusion_mode(mode == ConvFusion::Auto ? 0 : mode == ConvFusion::On ? 1 : 2);
 }
