@@ -1,10 +1,10 @@
-// runtime_options.cpp — the --device / --threads / --precision options (see cli.h).
+// runtime_options.cpp — the --device / --threads / --precision / --conv-fusion options (see cli.h).
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/cli.h"             // RuntimeOptions
 #include "engine/backend.h"       // cpu::set_num_threads
 #include "engine/common.h"        // InputError
-#include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32
+#include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, set_conv_fusion
 
 namespace lcam::app {
 
@@ -14,6 +14,9 @@ void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   sub.add_option("--precision", precision, "GPU math: tf32 (tensor cores, as PyTorch) or fp32")
       ->check(CLI::IsMember({"tf32", "fp32"}));
+  sub.add_option("--conv-fusion", fusion,
+                 "GPU convolutions: auto (cuDNN's fused bias/ReLU call where it times faster), on, or off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
 }
 
 void ImageSizeOptions::add_to(CLI::App& sub) {
@@ -40,7 +43,10 @@ Device RuntimeOptions::apply() const {
   } else if (device == "auto" && cuda::available()) {
     d = Device::CUDA;
   }
-  if (d == Device::CUDA) cuda::set_allow_tf32(precision == "tf32");
+  if (d == Device::CUDA) {
+    cuda::set_allow_tf32(precision == "tf32");
+    cuda::set_conv_fusion(fusion == "on" ? cuda::ConvFusion::On : fusion == "off" ? cuda::ConvFusion::Off : cuda::ConvFusion::Auto);
+  }
   return d;
 }
 

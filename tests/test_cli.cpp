@@ -127,6 +127,9 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
       {"unknown flag", "predict " + kTiny + " --bogus " + good, "--bogus"},
       {"no subcommand", "", "subcommand"},
       {"bad topk", "predict " + kTiny + " --topk 0 " + good, "--topk"},
+      {"bad fusion mode", "predict " + kTiny + " --conv-fusion maybe " + good, "--conv-fusion"},
+      {"graph on the CPU", "bench --arch vgg16 --device cpu --graph", "--graph"},
+      {"graph of a work with host reads", "bench --arch vgg16 --work adic --graph", "--work adic"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);
