@@ -187,6 +187,7 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
         j["peak_reserved_mb"] = reserved_mb;
         // Convolution shapes so far (this process) that run cuDNN's fused bias/ReLU call.
         const cuda::FusionCounts fc = cuda::conv_fusion_counts();
+        j["conv_fusion"] = o.rt.fusion;
         j["conv_fused"] = fc.fused;
         j["conv_fusion_decided"] = fc.decided;
       }

@@ -6,7 +6,8 @@ by (arch, work, device, batch), and prints one Markdown table: ms per batch, ima
 seconds per image on each side, lcam's speed over PyTorch's, peak memory on each side and
 lcam's share of PyTorch's. Records without a partner get a row with the missing side blank.
 lcam records timed as CUDA graph replays (`"graph": true`) get rows of their own, their work
-marked "+graph", compared with the same (eager) PyTorch record.
+marked "+graph", compared with the same (eager) PyTorch record; so do records with cuDNN's
+fused convolutions switched off (`"conv_fusion": "off"`, marked "+nofusion").
 
 usage: bench_table.py LCAM.jsonl TORCH.jsonl [--out TABLE.md]
 """
@@ -28,7 +29,8 @@ def load(path):
                     r = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                work = r.get("work", "forward") + ("+graph" if r.get("graph") else "")
+                work = (r.get("work", "forward") + ("+graph" if r.get("graph") else "")
+                        + ("+nofusion" if r.get("conv_fusion") == "off" else ""))
                 key = (r.get("arch"), work, r.get("device"), int(r.get("batch", 0)))
                 recs[key] = r
     except OSError as e:
@@ -49,8 +51,8 @@ def main():
     ours, theirs = load(a.lcam), load(a.torch)
     order = {"forward": 0, "train-img": 1, "train-fm": 2, "train-img7x7": 3, "explain": 4, "gradcam": 5,
              "gradcampp": 6, "scorecam": 7, "rise": 8, "adic": 9}
-    def base(k):  # the PyTorch partner of a "+graph" row is the eager record of the same work
-        return (k[0], k[1][:-len("+graph")] if k[1].endswith("+graph") else k[1], k[2], k[3])
+    def base(k):  # the PyTorch partner of a "+graph" / "+nofusion" row: the record of the same work
+        return (k[0], k[1].split("+")[0], k[2], k[3])
 
     keys = sorted(set(ours) | set(theirs),
                   key=lambda k: (order.get(base(k)[1], 99), str(k[0]), str(k[2]), k[3], k[1]))

@@ -14,8 +14,9 @@
 #
 # usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
 # PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
-# training step, L-CAM and Grad-CAM maps, AD/IC benchmarks), maps (Score-CAM and RISE
-# benchmarks), cli, rest (the other suites). A second call with the parts the first one ran
+# training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then lcam's CUDA-graph rows), maps
+# (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off), cli, rest (the
+# other suites). A second call with the parts the first one ran
 # out of time for (e.g. `maps,rest`) finishes the set.
 set -u
 set -o pipefail
@@ -214,6 +215,11 @@ fi
 if wants maps; then
   # Score-CAM and RISE (C and 4000/8000 forward passes per image) on one image.
   bench scorecam,rise 150 1 --iters 2 --warmup 1
+  # What cuDNN's fused convolution + bias + ReLU brings: the forward pass and the training step
+  # with it switched off (lcam only; rows marked +nofusion).
+  step "bench lcam no fusion" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
+    --conv-fusion off --iters 5 --warmup 2 --json
 fi
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, the sample photos ----------------------------
