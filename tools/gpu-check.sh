@@ -16,8 +16,8 @@
 # PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
 # training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then lcam's CUDA-graph rows), maps
 # (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off), cli, rest (the
-# other suites). A second call with the parts the first one ran
-# out of time for (e.g. `maps,rest`) finishes the set.
+# other suites). A second call with the parts the first one ran out of time for (e.g.
+# `maps,rest`) finishes the set.
 set -u
 set -o pipefail
 
