@@ -83,6 +83,37 @@ Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
     throw InputError(fmt::format("unknown architecture '{}' (expected vgg16 or resnet50)", cfg_.arch));
   }
   if (cfg_.num_classes <= 0) throw InputError("num_classes must be positive");
+  // The early span that may run in chunks: through the second max-pool (or the only one), at
+  // most up to the feature maps.
+  int pools = 0;
+  for (int i = 0; i < size() && pools < 2; ++i)
+    if (dynamic_cast<MaxPool2d*>(modules_[i].get())) {
+      ++pools;
+      chunk_end_ = i + 1;
+    }
+  chunk_end_ = std::min(chunk_end_, features_end_);
+}
+
+int64_t Model::chunk_images(const Tensor& x, int begin) const {
+  const int64_t N = x.ndim() == 4 ? x.dim(0) : 0;
+  if (N <= 1 || begin >= chunk_end_) return N;
+  // The largest activation per image in [begin, chunk_end_), from the layers' shapes.
+  int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3), most = C * H * W;
+  for (int i = begin; i < chunk_end_; ++i) {
+    if (const auto* c = dynamic_cast<const Conv2d*>(modules_[i].get())) {
+      const ConvParams p{1, c->C_, static_cast<int>(H), static_cast<int>(W), c->K_, c->R_, c->R_, c->stride_, c->stride_, c->pad_, c->pad_};
+      C = c->K_, H = p.P(), W = p.Q();
+    } else if (const auto* m = dynamic_cast<const MaxPool2d*>(modules_[i].get())) {
+      const PoolParams p = m->shape_for({1, C, H, W});
+      H = p.P(), W = p.Q();
+    } else {
+      return N;  // a module whose output size is not known here: no split
+    }
+    most = std::max(most, C * H * W);
+  }
+  const int64_t per_image = most * static_cast<int64_t>(sizeof(float));
+  if (per_image <= 0 || per_image * N <= static_cast<int64_t>(chunk_bytes_)) return N;
+  return std::max<int64_t>(1, static_cast<int64_t>(chunk_bytes_) / per_image);
 }
 
 void Model::add(std::string name, std::unique_ptr<Module> m) {
@@ -120,8 +151,7 @@ void Model::finalize() {
   for (auto& m : modules_) m->finalize();
 }
 
-Tensor Model::forward_range(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook) {
-  LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("forward_range [{},{})", begin, end));
+Tensor Model::forward_plain(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook) {
   Tensor h = x;
   for (int i = begin; i < end; ++i) {
     {
@@ -133,14 +163,68 @@ Tensor Model::forward_range(const Tensor& x, int begin, int end, Tape* tape, con
   return h;
 }
 
-Tensor Model::backward_range(Tape& tape, const Tensor& dy, int begin, int end) {
-  LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("backward_range [{},{})", begin, end));
+Tensor Model::backward_plain(Tape& tape, const Tensor& dy, int begin, int end) {
   Tensor g = dy;
   for (int i = end - 1; i >= begin; --i) {
     cuda::TraceRange range(trace_bwd_[i]);
     g = modules_[i]->backward(tape, g);
   }
   return g;
+}
+
+// A span that crosses chunk_end_ (begin < chunk_end_ <= end) runs [begin, chunk_end_) on chunks
+// of the batch and writes the outputs side by side; with a tape, a marker {N, chunk} follows
+// the chunks' entries (pushed even when there is one chunk), so that backward_range can undo the
+// split: chunks in reverse order, each popping its own entries.
+Tensor Model::forward_range(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook) {
+  LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("forward_range [{},{})", begin, end));
+  if (hook || begin >= chunk_end_ || end < chunk_end_) return forward_plain(x, begin, end, tape, hook);
+  const int64_t N = x.ndim() == 4 ? x.dim(0) : 0, chunk = chunk_images(x, begin);
+  Tensor mid;
+  if (chunk >= N) {
+    mid = forward_plain(x, begin, chunk_end_, tape, hook);
+  } else {
+    cuda::TraceRange range(fmt::format("forward [{},{}) in chunks of {}", begin, chunk_end_, chunk));
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+      const int64_t n1 = std::min(N, n0 + chunk);
+      const Tensor y = forward_plain(x.slice0(n0, n1), begin, chunk_end_, tape, hook);
+      if (!mid.defined()) {
+        std::vector<int64_t> s = y.shape();
+        s[0] = N;
+        mid = Tensor::empty(s, y.device());
+      }
+      Tensor dst = mid.slice0(n0, n1);
+      dst.copy_from(y);
+    }
+  }
+  if (tape) tape->push_shape({N, std::min(chunk, N)});
+  return forward_plain(mid, chunk_end_, end, tape, hook);
+}
+
+Tensor Model::backward_range(Tape& tape, const Tensor& dy, int begin, int end) {
+  LCAM_REQUIRE(0 <= begin && begin <= end && end <= size(), fmt::format("backward_range [{},{})", begin, end));
+  if (begin >= chunk_end_ || end < chunk_end_) return backward_plain(tape, dy, begin, end);
+  const Tensor g = backward_plain(tape, dy, chunk_end_, end);
+  const std::vector<int64_t> marker = tape.pop_shape();
+  LCAM_REQUIRE(marker.size() == 2 && marker[0] == g.dim(0) && marker[1] >= 1,
+               "backward_range: the tape does not match the forward pass's chunks");
+  const int64_t N = marker[0], chunk = marker[1];
+  if (chunk >= N) return backward_plain(tape, g, begin, chunk_end_);
+  cuda::TraceRange range(fmt::format("backward [{},{}) in chunks of {}", begin, chunk_end_, chunk));
+  Tensor dx;
+  const int64_t last = (N - 1) / chunk * chunk;
+  for (int64_t n0 = last; n0 >= 0; n0 -= chunk) {  // the last chunk's entries are on top
+    const int64_t n1 = std::min(N, n0 + chunk);
+    const Tensor d = backward_plain(tape, g.slice0(n0, n1), begin, chunk_end_);
+    if (!dx.defined()) {
+      std::vector<int64_t> s = d.shape();
+      s[0] = N;
+      dx = Tensor::empty(s, d.device());
+    }
+    Tensor dst = dx.slice0(n0, n1);
+    dst.copy_from(d);
+  }
+  return dx;
 }
 
 ModelConfig read_model_config(const std::string& path) {

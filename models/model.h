@@ -51,8 +51,18 @@ class Model {
   void set_dropout_training(bool on, uint64_t seed);
 
   // Modules [begin, end) applied to x. tape == nullptr for inference.
+  // The early, high-resolution span [0, chunk_end()) (through the second max-pool, or the only
+  // one) runs a few images at a time when the batch's largest activation there would exceed
+  // chunk_bytes() (default 128 MiB): VGG-16's first blocks at batch 64 would otherwise hold
+  // two 822 MB maps at once. Same results per image; the tape records the split and
+  // backward_range follows it. Not with a hook (per-layer timing).
   Tensor forward_range(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook = {});
   Tensor backward_range(Tape& tape, const Tensor& dy, int begin, int end);
+  int chunk_end() const { return chunk_end_; }
+  size_t chunk_bytes() const { return chunk_bytes_; }
+  void set_chunk_bytes(size_t bytes) { chunk_bytes_ = bytes; }
+  // Images per chunk of [begin, chunk_end()) for input x (N itself when no split is needed).
+  int64_t chunk_images(const Tensor& x, int begin) const;
 
   int size() const { return static_cast<int>(modules_.size()); }
   int features_end() const { return features_end_; }
@@ -71,7 +81,10 @@ class Model {
   std::vector<std::unique_ptr<Module>> modules_;
   std::vector<std::string> names_;
   std::vector<std::string> trace_fwd_, trace_bwd_;  // profiler range names: "name kind", "backward name kind"
-  int features_end_ = 0, pool_end_ = 0;
+  Tensor forward_plain(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook);
+  Tensor backward_plain(Tape& tape, const Tensor& dy, int begin, int end);
+  int features_end_ = 0, pool_end_ = 0, chunk_end_ = 0;
+  size_t chunk_bytes_ = size_t{128} << 20;
   Device device_ = Device::CPU;
 };
 

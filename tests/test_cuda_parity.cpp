@@ -725,6 +725,18 @@ TEST_CASE("cuda: an L-CAM training step queues its work without one host synchro
   check_close("L-CAM dw", dwc, dwg, 1e-4);
 }
 
+TEST_CASE("cuda parity: early layers in chunks of the batch on the GPU") {
+  if (skip_without_cuda()) return;
+  Tf32Scope fp32(false);
+  const std::string wpath = lcam::test::fixture("tiny_vgg16.weights.h5");
+  auto cpu = lcam::load_model(wpath, "vgg16", Device::CPU);
+  auto gpu = lcam::load_model(wpath, "vgg16", Device::CUDA);
+  gpu->set_chunk_bytes(1);  // one image per chunk
+  const Tensor x = random({3, 3, 64, 64}, 86);
+  REQUIRE(gpu->chunk_images(x, 0) == 1);
+  model_parity("tiny VGG-16 in chunks", *cpu, *gpu, x, kTolGemm, 1e-4);
+}
+
 TEST_CASE("cuda: CUDA graph replays of the L-CAM explanation and training step") {
   if (skip_without_cuda()) return;
   Tf32Scope tf32(false);

@@ -69,6 +69,47 @@ ModelConfig tiny_vgg() {
 TEST_SUITE("models") {
 
 TEST_CASE("tiny VGG-16 matches PyTorch (float64 reference)") { check_model("tiny_vgg16"); }
+
+TEST_CASE("early layers in chunks of the batch: the same logits and input gradient") {
+  for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
+    CAPTURE(name);
+    h5::Reader ref(fixture(std::string(name) + ".ref.h5"));
+    auto model = load_model(fixture(std::string(name) + ".weights.h5"), ref.attr_string("arch").value(), Device::CPU);
+    REQUIRE(model->chunk_end() > 0);
+    const Tensor x = lcam::test::randn_t({5, 3, 48, 48}, 41);
+    const Tensor dl = lcam::test::randn_t({5, model->num_classes()}, 42);
+    auto run = [&](Tensor& logits) {
+      Tape tape;
+      logits = model->forward_range(x, 0, model->size(), &tape);
+      Tensor dx = model->backward_range(tape, dl, 0, model->size());
+      CHECK(tape.empty());
+      return dx;
+    };
+    Tensor l_whole, l_chunks;
+    const Tensor dx_whole = run(l_whole);
+    CHECK(model->chunk_images(x, 0) == 5);  // the default threshold: no split here
+    model->set_chunk_bytes(1);
+    CHECK(model->chunk_images(x, 0) == 1);
+    // The smallest threshold that allows two images per chunk (twice the largest activation).
+    size_t lo = 1, hi = size_t{1} << 30;
+    while (lo + 1 < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      model->set_chunk_bytes(mid);
+      (model->chunk_images(x, 0) <= 1 ? lo : hi) = mid;
+    }
+    // One image per chunk, then two (5 = 2 + 2 + 1).
+    for (size_t bytes : {size_t{1}, hi}) {
+      model->set_chunk_bytes(bytes);
+      CAPTURE(model->chunk_images(x, 0));
+      CHECK(model->chunk_images(x, 0) < 5);
+      const Tensor dx = run(l_chunks);
+      check_close("chunked logits", l_chunks.to_vector(), to_double(l_whole), 1e-6);
+      check_close("chunked input gradient", dx.to_vector(), to_double(dx_whole), 1e-6);
+    }
+    model->set_chunk_bytes(hi);
+    CHECK(model->chunk_images(x, 0) == 2);
+  }
+}
 TEST_CASE("tiny ResNet-50 matches PyTorch (float64 reference)") { check_model("tiny_resnet50"); }
 
 TEST_CASE("standard configurations have torchvision's parameter names and counts") {
