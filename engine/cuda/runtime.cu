@@ -201,30 +201,21 @@ void host_free_pinned(void* p) {
   if (p && !pinned_cache().free(p)) std::fprintf(stderr, "lcam: host_free_pinned of unknown pointer %p ignored\n", p);
 }
 
-void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
-  if (bytes == 0) return;
-  if (dst_dev == Device::CPU && src_dev == Device::CPU) {
-    std::memcpy(dst, src, bytes);
-    return;
-  }
-  cudaStream_t s = ctx::stream();
-  // Unified addressing lets the runtime infer the direction from the pointers.
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s));
-  // Device-to-device copies are ordered on the stream like every op; a copy that touches host
-  // memory completes before returning, so the caller may read or free that memory.
-  if (dst_dev == Device::CPU || src_dev == Device::CPU) {
-    ++g_host_syncs;
-    CUDA_CHECK(cudaStreamSynchronize(s));
-  }
-}
-
 void copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
   if (bytes == 0) return;
   if (dst_dev == Device::CPU && src_dev == Device::CPU) {
     std::memcpy(dst, src, bytes);
     return;
   }
+  // Unified addressing lets the runtime infer the direction from the pointers.
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ctx::stream()));
+}
+
+void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+  copy_async(dst, dst_dev, src, src_dev, bytes);
+  // Device-to-device copies are ordered on the stream like every op; a copy between host and
+  // device completes before returning, so the caller may read or free the host memory.
+  if (bytes != 0 && dst_dev != src_dev) synchronize();
 }
 
 void* record_event() {
