@@ -82,15 +82,17 @@ namespace {
 // a GPU every chunk of an image is queued back to back.
 void all_masked_scores(Tensor& scores, Model& model, const Tensor& xn, const Tensor& masks, int cls, int chunk) {
   const Device dev = xn.device();
-  const int64_t K = masks.dim(0), O = model.num_classes();
-  Tensor full;  // the class rows of a whole chunk, made once
+  const int64_t K = masks.dim(0);
+  // The class's rows in a chunk's flattened probabilities (b * classes + cls): made once, and
+  // their first B serve a shorter last chunk.
+  const Tensor rows = class_prob_rows(std::vector<int>(static_cast<size_t>(std::min<int64_t>(chunk, K)), cls),
+                                      model.num_classes(), dev);
   for (int64_t k0 = 0; k0 < K; k0 += chunk) {
     const int64_t B = std::min<int64_t>(chunk, K - k0);
-    if (B == chunk && !full.defined()) full = class_prob_rows(std::vector<int>(B, cls), O, dev);
     Tensor masked = Tensor::empty({B, 3, xn.dim(2), xn.dim(3)}, dev);
     mask_mul_forward(masked, xn, masks.slice0(k0, k0 + B));
     Tensor part = scores.slice0(k0, k0 + B);
-    class_probs_into(part, model.logits(masked), B == chunk ? full : class_prob_rows(std::vector<int>(B, cls), O, dev));
+    class_probs_into(part, model.logits(masked), rows.slice0(0, B));
   }
 }
 

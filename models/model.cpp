@@ -172,6 +172,20 @@ Tensor Model::backward_plain(Tape& tape, const Tensor& dy, int begin, int end) {
   return g;
 }
 
+namespace {
+// Copies `part` (images [n0, n0 + part.dim(0)) of a batch of N) into `whole`, which the first
+// part allocates with its own shape but N images.
+void place_chunk(Tensor& whole, int64_t N, int64_t n0, const Tensor& part) {
+  if (!whole.defined()) {
+    std::vector<int64_t> s = part.shape();
+    s[0] = N;
+    whole = Tensor::empty(s, part.device());
+  }
+  Tensor dst = whole.slice0(n0, n0 + part.dim(0));
+  dst.copy_from(part);
+}
+}  // namespace
+
 // A span that crosses chunk_end_ (begin < chunk_end_ <= end) runs [begin, chunk_end_) on chunks
 // of the batch and writes the outputs side by side; with a tape, a marker {N, chunk} follows
 // the chunks' entries (pushed even when there is one chunk), so that backward_range can undo the
@@ -187,14 +201,7 @@ Tensor Model::forward_range(const Tensor& x, int begin, int end, Tape* tape, con
     cuda::TraceRange range(fmt::format("forward [{},{}) in chunks of {}", begin, chunk_end_, chunk));
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
       const int64_t n1 = std::min(N, n0 + chunk);
-      const Tensor y = forward_plain(x.slice0(n0, n1), begin, chunk_end_, tape, hook);
-      if (!mid.defined()) {
-        std::vector<int64_t> s = y.shape();
-        s[0] = N;
-        mid = Tensor::empty(s, y.device());
-      }
-      Tensor dst = mid.slice0(n0, n1);
-      dst.copy_from(y);
+      place_chunk(mid, N, n0, forward_plain(x.slice0(n0, n1), begin, chunk_end_, tape, hook));
     }
   }
   if (tape) tape->push_shape({N, std::min(chunk, N)});
@@ -215,14 +222,7 @@ Tensor Model::backward_range(Tape& tape, const Tensor& dy, int begin, int end) {
   const int64_t last = (N - 1) / chunk * chunk;
   for (int64_t n0 = last; n0 >= 0; n0 -= chunk) {  // the last chunk's entries are on top
     const int64_t n1 = std::min(N, n0 + chunk);
-    const Tensor d = backward_plain(tape, g.slice0(n0, n1), begin, chunk_end_);
-    if (!dx.defined()) {
-      std::vector<int64_t> s = d.shape();
-      s[0] = N;
-      dx = Tensor::empty(s, d.device());
-    }
-    Tensor dst = dx.slice0(n0, n1);
-    dst.copy_from(d);
+    place_chunk(dx, N, n0, backward_plain(tape, g.slice0(n0, n1), begin, chunk_end_));
   }
   return dx;
 }
