@@ -301,17 +301,12 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
           const float* src = out + k * ld + j * PQ;
           const int64_t at = (static_cast<int64_t>(n0 + j) * p.K + k) * PQ;
           float* dst = y + at;
+          const float* zrow = z ? z + at : nullptr;
           const float bk = b ? b[k] : 0.f;
-          if (z) {
-            for (int64_t i = 0; i < PQ; ++i) {
-              const float v = src[i] + bk + z[at + i];
-              dst[i] = relu ? kern::relu(v) : v;
-            }
-          } else {
-            for (int64_t i = 0; i < PQ; ++i) {
-              const float v = src[i] + bk;
-              dst[i] = relu ? kern::relu(v) : v;
-            }
+          for (int64_t i = 0; i < PQ; ++i) {
+            float v = src[i] + bk;
+            if (zrow) v += zrow[i];
+            dst[i] = relu ? kern::relu(v) : v;
           }
         }
     }
