@@ -134,13 +134,17 @@ void sgemm1(bool ta, bool tb, int M, int N, int K, const float* A, int lda, cons
 
 // C[M,N] = op(A) op(B) + beta C with dense operands, split over the OpenMP threads: by blocks
 // of columns of C when N is wide, else by blocks of rows. OpenBLAS itself runs one thread per
-// call, so there is a single thread pool in the process.
-void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float* C,
-          float beta) {
+// call, so there is a single thread pool in the process. done(r0, r1, c0, c1) runs on the
+// thread that computed the block rows [r0, r1) x columns [c0, c1) of C, right after it, while
+// the block is still in that core's cache (a convolution's bias and ReLU).
+template <class Done>
+void gemm_then(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float* C, float beta,
+               Done&& done) {
   const int lda = ta ? M : K, ldb = tb ? K : N;
   const int nt = omp_get_max_threads();
   if (nt <= 1 || static_cast<int64_t>(M) * N * K < (1 << 18)) {
     sgemm1(ta, tb, M, N, K, A, lda, B, ldb, C, N, beta);
+    done(0, M, 0, N);
     return;
   }
   const bool by_cols = N >= M;  // split the larger side: each thread packs only its share
@@ -150,11 +154,34 @@ void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B,
   for (int t = 0; t < nt; ++t) {
     const int a = t * chunk, b = std::min(total, a + chunk);
     if (a >= b) continue;
-    if (by_cols)
+    if (by_cols) {
       sgemm1(ta, tb, M, b - a, K, A, lda, tb ? B + static_cast<int64_t>(a) * K : B + a, ldb, C + a, N, beta);
-    else
+      done(0, M, a, b);
+    } else {
       sgemm1(ta, tb, b - a, N, K, ta ? A + a : A + static_cast<int64_t>(a) * K, lda, B, ldb,
              C + static_cast<int64_t>(a) * N, N, beta);
+      done(a, b, 0, N);
+    }
+  }
+}
+
+void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float* C, float beta) {
+  gemm_then(ta, tb, M, N, K, A, B, C, beta, [](int, int, int, int) {});
+}
+
+// A convolution's epilogue on rows [k0, k1) (output channels) and columns [c0, c1) (pixels) of
+// one image's y[K, PQ]: y = act(y + b[k] + z), z (may be null) of y's shape.
+void bias_act_block(float* y, const float* b, const float* z, int k0, int k1, int64_t c0, int64_t c1, int64_t PQ,
+                    bool relu) {
+  for (int k = k0; k < k1; ++k) {
+    float* row = y + k * PQ;
+    const float* zrow = z ? z + k * PQ : nullptr;
+    const float bk = b ? b[k] : 0.f;
+    for (int64_t i = c0; i < c1; ++i) {
+      float v = row[i] + bk;
+      if (zrow) v += zrow[i];
+      row[i] = relu ? kern::relu(v) : v;
+    }
   }
 }
 
@@ -322,11 +349,13 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
         for (int t = 0; t < nt; ++t)
           im2col_tile(col, xn, p, 0, PQ, std::min(rows, t * chunk), std::min(rows, (t + 1) * chunk));
       }
-      gemm(false, false, p.K, static_cast<int>(PQ), static_cast<int>(CRS), w, col ? col : xn,
-           y + static_cast<int64_t>(n) * p.K * PQ, 0.f);
+      float* yn = y + static_cast<int64_t>(n) * p.K * PQ;
+      const float* zn = z ? z + static_cast<int64_t>(n) * p.K * PQ : nullptr;
+      gemm_then(false, false, p.K, static_cast<int>(PQ), static_cast<int>(CRS), w, col ? col : xn, yn, 0.f,
+                [&](int k0, int k1, int c0, int c1) {
+                  if (b || relu || zn) bias_act_block(yn, b, zn, k0, k1, c0, c1, PQ, relu);
+                });
     }
-    if (b || relu || z)
-      parallel_for(static_cast<int64_t>(p.N) * p.K * PQ, [&](int64_t i) { kern::bias_act_at(y, b, z, p.K, PQ, relu, i); });
     return;
   }
   // ~1 MiB of columns per tile, but at least 256 pixels (amortizes packing the weights).
@@ -347,17 +376,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
       sgemm1(false, false, p.K, static_cast<int>(len), static_cast<int>(CRS), w, static_cast<int>(CRS), col,
              static_cast<int>(len), yn + p0, static_cast<int>(PQ), 0.f);
     }
-    if (b || relu || z)
-      for (int k = 0; k < p.K; ++k) {
-        float* row = yn + k * PQ + p0;
-        const float* zrow = z ? z + n * p.K * PQ + k * PQ + p0 : nullptr;
-        const float bk = b ? b[k] : 0.f;
-        for (int64_t i = 0; i < len; ++i) {
-          float v = row[i] + bk;
-          if (zrow) v += zrow[i];
-          row[i] = relu ? kern::relu(v) : v;
-        }
-      }
+    if (b || relu || z) bias_act_block(yn, b, z ? z + n * p.K * PQ : nullptr, 0, p.K, p0, p0 + len, PQ, relu);
   }
 }
 

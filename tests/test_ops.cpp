@@ -118,9 +118,12 @@ TEST_CASE("conv2d forward of deep layers in groups of images (columns side by si
 
 TEST_CASE("conv2d forward with a residual: act(conv + b + z) on every schedule") {
   // Direct kernel (16 outputs, stride 1, 3x3), grouped deep layers (PQ < K, several images),
-  // one image's deep layer, pixel tiles (PQ >= K); with and without the ReLU.
+  // one image's deep layer (small: one thread; larger, 3x3 and 1x1: its GEMM split by output
+  // channels over the threads, each finishing its rows), pixel tiles (PQ >= K); with and
+  // without the ReLU.
   for (const ConvParams p : {ConvParams{2, 8, 12, 12, 16, 3, 3, 1, 1, 1, 1}, ConvParams{5, 4, 9, 9, 120, 1, 1, 1, 1, 0, 0},
-                             ConvParams{1, 6, 7, 7, 64, 3, 3, 1, 1, 1, 1}, ConvParams{2, 5, 20, 20, 24, 1, 1, 2, 2, 0, 0}}) {
+                             ConvParams{1, 6, 7, 7, 64, 3, 3, 1, 1, 1, 1}, ConvParams{1, 32, 8, 8, 160, 3, 3, 1, 1, 1, 1},
+                             ConvParams{1, 300, 6, 6, 400, 1, 1, 1, 1, 0, 0}, ConvParams{2, 5, 20, 20, 24, 1, 1, 2, 2, 0, 0}}) {
     CAPTURE(p.K);
     Tensor x = randn_t({p.N, p.C, p.H, p.W}, 31), w = randn_t({p.K, p.C, p.R, p.S}, 32, 0.3f), b = randn_t({p.K}, 33);
     Tensor z = randn_t({p.N, p.K, p.P(), p.Q()}, 34);
