@@ -153,8 +153,9 @@ int run_train(TrainOptions o) {
     // The batch stays in flight with its step: its page-locked images must not be refilled by
     // the loader before the device has copied them.
     struct InFlight {
-      PendingRead stats;
-      int64_t map_elements = 0, step = 0, seen = 0;
+      PendingRead read;
+      Lcam::StepStats stats;
+      int64_t step = 0, seen = 0;
       Batch batch;
     };
     std::optional<InFlight> inflight;
@@ -162,7 +163,7 @@ int run_train(TrainOptions o) {
       if (!inflight) return;
       InFlight f = std::move(*inflight);
       inflight.reset();
-      const LossTerms t = lcam.loss_terms(f.stats.wait(), f.map_elements, f.batch.labels);
+      const LossTerms t = lcam.loss_terms(f.read.wait(), f.stats, f.batch.labels);
       if (!std::isfinite(t.total)) {
         // A diverged run is a matter of settings (the learning rate), not of the engine.
         const std::string kept = std::filesystem::exists(o.out)
@@ -199,7 +200,7 @@ int run_train(TrainOptions o) {
       ++st.step;
       PendingRead read(stats.values);
       settle();  // the previous step, while this one runs
-      inflight = InFlight{std::move(read), stats.map_elements, st.step, seen, std::move(b)};
+      inflight = InFlight{std::move(read), stats, st.step, seen, std::move(b)};
       b = Batch();
       if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) {
         settle();

@@ -106,6 +106,14 @@ Tensor Tensor::from_vector(const std::vector<float>& v, std::vector<int64_t> sha
   return dev == Device::CPU ? host : host.to(dev);
 }
 
+Tensor Tensor::from_i32(const std::vector<int32_t>& v, std::vector<int64_t> shape, Device dev) {
+  Tensor host = empty(std::move(shape), Device::CPU, DType::I32);
+  LCAM_REQUIRE(static_cast<int64_t>(v.size()) == host.numel(),
+               fmt::format("{} values for shape {}", v.size(), host.shape_str()));
+  if (!v.empty()) std::memcpy(host.data_i32(), v.data(), v.size() * sizeof(int32_t));
+  return dev == Device::CPU ? host : host.to_async(dev);
+}
+
 int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape_) n *= d;

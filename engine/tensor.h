@@ -46,6 +46,9 @@ class Tensor {
   static Tensor zeros(std::vector<int64_t> shape, Device dev = Device::CPU, DType dt = DType::F32);
   static Tensor from_vector(const std::vector<float>& v, std::vector<int64_t> shape,
                             Device dev = Device::CPU);
+  // An int32 tensor (indices) from host values; bound for the GPU, it is queued without waiting
+  // (to_async from pageable memory: v may change at once).
+  static Tensor from_i32(const std::vector<int32_t>& v, std::vector<int64_t> shape, Device dev = Device::CPU);
 
   bool defined() const { return storage_ != nullptr; }
   // True when no other Tensor shares this storage (a pooled buffer the consumer released).

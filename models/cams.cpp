@@ -30,6 +30,7 @@ CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& clas
   const int64_t N = x01.dim(0);
   LCAM_REQUIRE(static_cast<int64_t>(classes.size()) == N, "one class per image");
   const int K = model.num_classes();
+  check_classes(classes, K, "class");
   Tensor x = Tensor::empty(x01.shape(), dev);
   normalize_forward(x, x01, kImagenetMean, kImagenetStd);
   Tensor A = model.forward_range(x, 0, model.features_end(), nullptr);
@@ -41,7 +42,6 @@ CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& clas
   std::vector<float> dz(static_cast<size_t>(N) * K, 0.f), expS(N, 0.f);
   for (int64_t n = 0; n < N; ++n) {
     const int c = classes[n];
-    if (c < 0 || c >= K) throw InputError(fmt::format("class {} out of range [0,{})", c, K));
     if (method == GradCam::Plain) {
       dz[n * K + c] = 1.f;
       continue;
@@ -63,10 +63,10 @@ CamResult grad_cam(Model& model, const Tensor& x01, const std::vector<int>& clas
   const int kind = method == GradCam::Plain ? 0 : method == GradCam::PlusPlus ? 1 : 2;
   cam_weights(r.weights, A, g, kind ? Tensor::from_vector(expS, {N}, dev) : Tensor(), kind);
   // sum_k w[n,k] A[n,k]: the attention's gathered GEMM with the weights as a table of N rows.
-  Tensor rows = Tensor::empty({N, 1}, Device::CPU, DType::I32);
-  for (int64_t n = 0; n < N; ++n) rows.data_i32()[n] = static_cast<int32_t>(n);
+  std::vector<int32_t> rows(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) rows[n] = static_cast<int32_t>(n);
   Tensor raw = Tensor::empty({N, 1, h, w}, dev);
-  attention_forward(raw, A, r.weights, Tensor::zeros({N}, dev), dev == Device::CPU ? rows : rows.to(dev));
+  attention_forward(raw, A, r.weights, Tensor::zeros({N}, dev), Tensor::from_i32(rows, {N, 1}, dev));
   relu_forward(raw, raw);
   r.cam = Tensor::empty(raw.shape(), dev);
   minmax_normalize(r.cam, raw);

@@ -93,13 +93,11 @@ std::vector<float> class_probs(const Tensor& logits, const std::vector<int>& cla
 }
 
 Tensor class_prob_rows(const std::vector<int>& classes, int64_t K, Device dev) {
+  check_classes(classes, K, "class");
   const int64_t N = static_cast<int64_t>(classes.size());
-  Tensor t = Tensor::empty({N}, Device::CPU, DType::I32);
-  for (int64_t n = 0; n < N; ++n) {
-    if (classes[n] < 0 || classes[n] >= K) throw InputError(fmt::format("class {} out of range [0,{})", classes[n], K));
-    t.data_i32()[n] = static_cast<int32_t>(n * K + classes[n]);
-  }
-  return dev == Device::CPU ? t : t.to_async(dev);
+  std::vector<int32_t> rows(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) rows[n] = static_cast<int32_t>(n * K + classes[n]);
+  return Tensor::from_i32(rows, {N}, dev);
 }
 
 void class_probs_into(Tensor& out, const Tensor& logits, const Tensor& rows) {

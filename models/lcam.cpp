@@ -56,27 +56,20 @@ LossTerms Lcam::forward_backward(const Attention& a, const Tensor& x01, const st
   return loss_terms(enqueue_forward_backward(a, x01, idx, dw, db, dropout_seed), labels);
 }
 
-void Lcam::check_labels(const Attention& a, const std::vector<int>& labels) const {
-  const int K = static_cast<int>(std::min<int64_t>(a.w.dim(0), backbone_.num_classes()));
-  for (int l : labels)
-    if (l < 0 || l >= K) throw InputError(fmt::format("label {} out of range [0,{}) for a model with {} classes", l, K, K));
-}
-
 Lcam::StepIndex Lcam::step_index(const Attention& a, const std::vector<int>& labels, Device dev) const {
-  check_labels(a, labels);
+  const int64_t K = std::min<int64_t>(a.w.dim(0), backbone_.num_classes());
+  check_classes(labels, K, "label", fmt::format(" for a model with {} classes", K));
   const int64_t N = static_cast<int64_t>(labels.size());
   // Maps per image: the own label only (paper), or every label of the batch (official).
   const int64_t J = opt_.official_selection ? N : 1;
-  // One host tensor [rows (N*J) | own (N) | labels (N)], one upload, three views.
-  Tensor host = Tensor::empty({N * J + 2 * N}, Device::CPU, DType::I32);
-  int32_t* p = host.data_i32();
+  // One index tensor [rows (N*J) | own (N) | labels (N)], one upload, three views.
+  std::vector<int32_t> p(static_cast<size_t>(N * J + 2 * N));
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t j = 0; j < J; ++j) p[n * J + j] = labels[J == 1 ? n : j];
     p[N * J + n] = static_cast<int32_t>(n * J + (J == 1 ? 0 : n));
     p[N * J + N + n] = labels[n];
   }
-  // Queued without waiting: the runtime stages the pageable source before returning.
-  const Tensor all = dev == Device::CPU ? host : host.to_async(dev);
+  const Tensor all = Tensor::from_i32(p, {N * J + 2 * N}, dev);
   return {all.slice0(0, N * J).reshape({N, J}), all.slice0(N * J, N * J + N), all.slice0(N * J + N, N * J + 2 * N)};
 }
 
@@ -90,6 +83,7 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
   Tensor F = features(x01);
   const int64_t h = F.dim(2), w = F.dim(3), hw = h * w;
   Tensor stats = Tensor::empty({2 * N + 2}, dev);
+  StepStats out{stats, 0, 2.0 * static_cast<double>(N)};
   Tensor ce_rows = stats.slice0(0, N), area_sum = stats.slice0(N, N + 1), tv_sum = stats.slice0(N + 1, N + 2);
   Tensor predicted = stats.slice0(N + 2, 2 * N + 2);
 
@@ -97,6 +91,7 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
   attention_forward(c, F, a.w, a.b, idx.rows);
   Tensor m = Tensor::empty(c.shape(), dev);
   sigmoid_forward(m, c);
+  out.area_count = static_cast<double>(m.numel());
   Tensor m_own = Tensor::empty({N, 1, h, w}, dev);
   take_rows(m_own, m.reshape({N * J, hw}), idx.own);
 
@@ -146,7 +141,7 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
   // Regularizers on the selected maps: m itself (J = 1: the own maps; J = N: all N x N).
   if (!opt_.ce_only) {
     area_loss_sum(area_sum, dm, m, opt_.w_area, opt_.area_eps, opt_.area_power);
-    tv_loss_sum(tv_sum, dm, m, opt_.w_tv, opt_.tv_border, 2.f * static_cast<float>(N));
+    tv_loss_sum(tv_sum, dm, m, opt_.w_tv, opt_.tv_border, static_cast<float>(out.tv_count));
   } else {
     area_sum.fill_zero();
     tv_sum.fill_zero();
@@ -156,22 +151,22 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
   dw.fill_zero();
   db.fill_zero();
   attention_backward(dw, db, dc, F, idx.rows);
-  return {stats, m.numel()};
+  return out;
 }
 
 LossTerms Lcam::loss_terms(const StepStats& stats, const std::vector<int>& labels) const {
-  return loss_terms(stats.values.to_vector(), stats.map_elements, labels);  // the step's one host synchronization
+  return loss_terms(stats.values.to_vector(), stats, labels);  // the step's one host synchronization
 }
 
-LossTerms Lcam::loss_terms(const std::vector<float>& v, int64_t map_elements, const std::vector<int>& labels) const {
+LossTerms Lcam::loss_terms(const std::vector<float>& v, const StepStats& stats, const std::vector<int>& labels) const {
   const int64_t N = static_cast<int64_t>(labels.size());
   LCAM_REQUIRE(static_cast<int64_t>(v.size()) == 2 * N + 2, "loss_terms: stats of another batch size");
   LossTerms t;
   t.count = static_cast<int>(N);
   t.ce = mean_of(std::vector<float>(v.begin(), v.begin() + N));
   if (!opt_.ce_only) {
-    t.area = opt_.w_area * static_cast<double>(v[N]) / static_cast<double>(map_elements);
-    t.tv = opt_.w_tv * static_cast<double>(v[N + 1]) / (2.0 * static_cast<double>(N));
+    t.area = opt_.w_area * static_cast<double>(v[N]) / stats.area_count;
+    t.tv = opt_.w_tv * static_cast<double>(v[N + 1]) / stats.tv_count;
   }
   for (int64_t n = 0; n < N; ++n) t.correct += static_cast<int>(v[N + 2 + n]) == labels[n];
   t.total = (opt_.ce_only ? 1.0 : opt_.w_ce) * t.ce + t.area + t.tv;
@@ -179,14 +174,9 @@ LossTerms Lcam::loss_terms(const std::vector<float>& v, int64_t map_elements, co
 }
 
 Tensor Lcam::class_rows(const Attention& a, const std::vector<int>& classes, Device dev) {
-  const int64_t K = a.w.dim(0);
-  Tensor t = Tensor::empty({static_cast<int64_t>(classes.size()), 1}, Device::CPU, DType::I32);
-  for (size_t i = 0; i < classes.size(); ++i) {
-    if (classes[i] < 0 || classes[i] >= K)
-      throw InputError(fmt::format("class {} out of range [0,{}) for the attention mechanism", classes[i], K));
-    t.data_i32()[i] = classes[i];
-  }
-  return dev == Device::CPU ? t : t.to(dev);
+  check_classes(classes, a.w.dim(0), "class", " for the attention mechanism");
+  return Tensor::from_i32(std::vector<int32_t>(classes.begin(), classes.end()), {static_cast<int64_t>(classes.size()), 1},
+                          dev);
 }
 
 Tensor Lcam::class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes) {

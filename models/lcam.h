@@ -69,13 +69,15 @@ class Lcam {
   // class (as float) after masking; loss_terms turns them into LossTerms.
   struct StepStats {
     Tensor values;
-    int64_t map_elements = 0;  // elements of the regularized maps (the area term's mean)
+    // The denominators of the area and TV means (their gradients used the same): the elements
+    // of the regularized maps, and 2N (TV's two directions per image).
+    double area_count = 0, tv_count = 0;
   };
   StepStats enqueue_forward_backward(const Attention& a, const Tensor& x01, const StepIndex& idx, Tensor& dw,
                                      Tensor& db, uint64_t dropout_seed = 0);
   LossTerms loss_terms(const StepStats& stats, const std::vector<int>& labels) const;
   // The same from the values already read to the host (a PendingRead of stats.values).
-  LossTerms loss_terms(const std::vector<float>& values, int64_t map_elements, const std::vector<int>& labels) const;
+  LossTerms loss_terms(const std::vector<float>& values, const StepStats& stats, const std::vector<int>& labels) const;
 
   // Inference: the pre-sigmoid maps c [N,1,h,w] of the given class per image.
   Tensor class_maps(const Attention& a, const Tensor& x01, const std::vector<int>& classes);
@@ -92,7 +94,6 @@ class Lcam {
 
  private:
   Tensor features(const Tensor& x01);  // F [N,C,h,w] of the normalized image
-  void check_labels(const Attention& a, const std::vector<int>& labels) const;
   int feature_end() const;
   Model& backbone_;
   LcamOptions opt_;
