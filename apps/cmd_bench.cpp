@@ -191,6 +191,10 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
         j["conv_fusion"] = o.rt.fusion;
         j["conv_fused"] = fc.fused;
         j["conv_fusion_decided"] = fc.decided;
+        j["precision"] = o.rt.precision;
+        const cuda::Bf16Counts bc = cuda::conv_bf16_counts();
+        j["conv_bf16"] = bc.used;
+        j["conv_bf16_refused"] = bc.refused;
       }
       if (o.layers && forward) {
         nlohmann::json l = nlohmann::json::array();

@@ -12,8 +12,10 @@ void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--device", device, "cpu, cuda, or auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  sub.add_option("--precision", precision, "GPU math: tf32 (tensor cores, as PyTorch) or fp32")
-      ->check(CLI::IsMember({"tf32", "fp32"}));
+  sub.add_option("--precision", precision,
+                 "GPU math: tf32 (tensor cores, as PyTorch), fp32, or bf16 (convolutions on bfloat16 operands with "
+                 "float32 accumulation, TF32 elsewhere)")
+      ->check(CLI::IsMember({"tf32", "fp32", "bf16"}));
   sub.add_option("--conv-fusion", fusion,
                  "GPU convolutions: auto (cuDNN's fused bias/ReLU call where it times faster), on, or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
@@ -44,7 +46,8 @@ Device RuntimeOptions::apply() const {
     d = Device::CUDA;
   }
   if (d == Device::CUDA) {
-    cuda::set_allow_tf32(precision == "tf32");
+    cuda::set_allow_tf32(precision != "fp32");
+    cuda::set_conv_bf16(precision == "bf16");
     cuda::set_conv_fusion(fusion == "on" ? cuda::ConvFusion::On : fusion == "off" ? cuda::ConvFusion::Off : cuda::ConvFusion::Auto);
   }
   return d;

@@ -33,6 +33,8 @@ void Graph::replay() { no_cuda(); }
 void set_allow_tf32(bool) {}
 void set_conv_fusion(ConvFusion) {}
 FusionCounts conv_fusion_counts() { return {}; }
+void set_conv_bf16(bool) {}
+Bf16Counts conv_bf16_counts() { return {}; }
 std::string device_summary() { return "none (built without CUDA)"; }
 void range_push(const char*) {}
 void range_pop() {}

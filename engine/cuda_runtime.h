@@ -91,6 +91,16 @@ struct FusionCounts {
 };
 FusionCounts conv_fusion_counts();
 
+// bfloat16 convolutions (default off): forward and data-gradient convolutions whose channel
+// counts are multiples of 8 round their inputs and weights to bfloat16 and run in NHWC on
+// tensor cores with float32 accumulation (outputs stay float32 NCHW); the rest as before.
+// Shapes cuDNN refuses in bf16 fall back to float32 and are counted.
+void set_conv_bf16(bool on);
+struct Bf16Counts {
+  int used = 0, refused = 0;
+};
+Bf16Counts conv_bf16_counts();
+
 // Device name and memory for logs ("NVIDIA H200, 139.8 GiB").
 std::string device_summary();
 

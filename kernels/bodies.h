@@ -5,7 +5,8 @@
 // Letters: N,C,H,W input; P,Q output; i a flat output index in row-major order.
 #pragma once
 #include <cmath>    // expf, logf
-#include <cstdint>  // int32_t, int64_t
+#include <cstdint>  // int32_t, int64_t, uint16_t
+#include <cstring>  // std::memcpy (host bit casts)
 
 #include "engine/common.h"  // ENGINE_HD
 #include "engine/ops.h"     // ConvParams, PoolParams
@@ -13,6 +14,34 @@
 namespace lcam::kern {
 
 ENGINE_HD inline float relu(float v) { return v > 0.f ? v : 0.f; }
+
+// bfloat16 as its bits: the upper half of a float32. bf16_from_float rounds to nearest, ties to
+// even (as __float2bfloat16_rn and torch); a NaN stays a quiet NaN, overflow gives infinity.
+ENGINE_HD inline uint32_t float_bits(float f) {
+#ifdef __CUDA_ARCH__
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+ENGINE_HD inline float bits_float(uint32_t u) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+ENGINE_HD inline uint16_t bf16_from_float(float f) {
+  uint32_t u = float_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+ENGINE_HD inline float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
 
 ENGINE_HD inline void relu_fwd_at(float* y, const float* x, int64_t i) { y[i] = relu(x[i]); }
 ENGINE_HD inline void relu_bwd_at(float* dx, const float* dy, const float* y, int64_t i) {

@@ -27,6 +27,7 @@
 #include "models/evaluation.h"    // kept_scores (AD/IC parity)
 #include "models/lcam.h"          // Lcam, Attention (training-step parity)
 #include "models/model.h"         // load_model, random_model (whole-model parity)
+#include "kernels/bodies.h"       // kern::bf16_from_float (bf16 references)
 #include "tests/test_util.h"      // fixture
 
 namespace {
@@ -370,6 +371,106 @@ TEST_CASE("cuda parity: conv2d with TF32 tensor cores, and a cached plan reused"
   }
 }
 
+// ---- bfloat16 convolutions ------------------------------------------------------------------------
+
+// Switches bf16 convolutions on for one test case (TF32 off elsewhere, so that the float32
+// fallbacks are exact), restoring the defaults afterwards.
+struct Bf16Scope {
+  Bf16Scope() {
+    lcam::cuda::set_conv_bf16(true);
+    lcam::cuda::set_allow_tf32(false);
+  }
+  ~Bf16Scope() {
+    lcam::cuda::set_conv_bf16(false);
+    lcam::cuda::set_allow_tf32(true);
+  }
+  Bf16Scope(const Bf16Scope&) = delete;
+  Bf16Scope& operator=(const Bf16Scope&) = delete;
+};
+
+Tensor round_bf16(const Tensor& t) {
+  std::vector<float> v = t.to_vector();
+  for (float& f : v) f = lcam::kern::bf16_to_float(lcam::kern::bf16_from_float(f));
+  return Tensor::from_vector(v, t.shape());
+}
+
+// The bf16 path's result against a float32 CPU reference computed from the same rounded
+// operands: products of bf16 values are exact in float32, so what remains is the rounding of
+// the convolution's output to bf16 (half an ulp: 2^-8 of |acc|) and the order of summation.
+// `acc` is that reference convolution alone; `want` = act(acc + b + z).
+void check_bf16(const std::string& what, const Tensor& acc, const Tensor& want, const Tensor& got) {
+  const std::vector<float> a = acc.to_vector(), r = want.to_vector(), g = got.to_vector();
+  REQUIRE(a.size() == g.size());
+  double amax = 0.0;
+  for (float v : a) amax = std::max(amax, static_cast<double>(std::fabs(v)));
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double tol = 4.5e-3 * std::fabs(a[i]) + 1e-5 * amax;
+    if (!(std::fabs(static_cast<double>(g[i]) - r[i]) <= tol) && bad++ == 0) first = i;
+  }
+  CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << g.size() << " outside bf16 rounding, first at " << first
+                               << ": " << g[first] << " vs " << r[first]);
+}
+
+TEST_CASE("cuda parity: bfloat16 convolutions (NHWC, float32 accumulation) against rounded operands") {
+  if (skip_without_cuda()) return;
+  Bf16Scope bf16;
+  const lcam::cuda::Bf16Counts before = lcam::cuda::conv_bf16_counts();
+  uint32_t seed = 700;
+  int eligible = 0;
+  for (const ConvParams& p : {conv(2, 16, 12, 12, 32, 3, 1, 1), conv(2, 64, 14, 14, 128, 1, 2, 0),
+                              conv(2, 32, 15, 13, 64, 3, 2, 1), conv(3, 8, 9, 9, 8, 1, 1, 0),
+                              conv(2, 3, 32, 32, 16, 7, 2, 3)}) {
+    const std::string name = conv_name(p) + " bf16";
+    const bool bf = p.C % 8 == 0 && p.K % 8 == 0;  // else the float32 path (a first layer)
+    eligible += bf;
+    const Shape ys = {p.N, p.K, p.P(), p.Q()}, xs = {p.N, p.C, p.H, p.W}, ws = {p.K, p.C, p.R, p.S};
+    const Tensor x = random(xs, seed), w = random(ws, seed + 1, -0.3f, 0.3f), b = random({p.K}, seed + 2);
+    const Tensor z = random(ys, seed + 3), dy = random(ys, seed + 4);
+    seed += 10;
+    const Tensor xr = bf ? round_bf16(x) : x, wr = bf ? round_bf16(w) : w, dyr = bf ? round_bf16(dy) : dy;
+    const Tensor none;
+    Tensor acc = Tensor::empty(ys);
+    lcam::conv2d_forward(acc, xr, wr, none, p, false);
+    const std::vector<float> av = acc.to_vector(), bv = b.to_vector(), zv = z.to_vector();
+    const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q();
+    for (int with_z = 0; with_z < 2; ++with_z)
+      for (int relu = 0; relu < 2; ++relu) {
+        std::vector<float> want(av.size());
+        for (size_t i = 0; i < av.size(); ++i) {
+          float v = av[i] + bv[(i / PQ) % p.K] + (with_z ? zv[i] : 0.f);
+          want[i] = relu ? std::max(v, 0.f) : v;
+        }
+        Tensor yg = Tensor::empty(ys, Device::CUDA);
+        if (with_z)
+          lcam::conv2d_forward_add(yg, on_gpu(x), on_gpu(w), on_gpu(b), on_gpu(z), p, relu != 0);
+        else
+          lcam::conv2d_forward(yg, on_gpu(x), on_gpu(w), on_gpu(b), p, relu != 0);
+        check_bf16(name + " forward z=" + std::to_string(with_z) + " relu=" + std::to_string(relu), acc,
+                   Tensor::from_vector(want, ys), yg.to(Device::CPU));
+      }
+    // Without bias or ReLU the output is the bf16 result itself: every value a bf16 number.
+    Tensor yg = Tensor::empty(ys, Device::CUDA);
+    lcam::conv2d_forward(yg, on_gpu(x), on_gpu(w), none, p, false);
+    const std::vector<float> yv = yg.to_vector();
+    size_t wide = 0;
+    for (float v : yv) wide += (lcam::kern::float_bits(v) & 0xffffu) != 0;
+    if (bf)
+      CHECK_MESSAGE(wide == 0, name << ": " << wide << " outputs are not bf16 values (the float32 path ran?)");
+    check_bf16(name + " forward", acc, acc, Tensor::from_vector(yv, ys));
+
+    Tensor dxc = Tensor::empty(xs), dxg = Tensor::empty(xs, Device::CUDA);
+    lcam::conv2d_backward_data(dxc, dyr, wr, p);
+    lcam::conv2d_backward_data(dxg, on_gpu(dy), on_gpu(w), p);
+    check_bf16(name + " backward data", dxc, dxc, dxg.to(Device::CPU));
+  }
+  const lcam::cuda::Bf16Counts after = lcam::cuda::conv_bf16_counts();
+  CHECK(after.refused == before.refused);
+  CHECK(after.used >= before.used + 1);
+  MESSAGE("bf16 convolution shapes in use: " << after.used << ", refused by cuDNN: " << after.refused << " ("
+                                             << eligible << " eligible shapes here)");
+}
+
 TEST_CASE("cuda parity: linear forward/backward, fp32 and TF32") {
   if (skip_without_cuda()) return;
   struct Case { int N, F, O; };
@@ -568,6 +669,50 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
   check_close("resnet50 logits with TF32", cpu->logits(x), gpu->logits(on_gpu(x)), 2e-2);
 }
 
+
+TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, against float32") {
+  if (skip_without_cuda()) return;
+  // What bf16 costs in accuracy: the GPU in bf16 against the CPU in float32. Relative errors
+  // are printed; the bounds are loose (bf16 keeps 8 significant bits; random weights amplify).
+  {
+    Bf16Scope bf16;
+    for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
+      const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
+      const std::string arch = lcam::read_model_config(w).arch;
+      auto cpu = lcam::load_model(w, arch, Device::CPU);
+      auto gpu = lcam::load_model(w, arch, Device::CUDA);
+      model_parity(std::string(name) + " bf16", *cpu, *gpu, random({2, 3, 64, 64}, 7), 5e-2, 5e-2);
+    }
+    for (const char* arch : {"vgg16", "resnet50"}) {
+      auto cpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
+      cpu->finalize();
+      auto gpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
+      gpu->finalize();
+      gpu->to(Device::CUDA);
+      const Tensor x = random({2, 3, 224, 224}, 8, -2.f, 2.f);
+      const double e = rel_l2(cpu->logits(x), gpu->logits(on_gpu(x)));
+      MESSAGE(arch << " logits in bf16: relative L2 difference " << e);
+      CHECK(e <= 5e-2);
+    }
+    const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
+    auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
+    auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
+    lcam::Lcam lc(*cpu, {}), lg(*gpu, {});
+    const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 3, Device::CPU);
+    const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
+    const Tensor x01 = random({4, 3, 64, 64}, 81, 0.f, 1.f);
+    const std::vector<int> labels = {1, 7, 1, 3};
+    Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
+    Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
+    const lcam::LossTerms tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
+    const lcam::LossTerms tg = lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg);
+    const double el = std::fabs(tc.total - tg.total) / std::fabs(tc.total), ew = rel_l2(dwc, dwg);
+    MESSAGE("L-CAM-Img step in bf16: loss relative difference " << el << ", dw relative L2 " << ew);
+    CHECK(el <= 1e-2);
+    CHECK(ew <= 5e-2);
+  }
+  CHECK(lcam::cuda::conv_bf16_counts().refused == 0);
+}
 
 // ---- L-CAM ops and a whole training step --------------------------------------------------------
 

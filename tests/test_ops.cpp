@@ -11,6 +11,7 @@
 #include "engine/backend.h"      // cpu::cross_entropy, cpu::gather_rows (the kernels themselves)
 #include "engine/common.h"   // InputError, InternalError
 #include "engine/ops.h"      // the ops under test
+#include "kernels/bodies.h"   // kern::bf16_from_float (the bf16 convolutions' rounding)
 #include "tests/test_util.h" // randn_t, numeric_grad, check_close
 
 using namespace lcam;
@@ -139,6 +140,31 @@ TEST_CASE("conv2d forward with a residual: act(conv + b + z) on every schedule")
     CHECK_THROWS_AS(conv2d_forward_add(z, x, w, b, z, p, true), InternalError);  // z must not be y
     CHECK_THROWS_AS(conv2d_forward_add(y, x, w, b, Tensor::empty({1, 2, 3, 4}), p, true), InternalError);
   }
+}
+
+TEST_CASE("bfloat16 rounding: nearest, ties to even, as torch") {
+  using lcam::kern::bf16_from_float;
+  using lcam::kern::bf16_to_float;
+  using lcam::kern::bits_float;
+  CHECK(bf16_from_float(1.f) == 0x3f80);
+  CHECK(bf16_from_float(-2.f) == 0xc000);
+  CHECK(bf16_from_float(bits_float(0x3f808000u)) == 0x3f80);  // tie, even stays
+  CHECK(bf16_from_float(bits_float(0x3f818000u)) == 0x3f82);  // tie, odd rounds up to even
+  CHECK(bf16_from_float(bits_float(0x3f808001u)) == 0x3f81);  // above the tie
+  CHECK(bf16_from_float(bits_float(0x3f807fffu)) == 0x3f80);  // below it
+  CHECK(bf16_from_float(bits_float(0x3fffffffu)) == 0x4000);  // carries into the exponent
+  CHECK(bf16_from_float(std::numeric_limits<float>::max()) == 0x7f80);  // overflows to infinity
+  CHECK(bf16_from_float(std::numeric_limits<float>::infinity()) == 0x7f80);
+  CHECK(bf16_from_float(-std::numeric_limits<float>::infinity()) == 0xff80);
+  CHECK(std::isnan(bf16_to_float(bf16_from_float(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(std::isnan(bf16_to_float(bf16_from_float(bits_float(0x7f800001u)))));  // a NaN with low bits only
+  CHECK(bf16_to_float(bf16_from_float(1e-40f)) == bits_float(0x00010000u));    // subnormals round too
+  CHECK(bf16_to_float(0x4049) == 3.140625f);
+  // torch.tensor([0.1, 1/3, 1000.7, -5e-3]).bfloat16().view(torch.int16)
+  CHECK(bf16_from_float(0.1f) == 0x3dcd);
+  CHECK(bf16_from_float(1.f / 3.f) == 0x3eab);
+  CHECK(bf16_from_float(1000.7f) == 0x447a);
+  CHECK(bf16_from_float(-5e-3f) == 0xbba4);
 }
 
 TEST_CASE("linear forward and backward") {

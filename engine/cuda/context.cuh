@@ -38,6 +38,12 @@ namespace lcam::gpu::detail {
 // y[N,C,HW] = act(y + b[c] + z) in place; b and z (a residual of y's shape) may be null; relu
 // selects act = max(0,.). (kernels.cu)
 void bias_act(float* y, const float* b, const float* z, int N, int C, int64_t HW, bool relu);
+// The bfloat16 convolutions' layout changes (kernels.cu), through shared-memory tiles:
+// out[N,HW,C] = bf16(in[N,C,HW]) (rounded to nearest even; also weights [K,C,RS] -> [K,RS,C]),
+// and out[N,C,HW] = act(float(in[N,HW,C]) + b[c] + z) in float32 (b, z may be null).
+void to_nhwc_bf16(uint16_t* out, const float* in, int N, int C, int64_t HW);
+void from_nhwc_bf16(float* out, const uint16_t* in, const float* b, const float* z, int N, int C, int64_t HW,
+                    bool relu);
 // out[c] = sum over n and hw of x[N,C,HW] (overwrite), one block per channel. (kernels.cu)
 void channel_sum(float* out, const float* x, int N, int C, int64_t HW);
 // How conv2d_forward applies a bias: 0 the faster of fused and separate (timed per shape), 1
@@ -46,5 +52,9 @@ void set_conv_fusion_mode(int mode);
 // How many (shape, variant) forward convolutions have been decided so far, and how many of them
 // run cuDNN's fused call. (conv.cu; cuda::conv_fusion_counts)
 void conv_fusion_counts(int& fused, int& decided);
+// bfloat16 convolutions on or off, and how many shapes run them / fell back to float32 because
+// cuDNN refused them. (conv.cu; cuda::set_conv_bf16, cuda::conv_bf16_counts)
+void set_conv_bf16(bool on);
+void conv_bf16_counts(int& used, int& refused);
 
 }  // namespace lcam::gpu::detail

@@ -19,13 +19,21 @@
 // kernel, or into the fused call's z. db is a deterministic per-channel reduction kernel.
 // TF32 on: CUDNN_TENSOR_OP_MATH (cuDNN may then use TF32 tensor cores, as PyTorch by default);
 // off: CUDNN_FMA_MATH (plain fp32 FMA).
-// Deliberately omits: grouped and dilated convolutions, NHWC, half precision, and a cache
-// limit (a model has a few dozen shapes).
+// bfloat16 (cuda::set_conv_bf16): the forward and data-gradient convolutions whose channel
+// counts are multiples of 8 run on bfloat16 operands in NHWC with float32 accumulation (cuDNN's
+// pseudo-bf16 configuration, tensor cores). Inputs and weights are rounded and transposed into
+// scratch buffers by a tiled kernel, and the bf16 NHWC output comes back to float32 NCHW in one
+// kernel with the bias, residual and ReLU. Weights are converted on every call: no cache that a
+// freed and reallocated tensor could alias. A shape cuDNN cannot run that way falls back to the
+// float32 path (counted, see conv_bf16_counts). Weight gradients stay float32.
+// Deliberately omits: grouped and dilated convolutions, NHWC outside the bf16 calls, and a
+// cache limit (a model has a few dozen shapes).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output.
 #include <algorithm>         // std::sort (timings)
 #include <cstdint>           // std::uintptr_t
 #include <initializer_list>  // aligned16's argument
 #include <map>               // std::map plan cache
+#include <set>               // std::set (shapes refused in bf16)
 #include <memory>            // std::unique_ptr
 #include <string>            // std::string (error messages)
 #include <tuple>             // std::tuple cache key
@@ -45,12 +53,13 @@ namespace lcam::gpu {
 namespace {
 
 int g_fusion_mode = 0;  // 0 auto, 1 on, 2 off (set_conv_fusion_mode)
+bool g_bf16 = false;    // set_conv_bf16
 
-using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, bool>;
+using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, bool, bool>;
 
-Key key_of(const ConvParams& p, bool tf32, bool aligned) {
+Key key_of(const ConvParams& p, bool tf32, bool aligned, bool bf16) {
   return {p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, tf32,
-          aligned};
+          aligned, bf16};
 }
 
 bool aligned16(std::initializer_list<const void*> ptrs) {
@@ -78,7 +87,9 @@ struct Choice {
 
 struct Plan {
   ConvParams p{};
-  bool tf32 = false;
+  bool tf32 = false;  // tensor-core math allowed (TF32 for float32 plans; always for bf16 ones)
+  bool bf16 = false;  // bfloat16 NHWC operands, float32 accumulation
+  bool unusable = false;  // a bf16 plan cuDNN could not run: the shape takes the float32 path
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
@@ -93,16 +104,17 @@ struct Plan {
   cudnnTensorDescriptor_t bias = nullptr;          // [1,K,1,1], made on first use
   cudnnActivationDescriptor_t act[2] = {nullptr, nullptr};  // identity, ReLU
 
-  Plan(const ConvParams& params, bool allow_tf32) : p(params), tf32(allow_tf32) {
+  Plan(const ConvParams& params, bool allow_tf32, bool bfloat16)
+      : p(params), tf32(allow_tf32 || bfloat16), bf16(bfloat16) {
+    const cudnnTensorFormat_t layout = bf16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    const cudnnDataType_t type = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     try {
       CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
       CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
       CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
       CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
-      CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.N, p.C,
-                                             p.H, p.W));
-      CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, p.K, p.C,
-                                             p.R, p.S));
+      CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, layout, type, p.N, p.C, p.H, p.W));
+      CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, type, layout, p.K, p.C, p.R, p.S));
       CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, p.pad_h, p.pad_w, p.stride_h, p.stride_w,
                                                   1, 1, CUDNN_CROSS_CORRELATION,
                                                   CUDNN_DATA_FLOAT));
@@ -114,8 +126,7 @@ struct Plan {
                             std::to_string(k) + "," + std::to_string(pp) + "," +
                             std::to_string(q) + "] differs from the engine's for " +
                             shape_of(p));
-      CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.N, p.K,
-                                             p.P(), p.Q()));
+      CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, layout, type, p.N, p.K, p.P(), p.Q()));
     } catch (...) {
       destroy();
       throw;
@@ -160,12 +171,45 @@ std::map<Key, std::unique_ptr<Plan>>& plans() {
   return *cache;
 }
 
-Plan& plan_for(const ConvParams& p, bool aligned) {
-  const bool tf32 = cuda::ctx::allow_tf32();
-  auto& slot = plans()[key_of(p, tf32, aligned)];
-  if (!slot) slot = std::make_unique<Plan>(p, tf32);
+Plan& plan_for(const ConvParams& p, bool aligned, bool bf16 = false) {
+  const bool tf32 = bf16 || cuda::ctx::allow_tf32();  // bf16 plans always use tensor cores
+  auto& slot = plans()[key_of(p, tf32, aligned, bf16)];
+  if (!slot) slot = std::make_unique<Plan>(p, tf32, bf16);
   return *slot;
 }
+
+// Shapes whose bf16 descriptors cuDNN rejected (the plan could not even be made).
+std::set<Key>& refused_bf16() {
+  static auto* keys = new std::set<Key>;
+  return *keys;
+}
+
+// The bf16 plan for this shape when bf16 convolutions are on and the shape suits them (channel
+// counts multiples of 8, as the tensor-core NHWC kernels want; a first layer's 3 inputs do
+// not), else nullptr: the float32 path.
+Plan* bf16_plan_for(const ConvParams& p) {
+  if (!g_bf16 || p.C <= 0 || p.C % 8 != 0 || p.K % 8 != 0) return nullptr;
+  const Key key = key_of(p, true, true, true);
+  if (refused_bf16().count(key)) return nullptr;
+  try {
+    Plan& plan = plan_for(p, true, true);
+    return plan.unusable ? nullptr : &plan;
+  } catch (const InternalError&) {
+    refused_bf16().insert(key);
+    return nullptr;
+  }
+}
+
+// A bfloat16 scratch buffer from the caching allocator, returned to it at scope exit.
+struct Bf16Buffer {
+  size_t bytes;
+  uint16_t* p;
+  explicit Bf16Buffer(int64_t n)
+      : bytes(sizeof(uint16_t) * static_cast<size_t>(n)), p(static_cast<uint16_t*>(cuda::device_alloc(bytes))) {}
+  ~Bf16Buffer() { cuda::device_free(p, bytes); }
+  Bf16Buffer(const Bf16Buffer&) = delete;
+  Bf16Buffer& operator=(const Bf16Buffer&) = delete;
+};
 
 // Picks from perf results (any of the three perf struct types). Timed results (Find): the
 // smallest workspace among the successful ones within kTimeSlack of the fastest that fit
@@ -328,7 +372,7 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
 
 namespace {
 
-void choose_forward(Plan& plan, float* y, const float* x, const float* w) {
+void choose_forward(Plan& plan, void* y, const void* x, const void* w) {
   cudnnHandle_t h = cuda::ctx::cudnn();
   if (!plan.fwd.chosen) {
     int max_count = 0;
@@ -346,14 +390,52 @@ void choose_forward(Plan& plan, float* y, const float* x, const float* w) {
   }
 }
 
-void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
+// The chosen forward algorithm alone: y = conv(x, w), in the plan's types and layout.
+void run_forward(Plan& plan, void* y, const void* x, const void* w) {
   const float one = 1.f, zero = 0.f;
   void* ws = cuda::ctx::workspace(plan.fwd.workspace);
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.fwd.math));
   CUDNN_CHECK(cudnnConvolutionForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
                                       static_cast<cudnnConvolutionFwdAlgo_t>(plan.fwd.algo), ws,
                                       plan.fwd.workspace, &zero, plan.y, y));
+}
+
+void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
+  run_forward(plan, y, x, w);
   detail::bias_act(y, b, z, plan.p.N, plan.p.K, static_cast<int64_t>(plan.p.P()) * plan.p.Q(), relu);
+}
+
+// Runs `work` on a bf16 plan; an InternalError from cuDNN while the plan has not run yet (no
+// algorithm, an unsupported configuration) marks the shape unusable and returns false, so that
+// the caller takes the float32 path. Later failures propagate.
+template <class Work>
+bool try_bf16(Plan& plan, const Choice& choice, Work work) {
+  if (choice.chosen) {
+    work();
+    return true;
+  }
+  try {
+    work();
+    return true;
+  } catch (const InternalError&) {
+    plan.unusable = true;
+    return false;
+  }
+}
+
+// y = act(conv(x, w) + b + z) with bfloat16 operands (see the top of this file).
+bool forward_bf16(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
+  const ConvParams& p = plan.p;
+  const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
+  return try_bf16(plan, plan.fwd, [&] {
+    Bf16Buffer xb(static_cast<int64_t>(p.N) * p.C * HW), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
+        yb(static_cast<int64_t>(p.N) * p.K * PQ);
+    detail::to_nhwc_bf16(xb.p, x, p.N, p.C, HW);
+    detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
+    choose_forward(plan, yb.p, xb.p, wb.p);
+    run_forward(plan, yb.p, xb.p, wb.p);
+    detail::from_nhwc_bf16(y, yb.p, b, z, p.N, p.K, PQ, relu);
+  });
 }
 
 }  // namespace
@@ -361,6 +443,7 @@ void run_separate(Plan& plan, float* y, const float* x, const float* w, const fl
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
                     bool relu) {
   if (p.N <= 0 || p.K <= 0) return;
+  if (Plan* bp = bf16_plan_for(p); bp && forward_bf16(*bp, y, x, w, b, z, relu)) return;
   Plan& plan = plan_for(p, aligned16({y, x, w, z}));
   choose_forward(plan, y, x, w);
   const int mode = g_fusion_mode;
@@ -375,9 +458,10 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   run_separate(plan, y, x, w, b, z, relu);
 }
 
-void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
-  if (p.N <= 0 || p.C <= 0) return;
-  Plan& plan = plan_for(p, aligned16({dx, dy, w}));
+namespace {
+
+// dx = the data gradient of conv(., w) at dy, in the plan's types and layout.
+void backward_data(Plan& plan, void* dx, const void* dy, const void* w) {
   cudnnHandle_t h = cuda::ctx::cudnn();
   const float one = 1.f, zero = 0.f;
   if (!plan.bwd_data.chosen) {
@@ -401,6 +485,27 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
       h, &one, plan.w, w, plan.y, dy, plan.conv,
       static_cast<cudnnConvolutionBwdDataAlgo_t>(plan.bwd_data.algo), ws, plan.bwd_data.workspace,
       &zero, plan.x, dx));
+}
+
+bool backward_data_bf16(Plan& plan, float* dx, const float* dy, const float* w) {
+  const ConvParams& p = plan.p;
+  const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
+  return try_bf16(plan, plan.bwd_data, [&] {
+    Bf16Buffer dyb(static_cast<int64_t>(p.N) * p.K * PQ), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
+        dxb(static_cast<int64_t>(p.N) * p.C * HW);
+    detail::to_nhwc_bf16(dyb.p, dy, p.N, p.K, PQ);
+    detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
+    backward_data(plan, dxb.p, dyb.p, wb.p);
+    detail::from_nhwc_bf16(dx, dxb.p, nullptr, nullptr, p.N, p.C, HW, false);
+  });
+}
+
+}  // namespace
+
+void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
+  if (p.N <= 0 || p.C <= 0) return;
+  if (Plan* bp = bf16_plan_for(p); bp && backward_data_bf16(*bp, dx, dy, w)) return;
+  backward_data(plan_for(p, aligned16({dx, dy, w})), dx, dy, w);
 }
 
 void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x,
@@ -449,6 +554,18 @@ void conv_fusion_counts(int& fused, int& decided) {
         decided += f.decided;
         fused += f.decided && f.fused;
       }
+}
+
+void set_conv_bf16(bool on) { g_bf16 = on; }
+
+void conv_bf16_counts(int& used, int& refused) {
+  used = 0;
+  refused = static_cast<int>(refused_bf16().size());
+  for (const auto& [key, plan] : plans())
+    if (plan->bf16) {
+      refused += plan->unusable;
+      used += !plan->unusable && (plan->fwd.chosen || plan->bwd_data.chosen);
+    }
 }
 }  // namespace detail
 

@@ -150,6 +150,59 @@ __global__ void channel_sum_kernel(float* out, const float* x, int N, int C, int
 
 }  // namespace
 
+// ---- layout changes for the bfloat16 convolutions (conv.cu) ------------------------------------
+// A 32x32 tile of an image's [C, HW] plane goes through shared memory (one spare column keeps
+// the transposed reads free of bank conflicts), so both the float32 NCHW side and the bfloat16
+// NHWC side are read and written along rows. Block 32x8: each thread moves 4 elements.
+constexpr int kTile = 32, kTileRows = 8;
+
+// out[n, hw, c] = bf16(in[n, c, hw]).
+__global__ void to_nhwc_bf16_kernel(uint16_t* out, const float* in, int C, int64_t HW) {
+  __shared__ float tile[kTile][kTile + 1];
+  const int64_t n = blockIdx.z, hw0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int c0 = blockIdx.y * kTile;
+  for (int j = threadIdx.y; j < kTile; j += kTileRows) {
+    const int c = c0 + j;
+    const int64_t hw = hw0 + threadIdx.x;
+    if (c < C && hw < HW) tile[j][threadIdx.x] = in[(n * C + c) * HW + hw];
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < kTile; j += kTileRows) {
+    const int64_t hw = hw0 + j;
+    const int c = c0 + threadIdx.x;
+    if (c < C && hw < HW) out[(n * HW + hw) * C + c] = kern::bf16_from_float(tile[threadIdx.x][j]);
+  }
+}
+
+// out[n, c, hw] = act(in[n, hw, c] + b[c] + z[n, c, hw]) in float32; b and z may be null.
+__global__ void from_nhwc_bf16_kernel(float* out, const uint16_t* in, const float* b, const float* z, int C,
+                                      int64_t HW, bool relu) {
+  __shared__ float tile[kTile][kTile + 1];
+  const int64_t n = blockIdx.z, hw0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int c0 = blockIdx.y * kTile;
+  for (int j = threadIdx.y; j < kTile; j += kTileRows) {
+    const int64_t hw = hw0 + j;
+    const int c = c0 + threadIdx.x;
+    if (c < C && hw < HW) tile[j][threadIdx.x] = kern::bf16_to_float(in[(n * HW + hw) * C + c]);
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < kTile; j += kTileRows) {
+    const int c = c0 + j;
+    const int64_t hw = hw0 + threadIdx.x;
+    if (c < C && hw < HW) {
+      const int64_t at = (n * C + c) * HW + hw;
+      float v = tile[threadIdx.x][j] + (b ? b[c] : 0.f);
+      if (z) v += z[at];
+      out[at] = relu ? kern::relu(v) : v;
+    }
+  }
+}
+
+dim3 tile_grid(int N, int C, int64_t HW) {
+  return dim3(static_cast<unsigned int>(CEIL_DIV(HW, kTile)), static_cast<unsigned int>(CEIL_DIV(C, kTile)),
+              static_cast<unsigned int>(N));
+}
+
 // ---- launchers: lcam::gpu ops (semantics in engine/ops.h) ------------------------------------
 void relu_forward(float* y, const float* x, int64_t L) {
   if (L <= 0) return;
@@ -264,7 +317,7 @@ namespace detail {
 
 void bias_act(float* y, const float* b, const float* z, int N, int C, int64_t HW, bool relu) {
   const int64_t L = static_cast<int64_t>(N) * C * HW;
-  if (L <= 0 || (!b && !relu)) return;
+  if (L <= 0 || (!b && !z && !relu)) return;
   bias_act_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(y, b, z, C, HW, relu, L);
   CUDA_CHECK(cudaGetLastError());
 }
@@ -274,6 +327,22 @@ void channel_sum(float* out, const float* x, int N, int C, int64_t HW) {
   // N == 0 or HW == 0 still launches: every channel sum is then written as 0.
   channel_sum_kernel<<<static_cast<unsigned int>(C), kBlock, 0, cuda::ctx::stream()>>>(out, x, N,
                                                                                        C, HW);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void to_nhwc_bf16(uint16_t* out, const float* in, int N, int C, int64_t HW) {
+  if (N <= 0 || C <= 0 || HW <= 0) return;
+  LCAM_REQUIRE(N <= 65535, "to_nhwc_bf16: at most 65535 images per call");
+  to_nhwc_bf16_kernel<<<tile_grid(N, C, HW), dim3(kTile, kTileRows), 0, cuda::ctx::stream()>>>(out, in, C, HW);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void from_nhwc_bf16(float* out, const uint16_t* in, const float* b, const float* z, int N, int C, int64_t HW,
+                    bool relu) {
+  if (N <= 0 || C <= 0 || HW <= 0) return;
+  LCAM_REQUIRE(N <= 65535, "from_nhwc_bf16: at most 65535 images per call");
+  from_nhwc_bf16_kernel<<<tile_grid(N, C, HW), dim3(kTile, kTileRows), 0, cuda::ctx::stream()>>>(out, in, b, z, C,
+                                                                                                   HW, relu);
   CUDA_CHECK(cudaGetLastError());
 }
 

@@ -310,6 +310,14 @@ FusionCounts conv_fusion_counts() {
   return c;
 }
 
+void set_conv_bf16(bool on) { gpu::detail::set_conv_bf16(on); }
+
+Bf16Counts conv_bf16_counts() {
+  Bf16Counts c;
+  gpu::detail::conv_bf16_counts(c.used, c.refused);
+  return c;
+}
+
 void set_conv_fusion(ConvFusion mode) {
   gpu::detail::set_conv_fusion_mode(mode == ConvFusion::Auto ? 0 : mode == ConvFusion::On ? 1 : 2);
 }
