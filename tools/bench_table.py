@@ -7,7 +7,10 @@ seconds per image on each side, lcam's speed over PyTorch's, peak memory on each
 lcam's share of PyTorch's. Records without a partner get a row with the missing side blank.
 lcam records timed as CUDA graph replays (`"graph": true`) get rows of their own, their work
 marked "+graph", compared with the same (eager) PyTorch record; so do records with cuDNN's
-fused convolutions switched off (`"conv_fusion": "off"`, marked "+nofusion").
+fused convolutions switched off (`"conv_fusion": "off"`, marked "+nofusion"). Records in
+bfloat16 (`"precision": "bf16"`: lcam's bf16 convolutions, PyTorch's autocast) are marked
+"+bf16"; an lcam "+bf16" row is compared with PyTorch's "+bf16" record when there is one, else
+with its float32 (TF32) record.
 
 usage: bench_table.py LCAM.jsonl TORCH.jsonl [--out TABLE.md]
 """
@@ -30,7 +33,8 @@ def load(path):
                 except json.JSONDecodeError:
                     continue
                 work = (r.get("work", "forward") + ("+graph" if r.get("graph") else "")
-                        + ("+nofusion" if r.get("conv_fusion") == "off" else ""))
+                        + ("+nofusion" if r.get("conv_fusion") == "off" else "")
+                        + ("+bf16" if r.get("precision") == "bf16" else ""))
                 key = (r.get("arch"), work, r.get("device"), int(r.get("batch", 0)))
                 recs[key] = r
     except OSError as e:
@@ -54,13 +58,17 @@ def main():
     def base(k):  # the PyTorch partner of a "+graph" / "+nofusion" row: the record of the same work
         return (k[0], k[1].split("+")[0], k[2], k[3])
 
+    def partner(k):  # PyTorch's record for an lcam row: bf16 with bf16 where PyTorch has it
+        bf = (k[0], k[1].split("+")[0] + "+bf16", k[2], k[3])
+        return theirs.get(bf) if "+bf16" in k[1] and bf in theirs else theirs.get(base(k))
+
     keys = sorted(set(ours) | set(theirs),
                   key=lambda k: (order.get(base(k)[1], 99), str(k[0]), str(k[2]), k[3], k[1]))
     rows = ["| model | work | device | batch | lcam ms/batch | lcam images/s | PyTorch ms/batch | PyTorch images/s "
             "| lcam / PyTorch speed | lcam peak MiB | PyTorch peak MiB | lcam / PyTorch memory |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for k in keys:
-        o, t = ours.get(k), theirs.get(base(k))
+        o, t = ours.get(k), partner(k)
         oms, tms = o and o.get("median_ms"), t and t.get("median_ms")
         omem, tmem = o and o.get("peak_mem_mb"), t and t.get("peak_mem_mb")
         speed = tms / oms if oms and tms else None

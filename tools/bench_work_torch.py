@@ -22,8 +22,13 @@ several comma-separated --arch and --work values run in turn in one process):
     (a stable sort per map, the lowest zeroed) times the image, and their probabilities.
 Random weights (torchvision's init): speed does not depend on their values. CPU: perf_counter;
 CUDA: events. Reports the median ms per batch, images/s, seconds per image and peak memory
-(CUDA: max_memory_allocated; CPU: peak RSS rise). Omits data loading, AMP and torch.compile.
+(CUDA: max_memory_allocated; CPU: peak RSS rise). `--amp bf16` runs each call under
+torch.autocast with bfloat16 (PyTorch's mixed precision: convolutions and matrix products in
+bf16, the partner of `lcam bench --precision bf16`); records then say "precision": "bf16".
+Omits data loading and torch.compile.
 """
+
+import contextlib
 
 import argparse
 import json
@@ -206,6 +211,7 @@ def main():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--tf32", choices=("on", "off"), default=None)
+    p.add_argument("--amp", choices=("off", "bf16"), default="off", help="bf16: each call under torch.autocast")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if a.method:
@@ -250,6 +256,7 @@ def bench_one(a, net, dev):
         torch.cuda.reset_peak_memory_stats()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     step = make_work(a, net, dev)
+    amp = (lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)) if a.amp == "bf16" else contextlib.nullcontext
     times = []
     for i in range(a.warmup + a.iters):
         if i == a.warmup and dev.type == "cuda":  # the steady state's peak, as lcam bench
@@ -257,13 +264,15 @@ def bench_one(a, net, dev):
         if dev.type == "cuda":
             s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             s.record()
-            step()
+            with amp():
+                step()
             e.record()
             e.synchronize()
             t = s.elapsed_time(e)
         else:
             t0 = time.perf_counter()
-            step()
+            with amp():
+                step()
             t = (time.perf_counter() - t0) * 1e3
         if i >= a.warmup:
             times.append(t)
@@ -274,6 +283,8 @@ def bench_one(a, net, dev):
            "s_per_image": round(ms / 1000.0 / a.batch, 6), "peak_mem_mb": round(peak, 1), "torch": torch.__version__}
     if dev.type == "cuda":
         rec.update(tf32_state())
+    if a.amp == "bf16":
+        rec["precision"] = "bf16"
     line = (f"pytorch {a.work} {a.arch} {a.device} batch {a.batch}: {ms:.2f} ms, {rec['images_per_s']:.2f} images/s, "
             f"{rec['s_per_image']:.4f} s/image, peak {'alloc' if dev.type == 'cuda' else 'RSS rise'} {peak:.1f} MiB")
     print(line, file=sys.stderr if a.json else sys.stdout, flush=True)

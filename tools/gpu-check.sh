@@ -15,9 +15,9 @@
 # usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
 # PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
 # training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then lcam's CUDA-graph rows), maps
-# (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off), cli, rest (the
-# other suites). A second call with the parts the first one ran out of time for (e.g.
-# `maps,rest`) finishes the set.
+# (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off, then both sides
+# in bfloat16), cli, rest (the other suites). A second call with the parts the first one ran
+# out of time for (e.g. `maps,rest`) finishes the set.
 set -u
 set -o pipefail
 
@@ -220,6 +220,14 @@ if wants maps; then
   step "bench lcam no fusion" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
     --conv-fusion off --iters 5 --warmup 2 --json
+  # bfloat16: lcam's bf16 convolutions (NHWC, float32 accumulation) against PyTorch's autocast
+  # (rows marked +bf16; each side's accuracy cost is in the CUDA suite's log for lcam).
+  step "bench lcam bf16" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
+    --precision bf16 --iters 5 --warmup 2 --json
+  step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
+    python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
+    --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
 fi
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, the sample photos ----------------------------
