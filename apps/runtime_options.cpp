@@ -14,7 +14,7 @@ void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   sub.add_option("--precision", precision,
                  "GPU math: tf32 (tensor cores, as PyTorch), fp32, or bf16 (convolutions on bfloat16 operands with "
-                 "float32 accumulation, TF32 elsewhere)")
+                 "float32 accumulation, TF32 elsewhere; on the CPU bf16 emulates that rounding, for checking, slower)")
       ->check(CLI::IsMember({"tf32", "fp32", "bf16"}));
   sub.add_option("--conv-fusion", fusion,
                  "GPU convolutions: auto (cuDNN's fused bias/ReLU call where it times faster), on, or off")
@@ -38,6 +38,7 @@ LoaderOptions ImageSizeOptions::loader(int batch, int workers, Device dev) const
 
 Device RuntimeOptions::apply() const {
   cpu::set_num_threads(threads);
+  cpu::set_conv_bf16(precision == "bf16");
   Device d = Device::CPU;
   if (device == "cuda") {
     cuda::require_available();

@@ -77,6 +77,9 @@ namespace lcam::cpu {
 LCAM_BACKEND_OPS
 void set_num_threads(int n);  // OpenMP loops and OpenBLAS; n <= 0 means all cores
 int num_threads();
+// Emulates the GPU's bf16 convolutions (cuda::set_conv_bf16) with the same rounding: for
+// checking what bf16 changes, not for speed. Default off.
+void set_conv_bf16(bool on);
 }  // namespace lcam::cpu
 
 namespace lcam::gpu {

@@ -289,8 +289,9 @@ bool direct_fits(const ConvParams& p, int outs, int64_t per_out) {
 // several images: their columns side by side, one GEMM over up to 1024 of them. Narrow outputs
 // of one image: im2col of the whole image by all threads, then a GEMM split by output
 // channels, so no thread packs weights it does not use.
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
-                    bool relu) {
+namespace {
+void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
+                        bool relu) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
   const int nt = omp_get_max_threads();
@@ -380,7 +381,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   }
 }
 
-void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
+void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const ConvParams& p) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
   // Stride 1: dx is the convolution of dy with the weights flipped and transposed, padded by
@@ -406,6 +407,47 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
     gemm(true, false, static_cast<int>(CRS), static_cast<int>(PQ), p.K, w, dyn, out, 0.f);
     if (!pw) col2im(dxn, col, p);
   }
+}
+
+// bf16 emulation (set_conv_bf16): the GPU's bfloat16 convolutions, same rounding (to nearest
+// even, kern::bf16_from_float) of the same operands, for checking what they change; no faster.
+bool g_conv_bf16 = false;
+
+bool bf16_applies(const ConvParams& p) { return g_conv_bf16 && p.C > 0 && p.C % 8 == 0 && p.K % 8 == 0; }
+
+void round_bf16(float* out, const float* in, int64_t L) {
+  parallel_for(L, [&](int64_t i) { out[i] = kern::bf16_to_float(kern::bf16_from_float(in[i])); });
+}
+
+std::unique_ptr<float[]> rounded_bf16(const float* in, int64_t L) {
+  std::unique_ptr<float[]> out(new float[static_cast<size_t>(L)]);
+  round_bf16(out.get(), in, L);
+  return out;
+}
+}  // namespace
+
+void set_conv_bf16(bool on) { g_conv_bf16 = on; }
+
+// As the GPU: the convolution of rounded input and weights, its output rounded, then the
+// bias, residual and ReLU in float32.
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
+                    bool relu) {
+  if (!bf16_applies(p)) return conv2d_forward_f32(y, x, w, b, z, p, relu);
+  const int64_t L = static_cast<int64_t>(p.N) * p.K * p.P() * p.Q();
+  const auto xr = rounded_bf16(x, static_cast<int64_t>(p.N) * p.C * p.H * p.W);
+  const auto wr = rounded_bf16(w, static_cast<int64_t>(p.K) * p.C * p.R * p.S);
+  conv2d_forward_f32(y, xr.get(), wr.get(), nullptr, nullptr, p, false);
+  round_bf16(y, y, L);
+  if (b || z || relu)
+    parallel_for(L, [&](int64_t i) { kern::bias_act_at(y, b, z, p.K, static_cast<int64_t>(p.P()) * p.Q(), relu, i); });
+}
+
+void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
+  if (!bf16_applies(p)) return conv2d_backward_data_f32(dx, dy, w, p);
+  const auto dyr = rounded_bf16(dy, static_cast<int64_t>(p.N) * p.K * p.P() * p.Q());
+  const auto wr = rounded_bf16(w, static_cast<int64_t>(p.K) * p.C * p.R * p.S);
+  conv2d_backward_data_f32(dx, dyr.get(), wr.get(), p);
+  round_bf16(dx, dx, static_cast<int64_t>(p.N) * p.C * p.H * p.W);
 }
 
 void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x,

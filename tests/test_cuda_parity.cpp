@@ -19,6 +19,7 @@
 
 #include <doctest/doctest.h>  // TEST_SUITE, TEST_CASE, CHECK_MESSAGE
 
+#include "engine/backend.h"       // cpu::set_conv_bf16 (the CPU emulation of bf16)
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats, Graph
 #include "engine/ops.h"           // the ops under test
@@ -38,6 +39,7 @@ using lcam::DType;
 using lcam::PoolParams;
 using lcam::Tensor;
 using Shape = std::vector<int64_t>;
+using lcam::test::rel_l2;
 
 constexpr double kTolGemm = 1e-5;   // cuDNN / cuBLAS, TF32 off
 constexpr double kTolTf32 = 2e-3;   // cuDNN / cuBLAS, TF32 on
@@ -614,16 +616,6 @@ TEST_CASE("cuda parity: normalize") {
 // few ReLU/max-pool decisions near their kinks flip between any two float32 implementations
 // (PyTorch float32 vs float64 shows ~4e-3 there).
 
-double rel_l2(const Tensor& ref, const Tensor& got) {
-  const std::vector<float> a = ref.to_vector(), b = got.to_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    den += static_cast<double>(a[i]) * a[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
 void model_parity(const std::string& what, lcam::Model& cpu, lcam::Model& gpu, const Tensor& x,
                   double tol_fwd, double tol_dx_l2) {
   lcam::Tape tc, tg;
@@ -670,47 +662,78 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
 }
 
 
-TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, against float32") {
+TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, against the CPU's emulation") {
   if (skip_without_cuda()) return;
-  // What bf16 costs in accuracy: the GPU in bf16 against the CPU in float32. Relative errors
-  // are printed; the bounds are loose (bf16 keeps 8 significant bits; random weights amplify).
-  {
-    Bf16Scope bf16;
-    for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
-      const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
-      const std::string arch = lcam::read_model_config(w).arch;
-      auto cpu = lcam::load_model(w, arch, Device::CPU);
-      auto gpu = lcam::load_model(w, arch, Device::CUDA);
-      model_parity(std::string(name) + " bf16", *cpu, *gpu, random({2, 3, 64, 64}, 7), 5e-2, 5e-2);
+  // The GPU in bf16 against the CPU emulating the same rounding (lcam::cpu::set_conv_bf16):
+  // only the order of summation differs, which now and then rounds an output to the other
+  // neighbouring bf16 value. What bf16 costs against float32 is printed beside it (the CPU
+  // suite bounds that). The attention gradient of the tiny random models is ill-conditioned
+  // (test_lcam.cpp: a 0.4% input change moves it by ~14% in float32); it is held to that.
+  struct CpuBf16 {
+    explicit CpuBf16(bool on) { lcam::cpu::set_conv_bf16(on); }
+    ~CpuBf16() { lcam::cpu::set_conv_bf16(false); }
+  };
+  Bf16Scope bf16;
+  for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
+    const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
+    const std::string arch = lcam::read_model_config(w).arch;
+    auto cpu = lcam::load_model(w, arch, Device::CPU);
+    auto gpu = lcam::load_model(w, arch, Device::CUDA);
+    const Tensor x = random({2, 3, 64, 64}, 7);
+    const Tensor f32 = cpu->logits(x), g16 = gpu->logits(on_gpu(x));
+    Tensor c16;
+    {
+      CpuBf16 on(true);
+      c16 = cpu->logits(x);
     }
-    for (const char* arch : {"vgg16", "resnet50"}) {
-      auto cpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
-      cpu->finalize();
-      auto gpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
-      gpu->finalize();
-      gpu->to(Device::CUDA);
-      const Tensor x = random({2, 3, 224, 224}, 8, -2.f, 2.f);
-      const double e = rel_l2(cpu->logits(x), gpu->logits(on_gpu(x)));
-      MESSAGE(arch << " logits in bf16: relative L2 difference " << e);
-      CHECK(e <= 5e-2);
-    }
-    const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
-    auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
-    auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
-    lcam::Lcam lc(*cpu, {}), lg(*gpu, {});
-    const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 3, Device::CPU);
-    const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
-    const Tensor x01 = random({4, 3, 64, 64}, 81, 0.f, 1.f);
-    const std::vector<int> labels = {1, 7, 1, 3};
-    Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
-    Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
-    const lcam::LossTerms tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
-    const lcam::LossTerms tg = lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg);
-    const double el = std::fabs(tc.total - tg.total) / std::fabs(tc.total), ew = rel_l2(dwc, dwg);
-    MESSAGE("L-CAM-Img step in bf16: loss relative difference " << el << ", dw relative L2 " << ew);
-    CHECK(el <= 1e-2);
-    CHECK(ew <= 5e-2);
+    const double e = rel_l2(c16, g16);
+    MESSAGE(std::string(name) << " logits in bf16: GPU against CPU emulation, relative L2 " << e
+                              << "; against float32 " << rel_l2(f32, g16));
+    CHECK(e <= 1e-2);
   }
+  for (const char* arch : {"vgg16", "resnet50"}) {
+    auto cpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
+    cpu->finalize();
+    auto gpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
+    gpu->finalize();
+    gpu->to(Device::CUDA);
+    const Tensor x = random({2, 3, 224, 224}, 8, -2.f, 2.f);
+    const Tensor g16 = gpu->logits(on_gpu(x));
+    Tensor c16;
+    {
+      CpuBf16 on(true);
+      c16 = cpu->logits(x);
+    }
+    const double e = rel_l2(c16, g16);
+    MESSAGE(arch << " logits in bf16: GPU against CPU emulation, relative L2 " << e << "; against float32 "
+                 << rel_l2(cpu->logits(x), g16));
+    CHECK(e <= 1e-2);
+  }
+  const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
+  auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
+  auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
+  lcam::Lcam lc(*cpu, {}), lg(*gpu, {});
+  const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 3, Device::CPU);
+  const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
+  const Tensor x01 = random({4, 3, 64, 64}, 81, 0.f, 1.f);
+  const std::vector<int> labels = {1, 7, 1, 3};
+  Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
+  Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
+  const lcam::LossTerms tf = lc.forward_backward(ac, x01, labels, dwc, dbc);
+  const Tensor dw32 = dwc.clone();
+  lcam::LossTerms tc;
+  {
+    CpuBf16 on(true);
+    tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
+  }
+  const lcam::LossTerms tg = lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg);
+  const double el = std::fabs(tc.total - tg.total) / std::fabs(tc.total), ew = rel_l2(dwc, dwg);
+  MESSAGE("L-CAM-Img step in bf16, GPU against CPU emulation: loss relative difference " << el << ", dw relative L2 "
+                                                                                        << ew << "; dw against float32 "
+                                                                                        << rel_l2(dw32, dwg));
+  CHECK(el <= 1e-3);
+  CHECK(ew <= 0.14);
+  CHECK(std::fabs(tf.total - tg.total) <= 1e-2 * std::fabs(tf.total));
   CHECK(lcam::cuda::conv_bf16_counts().refused == 0);
 }
 

@@ -167,6 +167,49 @@ TEST_CASE("bfloat16 rounding: nearest, ties to even, as torch") {
   CHECK(bf16_from_float(-5e-3f) == 0xbba4);
 }
 
+TEST_CASE("bf16 convolution emulation: rounded operands, output rounded, then the epilogue") {
+  // Eligible shapes (channels multiples of 8) against float64 loops over the rounded operands,
+  // the output rounded to bf16 (half an ulp: 2^-8 relative) before bias, residual and ReLU; a
+  // shape with 3 input channels stays float32.
+  struct Bf16On {
+    Bf16On() { cpu::set_conv_bf16(true); }
+    ~Bf16On() { cpu::set_conv_bf16(false); }
+  } on;
+  auto rounded = [](const Tensor& t) {
+    Vec v = to_double(t);
+    for (double& d : v) d = kern::bf16_to_float(kern::bf16_from_float(static_cast<float>(d)));
+    return v;
+  };
+  for (const ConvParams p : {ConvParams{2, 8, 9, 9, 16, 3, 3, 1, 1, 1, 1}, ConvParams{1, 16, 6, 6, 24, 1, 1, 2, 2, 0, 0},
+                             ConvParams{2, 3, 9, 9, 8, 3, 3, 1, 1, 1, 1}}) {
+    CAPTURE(p.C);
+    const bool bf = p.C % 8 == 0;
+    Tensor x = randn_t({p.N, p.C, p.H, p.W}, 41), w = randn_t({p.K, p.C, p.R, p.S}, 42, 0.3f), b = randn_t({p.K}, 43);
+    Tensor z = randn_t({p.N, p.K, p.P(), p.Q()}, 44);
+    const Vec acc = conv_ref(bf ? rounded(x) : to_double(x), bf ? rounded(w) : to_double(w), {}, p), bd = to_double(b),
+              zd = to_double(z);
+    Tensor y = Tensor::empty(z.shape());
+    conv2d_forward_add(y, x, w, b, z, p, true);
+    const std::vector<float> got = y.to_vector();
+    const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q();
+    size_t bad = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double want = std::max(acc[i] + bd[(i / PQ) % p.K] + zd[i], 0.0);
+      bad += !(std::fabs(got[i] - want) <= (bf ? 4.5e-3 : 1e-5) * std::fabs(acc[i]) + 1e-5);
+    }
+    CHECK(bad == 0);
+    Tensor plain = Tensor::empty(z.shape());
+    conv2d_forward(plain, x, w, Tensor(), p, false);
+    size_t wide = 0;
+    for (float v : plain.to_vector()) wide += (kern::float_bits(v) & 0xffffu) != 0;
+    CHECK((wide == 0) == bf);  // bf16 values exactly where the emulation applies
+    Tensor g = randn_t(z.shape(), 45), dx = Tensor::empty(x.shape());
+    conv2d_backward_data(dx, g, w, p);
+    for (float v : dx.to_vector()) wide += (kern::float_bits(v) & 0xffffu) != 0;
+    CHECK((wide == 0) == bf);
+  }
+}
+
 TEST_CASE("linear forward and backward") {
   for (const int N : {1, 3}) {  // N = 1 takes the GEMV path
   CAPTURE(N);

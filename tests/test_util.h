@@ -2,7 +2,8 @@
 // relative-to-max tolerance that reports where it failed, central differences in double, and
 // the paths of fixtures and of the built binary.
 #pragma once
-#include <cmath>       // std::fabs
+#include <algorithm>   // std::max
+#include <cmath>       // std::fabs, std::sqrt, INFINITY
 #include <cstdlib>     // std::getenv
 #include <functional>  // std::function
 #include <random>      // std::mt19937
@@ -55,6 +56,17 @@ inline double rel_err(const std::vector<float>& a, const std::vector<double>& b,
     e = std::max(e, std::fabs(static_cast<double>(a[i]) - b[i]));
   }
   return e / m;
+}
+
+// ||ref - got|| / ||ref|| over all elements (any devices): a whole tensor's drift.
+inline double rel_l2(const Tensor& ref, const Tensor& got) {
+  const std::vector<float> a = ref.to_vector(), b = got.to_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(a[i]) * a[i];
+  }
+  return a.size() == b.size() ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
 }
 
 inline std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
