@@ -14,7 +14,9 @@
 #include <cstdint>    // int32_t, int64_t
 #include <cstdio>     // std::printf
 #include <random>     // std::mt19937, std::uniform_real_distribution
+#include <memory>     // std::unique_ptr (models)
 #include <string>     // std::string, std::to_string
+#include <utility>    // std::move
 #include <vector>     // std::vector
 
 #include <doctest/doctest.h>  // TEST_SUITE, TEST_CASE, CHECK_MESSAGE
@@ -662,6 +664,32 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
 }
 
 
+// An L-CAM step on the tiny ResNet-50 on both devices: the two models, one attention (made on
+// the CPU, copied up), a batch of N random [0,1] images with its labels, and the gradients.
+struct StepCase {
+  std::unique_ptr<lcam::Model> cpu, gpu;
+  lcam::Lcam lc, lg;
+  lcam::Attention ac, ag;
+  Tensor x01;
+  std::vector<int> labels;
+  Tensor dwc, dbc, dwg, dbg;
+  StepCase(const lcam::LcamOptions& opt, uint64_t att_seed, uint32_t x_seed, std::vector<int> batch_labels)
+      : cpu(lcam::load_model(lcam::test::fixture("tiny_resnet50.weights.h5"), "resnet50", Device::CPU)),
+        gpu(lcam::load_model(lcam::test::fixture("tiny_resnet50.weights.h5"), "resnet50", Device::CUDA)),
+        lc(*cpu, opt),
+        lg(*gpu, opt),
+        ac(lcam::Attention::init(10, lc.channels(), att_seed, Device::CPU)),
+        ag{on_gpu(ac.w), on_gpu(ac.b)},
+        x01(random({static_cast<int64_t>(batch_labels.size()), 3, 64, 64}, x_seed, 0.f, 1.f)),
+        labels(std::move(batch_labels)),
+        dwc(Tensor::empty(ac.w.shape())),
+        dbc(Tensor::empty(ac.b.shape())),
+        dwg(Tensor::empty(ac.w.shape(), Device::CUDA)),
+        dbg(Tensor::empty(ac.b.shape(), Device::CUDA)) {}
+  lcam::LossTerms run_cpu() { return lc.forward_backward(ac, x01, labels, dwc, dbc); }
+  lcam::LossTerms run_gpu() { return lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg); }
+};
+
 TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, against the CPU's emulation") {
   if (skip_without_cuda()) return;
   // The GPU in bf16 against the CPU emulating the same rounding (lcam::cpu::set_conv_bf16):
@@ -709,28 +737,19 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
                  << rel_l2(cpu->logits(x), g16));
     CHECK(e <= 1e-2);
   }
-  const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
-  auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
-  auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
-  lcam::Lcam lc(*cpu, {}), lg(*gpu, {});
-  const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 3, Device::CPU);
-  const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
-  const Tensor x01 = random({4, 3, 64, 64}, 81, 0.f, 1.f);
-  const std::vector<int> labels = {1, 7, 1, 3};
-  Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
-  Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
-  const lcam::LossTerms tf = lc.forward_backward(ac, x01, labels, dwc, dbc);
-  const Tensor dw32 = dwc.clone();
+  StepCase sc({}, 3, 81, {1, 7, 1, 3});
+  const lcam::LossTerms tf = sc.run_cpu();
+  const Tensor dw32 = sc.dwc.clone();
   lcam::LossTerms tc;
   {
     CpuBf16 on(true);
-    tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
+    tc = sc.run_cpu();
   }
-  const lcam::LossTerms tg = lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg);
-  const double el = std::fabs(tc.total - tg.total) / std::fabs(tc.total), ew = rel_l2(dwc, dwg);
+  const lcam::LossTerms tg = sc.run_gpu();
+  const double el = std::fabs(tc.total - tg.total) / std::fabs(tc.total), ew = rel_l2(sc.dwc, sc.dwg);
   MESSAGE("L-CAM-Img step in bf16, GPU against CPU emulation: loss relative difference " << el << ", dw relative L2 "
                                                                                         << ew << "; dw against float32 "
-                                                                                        << rel_l2(dw32, dwg));
+                                                                                        << rel_l2(dw32, sc.dwg));
   CHECK(el <= 1e-3);
   CHECK(ew <= 0.14);
   CHECK(std::fabs(tf.total - tg.total) <= 1e-2 * std::fabs(tf.total));
@@ -811,23 +830,14 @@ TEST_CASE("cuda parity: a whole L-CAM-Img and L-CAM-Fm training step (tiny fixtu
   lcam::cuda::set_allow_tf32(false);
   for (const char* method : {"img", "fm"}) {
     CAPTURE(method);
-    const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
-    auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
-    auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
     lcam::LcamOptions opt;
     opt.method = lcam::parse_lcam_method(method);
-    lcam::Lcam lc(*cpu, opt), lg(*gpu, opt);
-    const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 3, Device::CPU);
-    const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
-    const Tensor x01 = random({4, 3, 64, 64}, 81, 0.f, 1.f);
-    const std::vector<int> labels = {1, 7, 1, 3};
-    Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
-    Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
-    const lcam::LossTerms tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
-    const lcam::LossTerms tg = lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg);
+    StepCase sc(opt, 3, 81, {1, 7, 1, 3});
+    const lcam::LossTerms tc = sc.run_cpu();
+    const lcam::LossTerms tg = sc.run_gpu();
     CHECK(std::fabs(tc.total - tg.total) <= 1e-5 * std::fabs(tc.total));
-    check_close("L-CAM dw", dwc, dwg, 1e-4);
-    check_close("L-CAM db", dbc, dbg, 1e-4);
+    check_close("L-CAM dw", sc.dwc, sc.dwg, 1e-4);
+    check_close("L-CAM db", sc.dbc, sc.dbg, 1e-4);
   }
 }
 
@@ -868,29 +878,21 @@ TEST_CASE("cuda parity: Grad-CAM, Grad-CAM++, Score-CAM and RISE maps (tiny VGG-
 TEST_CASE("cuda: an L-CAM training step queues its work without one host synchronization") {
   if (skip_without_cuda()) return;
   Tf32Scope tf32(false);
-  const std::string wpath = lcam::test::fixture("tiny_resnet50.weights.h5");
-  auto cpu = lcam::load_model(wpath, "resnet50", Device::CPU);
-  auto gpu = lcam::load_model(wpath, "resnet50", Device::CUDA);
-  lcam::Lcam lc(*cpu, {}), lg(*gpu, {});
-  const lcam::Attention ac = lcam::Attention::init(10, lc.channels(), 4, Device::CPU);
-  const lcam::Attention ag{on_gpu(ac.w), on_gpu(ac.b)};
-  const Tensor x01 = random({3, 3, 64, 64}, 83, 0.f, 1.f), xg = on_gpu(x01);
-  const std::vector<int> labels = {2, 9, 2};
-  Tensor dwc = Tensor::empty(ac.w.shape()), dbc = Tensor::empty(ac.b.shape());
-  Tensor dwg = Tensor::empty(ac.w.shape(), Device::CUDA), dbg = Tensor::empty(ac.b.shape(), Device::CUDA);
-  const lcam::LossTerms tc = lc.forward_backward(ac, x01, labels, dwc, dbc);
-  (void)lg.forward_backward(ag, xg, labels, dwg, dbg);  // chooses the cuDNN algorithms
-  const lcam::Lcam::StepIndex idx = lg.step_index(ag, labels, Device::CUDA);
+  StepCase sc({}, 4, 83, {2, 9, 2});
+  const lcam::LossTerms tc = sc.run_cpu();
+  (void)sc.run_gpu();  // chooses the cuDNN algorithms
+  const Tensor xg = on_gpu(sc.x01);
+  const lcam::Lcam::StepIndex idx = sc.lg.step_index(sc.ag, sc.labels, Device::CUDA);
   const uint64_t before = lcam::cuda::host_syncs();
-  const lcam::Lcam::StepStats st = lg.enqueue_forward_backward(ag, xg, idx, dwg, dbg);
+  const lcam::Lcam::StepStats st = sc.lg.enqueue_forward_backward(sc.ag, xg, idx, sc.dwg, sc.dbg);
   CHECK(lcam::cuda::host_syncs() == before);
-  const lcam::LossTerms tg = lg.loss_terms(st, labels);
+  const lcam::LossTerms tg = sc.lg.loss_terms(st, sc.labels);
   CHECK(lcam::cuda::host_syncs() == before + 1);
   CHECK(std::fabs(tc.ce - tg.ce) <= 1e-5 * std::fabs(tc.ce));
   CHECK(std::fabs(tc.area - tg.area) <= 1e-5 * std::fabs(tc.area));
   CHECK(std::fabs(tc.tv - tg.tv) <= 1e-5 * std::fabs(tc.tv) + 1e-12);
   CHECK(tc.correct == tg.correct);
-  check_close("L-CAM dw", dwc, dwg, 1e-4);
+  check_close("L-CAM dw", sc.dwc, sc.dwg, 1e-4);
 }
 
 TEST_CASE("cuda parity: early layers in chunks of the batch on the GPU") {
