@@ -225,6 +225,9 @@ if wants maps; then
   step "bench lcam bf16" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
     --precision bf16 --iters 5 --warmup 2 --json
+  step "bench lcam bf16 graph" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 --graph \
+    --precision bf16 --iters 5 --warmup 2 --json
   step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
     python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
     --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
