@@ -418,13 +418,15 @@ void check_bf16(const std::string& what, const Tensor& acc, const Tensor& want, 
 
 TEST_CASE("cuda parity: bfloat16 convolutions (NHWC, float32 accumulation) against rounded operands") {
   if (skip_without_cuda()) return;
+  // 3x3 and 1x1 (whose weights take the flat cast), stride 2, odd sizes, a 1x1 output (flat
+  // on the way back too), and a first layer's 3 inputs (the float32 path).
   Bf16Scope bf16;
   const lcam::cuda::Bf16Counts before = lcam::cuda::conv_bf16_counts();
   uint32_t seed = 700;
   int eligible = 0;
   for (const ConvParams& p : {conv(2, 16, 12, 12, 32, 3, 1, 1), conv(2, 64, 14, 14, 128, 1, 2, 0),
                               conv(2, 32, 15, 13, 64, 3, 2, 1), conv(3, 8, 9, 9, 8, 1, 1, 0),
-                              conv(2, 3, 32, 32, 16, 7, 2, 3)}) {
+                              conv(2, 16, 3, 3, 24, 3, 1, 0), conv(2, 3, 32, 32, 16, 7, 2, 3)}) {
     const std::string name = conv_name(p) + " bf16";
     const bool bf = p.C % 8 == 0 && p.K % 8 == 0;  // else the float32 path (a first layer)
     eligible += bf;

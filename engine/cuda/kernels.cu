@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>  // cudaGetLastError, cudaStream_t
 
 #include "engine/backend.h"         // lcam::gpu declarations (LCAM_BACKEND_OPS)
+#include "engine/common.h"          // LCAM_REQUIRE
 #include "engine/cuda/check.cuh"    // CUDA_CHECK, CEIL_DIV
 #include "engine/cuda/context.cuh"  // ctx::stream, ctx::kBlock, detail:: launchers
 #include "kernels/bodies.h"         // kern::*_at bodies shared with the CPU backend
@@ -198,6 +199,20 @@ __global__ void from_nhwc_bf16_kernel(float* out, const uint16_t* in, const floa
   }
 }
 
+// HW == 1 (a 1x1 convolution's weights [K, C, 1, 1]): both layouts are the same, a flat cast.
+__global__ void to_bf16_flat_kernel(uint16_t* out, const float* in, int64_t L) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < L) out[i] = kern::bf16_from_float(in[i]);
+}
+__global__ void from_bf16_flat_kernel(float* out, const uint16_t* in, const float* b, const float* z, int C, bool relu,
+                                      int64_t L) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= L) return;
+  float v = kern::bf16_to_float(in[i]) + (b ? b[i % C] : 0.f);
+  if (z) v += z[i];
+  out[i] = relu ? kern::relu(v) : v;
+}
+
 dim3 tile_grid(int N, int C, int64_t HW) {
   return dim3(static_cast<unsigned int>(CEIL_DIV(HW, kTile)), static_cast<unsigned int>(CEIL_DIV(C, kTile)),
               static_cast<unsigned int>(N));
@@ -332,6 +347,12 @@ void channel_sum(float* out, const float* x, int N, int C, int64_t HW) {
 
 void to_nhwc_bf16(uint16_t* out, const float* in, int N, int C, int64_t HW) {
   if (N <= 0 || C <= 0 || HW <= 0) return;
+  if (HW == 1) {
+    const int64_t L = static_cast<int64_t>(N) * C;
+    to_bf16_flat_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(out, in, L);
+    CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   LCAM_REQUIRE(N <= 65535, "to_nhwc_bf16: at most 65535 images per call");
   to_nhwc_bf16_kernel<<<tile_grid(N, C, HW), dim3(kTile, kTileRows), 0, cuda::ctx::stream()>>>(out, in, C, HW);
   CUDA_CHECK(cudaGetLastError());
@@ -340,6 +361,12 @@ void to_nhwc_bf16(uint16_t* out, const float* in, int N, int C, int64_t HW) {
 void from_nhwc_bf16(float* out, const uint16_t* in, const float* b, const float* z, int N, int C, int64_t HW,
                     bool relu) {
   if (N <= 0 || C <= 0 || HW <= 0) return;
+  if (HW == 1) {
+    const int64_t L = static_cast<int64_t>(N) * C;
+    from_bf16_flat_kernel<<<grid_for(L), kBlock, 0, cuda::ctx::stream()>>>(out, in, b, z, C, relu, L);
+    CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   LCAM_REQUIRE(N <= 65535, "from_nhwc_bf16: at most 65535 images per call");
   from_nhwc_bf16_kernel<<<tile_grid(N, C, HW), dim3(kTile, kTileRows), 0, cuda::ctx::stream()>>>(out, in, b, z, C,
                                                                                                    HW, relu);
