@@ -38,7 +38,6 @@ LoaderOptions ImageSizeOptions::loader(int batch, int workers, Device dev) const
 
 Device RuntimeOptions::apply() const {
   cpu::set_num_threads(threads);
-  cpu::set_conv_bf16(precision == "bf16");
   Device d = Device::CPU;
   if (device == "cuda") {
     cuda::require_available();
@@ -46,6 +45,7 @@ Device RuntimeOptions::apply() const {
   } else if (device == "auto" && cuda::available()) {
     d = Device::CUDA;
   }
+  cpu::set_conv_bf16(d == Device::CPU && precision == "bf16");  // the emulation, on the CPU only
   if (d == Device::CUDA) {
     cuda::set_allow_tf32(precision != "fp32");
     cuda::set_conv_bf16(precision == "bf16");

@@ -22,6 +22,11 @@ struct InputError : std::runtime_error {
 struct InternalError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// A cuDNN call that returned an error status (CUDNN_CHECK), or no algorithm cuDNN would run:
+// the one failure the bf16 convolutions answer by falling back to float32.
+struct CudnnError : InternalError {
+  using InternalError::InternalError;
+};
 
 [[noreturn]] void throw_check_failure(const char* what, const char* expr, const std::string& detail,
                                       const char* file, int line, const char* func);

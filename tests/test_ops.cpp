@@ -205,6 +205,7 @@ TEST_CASE("bf16 convolution emulation: rounded operands, output rounded, then th
     CHECK((wide == 0) == bf);  // bf16 values exactly where the emulation applies
     Tensor g = randn_t(z.shape(), 45), dx = Tensor::empty(x.shape());
     conv2d_backward_data(dx, g, w, p);
+    wide = 0;
     for (float v : dx.to_vector()) wide += (kern::float_bits(v) & 0xffffu) != 0;
     CHECK((wide == 0) == bf);
   }

@@ -24,8 +24,9 @@
 // pseudo-bf16 configuration, tensor cores). Inputs and weights are rounded and transposed into
 // scratch buffers by a tiled kernel, and the bf16 NHWC output comes back to float32 NCHW in one
 // kernel with the bias, residual and ReLU. Weights are converted on every call: no cache that a
-// freed and reallocated tensor could alias. A shape cuDNN cannot run that way falls back to the
-// float32 path (counted, see conv_bf16_counts). Weight gradients stay float32.
+// freed and reallocated tensor could alias. A direction of a shape that cuDNN refuses in bf16
+// (an error status or no algorithm, on its first call) falls back to the float32 path, counted
+// (conv_bf16_counts); other failures propagate. Weight gradients stay float32.
 // Deliberately omits: grouped and dilated convolutions, NHWC outside the bf16 calls, and a
 // cache limit (a model has a few dozen shapes).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output.
@@ -39,7 +40,7 @@
 #include <tuple>             // std::tuple cache key
 #include <vector>            // perf result lists
 
-#include <cuda_runtime_api.h>  // cudaEvent* (timing the fused call)
+#include <cuda_runtime_api.h>  // cudaEvent* (timing the fused call), cudaStreamIsCapturing
 #include <cudnn.h>             // convolution API
 
 #include "engine/algo_choice.h"     // choose_algo
@@ -89,7 +90,9 @@ struct Plan {
   ConvParams p{};
   bool tf32 = false;  // tensor-core math allowed (TF32 for float32 plans; always for bf16 ones)
   bool bf16 = false;  // bfloat16 NHWC operands, float32 accumulation
-  bool unusable = false;  // a bf16 plan cuDNN could not run: the shape takes the float32 path
+  // A bf16 plan whose forward / data-gradient direction cuDNN would not run: that direction
+  // of the shape takes the float32 path.
+  bool refused_fwd = false, refused_bwd_data = false;
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
@@ -173,9 +176,13 @@ std::map<Key, std::unique_ptr<Plan>>& plans() {
 
 Plan& plan_for(const ConvParams& p, bool aligned, bool bf16 = false) {
   const bool tf32 = bf16 || cuda::ctx::allow_tf32();  // bf16 plans always use tensor cores
-  auto& slot = plans()[key_of(p, tf32, aligned, bf16)];
-  if (!slot) slot = std::make_unique<Plan>(p, tf32, bf16);
-  return *slot;
+  const Key key = key_of(p, tf32, aligned, bf16);
+  auto it = plans().find(key);
+  if (it != plans().end()) return *it->second;
+  auto plan = std::make_unique<Plan>(p, tf32, bf16);  // may throw: then nothing is cached
+  Plan& made = *plan;
+  plans().emplace(key, std::move(plan));
+  return made;
 }
 
 // Shapes whose bf16 descriptors cuDNN rejected (the plan could not even be made).
@@ -192,9 +199,8 @@ Plan* bf16_plan_for(const ConvParams& p) {
   const Key key = key_of(p, true, true, true);
   if (refused_bf16().count(key)) return nullptr;
   try {
-    Plan& plan = plan_for(p, true, true);
-    return plan.unusable ? nullptr : &plan;
-  } catch (const InternalError&) {
+    return &plan_for(p, true, true);
+  } catch (const CudnnError&) {
     refused_bf16().insert(key);
     return nullptr;
   }
@@ -275,7 +281,7 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   const cudnnStatus_t st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
   if (st == CUDNN_STATUS_SUCCESS && pick(timed, timed_n, ws_bytes, plan.tf32, true, c)) return c;
   if (pick(heur, heur_n, limit, plan.tf32, false, c)) return c;
-  throw InternalError(std::string("cuDNN has no usable ") + what + " algorithm for " +
+  throw CudnnError(std::string("cuDNN has no usable ") + what + " algorithm for " +
                       shape_of(plan.p) + " within a " + std::to_string(limit >> 20) +
                       " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
 }
@@ -405,11 +411,13 @@ void run_separate(Plan& plan, float* y, const float* x, const float* w, const fl
   detail::bias_act(y, b, z, plan.p.N, plan.p.K, static_cast<int64_t>(plan.p.P()) * plan.p.Q(), relu);
 }
 
-// Runs `work` on a bf16 plan; an InternalError from cuDNN while the plan has not run yet (no
-// algorithm, an unsupported configuration) marks the shape unusable and returns false, so that
-// the caller takes the float32 path. Later failures propagate.
+// Runs a bf16 plan's cuDNN work for one direction. The first time (no algorithm chosen yet), a
+// refusal by cuDNN — an error status, or no algorithm it would run — marks that direction
+// refused and returns false: the caller takes the float32 path from then on. Anything else
+// propagates: other errors (memory, a pending CUDA error), refusals once the direction has
+// run, and any failure while a graph is being captured (first calls must run before it).
 template <class Work>
-bool try_bf16(Plan& plan, const Choice& choice, Work work) {
+bool cudnn_accepts(const Choice& choice, bool& refused, Work work) {
   if (choice.chosen) {
     work();
     return true;
@@ -417,25 +425,32 @@ bool try_bf16(Plan& plan, const Choice& choice, Work work) {
   try {
     work();
     return true;
-  } catch (const InternalError&) {
-    plan.unusable = true;
+  } catch (const CudnnError&) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(cuda::ctx::stream(), &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone ||
+        cudaPeekAtLastError() != cudaSuccess)
+      throw;
+    refused = true;
     return false;
   }
 }
 
 // y = act(conv(x, w) + b + z) with bfloat16 operands (see the top of this file).
 bool forward_bf16(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
+  if (plan.refused_fwd) return false;
   const ConvParams& p = plan.p;
   const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
-  return try_bf16(plan, plan.fwd, [&] {
-    Bf16Buffer xb(static_cast<int64_t>(p.N) * p.C * HW), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
-        yb(static_cast<int64_t>(p.N) * p.K * PQ);
-    detail::to_nhwc_bf16(xb.p, x, p.N, p.C, HW);
-    detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
-    choose_forward(plan, yb.p, xb.p, wb.p);
-    run_forward(plan, yb.p, xb.p, wb.p);
-    detail::from_nhwc_bf16(y, yb.p, b, z, p.N, p.K, PQ, relu);
-  });
+  Bf16Buffer xb(static_cast<int64_t>(p.N) * p.C * HW), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
+      yb(static_cast<int64_t>(p.N) * p.K * PQ);
+  detail::to_nhwc_bf16(xb.p, x, p.N, p.C, HW);
+  detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
+  if (!cudnn_accepts(plan.fwd, plan.refused_fwd, [&] {
+        choose_forward(plan, yb.p, xb.p, wb.p);
+        run_forward(plan, yb.p, xb.p, wb.p);
+      }))
+    return false;
+  detail::from_nhwc_bf16(y, yb.p, b, z, p.N, p.K, PQ, relu);
+  return true;
 }
 
 }  // namespace
@@ -488,16 +503,17 @@ void backward_data(Plan& plan, void* dx, const void* dy, const void* w) {
 }
 
 bool backward_data_bf16(Plan& plan, float* dx, const float* dy, const float* w) {
+  if (plan.refused_bwd_data) return false;
   const ConvParams& p = plan.p;
   const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
-  return try_bf16(plan, plan.bwd_data, [&] {
-    Bf16Buffer dyb(static_cast<int64_t>(p.N) * p.K * PQ), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
-        dxb(static_cast<int64_t>(p.N) * p.C * HW);
-    detail::to_nhwc_bf16(dyb.p, dy, p.N, p.K, PQ);
-    detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
-    backward_data(plan, dxb.p, dyb.p, wb.p);
-    detail::from_nhwc_bf16(dx, dxb.p, nullptr, nullptr, p.N, p.C, HW, false);
-  });
+  Bf16Buffer dyb(static_cast<int64_t>(p.N) * p.K * PQ), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
+      dxb(static_cast<int64_t>(p.N) * p.C * HW);
+  detail::to_nhwc_bf16(dyb.p, dy, p.N, p.K, PQ);
+  detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
+  if (!cudnn_accepts(plan.bwd_data, plan.refused_bwd_data, [&] { backward_data(plan, dxb.p, dyb.p, wb.p); }))
+    return false;
+  detail::from_nhwc_bf16(dx, dxb.p, nullptr, nullptr, p.N, p.C, HW, false);
+  return true;
 }
 
 }  // namespace
@@ -549,11 +565,12 @@ void set_conv_fusion_mode(int mode) { g_fusion_mode = mode; }
 void conv_fusion_counts(int& fused, int& decided) {
   fused = decided = 0;
   for (const auto& [key, plan] : plans())
-    for (const auto& by_mode : plan->fusion)
-      for (const Plan::Fusion& f : by_mode) {
-        decided += f.decided;
-        fused += f.decided && f.fused;
-      }
+    if (plan)
+      for (const auto& by_mode : plan->fusion)
+        for (const Plan::Fusion& f : by_mode) {
+          decided += f.decided;
+          fused += f.decided && f.fused;
+        }
 }
 
 void set_conv_bf16(bool on) { g_bf16 = on; }
@@ -562,9 +579,9 @@ void conv_bf16_counts(int& used, int& refused) {
   used = 0;
   refused = static_cast<int>(refused_bf16().size());
   for (const auto& [key, plan] : plans())
-    if (plan->bf16) {
-      refused += plan->unusable;
-      used += !plan->unusable && (plan->fwd.chosen || plan->bwd_data.chosen);
+    if (plan && plan->bf16) {
+      refused += plan->refused_fwd + plan->refused_bwd_data;
+      used += (plan->fwd.chosen && !plan->refused_fwd) || (plan->bwd_data.chosen && !plan->refused_bwd_data);
     }
 }
 }  // namespace detail
