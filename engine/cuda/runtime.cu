@@ -21,6 +21,8 @@
 #include <functional>     // std::function (Graph::capture)
 #include <iterator>       // std::next
 #include <string>         // std::string
+#include <utility>        // std::pair (retired workspaces)
+#include <vector>         // std::vector (retired workspaces)
 
 #include <cublas_v2.h>         // cublasCreate, cublasSetMathMode, cublasSetWorkspace
 #include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams, device queries
@@ -40,6 +42,14 @@ constexpr size_t kKiB = 1024, kMiB = 1024 * kKiB, kGiB = 1024 * kMiB;
 constexpr size_t kCublasWorkspace = 32 * kMiB;  // cuBLAS's recommendation for Hopper
 
 std::atomic<bool> g_allow_tf32{true};
+
+// Captured graphs alive, and the cuDNN workspace blocks outgrown while any was: a graph replays
+// the workspace address it captured, so an outgrown block must outlive every graph alive then.
+int g_live_graphs = 0;
+std::vector<std::pair<void*, size_t>>& retired_workspaces() {
+  static auto* blocks = new std::vector<std::pair<void*, size_t>>;
+  return *blocks;
+}
 
 // An empty kernel: if its attributes cannot be read, this binary has no code for the GPU.
 __global__ void probe_kernel() {}
@@ -255,7 +265,14 @@ uint64_t host_syncs() { return g_host_syncs.load(); }
 
 // ---- graphs -----------------------------------------------------------------------------------
 Graph::~Graph() {
-  if (exec_) CUDA_CHECK_PRINT(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_)));
+  if (exec_) {
+    CUDA_CHECK_PRINT(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_)));
+    if (--g_live_graphs == 0 && !retired_workspaces().empty()) {
+      CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));  // a replay may still use them
+      for (const auto& [p, n] : retired_workspaces()) device_free(p, n);
+      retired_workspaces().clear();
+    }
+  }
   if (graph_) CUDA_CHECK_PRINT(cudaGraphDestroy(static_cast<cudaGraph_t>(graph_)));
   if (!pool_) return;
   // A replay may still be running: its blocks are free only once the stream has drained.
@@ -295,6 +312,7 @@ void Graph::capture(const std::function<void()>& work) {
   cudaGraphExec_t x = nullptr;
   CUDA_CHECK(cudaGraphInstantiate(&x, static_cast<cudaGraph_t>(graph_), 0));
   exec_ = x;
+  ++g_live_graphs;
 }
 
 void Graph::replay() {
@@ -415,12 +433,16 @@ void* workspace(size_t bytes) {
   static size_t ws_bytes = 0;
   if (bytes <= ws_bytes) return ws;
   // The old block goes back to the cache; ops already queued on the stream that use it run
-  // before anything queued later, so handing it out again is safe.
+  // before anything queued later, so handing it out again is safe. Unless a captured graph is
+  // alive: it replays the old address, which then stays reserved until the last graph goes.
   void* old = ws;
   const size_t old_bytes = ws_bytes;
   ws = nullptr;
   ws_bytes = 0;
-  device_free(old, old_bytes);
+  if (old && g_live_graphs > 0)
+    retired_workspaces().emplace_back(old, old_bytes);
+  else
+    device_free(old, old_bytes);
   ws = device_alloc(bytes);
   ws_bytes = bytes;
   return ws;
