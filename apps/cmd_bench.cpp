@@ -205,9 +205,13 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
       std::printf("%s\n", j.dump().c_str());
     } else {
       const cuda::FusionCounts fc = cuda::conv_fusion_counts();
+      const cuda::Bf16Counts bc = cuda::conv_bf16_counts();
+      const std::string bf16 = o.rt.precision == "bf16" && dev == Device::CUDA
+                                   ? fmt::format(", {} convolution shapes in bf16 ({} refused by cuDNN)", bc.used, bc.refused)
+                                   : std::string();
       const std::string mem = dev == Device::CUDA ? fmt::format("peak {:.1f} MiB in use on the device ({:.1f} MiB reserved), "
-                                                                "{} of {} convolution variants fused so far",
-                                                                peak_mb, reserved_mb, fc.fused, fc.decided)
+                                                                "{} of {} convolution variants fused so far{}",
+                                                                peak_mb, reserved_mb, fc.fused, fc.decided, bf16)
                                                   : fmt::format("peak {:.1f} MiB tensors", peak_mb);
       std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  %s, peak RSS rise %.1f MiB\n", B, ms, 1000.0 * B / ms, mem.c_str(),
                   rss_rise);
