@@ -625,6 +625,16 @@ TEST_CASE("cuda parity: normalize") {
 // few ReLU/max-pool decisions near their kinks flip between any two float32 implementations
 // (PyTorch float32 vs float64 shows ~4e-3 there).
 
+// The same random full-size model (torchvision's initialisation, seeded) on the CPU and the GPU.
+std::pair<std::unique_ptr<lcam::Model>, std::unique_ptr<lcam::Model>> random_models(const std::string& arch, uint64_t seed) {
+  auto cpu = lcam::random_model(lcam::ModelConfig::standard(arch), seed);
+  cpu->finalize();
+  auto gpu = lcam::random_model(lcam::ModelConfig::standard(arch), seed);
+  gpu->finalize();
+  gpu->to(Device::CUDA);
+  return {std::move(cpu), std::move(gpu)};
+}
+
 void model_parity(const std::string& what, lcam::Model& cpu, lcam::Model& gpu, const Tensor& x,
                   double tol_fwd, double tol_dx_l2) {
   lcam::Tape tc, tg;
@@ -653,19 +663,11 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
     model_parity(name, *cpu, *gpu, random({2, 3, 64, 64}, 7), kTolGemm, 1e-5);
   }
   for (const char* arch : {"vgg16", "resnet50"}) {
-    auto cpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
-    cpu->finalize();
-    auto gpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
-    gpu->finalize();
-    gpu->to(Device::CUDA);
+    auto [cpu, gpu] = random_models(arch, 5);
     model_parity(arch, *cpu, *gpu, random({2, 3, 224, 224}, 8, -2.f, 2.f), 1e-4, 2e-2);
   }
   lcam::cuda::set_allow_tf32(true);
-  auto cpu = lcam::random_model(lcam::ModelConfig::standard("resnet50"), 6);
-  cpu->finalize();
-  auto gpu = lcam::random_model(lcam::ModelConfig::standard("resnet50"), 6);
-  gpu->finalize();
-  gpu->to(Device::CUDA);
+  auto [cpu, gpu] = random_models("resnet50", 6);
   const Tensor x = random({2, 3, 224, 224}, 9, -2.f, 2.f);
   check_close("resnet50 logits with TF32", cpu->logits(x), gpu->logits(on_gpu(x)), 2e-2);
 }
@@ -727,11 +729,7 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
     CHECK(e <= 1e-2);
   }
   for (const char* arch : {"vgg16", "resnet50"}) {
-    auto cpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
-    cpu->finalize();
-    auto gpu = lcam::random_model(lcam::ModelConfig::standard(arch), 5);
-    gpu->finalize();
-    gpu->to(Device::CUDA);
+    auto [cpu, gpu] = random_models(arch, 5);
     const Tensor x = random({2, 3, 224, 224}, 8, -2.f, 2.f);
     const Tensor g16 = gpu->logits(on_gpu(x));
     Tensor c16;
