@@ -63,6 +63,10 @@ Key key_of(const ConvParams& p, bool tf32, bool aligned, bool bf16) {
           aligned, bf16};
 }
 
+// Pixels of an input plane and of an output plane.
+int64_t in_plane(const ConvParams& p) { return static_cast<int64_t>(p.H) * p.W; }
+int64_t out_plane(const ConvParams& p) { return static_cast<int64_t>(p.P()) * p.Q(); }
+
 bool aligned16(std::initializer_list<const void*> ptrs) {
   for (const void* q : ptrs)
     if (reinterpret_cast<std::uintptr_t>(q) % 16 != 0) return false;
@@ -206,16 +210,20 @@ Plan* bf16_plan_for(const ConvParams& p) {
   }
 }
 
-// A bfloat16 scratch buffer from the caching allocator, returned to it at scope exit.
-struct Bf16Buffer {
+// A device buffer from the caching allocator for the length of a call, returned at scope exit
+// (everything runs on the one stream: whatever reuses it is queued after this call's work).
+struct Scratch {
   size_t bytes;
-  uint16_t* p;
-  explicit Bf16Buffer(int64_t n)
-      : bytes(sizeof(uint16_t) * static_cast<size_t>(n)), p(static_cast<uint16_t*>(cuda::device_alloc(bytes))) {}
-  ~Bf16Buffer() { cuda::device_free(p, bytes); }
-  Bf16Buffer(const Bf16Buffer&) = delete;
-  Bf16Buffer& operator=(const Bf16Buffer&) = delete;
+  void* p;
+  explicit Scratch(size_t n) : bytes(n), p(cuda::device_alloc(n)) {}
+  ~Scratch() { cuda::device_free(p, bytes); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  uint16_t* bf16() const { return static_cast<uint16_t*>(p); }
 };
+
+// Bytes of n bfloat16 values.
+size_t bf16_bytes(int64_t n) { return sizeof(uint16_t) * static_cast<size_t>(n); }
 
 // Picks from perf results (any of the three perf struct types). Timed results (Find): the
 // smallest workspace among the successful ones within kTimeSlack of the fastest that fit
@@ -266,14 +274,7 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   // The timing runs get a buffer of their own, returned to the allocator's cache right after:
   // only the chosen algorithm's workspace stays in use (the shared one, grown at the call).
   const size_t ws_bytes = max_fitting_workspace(heur, heur_n, limit);
-  struct Scratch {
-    size_t bytes;
-    void* p;
-    explicit Scratch(size_t n) : bytes(n), p(cuda::device_alloc(n)) {}
-    ~Scratch() { cuda::device_free(p, bytes); }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-  } scratch(ws_bytes);
+  const Scratch scratch(ws_bytes);
 
   Choice c;
   std::vector<Perf> timed(static_cast<size_t>(max_count));
@@ -408,7 +409,7 @@ void run_forward(Plan& plan, void* y, const void* x, const void* w) {
 
 void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
   run_forward(plan, y, x, w);
-  detail::bias_act(y, b, z, plan.p.N, plan.p.K, static_cast<int64_t>(plan.p.P()) * plan.p.Q(), relu);
+  detail::bias_act(y, b, z, plan.p.N, plan.p.K, out_plane(plan.p), relu);
 }
 
 // Runs a bf16 plan's cuDNN work for one direction. The first time (no algorithm chosen yet), a
@@ -435,22 +436,32 @@ bool cudnn_accepts(const Choice& choice, bool& refused, Work work) {
   }
 }
 
-// y = act(conv(x, w) + b + z) with bfloat16 operands (see the top of this file).
-bool forward_bf16(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
-  if (plan.refused_fwd) return false;
-  const ConvParams& p = plan.p;
-  const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
-  Bf16Buffer xb(static_cast<int64_t>(p.N) * p.C * HW), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
-      yb(static_cast<int64_t>(p.N) * p.K * PQ);
-  detail::to_nhwc_bf16(xb.p, x, p.N, p.C, HW);
-  detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
-  if (!cudnn_accepts(plan.fwd, plan.refused_fwd, [&] {
-        choose_forward(plan, yb.p, xb.p, wb.p);
-        run_forward(plan, yb.p, xb.p, wb.p);
-      }))
-    return false;
-  detail::from_nhwc_bf16(y, yb.p, b, z, p.N, p.K, PQ, relu);
+// One direction of a bf16 plan (see the top of this file): `in` [N, Cin, HWin] and the weights
+// go to bf16 NHWC, run(out, in, w) runs cuDNN on those, and its bf16 NHWC result comes back as
+// out [N, Cout, HWout] = act(result + b + z) in float32. False, with nothing written, when
+// cuDNN refuses this direction (cudnn_accepts).
+template <class Run>
+bool run_bf16(const ConvParams& p, const Choice& choice, bool& refused, float* out, int cout, int64_t hw_out,
+              const float* in, int cin, int64_t hw_in, const float* w, const float* b, const float* z, bool relu,
+              Run run) {
+  if (refused) return false;
+  const int64_t N = p.N, RS = static_cast<int64_t>(p.R) * p.S;
+  const Scratch inb(bf16_bytes(N * cin * hw_in)), wb(bf16_bytes(RS * p.K * p.C)), outb(bf16_bytes(N * cout * hw_out));
+  detail::to_nhwc_bf16(inb.bf16(), in, p.N, cin, hw_in);
+  detail::to_nhwc_bf16(wb.bf16(), w, p.K, p.C, RS);
+  if (!cudnn_accepts(choice, refused, [&] { run(outb.p, inb.p, wb.p); })) return false;
+  detail::from_nhwc_bf16(out, outb.bf16(), b, z, p.N, cout, hw_out, relu);
   return true;
+}
+
+// y = act(conv(x, w) + b + z) with bfloat16 operands.
+bool forward_bf16(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
+  const ConvParams& p = plan.p;
+  return run_bf16(p, plan.fwd, plan.refused_fwd, y, p.K, out_plane(p), x, p.C, in_plane(p), w, b, z, relu,
+                  [&](void* yb, const void* xb, const void* wb) {
+                    choose_forward(plan, yb, xb, wb);
+                    run_forward(plan, yb, xb, wb);
+                  });
 }
 
 }  // namespace
@@ -502,18 +513,11 @@ void backward_data(Plan& plan, void* dx, const void* dy, const void* w) {
       &zero, plan.x, dx));
 }
 
+// dx = the data gradient of conv(., w) at dy, with bfloat16 operands.
 bool backward_data_bf16(Plan& plan, float* dx, const float* dy, const float* w) {
-  if (plan.refused_bwd_data) return false;
   const ConvParams& p = plan.p;
-  const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(p.P()) * p.Q();
-  Bf16Buffer dyb(static_cast<int64_t>(p.N) * p.K * PQ), wb(static_cast<int64_t>(p.K) * p.C * p.R * p.S),
-      dxb(static_cast<int64_t>(p.N) * p.C * HW);
-  detail::to_nhwc_bf16(dyb.p, dy, p.N, p.K, PQ);
-  detail::to_nhwc_bf16(wb.p, w, p.K, p.C, static_cast<int64_t>(p.R) * p.S);
-  if (!cudnn_accepts(plan.bwd_data, plan.refused_bwd_data, [&] { backward_data(plan, dxb.p, dyb.p, wb.p); }))
-    return false;
-  detail::from_nhwc_bf16(dx, dxb.p, nullptr, nullptr, p.N, p.C, HW, false);
-  return true;
+  return run_bf16(p, plan.bwd_data, plan.refused_bwd_data, dx, p.C, in_plane(p), dy, p.K, out_plane(p), w, nullptr,
+                  nullptr, false, [&](void* dxb, const void* dyb, const void* wb) { backward_data(plan, dxb, dyb, wb); });
 }
 
 }  // namespace
@@ -556,7 +560,7 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
       h, &one, plan.x, x, plan.y, dy, plan.conv,
       static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan.bwd_filter.algo), ws,
       plan.bwd_filter.workspace, &zero, plan.w, dw));
-  if (db) detail::channel_sum(db, dy, p.N, p.K, static_cast<int64_t>(p.P()) * p.Q());
+  if (db) detail::channel_sum(db, dy, p.N, p.K, out_plane(p));
 }
 
 namespace detail {
