@@ -265,19 +265,18 @@ uint64_t host_syncs() { return g_host_syncs.load(); }
 
 // ---- graphs -----------------------------------------------------------------------------------
 Graph::~Graph() {
-  if (exec_) {
-    CUDA_CHECK_PRINT(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_)));
-    if (--g_live_graphs == 0 && !retired_workspaces().empty()) {
-      CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));  // a replay may still use them
-      for (const auto& [p, n] : retired_workspaces()) device_free(p, n);
-      retired_workspaces().clear();
-    }
-  }
+  if (exec_) CUDA_CHECK_PRINT(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_)));
   if (graph_) CUDA_CHECK_PRINT(cudaGraphDestroy(static_cast<cudaGraph_t>(graph_)));
-  if (!pool_) return;
+  // The last graph alive releases the workspace blocks kept for the graphs (see workspace()).
+  const bool release_retired = exec_ && --g_live_graphs == 0 && !retired_workspaces().empty();
+  if (!pool_ && !release_retired) return;
   // A replay may still be running: its blocks are free only once the stream has drained.
   CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));
-  device_cache().drop_pool(pool_);
+  if (release_retired) {
+    for (const auto& [p, n] : retired_workspaces()) device_free(p, n);
+    retired_workspaces().clear();
+  }
+  if (pool_) device_cache().drop_pool(pool_);
 }
 
 void Graph::capture(const std::function<void()>& work) {
