@@ -1,8 +1,10 @@
 // common.h — the engine's error types, check macros and the host/device qualifier.
 // Deliberately omits logging and formatting helpers: callers build messages with fmt.
 #pragma once
+#include <cstdint>    // int64_t
 #include <stdexcept>  // std::runtime_error
 #include <string>     // std::string
+#include <vector>     // std::vector (check_classes)
 
 #if defined(__CUDACC__)
 #define ENGINE_HD __host__ __device__
@@ -27,6 +29,14 @@ struct InternalError : std::runtime_error {
 struct CudnnError : InternalError {
   using InternalError::InternalError;
 };
+
+// Throws InputError "{noun} {c} out of range [0,{K}){suffix}" for the first class index in
+// v[0, n) outside [0, K): labels and requested classes, checked on the host before they are
+// uploaded (device kernels only keep out-of-range rows from reading outside their tables).
+void check_classes(const int* v, int64_t n, int64_t K, const char* noun, const std::string& suffix = "");
+inline void check_classes(const std::vector<int>& v, int64_t K, const char* noun, const std::string& suffix = "") {
+  check_classes(v.data(), static_cast<int64_t>(v.size()), K, noun, suffix);
+}
 
 [[noreturn]] void throw_check_failure(const char* what, const char* expr, const std::string& detail,
                                       const char* file, int line, const char* func);

@@ -273,11 +273,7 @@ void cross_entropy_rows(Tensor& loss_rows, Tensor& dlogits, const Tensor& logits
   // Labels are user data (a list file): host labels are checked here; device labels were
   // checked by whoever uploaded them (ops.h).
   if (labels.device() == Device::CPU)
-    for (int n = 0; n < N; ++n) {
-      const int32_t t = labels.data_i32()[n];
-      if (t < 0 || t >= O)
-        throw InputError(fmt::format("label {} out of range [0,{}) for a model with {} classes", t, O, O));
-    }
+    check_classes(labels.data_i32(), N, O, "label", fmt::format(" for a model with {} classes", O));
   Device d = common_device(op, {&loss_rows, &dlogits, &logits, &labels});
   LCAM_DISPATCH(d, cross_entropy, loss_rows.data(), opt(dlogits), logits.data(), labels.data_i32(),
                 N, O, grad_scale / static_cast<float>(N));
@@ -321,11 +317,7 @@ void check_rows(const char* op, const Tensor& rows, int64_t N, int64_t K) {
   LCAM_REQUIRE(rows.ndim() == 2 && rows.dim(0) == N && rows.dtype() == DType::I32,
                fmt::format("{}: rows {} must be int32 [N,J] with N={}", op, rows.shape_str(), N));
   if (rows.device() != Device::CPU) return;  // device rows: see ops.h (never read back here)
-  for (int64_t i = 0; i < rows.numel(); ++i) {
-    const int32_t r = rows.data_i32()[i];
-    if (r < 0 || r >= K)
-      throw InputError(fmt::format("label {} out of range [0,{}) for the attention mechanism", r, K));
-  }
+  check_classes(rows.data_i32(), rows.numel(), K, "label", " for the attention mechanism");
 }
 }  // namespace
 

@@ -244,11 +244,6 @@ ModelConfig read_model_config(const std::string& path) {
   return c;
 }
 
-void check_classes(const std::vector<int>& classes, int64_t K, const char* noun, const std::string& suffix) {
-  for (int c : classes)
-    if (c < 0 || c >= K) throw InputError(fmt::format("{} {} out of range [0,{}){}", noun, c, K, suffix));
-}
-
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& arch, Device dev) {
   ModelConfig cfg = read_model_config(path);
   if (!arch.empty() && cfg.arch != arch)

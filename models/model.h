@@ -96,11 +96,6 @@ inline int top1(const float* logits, int64_t K) {
   return static_cast<int>(best);
 }
 
-// Throws InputError "{noun} {c} out of range [0,{K}){suffix}" for the first class index
-// outside [0, K): labels and requested classes, checked on the host before they are uploaded
-// (device kernels only keep out-of-range rows from reading outside their tables).
-void check_classes(const std::vector<int>& classes, int64_t K, const char* noun, const std::string& suffix = "");
-
 // Reads the config attributes and every parameter of a weights file, checking names, shapes
 // and dtypes (InputError naming the dataset and both shapes). `arch` must match the file's
 // `arch` attribute. Returns a finalized model on `dev`.
