@@ -21,7 +21,6 @@
 
 #include <doctest/doctest.h>  // TEST_SUITE, TEST_CASE, CHECK_MESSAGE
 
-#include "engine/backend.h"       // cpu::set_conv_bf16 (the CPU emulation of bf16)
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats, Graph
 #include "engine/ops.h"           // the ops under test
@@ -706,10 +705,6 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
   // neighbouring bf16 value. What bf16 costs against float32 is printed beside it (the CPU
   // suite bounds that). The attention gradient of the tiny random models is ill-conditioned
   // (test_lcam.cpp: a 0.4% input change moves it by ~14% in float32); it is held to that.
-  struct CpuBf16 {
-    explicit CpuBf16(bool on) { lcam::cpu::set_conv_bf16(on); }
-    ~CpuBf16() { lcam::cpu::set_conv_bf16(false); }
-  };
   Bf16Scope bf16;
   for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
     const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
@@ -720,7 +715,7 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
     const Tensor f32 = cpu->logits(x), g16 = gpu->logits(on_gpu(x));
     Tensor c16;
     {
-      CpuBf16 on(true);
+      const lcam::test::CpuBf16Scope on;
       c16 = cpu->logits(x);
     }
     const double e = rel_l2(c16, g16);
@@ -734,7 +729,7 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
     const Tensor g16 = gpu->logits(on_gpu(x));
     Tensor c16;
     {
-      CpuBf16 on(true);
+      const lcam::test::CpuBf16Scope on;
       c16 = cpu->logits(x);
     }
     const double e = rel_l2(c16, g16);
@@ -747,7 +742,7 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
   const Tensor dw32 = sc.dwc.clone();
   lcam::LossTerms tc;
   {
-    CpuBf16 on(true);
+    const lcam::test::CpuBf16Scope on;
     tc = sc.run_cpu();
   }
   const lcam::LossTerms tg = sc.run_gpu();

@@ -7,7 +7,6 @@
 
 #include <cmath>  // std::pow
 
-#include "engine/backend.h"   // cpu::set_conv_bf16
 #include "engine/common.h"    // InputError, InternalError
 #include "engine/ops.h"       // the L-CAM ops
 #include "loaders/hdf5.h"     // h5::Reader
@@ -325,10 +324,6 @@ TEST_CASE("bf16 convolutions (CPU emulation): what they change in logits and in 
   // on these random tiny models is ill-conditioned (ReLU and max-pool choices flip): a 0.4%
   // change of the input already moves it by ~14% in float32, so bf16 is held to at most twice
   // what that perturbation does, and the loss to 1%. (They must differ: the emulation ran.)
-  struct Bf16 {
-    explicit Bf16(bool on) { cpu::set_conv_bf16(on); }
-    ~Bf16() { cpu::set_conv_bf16(false); }
-  };
   for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
     const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
     auto model = load_model(w, read_model_config(w).arch, Device::CPU);
@@ -336,7 +331,7 @@ TEST_CASE("bf16 convolutions (CPU emulation): what they change in logits and in 
     const Tensor f32 = model->logits(x);
     Tensor b16;
     {
-      Bf16 on(true);
+      const lcam::test::CpuBf16Scope on;
       b16 = model->logits(x);
     }
     const double e = lcam::test::rel_l2(f32, b16);
@@ -355,7 +350,7 @@ TEST_CASE("bf16 convolutions (CPU emulation): what they change in logits and in 
   const LossTerms t32 = lcam.forward_backward(a, x01, labels, dw, db);
   LossTerms t16;
   {
-    Bf16 on(true);
+    const lcam::test::CpuBf16Scope on;
     t16 = lcam.forward_backward(a, x01, labels, dw16, db16);
   }
   const double el = std::fabs(t16.total - t32.total) / std::fabs(t32.total), ew = lcam::test::rel_l2(dw, dw16);

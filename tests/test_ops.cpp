@@ -171,10 +171,7 @@ TEST_CASE("bf16 convolution emulation: rounded operands, output rounded, then th
   // Eligible shapes (channels multiples of 8) against float64 loops over the rounded operands,
   // the output rounded to bf16 (half an ulp: 2^-8 relative) before bias, residual and ReLU; a
   // shape with 3 input channels stays float32.
-  struct Bf16On {
-    Bf16On() { cpu::set_conv_bf16(true); }
-    ~Bf16On() { cpu::set_conv_bf16(false); }
-  } on;
+  const lcam::test::CpuBf16Scope on;
   auto rounded = [](const Tensor& t) {
     Vec v = to_double(t);
     for (double& d : v) d = kern::bf16_to_float(kern::bf16_from_float(static_cast<float>(d)));

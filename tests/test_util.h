@@ -12,7 +12,8 @@
 
 #include <doctest/doctest.h>  // CHECK, INFO
 
-#include "engine/tensor.h"  // Tensor
+#include "engine/backend.h"  // cpu::set_conv_bf16
+#include "engine/tensor.h"   // Tensor
 
 namespace lcam::test {
 
@@ -32,6 +33,14 @@ inline std::string lcam_binary() {
   const char* e = std::getenv("LCAM_BINARY");
   return e && *e ? e : LCAM_BINARY;
 }
+// The CPU's emulation of the bf16 convolutions on for a scope, off again after it.
+struct CpuBf16Scope {
+  CpuBf16Scope() { cpu::set_conv_bf16(true); }
+  ~CpuBf16Scope() { cpu::set_conv_bf16(false); }
+  CpuBf16Scope(const CpuBf16Scope&) = delete;
+  CpuBf16Scope& operator=(const CpuBf16Scope&) = delete;
+};
+
 inline std::string fixture(const std::string& name) { return source_dir() + "/tests/fixtures/" + name; }
 
 inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
