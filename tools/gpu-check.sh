@@ -58,10 +58,11 @@ step() {
   echo "== $name (limit ${limit}s): $*" >>"$err"
   echo "== $name (limit ${limit}s)"
   t0=$(date +%s)
+  # STEP_LIMIT: the seconds the command has (tools/run_suite.py sizes its budget by it).
   if [ "$out" = "$err" ]; then
-    timeout -k 5 "$limit" "$@" >>"$out" 2>&1
+    STEP_LIMIT=$limit timeout -k 5 "$limit" "$@" >>"$out" 2>&1
   else
-    timeout -k 5 "$limit" "$@" >>"$out" 2>>"$err"
+    STEP_LIMIT=$limit timeout -k 5 "$limit" "$@" >>"$out" 2>>"$err"
   fi
   rc=$?
   dt=$(($(date +%s) - t0))
@@ -180,8 +181,16 @@ fi
 note "environment ready after $(($(date +%s) - START))s"
 
 # ---- 1. CUDA test suite (parity of every op against the CPU) ---------------------------------
+# Through tools/run_suite.py where python3 is: a case that crashes, hangs or loses the CUDA
+# context (a sticky error such as an illegal address) is named, the cases after it run in a
+# fresh process, and the culprit is rerun alone under compute-sanitizer if time is left.
+if command -v python3 >/dev/null && [ -f tools/run_suite.py ]; then
+  SUITE=(python3 tools/run_suite.py ./lcam_tests)
+else
+  SUITE=(./lcam_tests --duration=true)
+fi
 wants tests && step "tests: cuda suite" 150 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
-  ./lcam_tests --test-suite=cuda --duration=true
+  "${SUITE[@]}" --test-suite=cuda
 
 # ---- 2. benchmarks: lcam then PyTorch, same shapes, same math (TF32 for convolutions and
 # matrix products on both sides: lcam's default, PyTorch's --tf32 on) ---------------------------
@@ -251,7 +260,7 @@ fi
 # ---- 4. the rest of the test suite (CPU ops, models, loaders, CLI) -----------------------------
 # The image suite is left out: it checks all 100 sample photos, the bundle carries twenty.
 wants rest && step "tests: all but cuda, image" 200 "$OUT/tests-rest.log" "$OUT/tests-rest.log" \
-  ./lcam_tests --test-suite-exclude=cuda,image --duration=true
+  "${SUITE[@]}" --test-suite-exclude=cuda,image
 
 # ---- summary ---------------------------------------------------------------------------------
 total=$(($(date +%s) - START))
@@ -260,8 +269,15 @@ failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
 {
   echo "---"
   echo "total ${total}s; $passed passed, $failed failed or timed out"
-  echo "doctest (cuda):  $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/tests-cuda.log" 2>/dev/null | tr '\n' ' ')"
-  echo "doctest (rest):  $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/tests-rest.log" 2>/dev/null | tr '\n' ' ')"
+  # The runner's closing lines (counts, then each case that did not pass), else doctest's own.
+  for part in cuda rest; do
+    log=$OUT/tests-$part.log
+    if grep -q '^run_suite: ' "$log" 2>/dev/null; then
+      grep '^run_suite: ' "$log" | grep -v '^run_suite: restarting' | sed "s/^run_suite:/tests ($part):/"
+    else
+      echo "doctest ($part):  $(grep -E '^\[doctest\] (test cases|assertions)' "$log" 2>/dev/null | tr '\n' ' ')"
+    fi
+  done
   # lcam and PyTorch side by side, paired by model, work and batch (speed and memory ratios).
   if [ -s "$OUT/bench-lcam.jsonl" ] || [ -s "$OUT/bench-torch.jsonl" ]; then
     echo "---"
