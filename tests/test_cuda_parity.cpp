@@ -952,6 +952,34 @@ TEST_CASE("cuda: CUDA graph replays of the L-CAM explanation and training step")
   CHECK(std::fabs(te.total - tr.total) <= 1e-6 * std::fabs(te.total));
 }
 
+TEST_CASE("cuda: a convolution's first call inside a capture is refused; the graph captures after an eager call") {
+  if (skip_without_cuda()) return;
+  // A shape no other case uses: its plan has no algorithm chosen yet, so the call would search.
+  const ConvParams p{2, 5, 13, 11, 7, 3, 3, 1, 1, 1, 1};
+  const Tensor x = on_gpu(random({2, 5, 13, 11}, 91)), w = on_gpu(random({7, 5, 3, 3}, 92));
+  const Tensor b = on_gpu(random({7}, 93));
+  Tensor y = Tensor::empty({2, 7, p.P(), p.Q()}, Device::CUDA);
+  lcam::cuda::Graph g;
+  std::string what;
+  try {
+    g.capture([&] { lcam::conv2d_forward(y, x, w, b, p, true); });
+  } catch (const lcam::InternalError& e) {
+    what = e.what();
+  }
+  INFO(what);
+  CHECK(what.find("run the work once before capturing") != std::string::npos);
+  CHECK(!g.captured());
+  // Nothing was cached from the refused call, the engine is still usable, and the same graph
+  // object captures once the shape has run eagerly.
+  Tensor eager = Tensor::empty(y.shape(), Device::CUDA);
+  lcam::conv2d_forward(eager, x, w, b, p, true);
+  g.capture([&] { lcam::conv2d_forward(y, x, w, b, p, true); });
+  REQUIRE(g.captured());
+  y.fill_zero();
+  g.replay();
+  check_close("replayed convolution", eager, y, 1e-6);
+}
+
 TEST_CASE("cuda: capturing a graph without a device is an input error") {
   if (lcam::cuda::available()) return;  // the replay test above covers the device
   lcam::cuda::Graph g;

@@ -14,7 +14,8 @@
 // fused call with only some algorithms and activations, and it is not always faster, so the
 // first call of each (plan, activation, residual or not) times both ways on the call's buffers
 // — the separate pair, and the fused call with the heuristic's first algorithms that succeed
-// within the shape's own workspace — and keeps the faster (cuda::set_conv_fusion can force
+// within the shape's own workspace (without a ReLU only implicit precomputed GEMM, the one
+// algorithm cuDNN documents for the identity activation) — and keeps the faster (cuda::set_conv_fusion can force
 // either way, for tests). A residual z (a bottleneck's shortcut) goes into the same epilogue
 // kernel, or into the fused call's z. db is a deterministic per-channel reduction kernel.
 // TF32 on: CUDNN_TENSOR_OP_MATH (cuDNN may then use TF32 tensor cores, as PyTorch by default);
@@ -145,15 +146,28 @@ struct Plan {
 
   cudnnMathType_t requested_math() const { return tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH; }
 
+  // The bias and activation descriptors, made together: a failure leaves none of them.
   void make_fusion_descriptors() {
     if (bias) return;
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&bias));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, p.K, 1, 1));
-    for (int r = 0; r < 2; ++r) {
-      CUDNN_CHECK(cudnnCreateActivationDescriptor(&act[r]));
-      CUDNN_CHECK(cudnnSetActivationDescriptor(act[r], r ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
-                                               CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    cudnnTensorDescriptor_t b = nullptr;
+    cudnnActivationDescriptor_t a[2] = {nullptr, nullptr};
+    try {
+      CUDNN_CHECK(cudnnCreateTensorDescriptor(&b));
+      CUDNN_CHECK(cudnnSetTensor4dDescriptor(b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, p.K, 1, 1));
+      for (int r = 0; r < 2; ++r) {
+        CUDNN_CHECK(cudnnCreateActivationDescriptor(&a[r]));
+        CUDNN_CHECK(cudnnSetActivationDescriptor(a[r], r ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+                                                 CUDNN_NOT_PROPAGATE_NAN, 0.0));
+      }
+    } catch (...) {
+      for (auto d : a)
+        if (d) CUDNN_CHECK_PRINT(cudnnDestroyActivationDescriptor(d));
+      if (b) CUDNN_CHECK_PRINT(cudnnDestroyTensorDescriptor(b));
+      throw;
     }
+    bias = b;
+    act[0] = a[0];
+    act[1] = a[1];
   }
 
   void destroy() noexcept {
@@ -208,6 +222,21 @@ Plan* bf16_plan_for(const ConvParams& p) {
     refused_bf16().insert(key);
     return nullptr;
   }
+}
+
+// Whether the engine stream is capturing a CUDA graph (true also when that cannot be told).
+bool capturing() {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  return cudaStreamIsCapturing(cuda::ctx::stream(), &capture) != cudaSuccess ||
+         capture != cudaStreamCaptureStatusNone;
+}
+
+// Algorithm searches time kernels and wait for them, which a capture cannot hold; a failed
+// search would also cache an untimed choice for good. First calls must run before a capture.
+void require_not_capturing(const char* what, const ConvParams& p) {
+  if (capturing())
+    throw InternalError(std::string("cuDNN ") + what + " algorithm search for " + shape_of(p) +
+                        " inside a CUDA graph capture: run the work once before capturing it");
 }
 
 // A device buffer from the caching allocator for the length of a call, returned at scope exit
@@ -267,6 +296,10 @@ size_t max_fitting_workspace(const std::vector<Perf>& perfs, int count, size_t l
 // `find` returns the cudnnStatus_t of the timing call so that its failure can fall back.
 template <class Perf, class Get, class Find>
 Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find find) {
+  require_not_capturing(what, plan.p);
+  // Each run sets the math of the algorithm it runs: searches start from the requested one
+  // (tensor-op math lists the TF32 / bf16 tensor-core algorithms as well as the FMA ones).
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.requested_math()));
   const size_t limit = cuda::ctx::workspace_limit();
   std::vector<Perf> heur(static_cast<size_t>(max_count));
   int heur_n = 0;
@@ -307,9 +340,16 @@ float time_calls(Run run, int reps) {
   if (run() != CUDNN_STATUS_SUCCESS) return -1.f;
   cudaStream_t s = cuda::ctx::stream();
   std::vector<float> ms;
-  cudaEvent_t e0 = nullptr, e1 = nullptr;
-  CUDA_CHECK(cudaEventCreate(&e0));
-  CUDA_CHECK(cudaEventCreate(&e1));
+  struct Events {  // destroyed on every path, a throwing run() included
+    cudaEvent_t e[2] = {nullptr, nullptr};
+    ~Events() {
+      for (auto x : e)
+        if (x) CUDA_CHECK_PRINT(cudaEventDestroy(x));
+    }
+  } ev;
+  CUDA_CHECK(cudaEventCreate(&ev.e[0]));
+  CUDA_CHECK(cudaEventCreate(&ev.e[1]));
+  cudaEvent_t e0 = ev.e[0], e1 = ev.e[1];
   for (int i = 0; i < reps; ++i) {
     CUDA_CHECK(cudaEventRecord(e0, s));
     const cudnnStatus_t st = run();
@@ -319,8 +359,6 @@ float time_calls(Run run, int reps) {
     CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
     if (st == CUDNN_STATUS_SUCCESS) ms.push_back(t);
   }
-  CUDA_CHECK(cudaEventDestroy(e0));
-  CUDA_CHECK(cudaEventDestroy(e1));
   if (ms.empty()) return -1.f;
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
@@ -332,6 +370,7 @@ void run_separate(Plan& plan, float* y, const float* x, const float* w, const fl
 // activation (mode 0 auto: the faster; mode 1 on: the fastest fused algorithm whenever one works).
 void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, const float* x, const float* w,
                    const float* b, const float* z) {
+  require_not_capturing("fused forward", plan.p);
   plan.make_fusion_descriptors();
   cudnnHandle_t h = cuda::ctx::cudnn();
   // A few timed calls of a few candidates: this runs once per shape, inside the first call.
@@ -349,15 +388,19 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
   CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionFwdAlgoPerf_t> heur(static_cast<size_t>(max_count));
   int n = 0;
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.requested_math()));  // as choose()
   CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, plan.x, plan.w, plan.conv, plan.y, max_count, &n, heur.data()));
   // No candidate may grow the shared workspace past what this shape already uses (or 16 MiB):
   // the fusion must not cost the memory the algorithm choice saved.
   const size_t limit = std::min(cuda::ctx::workspace_limit(), std::max<size_t>(plan.fwd.workspace, size_t{16} << 20));
   // The heuristic's first candidates, and implicit precomputed GEMM (the algorithm cuDNN's
-  // documentation names for the fused ReLU) wherever it stands in the list.
+  // documentation names for the fused ReLU) wherever it stands in the list. With the identity
+  // activation (no ReLU) cuDNN documents that algorithm alone: others may return success and
+  // still apply the wrong activation, so they are not tried.
   int tried = 0;
   for (int i = 0; i < n; ++i) {
     if (heur[i].status != CUDNN_STATUS_SUCCESS || heur[i].memory > limit) continue;
+    if (!relu && heur[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
     if (tried >= kCandidates && heur[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
     ++tried;
     Choice c;
@@ -427,10 +470,7 @@ bool cudnn_accepts(const Choice& choice, bool& refused, Work work) {
     work();
     return true;
   } catch (const CudnnError&) {
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(cuda::ctx::stream(), &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone ||
-        cudaPeekAtLastError() != cudaSuccess)
-      throw;
+    if (capturing() || cudaPeekAtLastError() != cudaSuccess) throw;
     refused = true;
     return false;
   }

@@ -131,11 +131,13 @@ __global__ void normalize_kernel(float* y, const float* x, int64_t HW, float m0,
 
 // out[c] = sum of x[n, c, :] over n and the plane. One block per channel; each thread sums a
 // strided subset in a fixed order, then a shared-memory tree combines them: deterministic.
+// Accumulated in double, as the CPU's sums (ops.h): the L-CAM loss totals add up to N*L
+// values, where a float accumulator would drift with the batch.
 __global__ void channel_sum_kernel(float* out, const float* x, int N, int C, int64_t HW) {
-  __shared__ float partial[kBlock];
+  __shared__ double partial[kBlock];
   const int c = blockIdx.x;
   const int64_t per_channel = static_cast<int64_t>(N) * HW;
-  float acc = 0.f;
+  double acc = 0.0;
   for (int64_t j = threadIdx.x; j < per_channel; j += blockDim.x) {
     const int64_t n = j / HW, hw = j % HW;
     acc += x[(n * C + c) * HW + hw];
@@ -146,7 +148,7 @@ __global__ void channel_sum_kernel(float* out, const float* x, int N, int C, int
     if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
     __syncthreads();
   }
-  if (threadIdx.x == 0) out[c] = partial[0];
+  if (threadIdx.x == 0) out[c] = static_cast<float>(partial[0]);
 }
 
 }  // namespace

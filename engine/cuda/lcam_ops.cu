@@ -3,6 +3,7 @@
 // convolution, sums, and thin wrappers over the shared bodies of kernels/bodies.h (sigmoid,
 // bilinear resize, masking, area and TV terms, SGD). Deliberately omits fusion: these run on
 // maps of 7x7 to 224x224 per image, small next to the backbone.
+#include <algorithm>  // std::max
 #include <cstdint>  // int32_t, int64_t
 
 #include <cublas_v2.h>         // cublasSgemmStridedBatched
@@ -42,9 +43,11 @@ void gemm_batched(float* C, const float* A, const float* B, int batch, int M, in
   if (batch <= 0 || M <= 0 || N <= 0) return;
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
   const float alpha = 1.f;
+  // Leading dimensions at least 1, as cuBLAS requires even for K == 0 (then C = beta C).
+  const int ldb = std::max(1, tb ? K : N), lda = std::max(1, ta ? M : K);
   CUBLAS_CHECK(cublasSgemmStridedBatched(cuda::ctx::cublas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                         ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, tb ? K : N, sB, A,
-                                         ta ? M : K, sA, &beta, C, N, sC, batch));
+                                         ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, sB, A, lda, sA,
+                                         &beta, C, N, sC, batch));
 }
 
 void gather_rows(float* out, const float* table, const int32_t* rows, int R, int C, int T) {

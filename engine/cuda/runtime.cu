@@ -285,6 +285,16 @@ void Graph::capture(const std::function<void()>& work) {
   (void)ctx::cublas();             // handles made now: their creation cannot be captured
   (void)ctx::cudnn();
   BlockCache& cache = device_cache();
+  // What a failed capture leaves: nothing will replay its blocks, so its pool goes back to the
+  // shared cache at once (stream order covers any eager work still using them).
+  auto abandon = [&] {
+    if (cache.pool_open()) cache.close_pool();
+    if (pool_) device_cache().drop_pool(pool_);
+    pool_ = 0;
+    if (graph_) CUDA_CHECK_PRINT(cudaGraphDestroy(static_cast<cudaGraph_t>(graph_)));
+    graph_ = nullptr;
+  };
+  abandon();  // a retry after a failed capture or instantiation
   pool_ = cache.open_pool();  // throws while another capture is in progress
   auto stop = [&]() -> cudaError_t {
     cudaGraph_t g = nullptr;
@@ -293,17 +303,24 @@ void Graph::capture(const std::function<void()>& work) {
     graph_ = g;
     return e;
   };
-  CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  } catch (...) {
+    abandon();
+    throw;
+  }
   try {
     work();
   } catch (...) {
     (void)stop();
     (void)cudaGetLastError();
+    abandon();
     throw;
   }
   const cudaError_t e = stop();
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
+    abandon();
     throw InternalError("cuda::Graph::capture: the capture failed (" + check::str(e) +
                         "): the work made a call that cannot be captured (a host copy or "
                         "synchronization, or a first-time cuDNN algorithm search: run it once first)");
