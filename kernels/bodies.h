@@ -408,19 +408,24 @@ namespace lcam::kern {
 // Min-max normalization of one map of L values: (x - min) / (max - min); a constant map gives
 // zeros (never NaN). Without subtract_min: x / (max - min), 1 for the range where it is 0.
 // m indexes the map.
+// The GPU splits a map's min and max over a block (minmax_step, same comparisons: min and max
+// are exact in any order) and writes its values with minmax_value, so both backends agree to
+// the bit.
+ENGINE_HD inline void minmax_step(float v, float& lo, float& hi) {
+  lo = v < lo ? v : lo;
+  hi = v > hi ? v : hi;
+}
+ENGINE_HD inline float minmax_value(float v, float lo, float range, bool subtract_min) {
+  if (subtract_min) return range > 0.f ? (v - lo) / range : 0.f;
+  return v / (range > 0.f ? range : 1.f);  // Score-CAM's reference: divided by the range only
+}
 ENGINE_HD inline void minmax_map(float* y, const float* x, int64_t L, bool subtract_min, int64_t m) {
   const float* xm = x + m * L;
   float* ym = y + m * L;
   float lo = xm[0], hi = xm[0];
-  for (int64_t i = 1; i < L; ++i) {
-    lo = xm[i] < lo ? xm[i] : lo;
-    hi = xm[i] > hi ? xm[i] : hi;
-  }
+  for (int64_t i = 1; i < L; ++i) minmax_step(xm[i], lo, hi);
   const float range = hi - lo;
-  if (subtract_min)
-    for (int64_t i = 0; i < L; ++i) ym[i] = range > 0.f ? (xm[i] - lo) / range : 0.f;
-  else  // Score-CAM's reference: divided by the range only, by 1 where it is 0
-    for (int64_t i = 0; i < L; ++i) ym[i] = xm[i] / (range > 0.f ? range : 1.f);
+  for (int64_t i = 0; i < L; ++i) ym[i] = minmax_value(xm[i], lo, range, subtract_min);
 }
 
 }  // namespace lcam::kern

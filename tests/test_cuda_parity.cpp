@@ -617,6 +617,37 @@ TEST_CASE("cuda parity: normalize") {
   check_close("normalize", yc, yg, kTolBody);
 }
 
+TEST_CASE("cuda parity: minmax_normalize and range_scale, one block per map, to the bit") {
+  if (skip_without_cuda()) return;
+  // Planes from one value to Score-CAM's 224x224 (more values than a block has threads), maps
+  // that are constant, hold their minimum last or their maximum first, and the in-place call.
+  for (const int64_t side : {1, 3, 14, 17, 224}) {
+    const int64_t L = side * side;
+    Tensor x = random({5, 1, side, side}, 97 + static_cast<uint32_t>(side));
+    std::vector<float> v = x.to_vector();
+    std::fill(v.begin() + L, v.begin() + 2 * L, 0.25f);  // map 1: constant
+    v[3 * L - 1] = -7.f;                                 // map 2: minimum last
+    v[3 * L] = 9.f;                                      // map 3: maximum first
+    x = Tensor::from_vector(v, x.shape());
+    for (const bool sub : {true, false}) {
+      Tensor yc = Tensor::empty(x.shape()), yg = Tensor::empty(x.shape(), Device::CUDA);
+      Tensor inplace = on_gpu(x);
+      if (sub) {
+        lcam::minmax_normalize(yc, x);
+        lcam::minmax_normalize(yg, on_gpu(x));
+        lcam::minmax_normalize(inplace, inplace);
+      } else {
+        lcam::range_scale(yc, x);
+        lcam::range_scale(yg, on_gpu(x));
+        lcam::range_scale(inplace, inplace);
+      }
+      const std::string what = std::string(sub ? "minmax_normalize" : "range_scale") + " " + std::to_string(side) + "^2";
+      check_close(what, yc, yg, 0.0);
+      check_close(what + " in place", yc, inplace, 0.0);
+    }
+  }
+}
+
 // ---- whole-model parity -------------------------------------------------------------------------
 // The committed tiny models and full-size VGG-16 / ResNet-50 with random weights: features,
 // logits and the gradient to the input on CUDA vs CPU. With TF32 off the forward agrees to

@@ -120,8 +120,39 @@ void mul_forward(float* y, const float* a, const float* b, int64_t L) {
   each(L, [=] __device__(int64_t i) { kern::mul_at(y, a, b, i); });
 }
 
+namespace {
+
+// One block per map: a strided min/max, a tree over the block, then the values (Score-CAM
+// normalizes 512-2048 maps of 224x224 at once; a thread per map left most of the GPU idle and
+// read memory uncoalesced). In place is safe: every value is read again by the thread that
+// writes it, after the reduction.
+__global__ void minmax_kernel(float* y, const float* x, int64_t L, bool sub) {
+  __shared__ float lo_s[kBlock], hi_s[kBlock];
+  const float* xm = x + static_cast<int64_t>(blockIdx.x) * L;
+  float* ym = y + static_cast<int64_t>(blockIdx.x) * L;
+  const int t = threadIdx.x;
+  float lo = xm[0], hi = xm[0];
+  for (int64_t i = t; i < L; i += blockDim.x) kern::minmax_step(xm[i], lo, hi);
+  lo_s[t] = lo;
+  hi_s[t] = hi;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (t < stride) {
+      lo_s[t] = lo_s[t + stride] < lo_s[t] ? lo_s[t + stride] : lo_s[t];
+      hi_s[t] = hi_s[t + stride] > hi_s[t] ? hi_s[t + stride] : hi_s[t];
+    }
+    __syncthreads();
+  }
+  const float lo_m = lo_s[0], range = hi_s[0] - lo_s[0];
+  for (int64_t i = t; i < L; i += blockDim.x) ym[i] = kern::minmax_value(xm[i], lo_m, range, sub);
+}
+
+}  // namespace
+
 void minmax_normalize(float* y, const float* x, int maps, int64_t L, bool sub) {
-  each(maps, [=] __device__(int64_t m) { kern::minmax_map(y, x, L, sub, m); });  // maps are small (<= 224^2)
+  if (maps <= 0 || L <= 0) return;
+  minmax_kernel<<<maps, kBlock, 0, cuda::ctx::stream()>>>(y, x, L, sub);
+  CUDA_CHECK(cudaGetLastError());
 }
 
 void cam_weights(float* w, const float* A, const float* g, const float* expS, int N, int C, int64_t L, int kind) {
