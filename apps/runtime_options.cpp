@@ -13,7 +13,7 @@ void RuntimeOptions::add_to(CLI::App& sub) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   sub.add_option("--precision", precision,
-                 "GPU math: tf32 (tensor cores, as PyTorch), fp32, or bf16 (convolutions on bfloat16 operands with "
+                 "GPU math: tf32 (tensor cores for convolutions and matrix products), fp32, or bf16 (convolutions on bfloat16 operands with "
                  "float32 accumulation, TF32 elsewhere; on the CPU bf16 emulates that rounding, for checking, slower)")
       ->check(CLI::IsMember({"tf32", "fp32", "bf16"}));
   sub.add_option("--conv-fusion", fusion,
