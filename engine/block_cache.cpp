@@ -36,6 +36,7 @@ void* BlockCache::alloc(size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   size_t size = 0;
   void* p = take(open_ ? pools_[open_] : shared_, want, size);
+  const bool held = p && open_;  // a pool's free block: counted in use already (see free)
   if (!p) {
     p = raw_alloc_(want, open_ != 0);
     if (!p) return nullptr;
@@ -45,7 +46,7 @@ void* BlockCache::alloc(size_t bytes) {
     if (open_) owner_.emplace(p, open_);
   }
   live_.emplace(p, size);
-  s_.in_use += size;
+  if (!held) s_.in_use += size;
   s_.peak_in_use = std::max(s_.peak_in_use, s_.in_use);
   return p;
 }
@@ -56,7 +57,7 @@ bool BlockCache::free(void* p) {
   if (it == live_.end()) return false;
   const size_t size = it->second;
   live_.erase(it);
-  s_.in_use -= size;
+  // A block that goes to a pool stays in use: the captured graph writes it at every replay.
   auto own = owner_.find(p);
   if (own != owner_.end()) {
     pools_[own->second].emplace(size, p);
@@ -65,6 +66,7 @@ bool BlockCache::free(void* p) {
     owner_.emplace(p, open_);
   } else {
     shared_.emplace(size, p);
+    s_.in_use -= size;
   }
   return true;
 }
@@ -106,7 +108,10 @@ void BlockCache::drop_pool(int id) {
   if (open_ == id) open_ = 0;
   auto pool = pools_.find(id);
   if (pool == pools_.end()) return;
-  for (auto& [size, p] : pool->second) shared_.emplace(size, p);
+  for (auto& [size, p] : pool->second) {
+    shared_.emplace(size, p);
+    s_.in_use -= size;
+  }
   pools_.erase(pool);
   for (auto it = owner_.begin(); it != owner_.end();) it = it->second == id ? owner_.erase(it) : std::next(it);
 }

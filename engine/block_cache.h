@@ -9,7 +9,9 @@
 // replay); close_pool() ends that; drop_pool() gives the pool's free blocks to the shared cache,
 // and its blocks still in use become ordinary ones.
 // Statistics: reserved bytes (cached + in use, as PyTorch's memory_reserved) and bytes in use
-// (as memory_allocated), each with its peak. Threading: every call takes the lock; the raw
+// (as memory_allocated, plus the free blocks of pools not yet dropped: a captured graph writes
+// them at every replay, so a replayed work's peak counts its working memory), each with its
+// peak. Threading: every call takes the lock; the raw
 // functions are called under it.
 #pragma once
 #include <cstddef>        // size_t

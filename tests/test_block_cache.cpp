@@ -104,6 +104,9 @@ TEST_CASE("block cache: a pool keeps a graph's blocks until it is dropped") {
   CHECK(s.cache.free(t1));              // a temporary of the captured work
   s.cache.close_pool();
   CHECK(!s.cache.pool_open());
+  // The pool's free block (before's, t1's) still counts as in use: the replays write it.
+  const size_t big = lcam::BlockCache::rounded(3 * kMiB);
+  CHECK(s.cache.stats().in_use == 8192 + 2048 + big);
 
   // After the capture the shared cache must not hand out the pool's blocks: the graph's
   // replays still write them.
@@ -115,6 +118,8 @@ TEST_CASE("block cache: a pool keeps a graph's blocks until it is dropped") {
 
   // The graph's output (t2) is still in use when the graph goes; it becomes ordinary.
   s.cache.drop_pool(id);
+  CHECK(s.cache.stats().in_use == 2048 + big + 8192);  // kept, t2, other: the pool's block is free now
+  CHECK(s.cache.stats().peak_in_use == 8192 + 2048 + big + 8192);
   CHECK(s.cache.free(t2));
   CHECK(s.cache.alloc(3 * kMiB) == t2);  // now shared
   CHECK(s.cache.free(other));
