@@ -37,6 +37,12 @@ void* BlockCache::alloc(size_t bytes) {
   size_t size = 0;
   void* p = take(open_ ? pools_[open_] : shared_, want, size);
   const bool held = p && open_;  // a pool's free block: counted in use already (see free)
+  if (!p && open_) {
+    // A capture may also take what the eager calls before it left cached; the block is the
+    // graph's from then on, so that a capture costs no second copy of the working memory.
+    p = take(shared_, want, size);
+    if (p) owner_.emplace(p, open_);
+  }
   if (!p) {
     p = raw_alloc_(want, open_ != 0);
     if (!p) return nullptr;

@@ -4,8 +4,8 @@
 // Requests are rounded up (512 B granularity up to 1 MiB, 2 MiB above); freed blocks are kept
 // by size and handed out again for requests at most 25% smaller; memory goes back to its source
 // only through release_cached(), which the owner calls when a fresh allocation fails.
-// Pools, for CUDA graphs: while a pool is open, blocks are taken from and freed to it, and any
-// block freed meanwhile joins it (the graph being captured keeps using those addresses at every
+// Pools, for CUDA graphs: while a pool is open, blocks are taken from it (else from the shared
+// cache, and then they join the pool) and freed to it, and any block freed meanwhile joins it (the graph being captured keeps using those addresses at every
 // replay); close_pool() ends that; drop_pool() gives the pool's free blocks to the shared cache,
 // and its blocks still in use become ordinary ones.
 // Statistics: reserved bytes (cached + in use, as PyTorch's memory_reserved) and bytes in use

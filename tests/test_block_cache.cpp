@@ -88,6 +88,26 @@ TEST_CASE("block cache: a failed raw allocation leaves everything as it was") {
   CHECK(s.cache.alloc(4096) == a);  // the cache still serves what it has
 }
 
+TEST_CASE("block cache: a capture takes what the shared cache holds, and keeps it") {
+  Source s;
+  void* eager = s.cache.alloc(1 << 16);  // an eager call's temporary, cached after it
+  CHECK(s.cache.free(eager));
+  const int id = s.cache.open_pool();
+  void* t = s.cache.alloc(1 << 16);      // the capture reuses it: no second copy of the memory
+  CHECK(t == eager);
+  CHECK(s.for_pool.size() == 1);
+  CHECK(s.cache.free(t));
+  s.cache.close_pool();
+  void* after = s.cache.alloc(1 << 16);  // the block is the graph's now: not handed out again
+  CHECK(after != eager);
+  CHECK(s.cache.stats().in_use == 2u << 16);
+  s.cache.drop_pool(id);
+  CHECK(s.cache.free(after));
+  CHECK(s.cache.stats().in_use == 0);
+  s.cache.release_cached();
+  CHECK(s.out.empty());
+}
+
 TEST_CASE("block cache: a pool keeps a graph's blocks until it is dropped") {
   Source s;
   void* before = s.cache.alloc(8192);   // made before the capture, freed during it
