@@ -152,11 +152,13 @@ int run_train(TrainOptions o) {
     // has work while the host waits for that one small copy, reports and takes the next batch.
     // The batch stays in flight with its step: its page-locked images must not be refilled by
     // the loader before the device has copied them.
+    // Members go in reverse: an unread PendingRead waits for its copy (and so for the step and
+    // the batch's upload before it) before the batch goes back to the loader.
     struct InFlight {
-      PendingRead read;
+      Batch batch;
       Lcam::StepStats stats;
       int64_t step = 0, seen = 0;
-      Batch batch;
+      PendingRead read;
     };
     std::optional<InFlight> inflight;
     auto settle = [&] {
@@ -200,7 +202,7 @@ int run_train(TrainOptions o) {
       ++st.step;
       PendingRead read(stats.values);
       settle();  // the previous step, while this one runs
-      inflight = InFlight{std::move(read), stats, st.step, seen, std::move(b)};
+      inflight = InFlight{std::move(b), stats, st.step, seen, std::move(read)};
       b = Batch();
       if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) {
         settle();

@@ -182,7 +182,17 @@ PendingRead::PendingRead(const Tensor& t) {
   event_ = cuda::record_event();
 }
 
-PendingRead::~PendingRead() { cuda::destroy_event(event_); }
+// Dropped unread (an exception between queueing and reading, or a move-assignment over it):
+// the copy may still be writing host_, whose page-locked block goes back to the cache for the
+// next batch or read, so wait for it first.
+PendingRead::~PendingRead() {
+  if (!event_) return;
+  try {
+    cuda::wait_event(event_);
+  } catch (...) {  // a lost device: nothing more will write the block
+  }
+  cuda::destroy_event(event_);
+}
 
 std::vector<float> PendingRead::wait() {
   LCAM_REQUIRE(host_.defined(), "PendingRead::wait: nothing was read");
