@@ -85,10 +85,11 @@ Tensor Tensor::empty(std::vector<int64_t> shape, Device dev, DType dt) {
   return t;
 }
 
-Tensor Tensor::empty_pinned(std::vector<int64_t> shape) {
+Tensor Tensor::empty_pinned(std::vector<int64_t> shape, DType dt) {
   Tensor t;
-  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(checked_numel(shape)) * sizeof(float), Device::CPU, true);
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(checked_numel(shape)) * dtype_size(dt), Device::CPU, true);
   t.shape_ = std::move(shape);
+  t.dtype_ = dt;
   return t;
 }
 
@@ -107,7 +108,11 @@ Tensor Tensor::from_vector(const std::vector<float>& v, std::vector<int64_t> sha
 }
 
 Tensor Tensor::from_i32(const std::vector<int32_t>& v, std::vector<int64_t> shape, Device dev) {
-  Tensor host = empty(std::move(shape), Device::CPU, DType::I32);
+  // Bound for the GPU: staged in page-locked memory, so that the upload never waits for the
+  // stream (a pageable source may make it wait: a training step's indices would then wait for
+  // the step before).
+  Tensor host = dev == Device::CPU ? empty(std::move(shape), Device::CPU, DType::I32)
+                                   : empty_pinned(std::move(shape), DType::I32);
   LCAM_REQUIRE(static_cast<int64_t>(v.size()) == host.numel(),
                fmt::format("{} values for shape {}", v.size(), host.shape_str()));
   if (!v.empty()) std::memcpy(host.data_i32(), v.data(), v.size() * sizeof(int32_t));

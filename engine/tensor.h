@@ -41,8 +41,9 @@ class Tensor {
   Tensor() = default;
   // Uninitialized storage. Sizes must be >= 0.
   static Tensor empty(std::vector<int64_t> shape, Device dev = Device::CPU, DType dt = DType::F32);
-  // Host tensor in page-locked memory when a GPU is present (for batches bound for it).
-  static Tensor empty_pinned(std::vector<int64_t> shape);
+  // Host tensor in page-locked memory when a GPU is present (for batches bound for it). Its
+  // block goes back to the cache only once the stream has passed the point where it was freed.
+  static Tensor empty_pinned(std::vector<int64_t> shape, DType dt = DType::F32);
   static Tensor zeros(std::vector<int64_t> shape, Device dev = Device::CPU, DType dt = DType::F32);
   static Tensor from_vector(const std::vector<float>& v, std::vector<int64_t> shape,
                             Device dev = Device::CPU);
@@ -72,9 +73,9 @@ class Tensor {
   // A copy on `dev` (a copy even when dev == device()).
   Tensor to(Device dev) const;
   // The same for a host tensor bound for the GPU, queued without waiting (cuda::copy_async): a
-  // page-locked source (empty_pinned) must stay untouched until the device has used the copy;
-  // a pageable one may be reused at once, but a large pageable copy may wait for the stream
-  // (the runtime stages it through a bounded buffer). Other directions are `to`.
+  // page-locked source (empty_pinned) must stay untouched until the device has used the copy
+  // (it may be dropped: its block is not reused before then); a pageable one may be reused at
+  // once, but the copy may wait for the stream (the runtime stages it). Other directions are `to`.
   Tensor to_async(Device dev) const;
   Tensor clone() const { return to(device()); }
   // Host copy of the values (float32 only).

@@ -283,11 +283,34 @@ TEST_CASE("cuda runtime: uploads and reads queued without waiting for the whole 
   bool ok = got.size() == before.size();
   for (size_t i = 0; ok && i < got.size(); ++i) ok = got[i] == std::max(0.f, before[i]);
   CHECK(ok);
-  // Pinned blocks are cached: a second one of the same size is the first one again.
+  // Pinned blocks are cached: a second one of the same size is the first one again, once the
+  // stream has passed the point where the first was freed (a copy queued before could still
+  // use it).
   void* first = p.raw();
   p = Tensor();
+  lcam::cuda::synchronize();
   Tensor p2 = Tensor::empty_pinned({2, 3, 50, 50});
   CHECK(p2.raw() == first);
+}
+
+TEST_CASE("cuda runtime: a page-locked block freed while its upload is queued is not handed out before it ran") {
+  if (skip_without_cuda()) return;
+  // Keep the stream busy, queue an upload from a page-locked tensor, drop the tensor at once and
+  // take a block of the same size: it must be another one, or the first only after the copy ran.
+  const Tensor big = on_gpu(random({64, 64, 112, 112}, 95));
+  Tensor sink = Tensor::empty(big.shape(), Device::CUDA);
+  for (int i = 0; i < 20; ++i) lcam::relu_forward(sink, big);
+  std::vector<float> want(4096);
+  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(i);
+  Tensor src = Tensor::empty_pinned({4096});
+  std::copy(want.begin(), want.end(), src.data());
+  const Tensor dev = src.to_async(Device::CUDA);
+  void* first = src.raw();
+  src = Tensor();
+  Tensor next = Tensor::empty_pinned({4096});
+  CHECK(next.raw() != first);  // the stream is still busy: the freed block is parked
+  std::fill(next.data(), next.data() + 4096, -1.f);  // what a loader refilling it would do
+  CHECK(dev.to_vector() == want);
 }
 
 TEST_CASE("cuda runtime: the caching allocator reuses freed blocks and tracks the peak") {

@@ -20,9 +20,10 @@
 #include <cstring>        // std::memcpy
 #include <functional>     // std::function (Graph::capture)
 #include <iterator>       // std::next
+#include <mutex>          // std::mutex (parked page-locked blocks)
 #include <string>         // std::string
 #include <utility>        // std::pair (retired workspaces)
-#include <vector>         // std::vector (retired workspaces)
+#include <vector>         // std::vector (retired workspaces, parked page-locked blocks)
 
 #include <cublas_v2.h>         // cublasCreate, cublasSetMathMode, cublasSetWorkspace
 #include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams, device queries
@@ -202,13 +203,73 @@ MemoryStats memory_stats() {
 void reset_peak() { device_cache().reset_peaks(); }
 
 // ---- copies -----------------------------------------------------------------------------------
+// A freed page-locked block may still be read or written by a copy queued on the stream (an
+// upload whose source tensor went away, a read dropped early), so it is parked with an event
+// recorded at the free and goes back to the cache only once the stream has passed that event:
+// whatever reuses it cannot overwrite data in flight. Reclaimed at the next allocation.
+namespace {
+struct Parked {
+  void* p;
+  cudaEvent_t done;
+};
+std::mutex g_parked_mu;
+std::vector<Parked> g_parked;
+
+void release_pinned(void* p) {
+  if (!pinned_cache().free(p)) std::fprintf(stderr, "lcam: host_free_pinned of unknown pointer %p ignored\n", p);
+}
+
+void reclaim_parked() {
+  std::vector<void*> ready;
+  {
+    std::lock_guard<std::mutex> lock(g_parked_mu);
+    for (size_t i = 0; i < g_parked.size();) {
+      const cudaError_t q = cudaEventQuery(g_parked[i].done);
+      if (q == cudaErrorNotReady) {
+        ++i;
+        continue;
+      }
+      if (q != cudaSuccess) (void)cudaGetLastError();  // a lost device: nothing writes the block
+      CUDA_CHECK_PRINT(cudaEventDestroy(g_parked[i].done));
+      ready.push_back(g_parked[i].p);
+      g_parked[i] = g_parked.back();
+      g_parked.pop_back();
+    }
+  }
+  for (void* p : ready) release_pinned(p);
+}
+}  // namespace
+
 void* host_alloc_pinned(size_t bytes) {
   if (!available() || bytes == 0) return nullptr;
+  reclaim_parked();
   return pinned_cache().alloc(bytes);
 }
 
 void host_free_pinned(void* p) {
-  if (p && !pinned_cache().free(p)) std::fprintf(stderr, "lcam: host_free_pinned of unknown pointer %p ignored\n", p);
+  if (!p) return;
+  // No copies are captured into a graph (their host side would be fixed), and an event
+  // recorded during a capture would become one of its nodes: then the block goes back at once.
+  // Called from ~Storage: nothing may throw.
+  try {
+    cudaStream_t s = ctx::stream();
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    cudaEvent_t done = nullptr;
+    if (cudaStreamIsCapturing(s, &capture) == cudaSuccess && capture == cudaStreamCaptureStatusNone &&
+        cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess) {
+      if (cudaEventRecord(done, s) == cudaSuccess) {
+        std::lock_guard<std::mutex> lock(g_parked_mu);
+        g_parked.push_back({p, done});
+        return;
+      }
+      CUDA_CHECK_PRINT(cudaEventDestroy(done));
+    }
+    (void)cudaGetLastError();
+    // Without an event to wait for: once the stream has drained (not inside a capture).
+    if (capture == cudaStreamCaptureStatusNone) CUDA_CHECK_PRINT(cudaStreamSynchronize(s));
+  } catch (...) {
+  }
+  release_pinned(p);
 }
 
 void copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
