@@ -16,7 +16,7 @@
 # PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
 # training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then lcam's CUDA-graph rows), maps
 # (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off, then both sides
-# in bfloat16), cli, rest (the other suites). A second call with the parts the first one ran
+# in bfloat16, then lcam's per-layer times in TF32 and bf16), cli, rest (the other suites). A second call with the parts the first one ran
 # out of time for (e.g. `maps,rest`) finishes the set.
 set -u
 set -o pipefail
@@ -240,6 +240,14 @@ if wants maps; then
   step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
     python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
     --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
+  # Where the forward pass spends its time, layer by layer (a synchronization after each), in
+  # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
+  # go into bench.log.
+  for prec in tf32 bf16; do
+    step "bench lcam layers $prec" 60 "$OUT/bench.log" "$OUT/bench.log" \
+      ./lcam bench --arch vgg16,resnet50 --device cuda --work forward --batch 64 --layers \
+      --precision "$prec" --iters 5 --warmup 2
+  done
 fi
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, the sample photos ----------------------------
