@@ -15,6 +15,7 @@
 #include <cstdio>     // std::printf
 #include <random>     // std::mt19937, std::uniform_real_distribution
 #include <memory>     // std::unique_ptr (models)
+#include <optional>   // std::optional (the bf16 emulation in StepCase::floor)
 #include <string>     // std::string, std::to_string
 #include <utility>    // std::move
 #include <vector>     // std::vector
@@ -43,7 +44,7 @@ using Shape = std::vector<int64_t>;
 using lcam::test::rel_l2;
 
 constexpr double kTolGemm = 1e-5;   // cuDNN / cuBLAS, TF32 off
-constexpr double kTolTf32 = 2e-3;   // cuDNN / cuBLAS, TF32 on
+constexpr double kTolTf32 = 5e-3;   // cuDNN / cuBLAS, TF32 on (PyTorch's tf32_on_and_off(0.005))
 constexpr double kTolBody = 1e-6;   // shared kernel bodies
 
 // True (after printing one line) when this test case cannot run here.
@@ -299,7 +300,7 @@ TEST_CASE("cuda runtime: a page-locked block freed while its upload is queued is
   // take a block of the same size: it must be another one, or the first only after the copy ran.
   const Tensor big = on_gpu(random({64, 64, 112, 112}, 95));
   Tensor sink = Tensor::empty(big.shape(), Device::CUDA);
-  for (int i = 0; i < 20; ++i) lcam::relu_forward(sink, big);
+  for (int i = 0; i < 200; ++i) lcam::relu_forward(sink, big);  // ~80 GB of traffic: ~20 ms on an H200
   std::vector<float> want(4096);
   for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(i);
   Tensor src = Tensor::empty_pinned({4096});
@@ -316,6 +317,7 @@ TEST_CASE("cuda runtime: a page-locked block freed while its upload is queued is
 TEST_CASE("cuda runtime: the caching allocator reuses freed blocks and tracks the peak") {
   if (skip_without_cuda()) return;
   { Tensor warm = Tensor::empty({1 << 20}, Device::CUDA); }  // 4 MiB, now cached
+  lcam::cuda::reset_peak();  // the peak below must come from the loop, not from earlier cases
   const lcam::MemoryStats before = lcam::cuda::memory_stats();
   CHECK(before.current > 0);
   CHECK(before.peak >= before.current);
@@ -367,11 +369,17 @@ TEST_CASE("cuda parity: conv2d bias and ReLU fused by cuDNN, and not fused") {
   uint32_t seed = 200;
   for (auto mode : {lcam::cuda::ConvFusion::On, lcam::cuda::ConvFusion::Off}) {
     FusionScope scope(mode);
+    const int fused_before = lcam::cuda::conv_fusion_counts().fused;
     for (const ConvParams& p : {conv(2, 64, 28, 28, 64, 3, 1, 1), conv(2, 3, 64, 64, 64, 7, 2, 3),
                                 conv(2, 256, 14, 14, 512, 1, 2, 0), conv(3, 16, 13, 11, 24, 3, 1, 1)}) {
       conv_parity(p, kTolGemm, seed);
       seed += 10;
     }
+    // Forced on, the fused call must really have run somewhere (with a ReLU, implicit
+    // precomputed GEMM is documented for it), or the parity above never checked it.
+    if (mode == lcam::cuda::ConvFusion::On)
+      CHECK_MESSAGE(lcam::cuda::conv_fusion_counts().fused > fused_before,
+                    "--conv-fusion on: cuDNN fused none of the shapes");
   }
   const lcam::cuda::FusionCounts fc = lcam::cuda::conv_fusion_counts();
   CHECK(fc.decided > 0);
@@ -707,7 +715,7 @@ void model_parity(const std::string& what, lcam::Model& cpu, lcam::Model& gpu, c
 
 TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet-50)") {
   if (skip_without_cuda()) return;
-  lcam::cuda::set_allow_tf32(false);
+  auto fp32 = std::make_unique<Tf32Scope>(false);
   for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
     const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
     const std::string arch = lcam::read_model_config(w).arch;
@@ -719,7 +727,7 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
     auto [cpu, gpu] = random_models(arch, 5);
     model_parity(arch, *cpu, *gpu, random({2, 3, 224, 224}, 8, -2.f, 2.f), 1e-4, 2e-2);
   }
-  lcam::cuda::set_allow_tf32(true);
+  fp32.reset();  // TF32 on again
   auto [cpu, gpu] = random_models("resnet50", 6);
   const Tensor x = random({2, 3, 224, 224}, 9, -2.f, 2.f);
   check_close("resnet50 logits with TF32", cpu->logits(x), gpu->logits(on_gpu(x)), 2e-2);
@@ -728,6 +736,10 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
 
 // An L-CAM step on the tiny ResNet-50 on both devices: the two models, one attention (made on
 // the CPU, copied up), a batch of N random [0,1] images with its labels, and the gradients.
+struct StepFloor {
+  double loss = 0, grad = 0, dw_l2 = 0;
+};
+
 struct StepCase {
   std::unique_ptr<lcam::Model> cpu, gpu;
   lcam::Lcam lc, lg;
@@ -750,6 +762,27 @@ struct StepCase {
         dbg(Tensor::empty(ac.b.shape(), Device::CUDA)) {}
   lcam::LossTerms run_cpu() { return lc.forward_backward(ac, x01, labels, dwc, dbc); }
   lcam::LossTerms run_gpu() { return lg.forward_backward(ag, on_gpu(x01), labels, dwg, dbg); }
+  // The CPU step's float32 floor at this input (DESIGN.md, Testing): how far its loss (relative)
+  // and its gradients (rel_err, and rel_l2 for dw) move when every pixel moves by up to 1e-6
+  // relative, about the size of the differences another summation order makes; the largest
+  // of two draws. Runs the CPU step (dwc, dbc hold the unmoved input's gradients after it).
+  StepFloor floor(bool bf16_emulation = false) {
+    std::optional<lcam::test::CpuBf16Scope> emulate;
+    if (bf16_emulation) emulate.emplace();
+    const lcam::LossTerms t0 = run_cpu();
+    StepFloor f;
+    for (uint32_t draw = 0; draw < 2; ++draw) {
+      std::vector<float> xv = x01.to_vector();
+      const std::vector<float> u = random(x01.shape(), 900 + draw).to_vector();
+      for (size_t i = 0; i < xv.size(); ++i) xv[i] *= 1.f + 1e-6f * u[i];
+      Tensor dw = Tensor::empty(ac.w.shape()), db = Tensor::empty(ac.b.shape());
+      const lcam::LossTerms t = lc.forward_backward(ac, Tensor::from_vector(xv, x01.shape()), labels, dw, db);
+      f.loss = std::max(f.loss, std::fabs(t.total - t0.total) / std::fabs(t0.total));
+      f.grad = std::max({f.grad, rel_err(dwc, dw), rel_err(dbc, db)});
+      f.dw_l2 = std::max(f.dw_l2, rel_l2(dwc, dw));
+    }
+    return f;
+  }
 };
 
 TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, against the CPU's emulation") {
@@ -780,7 +813,9 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
   for (const char* arch : {"vgg16", "resnet50"}) {
     auto [cpu, gpu] = random_models(arch, 5);
     const Tensor x = random({2, 3, 224, 224}, 8, -2.f, 2.f);
+    const int used_before = lcam::cuda::conv_bf16_counts().used;
     const Tensor g16 = gpu->logits(on_gpu(x));
+    CHECK_MESSAGE(lcam::cuda::conv_bf16_counts().used > used_before, arch << ": no convolution ran in bf16");
     Tensor c16;
     {
       const lcam::test::CpuBf16Scope on;
@@ -789,23 +824,33 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
     const double e = rel_l2(c16, g16);
     MESSAGE(arch << " logits in bf16: GPU against CPU emulation, relative L2 " << e << "; against float32 "
                  << rel_l2(cpu->logits(x), g16));
-    CHECK(e <= 1e-2);
+    // A one-ulp change of the weights moves the emulation itself by ~6e-3 on VGG-16 (bf16
+    // against float32: ~7e-3): the bound is not what proves bf16 ran, the count below is.
+    CHECK(e <= 2e-2);
   }
   StepCase sc({}, 3, 81, {1, 7, 1, 3});
   const lcam::LossTerms tf = sc.run_cpu();
   const Tensor dw32 = sc.dwc.clone();
+  // The emulation's own floor: one value rounded to the other bf16 neighbour grows through the
+  // chained roundings of the deep tiny ResNet (one-ulp weight changes move the emulated loss by
+  // up to 1.2e-3 and dw by 0.13 relative L2), so the bounds are the larger of the fixed ones
+  // and 3x (loss) / 2x (dw) what a 1e-6 input change does to the emulation itself.
+  const StepFloor f = sc.floor(true);  // leaves the emulated step's gradients in sc.dwc
   lcam::LossTerms tc;
   {
     const lcam::test::CpuBf16Scope on;
     tc = sc.run_cpu();
   }
+  const int used_before = lcam::cuda::conv_bf16_counts().used;
   const lcam::LossTerms tg = sc.run_gpu();
   const double el = std::fabs(tc.total - tg.total) / std::fabs(tc.total), ew = rel_l2(sc.dwc, sc.dwg);
-  MESSAGE("L-CAM-Img step in bf16, GPU against CPU emulation: loss relative difference " << el << ", dw relative L2 "
-                                                                                        << ew << "; dw against float32 "
-                                                                                        << rel_l2(dw32, sc.dwg));
-  CHECK(el <= 1e-3);
-  CHECK(ew <= 0.14);
+  const double tol_l = std::max(1e-3, 3 * f.loss), tol_w = std::max(0.14, 2 * f.dw_l2);
+  MESSAGE("L-CAM-Img step in bf16, GPU against CPU emulation: loss relative difference " << el << " (bound " << tol_l
+          << "), dw relative L2 " << ew << " (bound " << tol_w << "); dw against float32 " << rel_l2(dw32, sc.dwg));
+  CHECK(el <= tol_l);
+  CHECK(ew <= tol_w);
+  // Batch 4 gives shapes the logits above (batch 2) did not use: the step must add some.
+  CHECK_MESSAGE(lcam::cuda::conv_bf16_counts().used > used_before, "the L-CAM step ran no convolution in bf16");
   CHECK(std::fabs(tf.total - tg.total) <= 1e-2 * std::fabs(tf.total));
   CHECK(lcam::cuda::conv_bf16_counts().refused == 0);
 }
@@ -814,7 +859,7 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
 
 TEST_CASE("cuda parity: L-CAM ops (attention, sigmoid, upsample, masks, regularizers, SGD, dropout)") {
   if (skip_without_cuda()) return;
-  lcam::cuda::set_allow_tf32(false);
+  Tf32Scope fp32(false);
   const Tensor F = random({3, 8, 5, 6}, 71), w = random({10, 8}, 72), b = random({10}, 73);
   Tensor rows = Tensor::empty({3, 3}, Device::CPU, DType::I32);
   const int32_t rv[9] = {1, 7, 1, 1, 7, 1, 1, 7, 1};
@@ -881,23 +926,36 @@ TEST_CASE("cuda parity: L-CAM ops (attention, sigmoid, upsample, masks, regulari
 
 TEST_CASE("cuda parity: a whole L-CAM-Img and L-CAM-Fm training step (tiny fixtures)") {
   if (skip_without_cuda()) return;
-  lcam::cuda::set_allow_tf32(false);
+  Tf32Scope fp32(false);
   for (const char* method : {"img", "fm"}) {
     CAPTURE(method);
     lcam::LcamOptions opt;
     opt.method = lcam::parse_lcam_method(method);
-    StepCase sc(opt, 3, 81, {1, 7, 1, 3});
-    const lcam::LossTerms tc = sc.run_cpu();
-    const lcam::LossTerms tg = sc.run_gpu();
-    CHECK(std::fabs(tc.total - tg.total) <= 1e-5 * std::fabs(tc.total));
-    check_close("L-CAM dw", sc.dwc, sc.dwg, 1e-4);
-    check_close("L-CAM db", sc.dbc, sc.dbg, 1e-4);
+    // L-CAM-Img's gradient crosses every ReLU and max-pool of the backbone: at an input near one
+    // of their kinks any other summation order (the GPU's) flips a decision and moves dw by
+    // ~1e-2 (DESIGN.md, Testing). The CPU's own floor tells such inputs: the first input whose
+    // float32 floor is below 1e-5 is compared at 1e-4; if none of six is, the last at 3x its floor.
+    std::unique_ptr<StepCase> sc;
+    StepFloor f;
+    for (uint32_t x_seed = 81; x_seed < 87; ++x_seed) {
+      sc = std::make_unique<StepCase>(opt, 3, x_seed, std::vector<int>{1, 7, 1, 3});
+      f = sc->floor();
+      if (f.grad <= 1e-5) break;
+    }
+    const double tol = std::max(1e-4, 3 * f.grad);
+    MESSAGE(method << ": float32 floor of the step at this input: dw/db " << f.grad << ", loss " << f.loss
+                   << "; tolerance " << tol);
+    const lcam::LossTerms tc = sc->run_cpu();
+    const lcam::LossTerms tg = sc->run_gpu();
+    CHECK(std::fabs(tc.total - tg.total) <= std::max(1e-5, 3 * f.loss) * std::fabs(tc.total));
+    check_close("L-CAM dw", sc->dwc, sc->dwg, tol);
+    check_close("L-CAM db", sc->dbc, sc->dbg, tol);
   }
 }
 
 TEST_CASE("cuda parity: Grad-CAM, Grad-CAM++, Score-CAM and RISE maps (tiny VGG-16)") {
   if (skip_without_cuda()) return;
-  lcam::cuda::set_allow_tf32(false);
+  Tf32Scope fp32(false);
   const std::string wpath = lcam::test::fixture("tiny_vgg16.weights.h5");
   auto cpu = lcam::load_model(wpath, "vgg16", Device::CPU);
   auto gpu = lcam::load_model(wpath, "vgg16", Device::CUDA);
@@ -1002,7 +1060,9 @@ TEST_CASE("cuda: CUDA graph replays of the L-CAM explanation and training step")
   dw.fill_zero();
   g.replay();
   const lcam::LossTerms tr = lg.loss_terms(st, labels);
-  check_close("graph step dw", dw_eager, dw, 1e-6);
+  // 1e-5, not the saliency's 1e-6: the backward-data algorithms cuDNN times fastest may add
+  // with atomics, so two runs of the same step differ by rounding over ~50 layers.
+  check_close("graph step dw", dw_eager, dw, 1e-5);
   CHECK(std::fabs(te.total - tr.total) <= 1e-6 * std::fabs(te.total));
 }
 
