@@ -189,7 +189,7 @@ if command -v python3 >/dev/null && [ -f tools/run_suite.py ]; then
 else
   SUITE=(./lcam_tests --duration=true)
 fi
-wants tests && step "tests: cuda suite" 150 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
+wants tests && step "tests: cuda suite" 200 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
   "${SUITE[@]}" --test-suite=cuda
 
 # ---- 2. benchmarks: lcam then PyTorch, same shapes, same math (TF32 for convolutions and
