@@ -5,14 +5,14 @@
 // by size and handed out again for requests at most 25% smaller; memory goes back to its source
 // only through release_cached(), which the owner calls when a fresh allocation fails.
 // Pools, for CUDA graphs: while a pool is open, blocks are taken from it (else from the shared
-// cache, and then they join the pool) and freed to it, and any block freed meanwhile joins it (the graph being captured keeps using those addresses at every
-// replay); close_pool() ends that; drop_pool() gives the pool's free blocks to the shared cache,
-// and its blocks still in use become ordinary ones.
+// cache, and then they join the pool) and freed to it, and any block freed meanwhile joins it
+// (the graph being captured keeps using those addresses at every replay); close_pool() ends
+// that; drop_pool() gives the pool's free blocks to the shared cache, and its blocks still in
+// use become ordinary ones.
 // Statistics: reserved bytes (cached + in use, as PyTorch's memory_reserved) and bytes in use
 // (as memory_allocated, plus the free blocks of pools not yet dropped: a captured graph writes
 // them at every replay, so a replayed work's peak counts its working memory), each with its
-// peak. Threading: every call takes the lock; the raw
-// functions are called under it.
+// peak. Threading: every call takes the lock; the raw functions are called under it.
 #pragma once
 #include <cstddef>        // size_t
 #include <functional>     // std::function

@@ -20,6 +20,8 @@ cublasHandle_t cublas();
 cudnnHandle_t cudnn();
 // Current TF32 setting (set_allow_tf32 in engine/cuda_runtime.h; default true).
 bool allow_tf32();
+// Whether stream() is capturing a CUDA graph (true also when that cannot be told).
+bool capturing();
 
 // The shared cuDNN workspace, grown (never shrunk) to at least `bytes`. The pointer is valid
 // until the next call; returns nullptr for 0 bytes when nothing has been allocated yet.

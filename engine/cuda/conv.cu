@@ -15,8 +15,8 @@
 // first call of each (plan, activation, residual or not) times both ways on the call's buffers
 // — the separate pair, and the fused call with the heuristic's first algorithms that succeed
 // within the shape's own workspace (without a ReLU only implicit precomputed GEMM, the one
-// algorithm cuDNN documents for the identity activation) — and keeps the faster (cuda::set_conv_fusion can force
-// either way, for tests). A residual z (a bottleneck's shortcut) goes into the same epilogue
+// algorithm cuDNN documents for the identity activation) — and keeps the faster
+// (cuda::set_conv_fusion can force either way, for tests). A residual z (a bottleneck's shortcut) goes into the same epilogue
 // kernel, or into the fused call's z. db is a deterministic per-channel reduction kernel.
 // TF32 on: CUDNN_TENSOR_OP_MATH (cuDNN may then use TF32 tensor cores, as PyTorch by default);
 // off: CUDNN_FMA_MATH (plain fp32 FMA).
@@ -41,7 +41,7 @@
 #include <tuple>             // std::tuple cache key
 #include <vector>            // perf result lists
 
-#include <cuda_runtime_api.h>  // cudaEvent* (timing the fused call), cudaStreamIsCapturing
+#include <cuda_runtime_api.h>  // cudaEvent* (timing the fused call)
 #include <cudnn.h>             // convolution API
 
 #include "engine/algo_choice.h"     // choose_algo
@@ -224,17 +224,10 @@ Plan* bf16_plan_for(const ConvParams& p) {
   }
 }
 
-// Whether the engine stream is capturing a CUDA graph (true also when that cannot be told).
-bool capturing() {
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  return cudaStreamIsCapturing(cuda::ctx::stream(), &capture) != cudaSuccess ||
-         capture != cudaStreamCaptureStatusNone;
-}
-
 // Algorithm searches time kernels and wait for them, which a capture cannot hold; a failed
 // search would also cache an untimed choice for good. First calls must run before a capture.
 void require_not_capturing(const char* what, const ConvParams& p) {
-  if (capturing())
+  if (cuda::ctx::capturing())
     throw InternalError(std::string("cuDNN ") + what + " algorithm search for " + shape_of(p) +
                         " inside a CUDA graph capture: run the work once before capturing it");
 }
@@ -470,7 +463,7 @@ bool cudnn_accepts(const Choice& choice, bool& refused, Work work) {
     work();
     return true;
   } catch (const CudnnError&) {
-    if (capturing() || cudaPeekAtLastError() != cudaSuccess) throw;
+    if (cuda::ctx::capturing() || cudaPeekAtLastError() != cudaSuccess) throw;
     refused = true;
     return false;
   }

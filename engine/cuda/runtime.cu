@@ -252,21 +252,20 @@ void host_free_pinned(void* p) {
   // recorded during a capture would become one of its nodes: then the block goes back at once.
   // Called from ~Storage: nothing may throw.
   try {
-    cudaStream_t s = ctx::stream();
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    cudaEvent_t done = nullptr;
-    if (cudaStreamIsCapturing(s, &capture) == cudaSuccess && capture == cudaStreamCaptureStatusNone &&
-        cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess) {
-      if (cudaEventRecord(done, s) == cudaSuccess) {
-        std::lock_guard<std::mutex> lock(g_parked_mu);
-        g_parked.push_back({p, done});
-        return;
+    if (!ctx::capturing()) {
+      cudaEvent_t done = nullptr;
+      if (cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess) {
+        if (cudaEventRecord(done, ctx::stream()) == cudaSuccess) {
+          std::lock_guard<std::mutex> lock(g_parked_mu);
+          g_parked.push_back({p, done});
+          return;
+        }
+        CUDA_CHECK_PRINT(cudaEventDestroy(done));
       }
-      CUDA_CHECK_PRINT(cudaEventDestroy(done));
+      (void)cudaGetLastError();
+      // Without an event to wait for: once the stream has drained.
+      CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));
     }
-    (void)cudaGetLastError();
-    // Without an event to wait for: once the stream has drained (not inside a capture).
-    if (capture == cudaStreamCaptureStatusNone) CUDA_CHECK_PRINT(cudaStreamSynchronize(s));
   } catch (...) {
   }
   release_pinned(p);
@@ -504,6 +503,11 @@ cudnnHandle_t cudnn() {
 }
 
 bool allow_tf32() { return g_allow_tf32.load(); }
+
+bool capturing() {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  return cudaStreamIsCapturing(stream(), &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone;
+}
 
 void* workspace(size_t bytes) {
   static void* ws = nullptr;
