@@ -349,7 +349,7 @@ void Graph::capture(const std::function<void()>& work) {
   // shared cache at once (stream order covers any eager work still using them).
   auto abandon = [&] {
     if (cache.pool_open()) cache.close_pool();
-    if (pool_) device_cache().drop_pool(pool_);
+    if (pool_) cache.drop_pool(pool_);
     pool_ = 0;
     if (graph_) CUDA_CHECK_PRINT(cudaGraphDestroy(static_cast<cudaGraph_t>(graph_)));
     graph_ = nullptr;
