@@ -715,19 +715,20 @@ void model_parity(const std::string& what, lcam::Model& cpu, lcam::Model& gpu, c
 
 TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet-50)") {
   if (skip_without_cuda()) return;
-  auto fp32 = std::make_unique<Tf32Scope>(false);
-  for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
-    const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
-    const std::string arch = lcam::read_model_config(w).arch;
-    auto cpu = lcam::load_model(w, arch, Device::CPU);
-    auto gpu = lcam::load_model(w, arch, Device::CUDA);
-    model_parity(name, *cpu, *gpu, random({2, 3, 64, 64}, 7), kTolGemm, 1e-5);
-  }
-  for (const char* arch : {"vgg16", "resnet50"}) {
-    auto [cpu, gpu] = random_models(arch, 5);
-    model_parity(arch, *cpu, *gpu, random({2, 3, 224, 224}, 8, -2.f, 2.f), 1e-4, 2e-2);
-  }
-  fp32.reset();  // TF32 on again
+  {
+    Tf32Scope fp32(false);
+    for (const char* name : {"tiny_vgg16", "tiny_resnet50"}) {
+      const std::string w = lcam::test::fixture(std::string(name) + ".weights.h5");
+      const std::string arch = lcam::read_model_config(w).arch;
+      auto cpu = lcam::load_model(w, arch, Device::CPU);
+      auto gpu = lcam::load_model(w, arch, Device::CUDA);
+      model_parity(name, *cpu, *gpu, random({2, 3, 64, 64}, 7), kTolGemm, 1e-5);
+    }
+    for (const char* arch : {"vgg16", "resnet50"}) {
+      auto [cpu, gpu] = random_models(arch, 5);
+      model_parity(arch, *cpu, *gpu, random({2, 3, 224, 224}, 8, -2.f, 2.f), 1e-4, 2e-2);
+    }
+  }  // TF32 on again
   auto [cpu, gpu] = random_models("resnet50", 6);
   const Tensor x = random({2, 3, 224, 224}, 9, -2.f, 2.f);
   check_close("resnet50 logits with TF32", cpu->logits(x), gpu->logits(on_gpu(x)), 2e-2);
@@ -737,6 +738,7 @@ TEST_CASE("cuda parity: whole models (tiny fixtures, full-size VGG-16 and ResNet
 // An L-CAM step on the tiny ResNet-50 on both devices: the two models, one attention (made on
 // the CPU, copied up), a batch of N random [0,1] images with its labels, and the gradients.
 struct StepFloor {
+  lcam::LossTerms base;  // the step at the unmoved input
   double loss = 0, grad = 0, dw_l2 = 0;
 };
 
@@ -765,12 +767,13 @@ struct StepCase {
   // The CPU step's float32 floor at this input (DESIGN.md, Testing): how far its loss (relative)
   // and its gradients (rel_err, and rel_l2 for dw) move when every pixel moves by up to 1e-6
   // relative, about the size of the differences another summation order makes; the largest
-  // of two draws. Runs the CPU step (dwc, dbc hold the unmoved input's gradients after it).
+  // of two draws. Runs the CPU step: its loss terms are f.base, and dwc, dbc hold its gradients.
   StepFloor floor(bool bf16_emulation = false) {
     std::optional<lcam::test::CpuBf16Scope> emulate;
     if (bf16_emulation) emulate.emplace();
-    const lcam::LossTerms t0 = run_cpu();
     StepFloor f;
+    f.base = run_cpu();
+    const lcam::LossTerms& t0 = f.base;
     for (uint32_t draw = 0; draw < 2; ++draw) {
       std::vector<float> xv = x01.to_vector();
       const std::vector<float> u = random(x01.shape(), 900 + draw).to_vector();
@@ -835,12 +838,8 @@ TEST_CASE("cuda: bfloat16 convolutions in whole models and an L-CAM step, agains
   // chained roundings of the deep tiny ResNet (one-ulp weight changes move the emulated loss by
   // up to 1.2e-3 and dw by 0.13 relative L2), so the bounds are the larger of the fixed ones
   // and 3x (loss) / 2x (dw) what a 1e-6 input change does to the emulation itself.
-  const StepFloor f = sc.floor(true);  // leaves the emulated step's gradients in sc.dwc
-  lcam::LossTerms tc;
-  {
-    const lcam::test::CpuBf16Scope on;
-    tc = sc.run_cpu();
-  }
+  const StepFloor f = sc.floor(true);  // the emulated step: f.base, gradients in sc.dwc
+  const lcam::LossTerms& tc = f.base;
   const int used_before = lcam::cuda::conv_bf16_counts().used;
   const lcam::LossTerms tg = sc.run_gpu();
   const double el = std::fabs(tc.total - tg.total) / std::fabs(tc.total), ew = rel_l2(sc.dwc, sc.dwg);
@@ -945,7 +944,7 @@ TEST_CASE("cuda parity: a whole L-CAM-Img and L-CAM-Fm training step (tiny fixtu
     const double tol = std::max(1e-4, 3 * f.grad);
     MESSAGE(method << ": float32 floor of the step at this input: dw/db " << f.grad << ", loss " << f.loss
                    << "; tolerance " << tol);
-    const lcam::LossTerms tc = sc->run_cpu();
+    const lcam::LossTerms& tc = f.base;  // sc->dwc, sc->dbc: its gradients
     const lcam::LossTerms tg = sc->run_gpu();
     CHECK(std::fabs(tc.total - tg.total) <= std::max(1e-5, 3 * f.loss) * std::fabs(tc.total));
     check_close("L-CAM dw", sc->dwc, sc->dwg, tol);
