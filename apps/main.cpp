@@ -1,14 +1,16 @@
 // main.cpp — the `lcam` binary: dispatches subcommands from one table and turns errors into
-// exit statuses (0 ok, 2 bad usage or bad input with a one-line reason, 1 internal error).
+// exit statuses (0 ok, 2 bad usage, bad input or out of memory with a one-line reason, 1 internal
+// error).
 #include <cstdio>     // std::fprintf
 #include <exception>  // std::exception
 #include <malloc.h>   // mallopt
+#include <new>        // std::bad_alloc
 
 #include <CLI/CLI.hpp>  // CLI::App, CLI::ParseError
 
 #include "apps/cli.h"        // Command, setup_*
 #include "engine/backend.h"  // cpu::set_num_threads
-#include "engine/common.h"   // InputError, InternalError
+#include "engine/common.h"   // InputError, OutOfMemory
 
 namespace {
 
@@ -64,6 +66,12 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return run();
   } catch (const lcam::InputError& e) {
     std::fprintf(stderr, "lcam: error: %s\n", e.what());
+    return 2;
+  } catch (const lcam::OutOfMemory& e) {
+    std::fprintf(stderr, "lcam: error: %s (a smaller --batch, or --chunk, needs less)\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "lcam: error: out of host memory (a smaller --batch, or --chunk, needs less)\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lcam: internal error: %s\n", e.what());

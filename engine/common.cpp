@@ -1,11 +1,18 @@
-// common.cpp — formatting of check failures (see common.h).
+// common.cpp — formatting of check failures and byte counts (see common.h).
 #include "engine/common.h"
 
+#include <cstdio>       // std::snprintf
 #include <string_view>  // std::string_view
 
 #include <fmt/format.h>  // fmt::format
 
 namespace lcam {
+
+std::string gib(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / static_cast<double>(size_t{1} << 30));
+  return buf;
+}
 
 void check_classes(const int* v, int64_t n, int64_t K, const char* noun, const std::string& suffix) {
   for (int64_t i = 0; i < n; ++i)

@@ -1,6 +1,7 @@
 // common.h — the engine's error types, check macros and the host/device qualifier.
 // Deliberately omits logging and formatting helpers: callers build messages with fmt.
 #pragma once
+#include <cstddef>    // size_t
 #include <cstdint>    // int64_t
 #include <stdexcept>  // std::runtime_error
 #include <string>     // std::string
@@ -20,8 +21,14 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Something inside the engine failed (a CUDA call, an allocation): exit status 1.
+// Something inside the engine failed (a CUDA call): exit status 1.
 struct InternalError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// An allocation the host or the device could not satisfy (a batch too large for the machine):
+// the CLI prints the message with a hint to lower --batch and exits with status 2. Not an
+// InputError, so that code skipping bad images (which catches InputError) never skips it.
+struct OutOfMemory : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 // A cuDNN call that returned an error status (CUDNN_CHECK), or no algorithm cuDNN would run:
@@ -29,6 +36,9 @@ struct InternalError : std::runtime_error {
 struct CudnnError : InternalError {
   using InternalError::InternalError;
 };
+
+// "1.50 GiB": byte counts in error messages.
+std::string gib(size_t bytes);
 
 // Throws InputError "{noun} {c} out of range [0,{K}){suffix}" for the first class index in
 // v[0, n) outside [0, K): labels and requested classes, checked on the host before they are

@@ -21,7 +21,7 @@ std::string unavailable_reason();
 void require_available();
 
 // Caching allocator: sizes are rounded up, freed blocks are kept for reuse, never returned to
-// the driver during a run. Alloc throws InternalError when the device is out of memory.
+// the driver during a run. Alloc throws OutOfMemory when the device is out of memory.
 void* device_alloc(size_t bytes);
 void device_free(void* p, size_t bytes);
 MemoryStats memory_stats();

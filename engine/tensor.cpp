@@ -57,7 +57,7 @@ Storage::Storage(size_t bytes, Device dev, bool pinned) : bytes_(bytes), dev_(de
     host_count(static_cast<ptrdiff_t>(bytes));
   } else if (dev == Device::CPU) {
     ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!ptr_) throw InternalError(fmt::format("out of host memory allocating {} bytes", bytes));
+    if (!ptr_) throw OutOfMemory(fmt::format("out of host memory: {} for one tensor could not be allocated", gib(bytes)));
     host_count(static_cast<ptrdiff_t>(bytes));
   } else {
     ptr_ = cuda::device_alloc(bytes);

@@ -130,6 +130,8 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
       {"bad fusion mode", "predict " + kTiny + " --conv-fusion maybe " + good, "--conv-fusion"},
       {"graph on the CPU", "bench --arch vgg16 --device cpu --graph", "--graph"},
       {"graph of a work with host reads", "bench --arch vgg16 --work adic --graph", "--work adic"},
+      {"a batch larger than memory (768 GiB of input)",
+       "bench --arch resnet50 --device cpu --batch 65536 --size 1024 --iters 1 --warmup 0", "out of host memory"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);

@@ -147,12 +147,6 @@ BlockCache& pinned_cache() {
   return *c;
 }
 
-std::string gib(size_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / static_cast<double>(kGiB));
-  return buf;
-}
-
 }  // namespace
 
 // ---- device presence --------------------------------------------------------------------------
@@ -182,7 +176,7 @@ void* device_alloc(size_t bytes) {
     size_t free_b = 0, total_b = 0;
     (void)cudaMemGetInfo(&free_b, &total_b);
     (void)cudaGetLastError();
-    throw InternalError("cudaMalloc of " + std::to_string(BlockCache::rounded(bytes)) + " bytes failed (" +
+    throw OutOfMemory("out of device memory: cudaMalloc of " + gib(BlockCache::rounded(bytes)) + " failed (" +
                         check::str(g_last_malloc_error) + "); reserved " + gib(st.reserved) + ", in use " +
                         gib(st.in_use) + ", device free " + gib(free_b) + " of " + gib(total_b));
   }
