@@ -25,6 +25,7 @@ struct RuntimeOptions {
   int threads = 0;              // CPU threads, 0 = all cores
   std::string precision = "tf32";  // tf32 | fp32 | bf16 (GPU math mode)
   std::string fusion = "auto";     // auto | on | off (cuDNN's fused convolution + bias + ReLU)
+  bool deterministic = false;      // GPU: reproducible cuDNN algorithm choices
   void add_to(CLI::App& sub);
   // Validates the flags, sets threads and math mode, returns the device to use.
   Device apply() const;

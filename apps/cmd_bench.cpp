@@ -195,6 +195,12 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
         const cuda::Bf16Counts bc = cuda::conv_bf16_counts();
         j["conv_bf16"] = bc.used;
         j["conv_bf16_refused"] = bc.refused;
+        // Convolution directions (and fused calls) with an algorithm so far, and how many of
+        // them cuDNN reports nondeterministic (none with --deterministic).
+        const cuda::AlgoCounts ac = cuda::conv_algo_counts();
+        j["deterministic"] = o.rt.deterministic;
+        j["conv_algos"] = ac.chosen;
+        j["conv_algos_nondeterministic"] = ac.nondeterministic;
       }
       if (o.layers && forward) {
         nlohmann::json l = nlohmann::json::array();
@@ -209,9 +215,12 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
       const std::string bf16 = o.rt.precision == "bf16" && dev == Device::CUDA
                                    ? fmt::format(", {} convolution shapes in bf16 ({} refused by cuDNN)", bc.used, bc.refused)
                                    : std::string();
+      const cuda::AlgoCounts ac = cuda::conv_algo_counts();
       const std::string mem = dev == Device::CUDA ? fmt::format("peak {:.1f} MiB in use on the device ({:.1f} MiB reserved), "
-                                                                "{} of {} convolution variants fused so far{}",
-                                                                peak_mb, reserved_mb, fc.fused, fc.decided, bf16)
+                                                                "{} of {} convolution variants fused so far{}, {} of {} "
+                                                                "algorithms nondeterministic",
+                                                                peak_mb, reserved_mb, fc.fused, fc.decided, bf16,
+                                                                ac.nondeterministic, ac.chosen)
                                                   : fmt::format("peak {:.1f} MiB tensors", peak_mb);
       std::printf("batch %3d: %9.2f ms/batch  %8.2f images/s  %s, peak RSS rise %.1f MiB\n", B, ms, 1000.0 * B / ms, mem.c_str(),
                   rss_rise);

@@ -1,4 +1,5 @@
-// runtime_options.cpp — the --device / --threads / --precision / --conv-fusion options (see cli.h).
+// runtime_options.cpp — the --device / --threads / --precision / --conv-fusion / --deterministic
+// options (see cli.h).
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/cli.h"             // RuntimeOptions
@@ -19,6 +20,10 @@ void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--conv-fusion", fusion,
                  "GPU convolutions: auto (cuDNN's fused bias/ReLU call where it times faster), on, or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  sub.add_flag("--deterministic", deterministic,
+               "GPU: the same bits on every run: only convolution algorithms cuDNN reports deterministic, picked by its "
+               "heuristic instead of by timing, and no fused call unless --conv-fusion on (may be slower; the CPU path always "
+               "repeats for a given --threads)");
 }
 
 void ImageSizeOptions::add_to(CLI::App& sub) {
@@ -49,6 +54,7 @@ Device RuntimeOptions::apply() const {
   if (d == Device::CUDA) {
     cuda::set_allow_tf32(precision != "fp32");
     cuda::set_conv_bf16(precision == "bf16");
+    cuda::set_deterministic(deterministic);
     cuda::set_conv_fusion(fusion == "on" ? cuda::ConvFusion::On : fusion == "off" ? cuda::ConvFusion::Off : cuda::ConvFusion::Auto);
   }
   return d;

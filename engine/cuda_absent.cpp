@@ -35,6 +35,8 @@ void set_conv_fusion(ConvFusion) {}
 FusionCounts conv_fusion_counts() { return {}; }
 void set_conv_bf16(bool) {}
 Bf16Counts conv_bf16_counts() { return {}; }
+void set_deterministic(bool) {}
+AlgoCounts conv_algo_counts() { return {}; }
 std::string device_summary() { return "none (built without CUDA)"; }
 void range_push(const char*) {}
 void range_pop() {}

@@ -101,6 +101,19 @@ struct Bf16Counts {
 };
 Bf16Counts conv_bf16_counts();
 
+// Reproducible convolutions (default off, as PyTorch's cudnn.deterministic): the shapes first
+// run from now on take only algorithms cuDNN reports deterministic, in the order of its
+// heuristic rather than by timing (timings differ from run to run), and the fused bias/ReLU
+// call only with ConvFusion::On (Auto would decide by timing). With the same GPU, libraries and
+// inputs, every run then gives the same bits (cuBLAS and lcam's own kernels always do: one
+// stream, no atomics). Counts: directions (and fused calls) with an algorithm chosen so far,
+// and how many of those cuDNN reports nondeterministic.
+void set_deterministic(bool on);
+struct AlgoCounts {
+  int chosen = 0, nondeterministic = 0;
+};
+AlgoCounts conv_algo_counts();
+
 // Device name and memory for logs ("NVIDIA H200, 139.8 GiB").
 std::string device_summary();
 

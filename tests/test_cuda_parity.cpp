@@ -54,6 +54,12 @@ bool skip_without_cuda() {
   return true;
 }
 
+// Forces a convolution fusion mode for one scope, then back to the default (Auto).
+struct FusionScope {
+  explicit FusionScope(lcam::cuda::ConvFusion m) { lcam::cuda::set_conv_fusion(m); }
+  ~FusionScope() { lcam::cuda::set_conv_fusion(lcam::cuda::ConvFusion::Auto); }
+};
+
 // Sets the TF32 switch for one test case and restores the engine default (on) afterwards.
 struct Tf32Scope {
   explicit Tf32Scope(bool on) { lcam::cuda::set_allow_tf32(on); }
@@ -362,10 +368,6 @@ TEST_CASE("cuda parity: conv2d forward/backward, fp32 (TF32 off)") {
 TEST_CASE("cuda parity: conv2d bias and ReLU fused by cuDNN, and not fused") {
   if (skip_without_cuda()) return;
   Tf32Scope fp32(false);
-  struct FusionScope {
-    explicit FusionScope(lcam::cuda::ConvFusion m) { lcam::cuda::set_conv_fusion(m); }
-    ~FusionScope() { lcam::cuda::set_conv_fusion(lcam::cuda::ConvFusion::Auto); }
-  };
   uint32_t seed = 200;
   for (auto mode : {lcam::cuda::ConvFusion::On, lcam::cuda::ConvFusion::Off}) {
     FusionScope scope(mode);
@@ -1063,6 +1065,53 @@ TEST_CASE("cuda: CUDA graph replays of the L-CAM explanation and training step")
   // with atomics, so two runs of the same step differ by rounding over ~50 layers.
   check_close("graph step dw", dw_eager, dw, 1e-5);
   CHECK(std::fabs(te.total - tr.total) <= 1e-6 * std::fabs(te.total));
+}
+
+TEST_CASE("cuda: --deterministic: only deterministic algorithms, and two runs of an L-CAM step give the same bits") {
+  if (skip_without_cuda()) return;
+  struct DeterministicScope {
+    DeterministicScope() { lcam::cuda::set_deterministic(true); }
+    ~DeterministicScope() { lcam::cuda::set_deterministic(false); }
+  };
+  // TF32 on (the default), where cuDNN has the most algorithms to pick from; both backbones;
+  // fusion auto (deterministic: never fused) and forced on (the first deterministic fused call).
+  for (const char* arch : {"vgg16", "resnet50"}) {
+    CAPTURE(arch);
+    auto gpu = lcam::load_model(lcam::test::fixture(std::string("tiny_") + arch + ".weights.h5"), arch, Device::CUDA);
+    lcam::LcamOptions opt;
+    opt.method = lcam::LcamMethod::Img;
+    lcam::Lcam lg(*gpu, opt);
+    const lcam::Attention a = lcam::Attention::init(gpu->num_classes(), lg.channels(), 9, Device::CUDA);
+    const std::vector<int> labels = {2, 5, 2};
+    const Tensor x = on_gpu(random({3, 3, 64, 64}, 91, 0.f, 1.f));
+    auto step = [&](Tensor& dw, Tensor& db) {
+      dw = Tensor::empty(a.w.shape(), Device::CUDA);
+      db = Tensor::empty(a.b.shape(), Device::CUDA);
+      return lg.forward_backward(a, x, labels, dw, db).total;
+    };
+    Tensor dw_default, db_default;
+    (void)step(dw_default, db_default);  // timed choices, as without the flag
+    for (auto mode : {lcam::cuda::ConvFusion::Auto, lcam::cuda::ConvFusion::On}) {
+      CAPTURE(static_cast<int>(mode));
+      FusionScope fusion(mode);
+      DeterministicScope det;
+      const lcam::cuda::AlgoCounts before = lcam::cuda::conv_algo_counts();
+      const int fused_before = lcam::cuda::conv_fusion_counts().fused;
+      Tensor dw1, db1, dw2, db2;
+      const double l1 = step(dw1, db1), l2 = step(dw2, db2);
+      const lcam::cuda::AlgoCounts after = lcam::cuda::conv_algo_counts();
+      CHECK(after.chosen > before.chosen);  // new plans, with their own choices
+      CHECK(after.nondeterministic == before.nondeterministic);
+      const int fused = lcam::cuda::conv_fusion_counts().fused - fused_before;
+      if (mode == lcam::cuda::ConvFusion::Auto) CHECK(fused == 0);  // auto would decide by timing
+      MESSAGE(arch << ": " << after.chosen - before.chosen << " deterministic algorithm choices, " << fused
+                   << " fused calls");
+      CHECK(l1 == l2);
+      CHECK(dw1.to_vector() == dw2.to_vector());
+      CHECK(db1.to_vector() == db2.to_vector());
+      check_close("deterministic dw against the default choices", dw_default, dw1, kTolTf32);
+    }
+  }
 }
 
 TEST_CASE("cuda: a convolution's first call inside a capture is refused; the graph captures after an eager call") {

@@ -488,13 +488,21 @@ TEST_CASE("shape checks reject mismatched outputs") {
 
 }  // TEST_SUITE
 
-TEST_CASE("convolution algorithm choice: the least workspace within 5% of the fastest") {
+TEST_CASE("convolution algorithm choice: the least workspace within 5% of the fastest, deterministic ones when asked") {
   const size_t MiB = 1 << 20;
   using C = AlgoCandidate;
   // The fastest needs 900 MiB; one 3% slower needs 10 MiB: that one.
   CHECK(choose_algo({C{true, 1.00f, 900 * MiB}, C{true, 1.03f, 10 * MiB}, C{true, 2.0f, 0}}, 1024 * MiB, 0.05) == 1);
   // 10% slower is not close enough, whatever it saves.
   CHECK(choose_algo({C{true, 1.00f, 900 * MiB}, C{true, 1.10f, 0}}, 1024 * MiB, 0.05) == 0);
+  // Deterministic: the nondeterministic fastest does not count.
+  CHECK(choose_algo({C{true, 1.00f, 0, false}, C{true, 1.2f, 0}}, 1024 * MiB, 0.05, true) == 1);
+  CHECK(choose_algo({C{true, 1.00f, 0, false}, C{true, 1.2f, 0}}, 1024 * MiB, 0.05) == 0);
+  CHECK(choose_algo({C{true, 1.00f, 0, false}}, 1024 * MiB, 0.05, true) == -1);
+  // Untimed (a heuristic's list, best first): the first usable one.
+  CHECK(first_fitting({C{false, 0, 0}, C{true, 0, 2048 * MiB}, C{true, 0, 0, false}, C{true, 0, 8 * MiB}}, 1024 * MiB) == 2);
+  CHECK(first_fitting({C{false, 0, 0}, C{true, 0, 2048 * MiB}, C{true, 0, 0, false}, C{true, 0, 8 * MiB}}, 1024 * MiB, true) == 3);
+  CHECK(first_fitting({C{true, 0, 0, false}}, 1024 * MiB, true) == -1);
   // Failed runs and workspaces over the limit never count, even when fastest.
   CHECK(choose_algo({C{false, 0.1f, 0}, C{true, 0.5f, 2048 * MiB}, C{true, 1.0f, 64 * MiB}}, 1024 * MiB, 0.05) == 2);
   // Equal workspaces: the faster.

@@ -10,7 +10,8 @@ marked "+graph", compared with the same (eager) PyTorch record; so do records wi
 fused convolutions switched off (`"conv_fusion": "off"`, marked "+nofusion"). Records in
 bfloat16 (`"precision": "bf16"`: lcam's bf16 convolutions, PyTorch's autocast) are marked
 "+bf16"; an lcam "+bf16" row is compared with PyTorch's "+bf16" record when there is one, else
-with its float32 (TF32) record.
+with its float32 (TF32) record. lcam records with `"deterministic": true` (only deterministic
+cuDNN algorithms, untimed choices) are marked "+det", compared with PyTorch's default record.
 
 usage: bench_table.py LCAM.jsonl TORCH.jsonl [--out TABLE.md]
 """
@@ -34,7 +35,8 @@ def load(path):
                     continue
                 work = (r.get("work", "forward") + ("+graph" if r.get("graph") else "")
                         + ("+nofusion" if r.get("conv_fusion") == "off" else "")
-                        + ("+bf16" if r.get("precision") == "bf16" else ""))
+                        + ("+bf16" if r.get("precision") == "bf16" else "")
+                        + ("+det" if r.get("deterministic") else ""))
                 key = (r.get("arch"), work, r.get("device"), int(r.get("batch", 0)))
                 recs[key] = r
     except OSError as e:

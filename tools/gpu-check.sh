@@ -15,7 +15,8 @@
 # usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
 # PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
 # training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then lcam's CUDA-graph rows), maps
-# (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off, then both sides
+# (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off, then lcam's
+# training step with --deterministic, then both sides
 # in bfloat16, then lcam's per-layer times in TF32 and bf16), cli, rest (the other suites). A second call with the parts the first one ran
 # out of time for (e.g. `maps,rest`) finishes the set.
 set -u
@@ -229,6 +230,11 @@ if wants maps; then
   step "bench lcam no fusion" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
     --conv-fusion off --iters 5 --warmup 2 --json
+  # What reproducible runs cost (--deterministic: only deterministic cuDNN algorithms, chosen
+  # untimed; lcam only, rows marked +det, next to PyTorch's default record).
+  step "bench lcam deterministic" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 \
+    --deterministic --iters 5 --warmup 2 --json
   # bfloat16: lcam's bf16 convolutions (NHWC, float32 accumulation) against PyTorch's autocast
   # (rows marked +bf16; each side's accuracy cost is in the CUDA suite's log for lcam).
   step "bench lcam bf16" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \

@@ -58,5 +58,10 @@ void conv_fusion_counts(int& fused, int& decided);
 // cuDNN refused them. (conv.cu; cuda::set_conv_bf16, cuda::conv_bf16_counts)
 void set_conv_bf16(bool on);
 void conv_bf16_counts(int& used, int& refused);
+// Reproducible algorithm choices for the plans made from now on, and how many directions (and
+// fused calls) have an algorithm chosen / one cuDNN reports nondeterministic. (conv.cu;
+// cuda::set_deterministic, cuda::conv_algo_counts)
+void set_conv_deterministic(bool on);
+void conv_algo_counts(int& chosen, int& nondeterministic);
 
 }  // namespace lcam::gpu::detail

@@ -56,12 +56,13 @@ namespace {
 
 int g_fusion_mode = 0;  // 0 auto, 1 on, 2 off (set_conv_fusion_mode)
 bool g_bf16 = false;    // set_conv_bf16
+bool g_deterministic = false;  // set_conv_deterministic
 
-using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, bool, bool>;
+using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, bool, bool, bool>;
 
 Key key_of(const ConvParams& p, bool tf32, bool aligned, bool bf16) {
   return {p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, tf32,
-          aligned, bf16};
+          aligned, bf16, g_deterministic};
 }
 
 // Pixels of an input plane and of an output plane.
@@ -89,12 +90,16 @@ struct Choice {
   int algo = 0;
   size_t workspace = 0;
   cudnnMathType_t math = CUDNN_FMA_MATH;
+  bool deterministic = true;  // cuDNN reports the same bits on every run for this algorithm
 };
 
 struct Plan {
   ConvParams p{};
   bool tf32 = false;  // tensor-core math allowed (TF32 for float32 plans; always for bf16 ones)
   bool bf16 = false;  // bfloat16 NHWC operands, float32 accumulation
+  // Reproducible choices only (cuda::set_deterministic): algorithms cuDNN reports deterministic,
+  // picked from its heuristic's order instead of by timing, and no timed fusion decision.
+  bool deterministic = false;
   // A bf16 plan whose forward / data-gradient direction cuDNN would not run: that direction
   // of the shape takes the float32 path.
   bool refused_fwd = false, refused_bwd_data = false;
@@ -113,7 +118,7 @@ struct Plan {
   cudnnActivationDescriptor_t act[2] = {nullptr, nullptr};  // identity, ReLU
 
   Plan(const ConvParams& params, bool allow_tf32, bool bfloat16)
-      : p(params), tf32(allow_tf32 || bfloat16), bf16(bfloat16) {
+      : p(params), tf32(allow_tf32 || bfloat16), bf16(bfloat16), deterministic(g_deterministic) {
     const cudnnTensorFormat_t layout = bf16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     const cudnnDataType_t type = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     try {
@@ -250,21 +255,17 @@ size_t bf16_bytes(int64_t n) { return sizeof(uint16_t) * static_cast<size_t>(n);
 // Picks from perf results (any of the three perf struct types). Timed results (Find): the
 // smallest workspace among the successful ones within kTimeSlack of the fastest that fit
 // `limit` (choose_algo). Heuristic results (Get_v7, sorted by expected speed): the first that
-// succeeded and fits.
+// succeeded and fits. `deterministic`: only the algorithms cuDNN reports deterministic.
 constexpr double kTimeSlack = 0.05;
 
 template <class Perf>
-bool pick(const std::vector<Perf>& perfs, int count, size_t limit, bool tf32, bool timed, Choice& out) {
-  int chosen = -1;
-  if (timed) {
-    std::vector<AlgoCandidate> c(static_cast<size_t>(count));
-    for (int i = 0; i < count; ++i)
-      c[i] = {perfs[i].status == CUDNN_STATUS_SUCCESS && perfs[i].time >= 0.f, perfs[i].time, perfs[i].memory};
-    chosen = choose_algo(c, limit, kTimeSlack);
-  } else {
-    for (int i = 0; i < count && chosen < 0; ++i)
-      if (perfs[i].status == CUDNN_STATUS_SUCCESS && perfs[i].memory <= limit) chosen = i;
-  }
+bool pick(const std::vector<Perf>& perfs, int count, size_t limit, bool tf32, bool deterministic, bool timed,
+          Choice& out) {
+  std::vector<AlgoCandidate> c(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i)
+    c[i] = {perfs[i].status == CUDNN_STATUS_SUCCESS && (!timed || perfs[i].time >= 0.f), timed ? perfs[i].time : 0.f,
+            perfs[i].memory, perfs[i].determinism == CUDNN_DETERMINISTIC};
+  const int chosen = timed ? choose_algo(c, limit, kTimeSlack, deterministic) : first_fitting(c, limit, deterministic);
   if (chosen < 0) return false;
   const Perf& r = perfs[chosen];
   out.chosen = true;
@@ -272,6 +273,7 @@ bool pick(const std::vector<Perf>& perfs, int count, size_t limit, bool tf32, bo
   out.workspace = r.memory;
   // With TF32 forbidden, never let a result's DEFAULT/TENSOR_OP math re-enable it.
   out.math = tf32 ? r.mathType : CUDNN_FMA_MATH;
+  out.deterministic = r.determinism == CUDNN_DETERMINISTIC;
   return true;
 }
 
@@ -297,17 +299,22 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   std::vector<Perf> heur(static_cast<size_t>(max_count));
   int heur_n = 0;
   CUDNN_CHECK(get(max_count, &heur_n, heur.data()));
+  Choice c;
+  // Deterministic plans take the heuristic's order, the same on every run: timings are not.
+  if (plan.deterministic) {
+    if (pick(heur, heur_n, limit, plan.tf32, true, false, c)) return c;
+    throw CudnnError(std::string("cuDNN has no deterministic ") + what + " algorithm for " + shape_of(plan.p) +
+                     " within a " + std::to_string(limit >> 20) + " MiB workspace (run without --deterministic)");
+  }
   // The timing runs get a buffer of their own, returned to the allocator's cache right after:
   // only the chosen algorithm's workspace stays in use (the shared one, grown at the call).
   const size_t ws_bytes = max_fitting_workspace(heur, heur_n, limit);
   const Scratch scratch(ws_bytes);
-
-  Choice c;
   std::vector<Perf> timed(static_cast<size_t>(max_count));
   int timed_n = 0;
   const cudnnStatus_t st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
-  if (st == CUDNN_STATUS_SUCCESS && pick(timed, timed_n, ws_bytes, plan.tf32, true, c)) return c;
-  if (pick(heur, heur_n, limit, plan.tf32, false, c)) return c;
+  if (st == CUDNN_STATUS_SUCCESS && pick(timed, timed_n, ws_bytes, plan.tf32, false, true, c)) return c;
+  if (pick(heur, heur_n, limit, plan.tf32, false, false, c)) return c;
   throw CudnnError(std::string("cuDNN has no usable ") + what + " algorithm for " +
                       shape_of(plan.p) + " within a " + std::to_string(limit >> 20) +
                       " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
@@ -361,9 +368,16 @@ void run_separate(Plan& plan, float* y, const float* x, const float* w, const fl
 
 // Chooses between the separate convolution + kernel and the fused call for this plan and
 // activation (mode 0 auto: the faster; mode 1 on: the fastest fused algorithm whenever one works).
+// A deterministic plan decides without timing: auto never fuses, on takes the heuristic's first
+// deterministic candidate that runs.
 void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, const float* x, const float* w,
                    const float* b, const float* z) {
   require_not_capturing("fused forward", plan.p);
+  if (plan.deterministic && mode == 0) {
+    f.decided = true;
+    f.fused = false;
+    return;
+  }
   plan.make_fusion_descriptors();
   cudnnHandle_t h = cuda::ctx::cudnn();
   // A few timed calls of a few candidates: this runs once per shape, inside the first call.
@@ -395,12 +409,20 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
     if (heur[i].status != CUDNN_STATUS_SUCCESS || heur[i].memory > limit) continue;
     if (!relu && heur[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
     if (tried >= kCandidates && heur[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
+    if (plan.deterministic && heur[i].determinism != CUDNN_DETERMINISTIC) continue;
     ++tried;
     Choice c;
     c.chosen = true;
     c.algo = static_cast<int>(heur[i].algo);
     c.workspace = heur[i].memory;
     c.math = plan.tf32 ? heur[i].mathType : CUDNN_FMA_MATH;
+    c.deterministic = heur[i].determinism == CUDNN_DETERMINISTIC;
+    if (plan.deterministic) {  // the first that runs, whatever its time
+      if (run_fused(plan, c, relu, y, x, w, b, z) != CUDNN_STATUS_SUCCESS) continue;
+      f.fused = true;
+      f.how = c;
+      break;
+    }
     const float t = time_calls([&] { return run_fused(plan, c, relu, y, x, w, b, z); }, kReps);
     if (t >= 0.f && (best < 0.f || t < best)) {
       best = t;
@@ -611,6 +633,25 @@ void conv_fusion_counts(int& fused, int& decided) {
 }
 
 void set_conv_bf16(bool on) { g_bf16 = on; }
+
+void set_conv_deterministic(bool on) { g_deterministic = on; }
+
+void conv_algo_counts(int& chosen, int& nondeterministic) {
+  chosen = nondeterministic = 0;
+  auto add = [&](const Choice& c) {
+    chosen += c.chosen;
+    nondeterministic += c.chosen && !c.deterministic;
+  };
+  for (const auto& [key, plan] : plans())
+    if (plan) {
+      add(plan->fwd);
+      add(plan->bwd_data);
+      add(plan->bwd_filter);
+      for (const auto& by_mode : plan->fusion)
+        for (const Plan::Fusion& f : by_mode)
+          if (f.decided && f.fused) add(f.how);
+    }
+}
 
 void conv_bf16_counts(int& used, int& refused) {
   used = 0;

@@ -406,6 +406,14 @@ Bf16Counts conv_bf16_counts() {
   return c;
 }
 
+void set_deterministic(bool on) { gpu::detail::set_conv_deterministic(on); }
+
+AlgoCounts conv_algo_counts() {
+  AlgoCounts c;
+  gpu::detail::conv_algo_counts(c.chosen, c.nondeterministic);
+  return c;
+}
+
 void set_conv_fusion(ConvFusion mode) {
   gpu::detail::set_conv_fusion_mode(mode == ConvFusion::Auto ? 0 : mode == ConvFusion::On ? 1 : 2);
 }
