@@ -4,8 +4,8 @@
 // time, and of these the one with the smallest workspace (then the fastest). A workspace is
 // device memory held for the whole run, so a few percent of one convolution's time is not
 // worth hundreds of megabytes of it. With `deterministic`, only the candidates reported
-// deterministic count. first_fitting is the untimed rule (a heuristic's list, best first).
-// Omits anything cuDNN-specific.
+// deterministic count (`usable`: also the rule for a heuristic's untimed list, taken in its
+// order). Omits anything cuDNN-specific.
 #pragma once
 #include <cstddef>  // size_t
 #include <vector>   // std::vector
@@ -19,16 +19,11 @@ struct AlgoCandidate {
   bool deterministic = true;  // the same bits on every run
 };
 
+// Succeeded (or, untimed, is supported), fits `limit`, and is deterministic where asked.
 inline bool usable(const AlgoCandidate& c, size_t limit, bool deterministic) {
   return c.ok && c.memory <= limit && (!deterministic || c.deterministic);
 }
 
-// Index of the first usable candidate, or -1.
-inline int first_fitting(const std::vector<AlgoCandidate>& c, size_t limit, bool deterministic = false) {
-  for (int i = 0; i < static_cast<int>(c.size()); ++i)
-    if (usable(c[i], limit, deterministic)) return i;
-  return -1;
-}
 
 // Index of the chosen candidate, or -1 when none succeeded within `limit`.
 inline int choose_algo(const std::vector<AlgoCandidate>& c, size_t limit, double slack, bool deterministic = false) {

@@ -499,10 +499,11 @@ TEST_CASE("convolution algorithm choice: the least workspace within 5% of the fa
   CHECK(choose_algo({C{true, 1.00f, 0, false}, C{true, 1.2f, 0}}, 1024 * MiB, 0.05, true) == 1);
   CHECK(choose_algo({C{true, 1.00f, 0, false}, C{true, 1.2f, 0}}, 1024 * MiB, 0.05) == 0);
   CHECK(choose_algo({C{true, 1.00f, 0, false}}, 1024 * MiB, 0.05, true) == -1);
-  // Untimed (a heuristic's list, best first): the first usable one.
-  CHECK(first_fitting({C{false, 0, 0}, C{true, 0, 2048 * MiB}, C{true, 0, 0, false}, C{true, 0, 8 * MiB}}, 1024 * MiB) == 2);
-  CHECK(first_fitting({C{false, 0, 0}, C{true, 0, 2048 * MiB}, C{true, 0, 0, false}, C{true, 0, 8 * MiB}}, 1024 * MiB, true) == 3);
-  CHECK(first_fitting({C{true, 0, 0, false}}, 1024 * MiB, true) == -1);
+  // The untimed rule (a heuristic's list, taken in order): supported, fits, deterministic if asked.
+  CHECK(usable(C{true, 0, 8 * MiB, false}, 1024 * MiB, false));
+  CHECK(!usable(C{true, 0, 8 * MiB, false}, 1024 * MiB, true));
+  CHECK(!usable(C{true, 0, 2048 * MiB}, 1024 * MiB, false));
+  CHECK(!usable(C{false, 0, 0}, 1024 * MiB, false));
   // Failed runs and workspaces over the limit never count, even when fastest.
   CHECK(choose_algo({C{false, 0.1f, 0}, C{true, 0.5f, 2048 * MiB}, C{true, 1.0f, 64 * MiB}}, 1024 * MiB, 0.05) == 2);
   // Equal workspaces: the faster.

@@ -8,7 +8,9 @@
 // cudnnFind*AlgorithmEx times them on the call's own buffers (it writes only the output, which
 // the call overwrites anyway); of the successful ones within 5% of the fastest, the one with
 // the smallest workspace is kept (engine/algo_choice.h). If timing fails, the heuristic's first
-// candidate that fits is used.
+// candidate that fits and runs on the call's buffers is used. Deterministic plans
+// (cuda::set_deterministic) take that untimed rule among the algorithms cuDNN reports
+// deterministic, so that every run makes the same choices.
 // Bias and ReLU: either cuDNN's fused cudnnConvolutionBiasActivationForward (one kernel) or the
 // chosen convolution followed by a bias/ReLU kernel (kern::bias_act_at). cuDNN supports the
 // fused call with only some algorithms and activations, and it is not always faster, so the
@@ -252,45 +254,41 @@ struct Scratch {
 // Bytes of n bfloat16 values.
 size_t bf16_bytes(int64_t n) { return sizeof(uint16_t) * static_cast<size_t>(n); }
 
-// Picks from perf results (any of the three perf struct types). Timed results (Find): the
-// smallest workspace among the successful ones within kTimeSlack of the fastest that fit
-// `limit` (choose_algo). Heuristic results (Get_v7, sorted by expected speed): the first that
-// succeeded and fits. `deterministic`: only the algorithms cuDNN reports deterministic.
-constexpr double kTimeSlack = 0.05;
+// The Choice of one perf result (any of the three perf struct types).
+template <class Perf>
+Choice choice_of(const Perf& r, bool tf32) {
+  Choice c;
+  c.chosen = true;
+  c.algo = static_cast<int>(r.algo);
+  c.workspace = r.memory;
+  // With TF32 forbidden, never let a result's DEFAULT/TENSOR_OP math re-enable it.
+  c.math = tf32 ? r.mathType : CUDNN_FMA_MATH;
+  c.deterministic = r.determinism == CUDNN_DETERMINISTIC;
+  return c;
+}
 
 template <class Perf>
-bool pick(const std::vector<Perf>& perfs, int count, size_t limit, bool tf32, bool deterministic, bool timed,
-          Choice& out) {
+std::vector<AlgoCandidate> candidates(const std::vector<Perf>& perfs, int count, bool timed) {
   std::vector<AlgoCandidate> c(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i)
     c[i] = {perfs[i].status == CUDNN_STATUS_SUCCESS && (!timed || perfs[i].time >= 0.f), timed ? perfs[i].time : 0.f,
             perfs[i].memory, perfs[i].determinism == CUDNN_DETERMINISTIC};
-  const int chosen = timed ? choose_algo(c, limit, kTimeSlack, deterministic) : first_fitting(c, limit, deterministic);
-  if (chosen < 0) return false;
-  const Perf& r = perfs[chosen];
-  out.chosen = true;
-  out.algo = static_cast<int>(r.algo);
-  out.workspace = r.memory;
-  // With TF32 forbidden, never let a result's DEFAULT/TENSOR_OP math re-enable it.
-  out.math = tf32 ? r.mathType : CUDNN_FMA_MATH;
-  out.deterministic = r.determinism == CUDNN_DETERMINISTIC;
-  return true;
+  return c;
 }
 
-// Largest workspace among the successful candidates that fit the limit.
-template <class Perf>
-size_t max_fitting_workspace(const std::vector<Perf>& perfs, int count, size_t limit) {
-  size_t m = 0;
-  for (int i = 0; i < count; ++i)
-    if (perfs[i].status == CUDNN_STATUS_SUCCESS && perfs[i].memory <= limit && perfs[i].memory > m)
-      m = perfs[i].memory;
-  return m;
-}
+// Timed results (Find): the smallest workspace among the successful ones within kTimeSlack of
+// the fastest that fit `limit` (choose_algo).
+constexpr double kTimeSlack = 0.05;
 
 // Shared selection logic: heuristics list (get), grow the workspace, time (find), pick.
-// `find` returns the cudnnStatus_t of the timing call so that its failure can fall back.
-template <class Perf, class Get, class Find>
-Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find find) {
+// `find` returns the cudnnStatus_t of the timing call so that its failure can fall back;
+// `run(choice)` runs the call once with that choice and returns its status. Untimed choices —
+// a deterministic plan's, or when timing failed — take the heuristic's candidates in its order
+// (expected speed) and keep the first that fits, is deterministic where asked, and runs: the
+// heuristic looks at the descriptors only, and an algorithm may still refuse the call's
+// pointers (slices of a batch need not be 16-byte aligned).
+template <class Perf, class Get, class Find, class Run>
+Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find find, Run run) {
   require_not_capturing(what, plan.p);
   // Each run sets the math of the algorithm it runs: searches start from the requested one
   // (tensor-op math lists the TF32 / bf16 tensor-core algorithms as well as the FMA ones).
@@ -299,22 +297,42 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   std::vector<Perf> heur(static_cast<size_t>(max_count));
   int heur_n = 0;
   CUDNN_CHECK(get(max_count, &heur_n, heur.data()));
+  auto first_that_runs = [&](Choice& out) {
+    const std::vector<AlgoCandidate> c = candidates(heur, heur_n, false);
+    for (int i = 0; i < heur_n; ++i) {
+      if (!usable(c[i], limit, plan.deterministic)) continue;
+      const Choice k = choice_of(heur[i], plan.tf32);
+      if (run(k) != CUDNN_STATUS_SUCCESS) continue;
+      CUDA_CHECK(cudaPeekAtLastError());  // a refusal is a status; a failed launch is not
+      out = k;
+      return true;
+    }
+    return false;
+  };
   Choice c;
   // Deterministic plans take the heuristic's order, the same on every run: timings are not.
   if (plan.deterministic) {
-    if (pick(heur, heur_n, limit, plan.tf32, true, false, c)) return c;
+    if (first_that_runs(c)) return c;
     throw CudnnError(std::string("cuDNN has no deterministic ") + what + " algorithm for " + shape_of(plan.p) +
                      " within a " + std::to_string(limit >> 20) + " MiB workspace (run without --deterministic)");
   }
-  // The timing runs get a buffer of their own, returned to the allocator's cache right after:
-  // only the chosen algorithm's workspace stays in use (the shared one, grown at the call).
-  const size_t ws_bytes = max_fitting_workspace(heur, heur_n, limit);
-  const Scratch scratch(ws_bytes);
-  std::vector<Perf> timed(static_cast<size_t>(max_count));
-  int timed_n = 0;
-  const cudnnStatus_t st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
-  if (st == CUDNN_STATUS_SUCCESS && pick(timed, timed_n, ws_bytes, plan.tf32, false, true, c)) return c;
-  if (pick(heur, heur_n, limit, plan.tf32, false, false, c)) return c;
+  cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
+  {
+    // The timing runs get a buffer of their own, returned to the allocator's cache right after:
+    // only the chosen algorithm's workspace stays in use (the shared one, grown at the call).
+    size_t ws_bytes = 0;
+    for (const AlgoCandidate& k : candidates(heur, heur_n, false))
+      if (usable(k, limit, false)) ws_bytes = std::max(ws_bytes, k.memory);
+    const Scratch scratch(ws_bytes);
+    std::vector<Perf> timed(static_cast<size_t>(max_count));
+    int timed_n = 0;
+    st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
+    if (st == CUDNN_STATUS_SUCCESS) {
+      const int i = choose_algo(candidates(timed, timed_n, true), ws_bytes, kTimeSlack);
+      if (i >= 0) return choice_of(timed[i], plan.tf32);
+    }
+  }
+  if (first_that_runs(c)) return c;
   throw CudnnError(std::string("cuDNN has no usable ") + what + " algorithm for " +
                       shape_of(plan.p) + " within a " + std::to_string(limit >> 20) +
                       " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
@@ -437,6 +455,15 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
 
 namespace {
 
+// y = conv(x, w) with one choice (the chosen one, or a candidate while choosing).
+cudnnStatus_t forward_with(Plan& plan, const Choice& c, void* y, const void* x, const void* w) {
+  const float one = 1.f, zero = 0.f;
+  void* ws = cuda::ctx::workspace(c.workspace);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
+  return cudnnConvolutionForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
+                                 static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace, &zero, plan.y, y);
+}
+
 void choose_forward(Plan& plan, void* y, const void* x, const void* w) {
   cudnnHandle_t h = cuda::ctx::cudnn();
   if (!plan.fwd.chosen) {
@@ -451,19 +478,13 @@ void choose_forward(Plan& plan, void* y, const void* x, const void* w) {
         [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* r, void* ws, size_t ws_bytes) {
           return cudnnFindConvolutionForwardAlgorithmEx(h, plan.x, x, plan.w, w, plan.conv,
                                                         plan.y, y, n, got, r, ws, ws_bytes);
-        });
+        },
+        [&](const Choice& c) { return forward_with(plan, c, y, x, w); });
   }
 }
 
 // The chosen forward algorithm alone: y = conv(x, w), in the plan's types and layout.
-void run_forward(Plan& plan, void* y, const void* x, const void* w) {
-  const float one = 1.f, zero = 0.f;
-  void* ws = cuda::ctx::workspace(plan.fwd.workspace);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.fwd.math));
-  CUDNN_CHECK(cudnnConvolutionForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
-                                      static_cast<cudnnConvolutionFwdAlgo_t>(plan.fwd.algo), ws,
-                                      plan.fwd.workspace, &zero, plan.y, y));
-}
+void run_forward(Plan& plan, void* y, const void* x, const void* w) { CUDNN_CHECK(forward_with(plan, plan.fwd, y, x, w)); }
 
 void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu) {
   run_forward(plan, y, x, w);
@@ -541,10 +562,19 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 
 namespace {
 
+// dx = the data gradient of conv(., w) at dy with one choice.
+cudnnStatus_t backward_data_with(Plan& plan, const Choice& c, void* dx, const void* dy, const void* w) {
+  const float one = 1.f, zero = 0.f;
+  void* ws = cuda::ctx::workspace(c.workspace);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
+  return cudnnConvolutionBackwardData(cuda::ctx::cudnn(), &one, plan.w, w, plan.y, dy, plan.conv,
+                                      static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws, c.workspace, &zero,
+                                      plan.x, dx);
+}
+
 // dx = the data gradient of conv(., w) at dy, in the plan's types and layout.
 void backward_data(Plan& plan, void* dx, const void* dy, const void* w) {
   cudnnHandle_t h = cuda::ctx::cudnn();
-  const float one = 1.f, zero = 0.f;
   if (!plan.bwd_data.chosen) {
     int max_count = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
@@ -558,14 +588,10 @@ void backward_data(Plan& plan, void* dx, const void* dy, const void* w) {
           return cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan.w, w, plan.y, dy, plan.conv,
                                                              plan.x, dx, n, got, r, ws,
                                                              ws_bytes);
-        });
+        },
+        [&](const Choice& c) { return backward_data_with(plan, c, dx, dy, w); });
   }
-  void* ws = cuda::ctx::workspace(plan.bwd_data.workspace);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.bwd_data.math));
-  CUDNN_CHECK(cudnnConvolutionBackwardData(
-      h, &one, plan.w, w, plan.y, dy, plan.conv,
-      static_cast<cudnnConvolutionBwdDataAlgo_t>(plan.bwd_data.algo), ws, plan.bwd_data.workspace,
-      &zero, plan.x, dx));
+  CUDNN_CHECK(backward_data_with(plan, plan.bwd_data, dx, dy, w));
 }
 
 // dx = the data gradient of conv(., w) at dy, with bfloat16 operands.
@@ -593,7 +619,15 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
   }
   Plan& plan = plan_for(p, aligned16({dw, dy, x}));
   cudnnHandle_t h = cuda::ctx::cudnn();
-  const float one = 1.f, zero = 0.f;
+  // dw = the weight gradient with one choice.
+  auto with = [&](const Choice& c) {
+    const float one = 1.f, zero = 0.f;
+    void* ws = cuda::ctx::workspace(c.workspace);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
+    return cudnnConvolutionBackwardFilter(h, &one, plan.x, x, plan.y, dy, plan.conv,
+                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws, c.workspace,
+                                          &zero, plan.w, dw);
+  };
   if (!plan.bwd_filter.chosen) {
     int max_count = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
@@ -607,14 +641,10 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
           return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, plan.x, x, plan.y, dy,
                                                                plan.conv, plan.w, dw, n, got, r,
                                                                ws, ws_bytes);
-        });
+        },
+        with);
   }
-  void* ws = cuda::ctx::workspace(plan.bwd_filter.workspace);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.bwd_filter.math));
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-      h, &one, plan.x, x, plan.y, dy, plan.conv,
-      static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan.bwd_filter.algo), ws,
-      plan.bwd_filter.workspace, &zero, plan.w, dw));
+  CUDNN_CHECK(with(plan.bwd_filter));
   if (db) detail::channel_sum(db, dy, p.N, p.K, out_plane(p));
 }
 
