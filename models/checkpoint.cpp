@@ -46,8 +46,13 @@ Attention load_checkpoint(const std::string& path, int C, Device dev, Checkpoint
     state->lr_b = f.attr_double("lr_bias").value_or(0);
     state->seed = static_cast<uint64_t>(f.attr_int("seed").value_or(0));
     if (f.has("optimizer/weight_momentum")) {
-      state->momentum_w = f.read("optimizer/weight_momentum").reshape({K, C}).to(dev);
-      state->momentum_b = f.read("optimizer/bias_momentum").to(dev);
+      Tensor mw = f.read("optimizer/weight_momentum"), mb = f.read("optimizer/bias_momentum");
+      if (mw.shape() != w.shape() || mb.shape() != b.shape())
+        throw InputError(fmt::format("{}: optimizer/weight_momentum {} / optimizer/bias_momentum {} do not match the "
+                                     "attention's {} / {}",
+                                     path, mw.shape_str(), mb.shape_str(), w.shape_str(), b.shape_str()));
+      state->momentum_w = mw.reshape({K, C}).to(dev);
+      state->momentum_b = mb.to(dev);
     }
   }
   return a;

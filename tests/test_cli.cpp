@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include "engine/ops.h"       // normalize_forward, kImagenetMean/Std
-#include "loaders/hdf5.h"     // h5::Reader (checkpoints)
+#include "loaders/hdf5.h"     // h5::Reader, h5::Writer (checkpoints)
 #include "models/checkpoint.h"  // save_checkpoint (explain test)
 #include "loaders/image.h"    // load_eval_image
 #include "models/model.h"     // load_model
@@ -385,6 +385,18 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   CHECK(lo < 0.1f);
   CHECK(hi <= 1.f);
   CHECK(hi > 0.9f);
+  {  // A checkpoint whose optimizer state does not match its attention.
+    const std::string odd = (dir / "odd_momentum.h5").string();
+    h5::Writer w(odd);
+    w.write("attnM.op.weight", Tensor::zeros({10, 32, 1, 1}));
+    w.write("attnM.op.bias", Tensor::zeros({10}));
+    w.write("optimizer/weight_momentum", Tensor::zeros({10, 32, 2, 1}));
+    w.write("optimizer/bias_momentum", Tensor::zeros({10}));
+    w.commit();
+    Result r2 = run("explain " + kTiny + " --lcam " + odd + " --out " + (dir / "pics").string() + " " + img);
+    CHECK(r2.status == 2);
+    CHECK(r2.err.find(odd + ": optimizer/weight_momentum [10,32,2,1]") != std::string::npos);
+  }
   Result bad = run("explain " + kTiny + " --lcam " + ckpt + " --class 12 --out " + (dir / "pics").string() + " " + img);
   CHECK(bad.status == 2);
   CHECK(bad.err.find("--class: '12'") != std::string::npos);
