@@ -13,6 +13,9 @@
 namespace lcam {
 namespace {
 
+// The default prefetch's memory cap (LoaderOptions::prefetch).
+constexpr double kPrefetchBytes = 512.0 * (1 << 20);
+
 // Uniform integer in [0, n) from a 64-bit draw (n small: the bias is negligible).
 uint64_t below(uint64_t draw, uint64_t n) { return n ? draw % n : 0; }
 
@@ -21,7 +24,12 @@ uint64_t below(uint64_t draw, uint64_t n) { return n ? draw % n : 0; }
 BatchLoader::BatchLoader(const Dataset& data, LoaderOptions opt) : data_(data), opt_(opt) {
   if (opt_.batch <= 0) throw InputError("--batch must be positive");
   if (opt_.workers <= 0) opt_.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (opt_.prefetch <= 0) opt_.prefetch = 2 * opt_.workers;
+  if (opt_.prefetch <= 0) {
+    const double batch_bytes = 4.0 * 3 * opt_.batch * opt_.crop * opt_.crop;
+    const int by_memory = static_cast<int>(std::max(2.0, kPrefetchBytes / batch_bytes));
+    opt_.prefetch = std::min(2 * opt_.workers, by_memory);
+    opt_.workers = std::min(opt_.workers, opt_.prefetch);  // a worker needs a batch to claim
+  }
 }
 
 BatchLoader::~BatchLoader() { stop(); }

@@ -26,7 +26,10 @@ struct LoaderOptions {
   bool augment = false;  // RandomCrop(crop) + RandomHorizontalFlip instead of CenterCrop(crop)
   uint64_t seed = 0;
   int workers = 0;       // decoding threads; 0 = all cores
-  int prefetch = 0;      // batches decoded ahead of the consumer; 0 = 2 x workers
+  // Batches decoded ahead of the consumer; 0 = 2 x workers, but no more than about 512 MiB of
+  // batches (at least 2): each is a buffer of the pool, page-locked for a GPU, and a dozen
+  // batches ahead keep any device fed. Workers beyond it would only wait.
+  int prefetch = 0;
   int resize = 256, crop = 224;
   bool pinned = false;   // page-locked host buffers (when a GPU is present)
 };
@@ -55,6 +58,9 @@ class BatchLoader {
   void stop();
   // The dataset positions of the epoch in order (the seeded permutation).
   const std::vector<size_t>& order() const { return order_; }
+  // The decoding threads and the batches ahead, after the defaults and the memory cap.
+  int workers() const { return opt_.workers; }
+  int prefetch() const { return opt_.prefetch; }
 
  private:
   void worker();

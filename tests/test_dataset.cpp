@@ -192,6 +192,24 @@ TEST_CASE("loader: unreadable images are left out of their batch and named") {
   CHECK(bs[1].failed.size() == 1);
 }
 
+TEST_CASE("loader: the default prefetch stays within about 512 MiB of batches") {
+  TempData t("prefetch", 4);
+  Dataset d = Dataset::from_list(t.dir.string(), t.list, 10);
+  LoaderOptions o = small(64, 16, false, false);
+  o.crop = 224;  // 38.5 MB a batch: 13 ahead, and no more workers than that
+  BatchLoader big(d, o);
+  CHECK(big.prefetch() == 13);
+  CHECK(big.workers() == 13);
+  BatchLoader few(d, small(4, 3, false, false));  // small batches: twice the workers
+  CHECK(few.prefetch() == 6);
+  CHECK(few.workers() == 3);
+  o.batch = 4096;  // one batch over the cap: still two ahead
+  CHECK(BatchLoader(d, o).prefetch() == 2);
+  o.prefetch = 40;  // asked for: kept
+  CHECK(BatchLoader(d, o).prefetch() == 40);
+  CHECK(BatchLoader(d, o).workers() == 16);
+}
+
 TEST_CASE("loader: a clean stop mid-epoch") {
   TempData t("stop", 40);
   Dataset d = Dataset::from_list(t.dir.string(), t.list, 10);
