@@ -19,6 +19,7 @@
 #include "apps/progress.h"  // now_seconds
 #include "apps/saliency.h"  // SaliencyMethods::parse_names
 #include "engine/common.h"  // InputError
+#include "loaders/idx.h"   // kFashionMnistDir, require_fashion_mnist
 #include "models/model.h"   // load_model (checked up front)
 
 namespace fs = std::filesystem;
@@ -31,6 +32,7 @@ constexpr const char* kWeightsFile = "demo_vgg_scenes.h5";
 struct DemoOptions {
   RuntimeOptions rt;
   std::string out = "lcam-demo", weights, methods;  // methods: empty = all (with --quick: a short list)
+  std::string fashion = kFashionMnistDir;
   int64_t train_scenes = 4000, eval_scenes = 200;
   int epochs = 2, batch = 32, rise_masks = 400, figures = 6, size = 112;
   uint64_t seed = 1;
@@ -66,6 +68,8 @@ int run_demo(DemoOptions o) {
   // Everything that can be checked before minutes of work is: methods, weights, output folder.
   const std::vector<std::string> methods = SaliencyMethods::parse_names(o.methods);
   const std::string weights = find_weights(o);
+  require_fashion_mnist(o.fashion, true);
+  require_fashion_mnist(o.fashion, false);
   if (load_model(weights, "vgg16", Device::CPU)->num_classes() != 10)
     throw InputError(fmt::format("{}: the demo needs a 10-class classifier (Fashion-MNIST)", weights));
   const fs::path out(o.out), train_dir = out / "scenes" / "train", test_dir = out / "scenes" / "test";
@@ -82,6 +86,7 @@ int run_demo(DemoOptions o) {
   sc.scene.size = o.size;
   sc.scene.seed = o.seed;
   sc.quiet = true;
+  sc.source = o.fashion;
   sc.out = train_dir.string(), sc.count = o.train_scenes, sc.first = 0, sc.split = "train";
   run_scenes(sc);
   sc.out = test_dir.string(), sc.count = o.eval_scenes, sc.first = 1000000, sc.split = "test";
@@ -143,6 +148,7 @@ Run setup_demo(CLI::App& sub) {
   auto o = std::make_shared<DemoOptions>();
   sub.add_option("--out", o->out, "output folder (scenes, checkpoints, report, figures)");
   sub.add_option("--weights", o->weights, "demo classifier (default: weights/demo_vgg_scenes.h5)");
+  sub.add_option("--fashion-mnist", o->fashion, "folder with the Fashion-MNIST IDX files (train and t10k, .gz or not)");
   sub.add_option("--method", o->methods, "methods to evaluate (default: lcam-img, lcam-fm, gradcam, gradcampp, scorecam, rise, center, random)");
   sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->check(CLI::PositiveNumber);
   sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(CLI::PositiveNumber);

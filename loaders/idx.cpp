@@ -62,16 +62,31 @@ IdxArray read_idx(const std::string& path) {
   return a;
 }
 
+namespace {
+
+// DIR/NAME.gz or DIR/NAME, else the error that says where the data comes from.
+std::string find_idx(const std::string& dir, const std::string& name) {
+  for (const char* ext : {".gz", ""}) {
+    const std::string p = dir + "/" + name + ext;
+    if (std::filesystem::exists(p)) return p;
+  }
+  throw InputError(fmt::format("{}/{}[.gz]: not found (Debian: apt-get install dataset-fashion-mnist; or point "
+                               "--fashion-mnist at a folder with the IDX files)",
+                               dir, name));
+}
+
+std::string stem_of(bool train) { return train ? "train" : "t10k"; }
+
+}  // namespace
+
+void require_fashion_mnist(const std::string& dir, bool train) {
+  (void)find_idx(dir, stem_of(train) + "-images-idx3-ubyte");
+  (void)find_idx(dir, stem_of(train) + "-labels-idx1-ubyte");
+}
+
 FashionMnist load_fashion_mnist(const std::string& dir, bool train) {
-  const std::string stem = train ? "train" : "t10k";
-  auto find = [&](const std::string& name) {
-    for (const char* ext : {".gz", ""}) {
-      const std::string p = dir + "/" + name + ext;
-      if (std::filesystem::exists(p)) return p;
-    }
-    throw InputError(fmt::format("{}/{}[.gz]: not found (Debian: apt-get install dataset-fashion-mnist)", dir, name));
-  };
-  const std::string ip = find(stem + "-images-idx3-ubyte"), lp = find(stem + "-labels-idx1-ubyte");
+  const std::string stem = stem_of(train);
+  const std::string ip = find_idx(dir, stem + "-images-idx3-ubyte"), lp = find_idx(dir, stem + "-labels-idx1-ubyte");
   IdxArray im = read_idx(ip), lb = read_idx(lp);
   if (im.dims.size() != 3) throw InputError(fmt::format("{}: expected images [N,rows,cols]", ip));
   if (lb.dims.size() != 1 || lb.dims[0] != im.dims[0])

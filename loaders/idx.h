@@ -27,6 +27,10 @@ struct FashionMnist {
 
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 // The training (60000) or test (10000) split from `dir` ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]).
+// Any number of items is accepted (a subset keeps the format).
 FashionMnist load_fashion_mnist(const std::string& dir, bool train);
+// Throws the InputError load_fashion_mnist would when one of the split's two files is missing,
+// without reading them (commands check it before their work starts).
+void require_fashion_mnist(const std::string& dir, bool train);
 
 }  // namespace lcam

@@ -165,6 +165,10 @@ TEST_CASE("demo: bad methods, weights and folders are named before any work") {
   Result r = run("demo --quick --weights " + lcam::test::fixture("tiny_resnet50.weights.h5") + " --out " + dir.string());
   CHECK(r.status == 2);
   CHECK(count_lines(r.err) == 1);
+  Result f = run("demo --quick --fashion-mnist " + (dir / "nofashion").string() + " --out " + dir.string());
+  CHECK(f.status == 2);
+  CHECK(f.err.find("nofashion/train-images-idx3-ubyte[.gz]: not found") != std::string::npos);
+  CHECK(count_lines(f.err) == 1);
   CHECK_FALSE(fs::exists(dir));  // nothing written
 }
 

@@ -4,7 +4,8 @@
 # GPU machine: the two binaries, a lib/ with every shared library they load that the GPU machine
 # lacks (OpenBLAS and its Fortran runtime, OpenMP, fmt, szip/zlib, the CUDA runtime), an rpath
 # of $ORIGIN/lib, the test fixtures, data/, weights/ (the demo classifier), twenty sample photos
-# (the CLI tests and the GPU check use them), tools/gpu-check.sh and the PyTorch bench scripts, and
+# (the CLI tests and the GPU check use them), a Fashion-MNIST subset (the learning test and the
+# demo use it), tools/gpu-check.sh and the PyTorch bench scripts, and
 # bundle-info.txt (paths compiled into the tests, versions, the newest glibc/libstdc++ symbols
 # required).
 # HDF5 is linked statically and the link uses --as-needed, which drops the ~30 libraries
@@ -117,6 +118,16 @@ if [ -d "$samples_src" ]; then
   done >"$DEST/shared/data/imagenet-sample.txt"
 else
   echo "bundle: $samples_src not found; the bundle has no sample photos" >&2
+fi
+
+# A Fashion-MNIST subset (the first 6000 training and 2000 test items, 3.4 MB;
+# tools/fashion_subset.py): the GPU machine has no dataset, and the learning test (the demo on
+# the CPU and on CUDA) and `lcam demo --fashion-mnist fashion-mnist` need one.
+fm_src=/usr/share/datasets/fashion-mnist
+if [ -d "$fm_src" ] && command -v python3 >/dev/null; then
+  python3 tools/fashion_subset.py "$DEST/fashion-mnist" --source "$fm_src"
+else
+  echo "bundle: no Fashion-MNIST at $fm_src; the learning test will skip on the GPU machine" >&2
 fi
 
 # ---- describe --------------------------------------------------------------------------------

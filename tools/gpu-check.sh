@@ -163,6 +163,8 @@ BIN_PATH=$(sed -n 's/^lcam_binary=//p' bundle-info.txt 2>/dev/null)
 # the twenty the bundle carries.
 if [ -d "$HERE/tests/fixtures" ]; then FIX_ROOT=$HERE; else FIX_ROOT=$(cd "$HERE/.." && pwd); fi
 export LCAM_SOURCE_DIR="$FIX_ROOT" LCAM_SHARED_DIR="$HERE/shared" LCAM_BINARY="$HERE/lcam"
+# The bundle's Fashion-MNIST subset: the learning test runs the demo on the CPU and on CUDA.
+[ -d "$HERE/fashion-mnist" ] && export LCAM_FASHION_MNIST="$HERE/fashion-mnist"
 if [ -n "$SRC_DIR" ] && [ ! -e "$SRC_DIR" ]; then
   mkdir -p "$(dirname "$SRC_DIR")" 2>/dev/null && ln -s "$HERE" "$SRC_DIR" 2>/dev/null &&
     note "linked $SRC_DIR -> $HERE"
