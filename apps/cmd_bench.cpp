@@ -4,7 +4,8 @@
 // RISE, or the AD/IC evaluation of a batch of maps. Median over repetitions after warm-up: ms
 // per batch, images/s, seconds per image, peak memory; for the forward pass optionally a
 // per-layer table (each module timed with a device sync, so the per-layer sum slightly exceeds
-// the unsynchronized total).
+// the unsynchronized total); for any work optionally a profile of its ranges (engine/profile.h:
+// each module's forward and backward, the L-CAM step's phases, timed without syncs).
 #include <algorithm>  // std::max
 #include <cstdio>     // std::printf
 #include <functional>  // std::function (the work)
@@ -21,6 +22,7 @@
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::synchronize, device_summary
 #include "engine/ops.h"           // sgd_step
+#include "engine/profile.h"       // prof::start, rows (--profile)
 #include "models/cams.h"          // grad_cam, score_cam, rise, rise_masks
 #include "models/evaluation.h"    // class_scores, kept_scores
 #include "models/lcam.h"          // Lcam, Attention
@@ -33,7 +35,7 @@ struct BenchOptions {
   RuntimeOptions rt;
   std::string arch, weights, batches = "1,32", train, work = "forward";
   int iters = 5, warmup = 2, size = 224, chunk = 64, rise_masks = 0;
-  bool json = false, layers = false, graph = false;
+  bool json = false, layers = false, graph = false, profile = false;
 };
 
 double now_ms() { return 1000.0 * now_seconds(); }
@@ -92,6 +94,7 @@ Work make_work(const BenchOptions& o, const std::string& w, Model& model, const 
     // As lcam train runs it: the step, SGD, then the one read of the loss terms.
     return {[lcam, att, s, x] {
               s->stats = lcam->enqueue_forward_backward(*att, x, s->idx, s->dw, s->db);
+              cuda::TraceRange range("sgd");
               sgd_step(att->w, s->mw, s->dw, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
               sgd_step(att->b, s->mb, s->db, 1e-3f, 0.9f, 5e-4f, true, s->steps == 0);
               ++s->steps;
@@ -167,6 +170,21 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
     const double reserved_mb = static_cast<double>(mem.peak) / (1 << 20);
     const double rss_rise = max_rss_mb() - rss_base;
     const double ms = median(totals);
+    // --profile: the same number of calls again with every range timed (engine/profile.h).
+    std::vector<prof::Row> profile;
+    if (o.profile) {
+      sync();
+      prof::start(dev);
+      for (int it = 0; it < o.iters; ++it) {
+        work.queue();
+        work.finish();
+      }
+      prof::stop();
+      profile = prof::rows();
+      for (prof::Row& r : profile) r.total_ms /= o.iters, r.self_ms /= o.iters;  // per batch
+    }
+    double profiled_ms = 0;
+    for (const prof::Row& r : profile) profiled_ms += r.depth == 0 ? r.total_ms : 0;
     std::vector<std::vector<double>> per(model.size());
     if (o.layers && forward) {
       for (int it = 0; it < std::max(1, o.iters); ++it) {
@@ -208,6 +226,13 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
           l.push_back({{"name", model.module_name(i)}, {"kind", model.module_kind(i)}, {"ms", median(per[i])}});
         j["layers"] = l;
       }
+      if (o.profile) {
+        nlohmann::json l = nlohmann::json::array();
+        for (const prof::Row& r : profile)
+          l.push_back({{"name", r.name}, {"depth", r.depth}, {"calls", static_cast<double>(r.calls) / o.iters},
+                       {"ms", r.total_ms}, {"self_ms", r.self_ms}});
+        j["profile"] = l;
+      }
       std::printf("%s\n", j.dump().c_str());
     } else {
       const cuda::FusionCounts fc = cuda::conv_fusion_counts();
@@ -233,6 +258,14 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
           std::printf("  %-16s %-22s %10.3f %5.1f%%\n", model.module_name(i).c_str(), model.module_kind(i).c_str(), m, 100.0 * m / sum);
         }
       }
+      if (o.profile) {
+        std::printf("  %-52s %6s %10s %10s %6s\n", "range (per batch; nested ranges indented)", "calls", "ms", "self ms", "%");
+        for (const prof::Row& r : profile)
+          std::printf("  %-52s %6.4g %10.3f %10.3f %5.1f%%\n",
+                      (std::string(2 * static_cast<size_t>(r.depth), ' ') + r.name).c_str(),
+                      static_cast<double>(r.calls) / o.iters, r.total_ms, r.self_ms,
+                      profiled_ms > 0 ? 100.0 * r.total_ms / profiled_ms : 0.0);
+      }
     }
     std::fflush(stdout);
   }
@@ -245,6 +278,7 @@ int run_bench(const BenchOptions& o_in) {
   const std::vector<std::string> works = parse_name_list("--work", o.work, kWorks);
   if (o.layers && (works.size() != 1 || works[0] != "forward")) throw InputError("--layers: only with --work forward");
   if (o.layers && o.graph) throw InputError("--layers: not with --graph (a graph runs as one launch)");
+  if (o.profile && o.graph) throw InputError("--profile: not with --graph (a graph runs as one launch)");
   for (const std::string& w : works)
     if (o.graph && !graph_capturable(w))
       throw InputError(fmt::format("--graph: --work {} reads results on the host part-way and cannot be captured "
@@ -279,7 +313,10 @@ Run setup_bench(CLI::App& sub) {
   sub.add_option("--iters", o->iters, "timed repetitions")->check(CLI::PositiveNumber);
   sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::NonNegativeNumber);
   sub.add_option("--size", o->size, "input height and width")->check(CLI::Range(32, 4096));
-  sub.add_flag("--layers", o->layers, "also time each layer");
+  sub.add_flag("--layers", o->layers, "also time each layer (forward; a device sync after each)");
+  sub.add_flag("--profile", o->profile,
+               "also time every profiler range of the work (each layer's forward and backward, the L-CAM step's "
+               "phases; on the GPU with events, no syncs)");
   auto* work = sub.add_option("--work", o->work,
                               "what one timed call does to a batch (several comma-separated: each in turn): forward "
                               "(the logits), train-img, train-fm, train-img7x7 (an L-CAM training step: forward, backward, "

@@ -25,6 +25,9 @@ void copy_async(void*, Device, const void*, Device, size_t) { no_cuda(); }
 void* record_event() { return nullptr; }
 void wait_event(void*) {}
 void destroy_event(void*) {}
+void* record_timed_event() { return nullptr; }
+float elapsed_ms(void*, void*) { return 0.f; }
+bool capturing() { return false; }
 void synchronize() {}
 uint64_t host_syncs() { return 0; }
 Graph::~Graph() = default;

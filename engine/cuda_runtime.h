@@ -8,6 +8,7 @@
 #include <functional>  // std::function (Graph::capture)
 #include <string>   // std::string
 
+#include "engine/profile.h"  // prof::timing, push, pop (TraceRange)
 #include "engine/tensor.h"  // Device, MemoryStats
 
 namespace lcam::cuda {
@@ -46,6 +47,12 @@ void copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size
 void* record_event();
 void wait_event(void* event);
 void destroy_event(void* event);
+// An event on the engine's stream that can be timed (the range profiler, engine/profile.h), and
+// the device time in ms from `start` to `end` (waits for `end`; 0 without a device).
+void* record_timed_event();
+float elapsed_ms(void* start, void* end);
+// Whether the engine's stream is capturing a CUDA graph (false without a device).
+bool capturing();
 void synchronize();
 // Host synchronizations made so far (copies to or from host memory, synchronize()): tests use
 // it to check that a training step queues its work without waiting for the device.
@@ -119,15 +126,27 @@ std::string device_summary();
 
 // Named ranges for profilers (NVTX): under nsys or Nsight Compute each layer's kernels appear
 // inside a range named after it ("features.28 conv3x3+relu", "backward layer4.2 bottleneck").
-// Nearly free when no profiler is attached; no-ops in builds without CUDA. Use TraceRange.
+// Nearly free when no profiler is attached; no-ops in builds without CUDA. Use TraceRange,
+// which also feeds lcam's own range profiler while it runs (engine/profile.h).
 void range_push(const char* name);
 void range_pop();
 struct TraceRange {
-  explicit TraceRange(const char* name) { range_push(name); }
-  explicit TraceRange(const std::string& name) { range_push(name.c_str()); }
-  ~TraceRange() { range_pop(); }
+  explicit TraceRange(const char* name) { open(name); }
+  explicit TraceRange(const std::string& name) { open(name.c_str()); }
+  ~TraceRange() {
+    if (timed_) prof::pop();
+    range_pop();
+  }
   TraceRange(const TraceRange&) = delete;
   TraceRange& operator=(const TraceRange&) = delete;
+
+ private:
+  void open(const char* name) {
+    range_push(name);
+    timed_ = prof::timing();
+    if (timed_) prof::push(name);
+  }
+  bool timed_ = false;
 };
 
 }  // namespace lcam::cuda

@@ -3,6 +3,7 @@
 
 #include <algorithm>  // std::min
 #include <cmath>   // std::sqrt
+#include <optional>  // std::optional (the step's phase ranges)
 #include <random>  // std::mt19937_64
 
 #include <fmt/format.h>  // fmt::format
@@ -45,6 +46,7 @@ int Lcam::feature_end() const {
 }
 
 Tensor Lcam::features(const Tensor& x01) {
+  cuda::TraceRange range("features");
   Tensor x = Tensor::empty(x01.shape(), x01.device());
   normalize_forward(x, x01, kImagenetMean, kImagenetStd);
   return backbone_.forward_range(x, 0, feature_end(), nullptr);
@@ -76,6 +78,12 @@ Lcam::StepIndex Lcam::step_index(const Attention& a, const std::vector<int>& lab
 Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor& x01, const StepIndex& idx, Tensor& dw,
                                                Tensor& db, uint64_t dropout_seed) {
   cuda::TraceRange range(std::string("lcam train step ") + lcam_method_name(opt_.method));
+  // The step's phases, as profiler ranges one after the other (engine/profile.h).
+  std::optional<cuda::TraceRange> phase;
+  auto enter = [&phase](const char* name) {
+    phase.reset();
+    phase.emplace(name);
+  };
   const Device dev = x01.device();
   const int64_t N = x01.dim(0);
   LCAM_REQUIRE(idx.labels.numel() == N && idx.own.numel() == N && idx.rows.dim(0) == N, "one label per image");
@@ -87,6 +95,7 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
   Tensor ce_rows = stats.slice0(0, N), area_sum = stats.slice0(N, N + 1), tv_sum = stats.slice0(N + 1, N + 2);
   Tensor predicted = stats.slice0(N + 2, 2 * N + 2);
 
+  enter("attention and masking");
   Tensor c = Tensor::empty({N, J, h, w}, dev);
   attention_forward(c, F, a.w, a.b, idx.rows);
   Tensor m = Tensor::empty(c.shape(), dev);
@@ -107,6 +116,7 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
   if (opt_.method == LcamMethod::Fm) {
     Tensor Fm = Tensor::empty(F.shape(), dev);
     mask_mul_forward(Fm, F, m_own);
+    enter("masked forward");
     logits = backbone_.forward_range(Fm, feature_end(), backbone_.size(), &tape);
   } else {
     M = Tensor::empty({N, 1, x01.dim(2), x01.dim(3)}, dev);
@@ -115,14 +125,17 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
     mask_mul_forward(xm, x01, M);
     Tensor xmn = Tensor::empty(xm.shape(), dev);
     normalize_forward(xmn, xm, kImagenetMean, kImagenetStd);
+    enter("masked forward");
     logits = backbone_.forward_range(xmn, 0, backbone_.size(), &tape);
   }
+  enter("loss");
   const float w_ce = opt_.ce_only ? 1.f : opt_.w_ce;
   Tensor dlogits = Tensor::empty(logits.shape(), dev);
   cross_entropy_rows(ce_rows, dlogits, logits, idx.labels, w_ce);
   argmax_rows(predicted, logits);
 
   // Backward to the own maps.
+  enter("backward");
   Tensor dm_own = Tensor::empty(m_own.shape(), dev);
   if (opt_.method == LcamMethod::Fm) {
     Tensor dFm = backbone_.backward_range(tape, dlogits, feature_end(), backbone_.size());
@@ -135,6 +148,7 @@ Lcam::StepStats Lcam::enqueue_forward_backward(const Attention& a, const Tensor&
     mask_mul_backward_mask(dM, dxm, x01);
     upsample_bilinear_backward(dm_own, dM);
   }
+  enter("maps backward");
   Tensor dm = Tensor::zeros(m.shape(), dev);
   Tensor dm_rows = dm.reshape({N * J, hw});
   scatter_add_rows(dm_rows, dm_own.reshape({N, hw}), idx.own);

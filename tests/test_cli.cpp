@@ -4,6 +4,7 @@
 // when others in the same call fail.
 #include <doctest/doctest.h>  // TEST_CASE, CHECK
 
+#include <algorithm>   // std::find
 #include <array>       // std::array
 #include <cstdio>      // popen, pclose
 #include <filesystem>  // paths, temp dir
@@ -212,7 +213,26 @@ TEST_CASE("bench: every work runs and reports; flags that do not fit are refused
   REQUIRE(two.status == 0);
   CHECK(count_lines(two.out) == 2);
   CHECK(two.out.find("\"work\":\"explain\"") < two.out.find("\"work\":\"adic\""));
-  for (const char* bad : {"--work rise --layers", "--work explain --train img", "--work nope", "--work explain, --arch vgg",
+  // --profile: the training step's phases, and each module inside them.
+  Result prof = run("bench --arch resnet50 --weights " + tiny +
+                    " --work train-img --batch 2 --iters 2 --warmup 0 --size 64 --json --profile --device cpu");
+  INFO(prof.err);
+  REQUIRE(prof.status == 0);
+  {
+    const auto j = nlohmann::json::parse(prof.out);
+    std::vector<std::string> names;
+    for (const auto& r : j["profile"]) names.push_back(std::string(r["depth"].get<int>(), ' ') + r["name"].get<std::string>());
+    auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    CHECK(has("lcam train step img"));
+    CHECK(has(" features"));
+    CHECK(has("  layer4.2 bottleneck"));  // a module inside the unmasked features
+    CHECK(has(" masked forward"));
+    CHECK(has(" backward"));
+    CHECK(has("  backward conv1 conv7x7/2+bn+relu"));
+    CHECK(has("sgd"));
+    CHECK(j["profile"][0]["calls"].get<double>() == 1.0);  // per batch
+  }
+  for (const char* bad : {"--work rise --layers", "--work forward --graph --profile", "--work explain --train img", "--work nope", "--work explain, --arch vgg",
                           "--arch resnet50,vgg16 --weights w.h5"}) {
     CAPTURE(bad);
     Result b = run(std::string("bench --device cpu ") + (std::string(bad).find("--arch") == std::string::npos ? "--arch resnet50 " : "") + bad);

@@ -25,6 +25,7 @@
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, memory_stats, Graph
 #include "engine/ops.h"           // the ops under test
+#include "engine/profile.h"       // prof::start, rows (the range profiler on the GPU)
 #include "engine/tensor.h"        // Tensor, Device, DType
 #include "models/cams.h"          // grad_cam (saliency parity)
 #include "models/evaluation.h"    // kept_scores (AD/IC parity)
@@ -1112,6 +1113,41 @@ TEST_CASE("cuda: --deterministic: only deterministic algorithms, and two runs of
       check_close("deterministic dw against the default choices", dw_default, dw1, kTolTf32);
     }
   }
+}
+
+TEST_CASE("cuda: the range profiler times an L-CAM step's phases and layers with device events") {
+  if (skip_without_cuda()) return;
+  const std::string wpath = lcam::test::fixture("tiny_vgg16.weights.h5");
+  auto gpu = lcam::load_model(wpath, "vgg16", Device::CUDA);
+  lcam::Lcam lg(*gpu, {});
+  const lcam::Attention a = lcam::Attention::init(gpu->num_classes(), lg.channels(), 3, Device::CUDA);
+  const std::vector<int> labels = {1, 4};
+  const Tensor x = on_gpu(random({2, 3, 64, 64}, 93, 0.f, 1.f));
+  Tensor dw = Tensor::empty(a.w.shape(), Device::CUDA), db = Tensor::empty(a.b.shape(), Device::CUDA);
+  (void)lg.forward_backward(a, x, labels, dw, db);  // algorithm choices outside the profile
+  const uint64_t syncs = lcam::cuda::host_syncs();
+  lcam::prof::start(Device::CUDA);
+  const lcam::Lcam::StepIndex idx = lg.step_index(a, labels, Device::CUDA);
+  for (int it = 0; it < 2; ++it) (void)lg.enqueue_forward_backward(a, x, idx, dw, db);
+  lcam::prof::stop();
+  CHECK(lcam::cuda::host_syncs() == syncs);  // timing adds no synchronization while it runs
+  const std::vector<lcam::prof::Row> rows = lcam::prof::rows();
+  REQUIRE(!rows.empty());
+  CHECK(rows[0].name == "lcam train step img");
+  CHECK(rows[0].calls == 2);
+  CHECK(rows[0].total_ms > 0);
+  double children = 0;
+  int convs = 0;
+  for (const auto& r : rows) {
+    if (r.depth == 1) children += r.total_ms;
+    if (r.name.find("conv3x3") != std::string::npos) {
+      ++convs;
+      CHECK(r.total_ms > 0);
+    }
+  }
+  CHECK(convs > 0);
+  // The phases run one after the other inside the step: their device times add up to at most its own.
+  CHECK(children <= rows[0].total_ms * (1 + 1e-3) + 1e-3);
 }
 
 TEST_CASE("cuda: a convolution's first call inside a capture is refused; the graph captures after an eager call") {

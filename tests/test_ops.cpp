@@ -4,13 +4,17 @@
 #include <doctest/doctest.h>  // TEST_CASE, CHECK
 
 #include <algorithm>  // std::max
+#include <chrono>     // std::chrono (the profiler test's busy loop)
 #include <cmath>      // std::exp, std::log
 #include <limits>     // std::numeric_limits
+#include <thread>     // std::thread (the profiler test)
 
 #include "engine/algo_choice.h"  // choose_algo
 #include "engine/backend.h"      // cpu::cross_entropy, cpu::gather_rows (the kernels themselves)
 #include "engine/common.h"   // InputError, InternalError
+#include "engine/cuda_runtime.h"  // cuda::TraceRange (the range profiler)
 #include "engine/ops.h"      // the ops under test
+#include "engine/profile.h"  // prof::start, rows
 #include "kernels/bodies.h"   // kern::bf16_from_float (the bf16 convolutions' rounding)
 #include "tests/test_util.h" // randn_t, numeric_grad, check_close
 
@@ -510,4 +514,52 @@ TEST_CASE("convolution algorithm choice: the least workspace within 5% of the fa
   CHECK(choose_algo({C{true, 1.04f, 0}, C{true, 1.00f, 0}}, MiB, 0.05) == 1);
   CHECK(choose_algo({C{false, 1.f, 0}, C{true, 1.f, 2 * MiB}}, MiB, 0.05) == -1);
   CHECK(choose_algo({}, MiB, 0.05) == -1);
+}
+
+TEST_CASE("range profiler: nested ranges summed per path, self times, first-seen order") {
+  using lcam::cuda::TraceRange;
+  auto busy = [](double ms) {  // host work of about `ms`
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double, std::milli>(ms);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  };
+  { TraceRange before("not timed"); }  // before start(): not recorded
+  lcam::prof::start(Device::CPU);
+  for (int it = 0; it < 3; ++it) {
+    TraceRange step("step");
+    {
+      TraceRange a("a");
+      busy(2);
+    }
+    {
+      TraceRange b("b");
+      TraceRange a("a");  // another path than step/a
+      busy(1);
+    }
+    busy(1);
+  }
+  { TraceRange other("after the loop"); }
+  std::thread([] { TraceRange t("on another thread"); }).join();  // not the profiled thread
+  lcam::prof::stop();
+  { TraceRange after("after stop"); }
+  const std::vector<lcam::prof::Row> r = lcam::prof::rows();
+  REQUIRE(r.size() == 5);
+  CHECK(r[0].name == "step");
+  CHECK(r[0].depth == 0);
+  CHECK(r[1].name == "a");
+  CHECK(r[1].depth == 1);
+  CHECK(r[2].name == "b");
+  CHECK(r[3].name == "a");
+  CHECK(r[3].depth == 2);
+  CHECK(r[4].name == "after the loop");
+  for (int i = 0; i < 4; ++i) CHECK(r[i].calls == 3);
+  CHECK(r[1].total_ms >= 3 * 2.0);
+  CHECK(r[3].total_ms >= 3 * 1.0);
+  CHECK(r[2].self_ms == doctest::Approx(r[2].total_ms - r[3].total_ms));
+  CHECK(r[0].self_ms == doctest::Approx(r[0].total_ms - r[1].total_ms - r[2].total_ms));
+  CHECK(r[0].self_ms >= 3 * 1.0);  // the step's own busy time
+  CHECK(r[0].total_ms >= r[1].total_ms + r[2].total_ms);
+  lcam::prof::start(Device::CPU);  // start() clears
+  lcam::prof::stop();
+  CHECK(lcam::prof::rows().empty());
 }

@@ -3,8 +3,8 @@
 # finds the machine's own cuDNN / cuBLAS (PyTorch's pip wheels) and puts them on
 # LD_LIBRARY_PATH, records the GPU and the libraries, runs the CUDA test suite, benchmarks lcam
 # and PyTorch on the same work (VGG-16 and ResNet-50: forward pass, L-CAM-Img training step,
-# L-CAM / Grad-CAM / Score-CAM / RISE maps, AD/IC evaluation), runs a CLI prediction on the GPU,
-# and finally runs the rest of the test suite with whatever time is left. Every step has a timeout
+# L-CAM / Grad-CAM / Score-CAM / RISE maps, AD/IC evaluation), runs the rest of the test suite
+# and a CLI prediction on the GPU, then the longer benchmarks (see PARTS). Every step has a timeout
 # and a global deadline keeps the whole run under 8 minutes; a failing step never stops the
 # next one. Results go to the folder given as argument, flat and as at most 8 files (easy to
 # copy back), ending with summary.txt: one PASS / FAIL / TIMEOUT / SKIP line per step, then
@@ -13,20 +13,20 @@
 # env.txt shows ldd's view of why.
 #
 # usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
-# PARTS: comma-separated, in this order, default all: tests (the CUDA suite), core (forward,
-# training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then lcam's CUDA-graph rows), maps
-# (Score-CAM and RISE benchmarks, then lcam with cuDNN's fused convolutions off, then lcam's
-# training step with --deterministic, then both sides
-# in bfloat16, then lcam's per-layer times in TF32 and bf16), cli, rest (the other suites). A second call with the parts the first one ran
-# out of time for (e.g. `maps,rest`) finishes the set.
+# PARTS: comma-separated, run in the order given; default tests,core,rest,cli,maps: tests (the
+# CUDA suite), core (forward, training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then
+# lcam's CUDA-graph rows), rest (the other suites), cli (a prediction on the GPU), maps
+# (Score-CAM and RISE benchmarks, lcam with cuDNN's fused convolutions off, lcam's training step
+# with --deterministic, both sides in bfloat16, the profile of lcam's training step, its
+# per-layer forward times in TF32 and bf16). A second call with the parts the first one ran out
+# of time for (e.g. `maps`) finishes the set.
 set -u
 set -o pipefail
 
 OUT=${1:?usage: gpu-check.sh OUT_DIR}
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
-PARTS=",${2:-tests,core,maps,cli,rest},"
-wants() { case "$PARTS" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+PARTS=",${2:-tests,core,rest,cli,maps},"
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE" || exit 2
 
@@ -192,8 +192,10 @@ if command -v python3 >/dev/null && [ -f tools/run_suite.py ]; then
 else
   SUITE=(./lcam_tests --duration=true)
 fi
-wants tests && step "tests: cuda suite" 200 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
-  "${SUITE[@]}" --test-suite=cuda
+part_tests() {
+  step "tests: cuda suite" 200 "$OUT/tests-cuda.log" "$OUT/tests-cuda.log" \
+    "${SUITE[@]}" --test-suite=cuda
+}
 
 # ---- 2. benchmarks: lcam then PyTorch, same shapes, same math (TF32 for convolutions and
 # matrix products on both sides: lcam's default, PyTorch's --tf32 on) ---------------------------
@@ -208,7 +210,7 @@ bench() {
     python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --work "$works" \
     --batch "$batches" --json "$@"
 }
-if wants core; then
+part_core() {
   # The forward pass; the L-CAM-Img training step (forward, backward to the attention, SGD),
   # Grad-CAM and AD/IC (the unmasked scores and the three thresholds) at batch 64; L-CAM's
   # saliency maps (one forward pass) at batch 1 (latency) and 64 (throughput).
@@ -223,8 +225,8 @@ if wants core; then
   step "bench lcam graph train-img" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 --graph \
     --iters 5 --warmup 2 --json
-fi
-if wants maps; then
+}
+part_maps() {
   # Score-CAM and RISE (C and 4000/8000 forward passes per image) on one image.
   bench scorecam,rise 150 1 --iters 2 --warmup 1
   # What cuDNN's fused convolution + bias + ReLU brings: the forward pass and the training step
@@ -251,15 +253,20 @@ if wants maps; then
   # Where the forward pass spends its time, layer by layer (a synchronization after each), in
   # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
   # go into bench.log.
+  # Where the L-CAM-Img step spends its device time: every range (its phases, each layer's
+  # forward in both passes and its backward), timed with events: the tables go into bench.log.
+  step "bench lcam profile train-img" 60 "$OUT/bench.log" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 --profile \
+    --iters 3 --warmup 2
   for prec in tf32 bf16; do
     step "bench lcam layers $prec" 60 "$OUT/bench.log" "$OUT/bench.log" \
       ./lcam bench --arch vgg16,resnet50 --device cuda --work forward --batch 64 --layers \
       --precision "$prec" --iters 5 --warmup 2
   done
-fi
+}
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, the sample photos ----------------------------
-if wants cli; then
+part_cli() {
   samples=shared/data/imagenet-sample
   if ls "$samples"/*.JPEG >/dev/null 2>&1; then
     step "cli init weights" 30 "$OUT/cli.log" "$OUT/cli.log" \
@@ -271,12 +278,22 @@ if wants cli; then
   else
     printf '%-34s %-18s %5s  %s\n' "cli predict cuda" "SKIP(no samples)" "-" "" >>"$SUMMARY"
   fi
-fi
+}
 
 # ---- 4. the rest of the test suite (CPU ops, models, loaders, CLI) -----------------------------
 # The image suite is left out: it checks all 100 sample photos, the bundle carries twenty.
-wants rest && step "tests: all but cuda, image" 200 "$OUT/tests-rest.log" "$OUT/tests-rest.log" \
-  "${SUITE[@]}" --test-suite-exclude=cuda,image
+part_rest() {
+  step "tests: all but cuda, image" 200 "$OUT/tests-rest.log" "$OUT/tests-rest.log" \
+    "${SUITE[@]}" --test-suite-exclude=cuda,image
+}
+
+# ---- the parts, in the order asked ------------------------------------------------------------
+for part in ${PARTS//,/ }; do
+  case "$part" in
+    tests | core | maps | cli | rest) "part_$part" ;;
+    *) printf '%-34s %-18s %5s  %s\n' "part $part" "SKIP(unknown)" "-" "" >>"$SUMMARY" ;;
+  esac
+done
 
 # ---- summary ---------------------------------------------------------------------------------
 total=$(($(date +%s) - START))

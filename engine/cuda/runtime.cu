@@ -282,10 +282,12 @@ void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t byt
   if (bytes != 0 && dst_dev != src_dev) synchronize();
 }
 
-void* record_event() {
+namespace {
+// An event created with `flags` and recorded on the engine's stream (nullptr without a device).
+void* record_with(unsigned flags) {
   if (!available()) return nullptr;
   cudaEvent_t e = nullptr;
-  CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventCreateWithFlags(&e, flags));
   const cudaError_t r = cudaEventRecord(e, ctx::stream());
   if (r != cudaSuccess) {
     CUDA_CHECK_PRINT(cudaEventDestroy(e));
@@ -293,6 +295,9 @@ void* record_event() {
   }
   return e;
 }
+}  // namespace
+
+void* record_event() { return record_with(cudaEventDisableTiming); }
 
 void wait_event(void* event) {
   if (!event) return;
@@ -303,6 +308,19 @@ void wait_event(void* event) {
 void destroy_event(void* event) {
   if (event) CUDA_CHECK_PRINT(cudaEventDestroy(static_cast<cudaEvent_t>(event)));
 }
+
+void* record_timed_event() { return record_with(cudaEventDefault); }
+
+float elapsed_ms(void* start, void* end) {
+  if (!start || !end) return 0.f;
+  ++g_host_syncs;
+  CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
+  float ms = 0.f;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+  return ms;
+}
+
+bool capturing() { return available() && ctx::capturing(); }
 
 void fill_zero(void* p, size_t bytes) {
   if (bytes == 0) return;
