@@ -1,6 +1,8 @@
 // cpu_ops.cpp — the CPU backend of engine/backend.h. Convolutions and linear layers are
-// im2col + OpenBLAS sgemm (1x1 stride-1 convolutions skip im2col); everything else loops the
-// shared bodies of kernels/bodies.h with OpenMP. Omits any SIMD of its own: the GEMM dominates.
+// im2col + OpenBLAS sgemm (1x1 stride-1 convolutions skip im2col; 8-32-channel stride-1 layers
+// take a direct AVX2/FMA kernel where the CPU has it); everything else loops the shared bodies
+// of kernels/bodies.h with OpenMP, or, for a few elementwise ops with per-plane operands and the
+// upsampling's backward, the same expressions as plain per-plane loops (the same values).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output; F,O linear in/out features; L elements.
 #include <omp.h>    // omp_set_num_threads, omp_get_max_threads
 #include <cblas.h>  // cblas_sgemm, openblas_set_num_threads
@@ -14,6 +16,8 @@
 #define LCAM_CPU_X86 0
 #endif
 #include <memory>     // std::unique_ptr (im2col scratch)
+#include <utility>    // std::pair (upsampling taps)
+#include <vector>     // std::vector (upsampling taps)
 
 #include "engine/backend.h"  // the interface implemented here
 #include "kernels/bodies.h"  // kern::* shared bodies
@@ -26,6 +30,16 @@ template <class F>
 void parallel_for(int64_t L, F&& body) {
 #pragma omp parallel for schedule(static) if (L > 4096)
   for (int64_t i = 0; i < L; ++i) body(i);
+}
+
+// body(plane, begin, end) over `planes` contiguous planes of `len` elements each: the
+// elementwise ops whose operands are fixed per plane (a channel's scale, an image's mask) run
+// as plain contiguous loops, without the per-element index arithmetic of the shared bodies
+// (the same values: each element is computed by the same expression).
+template <class F>
+void parallel_planes(int64_t planes, int64_t len, F&& body) {
+#pragma omp parallel for schedule(static) if (planes * len > 4096)
+  for (int64_t p = 0; p < planes; ++p) body(p, p * len, (p + 1) * len);
 }
 
 bool is_pointwise(const ConvParams& p) {
@@ -525,8 +539,10 @@ void channel_affine_forward(float* y, const float* x, const float* scale, const 
 }
 void channel_affine_backward(float* dx, const float* dy, const float* scale, int N, int C,
                              int64_t HW) {
-  parallel_for(static_cast<int64_t>(N) * C * HW,
-               [&](int64_t i) { kern::channel_affine_bwd_at(dx, dy, scale, C, HW, i); });
+  parallel_planes(static_cast<int64_t>(N) * C, HW, [&](int64_t p, int64_t i0, int64_t i1) {
+    const float s = scale[p % C];
+    for (int64_t i = i0; i < i1; ++i) dx[i] = dy[i] * s;  // kern::channel_affine_bwd_at
+  });
 }
 void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolParams& p) {
   const int P = p.P(), Q = p.Q();
@@ -583,11 +599,21 @@ void maxpool2d_backward(float* dx, const float* dy, const uint8_t* argmax, const
   parallel_for(static_cast<int64_t>(p.N) * p.C * p.H * p.W,
                [&](int64_t i) { kern::maxpool_bwd_at(dx, dy, argmax, p, i); });
 }
+// Adaptive average pooling to the input's own size (VGG-16's 7x7 at 224x224) is a copy: one
+// pixel per bin, divided by 1.
 void adaptive_avgpool2d_forward(float* y, const float* x, int NC, int H, int W, int P, int Q) {
+  if (H == P && W == Q) {
+    std::memcpy(y, x, sizeof(float) * static_cast<size_t>(NC) * H * W);
+    return;
+  }
   parallel_for(static_cast<int64_t>(NC) * P * Q,
                [&](int64_t i) { kern::adaptive_avgpool_fwd_at(y, x, H, W, P, Q, i); });
 }
 void adaptive_avgpool2d_backward(float* dx, const float* dy, int NC, int H, int W, int P, int Q) {
+  if (H == P && W == Q) {
+    std::memcpy(dx, dy, sizeof(float) * static_cast<size_t>(NC) * H * W);
+    return;
+  }
   parallel_for(static_cast<int64_t>(NC) * H * W,
                [&](int64_t i) { kern::adaptive_avgpool_bwd_at(dx, dy, H, W, P, Q, i); });
 }
@@ -601,8 +627,11 @@ void cross_entropy(float* loss_per_row, float* dlogits, const float* logits, con
 }
 void normalize_forward(float* y, const float* x, int N, int64_t HW, float m0, float m1, float m2,
                        float s0, float s1, float s2) {
-  parallel_for(static_cast<int64_t>(N) * 3 * HW,
-               [&](int64_t i) { kern::normalize_at(y, x, HW, m0, m1, m2, s0, s1, s2, i); });
+  parallel_planes(static_cast<int64_t>(N) * 3, HW, [&](int64_t p, int64_t i0, int64_t i1) {
+    const int c = static_cast<int>(p % 3);
+    const float m = c == 0 ? m0 : (c == 1 ? m1 : m2), s = c == 0 ? s0 : (c == 1 ? s1 : s2);
+    for (int64_t i = i0; i < i1; ++i) y[i] = (x[i] - m) / s;  // kern::normalize_at
+  });
 }
 
 // ---- L-CAM ----------------------------------------------------------------------------------
@@ -669,14 +698,56 @@ void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t L) {
 void upsample_bilinear_forward(float* y, const float* x, int NC, int H, int W, int P, int Q) {
   parallel_for(static_cast<int64_t>(NC) * P * Q, [&](int64_t i) { kern::upsample_fwd_at(y, x, H, W, P, Q, i); });
 }
+// Per input index along one axis, the output indices that read it and their weights
+// (kern::lerp_weight of kern::bilinear_src, the same floats), in ascending output order.
+std::vector<std::vector<std::pair<int, float>>> lerp_taps(int in, int out) {
+  std::vector<std::vector<std::pair<int, float>>> taps(static_cast<size_t>(in));
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  for (int d = 0; d < out; ++d) {
+    const kern::Lerp l = kern::bilinear_src(d, in, scale);
+    const float w0 = kern::lerp_weight(l, l.i0);  // l0, or l0 + l1 at the edge where i1 == i0
+    if (w0 != 0.f) taps[l.i0].push_back({d, w0});
+    if (l.i1 != l.i0) {
+      const float w1 = kern::lerp_weight(l, l.i1);
+      if (w1 != 0.f) taps[l.i1].push_back({d, w1});
+    }
+  }
+  return taps;
+}
+
 void upsample_bilinear_backward(float* dx, const float* dy, int NC, int H, int W, int P, int Q) {
-  parallel_for(static_cast<int64_t>(NC) * H * W, [&](int64_t i) { kern::upsample_bwd_at(dx, dy, H, W, P, Q, i); });
+  // kern::upsample_bwd_at with the weights tabulated once: each pixel gathers the same nonzero
+  // terms in the same order (output rows, then columns, ascending).
+  const auto rows = lerp_taps(H, P), cols = lerp_taps(W, Q);
+  parallel_for(static_cast<int64_t>(NC) * H * W, [&](int64_t i) {
+    const int w = static_cast<int>(i % W), h = static_cast<int>((i / W) % H);
+    const float* dyp = dy + (i / (static_cast<int64_t>(H) * W)) * P * Q;
+    float acc = 0.f;
+    for (const auto& [p, a] : rows[h])
+      for (const auto& [q, b] : cols[w]) acc += a * b * dyp[p * Q + q];
+    dx[i] = acc;
+  });
 }
 void mask_mul_forward(float* y, const float* x, const float* m, int N, int C, int64_t L, bool x_shared) {
-  parallel_for(static_cast<int64_t>(N) * C * L, [&](int64_t i) { kern::mask_mul_at(y, x, m, C, L, x_shared, i); });
+  // kern::mask_mul_at, a plane (n, c) at a time.
+  parallel_planes(static_cast<int64_t>(N) * C, L, [&](int64_t p, int64_t i0, int64_t i1) {
+    const float* mp = m + (p / C) * L;
+    const float* xp = x + (x_shared ? (p % C) * L : i0);
+    float* yp = y + i0;
+    for (int64_t l = 0; l < i1 - i0; ++l) yp[l] = xp[l] * mp[l];
+  });
 }
 void mask_mul_backward_mask(float* dm, const float* dy, const float* x, int N, int C, int64_t L) {
-  parallel_for(static_cast<int64_t>(N) * L, [&](int64_t i) { kern::mask_mul_bwd_mask_at(dm, dy, x, C, L, i); });
+  // kern::mask_mul_bwd_mask_at, an image at a time: the channels added in the same order.
+  parallel_planes(N, L, [&](int64_t n, int64_t i0, int64_t i1) {
+    float* d = dm + i0;
+    for (int64_t l = 0; l < i1 - i0; ++l) d[l] = 0.f;
+    for (int c = 0; c < C; ++c) {
+      const float* a = dy + (n * C + c) * L;
+      const float* b = x + (n * C + c) * L;
+      for (int64_t l = 0; l < i1 - i0; ++l) d[l] += a[l] * b[l];
+    }
+  });
 }
 void area_terms(float* value, float* grad, const float* m, int64_t L, float eps, float power, float scale) {
   parallel_for(L, [&](int64_t i) { kern::area_at(value, grad, m, eps, power, scale, i); });

@@ -185,10 +185,14 @@ ENGINE_HD inline void adaptive_avgpool_bwd_at(float* dx, const float* dy, int H,
   const int64_t plane = i / (static_cast<int64_t>(H) * W);
   const float* dyp = dy + plane * P * Q;
   float acc = 0.f;
-  for (int a = 0; a < P; ++a) {
+  // Only the bins near the pixel can cover it (a bin spans about in/out pixels): the same
+  // terms in the same order as a loop over every bin, without its O(P*Q) tests per pixel.
+  const int a0 = h * P / H > 0 ? h * P / H - 1 : 0, a1 = (h + 1) * P / H + 1 < P ? (h + 1) * P / H + 1 : P - 1;
+  const int b0 = w * Q / W > 0 ? w * Q / W - 1 : 0, b1 = (w + 1) * Q / W + 1 < Q ? (w + 1) * Q / W + 1 : Q - 1;
+  for (int a = a0; a <= a1; ++a) {
     const int h0 = bin_start(a, H, P), h1 = bin_end(a, H, P);
     if (h < h0 || h >= h1) continue;
-    for (int b = 0; b < Q; ++b) {
+    for (int b = b0; b <= b1; ++b) {
       const int w0 = bin_start(b, W, Q), w1 = bin_end(b, W, Q);
       if (w < w0 || w >= w1) continue;
       acc += dyp[a * Q + b] / static_cast<float>((h1 - h0) * (w1 - w0));

@@ -563,3 +563,62 @@ TEST_CASE("range profiler: nested ranges summed per path, self times, first-seen
   lcam::prof::stop();
   CHECK(lcam::prof::rows().empty());
 }
+
+TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
+  namespace cpu = lcam::cpu;
+  namespace kern = lcam::kern;
+  auto same = [](const Tensor& a, const std::vector<float>& b) { return a.to_vector() == b; };
+  SUBCASE("upsampling backward with tabulated weights, and the adaptive pool's backward window") {
+    struct Shape {
+      int NC, H, W, P, Q;
+    };
+    for (const Shape s : {Shape{3, 14, 14, 112, 112}, Shape{2, 7, 5, 224, 96}, Shape{2, 5, 6, 3, 4}, Shape{1, 1, 2, 4, 3},
+                          Shape{2, 7, 7, 7, 7}, Shape{2, 13, 9, 7, 7}, Shape{1, 4, 3, 7, 7}}) {
+      CAPTURE(s.H);
+      CAPTURE(s.P);
+      const Tensor dy = randn_t({s.NC, s.P, s.Q}, 5);
+      Tensor dx = Tensor::empty({s.NC, s.H, s.W});
+      cpu::upsample_bilinear_backward(dx.data(), dy.data(), s.NC, s.H, s.W, s.P, s.Q);
+      std::vector<float> ref(static_cast<size_t>(dx.numel()));
+      for (int64_t i = 0; i < dx.numel(); ++i) kern::upsample_bwd_at(ref.data(), dy.data(), s.H, s.W, s.P, s.Q, i);
+      CHECK(same(dx, ref));
+      // Adaptive average pool [H,W] -> [P,Q]: every bin tested against every pixel, in order.
+      cpu::adaptive_avgpool2d_backward(dx.data(), dy.data(), s.NC, s.H, s.W, s.P, s.Q);
+      for (int64_t i = 0; i < dx.numel(); ++i) {
+        const int w = static_cast<int>(i % s.W), h = static_cast<int>((i / s.W) % s.H);
+        const float* d = dy.data() + (i / (s.H * s.W)) * s.P * s.Q;
+        float acc = 0.f;
+        for (int a = 0; a < s.P; ++a)
+          for (int b = 0; b < s.Q; ++b) {
+            const int h0 = kern::bin_start(a, s.H, s.P), h1 = kern::bin_end(a, s.H, s.P);
+            const int w0 = kern::bin_start(b, s.W, s.Q), w1 = kern::bin_end(b, s.W, s.Q);
+            if (h >= h0 && h < h1 && w >= w0 && w < w1) acc += d[a * s.Q + b] / static_cast<float>((h1 - h0) * (w1 - w0));
+          }
+        ref[i] = acc;
+      }
+      CHECK(same(dx, ref));
+    }
+  }
+  SUBCASE("normalize, channel scale backward, mask product and its mask gradient") {
+    const int N = 3, C = 3;
+    const int64_t L = 37 * 41;
+    const Tensor x = randn_t({N, C, L}, 6), m = randn_t({N, 1, L}, 7), s = randn_t({C}, 8);
+    Tensor y = Tensor::empty({N, C, L}), dm = Tensor::empty({N, 1, L});
+    std::vector<float> ref(static_cast<size_t>(N * C * L));
+    cpu::normalize_forward(y.data(), x.data(), N, L, 0.4f, 0.5f, 0.6f, 0.2f, 0.3f, 0.25f);
+    for (int64_t i = 0; i < y.numel(); ++i) kern::normalize_at(ref.data(), x.data(), L, 0.4f, 0.5f, 0.6f, 0.2f, 0.3f, 0.25f, i);
+    CHECK(same(y, ref));
+    cpu::channel_affine_backward(y.data(), x.data(), s.data(), N, C, L);
+    for (int64_t i = 0; i < y.numel(); ++i) kern::channel_affine_bwd_at(ref.data(), x.data(), s.data(), C, L, i);
+    CHECK(same(y, ref));
+    for (bool shared : {false, true}) {
+      cpu::mask_mul_forward(y.data(), x.data(), m.data(), N, C, L, shared);
+      for (int64_t i = 0; i < y.numel(); ++i) kern::mask_mul_at(ref.data(), x.data(), m.data(), C, L, shared, i);
+      CHECK(same(y, ref));
+    }
+    cpu::mask_mul_backward_mask(dm.data(), y.data(), x.data(), N, C, L);
+    std::vector<float> ref_m(static_cast<size_t>(N * L));
+    for (int64_t i = 0; i < dm.numel(); ++i) kern::mask_mul_bwd_mask_at(ref_m.data(), y.data(), x.data(), C, L, i);
+    CHECK(same(dm, ref_m));
+  }
+}
