@@ -575,29 +575,28 @@ void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolPara
       for (int b = 0; b < Q; ++b) kern::maxpool_fwd_at(y, argmax, x, p, plane, a, b, (plane * P + a) * Q + b);
 }
 void maxpool2d_backward(float* dx, const float* dy, const uint8_t* argmax, const PoolParams& p) {
-  if (p.stride_h >= p.R && p.stride_w >= p.S) {
-    // Windows that do not overlap (VGG's 2x2/2): every input pixel is in at most one window, so
-    // each output scatters into its argmax, plane by plane, without the gather's divisions.
-    const int P = p.P(), Q = p.Q();
-    const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(P) * Q;
+  // Each output scatters into its argmax, plane by plane in row-major order, without the
+  // gather's divisions. Where windows overlap (ResNet's 3x3/2) a pixel receives its terms in the
+  // order the gather (kern::maxpool_bwd_at) adds them, windows in row-major order, so the sums
+  // are the same to the bit.
+  const int P = p.P(), Q = p.Q();
+  const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(P) * Q;
+  int64_t offset[256];  // window offset r*S + s -> r*W + s
+  for (int o = 0; o < 256; ++o) offset[o] = static_cast<int64_t>(o / p.S) * p.W + o % p.S;
 #pragma omp parallel for schedule(static)
-    for (int64_t plane = 0; plane < static_cast<int64_t>(p.N) * p.C; ++plane) {
-      float* dxp = dx + plane * HW;
-      const float* dyp = dy + plane * PQ;
-      const uint8_t* ap = argmax + plane * PQ;
-      std::fill(dxp, dxp + HW, 0.f);
-      for (int a = 0; a < P; ++a)
-        for (int b = 0; b < Q; ++b) {
-          const int o = ap[a * Q + b];
-          if (o == kern::kArgmaxNone) continue;
-          const int h = a * p.stride_h - p.pad_h + o / p.S, w = b * p.stride_w - p.pad_w + o % p.S;
-          dxp[h * p.W + w] += dyp[a * Q + b];
-        }
+  for (int64_t plane = 0; plane < static_cast<int64_t>(p.N) * p.C; ++plane) {
+    float* dxp = dx + plane * HW;
+    const float* dyp = dy + plane * PQ;
+    const uint8_t* ap = argmax + plane * PQ;
+    std::fill(dxp, dxp + HW, 0.f);
+    for (int a = 0; a < P; ++a) {
+      const int64_t row = static_cast<int64_t>(a * p.stride_h - p.pad_h) * p.W - p.pad_w;
+      for (int b = 0; b < Q; ++b) {
+        const int o = ap[a * Q + b];
+        if (o != kern::kArgmaxNone) dxp[row + b * p.stride_w + offset[o]] += dyp[a * Q + b];
+      }
     }
-    return;
   }
-  parallel_for(static_cast<int64_t>(p.N) * p.C * p.H * p.W,
-               [&](int64_t i) { kern::maxpool_bwd_at(dx, dy, argmax, p, i); });
 }
 // Adaptive average pooling to the input's own size (VGG-16's 7x7 at 224x224) is a copy: one
 // pixel per bin, divided by 1.
@@ -612,6 +611,13 @@ void adaptive_avgpool2d_forward(float* y, const float* x, int NC, int H, int W, 
 void adaptive_avgpool2d_backward(float* dx, const float* dy, int NC, int H, int W, int P, int Q) {
   if (H == P && W == Q) {
     std::memcpy(dx, dy, sizeof(float) * static_cast<size_t>(NC) * H * W);
+    return;
+  }
+  if (P == 1 && Q == 1) {  // global average (ResNet-50): one value per plane, as the body's one bin
+    const int64_t HW = static_cast<int64_t>(H) * W;
+    parallel_planes(NC, HW, [&](int64_t plane, int64_t i0, int64_t i1) {
+      std::fill(dx + i0, dx + i1, dy[plane] / static_cast<float>(HW));
+    });
     return;
   }
   parallel_for(static_cast<int64_t>(NC) * H * W,

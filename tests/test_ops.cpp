@@ -599,6 +599,37 @@ TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
       CHECK(same(dx, ref));
     }
   }
+  SUBCASE("max-pool: the forward's paths and the backward as a scatter, overlapping windows and ties included") {
+    for (const lcam::PoolParams p : {lcam::PoolParams{2, 3, 17, 16, 3, 3, 2, 2, 1, 1}, lcam::PoolParams{2, 3, 16, 16, 2, 2, 2, 2, 0, 0},
+                                     lcam::PoolParams{1, 2, 9, 11, 3, 3, 1, 1, 1, 1}}) {
+      CAPTURE(p.R);
+      CAPTURE(p.stride_h);
+      Tensor x = randn_t({p.N, p.C, p.H, p.W}, 9);
+      for (int64_t i = 0; i < x.numel(); i += 3) x.data()[i] = 0.f;  // ties, as after a ReLU
+      Tensor y = Tensor::empty({p.N, p.C, p.P(), p.Q()}), dx = Tensor::empty(x.shape());
+      std::vector<uint8_t> am(static_cast<size_t>(y.numel()));
+      cpu::maxpool2d_forward(y.data(), am.data(), x.data(), p);
+      {  // the forward's 2x2/2 path against the body
+        std::vector<float> yr(static_cast<size_t>(y.numel()));
+        std::vector<uint8_t> ar(am.size());
+        for (int64_t i = 0; i < y.numel(); ++i) kern::maxpool_fwd_at(yr.data(), ar.data(), x.data(), p, i);
+        CHECK(same(y, yr));
+        CHECK(am == ar);
+      }
+      const Tensor dy = randn_t(y.shape(), 10);
+      cpu::maxpool2d_backward(dx.data(), dy.data(), am.data(), p);
+      std::vector<float> ref(static_cast<size_t>(dx.numel()));
+      for (int64_t i = 0; i < dx.numel(); ++i) kern::maxpool_bwd_at(ref.data(), dy.data(), am.data(), p, i);
+      CHECK(same(dx, ref));
+    }
+    // Global average pooling's backward (ResNet-50's 7x7 -> 1x1).
+    const Tensor dy = randn_t({6, 1, 1}, 11);
+    Tensor dx = Tensor::empty({6, 7, 5});
+    cpu::adaptive_avgpool2d_backward(dx.data(), dy.data(), 6, 7, 5, 1, 1);
+    std::vector<float> ref(static_cast<size_t>(dx.numel()));
+    for (int64_t i = 0; i < dx.numel(); ++i) kern::adaptive_avgpool_bwd_at(ref.data(), dy.data(), 7, 5, 1, 1, i);
+    CHECK(same(dx, ref));
+  }
   SUBCASE("normalize, channel scale backward, mask product and its mask gradient") {
     const int N = 3, C = 3;
     const int64_t L = 37 * 41;
