@@ -28,13 +28,15 @@ struct Interval {
 
 struct State {
   std::atomic<bool> on{false};
-  std::thread::id owner;
+  std::atomic<std::thread::id> owner{};
   Device dev = Device::CPU;
   std::vector<Node> nodes;
   std::map<std::pair<int, std::string>, int> children;
   std::vector<Interval> done;
   std::vector<Interval> open;  // the stack of open ranges
+  bool broken = false;         // a push or pop ran out of memory: nothing more is recorded
   void clear() {
+    broken = false;
     for (Interval& i : done) {
       cuda::destroy_event(i.e0);
       cuda::destroy_event(i.e1);
@@ -52,8 +54,39 @@ State& state() {
   return s;
 }
 
+// A timing event for the current point of the engine's stream, or nullptr (then the interval
+// reads as 0 ms): never inside a graph capture (such an event cannot be read back), never a
+// throw (TraceRange calls this from a destructor, perhaps while unwinding from a CUDA error).
+void* event_now() noexcept {
+  try {
+    return cuda::capturing() ? nullptr : cuda::record_timed_event();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Opens an interval under the current path node (push).
+void push_node(State& s, const char* name) {
+  const int parent = s.open.empty() ? -1 : s.open.back().node;
+  const auto key = std::make_pair(parent, std::string(name));
+  auto it = s.children.find(key);
+  int node;
+  if (it == s.children.end()) {
+    node = static_cast<int>(s.nodes.size());
+    s.nodes.push_back({key.second, parent < 0 ? 0 : s.nodes[parent].depth + 1, parent});
+    s.children.emplace(key, node);
+  } else {
+    node = it->second;
+  }
+  Interval i;
+  i.node = node;
+  if (s.dev == Device::CUDA) i.e0 = event_now();
+  else i.t0 = now_ms();
+  s.open.push_back(i);
 }
 
 }  // namespace
@@ -72,41 +105,38 @@ void stop() { state().on = false; }
 
 bool timing() {
   const State& s = state();
-  return s.on.load(std::memory_order_relaxed) && std::this_thread::get_id() == s.owner;
+  return s.on.load(std::memory_order_relaxed) && std::this_thread::get_id() == s.owner.load(std::memory_order_relaxed);
 }
 
-void push(const char* name) {
+void push(const char* name) noexcept {
   State& s = state();
-  const int parent = s.open.empty() ? -1 : s.open.back().node;
-  const auto key = std::make_pair(parent, std::string(name));
-  auto it = s.children.find(key);
-  int node;
-  if (it == s.children.end()) {
-    node = static_cast<int>(s.nodes.size());
-    s.nodes.push_back({key.second, parent < 0 ? 0 : s.nodes[parent].depth + 1, parent});
-    s.children.emplace(key, node);
-  } else {
-    node = it->second;
+  if (s.broken) return;
+  try {
+    push_node(s, name);
+  } catch (...) {  // out of host memory: stop recording rather than pair the wrong intervals
+    s.broken = true;
   }
-  Interval i;
-  i.node = node;
-  if (s.dev == Device::CUDA) i.e0 = cuda::record_timed_event();
-  else i.t0 = now_ms();
-  s.open.push_back(i);
 }
 
-void pop() {
+void pop() noexcept {
   State& s = state();
-  if (s.open.empty()) return;  // opened before start()
+  if (s.broken || s.open.empty()) return;  // empty: opened before start()
   Interval i = s.open.back();
   s.open.pop_back();
-  if (s.dev == Device::CUDA) i.e1 = cuda::record_timed_event();
+  if (s.dev == Device::CUDA) i.e1 = event_now();
   else i.t1 = now_ms();
-  s.done.push_back(i);
+  try {
+    s.done.push_back(i);
+  } catch (...) {
+    cuda::destroy_event(i.e0);
+    cuda::destroy_event(i.e1);
+    s.broken = true;
+  }
 }
 
 std::vector<Row> rows() {
   State& s = state();
+  if (s.broken) return {};
   std::vector<Row> out(s.nodes.size());
   for (size_t n = 0; n < s.nodes.size(); ++n) out[n].name = s.nodes[n].name, out[n].depth = s.nodes[n].depth;
   for (const Interval& i : s.done) {

@@ -7,7 +7,8 @@
 // engine's stream at the range's start and end, so the work queued inside it and nothing else,
 // without a synchronization per range (a host slower than the device shows as gaps inside).
 // Only the thread that started it is timed. Omits sampling, per-kernel times (nsys has them)
-// and ranges inside a CUDA graph capture (start() refuses while capturing).
+// and ranges inside a CUDA graph capture (start() refuses while capturing; ranges opened in
+// one later read as 0 ms).
 #pragma once
 #include <cstdint>  // int64_t
 #include <string>   // std::string
@@ -32,9 +33,11 @@ struct Row {
 };
 std::vector<Row> rows();
 
-// For cuda::TraceRange: whether this thread is being timed, and the range's start and end.
+// For cuda::TraceRange: whether this thread is being timed, and the range's start and end
+// (never throwing: a range that cannot be timed reads as 0 ms; so do ranges inside a CUDA graph
+// capture, whose events could not be read back).
 bool timing();
-void push(const char* name);
-void pop();
+void push(const char* name) noexcept;
+void pop() noexcept;
 
 }  // namespace lcam::prof

@@ -254,6 +254,27 @@ struct Scratch {
 // Bytes of n bfloat16 values.
 size_t bf16_bytes(int64_t n) { return sizeof(uint16_t) * static_cast<size_t>(n); }
 
+// One trial run of a candidate algorithm (untimed choices): its cuDNN status. A workspace the
+// device cannot give counts as a refusal (the next candidate may need less); a refusal's
+// non-sticky CUDA error is cleared so that it is not blamed on what runs next; a sticky one (the
+// context is lost) is thrown as itself.
+template <class Run>
+cudnnStatus_t trial(Run run) {
+  cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
+  try {
+    st = run();
+  } catch (const OutOfMemory&) {
+    st = CUDNN_STATUS_ALLOC_FAILED;
+  }
+  if (st == CUDNN_STATUS_SUCCESS) {
+    CUDA_CHECK(cudaPeekAtLastError());  // a refusal is a status; a failed launch is not
+  } else {
+    (void)cudaGetLastError();
+    CUDA_CHECK(cudaPeekAtLastError());  // still set: sticky
+  }
+  return st;
+}
+
 // The Choice of one perf result (any of the three perf struct types).
 template <class Perf>
 Choice choice_of(const Perf& r, bool tf32) {
@@ -297,13 +318,18 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   std::vector<Perf> heur(static_cast<size_t>(max_count));
   int heur_n = 0;
   CUDNN_CHECK(get(max_count, &heur_n, heur.data()));
+  cudnnStatus_t refusal = CUDNN_STATUS_NOT_SUPPORTED;  // the last candidate's, for the message
   auto first_that_runs = [&](Choice& out) {
+    CUDA_CHECK(cudaPeekAtLastError());  // an earlier error is reported as itself, not as a refusal
     const std::vector<AlgoCandidate> c = candidates(heur, heur_n, false);
     for (int i = 0; i < heur_n; ++i) {
       if (!usable(c[i], limit, plan.deterministic)) continue;
       const Choice k = choice_of(heur[i], plan.tf32);
-      if (run(k) != CUDNN_STATUS_SUCCESS) continue;
-      CUDA_CHECK(cudaPeekAtLastError());  // a refusal is a status; a failed launch is not
+      const cudnnStatus_t st = trial([&] { return run(k); });
+      if (st != CUDNN_STATUS_SUCCESS) {
+        refusal = st;
+        continue;
+      }
       out = k;
       return true;
     }
@@ -314,7 +340,8 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   if (plan.deterministic) {
     if (first_that_runs(c)) return c;
     throw CudnnError(std::string("cuDNN has no deterministic ") + what + " algorithm for " + shape_of(plan.p) +
-                     " within a " + std::to_string(limit >> 20) + " MiB workspace (run without --deterministic)");
+                     " within a " + std::to_string(limit >> 20) + " MiB workspace (last refusal: " +
+                     cudnnGetErrorString(refusal) + "; run without --deterministic)");
   }
   cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
   {
@@ -335,7 +362,8 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   if (first_that_runs(c)) return c;
   throw CudnnError(std::string("cuDNN has no usable ") + what + " algorithm for " +
                       shape_of(plan.p) + " within a " + std::to_string(limit >> 20) +
-                      " MiB workspace (timing: " + cudnnGetErrorString(st) + ")");
+                      " MiB workspace (timing: " + cudnnGetErrorString(st) + "; last refusal: " +
+                      cudnnGetErrorString(refusal) + ")");
 }
 
 // The fused call with one algorithm: y = act(conv(x) + z + b); without a residual z is y with
@@ -390,12 +418,12 @@ void run_separate(Plan& plan, float* y, const float* x, const float* w, const fl
 // deterministic candidate that runs.
 void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, const float* x, const float* w,
                    const float* b, const float* z) {
-  require_not_capturing("fused forward", plan.p);
-  if (plan.deterministic && mode == 0) {
+  if (plan.deterministic && mode == 0) {  // nothing to time or try
     f.decided = true;
     f.fused = false;
     return;
   }
+  require_not_capturing("fused forward", plan.p);
   plan.make_fusion_descriptors();
   cudnnHandle_t h = cuda::ctx::cudnn();
   // A few timed calls of a few candidates: this runs once per shape, inside the first call.
@@ -436,7 +464,7 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
     c.math = plan.tf32 ? heur[i].mathType : CUDNN_FMA_MATH;
     c.deterministic = heur[i].determinism == CUDNN_DETERMINISTIC;
     if (plan.deterministic) {  // the first that runs, whatever its time
-      if (run_fused(plan, c, relu, y, x, w, b, z) != CUDNN_STATUS_SUCCESS) continue;
+      if (trial([&] { return run_fused(plan, c, relu, y, x, w, b, z); }) != CUDNN_STATUS_SUCCESS) continue;
       f.fused = true;
       f.how = c;
       break;
