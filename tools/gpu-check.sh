@@ -15,11 +15,11 @@
 # usage: gpu-check.sh OUT_DIR [PARTS]   (e.g. cd gpu-bundle && ./gpu-check.sh "$OUT")
 # PARTS: comma-separated, run in the order given; default tests,core,rest,cli,maps: tests (the
 # CUDA suite), core (forward, training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then
-# lcam's CUDA-graph rows), rest (the other suites), cli (a prediction on the GPU), maps
-# (Score-CAM and RISE benchmarks, lcam with cuDNN's fused convolutions off, lcam's training step
-# with --deterministic, both sides in bfloat16, the profile of lcam's training step, its
-# per-layer forward times in TF32 and bf16). A second call with the parts the first one ran out
-# of time for (e.g. `maps`) finishes the set.
+# lcam's CUDA-graph rows), rest (the other suites), cli (a prediction and the whole demo on the
+# GPU), maps (Score-CAM and RISE benchmarks, lcam with cuDNN's fused convolutions off, lcam's
+# training step with --deterministic, both sides in bfloat16, the profile of lcam's training
+# step, its per-layer forward times in TF32 and bf16). A second call with the parts the first
+# one ran out of time for (e.g. `maps`) finishes the set.
 set -u
 set -o pipefail
 
@@ -277,6 +277,15 @@ part_cli() {
       --json $(ls "$samples"/*.JPEG)
   else
     printf '%-34s %-18s %5s  %s\n' "cli predict cuda" "SKIP(no samples)" "-" "" >>"$SUMMARY"
+  fi
+  # The main job on the GPU: the whole demo (scenes, labels, both L-CAM trainings, every method
+  # evaluated, pictures) on the bundle's Fashion-MNIST subset; its table and times go to cli.log.
+  if [ -d fashion-mnist ] && [ -f "$FIX_ROOT/weights/demo_vgg_scenes.h5" ]; then
+    step "cli demo cuda" 150 "$OUT/cli.log" "$OUT/cli.log" \
+      ./lcam demo --device cuda --fashion-mnist fashion-mnist \
+      --weights "$FIX_ROOT/weights/demo_vgg_scenes.h5" --out /tmp/lcam-demo-gpu
+  else
+    printf '%-34s %-18s %5s  %s\n' "cli demo cuda" "SKIP(no data)" "-" "" >>"$SUMMARY"
   fi
 }
 
