@@ -67,6 +67,7 @@ int run_demo(DemoOptions o) {
   const double t0 = now_seconds();
   // Everything that can be checked before minutes of work is: methods, weights, output folder.
   const std::vector<std::string> methods = SaliencyMethods::parse_names(o.methods);
+  (void)o.rt.apply();  // --device cuda without a usable GPU, refused here rather than after the scenes
   const std::string weights = find_weights(o);
   require_fashion_mnist(o.fashion, true);
   require_fashion_mnist(o.fashion, false);

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>  // nlohmann::json
 
+#include "engine/cuda_runtime.h"  // cuda::available (the demo on a machine without a GPU)
 #include "engine/ops.h"       // normalize_forward, kImagenetMean/Std
 #include "loaders/hdf5.h"     // h5::Reader, h5::Writer (checkpoints)
 #include "models/checkpoint.h"  // save_checkpoint (explain test)
@@ -170,6 +171,12 @@ TEST_CASE("demo: bad methods, weights and folders are named before any work") {
   CHECK(f.status == 2);
   CHECK(f.err.find("nofashion/train-images-idx3-ubyte[.gz]: not found") != std::string::npos);
   CHECK(count_lines(f.err) == 1);
+  if (!lcam::cuda::available()) {  // no GPU here: refused before the scenes are drawn
+    Result g = run("demo --quick --device cuda --out " + dir.string());
+    CHECK(g.status == 2);
+    CHECK(g.err.find("--device cuda") != std::string::npos);
+    CHECK(count_lines(g.err) == 1);
+  }
   CHECK_FALSE(fs::exists(dir));  // nothing written
 }
 

@@ -314,6 +314,7 @@ failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
   # The runner's closing lines (counts, then each case that did not pass), else doctest's own.
   for part in cuda rest; do
     log=$OUT/tests-$part.log
+    [ -f "$log" ] || continue  # that part did not run in this call
     if grep -q '^run_suite: ' "$log" 2>/dev/null; then
       grep '^run_suite: ' "$log" | grep -v '^run_suite: restarting' | sed "s/^run_suite:/tests ($part):/"
     else
