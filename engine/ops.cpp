@@ -9,6 +9,7 @@
 
 #include "engine/backend.h"  // cpu::*, gpu::*
 #include "engine/common.h"   // LCAM_REQUIRE, InputError
+#include "engine/cuda_runtime.h"  // cuda::TraceRange (a profiler range per op)
 
 namespace lcam {
 namespace {
@@ -40,12 +41,22 @@ float* opt(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 
 }  // namespace
 
-// Calls lcam::cpu::NAME or lcam::gpu::NAME with the same arguments.
+// Calls lcam::cpu::NAME or lcam::gpu::NAME with the same arguments, inside a profiler range
+// named after the backend function ("conv2d_forward", "gather_rows"...): nsys and `bench
+// --profile` show each op inside the layer that called it.
 #ifdef LCAM_HAVE_CUDA
-#define LCAM_DISPATCH(dev, NAME, ...) \
-  ((dev) == Device::CUDA ? gpu::NAME(__VA_ARGS__) : cpu::NAME(__VA_ARGS__))
+#define LCAM_DISPATCH(dev, NAME, ...)                                               \
+  [&]() -> decltype(auto) {                                                         \
+    const cuda::TraceRange lcam_op_range(#NAME);                                    \
+    return (dev) == Device::CUDA ? gpu::NAME(__VA_ARGS__) : cpu::NAME(__VA_ARGS__); \
+  }()
 #else
-#define LCAM_DISPATCH(dev, NAME, ...) ((void)(dev), cpu::NAME(__VA_ARGS__))
+#define LCAM_DISPATCH(dev, NAME, ...)            \
+  [&]() -> decltype(auto) {                      \
+    const cuda::TraceRange lcam_op_range(#NAME); \
+    (void)(dev);                                 \
+    return cpu::NAME(__VA_ARGS__);               \
+  }()
 #endif
 
 void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,

@@ -1,6 +1,6 @@
 // profile.h — an in-process range profiler (`lcam bench --profile`): while it is on, every
-// cuda::TraceRange — the profiler ranges the engine already marks: each module's forward and
-// backward, the L-CAM step's phases, the saliency methods — is timed, and the times are summed
+// cuda::TraceRange — the profiler ranges the engine already marks: each op (engine/ops.cpp),
+// each module's forward and backward, the L-CAM step's phases, the saliency methods — is timed, and the times are summed
 // per path of range names (a module inside the masked forward pass is another row than the same
 // module in the unmasked one). On the CPU a range's time is the host's wall clock (the CPU ops
 // run synchronously); on the GPU it is the device time between two events recorded on the
