@@ -12,6 +12,9 @@ bfloat16 (`"precision": "bf16"`: lcam's bf16 convolutions, PyTorch's autocast) a
 "+bf16"; an lcam "+bf16" row is compared with PyTorch's "+bf16" record when there is one, else
 with its float32 (TF32) record. lcam records with `"deterministic": true` (only deterministic
 cuDNN algorithms, untimed choices) are marked "+det", compared with PyTorch's default record.
+A second table judges the issue's goals (the training step at batch 64: at least 1.5x PyTorch's
+images/s and at most half its peak memory; the L-CAM map at batch 1 and 64: at least 2x), on
+lcam's eager record and on the better of it and its "+graph" record.
 
 usage: bench_table.py LCAM.jsonl TORCH.jsonl [--out TABLE.md]
 """
@@ -48,6 +51,50 @@ def fmt(v, digits):
     return "" if v is None else f"{v:.{digits}f}"
 
 
+# The issue's goals, lcam against PyTorch at the same precision (TF32) and batch: speed ratios
+# at least the goal, the memory ratio at most it. Each is judged on lcam's eager record, and on
+# the best of its eager and CUDA-graph records (a graph replays the same work).
+GOALS = [
+    ("L-CAM-Img training step, images/s", "train-img", 64, "speed", 1.5),
+    ("L-CAM-Img training step, peak memory", "train-img", 64, "memory", 0.5),
+    ("L-CAM map latency, batch 1", "explain", 1, "speed", 2.0),
+    ("L-CAM map throughput, batch 64", "explain", 64, "speed", 2.0),
+]
+
+
+def goals_table(ours, theirs):
+    archs = sorted({k[0] for k in ours} | {k[0] for k in theirs}, key=str)
+    devices = sorted({k[2] for k in ours} | {k[2] for k in theirs}, key=str)
+    out = ["", "| goal | model | device | lcam record | ratio | goal | met |", "|---|---|---|---|---:|---:|---|"]
+    for label, work, batch, kind, goal in GOALS:
+        for arch in archs:
+            for dev in devices:
+                t = theirs.get((arch, work, dev, batch))
+                cands = [(w, ours.get((arch, w, dev, batch))) for w in (work, work + "+graph")]
+                cands = [(w, o) for w, o in cands if o]
+                if not t or not cands:
+                    if t or cands:
+                        out.append(f"| {label} | {arch} | {dev} | {'(none)' if not cands else cands[0][0]} | | "
+                                   f"{'>=' if kind == 'speed' else '<='} {goal} | no pair |")
+                    continue
+                def ratio(o):
+                    if kind == "speed":
+                        return t["median_ms"] / o["median_ms"] if o.get("median_ms") and t.get("median_ms") else None
+                    return o["peak_mem_mb"] / t["peak_mem_mb"] if o.get("peak_mem_mb") is not None and t.get("peak_mem_mb") else None
+                rated = [(w, ratio(o)) for w, o in cands if ratio(o) is not None]
+                if not rated:
+                    continue
+                shown = [rated[0]]
+                best = max(rated, key=lambda x: x[1]) if kind == "speed" else min(rated, key=lambda x: x[1])
+                if best[0] != rated[0][0]:
+                    shown.append(best)
+                for w, r in shown:
+                    ok = r >= goal if kind == "speed" else r <= goal
+                    out.append(f"| {label} | {arch} | {dev} | {w} | {r:.2f} | {'>=' if kind == 'speed' else '<='} "
+                               f"{goal} | {'yes' if ok else 'no'} |")
+    return "\n".join(out) + "\n" if len(out) > 3 else ""
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("lcam")
@@ -78,7 +125,7 @@ def main():
         rows.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {fmt(oms, 2)} | {fmt(o and o.get('images_per_s'), 1)} "
                     f"| {fmt(tms, 2)} | {fmt(t and t.get('images_per_s'), 1)} | {fmt(speed, 2)} "
                     f"| {fmt(omem, 0)} | {fmt(tmem, 0)} | {fmt(mem, 2)} |")
-    text = "\n".join(rows) + "\n"
+    text = "\n".join(rows) + "\n" + goals_table(ours, theirs)
     if a.out:
         with open(a.out + ".tmp", "w") as f:
             f.write(text)
