@@ -303,7 +303,7 @@ constexpr double kTimeSlack = 0.05;
 
 // Shared selection logic: heuristics list (get), grow the workspace, time (find), pick.
 // `find` returns the cudnnStatus_t of the timing call so that its failure can fall back;
-// `run(choice)` runs the call once with that choice and returns its status. Untimed choices —
+// `run(choice, workspace)` runs the call once with that choice and returns its status. Untimed choices —
 // a deterministic plan's, or when timing failed — take the heuristic's candidates in its order
 // (expected speed) and keep the first that fits, is deterministic where asked, and runs: the
 // heuristic looks at the descriptors only, and an algorithm may still refuse the call's
@@ -325,7 +325,12 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
     for (int i = 0; i < heur_n; ++i) {
       if (!usable(c[i], limit, plan.deterministic)) continue;
       const Choice k = choice_of(heur[i], plan.tf32);
-      const cudnnStatus_t st = trial([&] { return run(k); });
+      // In a buffer of its own, returned right after: only the chosen algorithm's workspace
+      // stays (the shared one, grown at the call), not the largest candidate tried.
+      const cudnnStatus_t st = trial([&] {
+        const Scratch ws(k.workspace);
+        return run(k, ws.p);
+      });
       if (st != CUDNN_STATUS_SUCCESS) {
         refusal = st;
         continue;
@@ -483,10 +488,11 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
 
 namespace {
 
-// y = conv(x, w) with one choice (the chosen one, or a candidate while choosing).
-cudnnStatus_t forward_with(Plan& plan, const Choice& c, void* y, const void* x, const void* w) {
+// y = conv(x, w) with one choice (the chosen one, or a candidate while choosing) and its
+// workspace (nullptr: the shared one, grown to the choice's size).
+cudnnStatus_t forward_with(Plan& plan, const Choice& c, void* y, const void* x, const void* w, void* ws = nullptr) {
   const float one = 1.f, zero = 0.f;
-  void* ws = cuda::ctx::workspace(c.workspace);
+  if (!ws) ws = cuda::ctx::workspace(c.workspace);
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
   return cudnnConvolutionForward(cuda::ctx::cudnn(), &one, plan.x, x, plan.w, w, plan.conv,
                                  static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws, c.workspace, &zero, plan.y, y);
@@ -507,7 +513,7 @@ void choose_forward(Plan& plan, void* y, const void* x, const void* w) {
           return cudnnFindConvolutionForwardAlgorithmEx(h, plan.x, x, plan.w, w, plan.conv,
                                                         plan.y, y, n, got, r, ws, ws_bytes);
         },
-        [&](const Choice& c) { return forward_with(plan, c, y, x, w); });
+        [&](const Choice& c, void* ws) { return forward_with(plan, c, y, x, w, ws); });
   }
 }
 
@@ -590,10 +596,11 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 
 namespace {
 
-// dx = the data gradient of conv(., w) at dy with one choice.
-cudnnStatus_t backward_data_with(Plan& plan, const Choice& c, void* dx, const void* dy, const void* w) {
+// dx = the data gradient of conv(., w) at dy with one choice (workspace as forward_with's).
+cudnnStatus_t backward_data_with(Plan& plan, const Choice& c, void* dx, const void* dy, const void* w,
+                                 void* ws = nullptr) {
   const float one = 1.f, zero = 0.f;
-  void* ws = cuda::ctx::workspace(c.workspace);
+  if (!ws) ws = cuda::ctx::workspace(c.workspace);
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
   return cudnnConvolutionBackwardData(cuda::ctx::cudnn(), &one, plan.w, w, plan.y, dy, plan.conv,
                                       static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws, c.workspace, &zero,
@@ -617,7 +624,7 @@ void backward_data(Plan& plan, void* dx, const void* dy, const void* w) {
                                                              plan.x, dx, n, got, r, ws,
                                                              ws_bytes);
         },
-        [&](const Choice& c) { return backward_data_with(plan, c, dx, dy, w); });
+        [&](const Choice& c, void* ws) { return backward_data_with(plan, c, dx, dy, w, ws); });
   }
   CUDNN_CHECK(backward_data_with(plan, plan.bwd_data, dx, dy, w));
 }
@@ -648,9 +655,9 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
   Plan& plan = plan_for(p, aligned16({dw, dy, x}));
   cudnnHandle_t h = cuda::ctx::cudnn();
   // dw = the weight gradient with one choice.
-  auto with = [&](const Choice& c) {
+  auto with = [&](const Choice& c, void* ws) {
     const float one = 1.f, zero = 0.f;
-    void* ws = cuda::ctx::workspace(c.workspace);
+    if (!ws) ws = cuda::ctx::workspace(c.workspace);
     CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, c.math));
     return cudnnConvolutionBackwardFilter(h, &one, plan.x, x, plan.y, dy, plan.conv,
                                           static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws, c.workspace,
@@ -672,7 +679,7 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
         },
         with);
   }
-  CUDNN_CHECK(with(plan.bwd_filter));
+  CUDNN_CHECK(with(plan.bwd_filter, nullptr));
   if (db) detail::channel_sum(db, dy, p.N, p.K, out_plane(p));
 }
 
