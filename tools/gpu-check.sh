@@ -18,8 +18,9 @@
 # lcam's CUDA-graph rows), rest (the other suites), cli (a prediction and the whole demo on the
 # GPU), maps (Score-CAM and RISE benchmarks, lcam with cuDNN's fused convolutions off, lcam's
 # training step with --deterministic, both sides in bfloat16, the profile of lcam's training
-# step, its per-layer forward times in TF32 and bf16). A second call with the parts the first
-# one ran out of time for (e.g. `maps`) finishes the set.
+# step, its per-layer forward times in TF32 and bf16, and the step's kernels under nsys where the
+# machine has it). A second call with the parts the first one ran out of time for (e.g. `maps`)
+# finishes the set.
 set -u
 set -o pipefail
 
@@ -263,6 +264,22 @@ part_maps() {
       ./lcam bench --arch vgg16,resnet50 --device cuda --work forward --batch 64 --layers \
       --precision "$prec" --iters 5 --warmup 2
   done
+  # Every kernel of the VGG-16 training step by name (cuDNN's own names tell which algorithms
+  # and layout transposes run), where the machine has Nsight Systems: the top of its kernel
+  # summary goes into bench.log.
+  local nsys=""
+  for c in nsys /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys; do
+    if command -v "$c" >/dev/null 2>&1; then nsys=$(command -v "$c"); break; fi
+  done
+  if [ -n "$nsys" ]; then
+    step "nsys train-img vgg16" 120 "$OUT/bench.log" "$OUT/bench.log" \
+      bash -c '"$0" profile -o /tmp/lcam-nsys --force-overwrite true --trace cuda,nvtx \
+        ./lcam bench --arch vgg16 --device cuda --work train-img --batch 64 --iters 2 --warmup 2 &&
+        { "$0" stats --report cuda_gpu_kern_sum --format csv /tmp/lcam-nsys.nsys-rep 2>/dev/null ||
+          "$0" stats --report gpukernsum --format csv /tmp/lcam-nsys.nsys-rep; } | head -n 45' "$nsys"
+  else
+    printf '%-34s %-18s %5s  %s\n' "nsys train-img vgg16" "SKIP(no nsys)" "-" "" >>"$SUMMARY"
+  fi
 }
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, the sample photos ----------------------------
