@@ -706,7 +706,7 @@ void upsample_bilinear_forward(float* y, const float* x, int NC, int H, int W, i
 }
 // Per input index along one axis, the output indices that read it and their weights
 // (kern::lerp_weight of kern::bilinear_src, the same floats), in ascending output order.
-std::vector<std::vector<std::pair<int, float>>> lerp_taps(int in, int out) {
+static std::vector<std::vector<std::pair<int, float>>> lerp_taps(int in, int out) {
   std::vector<std::vector<std::pair<int, float>>> taps(static_cast<size_t>(in));
   const float scale = static_cast<float>(in) / static_cast<float>(out);
   for (int d = 0; d < out; ++d) {
