@@ -16,11 +16,10 @@
 # PARTS: comma-separated, run in the order given; default tests,core,rest,cli,maps: tests (the
 # CUDA suite), core (forward, training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then
 # lcam's CUDA-graph rows), rest (the other suites), cli (a prediction and the whole demo on the
-# GPU), maps (Score-CAM and RISE benchmarks, lcam with cuDNN's fused convolutions off, lcam's
-# training step with --deterministic, both sides in bfloat16, the profile of lcam's training
-# step, its per-layer forward times in TF32 and bf16, and the step's kernels under nsys where the
-# machine has it). A second call with the parts the first one ran out of time for (e.g. `maps`)
-# finishes the set.
+# GPU), maps (Score-CAM and RISE benchmarks, the profile of lcam's training step, its kernels
+# under nsys where the machine has it, both sides in bfloat16, per-layer forward times in TF32
+# and bf16, lcam with cuDNN's fused convolutions off, with --deterministic, bf16 graph replays).
+# A second call with the parts the first one ran out of time for (e.g. `maps`) finishes the set.
 set -u
 set -o pipefail
 
@@ -228,42 +227,15 @@ part_core() {
     --iters 5 --warmup 2 --json
 }
 part_maps() {
+  # In order of what the next step of the work needs most, since the budget may end it early:
+  # the Score-CAM / RISE figures, then where the time goes, then the variants.
   # Score-CAM and RISE (C and 4000/8000 forward passes per image) on one image.
   bench scorecam,rise 150 1 --iters 2 --warmup 1
-  # What cuDNN's fused convolution + bias + ReLU brings: the forward pass and the training step
-  # with it switched off (lcam only; rows marked +nofusion).
-  step "bench lcam no fusion" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
-    ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
-    --conv-fusion off --iters 5 --warmup 2 --json
-  # What reproducible runs cost (--deterministic: only deterministic cuDNN algorithms, chosen
-  # untimed; lcam only, rows marked +det, next to PyTorch's default record).
-  step "bench lcam deterministic" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
-    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 \
-    --deterministic --iters 5 --warmup 2 --json
-  # bfloat16: lcam's bf16 convolutions (NHWC, float32 accumulation) against PyTorch's autocast
-  # (rows marked +bf16; each side's accuracy cost is in the CUDA suite's log for lcam).
-  step "bench lcam bf16" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
-    ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
-    --precision bf16 --iters 5 --warmup 2 --json
-  step "bench lcam bf16 graph" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
-    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 --graph \
-    --precision bf16 --iters 5 --warmup 2 --json
-  step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
-    --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
-  # Where the forward pass spends its time, layer by layer (a synchronization after each), in
-  # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
-  # go into bench.log.
   # Where the L-CAM-Img step spends its device time: every range (its phases, each layer's
-  # forward in both passes and its backward), timed with events: the tables go into bench.log.
+  # forward in both passes and its backward, each op), timed with events: tables in bench.log.
   step "bench lcam profile train-img" 60 "$OUT/bench.log" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 --profile \
     --iters 3 --warmup 2
-  for prec in tf32 bf16; do
-    step "bench lcam layers $prec" 60 "$OUT/bench.log" "$OUT/bench.log" \
-      ./lcam bench --arch vgg16,resnet50 --device cuda --work forward --batch 64 --layers \
-      --precision "$prec" --iters 5 --warmup 2
-  done
   # Every kernel of the VGG-16 training step by name (cuDNN's own names tell which algorithms
   # and layout transposes run), where the machine has Nsight Systems: the top of its kernel
   # summary goes into bench.log.
@@ -280,6 +252,35 @@ part_maps() {
   else
     printf '%-34s %-18s %5s  %s\n' "nsys train-img vgg16" "SKIP(no nsys)" "-" "" >>"$SUMMARY"
   fi
+  # bfloat16: lcam's bf16 convolutions (NHWC, float32 accumulation) against PyTorch's autocast
+  # (rows marked +bf16; each side's accuracy cost is in the CUDA suite's log for lcam).
+  step "bench lcam bf16" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
+    --precision bf16 --iters 5 --warmup 2 --json
+  step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
+    python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
+    --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
+  # Where the forward pass spends its time, layer by layer (a synchronization after each), in
+  # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
+  # go into bench.log.
+  for prec in tf32 bf16; do
+    step "bench lcam layers $prec" 60 "$OUT/bench.log" "$OUT/bench.log" \
+      ./lcam bench --arch vgg16,resnet50 --device cuda --work forward --batch 64 --layers \
+      --precision "$prec" --iters 5 --warmup 2
+  done
+  # What cuDNN's fused convolution + bias + ReLU brings: the forward pass and the training step
+  # with it switched off (lcam only; rows marked +nofusion).
+  step "bench lcam no fusion" 90 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
+    --conv-fusion off --iters 5 --warmup 2 --json
+  # What reproducible runs cost (--deterministic: only deterministic cuDNN algorithms, chosen
+  # untimed; lcam only, rows marked +det, next to PyTorch's default record).
+  step "bench lcam deterministic" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 \
+    --deterministic --iters 5 --warmup 2 --json
+  step "bench lcam bf16 graph" 60 "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
+    ./lcam bench --arch vgg16,resnet50 --device cuda --work train-img --batch 64 --graph \
+    --precision bf16 --iters 5 --warmup 2 --json
 }
 
 # ---- 3. CLI on the GPU: random VGG-16 weights, the sample photos ----------------------------
