@@ -132,7 +132,7 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
     if (dev == Device::CUDA) cuda::synchronize();
   };
   const bool forward = work_name == "forward";
-  const std::string where = dev == Device::CUDA ? cuda::device_summary() : fmt::format("cpu, {} threads", cpu::num_threads());
+  const std::string where = dev == Device::CUDA ? cuda::device_summary() : fmt::format("cpu, {} threads, OpenBLAS {}", cpu::num_threads(), cpu::blas_core());
   if (!o.json) std::printf("lcam bench: %s%s, %s on %s, %dx%d, median of %d after %d warm-up\n", work_name.c_str(),
                            o.graph ? " (CUDA graph replays)" : "", arch.c_str(), where.c_str(), o.size, o.size, o.iters, o.warmup);
   for (int B : batches) {
@@ -200,7 +200,7 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
     }
     if (o.json) {
       nlohmann::json j{{"impl", "lcam"}, {"arch", arch}, {"work", work_name}, {"device", device_name(dev)}, {"batch", B},
-                       {"threads", cpu::num_threads()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms}, {"s_per_image", ms / 1000.0 / B},
+                       {"threads", cpu::num_threads()}, {"blas", cpu::blas_core()}, {"median_ms", ms}, {"images_per_s", 1000.0 * B / ms}, {"s_per_image", ms / 1000.0 / B},
                        {"peak_mem_mb", peak_mb}, {"peak_rss_rise_mb", rss_rise}, {"graph", o.graph}};
       if (dev == Device::CUDA) {
         j["peak_reserved_mb"] = reserved_mb;

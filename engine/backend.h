@@ -4,6 +4,7 @@
 // signature. Semantics are those of engine/ops.h; b, db, argmax may be null.
 // Letters: N,C,H,W input; K,R,S weight; P,Q output; F,O linear in/out features; L elements.
 #pragma once
+#include <string>  // std::string (blas_core)
 #include <cstdint>  // int64_t
 
 #include "engine/ops.h"  // ConvParams, PoolParams
@@ -77,6 +78,9 @@ namespace lcam::cpu {
 LCAM_BACKEND_OPS
 void set_num_threads(int n);  // OpenMP loops and OpenBLAS; n <= 0 means all cores
 int num_threads();
+// The kernels OpenBLAS runs ("Cooperlake", "Haswell", ...: its own choice for this CPU, or the
+// one OPENBLAS_CORETYPE forces), for benchmark logs: forcing an older set can halve GEMM speed.
+std::string blas_core();
 // Emulates the GPU's bf16 convolutions (cuda::set_conv_bf16) with the same rounding: for
 // checking what bf16 changes, not for speed. Default off.
 void set_conv_bf16(bool on);

@@ -8,6 +8,7 @@
 #include <cblas.h>  // cblas_sgemm, openblas_set_num_threads
 
 #include <algorithm>  // std::fill
+#include <cstdlib>    // std::getenv (blas_core)
 #include <cstring>    // std::memcpy, std::memset
 #if defined(__x86_64__) && defined(__GNUC__)
 #define LCAM_CPU_X86 1
@@ -207,6 +208,12 @@ void set_num_threads(int n) {
   openblas_set_num_threads(1);  // parallelism comes from our OpenMP loops around each call
 }
 int num_threads() { return omp_get_max_threads(); }
+std::string blas_core() {
+  const char* name = openblas_get_corename();
+  std::string s = name ? name : "?";
+  if (const char* forced = std::getenv("OPENBLAS_CORETYPE"); forced && *forced) s += " (OPENBLAS_CORETYPE)";
+  return s;
+}
 
 // Direct convolution for stride-1 layers with few output channels (8 to 32; 64 from few inputs),
 // where a GEMM of K rows runs far below its speed: for one output row of one image, the C*R input rows it
