@@ -25,6 +25,8 @@ CUDA: events. Reports the median ms per batch, images/s, seconds per image and p
 (CUDA: max_memory_allocated; CPU: peak RSS rise). `--amp bf16` runs each call under
 torch.autocast with bfloat16 (PyTorch's mixed precision: convolutions and matrix products in
 bf16, the partner of `lcam bench --precision bf16`); records then say "precision": "bf16".
+cuDNN's benchmark mode is on by default (`--cudnn-benchmark`): PyTorch then times its
+convolution algorithms per shape, as lcam does, and is compared at its fastest.
 Omits data loading and torch.compile.
 """
 
@@ -212,6 +214,8 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--tf32", choices=("on", "off"), default=None)
     p.add_argument("--amp", choices=("off", "bf16"), default="off", help="bf16: each call under torch.autocast")
+    p.add_argument("--cudnn-benchmark", choices=("on", "off"), default="on",
+                   help="torch.backends.cudnn.benchmark (default on: PyTorch times its convolution algorithms, as lcam does)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if a.method:
@@ -231,6 +235,7 @@ def main():
     torch.set_num_threads(a.threads)
     if a.tf32 is not None:
         set_tf32(a.tf32 == "on")
+    torch.backends.cudnn.benchmark = a.cudnn_benchmark == "on"
     if a.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
         return 2
@@ -283,6 +288,7 @@ def bench_one(a, net, dev):
            "s_per_image": round(ms / 1000.0 / a.batch, 6), "peak_mem_mb": round(peak, 1), "torch": torch.__version__}
     if dev.type == "cuda":
         rec.update(tf32_state())
+        rec["cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
     if a.amp == "bf16":
         rec["precision"] = "bf16"
     line = (f"pytorch {a.work} {a.arch} {a.device} batch {a.batch}: {ms:.2f} ms, {rec['images_per_s']:.2f} images/s, "

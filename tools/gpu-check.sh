@@ -100,11 +100,21 @@ done
   timeout 20 nvidia-smi 2>&1
 } >>"$ENVF"
 
+# The Python with PyTorch (the comparison side, and the wheels' cuDNN / cuBLAS): the first of
+# these that imports torch, else plain python3 (the test runner and the table need no torch).
+PY=python3
+for c in python3 /usr/bin/python3 /usr/local/bin/python3 /opt/conda/bin/python /opt/conda/bin/python3 \
+  "$HOME/.venv/bin/python" /opt/venv/bin/python; do
+  if command -v "$c" >/dev/null 2>&1 && timeout 60 "$c" -c 'import torch' >/dev/null 2>&1; then PY=$c; break; fi
+done
+note "python: $PY ($(timeout 60 "$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__,
+  "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "gpu", torch.cuda.is_available())' 2>&1 | tail -n 1))"
+
 # Directories that may hold the wheels' CUDA libraries: python's site-packages first (PyTorch
 # ships cuDNN and cuBLAS there), then the usual system places.
 roots=()
-if command -v python3 >/dev/null; then
-  while IFS= read -r d; do [ -d "$d" ] && roots+=("$d"); done < <(timeout 30 python3 -c \
+if command -v "$PY" >/dev/null; then
+  while IFS= read -r d; do [ -d "$d" ] && roots+=("$d"); done < <(timeout 30 "$PY" -c \
     'import site, sys; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' \
     2>/dev/null)
 fi
@@ -148,7 +158,9 @@ if [ -n "$d" ]; then
   note "machine's libcudart.so.13: $d"
   case ":$libdirs:" in *":$d:"*) ;; *) libdirs="${libdirs:+$libdirs:}$d" ;; esac
 fi
-export LD_LIBRARY_PATH="$HERE/lib${libdirs:+:$libdirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The bundle's own lib/ is not on it: the binaries find it through their rpath, and PyTorch (a
+# child too) must keep loading its own libcudart, libgomp and libz.
+export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:+${libdirs:+:}$LD_LIBRARY_PATH}"
 note "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 {
   echo "--- ldd lcam_tests"
@@ -178,8 +190,8 @@ if [ -n "$SRC_DIR" ] && [ ! -e "$SRC_DIR/../shared/data" ] && [ -d "$HERE/shared
   mkdir -p "$SRC_DIR/../shared" 2>/dev/null && ln -s "$HERE/shared/data" "$SRC_DIR/../shared/data" \
     2>/dev/null && note "linked $SRC_DIR/../shared/data -> $HERE/shared/data"
 fi
-if [ -z "$SRC_DIR" ] || [ ! -d "$SRC_DIR/tests/fixtures" ]; then
-  note "warning: fixtures not at ${SRC_DIR:-?}/tests/fixtures"
+if [ ! -d "$FIX_ROOT/tests/fixtures" ]; then
+  note "warning: fixtures not at $FIX_ROOT/tests/fixtures"
 fi
 note "environment ready after $(($(date +%s) - START))s"
 
@@ -187,8 +199,8 @@ note "environment ready after $(($(date +%s) - START))s"
 # Through tools/run_suite.py where python3 is: a case that crashes, hangs or loses the CUDA
 # context (a sticky error such as an illegal address) is named, the cases after it run in a
 # fresh process, and the culprit is rerun alone under compute-sanitizer if time is left.
-if command -v python3 >/dev/null && [ -f tools/run_suite.py ]; then
-  SUITE=(python3 tools/run_suite.py ./lcam_tests)
+if command -v "$PY" >/dev/null && [ -f tools/run_suite.py ]; then
+  SUITE=("$PY" tools/run_suite.py ./lcam_tests)
 else
   SUITE=(./lcam_tests --duration=true)
 fi
@@ -207,7 +219,7 @@ bench() {
   step "bench lcam $works" "$limit" "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work "$works" --batch "$batches" --json "$@"
   step "bench torch $works" "$limit" "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --work "$works" \
+    "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --work "$works" \
     --batch "$batches" --json "$@"
 }
 part_core() {
@@ -245,10 +257,10 @@ part_maps() {
   done
   if [ -n "$nsys" ]; then
     step "nsys train-img vgg16" 120 "$OUT/bench.log" "$OUT/bench.log" \
-      bash -c '"$0" profile -o /tmp/lcam-nsys --force-overwrite true --trace cuda,nvtx \
+      bash -c '"$0" profile -o /tmp/lcam-nsys --force-overwrite true --trace cuda,nvtx --sample none --cpuctxsw none \
         ./lcam bench --arch vgg16 --device cuda --work train-img --batch 64 --iters 2 --warmup 2 &&
-        { "$0" stats --report cuda_gpu_kern_sum --format csv /tmp/lcam-nsys.nsys-rep 2>/dev/null ||
-          "$0" stats --report gpukernsum --format csv /tmp/lcam-nsys.nsys-rep; } | head -n 45' "$nsys"
+        { "$0" stats --force-export true --report cuda_gpu_kern_sum --format csv /tmp/lcam-nsys.nsys-rep 2>/dev/null ||
+          "$0" stats --force-export true --report gpukernsum --format csv /tmp/lcam-nsys.nsys-rep; } | head -n 45' "$nsys"
   else
     printf '%-34s %-18s %5s  %s\n' "nsys train-img vgg16" "SKIP(no nsys)" "-" "" >>"$SUMMARY"
   fi
@@ -258,7 +270,7 @@ part_maps() {
     ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
     --precision bf16 --iters 5 --warmup 2 --json
   step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    python3 tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
+    "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
     --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
   # Where the forward pass spends its time, layer by layer (a synchronization after each), in
   # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
@@ -328,7 +340,9 @@ passed=$(grep -c ' PASS ' "$SUMMARY")
 failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
 {
   echo "---"
-  echo "total ${total}s; $passed passed, $failed failed or timed out"
+  skipped=$(grep -c 'SKIP(no time)' "$SUMMARY")
+  echo "total ${total}s; $passed passed, $failed failed or timed out, $skipped skipped for time"
+  [ "$skipped" -gt 0 ] && echo "skipped for time: run their parts again (./gpu-check.sh OUT PARTS; GPU_CHECK_BUDGET=seconds)"
   # The runner's closing lines (counts, then each case that did not pass), else doctest's own.
   for part in cuda rest; do
     log=$OUT/tests-$part.log
@@ -342,7 +356,7 @@ failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
   # lcam and PyTorch side by side, paired by model, work and batch (speed and memory ratios).
   if [ -s "$OUT/bench-lcam.jsonl" ] || [ -s "$OUT/bench-torch.jsonl" ]; then
     echo "---"
-    timeout 30 python3 tools/bench_table.py "$OUT/bench-lcam.jsonl" "$OUT/bench-torch.jsonl" 2>&1
+    timeout 30 "$PY" tools/bench_table.py "$OUT/bench-lcam.jsonl" "$OUT/bench-torch.jsonl" 2>&1
   fi
 } >>"$SUMMARY"
 echo "===== summary ($OUT) ====="

@@ -74,6 +74,18 @@ def list_cases(binary, filters, limit):
     return lines[rules[0] + 1:rules[1]], ""
 
 
+def die_with_parent():
+    """In the child before exec: SIGKILL it when this runner dies, even by SIGKILL (a timeout's
+    -k), so that no test process keeps the GPU busy after its step. Linux only; elsewhere a
+    no-op (SIGTERM is still forwarded by the handler below)."""
+    try:
+        import ctypes
+        import signal as sig
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def run_once(cmd, deadline, stall, stop=lambda lines: False, echo=True):
     """Runs cmd, echoing its output, until it ends, the deadline, `stall` seconds of silence, or
     stop(lines) after a case's closing line; returns (lines, returncode or None, why stopped).
@@ -82,7 +94,7 @@ def run_once(cmd, deadline, stall, stop=lambda lines: False, echo=True):
     master, slave = pty.openpty()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
     finally:
         os.close(slave)
     CHILD[:] = [proc.pid]
