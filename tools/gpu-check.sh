@@ -349,8 +349,8 @@ failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
     [ -f "$log" ] || continue  # that part did not run in this call
     if grep -q '^run_suite: ' "$log" 2>/dev/null; then
       grep '^run_suite: ' "$log" | grep -v '^run_suite: restarting' | sed "s/^run_suite:/tests ($part):/"
-    else
-      echo "doctest ($part):  $(grep -E '^\[doctest\] (test cases|assertions)' "$log" 2>/dev/null | tr '\n' ' ')"
+    elif grep -q -E '^\[doctest\] (test cases|assertions)' "$log"; then
+      echo "doctest ($part):  $(grep -E '^\[doctest\] (test cases|assertions)' "$log" | tr '\n' ' ')"
     fi
   done
   # lcam and PyTorch side by side, paired by model, work and batch (speed and memory ratios).
