@@ -81,6 +81,10 @@ int num_threads();
 // The kernels OpenBLAS runs ("Cooperlake", "Haswell", ...: its own choice for this CPU, or the
 // one OPENBLAS_CORETYPE forces), for benchmark logs: forcing an older set can halve GEMM speed.
 std::string blas_core();
+// The direct convolution's AVX-512 rows (default on where the CPU has AVX-512F; the same bits
+// as its AVX2 rows): off for tests that compare the two. direct_avx512() says whether they run.
+void set_direct_avx512(bool on);
+bool direct_avx512();
 // Emulates the GPU's bf16 convolutions (cuda::set_conv_bf16) with the same rounding: for
 // checking what bf16 changes, not for speed. Default off.
 void set_conv_bf16(bool on);

@@ -653,3 +653,33 @@ TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
     CHECK(same(dm, ref_m));
   }
 }
+
+TEST_CASE("direct convolution: the AVX-512 rows give the AVX2 rows' bits") {
+  if (!lcam::cpu::direct_avx512()) {
+    MESSAGE("direct convolution AVX-512: skipped (this CPU has no AVX-512F)");
+    return;
+  }
+  struct Restore {
+    ~Restore() { lcam::cpu::set_direct_avx512(true); }
+  } restore;
+  // First layers (3 inputs), 8-32 channels, widths that are not multiples of 16 (masked tails).
+  for (const ConvParams p : {ConvParams{2, 3, 37, 37, 8, 3, 3, 1, 1, 1, 1}, ConvParams{2, 16, 23, 29, 32, 3, 3, 1, 1, 1, 1},
+                             ConvParams{1, 8, 17, 40, 16, 3, 3, 1, 1, 1, 1}, ConvParams{2, 8, 12, 19, 8, 5, 5, 1, 1, 2, 2}}) {
+    CAPTURE(p.C);
+    CAPTURE(p.W);
+    const Tensor x = randn_t({p.N, p.C, p.H, p.W}, 21), w = randn_t({p.K, p.C, p.R, p.S}, 22), b = randn_t({p.K}, 23);
+    const Tensor dy = randn_t({p.N, p.K, p.P(), p.Q()}, 24);
+    std::vector<float> got[2][2];
+    for (int wide = 0; wide < 2; ++wide) {
+      lcam::cpu::set_direct_avx512(wide == 1);
+      CHECK(lcam::cpu::direct_avx512() == (wide == 1));
+      Tensor y = Tensor::empty(dy.shape()), dx = Tensor::empty(x.shape());
+      conv2d_forward(y, x, w, b, p, true);
+      conv2d_backward_data(dx, dy, w, p);
+      got[wide][0] = y.to_vector();
+      got[wide][1] = dx.to_vector();
+    }
+    CHECK(got[0][0] == got[1][0]);
+    CHECK(got[0][1] == got[1][1]);
+  }
+}
