@@ -10,8 +10,9 @@
 # required).
 # HDF5 is linked statically and the link uses --as-needed, which drops the ~30 libraries
 # (curl, TLS, Kerberos, ...) that Debian's shared libhdf5 would pull in.
-# Deliberately leaves out glibc, libstdc++, libgcc_s, the driver (libcuda), cuDNN and cuBLAS:
-# the GPU machine has its own (cuDNN/cuBLAS from PyTorch's wheels; gpu-check.sh finds them).
+# Deliberately leaves out glibc, the driver (libcuda), cuDNN and cuBLAS: the GPU machine has its
+# own (cuDNN/cuBLAS from PyTorch's wheels; gpu-check.sh finds them); libstdc++ and libgcc_s come
+# along only as a fallback in lib-fallback/, for a machine whose own are older.
 # Fails when the bundle exceeds 60 MiB.
 #
 # usage: tools/bundle.sh [DEST]    env: BUILD_DIR (build-gpu), JOBS (2), LEAN (0), COMPRESS (0)
@@ -83,6 +84,12 @@ while read -r soname path; do
   chmod u+w "$DEST/lib/$soname"
 done < <(ldd "$DEST/lcam" "$DEST/lcam_tests" | awk '$2 == "=>" {print $1, $3}' | sort -u)
 [ "$missing" -eq 0 ] || exit 1
+# The C++ and GCC runtimes this build was linked against, in lib-fallback/ (not on the rpath):
+# gpu-check.sh puts them first only when the machine's own libstdc++ is too old to start lcam.
+mkdir -p "$DEST/lib-fallback"
+while read -r soname path; do
+  case "$soname" in libstdc++.so* | libgcc_s.so*) cp -L "$path" "$DEST/lib-fallback/$soname" ;; esac
+done < <(ldd "$DEST/lcam" | awk '$2 == "=>" {print $1, $3}' | sort -u)
 
 # DT_RPATH (not RUNPATH): it applies to the libraries' own dependencies too. $ORIGIN is
 # literal on purpose: the loader expands it.

@@ -161,7 +161,15 @@ fi
 # The bundle's own lib/ is not on it: the binaries find it through their rpath, and PyTorch (a
 # child too) must keep loading its own libcudart, libgomp and libz.
 export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:+${libdirs:+:}$LD_LIBRARY_PATH}"
+# A machine whose libstdc++ is older than the build's (GLIBCXX_... not found): the bundle's
+# fallback copies of libstdc++ and libgcc_s go first.
+if ! start_err=$(./lcam --version 2>&1 >/dev/null) && [ -d lib-fallback ] &&
+  printf '%s' "$start_err" | grep -q -E 'GLIBCXX|CXXABI|libstdc|libgcc_s'; then
+  export LD_LIBRARY_PATH="$HERE/lib-fallback${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  note "lcam did not start with the machine's C++ runtime ($(printf '%s' "$start_err" | head -n 1)); using lib-fallback/"
+fi
 note "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+note "lcam --version: $(./lcam --version 2>&1 | head -n 2 | tr '\n' ' ')"
 {
   echo "--- ldd lcam_tests"
   ldd ./lcam_tests 2>&1
