@@ -31,6 +31,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE" || exit 2
 
 START=$(date +%s)
+# The library path as the machine set it: the PyTorch side runs with it, so that torch loads the
+# cuDNN / cuBLAS its wheels pin rather than the ones put on the path below for lcam.
+ORIG_LD_LIBRARY_PATH=${LD_LIBRARY_PATH-}
 BUDGET=${GPU_CHECK_BUDGET:-450}  # seconds for all steps; the file writing after is quick
 DEADLINE=$((START + BUDGET))
 
@@ -158,8 +161,8 @@ if [ -n "$d" ]; then
   note "machine's libcudart.so.13: $d"
   case ":$libdirs:" in *":$d:"*) ;; *) libdirs="${libdirs:+$libdirs:}$d" ;; esac
 fi
-# The bundle's own lib/ is not on it: the binaries find it through their rpath, and PyTorch (a
-# child too) must keep loading its own libcudart, libgomp and libz.
+# The bundle's own lib/ is not on it: the binaries find it through their rpath. (The PyTorch
+# steps run with the machine's own path, ORIG_LD_LIBRARY_PATH.)
 export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:+${libdirs:+:}$LD_LIBRARY_PATH}"
 # A machine whose libstdc++ is older than the build's (GLIBCXX_... not found): the bundle's
 # fallback copies of libstdc++ and libgcc_s go first.
@@ -227,7 +230,8 @@ bench() {
   step "bench lcam $works" "$limit" "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work "$works" --batch "$batches" --json "$@"
   step "bench torch $works" "$limit" "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --work "$works" \
+    env LD_LIBRARY_PATH="$ORIG_LD_LIBRARY_PATH" "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 \
+    --device cuda --tf32 on --work "$works" \
     --batch "$batches" --json "$@"
 }
 part_core() {
@@ -278,7 +282,8 @@ part_maps() {
     ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
     --precision bf16 --iters 5 --warmup 2 --json
   step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 --device cuda --tf32 on --amp bf16 \
+    env LD_LIBRARY_PATH="$ORIG_LD_LIBRARY_PATH" "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 \
+    --device cuda --tf32 on --amp bf16 \
     --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
   # Where the forward pass spends its time, layer by layer (a synchronization after each), in
   # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
