@@ -12,7 +12,7 @@ namespace {
 
 bool available() { return false; }
 std::string unavailable_reason() { return "built without CUDA"; }
-void require_available() { no_cuda(); }
+void require_available() { throw InputError("--device cuda: this lcam was built without CUDA (LCAM_CUDA=OFF)"); }
 void* device_alloc(size_t) { no_cuda(); }
 void device_free(void*, size_t) {}
 MemoryStats memory_stats() { return {}; }
