@@ -81,7 +81,7 @@ def goals_table(ours, theirs):
                     if kind == "speed":
                         return t["median_ms"] / o["median_ms"] if o.get("median_ms") and t.get("median_ms") else None
                     return o["peak_mem_mb"] / t["peak_mem_mb"] if o.get("peak_mem_mb") is not None and t.get("peak_mem_mb") else None
-                rated = [(w, ratio(o)) for w, o in cands if ratio(o) is not None]
+                rated = [(w, r) for w, r in ((w, ratio(o)) for w, o in cands) if r is not None]
                 if not rated:
                     continue
                 shown = [rated[0]]

@@ -222,6 +222,10 @@ part_tests() {
 
 # ---- 2. benchmarks: lcam then PyTorch, same shapes, same math (TF32 for convolutions and
 # matrix products on both sides: lcam's default, PyTorch's --tf32 on) ---------------------------
+# PyTorch's side, with the machine's own library path (ORIG_LD_LIBRARY_PATH: see above), both
+# models, TF32 on.
+TORCH_BENCH=(env LD_LIBRARY_PATH="$ORIG_LD_LIBRARY_PATH" "$PY" tools/bench_work_torch.py --arch vgg16,resnet50
+  --device cuda --tf32 on)
 # bench WORKS LIMIT BATCHES [flags for both sides...]: both models, the works in turn, each side
 # in one process (the PyTorch import and model set-up are paid once).
 bench() {
@@ -230,9 +234,7 @@ bench() {
   step "bench lcam $works" "$limit" "$OUT/bench-lcam.jsonl" "$OUT/bench.log" \
     ./lcam bench --arch vgg16,resnet50 --device cuda --work "$works" --batch "$batches" --json "$@"
   step "bench torch $works" "$limit" "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    env LD_LIBRARY_PATH="$ORIG_LD_LIBRARY_PATH" "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 \
-    --device cuda --tf32 on --work "$works" \
-    --batch "$batches" --json "$@"
+    "${TORCH_BENCH[@]}" --work "$works" --batch "$batches" --json "$@"
 }
 part_core() {
   # The forward pass; the L-CAM-Img training step (forward, backward to the attention, SGD),
@@ -282,9 +284,7 @@ part_maps() {
     ./lcam bench --arch vgg16,resnet50 --device cuda --work forward,train-img --batch 64 \
     --precision bf16 --iters 5 --warmup 2 --json
   step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
-    env LD_LIBRARY_PATH="$ORIG_LD_LIBRARY_PATH" "$PY" tools/bench_work_torch.py --arch vgg16,resnet50 \
-    --device cuda --tf32 on --amp bf16 \
-    --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
+    "${TORCH_BENCH[@]}" --amp bf16 --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
   # Where the forward pass spends its time, layer by layer (a synchronization after each), in
   # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
   # go into bench.log.

@@ -318,12 +318,12 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   std::vector<Perf> heur(static_cast<size_t>(max_count));
   int heur_n = 0;
   CUDNN_CHECK(get(max_count, &heur_n, heur.data()));
+  const std::vector<AlgoCandidate> listed = candidates(heur, heur_n, false);
   cudnnStatus_t refusal = CUDNN_STATUS_NOT_SUPPORTED;  // the last candidate's, for the message
   auto first_that_runs = [&](Choice& out) {
     CUDA_CHECK(cudaPeekAtLastError());  // an earlier error is reported as itself, not as a refusal
-    const std::vector<AlgoCandidate> c = candidates(heur, heur_n, false);
     for (int i = 0; i < heur_n; ++i) {
-      if (!usable(c[i], limit, plan.deterministic)) continue;
+      if (!usable(listed[i], limit, plan.deterministic)) continue;
       const Choice k = choice_of(heur[i], plan.tf32);
       // In a buffer of its own, returned right after: only the chosen algorithm's workspace
       // stays (the shared one, grown at the call), not the largest candidate tried.
@@ -353,7 +353,7 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
     // The timing runs get a buffer of their own, returned to the allocator's cache right after:
     // only the chosen algorithm's workspace stays in use (the shared one, grown at the call).
     size_t ws_bytes = 0;
-    for (const AlgoCandidate& k : candidates(heur, heur_n, false))
+    for (const AlgoCandidate& k : listed)
       if (usable(k, limit, false)) ws_bytes = std::max(ws_bytes, k.memory);
     const Scratch scratch(ws_bytes);
     std::vector<Perf> timed(static_cast<size_t>(max_count));
@@ -455,19 +455,14 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
   // documentation names for the fused ReLU) wherever it stands in the list. With the identity
   // activation (no ReLU) cuDNN documents that algorithm alone: others may return success and
   // still apply the wrong activation, so they are not tried.
+  const std::vector<AlgoCandidate> listed = candidates(heur, n, false);
   int tried = 0;
   for (int i = 0; i < n; ++i) {
-    if (heur[i].status != CUDNN_STATUS_SUCCESS || heur[i].memory > limit) continue;
+    if (!usable(listed[i], limit, plan.deterministic)) continue;
     if (!relu && heur[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
     if (tried >= kCandidates && heur[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
-    if (plan.deterministic && heur[i].determinism != CUDNN_DETERMINISTIC) continue;
     ++tried;
-    Choice c;
-    c.chosen = true;
-    c.algo = static_cast<int>(heur[i].algo);
-    c.workspace = heur[i].memory;
-    c.math = plan.tf32 ? heur[i].mathType : CUDNN_FMA_MATH;
-    c.deterministic = heur[i].determinism == CUDNN_DETERMINISTIC;
+    const Choice c = choice_of(heur[i], plan.tf32);
     if (plan.deterministic) {  // the first that runs, whatever its time
       if (trial([&] { return run_fused(plan, c, relu, y, x, w, b, z); }) != CUDNN_STATUS_SUCCESS) continue;
       f.fused = true;
