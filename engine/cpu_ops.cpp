@@ -1,6 +1,7 @@
 // cpu_ops.cpp — the CPU backend of engine/backend.h. Convolutions and linear layers are
 // im2col + OpenBLAS sgemm (1x1 stride-1 convolutions skip im2col; 8-32-channel stride-1 layers
-// take a direct AVX2/FMA kernel where the CPU has it); everything else loops the shared bodies
+// take a direct AVX2/FMA kernel where the CPU has it; many-channel 3x3 layers Winograd
+// F(2x2, 3x3) with OpenBLAS GEMMs); everything else loops the shared bodies
 // of kernels/bodies.h with OpenMP, or, for a few elementwise ops with per-plane operands and the
 // upsampling's backward, the same expressions as plain per-plane loops (the same values).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output; F,O linear in/out features; L elements.
@@ -123,10 +124,10 @@ void col2im(float* dx, const float* col, const ConvParams& p) {
 }
 
 // A grow-only scratch buffer per thread (im2col columns): no page faults or zeroing per call.
-// slot 1 is a second buffer for callers that need two at once.
+// slots 1 and 2 are further buffers for callers that need several at once.
 float* scratch(size_t n, int slot = 0) {
-  thread_local std::unique_ptr<float[]> buf[2];
-  thread_local size_t cap[2] = {0, 0};
+  thread_local std::unique_ptr<float[]> buf[3];
+  thread_local size_t cap[3] = {0, 0, 0};
   if (n > cap[slot]) {
     buf[slot].reset(new float[n]);
     cap[slot] = n;
@@ -352,8 +353,154 @@ bool direct_fits(const ConvParams& p, int outs, int64_t per_out) {
          (outs <= 32 || (outs <= 64 && per_out <= 64)) && have_avx2_fma();
 }
 
-// Four schedules. Stride 1 with 8 to 32 output channels (or up to 64 from at most 64 inputs per
-// output) on an AVX2 CPU: the direct kernel above. Wide outputs (pixels >= output channels,
+namespace {
+// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions with many channels: each 2x2 block of outputs comes from a 4x4 block of inputs with 16
+// products per (input, output) channel pair instead of 36, so the work becomes 16 GEMMs
+// [K,C] x [C,tiles] of the transformed weights and inputs. The transforms' factors are 0, +-1
+// and 1/2 (exact in binary), so the results differ from the direct sum only by the order of
+// the additions. Taken where it was measured faster than im2col + GEMM (docs/PERFORMANCE.md):
+// at least 256 channels in and out, and at least as many output pixels as channels (VGG-16's
+// blocks 3 and 4 at 224x224); with fewer tiles the 16 GEMMs are too narrow to run well.
+// The transforms run over chunks of tiles (of all images) whose transformed inputs and
+// products take about 16 MiB, so that the GEMMs read them from cache.
+bool g_winograd = true;  // set_winograd (tests)
+
+bool winograd_fits(const ConvParams& p) {
+  return g_winograd && p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= 2 &&
+         p.pad_w <= 2 && p.C >= 256 && p.K >= 256 && static_cast<int64_t>(p.P()) * p.Q() >= p.K;
+}
+
+// U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (flipped and transposed for a data
+// gradient: g[r][s] = w[c][k][2-r][2-s], K and C swapped by the caller's ConvParams).
+void winograd_weights(float* U, const float* w, int K, int C, bool flip) {
+  const int64_t KC = static_cast<int64_t>(K) * C;
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < K; ++k)
+    for (int c = 0; c < C; ++c) {
+      float g[3][3];
+      for (int r = 0; r < 3; ++r)
+        for (int s = 0; s < 3; ++s)
+          g[r][s] = flip ? w[((static_cast<int64_t>(c) * K + k) * 3 + (2 - r)) * 3 + (2 - s)]
+                         : w[((static_cast<int64_t>(k) * C + c) * 3 + r) * 3 + s];
+      float t[4][3];  // G g
+      for (int s = 0; s < 3; ++s) {
+        t[0][s] = g[0][s];
+        t[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+        t[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+        t[3][s] = g[2][s];
+      }
+      float* u = U + static_cast<int64_t>(k) * C + c;
+      for (int i = 0; i < 4; ++i) {  // (G g) G^T
+        u[(i * 4 + 0) * KC] = t[i][0];
+        u[(i * 4 + 1) * KC] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[(i * 4 + 2) * KC] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[(i * 4 + 3) * KC] = t[i][2];
+      }
+    }
+}
+
+void conv2d_forward_winograd(float* y, const float* x, const float* U, const float* b, const float* z,
+                             const ConvParams& p, bool relu) {
+  const int P = p.P(), Q = p.Q(), TP = (P + 1) / 2, TQ = (Q + 1) / 2;
+  const int64_t per_image = static_cast<int64_t>(TP) * TQ, tiles = per_image * p.N;
+  const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(P) * Q;
+  const int64_t KC = static_cast<int64_t>(p.K) * p.C;
+  // Tiles per chunk: the chunk's transformed inputs and products about 16 MiB together.
+  int64_t cols = (int64_t{1} << 22) / (16 * (p.C + p.K)) / 16 * 16;
+  cols = std::clamp<int64_t>(cols, 64, tiles);
+  float* V = scratch(static_cast<size_t>(16 * p.C * cols));
+  float* M = scratch(static_cast<size_t>(16 * p.K * cols), 1);
+  const int nt = omp_get_max_threads();
+  for (int64_t t0 = 0; t0 < tiles; t0 += cols) {
+    const int64_t nc = std::min(cols, tiles - t0);
+    const int64_t ldv = nc;
+    // Input transform V[16][C][nc] = B^T d B.
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < p.C; ++c)
+      for (int64_t j = 0; j < nc; ++j) {
+        const int64_t tile = t0 + j, n = tile / per_image, rem = tile % per_image;
+        const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
+        const float* xc = x + (n * p.C + c) * HW;
+        const int h0 = 2 * ty - p.pad_h, w0 = 2 * tx - p.pad_w;
+        float d[4][4];
+        if (h0 >= 0 && w0 >= 0 && h0 + 4 <= p.H && w0 + 4 <= p.W) {
+          for (int r = 0; r < 4; ++r)
+            for (int s = 0; s < 4; ++s) d[r][s] = xc[(h0 + r) * p.W + w0 + s];
+        } else {
+          for (int r = 0; r < 4; ++r)
+            for (int s = 0; s < 4; ++s) {
+              const int h = h0 + r, ww = w0 + s;
+              d[r][s] = (h >= 0 && h < p.H && ww >= 0 && ww < p.W) ? xc[h * p.W + ww] : 0.f;
+            }
+        }
+        float t[4][4];  // B^T d
+        for (int s = 0; s < 4; ++s) {
+          t[0][s] = d[0][s] - d[2][s];
+          t[1][s] = d[1][s] + d[2][s];
+          t[2][s] = d[2][s] - d[1][s];
+          t[3][s] = d[1][s] - d[3][s];
+        }
+        float* v = V + static_cast<int64_t>(c) * ldv + j;
+        const int64_t st = static_cast<int64_t>(p.C) * ldv;
+        for (int i = 0; i < 4; ++i) {  // (B^T d) B
+          v[(i * 4 + 0) * st] = t[i][0] - t[i][2];
+          v[(i * 4 + 1) * st] = t[i][1] + t[i][2];
+          v[(i * 4 + 2) * st] = t[i][2] - t[i][1];
+          v[(i * 4 + 3) * st] = t[i][1] - t[i][3];
+        }
+      }
+    // M[e] = U[e] V[e] for the 16 elements, split over threads by element and column block.
+    const int blocks = std::max(1, (2 * nt + 15) / 16);
+    const int64_t bw = (nc + blocks - 1) / blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < 16 * blocks; ++task) {
+      const int e = task / blocks;
+      const int64_t c0 = (task % blocks) * bw, c1 = std::min(nc, c0 + bw);
+      if (c0 >= c1) continue;
+      sgemm1(false, false, p.K, static_cast<int>(c1 - c0), p.C, U + e * KC, p.C,
+             V + e * p.C * ldv + c0, static_cast<int>(ldv), M + e * p.K * ldv + c0, static_cast<int>(ldv), 0.f);
+    }
+    // Output transform y = A^T m A, then bias, residual and ReLU.
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < p.K; ++k)
+      for (int64_t j = 0; j < nc; ++j) {
+        const int64_t tile = t0 + j, n = tile / per_image, rem = tile % per_image;
+        const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
+        const float* m = M + static_cast<int64_t>(k) * ldv + j;
+        const int64_t st = static_cast<int64_t>(p.K) * ldv;
+        float a[4][4];
+        for (int e = 0; e < 16; ++e) a[e / 4][e % 4] = m[e * st];
+        float t[2][4];  // A^T m
+        for (int s = 0; s < 4; ++s) {
+          t[0][s] = a[0][s] + a[1][s] + a[2][s];
+          t[1][s] = a[1][s] - a[2][s] - a[3][s];
+        }
+        const float bk = b ? b[k] : 0.f;
+        const int64_t base = (n * p.K + k) * PQ;
+        for (int i = 0; i < 2; ++i) {
+          const int oh = 2 * ty + i;
+          if (oh >= P) break;
+          const float o[2] = {t[i][0] + t[i][1] + t[i][2], t[i][1] - t[i][2] - t[i][3]};
+          for (int jj = 0; jj < 2; ++jj) {
+            const int ow = 2 * tx + jj;
+            if (ow >= Q) break;
+            const int64_t at = base + static_cast<int64_t>(oh) * Q + ow;
+            float v = o[jj] + bk;
+            if (z) v += z[at];
+            y[at] = relu ? kern::relu(v) : v;
+          }
+        }
+      }
+  }
+}
+}  // namespace
+
+void set_winograd(bool on) { g_winograd = on; }
+bool uses_winograd(const ConvParams& p) { return winograd_fits(p); }
+
+// Five schedules. Stride 1 with 8 to 32 output channels (or up to 64 from at most 64 inputs
+// per output) on an AVX2 CPU: the direct kernel above. Many-channel 3x3 stride-1 layers with
+// enough pixels: Winograd (above). Wide outputs (pixels >= output channels,
 // the early layers): tiles of output pixels, each a task for one thread — im2col of the tile
 // into a per-thread buffer sized for the cache, a single-threaded GEMM into y's columns, then
 // bias and ReLU on the tile while it is in cache. Narrow outputs (deep layers, few pixels) of
@@ -369,6 +516,12 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
   if (direct_fits(p, p.K, CRS)) {
     conv2d_forward_direct(y, x, w, b, p, relu && !z);
     if (z) parallel_for(static_cast<int64_t>(p.N) * p.K * PQ, [&](int64_t i) { kern::add_at(y, y, z, relu, i); });
+    return;
+  }
+  if (winograd_fits(p)) {
+    float* U = scratch(static_cast<size_t>(16) * p.K * p.C, 2);
+    winograd_weights(U, w, p.K, p.C, false);
+    conv2d_forward_winograd(y, x, U, b, z, p, relu);
     return;
   }
   if (PQ < p.K && p.N > 1 && PQ < 512) {
@@ -468,6 +621,13 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
                 w[((static_cast<int64_t>(k) * p.C + c) * p.R + (p.R - 1 - r)) * p.S + (p.S - 1 - s)];
     const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, p.R, p.S, 1, 1, p.R - 1 - p.pad_h, p.S - 1 - p.pad_w};
     conv2d_forward_direct(dx, dy, wt, nullptr, t, false);
+    return;
+  }
+  if (winograd_fits(p)) {
+    const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w};
+    float* U = scratch(static_cast<size_t>(16) * p.K * p.C, 2);
+    winograd_weights(U, w, p.C, p.K, true);
+    conv2d_forward_winograd(dx, dy, U, nullptr, nullptr, t, false);
     return;
   }
   float* col = pw ? nullptr : scratch(CRS * PQ);

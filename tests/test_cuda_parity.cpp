@@ -353,6 +353,7 @@ TEST_CASE("cuda parity: conv2d forward/backward, fp32 (TF32 off)") {
   for (const ConvParams& p : {
            conv(2, 3, 32, 32, 16, 3, 1, 1),     // VGG first layer, 3x3 pad 1
            conv(2, 64, 28, 28, 64, 3, 1, 1),    // VGG body
+           conv(2, 256, 16, 17, 256, 3, 1, 1),  // CPU side: Winograd F(2x2,3x3), odd width
            conv(3, 16, 13, 11, 24, 3, 1, 1),    // odd sizes
            conv(2, 3, 224, 224, 64, 7, 2, 3),   // ResNet stem, 7x7 stride 2 pad 3
            conv(2, 3, 31, 29, 8, 7, 2, 3),      // stem on odd sizes (P rounds down)
