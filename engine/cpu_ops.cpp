@@ -360,14 +360,18 @@ namespace {
 // and 1/2 (exact in binary), so the results differ from the direct sum only by the order of
 // the additions. Taken where it was measured faster than im2col + GEMM (docs/PERFORMANCE.md):
 // at least 256 channels in and out, and at least as many output pixels as channels (VGG-16's
-// blocks 3 and 4 at 224x224); with fewer tiles the 16 GEMMs are too narrow to run well.
+// blocks 3 and 4 at 224x224) or at least 384 tiles of all images (14x14 layers from batch 8:
+// VGG-16's block 5, ResNet-50's layer3; forward only); with fewer tiles the 16 GEMMs are too
+// narrow.
 // The transforms run over chunks of tiles (of all images) whose transformed inputs and
 // products take about 16 MiB, so that the GEMMs read them from cache.
 bool g_winograd = true;  // set_winograd (tests)
 
 bool winograd_fits(const ConvParams& p) {
   return g_winograd && p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= 2 &&
-         p.pad_w <= 2 && p.C >= 256 && p.K >= 256 && static_cast<int64_t>(p.P()) * p.Q() >= p.K;
+         p.pad_w <= 2 && p.C >= 256 && p.K >= 256 &&
+         (static_cast<int64_t>(p.P()) * p.Q() >= p.K ||
+          static_cast<int64_t>(p.N) * ((p.P() + 1) / 2) * ((p.Q() + 1) / 2) >= 384);
 }
 
 // U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (flipped and transposed for a data
@@ -623,7 +627,9 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
     conv2d_forward_direct(dx, dy, wt, nullptr, t, false);
     return;
   }
-  if (winograd_fits(p)) {
+  // Winograd for the data gradient only where it fits with enough pixels (measured: ResNet-50's
+  // 14x14 layer3 at batch 8 was slower there, though faster in the forward pass).
+  if (winograd_fits(p) && static_cast<int64_t>(p.H) * p.W >= p.C) {
     const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w};
     float* U = scratch(static_cast<size_t>(16) * p.K * p.C, 2);
     winograd_weights(U, w, p.C, p.K, true);

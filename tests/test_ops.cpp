@@ -660,12 +660,15 @@ TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops")
   } restore;
   // Measured: 5-7e-7 of the largest value, against 3e-7 for im2col + GEMM.
   // 256 channels in and out; odd output widths (a half tile at the edge); pads 0, 1, 2; two
-  // images (tiles of both in one chunk); bias, residual and ReLU in the output transform.
+  // images (tiles of both in one chunk); bias, residual and ReLU in the output transform; three
+  // images of 195 tiles, more than one chunk (512 tiles at 512 channels) holds, so that a chunk
+  // ends inside an image and inside a tile row.
   for (const ConvParams p : {ConvParams{2, 256, 16, 17, 256, 3, 3, 1, 1, 1, 1}, ConvParams{1, 256, 18, 19, 256, 3, 3, 1, 1, 0, 0},
-                             ConvParams{1, 256, 16, 17, 288, 3, 3, 1, 1, 2, 2}}) {
+                             ConvParams{1, 256, 16, 17, 288, 3, 3, 1, 1, 2, 2}, ConvParams{3, 256, 26, 29, 256, 3, 3, 1, 1, 1, 1}}) {
     CAPTURE(p.pad_h);
     CHECK(lcam::cpu::uses_winograd(p));
-    // The data gradient's transposed convolution (K and C swapped, pad 2 - pad) takes it too.
+    // The data gradient's transposed convolution (K and C swapped, pad 2 - pad, enough pixels)
+    // takes it too.
     CHECK(lcam::cpu::uses_winograd(ConvParams{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w}));
     const Tensor x = randn_t({p.N, p.C, p.H, p.W}, 41), w = randn_t({p.K, p.C, 3, 3}, 42, 0.05f), b = randn_t({p.K}, 43);
     const Tensor z = randn_t({p.N, p.K, p.P(), p.Q()}, 44), dy = randn_t({p.N, p.K, p.P(), p.Q()}, 45);
@@ -709,11 +712,14 @@ TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops")
     check_close("im2col conv dx", dxg.to_vector(), dx_want, 2e-6);
     lcam::cpu::set_winograd(true);
   }
-  // Too few channels or pixels, or strided: not taken.
+  // Too few channels or pixels (tiles), or strided: not taken.
   CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 128, 56, 56, 128, 3, 3, 1, 1, 1, 1}));
   CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));
   CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 256, 56, 56, 256, 3, 3, 2, 2, 1, 1}));
+  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{4, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));
   CHECK(lcam::cpu::uses_winograd(ConvParams{1, 512, 28, 28, 512, 3, 3, 1, 1, 1, 1}));
+  CHECK(lcam::cpu::uses_winograd(ConvParams{8, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));  // 392 tiles
+  CHECK(lcam::cpu::uses_winograd(ConvParams{8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1}));
 }
 
 TEST_CASE("direct convolution: the AVX-512 rows give the AVX2 rows' bits") {
