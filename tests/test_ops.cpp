@@ -655,9 +655,7 @@ TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
 }
 
 TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops") {
-  struct Restore {
-    ~Restore() { lcam::cpu::set_winograd(true); }
-  } restore;
+  const auto restore = lcam::test::on_exit([] { lcam::cpu::set_winograd(true); });
   // Measured: 5-7e-7 of the largest value, against 3e-7 for im2col + GEMM.
   // 256 channels in and out; odd output widths (a half tile at the edge); pads 0, 1, 2; two
   // images (tiles of both in one chunk); bias, residual and ReLU in the output transform; three
@@ -727,9 +725,7 @@ TEST_CASE("direct convolution: the AVX-512 rows give the AVX2 rows' bits") {
     MESSAGE("direct convolution AVX-512: skipped (this CPU has no AVX-512F)");
     return;
   }
-  struct Restore {
-    ~Restore() { lcam::cpu::set_direct_avx512(true); }
-  } restore;
+  const auto restore = lcam::test::on_exit([] { lcam::cpu::set_direct_avx512(true); });
   // First layers (3 inputs), 8-32 channels, widths that are not multiples of 16 (masked tails).
   for (const ConvParams p : {ConvParams{2, 3, 37, 37, 8, 3, 3, 1, 1, 1, 1}, ConvParams{2, 16, 23, 29, 32, 3, 3, 1, 1, 1, 1},
                              ConvParams{1, 8, 17, 40, 16, 3, 3, 1, 1, 1, 1}, ConvParams{2, 8, 12, 19, 8, 5, 5, 1, 1, 2, 2}}) {

@@ -8,6 +8,7 @@
 #include <functional>  // std::function
 #include <random>      // std::mt19937
 #include <string>      // std::string
+#include <utility>     // std::move (on_exit)
 #include <vector>      // std::vector
 
 #include <doctest/doctest.h>  // CHECK, INFO
@@ -80,6 +81,17 @@ inline double rel_l2(const Tensor& ref, const Tensor& got) {
 
 inline std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 inline std::vector<double> to_double(const Tensor& t) { return to_double(t.to_vector()); }
+
+// Runs f when the scope ends: restores a global switch after a test, failing or not.
+template <class F>
+struct ScopeExit {
+  F f;
+  ~ScopeExit() { f(); }
+};
+template <class F>
+ScopeExit<F> on_exit(F f) {
+  return ScopeExit<F>{std::move(f)};
+}
 
 inline void check_close(const std::string& what, const std::vector<float>& got, const std::vector<double>& want,
                         double tol) {
