@@ -354,9 +354,10 @@ bool direct_fits(const ConvParams& p, int outs, int64_t per_out) {
 }
 
 namespace {
-// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions with many channels: each 2x2 block of outputs comes from a 4x4 block of inputs with 16
-// products per (input, output) channel pair instead of 36, so the work becomes 16 GEMMs
-// [K,C] x [C,tiles] of the transformed weights and inputs. The transforms' factors are 0, +-1
+// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions with many channels: each 2x2 block of
+// outputs comes from a 4x4 block of inputs with 16 products per (input, output) channel pair
+// instead of 36, so the work becomes 16 GEMMs [K,C] x [C,tiles] of the transformed weights
+// and inputs. The transforms' factors are 0, +-1
 // and 1/2 (exact in binary), so the results differ from the direct sum only by the order of
 // the additions. Taken where it was measured faster than im2col + GEMM (docs/PERFORMANCE.md):
 // at least 256 channels in and out, and at least as many output pixels as channels (VGG-16's
@@ -410,8 +411,8 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
   const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(P) * Q;
   const int64_t KC = static_cast<int64_t>(p.K) * p.C;
   // Tiles per chunk: the chunk's transformed inputs and products about 16 MiB together.
-  int64_t cols = (int64_t{1} << 22) / (16 * (p.C + p.K)) / 16 * 16;
-  cols = std::clamp<int64_t>(cols, 64, tiles);
+  // At least 64 (or all of them): std::min after std::max, as clamp's bounds may cross.
+  const int64_t cols = std::min(tiles, std::max<int64_t>(64, (int64_t{1} << 22) / (16 * (p.C + p.K)) / 16 * 16));
   float* V = scratch(static_cast<size_t>(16 * p.C * cols));
   float* M = scratch(static_cast<size_t>(16 * p.K * cols), 1);
   const int nt = omp_get_max_threads();
