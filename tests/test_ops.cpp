@@ -6,6 +6,7 @@
 #include <algorithm>  // std::max
 #include <chrono>     // std::chrono (the profiler test's busy loop)
 #include <cmath>      // std::exp, std::log
+#include <cstring>    // std::memcmp
 #include <limits>     // std::numeric_limits
 #include <thread>     // std::thread (the profiler test)
 
@@ -567,7 +568,10 @@ TEST_CASE("range profiler: nested ranges summed per path, self times, first-seen
 TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
   namespace cpu = lcam::cpu;
   namespace kern = lcam::kern;
-  auto same = [](const Tensor& a, const std::vector<float>& b) { return a.to_vector() == b; };
+  auto same = [](const Tensor& a, const std::vector<float>& b) {  // to the bit, NaNs included
+    const std::vector<float> v = a.to_vector();
+    return v.size() == b.size() && std::memcmp(v.data(), b.data(), sizeof(float) * v.size()) == 0;
+  };
   SUBCASE("upsampling backward with tabulated weights, and the adaptive pool's backward window") {
     struct Shape {
       int NC, H, W, P, Q;
@@ -599,13 +603,36 @@ TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
       CHECK(same(dx, ref));
     }
   }
+  SUBCASE("packed ReLU masks: blocks of words, a partial word, NaN, -0 and in place") {
+    const int64_t L = 3 * 256 * 32 + 2 * 32 + 7;  // three full blocks of words, a partial block and word
+    Tensor y = randn_t({L}, 13);
+    for (int64_t i = 0; i < L; i += 5) y.data()[i] = 0.f;
+    for (int64_t i = 1; i < L; i += 37) y.data()[i] = NAN;
+    for (int64_t i = 2; i < L; i += 41) y.data()[i] = -0.f;
+    std::vector<uint32_t> bits(static_cast<size_t>((L + 31) / 32)), ref(bits.size());
+    cpu::relu_mask_pack(bits.data(), y.data(), L);
+    for (int64_t w = 0; w < static_cast<int64_t>(ref.size()); ++w) kern::relu_mask_pack_at(ref.data(), y.data(), L, w);
+    CHECK(bits == ref);
+    Tensor dy = randn_t({L}, 14), dx = Tensor::empty({L});
+    dy.data()[3] = NAN;
+    cpu::relu_mask_backward(dx.data(), dy.data(), bits.data(), L);
+    std::vector<float> dref(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i) kern::relu_mask_bwd_at(dref.data(), dy.data(), bits.data(), i);
+    CHECK(same(dx, dref));
+    cpu::relu_mask_backward(dy.data(), dy.data(), bits.data(), L);
+    CHECK(same(dy, dref));
+  }
   SUBCASE("max-pool: the forward's paths and the backward as a scatter, overlapping windows and ties included") {
     for (const lcam::PoolParams p : {lcam::PoolParams{2, 3, 17, 16, 3, 3, 2, 2, 1, 1}, lcam::PoolParams{2, 3, 16, 16, 2, 2, 2, 2, 0, 0},
-                                     lcam::PoolParams{1, 2, 9, 11, 3, 3, 1, 1, 1, 1}}) {
+                                     lcam::PoolParams{1, 2, 9, 11, 3, 3, 1, 1, 1, 1}, lcam::PoolParams{1, 2, 12, 13, 3, 3, 2, 3, 0, 0},
+                                     lcam::PoolParams{1, 1, 3, 2, 3, 3, 1, 1, 0, 1}, lcam::PoolParams{1, 1, 1, 1, 3, 3, 2, 2, 1, 1}}) {
       CAPTURE(p.R);
       CAPTURE(p.stride_h);
+      CAPTURE(p.H);
       Tensor x = randn_t({p.N, p.C, p.H, p.W}, 9);
       for (int64_t i = 0; i < x.numel(); i += 3) x.data()[i] = 0.f;  // ties, as after a ReLU
+      for (int64_t i = 5; i < x.numel(); i += 23) x.data()[i] = NAN;  // a NaN wins its windows
+      for (int64_t i = 7; i < x.numel(); i += 61) x.data()[i] = -INFINITY;
       Tensor y = Tensor::empty({p.N, p.C, p.P(), p.Q()}), dx = Tensor::empty(x.shape());
       std::vector<uint8_t> am(static_cast<size_t>(y.numel()));
       cpu::maxpool2d_forward(y.data(), am.data(), x.data(), p);
