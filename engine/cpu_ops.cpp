@@ -378,29 +378,39 @@ bool winograd_fits(const ConvParams& p) {
 // U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (flipped and transposed for a data
 // gradient: g[r][s] = w[c][k][2-r][2-s], K and C swapped by the caller's ConvParams).
 void winograd_weights(float* U, const float* w, int K, int C, bool flip) {
+  // Blocks of 8 input channels: their 3x3 taps gathered into [9][8], then both transform steps
+  // on 8-wide rows (vectorized) and 16 contiguous stores of 8 (one per element of U). The
+  // scalar form per (k, c) took 1.5 ns per weight on 2 threads.
   const int64_t KC = static_cast<int64_t>(K) * C;
+  constexpr int B = 8;
 #pragma omp parallel for schedule(static)
   for (int k = 0; k < K; ++k)
-    for (int c = 0; c < C; ++c) {
-      float g[3][3];
-      for (int r = 0; r < 3; ++r)
-        for (int s = 0; s < 3; ++s)
-          g[r][s] = flip ? w[((static_cast<int64_t>(c) * K + k) * 3 + (2 - r)) * 3 + (2 - s)]
-                         : w[((static_cast<int64_t>(k) * C + c) * 3 + r) * 3 + s];
-      float t[4][3];  // G g
-      for (int s = 0; s < 3; ++s) {
-        t[0][s] = g[0][s];
-        t[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
-        t[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
-        t[3][s] = g[2][s];
+    for (int c0 = 0; c0 < C; c0 += B) {
+      const int nb = std::min(B, C - c0);
+      float g[9][B] = {};
+      for (int cc = 0; cc < nb; ++cc) {
+        const int c = c0 + cc;
+        for (int e = 0; e < 9; ++e)
+          g[e][cc] = flip ? w[(static_cast<int64_t>(c) * K + k) * 9 + (8 - e)] : w[(static_cast<int64_t>(k) * C + c) * 9 + e];
       }
-      float* u = U + static_cast<int64_t>(k) * C + c;
-      for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        u[(i * 4 + 0) * KC] = t[i][0];
-        u[(i * 4 + 1) * KC] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        u[(i * 4 + 2) * KC] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        u[(i * 4 + 3) * KC] = t[i][2];
-      }
+      float t[4][3][B];  // G g
+      for (int s = 0; s < 3; ++s)
+        for (int cc = 0; cc < B; ++cc) {
+          t[0][s][cc] = g[s][cc];
+          t[1][s][cc] = 0.5f * (g[s][cc] + g[3 + s][cc] + g[6 + s][cc]);
+          t[2][s][cc] = 0.5f * (g[s][cc] - g[3 + s][cc] + g[6 + s][cc]);
+          t[3][s][cc] = g[6 + s][cc];
+        }
+      float u[16][B];  // (G g) G^T
+      for (int i = 0; i < 4; ++i)
+        for (int cc = 0; cc < B; ++cc) {
+          u[i * 4 + 0][cc] = t[i][0][cc];
+          u[i * 4 + 1][cc] = 0.5f * (t[i][0][cc] + t[i][1][cc] + t[i][2][cc]);
+          u[i * 4 + 2][cc] = 0.5f * (t[i][0][cc] - t[i][1][cc] + t[i][2][cc]);
+          u[i * 4 + 3][cc] = t[i][2][cc];
+        }
+      float* dst = U + static_cast<int64_t>(k) * C + c0;
+      for (int e = 0; e < 16; ++e) std::memcpy(dst + e * KC, u[e], sizeof(float) * nb);
     }
 }
 
