@@ -359,21 +359,27 @@ namespace {
 // instead of 36, so the work becomes 16 GEMMs [K,C] x [C,tiles] of the transformed weights
 // and inputs. The transforms' factors are 0, +-1
 // and 1/2 (exact in binary), so the results differ from the direct sum only by the order of
-// the additions. Taken where it was measured faster than im2col + GEMM (docs/PERFORMANCE.md):
-// at least 256 channels in and out, and at least as many output pixels as channels (VGG-16's
-// blocks 3 and 4 at 224x224) or at least 384 tiles of all images (14x14 layers from batch 8:
-// VGG-16's block 5, ResNet-50's layer3; forward only); with fewer tiles the 16 GEMMs are too
-// narrow.
+// the additions. Taken where it was measured faster than im2col + GEMM (docs/PERFORMANCE.md),
+// forward and data gradient: at least 128 channels in and out, and at least as many output
+// pixels as channels (VGG-16's blocks 2 to 4 at 224x224, ResNet-50's layer2) or at least 64
+// tiles of all images (14x14 layers from batch 2: VGG-16's block 5, ResNet-50's layer3; 7x7
+// ones from batch 4); with fewer tiles the 16 GEMMs are too narrow, and with 64 channels the
+// memory-bound transforms cost more than the products saved.
 // The transforms run over chunks of tiles (of all images) whose transformed inputs and
 // products take about 16 MiB, so that the GEMMs read them from cache.
 bool g_winograd = true;  // set_winograd (tests)
 
 bool winograd_fits(const ConvParams& p) {
   return g_winograd && p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= 2 &&
-         p.pad_w <= 2 && p.C >= 256 && p.K >= 256 &&
+         p.pad_w <= 2 && p.C >= 128 && p.K >= 128 &&
          (static_cast<int64_t>(p.P()) * p.Q() >= p.K ||
-          static_cast<int64_t>(p.N) * ((p.P() + 1) / 2) * ((p.Q() + 1) / 2) >= 384);
+          static_cast<int64_t>(p.N) * ((p.P() + 1) / 2) * ((p.Q() + 1) / 2) >= 64);
 }
+
+// The 16 planes of U, V and M lie one cache line further apart than their size: planes of
+// 512 x (even) floats are multiples of 4 KiB apart, so the transforms' 16 accesses per tile
+// would all fall into one L1 set (and alias in the store buffer).
+constexpr int64_t winograd_plane(int64_t size) { return size + 16; }
 
 // U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (flipped and transposed for a data
 // gradient: g[r][s] = w[c][k][2-r][2-s], K and C swapped by the caller's ConvParams).
@@ -381,7 +387,7 @@ void winograd_weights(float* U, const float* w, int K, int C, bool flip) {
   // Blocks of 8 input channels: their 3x3 taps gathered into [9][8], then both transform steps
   // on 8-wide rows (vectorized) and 16 contiguous stores of 8 (one per element of U). The
   // scalar form per (k, c) took 1.5 ns per weight on 2 threads.
-  const int64_t KC = static_cast<int64_t>(K) * C;
+  const int64_t KC = winograd_plane(static_cast<int64_t>(K) * C);
   constexpr int B = 8;
 #pragma omp parallel for schedule(static)
   for (int k = 0; k < K; ++k)
@@ -419,12 +425,12 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
   const int P = p.P(), Q = p.Q(), TP = (P + 1) / 2, TQ = (Q + 1) / 2;
   const int64_t per_image = static_cast<int64_t>(TP) * TQ, tiles = per_image * p.N;
   const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(P) * Q;
-  const int64_t KC = static_cast<int64_t>(p.K) * p.C;
+  const int64_t KC = winograd_plane(static_cast<int64_t>(p.K) * p.C);
   // Tiles per chunk: the chunk's transformed inputs and products about 16 MiB together.
   // At least 64 (or all of them): std::min after std::max, as clamp's bounds may cross.
   const int64_t cols = std::min(tiles, std::max<int64_t>(64, (int64_t{1} << 22) / (16 * (p.C + p.K)) / 16 * 16));
-  float* V = scratch(static_cast<size_t>(16 * p.C * cols));
-  float* M = scratch(static_cast<size_t>(16 * p.K * cols), 1);
+  float* V = scratch(static_cast<size_t>(16 * winograd_plane(p.C * cols)));
+  float* M = scratch(static_cast<size_t>(16 * winograd_plane(p.K * cols)), 1);
   const int nt = omp_get_max_threads();
   for (int64_t t0 = 0; t0 < tiles; t0 += cols) {
     const int64_t nc = std::min(cols, tiles - t0);
@@ -456,7 +462,7 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
           t[3][s] = d[1][s] - d[3][s];
         }
         float* v = V + static_cast<int64_t>(c) * ldv + j;
-        const int64_t st = static_cast<int64_t>(p.C) * ldv;
+        const int64_t st = winograd_plane(p.C * ldv);
         for (int i = 0; i < 4; ++i) {  // (B^T d) B
           v[(i * 4 + 0) * st] = t[i][0] - t[i][2];
           v[(i * 4 + 1) * st] = t[i][1] + t[i][2];
@@ -473,7 +479,8 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
       const int64_t c0 = (task % blocks) * bw, c1 = std::min(nc, c0 + bw);
       if (c0 >= c1) continue;
       sgemm1(false, false, p.K, static_cast<int>(c1 - c0), p.C, U + e * KC, p.C,
-             V + e * p.C * ldv + c0, static_cast<int>(ldv), M + e * p.K * ldv + c0, static_cast<int>(ldv), 0.f);
+             V + e * winograd_plane(p.C * ldv) + c0, static_cast<int>(ldv), M + e * winograd_plane(p.K * ldv) + c0,
+             static_cast<int>(ldv), 0.f);
     }
     // Output transform y = A^T m A, then bias, residual and ReLU.
 #pragma omp parallel for schedule(static)
@@ -482,7 +489,7 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
         const int64_t tile = t0 + j, n = tile / per_image, rem = tile % per_image;
         const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
         const float* m = M + static_cast<int64_t>(k) * ldv + j;
-        const int64_t st = static_cast<int64_t>(p.K) * ldv;
+        const int64_t st = winograd_plane(p.K * ldv);
         float a[4][4];
         for (int e = 0; e < 16; ++e) a[e / 4][e % 4] = m[e * st];
         float t[2][4];  // A^T m
@@ -534,7 +541,7 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
     return;
   }
   if (winograd_fits(p)) {
-    float* U = scratch(static_cast<size_t>(16) * p.K * p.C, 2);
+    float* U = scratch(static_cast<size_t>(16 * winograd_plane(static_cast<int64_t>(p.K) * p.C)), 2);
     winograd_weights(U, w, p.K, p.C, false);
     conv2d_forward_winograd(y, x, U, b, z, p, relu);
     return;
@@ -638,11 +645,11 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
     conv2d_forward_direct(dx, dy, wt, nullptr, t, false);
     return;
   }
-  // Winograd for the data gradient only where it fits with enough pixels (measured: ResNet-50's
-  // 14x14 layer3 at batch 8 was slower there, though faster in the forward pass).
-  if (winograd_fits(p) && static_cast<int64_t>(p.H) * p.W >= p.C) {
+  // Winograd for the data gradient where the forward takes it (the transposed convolution has
+  // the same tiles and channel counts swapped).
+  if (winograd_fits(p)) {
     const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w};
-    float* U = scratch(static_cast<size_t>(16) * p.K * p.C, 2);
+    float* U = scratch(static_cast<size_t>(16 * winograd_plane(static_cast<int64_t>(p.K) * p.C)), 2);
     winograd_weights(U, w, p.C, p.K, true);
     conv2d_forward_winograd(dx, dy, U, nullptr, nullptr, t, false);
     return;

@@ -684,12 +684,13 @@ TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
 TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops") {
   const auto restore = lcam::test::on_exit([] { lcam::cpu::set_winograd(true); });
   // Measured: 5-7e-7 of the largest value, against 3e-7 for im2col + GEMM.
-  // 256 channels in and out; odd output widths (a half tile at the edge); pads 0, 1, 2; two
+  // 256 channels in and out (and 144 -> 128); odd output widths (a half tile at the edge); pads 0, 1, 2; two
   // images (tiles of both in one chunk); bias, residual and ReLU in the output transform; three
   // images of 195 tiles, more than one chunk (512 tiles at 512 channels) holds, so that a chunk
   // ends inside an image and inside a tile row.
   for (const ConvParams p : {ConvParams{2, 256, 16, 17, 256, 3, 3, 1, 1, 1, 1}, ConvParams{1, 256, 18, 19, 256, 3, 3, 1, 1, 0, 0},
-                             ConvParams{1, 256, 16, 17, 288, 3, 3, 1, 1, 2, 2}, ConvParams{3, 256, 26, 29, 256, 3, 3, 1, 1, 1, 1}}) {
+                             ConvParams{1, 256, 16, 17, 288, 3, 3, 1, 1, 2, 2}, ConvParams{3, 256, 26, 29, 256, 3, 3, 1, 1, 1, 1},
+                             ConvParams{1, 144, 12, 13, 128, 3, 3, 1, 1, 1, 1}}) {
     CAPTURE(p.pad_h);
     CHECK(lcam::cpu::uses_winograd(p));
     // The data gradient's transposed convolution (K and C swapped, pad 2 - pad, enough pixels)
@@ -738,12 +739,16 @@ TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops")
     lcam::cpu::set_winograd(true);
   }
   // Too few channels or pixels (tiles), or strided: not taken.
-  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 128, 56, 56, 128, 3, 3, 1, 1, 1, 1}));
-  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));
+  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1}));
+  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 128, 56, 56, 64, 3, 3, 1, 1, 1, 1}));
+  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));  // 49 tiles
+  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{2, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1}));    // 32 tiles
   CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{1, 256, 56, 56, 256, 3, 3, 2, 2, 1, 1}));
-  CHECK_FALSE(lcam::cpu::uses_winograd(ConvParams{4, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));
+  CHECK(lcam::cpu::uses_winograd(ConvParams{1, 128, 56, 56, 128, 3, 3, 1, 1, 1, 1}));
+  CHECK(lcam::cpu::uses_winograd(ConvParams{1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1}));  // ResNet-50's layer2
   CHECK(lcam::cpu::uses_winograd(ConvParams{1, 512, 28, 28, 512, 3, 3, 1, 1, 1, 1}));
-  CHECK(lcam::cpu::uses_winograd(ConvParams{8, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));  // 392 tiles
+  CHECK(lcam::cpu::uses_winograd(ConvParams{2, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));  // 98 tiles
+  CHECK(lcam::cpu::uses_winograd(ConvParams{4, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1}));    // 64 tiles
   CHECK(lcam::cpu::uses_winograd(ConvParams{8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1}));
 }
 
