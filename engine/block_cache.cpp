@@ -1,7 +1,7 @@
 // block_cache.cpp — see block_cache.h.
 #include "engine/block_cache.h"
 
-#include <algorithm>  // std::max
+#include <algorithm>  // std::max, std::find, std::remove
 #include <iterator>   // std::next
 #include <utility>    // std::move
 
@@ -41,7 +41,7 @@ void* BlockCache::alloc(size_t bytes) {
     // A capture may also take what the eager calls before it left cached; the block is the
     // graph's from then on, so that a capture costs no second copy of the working memory.
     p = take(shared_, want, size);
-    if (p) owner_.emplace(p, open_);
+    if (p) owner_[p] = {open_};
   }
   if (!p) {
     p = raw_alloc_(want, open_ != 0);
@@ -49,7 +49,7 @@ void* BlockCache::alloc(size_t bytes) {
     size = want;
     s_.reserved += size;
     s_.peak_reserved = std::max(s_.peak_reserved, s_.reserved);
-    if (open_) owner_.emplace(p, open_);
+    if (open_) owner_[p] = {open_};
   }
   live_.emplace(p, size);
   if (!held) s_.in_use += size;
@@ -65,11 +65,15 @@ bool BlockCache::free(void* p) {
   live_.erase(it);
   // A block that goes to a pool stays in use: the captured graph writes it at every replay.
   auto own = owner_.find(p);
-  if (own != owner_.end()) {
-    pools_[own->second].emplace(size, p);
-  } else if (open_) {  // used by the graph being captured: kept for its replays
+  if (open_) {  // used by the graph being captured: kept for its replays (and any earlier graph's)
+    if (own == owner_.end()) {
+      owner_[p] = {open_};
+    } else if (std::find(own->second.begin(), own->second.end(), open_) == own->second.end()) {
+      own->second.push_back(open_);
+    }
     pools_[open_].emplace(size, p);
-    owner_.emplace(p, open_);
+  } else if (own != owner_.end()) {
+    pools_[own->second.back()].emplace(size, p);
   } else {
     shared_.emplace(size, p);
     s_.in_use -= size;
@@ -99,9 +103,9 @@ int BlockCache::open_pool() {
   return open_;
 }
 
-void BlockCache::close_pool() {
+void BlockCache::close_pool(int id) {
   std::lock_guard<std::mutex> lock(mu_);
-  open_ = 0;
+  if (open_ == id) open_ = 0;
 }
 
 bool BlockCache::pool_open() const {
@@ -114,12 +118,24 @@ void BlockCache::drop_pool(int id) {
   if (open_ == id) open_ = 0;
   auto pool = pools_.find(id);
   if (pool == pools_.end()) return;
-  for (auto& [size, p] : pool->second) {
-    shared_.emplace(size, p);
-    s_.in_use -= size;
-  }
+  FreeList freed = std::move(pool->second);
   pools_.erase(pool);
-  for (auto it = owner_.begin(); it != owner_.end();) it = it->second == id ? owner_.erase(it) : std::next(it);
+  // The pool leaves every block's owners; a block nobody owns any more is an ordinary one.
+  for (auto it = owner_.begin(); it != owner_.end();) {
+    auto& ids = it->second;
+    ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+    it = ids.empty() ? owner_.erase(it) : std::next(it);
+  }
+  // Its free blocks: to the shared cache, or to the free list of the pool that still owns them.
+  for (auto& [size, p] : freed) {
+    auto own = owner_.find(p);
+    if (own != owner_.end()) {
+      pools_[own->second.back()].emplace(size, p);
+    } else {
+      shared_.emplace(size, p);
+      s_.in_use -= size;
+    }
+  }
 }
 
 BlockCache::Stats BlockCache::stats() const {

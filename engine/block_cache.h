@@ -8,7 +8,9 @@
 // cache, and then they join the pool) and freed to it, and any block freed meanwhile joins it
 // (the graph being captured keeps using those addresses at every replay); close_pool() ends
 // that; drop_pool() gives the pool's free blocks to the shared cache, and its blocks still in
-// use become ordinary ones.
+// use become ordinary ones. A block of one graph's pool freed while another graph is captured
+// belongs to both (both replay it): it goes back to the shared cache only when both pools have
+// been dropped.
 // Statistics: reserved bytes (cached + in use, as PyTorch's memory_reserved) and bytes in use
 // (as memory_allocated, plus the free blocks of pools not yet dropped: a captured graph writes
 // them at every replay, so a replayed work's peak counts its working memory), each with its
@@ -19,6 +21,7 @@
 #include <map>            // std::map, std::multimap
 #include <mutex>          // std::mutex
 #include <unordered_map>  // std::unordered_map
+#include <vector>         // std::vector (a block's pools)
 
 namespace lcam {
 
@@ -44,7 +47,8 @@ class BlockCache {
 
   // Opens a pool (InternalError when one is open already) and returns its id (> 0).
   int open_pool();
-  void close_pool();
+  // Closes pool `id` if it is the open one (a failed capture's clean-up must not close another's).
+  void close_pool(int id);
   bool pool_open() const;
   // The pool's free blocks go to the shared cache; its blocks in use become ordinary blocks.
   void drop_pool(int id);
@@ -64,7 +68,9 @@ class BlockCache {
   mutable std::mutex mu_;
   FreeList shared_;
   std::map<int, FreeList> pools_;        // pool id -> its free blocks
-  std::unordered_map<void*, int> owner_;  // blocks (in use or free) that belong to a pool
+  // Blocks (in use or free) that belong to pools -> those pools, the latest last; a free one
+  // lies in the latest's free list.
+  std::unordered_map<void*, std::vector<int>> owner_;
   std::unordered_map<void*, size_t> live_;  // blocks in use -> size
   int open_ = 0, next_id_ = 1;
   Stats s_;

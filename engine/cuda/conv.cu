@@ -33,7 +33,7 @@
 // Deliberately omits: grouped and dilated convolutions, NHWC outside the bf16 calls, and a
 // cache limit (a model has a few dozen shapes).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output.
-#include <algorithm>         // std::sort (timings)
+#include <algorithm>         // std::min_element (timings)
 #include <cstdint>           // std::uintptr_t
 #include <initializer_list>  // aligned16's argument
 #include <map>               // std::map plan cache
@@ -234,7 +234,11 @@ Plan* bf16_plan_for(const ConvParams& p) {
 // Algorithm searches time kernels and wait for them, which a capture cannot hold; a failed
 // search would also cache an untimed choice for good. First calls must run before a capture.
 void require_not_capturing(const char* what, const ConvParams& p) {
-  if (cuda::ctx::capturing())
+  // The query's own error first: after a sticky error (an illegal address in an earlier
+  // kernel) the real cause, not "inside a capture".
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(cuda::ctx::stream(), &capture));
+  if (capture != cudaStreamCaptureStatusNone)
     throw InternalError(std::string("cuDNN ") + what + " algorithm search for " + shape_of(p) +
                         " inside a CUDA graph capture: run the work once before capturing it");
 }
@@ -352,16 +356,22 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   {
     // The timing runs get a buffer of their own, returned to the allocator's cache right after:
     // only the chosen algorithm's workspace stays in use (the shared one, grown at the call).
+    // Without the memory for that buffer, the untimed fallback below (which needs only its
+    // own algorithm's workspace) still gives an algorithm.
     size_t ws_bytes = 0;
     for (const AlgoCandidate& k : listed)
       if (usable(k, limit, false)) ws_bytes = std::max(ws_bytes, k.memory);
-    const Scratch scratch(ws_bytes);
-    std::vector<Perf> timed(static_cast<size_t>(max_count));
-    int timed_n = 0;
-    st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
-    if (st == CUDNN_STATUS_SUCCESS) {
-      const int i = choose_algo(candidates(timed, timed_n, true), ws_bytes, kTimeSlack);
-      if (i >= 0) return choice_of(timed[i], plan.tf32);
+    try {
+      const Scratch scratch(ws_bytes);
+      std::vector<Perf> timed(static_cast<size_t>(max_count));
+      int timed_n = 0;
+      st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
+      if (st == CUDNN_STATUS_SUCCESS) {
+        const int i = choose_algo(candidates(timed, timed_n, true), ws_bytes, kTimeSlack);
+        if (i >= 0) return choice_of(timed[i], plan.tf32);
+      }
+    } catch (const OutOfMemory&) {
+      st = CUDNN_STATUS_ALLOC_FAILED;
     }
   }
   if (first_that_runs(c)) return c;
@@ -411,8 +421,7 @@ float time_calls(Run run, int reps) {
     if (st == CUDNN_STATUS_SUCCESS) ms.push_back(t);
   }
   if (ms.empty()) return -1.f;
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return *std::min_element(ms.begin(), ms.end());  // noise only adds time: the fastest rep
 }
 
 void run_separate(Plan& plan, float* y, const float* x, const float* w, const float* b, const float* z, bool relu);
@@ -432,7 +441,7 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
   plan.make_fusion_descriptors();
   cudnnHandle_t h = cuda::ctx::cudnn();
   // A few timed calls of a few candidates: this runs once per shape, inside the first call.
-  constexpr int kReps = 2, kCandidates = 4;
+  constexpr int kReps = 3, kCandidates = 4;
   float best = -1.f;
   if (mode == 0) {
     best = time_calls(

@@ -137,7 +137,14 @@ BlockCache& pinned_cache() {
   static BlockCache* c = new BlockCache(
       [](size_t bytes, bool) -> void* {
         void* p = nullptr;
-        if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) {
+        // cudaHostAlloc is one of the calls a thread-local capture forbids in its thread (and
+        // it would invalidate the capture): allowed here, as cudaMalloc above; it is not a
+        // stream operation.
+        cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+        CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+        const cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+        CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+        if (e != cudaSuccess) {
           (void)cudaGetLastError();  // the caller falls back to pageable memory
           return nullptr;
         }
@@ -214,6 +221,9 @@ void release_pinned(void* p) {
 }
 
 void reclaim_parked() {
+  // An event query in a capturing thread would invalidate the capture: the parked blocks wait
+  // for the next allocation after it.
+  if (ctx::capturing()) return;
   std::vector<void*> ready;
   {
     std::lock_guard<std::mutex> lock(g_parked_mu);
@@ -360,8 +370,7 @@ void Graph::capture(const std::function<void()>& work) {
   // What a failed capture leaves: nothing will replay its blocks, so its pool goes back to the
   // shared cache at once (stream order covers any eager work still using them).
   auto abandon = [&] {
-    if (cache.pool_open()) cache.close_pool();
-    if (pool_) cache.drop_pool(pool_);
+    if (pool_) cache.drop_pool(pool_);  // closes it too if it is open (only this graph's)
     pool_ = 0;
     if (graph_) CUDA_CHECK_PRINT(cudaGraphDestroy(static_cast<cudaGraph_t>(graph_)));
     graph_ = nullptr;
@@ -371,7 +380,7 @@ void Graph::capture(const std::function<void()>& work) {
   auto stop = [&]() -> cudaError_t {
     cudaGraph_t g = nullptr;
     const cudaError_t e = cudaStreamEndCapture(s, &g);
-    cache.close_pool();
+    cache.close_pool(pool_);
     graph_ = g;
     return e;
   };
