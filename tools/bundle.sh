@@ -118,7 +118,10 @@ if [ "${LEAN:-0}" != 1 ] && [ -d tests/fixtures ]; then cp -r tests/fixtures "$D
 samples_src="$ROOT/../shared/data/imagenet-sample"
 if [ -d "$samples_src" ]; then
   mkdir -p "$DEST/shared/data/imagenet-sample"
-  find "$samples_src" -maxdepth 1 -name '*.JPEG' | sort | head -n 20 | while read -r f; do
+  # The whole sorted list first: `sort | head` under pipefail fails whenever head exits before
+  # sort has written everything (SIGPIPE), which ended this script at random.
+  mapfile -t photos < <(find "$samples_src" -maxdepth 1 -name '*.JPEG' | sort)
+  for f in "${photos[@]:0:20}"; do
     cp "$f" "$DEST/shared/data/imagenet-sample/"
     b=$(basename "$f")
     grep -F "$b " "$ROOT/../shared/data/imagenet-sample.txt" 2>/dev/null || true
