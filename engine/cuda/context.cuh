@@ -46,8 +46,10 @@ void bias_act(float* y, const float* b, const float* z, int N, int C, int64_t HW
 void to_nhwc_bf16(uint16_t* out, const float* in, int N, int C, int64_t HW);
 void from_nhwc_bf16(float* out, const uint16_t* in, const float* b, const float* z, int N, int C, int64_t HW,
                     bool relu);
-// out[c] = sum over n and hw of x[N,C,HW] (overwrite), one block per channel. (kernels.cu)
+// out[c] = sum over n and hw of x[N,C,HW] (overwrite), one block per channel, accumulated in
+// double; written as float or, for sum(), as double. (kernels.cu)
 void channel_sum(float* out, const float* x, int N, int C, int64_t HW);
+void channel_sum(double* out, const float* x, int N, int C, int64_t HW);
 // How conv2d_forward applies a bias: 0 the faster of fused and separate (timed per shape), 1
 // fused whenever cuDNN accepts it, 2 never fused. (conv.cu; cuda::set_conv_fusion)
 void set_conv_fusion_mode(int mode);

@@ -133,7 +133,8 @@ __global__ void normalize_kernel(float* y, const float* x, int64_t HW, float m0,
 // strided subset in a fixed order, then a shared-memory tree combines them: deterministic.
 // Accumulated in double, as the CPU's sums (ops.h): the L-CAM loss totals add up to N*L
 // values, where a float accumulator would drift with the batch.
-__global__ void channel_sum_kernel(float* out, const float* x, int N, int C, int64_t HW) {
+template <class T>  // float, or double for sum() (the CPU's sum keeps its double)
+__global__ void channel_sum_kernel(T* out, const float* x, int N, int C, int64_t HW) {
   __shared__ double partial[kBlock];
   const int c = blockIdx.x;
   const int64_t per_channel = static_cast<int64_t>(N) * HW;
@@ -148,7 +149,7 @@ __global__ void channel_sum_kernel(float* out, const float* x, int N, int C, int
     if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
     __syncthreads();
   }
-  if (threadIdx.x == 0) out[c] = static_cast<float>(partial[0]);
+  if (threadIdx.x == 0) out[c] = static_cast<T>(partial[0]);
 }
 
 }  // namespace
@@ -339,13 +340,17 @@ void bias_act(float* y, const float* b, const float* z, int N, int C, int64_t HW
   CUDA_CHECK(cudaGetLastError());
 }
 
-void channel_sum(float* out, const float* x, int N, int C, int64_t HW) {
+namespace {
+template <class T>
+void launch_channel_sum(T* out, const float* x, int N, int C, int64_t HW) {
   if (C <= 0) return;
   // N == 0 or HW == 0 still launches: every channel sum is then written as 0.
-  channel_sum_kernel<<<static_cast<unsigned int>(C), kBlock, 0, cuda::ctx::stream()>>>(out, x, N,
-                                                                                       C, HW);
+  channel_sum_kernel<T><<<static_cast<unsigned int>(C), kBlock, 0, cuda::ctx::stream()>>>(out, x, N, C, HW);
   CUDA_CHECK(cudaGetLastError());
 }
+}  // namespace
+void channel_sum(float* out, const float* x, int N, int C, int64_t HW) { launch_channel_sum(out, x, N, C, HW); }
+void channel_sum(double* out, const float* x, int N, int C, int64_t HW) { launch_channel_sum(out, x, N, C, HW); }
 
 void to_nhwc_bf16(uint16_t* out, const float* in, int N, int C, int64_t HW) {
   if (N <= 0 || C <= 0 || HW <= 0) return;

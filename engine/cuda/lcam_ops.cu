@@ -74,12 +74,12 @@ void row_sum(float* out, const float* in, int R, int64_t L) { detail::channel_su
 
 void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu) { detail::bias_act(y, b, nullptr, N, C, HW, relu); }
 
-double sum(const float* x, int64_t L) {
-  float* dev = static_cast<float*>(cuda::device_alloc(sizeof(float)));
+double sum(const float* x, int64_t L) {  // the double total, as the CPU's
+  double* dev = static_cast<double*>(cuda::device_alloc(sizeof(double)));
   detail::channel_sum(dev, x, 1, 1, L);
-  float host = 0.f;
-  cuda::copy(&host, Device::CPU, dev, Device::CUDA, sizeof(float));
-  cuda::device_free(dev, sizeof(float));
+  double host = 0.0;
+  cuda::copy(&host, Device::CPU, dev, Device::CUDA, sizeof(double));
+  cuda::device_free(dev, sizeof(double));
   return host;
 }
 
