@@ -135,7 +135,8 @@ int run_eval(const EvalOptions& o) {
     // Scores of the unmasked images, once for every method: predicted class and its score Y.
     Tensor xn = Tensor::empty(x01.shape(), dev);
     normalize_forward(xn, x01, kImagenetMean, kImagenetStd);
-    const std::vector<float> logits = model->logits(xn).to_vector();
+    const Tensor unmasked = model->logits(xn);
+    const std::vector<float> logits = unmasked.to_vector();
     std::vector<int> pred(N);
     for (int64_t n = 0; n < N; ++n) {
       const float* l = logits.data() + n * K;
@@ -151,7 +152,7 @@ int run_eval(const EvalOptions& o) {
         top5 += y < K && above < 5;
       }
     }
-    const std::vector<float> Y = class_scores(*model, x01, Tensor(), pred);
+    const std::vector<float> Y = class_probs(unmasked, pred);  // from the same pass (not a second one)
     if (!o.misclassified.empty())
       for (int64_t n = 0; n < N; ++n) {
         const int y = b.labels[n];

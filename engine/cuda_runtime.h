@@ -84,7 +84,8 @@ class Graph {
   int pool_ = 0;           // the allocator's pool for this graph (0: none)
 };
 
-// TF32 tensor-core math for cuDNN convolutions and cuBLAS GEMMs (default on, as PyTorch).
+// TF32 tensor-core math for cuDNN convolutions and cuBLAS GEMMs (default on; PyTorch's default
+// is on for cuDNN only, its matrix products stay float32: --precision fp32 for both off).
 void set_allow_tf32(bool allow);
 // How a convolution's bias (and ReLU) is applied: Auto times cuDNN's fused call against the
 // convolution plus a separate kernel on the first call of each shape and keeps the faster; On
