@@ -420,6 +420,41 @@ void winograd_weights(float* U, const float* w, int K, int C, bool flip) {
     }
 }
 
+// A^T m A of nb <= kWinogradRun side-by-side tiles (element e of tile b at m[e * st + b]), whose
+// outputs start at row oh0, column ow0 + 2b of the plane y [P,Q]; plus bias bk, residual z (same
+// plane layout, or null) and ReLU. The 16 rows are read whole and both transform steps run
+// across the tiles (vectorized); each output row is then one contiguous run. Same additions,
+// in the same order, as one tile at a time.
+constexpr int kWinogradRun = 8;
+void winograd_output_run(const float* m, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk,
+                         const float* z, bool relu, float* y) {
+  constexpr int B = kWinogradRun;
+  float a[16][B] = {};
+  for (int e = 0; e < 16; ++e) std::memcpy(a[e], m + e * st, sizeof(float) * nb);
+  float t[2][4][B];  // A^T m
+  for (int s = 0; s < 4; ++s)
+    for (int c = 0; c < B; ++c) {
+      t[0][s][c] = a[s][c] + a[4 + s][c] + a[8 + s][c];
+      t[1][s][c] = a[4 + s][c] - a[8 + s][c] - a[12 + s][c];
+    }
+  const int width = std::min(2 * nb, Q - ow0);
+  for (int i = 0; i < 2 && oh0 + i < P; ++i) {
+    float o[2 * B];  // the output row's values, tile by tile: (A^T m) A
+    for (int c = 0; c < B; ++c) {
+      o[2 * c] = t[i][0][c] + t[i][1][c] + t[i][2][c];
+      o[2 * c + 1] = t[i][1][c] - t[i][2][c] - t[i][3][c];
+    }
+    const int64_t at = static_cast<int64_t>(oh0 + i) * Q + ow0;
+    float* yr = y + at;
+    const float* zr = z ? z + at : nullptr;
+    for (int c = 0; c < width; ++c) {
+      float v = o[c] + bk;
+      if (zr) v += zr[c];
+      yr[c] = relu ? kern::relu(v) : v;
+    }
+  }
+}
+
 void conv2d_forward_winograd(float* y, const float* x, const float* U, const float* b, const float* z,
                              const ConvParams& p, bool relu) {
   const int P = p.P(), Q = p.Q(), TP = (P + 1) / 2, TQ = (Q + 1) / 2;
@@ -482,36 +517,19 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
              V + e * winograd_plane(p.C * ldv) + c0, static_cast<int>(ldv), M + e * winograd_plane(p.K * ldv) + c0,
              static_cast<int>(ldv), 0.f);
     }
-    // Output transform y = A^T m A, then bias, residual and ReLU.
+    // Output transform y = A^T m A, then bias, residual and ReLU, in runs of up to 8 tiles of
+    // one tile row (winograd_output_run).
+    const int64_t mst = winograd_plane(p.K * ldv);
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < p.K; ++k)
-      for (int64_t j = 0; j < nc; ++j) {
+      for (int64_t j = 0; j < nc;) {
         const int64_t tile = t0 + j, n = tile / per_image, rem = tile % per_image;
         const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
-        const float* m = M + static_cast<int64_t>(k) * ldv + j;
-        const int64_t st = winograd_plane(p.K * ldv);
-        float a[4][4];
-        for (int e = 0; e < 16; ++e) a[e / 4][e % 4] = m[e * st];
-        float t[2][4];  // A^T m
-        for (int s = 0; s < 4; ++s) {
-          t[0][s] = a[0][s] + a[1][s] + a[2][s];
-          t[1][s] = a[1][s] - a[2][s] - a[3][s];
-        }
-        const float bk = b ? b[k] : 0.f;
+        const int nb = static_cast<int>(std::min<int64_t>({kWinogradRun, TQ - tx, nc - j}));
         const int64_t base = (n * p.K + k) * PQ;
-        for (int i = 0; i < 2; ++i) {
-          const int oh = 2 * ty + i;
-          if (oh >= P) break;
-          const float o[2] = {t[i][0] + t[i][1] + t[i][2], t[i][1] - t[i][2] - t[i][3]};
-          for (int jj = 0; jj < 2; ++jj) {
-            const int ow = 2 * tx + jj;
-            if (ow >= Q) break;
-            const int64_t at = base + static_cast<int64_t>(oh) * Q + ow;
-            float v = o[jj] + bk;
-            if (z) v += z[at];
-            y[at] = relu ? kern::relu(v) : v;
-          }
-        }
+        winograd_output_run(M + static_cast<int64_t>(k) * ldv + j, mst, nb, 2 * ty, 2 * tx, P, Q, b ? b[k] : 0.f,
+                            z ? z + base : nullptr, relu, y + base);
+        j += nb;
       }
   }
 }
