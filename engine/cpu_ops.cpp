@@ -420,6 +420,57 @@ void winograd_weights(float* U, const float* w, int K, int C, bool flip) {
     }
 }
 
+// B^T d B of nb <= kWinogradInRun side-by-side tiles of the plane xc [H,W] whose top-left input
+// is (h0, w0 + 2b) for tile b (zeros outside the plane); element e of tile b goes to
+// v[e * st + b]. The four input rows are copied (zero-padded) into line buffers, B^T runs down
+// whole rows, then B across them: the same operations as tile by tile (B^T d first, then B),
+// with contiguous rows and stores instead of 16 strided stores per tile.
+constexpr int kWinogradInRun = 64;
+void winograd_bt_rows(float* __restrict t, const float* __restrict d, int len, int ld) {
+  const float* d0 = d;
+  const float* d1 = d + ld;
+  const float* d2 = d + 2 * ld;
+  const float* d3 = d + 3 * ld;
+  for (int q = 0; q < len; ++q) {
+    t[q] = d0[q] - d2[q];
+    t[ld + q] = d1[q] + d2[q];
+    t[2 * ld + q] = d2[q] - d1[q];
+    t[3 * ld + q] = d1[q] - d3[q];
+  }
+}
+void winograd_b_row(float* __restrict v, int64_t st, const float* __restrict t, int nb) {
+  float* __restrict v0 = v;
+  float* __restrict v1 = v + st;
+  float* __restrict v2 = v + 2 * st;
+  float* __restrict v3 = v + 3 * st;
+  for (int b = 0; b < nb; ++b) {
+    const float e0 = t[2 * b], o0 = t[2 * b + 1], e1 = t[2 * b + 2], o1 = t[2 * b + 3];
+    v0[b] = e0 - e1;
+    v1[b] = o0 + e1;
+    v2[b] = e1 - o0;
+    v3[b] = o0 - o1;
+  }
+}
+void winograd_input_run(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
+  constexpr int ld = 2 * kWinogradInRun + 2;
+  const int len = 2 * nb + 2;
+  float d[4 * ld], t[4 * ld];
+  const int c0 = std::max(0, -w0), c1 = std::min(len, W - w0);  // the columns inside the plane
+  for (int r = 0; r < 4; ++r) {
+    float* row = d + r * ld;
+    const int h = h0 + r;
+    if (h < 0 || h >= H || c0 >= c1) {
+      std::fill(row, row + len, 0.f);
+      continue;
+    }
+    std::fill(row, row + c0, 0.f);
+    std::memcpy(row + c0, xc + static_cast<int64_t>(h) * W + w0 + c0, sizeof(float) * (c1 - c0));
+    std::fill(row + c1, row + len, 0.f);
+  }
+  winograd_bt_rows(t, d, len, ld);
+  for (int i = 0; i < 4; ++i) winograd_b_row(v + 4 * i * st, st, t + i * ld, nb);
+}
+
 // A^T m A of nb <= kWinogradRun side-by-side tiles (element e of tile b at m[e * st + b]), whose
 // outputs start at row oh0, column ow0 + 2b of the plane y [P,Q]; plus bias bk, residual z (same
 // plane layout, or null) and ReLU. The 16 rows are read whole and both transform steps run
@@ -470,40 +521,18 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
   for (int64_t t0 = 0; t0 < tiles; t0 += cols) {
     const int64_t nc = std::min(cols, tiles - t0);
     const int64_t ldv = nc;
-    // Input transform V[16][C][nc] = B^T d B.
+    // Input transform V[16][C][nc] = B^T d B, in runs of tiles of one tile row
+    // (winograd_input_run).
+    const int64_t vst = winograd_plane(p.C * ldv);
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < p.C; ++c)
-      for (int64_t j = 0; j < nc; ++j) {
+      for (int64_t j = 0; j < nc;) {
         const int64_t tile = t0 + j, n = tile / per_image, rem = tile % per_image;
         const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
-        const float* xc = x + (n * p.C + c) * HW;
-        const int h0 = 2 * ty - p.pad_h, w0 = 2 * tx - p.pad_w;
-        float d[4][4];
-        if (h0 >= 0 && w0 >= 0 && h0 + 4 <= p.H && w0 + 4 <= p.W) {
-          for (int r = 0; r < 4; ++r)
-            for (int s = 0; s < 4; ++s) d[r][s] = xc[(h0 + r) * p.W + w0 + s];
-        } else {
-          for (int r = 0; r < 4; ++r)
-            for (int s = 0; s < 4; ++s) {
-              const int h = h0 + r, ww = w0 + s;
-              d[r][s] = (h >= 0 && h < p.H && ww >= 0 && ww < p.W) ? xc[h * p.W + ww] : 0.f;
-            }
-        }
-        float t[4][4];  // B^T d
-        for (int s = 0; s < 4; ++s) {
-          t[0][s] = d[0][s] - d[2][s];
-          t[1][s] = d[1][s] + d[2][s];
-          t[2][s] = d[2][s] - d[1][s];
-          t[3][s] = d[1][s] - d[3][s];
-        }
-        float* v = V + static_cast<int64_t>(c) * ldv + j;
-        const int64_t st = winograd_plane(p.C * ldv);
-        for (int i = 0; i < 4; ++i) {  // (B^T d) B
-          v[(i * 4 + 0) * st] = t[i][0] - t[i][2];
-          v[(i * 4 + 1) * st] = t[i][1] + t[i][2];
-          v[(i * 4 + 2) * st] = t[i][2] - t[i][1];
-          v[(i * 4 + 3) * st] = t[i][1] - t[i][3];
-        }
+        const int nb = static_cast<int>(std::min<int64_t>({kWinogradInRun, TQ - tx, nc - j}));
+        winograd_input_run(x + (n * p.C + c) * HW, p.H, p.W, 2 * ty - p.pad_h, 2 * tx - p.pad_w, nb,
+                           V + static_cast<int64_t>(c) * ldv + j, vst);
+        j += nb;
       }
     // M[e] = U[e] V[e] for the 16 elements, split over threads by element and column block.
     const int blocks = std::max(1, (2 * nt + 15) / 16);
