@@ -85,11 +85,10 @@ std::string blas_core();
 // as its AVX2 rows): off for tests that compare the two. direct_avx512() says whether they run.
 void set_direct_avx512(bool on);
 bool direct_avx512();
-// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions of at least 256 input and output channels
-// whose output has at least as many pixels as channels (VGG-16's blocks 3 and 4 at 224x224) or
-// 384 2x2 tiles over the batch (14x14 layers from batch 8), in the forward pass; in the data
-// gradient only where its output (the input) has at least as many pixels as channels. Default
-// on. uses_winograd(p) says whether a forward with p takes it.
+// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions of at least 128 input and output channels
+// whose output has at least as many pixels as channels (VGG-16's blocks 2 to 4 at 224x224) or
+// 64 2x2 tiles over the batch (14x14 layers from batch 2), in the forward pass and the data
+// gradient alike. Default on. uses_winograd(p) says whether a forward with p takes it.
 void set_winograd(bool on);
 bool uses_winograd(const ConvParams& p);
 // Emulates the GPU's bf16 convolutions (cuda::set_conv_bf16) with the same rounding: for

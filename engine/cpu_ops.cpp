@@ -506,6 +506,26 @@ void winograd_output_run(const float* m, int64_t st, int nb, int oh0, int ow0, i
   }
 }
 
+// A run of consecutive tiles of one tile row: image n, tile row ty, first tile column tx, and
+// nb tiles (at most `most`, and no more than `left` of the chunk).
+struct TileRun {
+  int64_t n;
+  int ty, tx, nb;
+};
+TileRun tile_run(int64_t tile, int64_t per_image, int TQ, int most, int64_t left) {
+  const int64_t rem = tile % per_image;
+  const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
+  return {tile / per_image, ty, tx, static_cast<int>(std::min<int64_t>({most, TQ - tx, left}))};
+}
+
+// U for a 3x3 layer of K outputs and C inputs (flip: for its data gradient, K and C as the
+// transposed convolution has them), in this thread's third scratch buffer.
+const float* winograd_u(const float* w, int K, int C, bool flip) {
+  float* U = scratch(static_cast<size_t>(16 * winograd_plane(static_cast<int64_t>(K) * C)), 2);
+  winograd_weights(U, w, K, C, flip);
+  return U;
+}
+
 void conv2d_forward_winograd(float* y, const float* x, const float* U, const float* b, const float* z,
                              const ConvParams& p, bool relu) {
   const int P = p.P(), Q = p.Q(), TP = (P + 1) / 2, TQ = (Q + 1) / 2;
@@ -521,18 +541,16 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
   for (int64_t t0 = 0; t0 < tiles; t0 += cols) {
     const int64_t nc = std::min(cols, tiles - t0);
     const int64_t ldv = nc;
+    const int64_t vst = winograd_plane(p.C * ldv), mst = winograd_plane(p.K * ldv);  // plane strides
     // Input transform V[16][C][nc] = B^T d B, in runs of tiles of one tile row
     // (winograd_input_run).
-    const int64_t vst = winograd_plane(p.C * ldv);
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < p.C; ++c)
       for (int64_t j = 0; j < nc;) {
-        const int64_t tile = t0 + j, n = tile / per_image, rem = tile % per_image;
-        const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
-        const int nb = static_cast<int>(std::min<int64_t>({kWinogradInRun, TQ - tx, nc - j}));
-        winograd_input_run(x + (n * p.C + c) * HW, p.H, p.W, 2 * ty - p.pad_h, 2 * tx - p.pad_w, nb,
+        const TileRun r = tile_run(t0 + j, per_image, TQ, kWinogradInRun, nc - j);
+        winograd_input_run(x + (r.n * p.C + c) * HW, p.H, p.W, 2 * r.ty - p.pad_h, 2 * r.tx - p.pad_w, r.nb,
                            V + static_cast<int64_t>(c) * ldv + j, vst);
-        j += nb;
+        j += r.nb;
       }
     // M[e] = U[e] V[e] for the 16 elements, split over threads by element and column block.
     const int blocks = std::max(1, (2 * nt + 15) / 16);
@@ -543,22 +561,18 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
       const int64_t c0 = (task % blocks) * bw, c1 = std::min(nc, c0 + bw);
       if (c0 >= c1) continue;
       sgemm1(false, false, p.K, static_cast<int>(c1 - c0), p.C, U + e * KC, p.C,
-             V + e * winograd_plane(p.C * ldv) + c0, static_cast<int>(ldv), M + e * winograd_plane(p.K * ldv) + c0,
-             static_cast<int>(ldv), 0.f);
+             V + e * vst + c0, static_cast<int>(ldv), M + e * mst + c0, static_cast<int>(ldv), 0.f);
     }
     // Output transform y = A^T m A, then bias, residual and ReLU, in runs of up to 8 tiles of
     // one tile row (winograd_output_run).
-    const int64_t mst = winograd_plane(p.K * ldv);
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < p.K; ++k)
       for (int64_t j = 0; j < nc;) {
-        const int64_t tile = t0 + j, n = tile / per_image, rem = tile % per_image;
-        const int ty = static_cast<int>(rem / TQ), tx = static_cast<int>(rem % TQ);
-        const int nb = static_cast<int>(std::min<int64_t>({kWinogradRun, TQ - tx, nc - j}));
-        const int64_t base = (n * p.K + k) * PQ;
-        winograd_output_run(M + static_cast<int64_t>(k) * ldv + j, mst, nb, 2 * ty, 2 * tx, P, Q, b ? b[k] : 0.f,
-                            z ? z + base : nullptr, relu, y + base);
-        j += nb;
+        const TileRun r = tile_run(t0 + j, per_image, TQ, kWinogradRun, nc - j);
+        const int64_t base = (r.n * p.K + k) * PQ;
+        winograd_output_run(M + static_cast<int64_t>(k) * ldv + j, mst, r.nb, 2 * r.ty, 2 * r.tx, P, Q,
+                            b ? b[k] : 0.f, z ? z + base : nullptr, relu, y + base);
+        j += r.nb;
       }
   }
 }
@@ -588,9 +602,7 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
     return;
   }
   if (winograd_fits(p)) {
-    float* U = scratch(static_cast<size_t>(16 * winograd_plane(static_cast<int64_t>(p.K) * p.C)), 2);
-    winograd_weights(U, w, p.K, p.C, false);
-    conv2d_forward_winograd(y, x, U, b, z, p, relu);
+    conv2d_forward_winograd(y, x, winograd_u(w, p.K, p.C, false), b, z, p, relu);
     return;
   }
   if (PQ < p.K && p.N > 1 && PQ < 512) {
@@ -696,9 +708,7 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
   // the same tiles and channel counts swapped).
   if (winograd_fits(p)) {
     const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w};
-    float* U = scratch(static_cast<size_t>(16 * winograd_plane(static_cast<int64_t>(p.K) * p.C)), 2);
-    winograd_weights(U, w, p.C, p.K, true);
-    conv2d_forward_winograd(dx, dy, U, nullptr, nullptr, t, false);
+    conv2d_forward_winograd(dx, dy, winograd_u(w, p.C, p.K, true), nullptr, nullptr, t, false);
     return;
   }
   float* col = pw ? nullptr : scratch(CRS * PQ);
@@ -904,11 +914,12 @@ void max_select(float* __restrict best, int32_t* __restrict o, const float* __re
 }  // namespace
 
 void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolParams& p) {
-  // Windows that lie inside the image (all but the first row and column of ResNet's 3x3/2) run in blocks of up to 32 outputs of a row, window element by element: the
-  // compare-and-select of one element runs across the block in vector registers, where a loop
-  // per output is a chain of data-dependent branches that mispredicts on ReLU outputs (ties of
-  // zeros). The border windows take the shared body. Same rule in both: the first maximum in
-  // row-major window order wins, a NaN replaces.
+  // Windows that lie inside the image (all but the first row and column of ResNet's 3x3/2) run
+  // in blocks of up to 32 outputs of a row, window element by element: the compare-and-select
+  // of one element runs across the block in vector registers, where a loop per output is a
+  // chain of data-dependent branches that mispredicts on ReLU outputs (ties of zeros). The
+  // border windows take the shared body. Same rule in both: the first maximum in row-major
+  // window order wins, a NaN replaces.
   const int P = p.P(), Q = p.Q();
   const int64_t planes = static_cast<int64_t>(p.N) * p.C;
   if (p.R == 2 && p.S == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 && p.pad_w == 0) {
