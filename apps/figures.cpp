@@ -3,6 +3,7 @@
 
 #include <algorithm>  // std::clamp
 #include <cmath>      // std::fabs, std::lround
+#include <cstring>    // std::memcpy (the font quads' corners)
 
 #include <stb_easy_font.h>  // stb_easy_font_print (quads of a bitmap font)
 
@@ -52,8 +53,10 @@ void draw_text(ImageU8& img, int x, int y, const std::string& text, int scale, c
     buf.resize(buf.size() * 2);
   }
   for (int q = 0; q < quads; ++q) {
-    const float* v0 = reinterpret_cast<const float*>(buf.data() + q * 64);
-    const float* v2 = reinterpret_cast<const float*>(buf.data() + q * 64 + 32);
+    // A quad is 4 vertices of 16 bytes (x, y, z as floats, then a colour): corners 0 and 2.
+    float v0[2], v2[2];
+    std::memcpy(v0, buf.data() + q * 64, sizeof v0);
+    std::memcpy(v2, buf.data() + q * 64 + 32, sizeof v2);
     const int x0 = x + static_cast<int>(v0[0] * scale), y0 = y + static_cast<int>(v0[1] * scale);
     const int x1 = x + static_cast<int>(v2[0] * scale), y1 = y + static_cast<int>(v2[1] * scale);
     for (int py = std::max(0, y0); py < std::min(img.height, y1); ++py)

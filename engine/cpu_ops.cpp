@@ -664,8 +664,10 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
     }
     return;
   }
-  // ~1 MiB of columns per tile, but at least 256 pixels (amortizes packing the weights).
-  int64_t T = std::clamp<int64_t>((1 << 18) / std::max<int64_t>(CRS, 1) / 16 * 16, 256, std::max<int64_t>(PQ, 1));
+  // ~1 MiB of columns per tile, but at least 256 pixels (amortizes packing the weights), and
+  // at most the image (min after max: an image of fewer than 256 pixels is one tile).
+  const int64_t by_cache = std::max<int64_t>((1 << 18) / std::max<int64_t>(CRS, 1) / 16 * 16, 256);
+  int64_t T = std::min(by_cache, std::max<int64_t>(PQ, 1));
   if (p.N * ((PQ + T - 1) / T) < nt) T = std::max<int64_t>(16, (PQ * p.N + nt - 1) / nt);
   const int64_t tiles = (PQ + T - 1) / T;
 #pragma omp parallel for schedule(dynamic, 1)
