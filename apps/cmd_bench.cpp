@@ -10,6 +10,7 @@
 #include <cstdio>     // std::printf
 #include <functional>  // std::function (the work)
 #include <memory>     // std::shared_ptr (the work's state)
+#include <optional>   // std::optional (the timed calls' range)
 #include <sys/resource.h>  // getrusage (peak RSS)
 #include <vector>     // std::vector
 
@@ -153,14 +154,21 @@ void bench_work(const BenchOptions& o, const std::string& arch, const std::strin
       if (it == o.warmup) reset_peak_memory(dev);
       sync();
       const double t0 = now_ms();
-      if (o.graph && it > 0) {
-        if (!graph.captured()) graph.capture(work.queue);
-        graph.replay();
-      } else {
-        work.queue();
+      {
+        // The timed calls inside an NVTX range of their own, so that a kernel profiler can
+        // take those alone (tools/gpu-check.sh: `ncu --nvtx --nvtx-include "bench timed/"`),
+        // without the warm-up's algorithm searches.
+        std::optional<cuda::TraceRange> timed;
+        if (it >= o.warmup) timed.emplace("bench timed");
+        if (o.graph && it > 0) {
+          if (!graph.captured()) graph.capture(work.queue);
+          graph.replay();
+        } else {
+          work.queue();
+        }
+        work.finish();
+        sync();
       }
-      work.finish();
-      sync();
       if (it >= o.warmup) totals.push_back(now_ms() - t0);
     }
     // Peak memory as the PyTorch side reports it: on the GPU all bytes in use at the peak

@@ -106,7 +106,7 @@ cp tools/gpu-check.sh "$DEST/"
 chmod +x "$DEST/gpu-check.sh"
 [ -f tools/bench_torch.py ] && cp tools/bench_torch.py "$DEST/tools/"  # for runs by hand; gpu-check uses bench_work_torch.py
 [ -f tools/bench_work_torch.py ] && cp tools/bench_work_torch.py "$DEST/tools/"
-cp tools/bench_table.py tools/torch_tf32.py tools/run_suite.py "$DEST/tools/"
+cp tools/bench_table.py tools/kernel_summary.py tools/torch_tf32.py tools/run_suite.py "$DEST/tools/"
 cp -r data "$DEST/data"
 # The demo classifier: `lcam demo` looks for weights/ beside the binary (LEAN: the carried tree
 # has it; pass --weights TREE/weights/demo_vgg_scenes.h5).

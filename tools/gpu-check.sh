@@ -17,8 +17,9 @@
 # CUDA suite), core (forward, training step, L-CAM and Grad-CAM maps, AD/IC benchmarks, then
 # lcam's CUDA-graph rows), rest (the other suites), cli (a prediction and the whole demo on the
 # GPU), maps (Score-CAM and RISE benchmarks, the profile of lcam's training step, its kernels
-# under nsys where the machine has it, both sides in bfloat16, per-layer forward times in TF32
-# and bf16, lcam with cuDNN's fused convolutions off, with --deterministic, bf16 graph replays).
+# under nsys, else under ncu (one timed step), where the machine has either, both sides in
+# bfloat16, per-layer forward times in TF32 and bf16, lcam with cuDNN's fused convolutions off,
+# with --deterministic, bf16 graph replays).
 # A second call with the parts the first one ran out of time for (e.g. `maps`) finishes the set.
 set -u
 set -o pipefail
@@ -291,6 +292,25 @@ part_maps() {
           "$0" stats --force-export true --report gpukernsum --format csv /tmp/lcam-nsys.nsys-rep; } | head -n 45' "$nsys"
   else
     printf '%-34s %-18s %5s  %s\n' "nsys train-img vgg16" "SKIP(no nsys)" "-" "" >>"$SUMMARY"
+    # Without Nsight Systems, Nsight Compute gives the same table: the kernels of one timed
+    # step (lcam bench's NVTX range "bench timed": not the warm-up's algorithm searches), each
+    # replayed once for its duration alone, clocks left as they are; summed by name
+    # (tools/kernel_summary.py).
+    local ncu=""
+    for c in ncu /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu; do
+      if command -v "$c" >/dev/null 2>&1; then ncu=$(command -v "$c"); break; fi
+    done
+    if [ -n "$ncu" ]; then
+      step "ncu train-img vgg16" 120 "$OUT/bench.log" "$OUT/bench.log" \
+        bash -c '"$0" --clock-control none --nvtx --nvtx-include "bench timed/" --metrics gpu__time_duration.sum \
+          --export /tmp/lcam-ncu --force-overwrite \
+          ./lcam bench --arch vgg16 --device cuda --work train-img --batch 64 --iters 1 --warmup 2 >/dev/null &&
+          "$0" --import /tmp/lcam-ncu.ncu-rep --csv --page raw --print-units base >/tmp/lcam-ncu.csv &&
+          echo "kernels of one VGG-16 L-CAM-Img step at batch 64 (Nsight Compute):" &&
+          "$1" tools/kernel_summary.py /tmp/lcam-ncu.csv --top 45' "$ncu" "$PY"
+    else
+      printf '%-34s %-18s %5s  %s\n' "ncu train-img vgg16" "SKIP(no ncu)" "-" "" >>"$SUMMARY"
+    fi
   fi
   # bfloat16: lcam's bf16 convolutions (NHWC, float32 accumulation) against PyTorch's autocast
   # (rows marked +bf16; each side's accuracy cost is in the CUDA suite's log for lcam).
