@@ -217,6 +217,8 @@ def main():
     p.add_argument("--cudnn-benchmark", choices=("on", "off"), default="on",
                    help="torch.backends.cudnn.benchmark (default on: PyTorch times its convolution algorithms, as lcam does)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--layers", action="store_true",
+                   help="with --work forward: also time each layer as `lcam bench --layers` does (a synchronization after each)")
     a = p.parse_args()
     if a.method:
         a.work = "train-" + a.method
@@ -228,6 +230,8 @@ def main():
     for x in works:
         if x not in WORKS:
             p.error(f"--work: {x!r} is not one of {', '.join(WORKS)}")
+    if a.layers and works != ["forward"]:
+        p.error("--layers: only with --work forward")
     try:
         batches = [int(b) for b in a.batches.split(",") if b.strip()]
     except ValueError:
@@ -296,6 +300,83 @@ def bench_one(a, net, dev):
     print(line, file=sys.stderr if a.json else sys.stdout, flush=True)
     if a.json:
         print(json.dumps(rec), flush=True)
+    if a.layers:
+        time_layers(a, net, dev, amp)
+
+
+def layer_groups(net, arch):
+    """The forward pass's layers as `lcam bench --layers` names them: (name, first module, last
+    module, what runs), a convolution or linear layer with the ReLU after it as one (lcam fuses
+    them), ResNet-50's conv1 with its batch norm and ReLU (folded into lcam's convolution)."""
+    groups = []
+
+    def seq(prefix, s):
+        mods = list(s.named_children())
+        i = 0
+        while i < len(mods):
+            n, m = mods[i]
+            fused = isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and i + 1 < len(mods) and \
+                isinstance(mods[i + 1][1], torch.nn.ReLU)
+            last = mods[i + 1][1] if fused else m
+            groups.append((f"{prefix}.{n}", m, last, type(m).__name__ + ("+ReLU" if fused else "")))
+            i += 2 if fused else 1
+
+    if arch == "vgg16":
+        seq("features", net.features)
+        groups.append(("avgpool", net.avgpool, net.avgpool, "AdaptiveAvgPool2d"))
+        seq("classifier", net.classifier)
+    else:
+        groups.append(("conv1", net.conv1, net.relu, "Conv2d+BatchNorm2d+ReLU"))
+        groups.append(("maxpool", net.maxpool, net.maxpool, "MaxPool2d"))
+        for li in range(1, 5):
+            for j, b in enumerate(getattr(net, f"layer{li}")):
+                groups.append((f"layer{li}.{j}", b, b, "Bottleneck"))
+        groups.append(("avgpool", net.avgpool, net.avgpool, "AdaptiveAvgPool2d"))
+        groups.append(("fc", net.fc, net.fc, "Linear"))
+    return groups
+
+
+def time_layers(a, net, dev, amp):
+    """Each layer's time in the forward pass, the median of max(1, --iters) passes: the clock is
+    read (after a synchronization on the GPU) when each layer's last module ends, so a layer's
+    time runs from the previous layer's end (flatten and the like count with the next layer)."""
+    groups = layer_groups(net, a.arch)
+    per = [[] for _ in groups]
+    clock = [0.0]
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def ended(i):
+        def hook(mod, inp, out):
+            sync()
+            t = time.perf_counter()
+            per[i].append((t - clock[0]) * 1e3)
+            clock[0] = t
+        return hook
+
+    handles = [g[2].register_forward_hook(ended(i)) for i, g in enumerate(groups)]
+    x = torch.rand(a.batch, 3, a.size, a.size, device=dev)
+    try:
+        with torch.no_grad():
+            for _ in range(max(1, a.iters)):
+                sync()
+                clock[0] = time.perf_counter()
+                with amp():
+                    net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    med = [statistics.median(v) if v else 0.0 for v in per]
+    total = sum(med)
+    out = sys.stderr if a.json else sys.stdout
+    print(f"pytorch layers: forward, {a.arch} on {a.device}, batch {a.batch}, median of {max(1, a.iters)}"
+          f"{' (autocast bf16)' if a.amp == 'bf16' else ''}", file=out)
+    print(f"  {'layer':16s} {'torch modules':28s} {'ms':>8s} {'%':>6s}", file=out)
+    for (name, _, _, kind), ms in zip(groups, med):
+        print(f"  {name:16s} {kind:28s} {ms:8.3f} {100 * ms / total if total else 0:5.1f}%", file=out)
+    print(f"  {'total':16s} {'':28s} {total:8.3f}", file=out, flush=True)
 
 
 if __name__ == "__main__":

@@ -320,12 +320,17 @@ part_maps() {
   step "bench torch bf16" 90 "$OUT/bench-torch.jsonl" "$OUT/bench.log" \
     "${TORCH_BENCH[@]}" --amp bf16 --work forward,train-img --batch 64 --iters 5 --warmup 2 --json
   # Where the forward pass spends its time, layer by layer (a synchronization after each), in
-  # TF32 and in bf16 (whose convolutions include their layout and rounding passes): the tables
-  # go into bench.log.
+  # TF32 and in bf16 (whose convolutions include their layout and rounding passes), lcam's and
+  # PyTorch's (the same layer names, timed the same way): the tables go into bench.log.
+  local amp
   for prec in tf32 bf16; do
     step "bench lcam layers $prec" 60 "$OUT/bench.log" "$OUT/bench.log" \
       ./lcam bench --arch vgg16,resnet50 --device cuda --work forward --batch 64 --layers \
       --precision "$prec" --iters 5 --warmup 2
+    amp=off
+    [ "$prec" = bf16 ] && amp=bf16
+    step "bench torch layers $prec" 60 "$OUT/bench.log" "$OUT/bench.log" \
+      "${TORCH_BENCH[@]}" --work forward --batch 64 --layers --amp "$amp" --iters 5 --warmup 2
   done
   # What cuDNN's fused convolution + bias + ReLU brings: the forward pass and the training step
   # with it switched off (lcam only; rows marked +nofusion).
