@@ -463,6 +463,23 @@ bool read_file(const std::string& path, std::vector<uint8_t>& bytes, std::string
   return true;
 }
 
+// The width and height in a PNG's IHDR (big-endian, bytes 16-23), where the data starts with
+// PNG's signature. stb_image refuses a PNG too large for it (or one with a bad header) and then
+// tries the other formats, so that its reason reads "unknown image type".
+bool png_size(const uint8_t* d, size_t n, long long& w, long long& h) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (n < 24 || std::memcmp(d, kSignature, sizeof kSignature) != 0) return false;
+  const auto be32 = [d](size_t i) {
+    return static_cast<long long>((uint32_t{d[i]} << 24) | (uint32_t{d[i + 1]} << 16) | (uint32_t{d[i + 2]} << 8) |
+                                  uint32_t{d[i + 3]});
+  };
+  w = be32(16);
+  h = be32(20);
+  return true;
+}
+
+std::string size_text(long long w, long long h) { return std::to_string(w) + "x" + std::to_string(h); }
+
 }  // namespace
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
@@ -479,11 +496,15 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
+    long long pw = 0, ph = 0;
+    if (png_size(data, size, pw, ph)) {
+      if (pw * ph > kMaxPixels) fail(name, "image too large (" + size_text(pw, ph) + " pixels)");
+      fail(name, "corrupt or unsupported PNG header (" + size_text(pw, ph) + " pixels)");
+    }
     const char* why = stbi_failure_reason();
     fail(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
-  if (static_cast<long long>(w) * h > kMaxPixels)
-    fail(name, "image too large (" + std::to_string(w) + "x" + std::to_string(h) + " pixels)");
+  if (static_cast<long long>(w) * h > kMaxPixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
   unsigned char* px = stbi_load_from_memory(data, len, &w, &h, &comp, 3);
   if (!px) {
     const char* why = stbi_failure_reason();

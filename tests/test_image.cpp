@@ -569,6 +569,29 @@ TEST_SUITE("image") {
         check_decode_error(cut);
       }
     }
+    // PNGs stb_image refuses by their header are named as such, with their size: one over
+    // Pillow's limit (more than 2 x 89478485 pixels, where Pillow raises DecompressionBombError)
+    // is "too large", one with a bad header is not "unknown image type".
+    const auto png_header = [](uint32_t w, uint32_t h, uint8_t depth) {
+      std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+      for (uint32_t v : {w, h})
+        for (int k = 3; k >= 0; --k) b.push_back(static_cast<uint8_t>(v >> (8 * k)));
+      for (uint8_t v : {depth, uint8_t{2}, uint8_t{0}, uint8_t{0}, uint8_t{0}, uint8_t{0}, uint8_t{0}, uint8_t{0},
+                        uint8_t{0}})
+        b.push_back(v);  // colour type 2 (RGB), compression, filter, interlace, a CRC (unchecked)
+      return b;
+    };
+    const auto png_error = [](const std::vector<uint8_t>& b) {
+      try {
+        (void)lcam::decode_image_memory(b.data(), b.size(), "h.png");
+      } catch (const lcam::InputError& e) {
+        return std::string(e.what());
+      }
+      return std::string("no exception");
+    };
+    CHECK(png_error(png_header(20000, 20000, 8)) == "h.png: image too large (20000x20000 pixels)");
+    CHECK(png_error(png_header(13000, 13766, 8)) == "h.png: image too large (13000x13766 pixels)");
+    CHECK(png_error(png_header(64, 48, 7)) == "h.png: corrupt or unsupported PNG header (64x48 pixels)");
     // From memory, the given name is the one reported.
     try {
       (void)lcam::decode_image_memory(reinterpret_cast<const uint8_t*>(words.data()), words.size(),
