@@ -42,6 +42,15 @@ struct ImageSizeOptions {
 };
 
 
+// CLI11's PositiveNumber and NonNegativeNumber, with messages that say what was expected
+// ("--batch: '0' is not a positive number", not the range of a double).
+extern const CLI::Validator kPositive, kNonNegative;
+
+// For a flag naming a file to write (a checkpoint, a label list, a report): fails at once,
+// before any work, when the path is a folder, its folder does not exist or cannot be written
+// in, so that a long run does not end with nowhere to put its result.
+void check_output_file(const std::string& path, const char* flag);
+
 // Subcommand setups (apps/cmd_*.cpp).
 Run setup_predict(CLI::App& sub);
 Run setup_init(CLI::App& sub);

@@ -318,8 +318,8 @@ Run setup_bench(CLI::App& sub) {
   sub.add_option("--arch", o->arch, "vgg16, resnet50, or both comma-separated")->required();
   sub.add_option("--weights", o->weights, "weights file (default: random weights; one --arch only)");
   sub.add_option("--batch", o->batches, "comma-separated batch sizes");
-  sub.add_option("--iters", o->iters, "timed repetitions")->check(CLI::PositiveNumber);
-  sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::NonNegativeNumber);
+  sub.add_option("--iters", o->iters, "timed repetitions")->check(kPositive);
+  sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(kNonNegative);
   sub.add_option("--size", o->size, "input height and width")->check(CLI::Range(32, 4096));
   sub.add_flag("--layers", o->layers, "also time each layer (forward; a device sync after each)");
   sub.add_flag("--profile", o->profile,
@@ -331,8 +331,8 @@ Run setup_bench(CLI::App& sub) {
                               "SGD), explain (L-CAM-Img saliency maps), gradcam, gradcampp, scorecam, rise (their maps), adic "
                               "(the unmasked scores and those at the 100/50/15% thresholds of a given map)");
   sub.add_option("--train", o->train, "same as --work train-M")->check(CLI::IsMember({"img", "fm", "img7x7"}))->excludes(work);
-  sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->check(CLI::PositiveNumber);
-  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->check(kPositive);
+  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(kNonNegative);
   sub.add_flag("--graph", o->graph,
                "capture the work in a CUDA graph after one eager call and time its replays (forward, explain, "
                "train-*; --device cuda)");

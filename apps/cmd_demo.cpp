@@ -151,12 +151,12 @@ Run setup_demo(CLI::App& sub) {
   sub.add_option("--weights", o->weights, "demo classifier (default: weights/demo_vgg_scenes.h5)");
   sub.add_option("--fashion-mnist", o->fashion, "folder with the Fashion-MNIST IDX files (train and t10k, .gz or not)");
   sub.add_option("--method", o->methods, "methods to evaluate (default: lcam-img, lcam-fm, gradcam, gradcampp, scorecam, rise, center, random)");
-  sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->check(CLI::PositiveNumber);
-  sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(CLI::PositiveNumber);
-  sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->check(CLI::PositiveNumber);
-  sub.add_option("--batch", o->batch, "images per step")->check(CLI::PositiveNumber);
-  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (the paper: 4000 for VGG-16; fewer keep the demo short)")->check(CLI::PositiveNumber);
-  sub.add_option("--figures", o->figures, "held-out scenes drawn in the grid")->check(CLI::NonNegativeNumber);
+  sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->check(kPositive);
+  sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(kPositive);
+  sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->check(kPositive);
+  sub.add_option("--batch", o->batch, "images per step")->check(kPositive);
+  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (the paper: 4000 for VGG-16; fewer keep the demo short)")->check(kPositive);
+  sub.add_option("--figures", o->figures, "held-out scenes drawn in the grid")->check(kNonNegative);
   sub.add_option("--seed", o->seed, "seed of the scenes, the training and the RISE masks");
   sub.add_flag("--quick", o->quick, "a short run (L-CAM-Img, Grad-CAM and the controls on fewer scenes; no pictures)");
   o->rt.add_to(sub);

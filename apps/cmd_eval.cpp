@@ -92,6 +92,7 @@ void write_misclassified(const EvalOptions& o, std::vector<Miss>& misses, const 
 }  // namespace
 
 int run_eval(const EvalOptions& o) {
+  if (!o.report.empty()) check_output_file(o.report + ".json", "--report");
   const Device dev = o.rt.apply();
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
   auto model = load_model(o.weights, o.arch, dev);
@@ -255,16 +256,16 @@ Run setup_eval(CLI::App& sub) {
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "PATH [LABEL] per line (labels: ground truth, for top-1/top-5)")->required();
   sub.add_option("--keep", o->keep, "percentages of the map kept (comma-separated)");
-  sub.add_option("--batch", o->batch, "images per batch")->check(CLI::PositiveNumber);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  sub.add_option("--limit", o->limit, "only the first N images")->check(CLI::NonNegativeNumber);
+  sub.add_option("--batch", o->batch, "images per batch")->check(kPositive);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(kNonNegative);
+  sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
   sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
   sub.add_flag("--json", o->json, "also print one JSON object per method");
   sub.add_option("--boxes", o->boxes, "PATH X0 Y0 X1 Y1 per line (crop pixels): adds pointing game and energy in box");
   sub.add_option("--classes", o->names_file, "class-name file for the misclassification figure");
   sub.add_option("--misclassified", o->misclassified,
                  "folder for the misclassification analysis: the first method's maps of the true and predicted class");
-  sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(CLI::PositiveNumber);
+  sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(kPositive);
   o->rt.add_to(sub);
   o->size.add_to(sub);
   return [o] { return run_eval(*o); };

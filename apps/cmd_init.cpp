@@ -17,9 +17,10 @@ Run setup_init(CLI::App& sub) {
   auto o = std::make_shared<Opts>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
   sub.add_option("--seed", o->seed, "random seed");
-  sub.add_option("--num-classes", o->num_classes, "classifier outputs")->check(CLI::PositiveNumber);
+  sub.add_option("--num-classes", o->num_classes, "classifier outputs")->check(kPositive);
   sub.add_option("--out", o->out, "weights file to write (HDF5)")->required();
   return [o] {
+    check_output_file(o->out, "--out");
     ModelConfig cfg = ModelConfig::standard(o->arch);
     cfg.num_classes = o->num_classes;
     auto model = random_model(cfg, o->seed);

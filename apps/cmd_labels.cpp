@@ -19,6 +19,7 @@
 namespace lcam::app {
 
 int run_labels(const LabelsOptions& o) {
+  check_output_file(o.out, "--out");
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   // The list's own labels (if any) are only compared with the predictions: any class index is
@@ -70,9 +71,9 @@ Run setup_labels(CLI::App& sub) {
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "input list: PATH [LABEL] per line")->required();
   sub.add_option("--out", o->out, "output list: PATH PREDICTED_LABEL per line")->required();
-  sub.add_option("--batch", o->batch, "images per forward pass")->check(CLI::PositiveNumber);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  sub.add_option("--limit", o->limit, "only the first N images")->check(CLI::NonNegativeNumber);
+  sub.add_option("--batch", o->batch, "images per forward pass")->check(kPositive);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(kNonNegative);
+  sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
   o->rt.add_to(sub);
   o->size.add_to(sub);
   return [o] { return run_labels(*o); };

@@ -47,8 +47,8 @@ int run_scenes(const ScenesOptions& o) {
 Run setup_scenes(CLI::App& sub) {
   auto o = std::make_shared<ScenesOptions>();
   sub.add_option("--out", o->out, "folder to write (images/, list.txt, boxes.txt, classes.txt)")->required();
-  sub.add_option("--count", o->count, "scenes to write")->check(CLI::PositiveNumber);
-  sub.add_option("--first", o->first, "index of the first scene (a held-out set: another range)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--count", o->count, "scenes to write")->check(kPositive);
+  sub.add_option("--first", o->first, "index of the first scene (a held-out set: another range)")->check(kNonNegative);
   sub.add_option("--seed", o->scene.seed, "seed of the data set");
   sub.add_option("--size", o->scene.size, "canvas side in pixels")->check(CLI::Range(16, 1024));
   sub.add_option("--min-item", o->min_item, "smallest main item side in pixels (default: size / 4)")->check(CLI::Range(8, 1024));

@@ -60,6 +60,7 @@ std::vector<int> parse_epochs(const std::string& s) {
 }  // namespace
 
 int run_train(TrainOptions o) {
+  check_output_file(o.out, "--out");
   const bool vgg = o.arch == "vgg16";
   // Defaults: what the official code effectively ran for each backbone.
   double lr_w = vgg ? 1e-2 : 1e-4, lr_b = vgg ? 2e-2 : 2e-4;
@@ -244,14 +245,14 @@ Run setup_train(CLI::App& sub) {
   sub.add_option("--loss", o->loss, "lcam (CE + area + TV) or ce (cross-entropy only)")->check(CLI::IsMember({"lcam", "ce"}));
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "training list: PATH LABEL per line (model-truth labels, see lcam labels)")->required();
-  sub.add_option("--epochs", o->epochs, "epochs (default 8 for vgg16, 26 for resnet50)")->check(CLI::PositiveNumber);
-  sub.add_option("--batch", o->batch, "images per step")->check(CLI::PositiveNumber);
+  sub.add_option("--epochs", o->epochs, "epochs (default 8 for vgg16, 26 for resnet50)")->check(kPositive);
+  sub.add_option("--batch", o->batch, "images per step")->check(kPositive);
   sub.add_option("--lr", o->lr, "learning rates W,B of weight and bias (default 1e-2,2e-2 vgg16; 1e-4,2e-4 resnet50)");
   sub.add_option("--lr-decay", o->lr_decay, "factor applied at each decay epoch (default 0.75 vgg16, 0.95 resnet50)")
       ->check(CLI::Range(0.0, 1.0));
   sub.add_option("--decay-epochs", o->decay_epochs, "epochs whose start decays the rate (default 1-7 vgg16, 1-12 resnet50)");
   sub.add_option("--momentum", o->momentum, "SGD momentum (Nesterov)")->check(CLI::Range(0.0, 1.0));
-  sub.add_option("--weight-decay", o->weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber);
+  sub.add_option("--weight-decay", o->weight_decay, "SGD weight decay")->check(kNonNegative);
   sub.add_flag("--official", o->official, "the official code's behaviour: --official-selection and --official-dropout");
   sub.add_flag("--official-dropout", o->official_dropout, "VGG-16's classifier dropout (p=0.5) active during training");
   sub.add_flag("--official-selection", o->official_selection, "regularize every image's maps for every label of the batch");
@@ -260,11 +261,11 @@ Run setup_train(CLI::App& sub) {
   sub.add_option("--seed", o->seed, "seed for initialization, order and augmentation");
   sub.add_flag("--no-augment", o->no_augment, "center crops instead of random crops and flips");
   sub.add_flag("--no-shuffle", o->no_shuffle, "list order instead of a seeded shuffle");
-  sub.add_option("--max-steps", o->max_steps, "stop (with a checkpoint) after this many steps")->check(CLI::NonNegativeNumber);
+  sub.add_option("--max-steps", o->max_steps, "stop (with a checkpoint) after this many steps")->check(kNonNegative);
   sub.add_option("--checkpoint-every", o->checkpoint_every,
                  "also write the checkpoint every N steps, so that a killed run resumes from there")
-      ->check(CLI::NonNegativeNumber);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(kNonNegative);
   sub.add_option("--out", o->out, "checkpoint to write (HDF5)")->required();
   o->rt.add_to(sub);
   o->size.add_to(sub);

@@ -1,5 +1,13 @@
 // runtime_options.cpp — the --device / --threads / --precision / --conv-fusion / --deterministic
 // options (see cli.h).
+#include <fcntl.h>   // open (check_output_file)
+#include <unistd.h>  // close, unlink, getpid
+
+#include <cerrno>        // errno
+#include <cstring>       // std::strerror
+#include <filesystem>    // std::filesystem::is_directory (check_output_file)
+#include <system_error>  // std::error_code
+
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/cli.h"             // RuntimeOptions
@@ -9,10 +17,42 @@
 
 namespace lcam::app {
 
+namespace {
+CLI::Validator at_least(double lo, const char* wanted, const char* name) {
+  return CLI::Validator(
+      [lo, wanted](std::string& in) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(in, v) || !(v >= lo)) return fmt::format("'{}' is not {}", in, wanted);
+        return {};
+      },
+      name);
+}
+}  // namespace
+
+const CLI::Validator kPositive = at_least(1e-300, "a positive number", "POSITIVE");
+const CLI::Validator kNonNegative = at_least(0, "a number >= 0", "NONNEGATIVE");
+
+void check_output_file(const std::string& path, const char* flag) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw InputError(fmt::format("{}: is a folder ({} names the file to write)", path, flag));
+  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  if (!fs::is_directory(parent, ec))
+    throw InputError(fmt::format("{}: folder {} does not exist ({})", path, parent.string(), flag));
+  // A file made and removed at once tells what access() cannot (root, /proc, a read-only mount).
+  const fs::path probe = parent / fmt::format(".lcam-write-check-{}", static_cast<long>(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
+    throw InputError(fmt::format("{}: cannot write in {} ({}: {})", path, parent.string(), flag, std::strerror(errno)));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--device", device, "cpu, cuda, or auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(kNonNegative);
   sub.add_option("--precision", precision,
                  "GPU math: tf32 (tensor cores for convolutions and matrix products), fp32, or bf16 (convolutions on bfloat16 operands with "
                  "float32 accumulation, TF32 elsewhere; on the CPU bf16 emulates that rounding, for checking, slower)")

@@ -3,10 +3,12 @@
 
 #include <algorithm>  // std::find
 #include <cmath>      // std::exp
+#include <filesystem>  // std::filesystem::exists (--rise-cache)
 #include <random>     // std::mt19937_64 (random control)
 
 #include <fmt/format.h>  // fmt::format
 
+#include "apps/cli.h"           // kPositive, kNonNegative, check_output_file
 #include "apps/progress.h"      // parse_name_list
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // upsample_bilinear_forward, minmax_normalize
@@ -43,8 +45,8 @@ void SaliencyOptions::add_to(CLI::App& sub, bool required, const std::string& de
       ->delimiter(',');
   sub.add_option("--lcam-method", lcam_method, "what a checkpoint that does not say was trained as: img, fm or img7x7")
       ->check(CLI::IsMember({"img", "fm", "img7x7"}));
-  sub.add_option("--chunk", chunk, "masked images per forward pass (Score-CAM, RISE)")->check(CLI::PositiveNumber);
-  sub.add_option("--rise-masks", rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--chunk", chunk, "masked images per forward pass (Score-CAM, RISE)")->check(kPositive);
+  sub.add_option("--rise-masks", rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(kNonNegative);
   sub.add_option("--rise-seed", rise_seed, "seed of the RISE masks and of the random control");
   sub.add_option("--rise-cache", rise_cache, "HDF5 file caching the RISE masks between runs");
 }
@@ -94,6 +96,8 @@ SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device 
     lo.method = parse_lcam_method(variant);
     lcam_[name] = {std::make_unique<Lcam>(model, lo), by_variant[variant].att};
   }
+  if (wants("rise") && !o.rise_cache.empty() && !std::filesystem::exists(o.rise_cache))
+    check_output_file(o.rise_cache, "--rise-cache");  // written once the masks are drawn
   if (wants("rise")) rise_masks_ = rise_masks_cached(o.rise_cache, opt_.rise_n, 7, 0.5f, o.size, o.size, o.rise_seed).to(dev);
 }
 

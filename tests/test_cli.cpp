@@ -112,6 +112,8 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
   fs::copy_file(lcam::test::fixture("tiny_vgg16.weights.h5"), trunc, fs::copy_options::overwrite_existing);
   fs::resize_file(trunc, fs::file_size(trunc) / 2);
   const std::string good = sample("n01440764_tench.JPEG");
+  const std::string samples = lcam::test::shared_dir() + "/data/imagenet-sample";
+  const std::string list = lcam::test::shared_dir() + "/data/imagenet-sample.txt";
 
   struct Case {
     const char* what;
@@ -132,6 +134,17 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
       {"bad fusion mode", "predict " + kTiny + " --conv-fusion maybe " + good, "--conv-fusion"},
       {"graph on the CPU", "bench --arch vgg16 --device cpu --graph", "--graph"},
       {"graph of a work with host reads", "bench --arch vgg16 --work adic --graph", "--work adic"},
+      {"a count that must be positive", "predict " + kTiny + " --batch 0 " + good, "--batch: '0' is not a positive number"},
+      // A file to write is checked before any work: a long training run must not end with
+      // nowhere to put its checkpoint.
+      {"train --out is a folder", "train " + kTiny + " --method img --data " + samples + " --list " + list + " --out " + dir.string(),
+       dir.string() + ": is a folder (--out names the file to write)"},
+      {"train --out in a missing folder", "train " + kTiny + " --method img --data " + samples + " --list " + list +
+       " --out /nonexistent/run/c.h5", "/nonexistent/run/c.h5: folder /nonexistent/run does not exist (--out)"},
+      {"eval --report in a missing folder", "eval " + kTiny + " --method center --data " + samples + " --list " + list +
+       " --report /nonexistent/table", "/nonexistent/table.json: folder /nonexistent does not exist (--report)"},
+      {"labels --out where nothing can be written", "labels " + kTiny + " --data " + samples + " --list " + list +
+       " --out /proc/labels.txt", "/proc/labels.txt: cannot write in /proc (--out"},
       {"a batch larger than memory (768 GiB of input)",
        "bench --arch resnet50 --device cpu --batch 65536 --size 1024 --iters 1 --warmup 0", "out of host memory"},
   };
