@@ -61,6 +61,8 @@ std::vector<int> parse_epochs(const std::string& s) {
 
 int run_train(TrainOptions o) {
   check_output_file(o.out, "--out");
+  if (o.resume && !std::filesystem::exists(o.out))
+    throw InputError(fmt::format("{}: no checkpoint to resume (--resume continues the run saved in --out)", o.out));
   const bool vgg = o.arch == "vgg16";
   // Defaults: what the official code effectively ran for each backbone.
   double lr_w = vgg ? 1e-2 : 1e-4, lr_b = vgg ? 2e-2 : 2e-4;

@@ -141,6 +141,8 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
        dir.string() + ": is a folder (--out names the file to write)"},
       {"train --out in a missing folder", "train " + kTiny + " --method img --data " + samples + " --list " + list +
        " --out /nonexistent/run/c.h5", "/nonexistent/run/c.h5: folder /nonexistent/run does not exist (--out)"},
+      {"train --resume without a checkpoint", "train " + kTiny + " --method img --data " + samples + " --list " + list +
+       " --resume --out " + (dir / "never_written.h5").string(), "never_written.h5: no checkpoint to resume"},
       {"eval --report in a missing folder", "eval " + kTiny + " --method center --data " + samples + " --list " + list +
        " --report /nonexistent/table", "/nonexistent/table.json: folder /nonexistent does not exist (--report)"},
       {"labels --out where nothing can be written", "labels " + kTiny + " --data " + samples + " --list " + list +
