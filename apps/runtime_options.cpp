@@ -37,7 +37,8 @@ void check_output_file(const std::string& path, const char* flag) {
   std::error_code ec;
   if (fs::is_directory(path, ec))
     throw InputError(fmt::format("{}: is a folder ({} names the file to write)", path, flag));
-  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  fs::path parent = fs::path(path).parent_path();
+  if (parent.empty()) parent = ".";
   if (!fs::is_directory(parent, ec))
     throw InputError(fmt::format("{}: folder {} does not exist ({})", path, parent.string(), flag));
   // A file made and removed at once tells what access() cannot (root, /proc, a read-only mount).

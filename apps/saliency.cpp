@@ -96,9 +96,11 @@ SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device 
     lo.method = parse_lcam_method(variant);
     lcam_[name] = {std::make_unique<Lcam>(model, lo), by_variant[variant].att};
   }
-  if (wants("rise") && !o.rise_cache.empty() && !std::filesystem::exists(o.rise_cache))
-    check_output_file(o.rise_cache, "--rise-cache");  // written once the masks are drawn
-  if (wants("rise")) rise_masks_ = rise_masks_cached(o.rise_cache, opt_.rise_n, 7, 0.5f, o.size, o.size, o.rise_seed).to(dev);
+  if (wants("rise")) {
+    if (!o.rise_cache.empty() && !std::filesystem::exists(o.rise_cache))
+      check_output_file(o.rise_cache, "--rise-cache");  // written once the masks are drawn
+    rise_masks_ = rise_masks_cached(o.rise_cache, opt_.rise_n, 7, 0.5f, o.size, o.size, o.rise_seed).to(dev);
+  }
 }
 
 Tensor SaliencyMethods::compute(const std::string& m, const Tensor& x01, const std::vector<int>& classes) {

@@ -866,19 +866,23 @@ void mask_words(float* d, const float* g, const uint32_t* __restrict bits, int64
 #endif
   }
 }
-}  // namespace
-void relu_mask_pack(uint32_t* bits, const float* y, int64_t L) {
-  const int64_t words = L / 32;  // the full words in blocks (pack_words), the tail by the body
+// f(w0, w1) over words [0, words) in blocks of kMaskBlock, on all threads when there are many.
+template <class F>
+void word_blocks(int64_t words, F&& f) {
 #pragma omp parallel for schedule(static) if (words > kMaskBlock)
   for (int64_t t = 0; t < (words + kMaskBlock - 1) / kMaskBlock; ++t)
-    pack_words(bits, y, t * kMaskBlock, std::min(words, (t + 1) * kMaskBlock));
+    f(t * kMaskBlock, std::min(words, (t + 1) * kMaskBlock));
+}
+}  // namespace
+// The full words in blocks, the tail of L % 32 elements by the shared body.
+void relu_mask_pack(uint32_t* bits, const float* y, int64_t L) {
+  const int64_t words = L / 32;
+  word_blocks(words, [&](int64_t w0, int64_t w1) { pack_words(bits, y, w0, w1); });
   if (words * 32 < L) kern::relu_mask_pack_at(bits, y, L, words);
 }
 void relu_mask_backward(float* dx, const float* dy, const uint32_t* bits, int64_t L) {
   const int64_t words = L / 32;
-#pragma omp parallel for schedule(static) if (words > kMaskBlock)
-  for (int64_t t = 0; t < (words + kMaskBlock - 1) / kMaskBlock; ++t)
-    mask_words(dx, dy, bits, t * kMaskBlock, std::min(words, (t + 1) * kMaskBlock));
+  word_blocks(words, [&](int64_t w0, int64_t w1) { mask_words(dx, dy, bits, w0, w1); });
   for (int64_t i = words * 32; i < L; ++i) kern::relu_mask_bwd_at(dx, dy, bits, i);
 }
 void add_forward(float* y, const float* a, const float* b, int64_t L, bool relu) {
