@@ -251,7 +251,7 @@ int run_eval(const EvalOptions& o) {
 Run setup_eval(CLI::App& sub) {
   auto o = std::make_shared<EvalOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
-  sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
+  sub.add_option("--weights", o->weights, "backbone weights: HDF5 with torchvision names, or a torch.save .pth")->required();
   o->sal.add_to(sub, /*required=*/true);
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "PATH [LABEL] per line (labels: ground truth, for top-1/top-5)")->required();

@@ -133,7 +133,7 @@ int run_explain(const ExplainOptions& o) {
 Run setup_explain(CLI::App& sub) {
   auto o = std::make_shared<ExplainOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
-  sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
+  sub.add_option("--weights", o->weights, "backbone weights: HDF5 with torchvision names, or a torch.save .pth")->required();
   o->sal.add_to(sub, /*required=*/false, "lcam");
   sub.add_option("--class", o->classes_arg, "top1, or class indices/names separated by commas");
   sub.add_option("--classes", o->names_file, "class-name file (default: the 1000 ImageNet classes)");

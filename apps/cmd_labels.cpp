@@ -67,7 +67,7 @@ int run_labels(const LabelsOptions& o) {
 Run setup_labels(CLI::App& sub) {
   auto o = std::make_shared<LabelsOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
-  sub.add_option("--weights", o->weights, "weights file (HDF5, torchvision names)")->required();
+  sub.add_option("--weights", o->weights, "weights: HDF5 with torchvision names, or a torch.save .pth")->required();
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "input list: PATH [LABEL] per line")->required();
   sub.add_option("--out", o->out, "output list: PATH PREDICTED_LABEL per line")->required();

@@ -241,7 +241,7 @@ int run_train(TrainOptions o) {
 Run setup_train(CLI::App& sub) {
   auto o = std::make_shared<TrainOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
-  sub.add_option("--weights", o->weights, "backbone weights (HDF5, torchvision names)")->required();
+  sub.add_option("--weights", o->weights, "backbone weights: HDF5 with torchvision names, or a torch.save .pth")->required();
   sub.add_option("--method", o->method, "img (L-CAM-Img), fm (L-CAM-Fm) or img7x7 (VGG-16's 7x7 maps)")
       ->check(CLI::IsMember({"img", "fm", "img7x7"}));
   sub.add_option("--loss", o->loss, "lcam (CE + area + TV) or ce (cross-entropy only)")->check(CLI::IsMember({"lcam", "ce"}));

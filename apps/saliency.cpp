@@ -41,7 +41,7 @@ void SaliencyOptions::add_to(CLI::App& sub, bool required, const std::string& de
   methods = default_method;
   auto* m = sub.add_option("--method", methods, std::string("comma-separated: ") + kMethodList);
   if (required) m->required();
-  sub.add_option("--lcam", lcam_ckpts, "L-CAM checkpoint (lcam train --out); several for lcam-img, lcam-fm...")
+  sub.add_option("--lcam", lcam_ckpts, "L-CAM checkpoint (lcam train --out, or an L-CAM model saved by torch.save); several for lcam-img, lcam-fm...")
       ->delimiter(',');
   sub.add_option("--lcam-method", lcam_method, "what a checkpoint that does not say was trained as: img, fm or img7x7")
       ->check(CLI::IsMember({"img", "fm", "img7x7"}));

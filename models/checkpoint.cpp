@@ -5,6 +5,8 @@
 
 #include "engine/common.h"  // InputError
 #include "loaders/hdf5.h"   // h5::Reader, h5::Writer
+#include "loaders/torch_file.h"  // pth::Reader, pth::looks_like
+#include "models/torch_weights.h"  // find_attention
 
 namespace lcam {
 
@@ -28,7 +30,29 @@ void save_checkpoint(const std::string& path, const Attention& a, const Checkpoi
   w.commit();
 }
 
+namespace {
+
+// The attention of an L-CAM model saved by torch.save (the authors' released models): the
+// weights only; the variant comes from --lcam-method, the optimizer state is not read.
+Attention load_torch_attention(const std::string& path, int C, Device dev, CheckpointState* state) {
+  pth::Reader f(path);
+  const TorchAttention names = find_attention(f);
+  Tensor w = f.read(names.weight), b = f.read(names.bias);
+  if (w.ndim() != 4 || w.dim(1) != C || w.dim(2) != 1 || w.dim(3) != 1 || b.ndim() != 1 || b.dim(0) != w.dim(0))
+    throw InputError(fmt::format("{}: {} {} / {} {} do not fit [K,{},1,1] / [K]", path, names.weight, w.shape_str(),
+                                 names.bias, b.shape_str(), C));
+  if (state) {
+    *state = CheckpointState{};
+    state->epoch = f.int_value("epoch").value_or(0);
+  }
+  const int64_t K = w.dim(0);
+  return Attention{w.reshape({K, C}).to(dev), b.to(dev)};
+}
+
+}  // namespace
+
 Attention load_checkpoint(const std::string& path, int C, Device dev, CheckpointState* state) {
+  if (pth::looks_like(path)) return load_torch_attention(path, C, dev, state);
   h5::Reader f(path);
   Tensor w = f.read("attnM.op.weight"), b = f.read("attnM.op.bias");
   if (w.ndim() != 4 || w.dim(1) != C || w.dim(2) != 1 || w.dim(3) != 1 || b.ndim() != 1 || b.dim(0) != w.dim(0))

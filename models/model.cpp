@@ -2,6 +2,7 @@
 #include "models/model.h"
 
 #include <cmath>    // std::sqrt
+#include <functional>  // std::function
 #include <map>      // std::map
 #include <random>   // std::mt19937_64, std::normal_distribution
 #include <set>      // std::set
@@ -11,6 +12,8 @@
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::TraceRange (profiler ranges per module)
 #include "loaders/hdf5.h"   // h5::Reader, h5::Writer
+#include "loaders/torch_file.h"  // pth::Reader, pth::looks_like
+#include "models/torch_weights.h"  // find_backbone
 
 namespace lcam {
 
@@ -227,8 +230,18 @@ Tensor Model::backward_range(Tape& tape, const Tensor& dy, int begin, int end) {
   return dx;
 }
 
-ModelConfig read_model_config(const std::string& path) {
-  h5::Reader f(path);
+namespace {
+
+// A weights file's parameters, whichever its format: torchvision name -> where and what.
+struct FileTensor {
+  std::string name;  // in the file (messages)
+  std::vector<int64_t> shape;
+  std::string type;
+};
+using FileTensors = std::map<std::string, FileTensor>;
+
+ModelConfig read_hdf5_config(const h5::Reader& f) {
+  const std::string& path = f.path();
   auto arch = f.attr_string("arch");
   if (!arch) throw InputError(fmt::format("{}: no 'arch' attribute (not an lcam weights file?)", path));
   ModelConfig c = ModelConfig::standard(*arch);
@@ -244,32 +257,66 @@ ModelConfig read_model_config(const std::string& path) {
   return c;
 }
 
-std::unique_ptr<Model> load_model(const std::string& path, const std::string& arch, Device dev) {
-  ModelConfig cfg = read_model_config(path);
-  if (!arch.empty() && cfg.arch != arch)
-    throw InputError(fmt::format("{}: weights are for {}, but --arch {} was given", path, cfg.arch, arch));
-  auto model = std::make_unique<Model>(cfg);
-  h5::Reader f(path);
-  std::map<std::string, h5::DatasetInfo> in_file;
-  for (auto& d : f.datasets()) in_file[d.name] = d;
+// Fills every parameter of `model` from `in_file` (read by `read`), checking names, shapes
+// and dtypes (`float_types`: the dtypes accepted), and that nothing else is there.
+void fill_params(Model& model, const std::string& path, const FileTensors& in_file,
+                 const std::function<Tensor(const std::string& file_name)>& read,
+                 const std::set<std::string>& float_types) {
   std::set<std::string> expected;
-  for (Param& p : model->params()) {
+  for (Param& p : model.params()) {
     expected.insert(p.name);
     auto it = in_file.find(p.name);
     if (it == in_file.end())
       throw InputError(fmt::format("{}: missing dataset '{}' (expected float32 {})", path, p.name, shape_str(p.shape)));
-    if (it->second.shape != p.shape)
-      throw InputError(fmt::format("{}: dataset '{}' has shape {}, expected {}", path, p.name,
-                                   shape_str(it->second.shape), shape_str(p.shape)));
-    if (it->second.type != "float32")
-      throw InputError(fmt::format("{}: dataset '{}' is {}, expected float32", path, p.name, it->second.type));
-    *p.tensor = f.read(p.name);
+    const FileTensor& t = it->second;
+    if (t.shape != p.shape)
+      throw InputError(fmt::format("{}: dataset '{}' has shape {}, expected {}", path, t.name, shape_str(t.shape),
+                                   shape_str(p.shape)));
+    if (!float_types.count(t.type))
+      throw InputError(fmt::format("{}: dataset '{}' is {}, expected {}", path, t.name, t.type,
+                                   float_types.size() == 1 ? "float32" : "a floating-point tensor"));
+    *p.tensor = read(t.name);
   }
-  for (auto& [name, info] : in_file) {
+  for (auto& [name, t] : in_file) {
     const std::string tail = ".num_batches_tracked";  // PyTorch bookkeeping, not a weight
     if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0) continue;
     if (!expected.count(name))
-      throw InputError(fmt::format("{}: unexpected dataset '{}' {} for {}", path, name, shape_str(info.shape), cfg.arch));
+      throw InputError(fmt::format("{}: unexpected dataset '{}' {} for {}", path, t.name, shape_str(t.shape),
+                                   model.config().arch));
+  }
+}
+
+}  // namespace
+
+ModelConfig read_model_config(const std::string& path) {
+  if (pth::looks_like(path)) return find_backbone(pth::Reader(path)).config;
+  return read_hdf5_config(h5::Reader(path));
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& arch, Device dev) {
+  std::unique_ptr<Model> model;
+  auto make = [&](const ModelConfig& cfg) {
+    if (!arch.empty() && cfg.arch != arch)
+      throw InputError(fmt::format("{}: weights are for {}, but --arch {} was given", path, cfg.arch, arch));
+    model = std::make_unique<Model>(cfg);
+  };
+  if (pth::looks_like(path)) {  // a torch.save file: any floating type, converted as load_state_dict does
+    pth::Reader f(path);
+    const TorchBackbone b = find_backbone(f);
+    make(b.config);
+    FileTensors in_file;
+    for (const auto& [name, file] : b.names) {
+      const pth::TensorInfo* t = f.find(file);
+      in_file[name] = {file, t->shape, t->dtype};
+    }
+    fill_params(*model, path, in_file, [&](const std::string& n) { return f.read(n); },
+                {"float32", "float64", "float16", "bfloat16"});
+  } else {
+    h5::Reader f(path);
+    make(read_hdf5_config(f));
+    FileTensors in_file;
+    for (auto& d : f.datasets()) in_file[d.name] = {d.name, d.shape, d.type};
+    fill_params(*model, path, in_file, [&](const std::string& n) { return f.read(n); }, {"float32"});
   }
   model->finalize();
   model->to(dev);

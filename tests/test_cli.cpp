@@ -103,6 +103,49 @@ TEST_CASE("predict --json on sample JPEGs matches the in-process model") {
   CHECK(text.out.find("1. ") != std::string::npos);
 }
 
+TEST_CASE("torch.save files serve as --weights and --lcam: the same predictions and maps as HDF5") {
+  const std::string img = sample("n01440764_tench.JPEG");
+  if (!fs::exists(img)) {
+    MESSAGE("cli: skipped (sample images not found at " << img << ")");
+    return;
+  }
+  const std::string pth = lcam::test::fixture("pth/tiny_vgg16_lcam.pth");
+  Result a = run("predict --arch vgg16 --weights " + pth + " --device cpu --json --all-logits " + img);
+  Result b = run("predict " + kTiny + " --device cpu --json --all-logits " + img);
+  INFO(a.err);
+  REQUIRE(a.status == 0);
+  CHECK(a.out == b.out);
+
+  const fs::path dir = fs::temp_directory_path() / "lcam_cli_pth";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string ckpt = (dir / "attn.h5").string();  // the same attention, as lcam writes it
+  {
+    h5::Reader ref(lcam::test::fixture("pth/tiny_vgg16_lcam.ref.h5"));
+    CheckpointState st;
+    st.arch = "vgg16";
+    st.method = "img";
+    save_checkpoint(ckpt, Attention{ref.read("attnM.op.weight").reshape({10, 32}), ref.read("attnM.op.bias")}, st);
+  }
+  Result p = run("explain --arch vgg16 --weights " + pth + " --lcam " + pth + " --lcam-method img --save-maps " +
+                 (dir / "a.h5").string() + " --out " + (dir / "a").string() + " " + img);
+  Result q = run("explain " + kTiny + " --lcam " + ckpt + " --save-maps " + (dir / "b.h5").string() + " --out " +
+                 (dir / "b").string() + " " + img);
+  INFO(p.err);
+  REQUIRE(p.status == 0);
+  REQUIRE(q.status == 0);
+  h5::Reader ma((dir / "a.h5").string()), mb((dir / "b.h5").string());
+  REQUIRE(ma.datasets().size() == 1);
+  const std::string name = ma.datasets()[0].name;
+  CHECK(ma.read(name).to_vector() == mb.read(name).to_vector());
+  // A torch.save file that is not an L-CAM model, as --lcam: named, exit 2.
+  Result bad = run("explain " + kTiny + " --lcam " + lcam::test::fixture("pth/tiny_vgg16.legacy.pth") +
+                   " --lcam-method img --out " + (dir / "c").string() + " " + img);
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("tiny_vgg16.legacy.pth: no attnM.op.weight") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("bad input exits 2 with one line naming the culprit") {
   const fs::path dir = fs::temp_directory_path() / "lcam_cli_bad";
   fs::create_directories(dir);

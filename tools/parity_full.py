@@ -10,6 +10,9 @@ CenterCrop(224), ToTensor, Normalize(ImageNet mean/std)), then run
 
   LCAM predict --arch A --weights W.h5 --topk 5 --json --all-logits IMG...
 
+(W.pth instead with --format pth or pth-legacy: the state_dict as torch.save writes it, zip or
+legacy format, read by lcam directly.)
+
 and compare, per image: max |logit difference| / max |torch logit| <= --tol
 (default 1e-3), and the ordered top-5 class lists equal (a reordering is
 accepted, and reported, only where the torch logits of the swapped classes lie
@@ -118,7 +121,10 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed for weights and images (default 0)")
     p.add_argument("--images", type=int, default=4, help="number of random images (default 4)")
     p.add_argument("--workdir", required=True, help="directory for the weights file and images")
-    p.add_argument("--weights", help="use this existing weights file instead of exporting random ones")
+    p.add_argument("--weights", help="use this existing weights file (.h5, or a torch.save .pth) instead of "
+                   "exporting random ones")
+    p.add_argument("--format", choices=("h5", "pth", "pth-legacy"), default="h5",
+                   help="random weights written as lcam's HDF5 or as torch.save's zip / legacy file (default h5)")
     p.add_argument("--image-size", default="256", help="image size, N or WxH (default 256)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="passed to lcam predict --device")
     p.add_argument("--tol", type=float, default=1e-3, help="max |dlogit| / max |logit| (default 1e-3)")
@@ -133,12 +139,21 @@ def main(argv=None):
     os.makedirs(args.workdir, exist_ok=True)
     if args.weights:
         weights = args.weights
-    else:
+    elif args.format == "h5":
         weights = os.path.join(args.workdir, f"{args.arch}-random-seed{args.seed}.weights.h5")
         et.write_weights(et.random_model(args.arch, args.seed), weights)
         print(f"exported random {args.arch} (seed {args.seed}) to {weights}")
+    else:
+        legacy = args.format == "pth-legacy"
+        weights = os.path.join(args.workdir, f"{args.arch}-random-seed{args.seed}{'.legacy' if legacy else ''}.pth")
+        torch.save(et.random_model(args.arch, args.seed).state_dict(), weights,
+                   _use_new_zipfile_serialization=not legacy)
+        print(f"saved random {args.arch} (seed {args.seed}) with torch.save to {weights}")
     # The reference reads back the very file lcam reads.
-    model = et.model_from_weights(weights)
+    if weights.endswith(".pth"):
+        model = et.load_state_dict_file(args.arch, weights).eval()
+    else:
+        model = et.model_from_weights(weights)
     if et.arch_of(model) != args.arch:
         print(f"FAIL: {weights} holds {et.arch_of(model)}, not {args.arch}")
         return 1
