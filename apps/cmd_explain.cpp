@@ -11,7 +11,7 @@
 
 #include "apps/commands.h"      // ExplainOptions, run_explain
 #include "apps/figures.h"       // overlay, to_image, grid_figure
-#include "apps/progress.h"      // images_status
+#include "apps/progress.h"      // images_status, one_line
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // normalize_forward
@@ -94,7 +94,7 @@ int run_explain(const ExplainOptions& o) {
     try {
       load_eval_image(path, x01.data(), o.size.resize, S);
     } catch (const InputError& e) {
-      std::fprintf(stderr, "lcam: error: %s\n", e.what());
+      std::fprintf(stderr, "lcam: error: %s\n", one_line(e.what()).c_str());
       ++failed;
       continue;
     }

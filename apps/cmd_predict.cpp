@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>   // nlohmann::json
 
 #include "apps/cli.h"          // RuntimeOptions, ImageSizeOptions
-#include "apps/progress.h"     // images_status
+#include "apps/progress.h"     // images_status, one_line
 #include "engine/common.h"     // InputError
 #include "engine/ops.h"        // normalize_forward, softmax_forward
 #include "loaders/classes.h"   // imagenet_classes, load_class_names
@@ -54,7 +54,7 @@ int run_predict(const PredictOptions& o) {
         load_eval_image(o.images[i], host.data() + ok.size() * per, o.size.resize, o.size.crop);
         ok.push_back(o.images[i]);
       } catch (const InputError& e) {
-        std::fprintf(stderr, "lcam: error: %s\n", e.what());
+        std::fprintf(stderr, "lcam: error: %s\n", one_line(e.what()).c_str());
         ++failed;
       }
     }

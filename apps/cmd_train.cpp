@@ -18,7 +18,7 @@
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/commands.h"         // TrainOptions, run_train
-#include "apps/progress.h"         // Progress
+#include "apps/progress.h"         // Progress, one_line
 #include "engine/common.h"         // InputError, InternalError
 #include "engine/ops.h"            // sgd_step
 #include "engine/tensor.h"         // PendingRead
@@ -187,7 +187,7 @@ int run_train(TrainOptions o) {
     Batch b;
     bool stop = false;
     while (loader.next(b)) {
-      for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: skipped %s\n", f.c_str());
+      for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: skipped %s\n", one_line(f).c_str());
       st.batch = b.index + 1;
       seen += static_cast<int64_t>(b.indices.size() + b.failed.size());
       if (b.indices.empty()) continue;

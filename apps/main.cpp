@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>  // CLI::App, CLI::ParseError
 
 #include "apps/cli.h"        // Command, setup_*
+#include "apps/progress.h"   // one_line
 #include "engine/backend.h"  // cpu::set_num_threads
 #include "engine/common.h"   // InputError, OutOfMemory
 
@@ -67,16 +68,17 @@ int main(int argc, char** argv) {
     for (auto& [sub, run] : subs)
       if (sub->parsed()) return run();
   } catch (const lcam::InputError& e) {
-    std::fprintf(stderr, "lcam: error: %s\n", e.what());
+    std::fprintf(stderr, "lcam: error: %s\n", lcam::app::one_line(e.what()).c_str());
     return 2;
   } catch (const lcam::OutOfMemory& e) {
-    std::fprintf(stderr, "lcam: error: %s (a smaller --batch, or --chunk, needs less)\n", e.what());
+    std::fprintf(stderr, "lcam: error: %s (a smaller --batch, or --chunk, needs less)\n",
+                 lcam::app::one_line(e.what()).c_str());
     return 2;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "lcam: error: out of host memory (a smaller --batch, or --chunk, needs less)\n");
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "lcam: internal error: %s\n", e.what());
+    std::fprintf(stderr, "lcam: internal error: %s\n", lcam::app::one_line(e.what()).c_str());
     return 1;
   }
   return 2;

@@ -94,6 +94,18 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& s, i
   return out;
 }
 
+std::string one_line(const std::string& what) {
+  std::string out;
+  for (const char ch : what) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += ch;
+  }
+  return out;
+}
+
 int images_status(int64_t failed, size_t total, const char* note) {
   if (!failed) return 0;
   std::fprintf(stderr, "lcam: %lld of %zu images could not be read%s\n", static_cast<long long>(failed), total, note);

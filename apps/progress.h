@@ -29,6 +29,10 @@ class Progress {
 // after one line on stderr ("lcam: F of T images could not be read" + `note`).
 int images_status(int64_t failed, size_t total, const char* note = "");
 
+// An error message kept to one line: control characters (a newline in a file name, or in a
+// tensor name read from a damaged file) are written as \xNN.
+std::string one_line(const std::string& what);
+
 // Atomically replaces `path` with `text` (written to PATH.tmp, then renamed).
 void write_text_atomic(const std::string& path, const std::string& text);
 

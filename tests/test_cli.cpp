@@ -201,6 +201,13 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
     CHECK(r.err.find(c.needle) != std::string::npos);
     CHECK(r.err.find("internal error") == std::string::npos);
   }
+  {  // A newline inside a name stays inside the one line of its message, written as \x0a
+     // (then the count of images that could not be read).
+    Result r = run("predict " + kTiny + " '/nonexistent/two\nlines.jpg'");
+    CHECK(r.status == 2);
+    CHECK(count_lines(r.err) == 2);
+    CHECK(r.err.find("two\\x0alines.jpg") != std::string::npos);
+  }
   SUBCASE("good images are still classified when others fail") {
     if (!fs::exists(good)) return;
     Result r = run("predict " + kTiny + " --json " + good + " " + notimg + " " + good);
