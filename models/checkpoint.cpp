@@ -32,21 +32,27 @@ void save_checkpoint(const std::string& path, const Attention& a, const Checkpoi
 
 namespace {
 
+// Checks that w [K,C,1,1] and b [K] fit C channels (InputError naming both tensors) and
+// returns them as the attention on `dev`.
+Attention attention_from(const std::string& path, const std::string& wname, const Tensor& w,
+                         const std::string& bname, const Tensor& b, int C, Device dev) {
+  if (w.ndim() != 4 || w.dim(1) != C || w.dim(2) != 1 || w.dim(3) != 1 || b.ndim() != 1 || b.dim(0) != w.dim(0))
+    throw InputError(fmt::format("{}: {} {} / {} {} do not fit [K,{},1,1] / [K]", path, wname, w.shape_str(), bname,
+                                 b.shape_str(), C));
+  return Attention{w.reshape({w.dim(0), C}).to(dev), b.to(dev)};
+}
+
 // The attention of an L-CAM model saved by torch.save (the authors' released models): the
 // weights only; the variant comes from --lcam-method, the optimizer state is not read.
 Attention load_torch_attention(const std::string& path, int C, Device dev, CheckpointState* state) {
   pth::Reader f(path);
   const TorchAttention names = find_attention(f);
-  Tensor w = f.read(names.weight), b = f.read(names.bias);
-  if (w.ndim() != 4 || w.dim(1) != C || w.dim(2) != 1 || w.dim(3) != 1 || b.ndim() != 1 || b.dim(0) != w.dim(0))
-    throw InputError(fmt::format("{}: {} {} / {} {} do not fit [K,{},1,1] / [K]", path, names.weight, w.shape_str(),
-                                 names.bias, b.shape_str(), C));
+  Attention a = attention_from(path, names.weight, f.read(names.weight), names.bias, f.read(names.bias), C, dev);
   if (state) {
     *state = CheckpointState{};
     state->epoch = f.int_value("epoch").value_or(0);
   }
-  const int64_t K = w.dim(0);
-  return Attention{w.reshape({K, C}).to(dev), b.to(dev)};
+  return a;
 }
 
 }  // namespace
@@ -54,12 +60,9 @@ Attention load_torch_attention(const std::string& path, int C, Device dev, Check
 Attention load_checkpoint(const std::string& path, int C, Device dev, CheckpointState* state) {
   if (pth::looks_like(path)) return load_torch_attention(path, C, dev, state);
   h5::Reader f(path);
-  Tensor w = f.read("attnM.op.weight"), b = f.read("attnM.op.bias");
-  if (w.ndim() != 4 || w.dim(1) != C || w.dim(2) != 1 || w.dim(3) != 1 || b.ndim() != 1 || b.dim(0) != w.dim(0))
-    throw InputError(fmt::format("{}: attnM.op.weight {} / attnM.op.bias {} do not fit [K,{},1,1] / [K]", path,
-                                 w.shape_str(), b.shape_str(), C));
+  const Tensor w = f.read("attnM.op.weight"), b = f.read("attnM.op.bias");
+  Attention a = attention_from(path, "attnM.op.weight", w, "attnM.op.bias", b, C, dev);
   const int64_t K = w.dim(0);
-  Attention a{w.reshape({K, C}).to(dev), b.to(dev)};
   if (state) {
     state->arch = f.attr_string("arch").value_or("");
     state->method = f.attr_string("method").value_or("");

@@ -134,7 +134,7 @@ TorchAttention find_attention(const pth::Reader& r) {
   auto bias = names.find(P + "attnM.op.bias");
   if (bias == names.end())
     throw InputError(fmt::format("{}: '{}' has no attnM.op.bias beside it", r.path(), names.at(P + "attnM.op.weight")));
-  return {names.at(P + "attnM.op.weight"), bias->second, P};
+  return {names.at(P + "attnM.op.weight"), bias->second};
 }
 
 }  // namespace lcam

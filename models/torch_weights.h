@@ -27,7 +27,6 @@ TorchBackbone find_backbone(const pth::Reader& r);
 
 struct TorchAttention {
   std::string weight, bias;  // names in the file
-  std::string prefix;        // what precedes attnM.op.weight there ("state_dict.module.", "")
 };
 // InputError naming the file when it holds no attnM.op.weight / bias pair, or more than one.
 TorchAttention find_attention(const pth::Reader& r);
