@@ -3,7 +3,7 @@
 // that conv.cu and gemm.cu use (context.cuh). Each op is a thin __global__ wrapper that guards
 // i < total and calls the body in kernels/bodies.h that the CPU backend also runs, so the
 // arithmetic is tested without a GPU; launchers compute CEIL_DIV and check every launch.
-// Only channel_sum has GPU-only arithmetic (a block reduction; fixed order, deterministic).
+// Only channel_sum has GPU-only arithmetic (a block reduction in double; fixed order, deterministic).
 // Deliberately omits vectorized loads, fused ops and tuned block sizes: these kernels are
 // memory-bound and small next to the convolutions.
 // Letters: N batch, C channels, HW plane size, P,Q pooled size, O logits per row, L elements.
@@ -137,11 +137,21 @@ template <class T>  // float, or double for sum() (the CPU's sum keeps its doubl
 __global__ void channel_sum_kernel(T* out, const float* x, int N, int C, int64_t HW) {
   __shared__ double partial[kBlock];
   const int c = blockIdx.x;
-  const int64_t per_channel = static_cast<int64_t>(N) * HW;
   double acc = 0.0;
-  for (int64_t j = threadIdx.x; j < per_channel; j += blockDim.x) {
-    const int64_t n = j / HW, hw = j % HW;
-    acc += x[(n * C + c) * HW + hw];
+  // Each image's plane of channel c is contiguous: walk the planes, no division per element.
+  // With small planes (HW < blockDim: a linear layer's bias has HW = 1) the threads take
+  // (image, pixel) pairs instead, so that the block is not left mostly idle.
+  if (HW >= blockDim.x) {
+    for (int n = 0; n < N; ++n) {
+      const float* plane = x + (static_cast<int64_t>(n) * C + c) * HW;
+      for (int64_t hw = threadIdx.x; hw < HW; hw += blockDim.x) acc += plane[hw];
+    }
+  } else {
+    const int64_t per_channel = static_cast<int64_t>(N) * HW;
+    for (int64_t j = threadIdx.x; j < per_channel; j += blockDim.x) {
+      const int64_t n = j / HW, hw = j - n * HW;
+      acc += x[(n * C + c) * HW + hw];
+    }
   }
   partial[threadIdx.x] = acc;
   __syncthreads();
