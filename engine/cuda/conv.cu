@@ -432,6 +432,7 @@ void run_separate(Plan& plan, float* y, const float* x, const float* w, const fl
 // deterministic candidate that runs.
 void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, const float* x, const float* w,
                    const float* b, const float* z) {
+  f = Plan::Fusion{};  // a decision that threw half-way is taken again from nothing
   if (plan.deterministic && mode == 0) {  // nothing to time or try
     f.decided = true;
     f.fused = false;
@@ -478,7 +479,9 @@ void decide_fusion(Plan& plan, Plan::Fusion& f, int mode, bool relu, float* y, c
       f.how = c;
       break;
     }
-    const float t = time_calls([&] { return run_fused(plan, c, relu, y, x, w, b, z); }, kReps);
+    // trial(): a candidate whose workspace cannot be had, or whose refusal left a non-sticky
+    // CUDA error, is skipped as any refusal rather than failing the forward pass.
+    const float t = time_calls([&] { return trial([&] { return run_fused(plan, c, relu, y, x, w, b, z); }); }, kReps);
     if (t >= 0.f && (best < 0.f || t < best)) {
       best = t;
       f.fused = true;
@@ -544,7 +547,9 @@ bool cudnn_accepts(const Choice& choice, bool& refused, Work work) {
     work();
     return true;
   } catch (const CudnnError&) {
-    if (cuda::ctx::capturing() || cudaPeekAtLastError() != cudaSuccess) throw;
+    if (cuda::ctx::capturing()) throw;
+    (void)cudaGetLastError();                         // a refusal's non-sticky error, as trial()
+    if (cudaPeekAtLastError() != cudaSuccess) throw;  // still set: sticky, the context is lost
     refused = true;
     return false;
   }
@@ -644,6 +649,10 @@ bool backward_data_bf16(Plan& plan, float* dx, const float* dy, const float* w) 
 
 void conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvParams& p) {
   if (p.N <= 0 || p.C <= 0) return;
+  if (p.K <= 0) {  // no output channels: nothing flows back (cuDNN rejects empty tensors)
+    cuda::fill_zero(dx, sizeof(float) * static_cast<size_t>(p.N) * p.C * in_plane(p));
+    return;
+  }
   if (Plan* bp = bf16_plan_for(p); bp && backward_data_bf16(*bp, dx, dy, w)) return;
   backward_data(plan_for(p, aligned16({dx, dy, w})), dx, dy, w);
 }
