@@ -322,6 +322,44 @@ TEST_CASE("cuda runtime: a page-locked block freed while its upload is queued is
   CHECK(dev.to_vector() == want);
 }
 
+TEST_CASE("cuda runtime: a page-locked block freed during a graph capture waits for the copies queued before it") {
+  if (skip_without_cuda()) return;
+  // A capture does not wait for the eager work queued before it: an upload from a page-locked
+  // tensor dropped inside the capture may still be running when the capture ends.
+  const Tensor big = on_gpu(random({64, 64, 112, 112}, 96));
+  Tensor sink = Tensor::empty(big.shape(), Device::CUDA);
+  for (int i = 0; i < 200; ++i) lcam::relu_forward(sink, big);  // ~20 ms on an H200
+  std::vector<float> want(4096);
+  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(i);
+  Tensor src = Tensor::empty_pinned({4096});
+  std::copy(want.begin(), want.end(), src.data());
+  const Tensor dev = src.to_async(Device::CUDA);
+  void* first = src.raw();
+  Tensor small = on_gpu(random({1, 4, 8, 8}, 97)), small_y = Tensor::empty(small.shape(), Device::CUDA);
+  lcam::cuda::Graph g;
+  g.capture([&] {
+    src = Tensor();  // the last reference goes during the capture
+    lcam::relu_forward(small_y, small);
+  });
+  Tensor next = Tensor::empty_pinned({4096});
+  CHECK(next.raw() != first);  // parked until the stream has passed the capture's end
+  std::fill(next.data(), next.data() + 4096, -1.f);
+  CHECK(dev.to_vector() == want);
+  // Once the stream has passed it, the block is served again.
+  lcam::cuda::synchronize();
+  next = Tensor();
+  lcam::cuda::synchronize();
+  Tensor again = Tensor::empty_pinned({4096});
+  Tensor again2 = Tensor::empty_pinned({4096});
+  CHECK((again.raw() == first || again2.raw() == first));
+  // A copy between host and device cannot be captured: the graph would keep the host address.
+  lcam::cuda::Graph g2;
+  Tensor host = Tensor::empty_pinned({4096});
+  CHECK_THROWS_AS(g2.capture([&] { Tensor d = host.to_async(Device::CUDA); }), lcam::InternalError);
+  lcam::relu_forward(small_y, small);  // the stream works after the refused capture
+  CHECK(small_y.to_vector().size() == 256);
+}
+
 TEST_CASE("cuda runtime: the caching allocator reuses freed blocks and tracks the peak") {
   if (skip_without_cuda()) return;
   { Tensor warm = Tensor::empty({1 << 20}, Device::CUDA); }  // 4 MiB, now cached

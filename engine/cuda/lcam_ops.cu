@@ -75,11 +75,13 @@ void row_sum(float* out, const float* in, int R, int64_t L) { detail::channel_su
 void bias_act(float* y, const float* b, int N, int C, int64_t HW, bool relu) { detail::bias_act(y, b, nullptr, N, C, HW, relu); }
 
 double sum(const float* x, int64_t L) {  // the double total, as the CPU's
-  double* dev = static_cast<double*>(cuda::device_alloc(sizeof(double)));
-  detail::channel_sum(dev, x, 1, 1, L);
+  struct Block {  // given back on every path, a failed copy included
+    double* p = static_cast<double*>(cuda::device_alloc(sizeof(double)));
+    ~Block() { cuda::device_free(p, sizeof(double)); }
+  } dev;
+  detail::channel_sum(dev.p, x, 1, 1, L);
   double host = 0.0;
-  cuda::copy(&host, Device::CPU, dev, Device::CUDA, sizeof(double));
-  cuda::device_free(dev, sizeof(double));
+  cuda::copy(&host, Device::CPU, dev.p, Device::CUDA, sizeof(double));
   return host;
 }
 

@@ -179,6 +179,10 @@ void* device_alloc(size_t bytes) {
     p = c.alloc(bytes);
   }
   if (!p) {
+    // Only a lack of memory is reported as such: any other failure (a sticky error left by an
+    // earlier kernel) is that error.
+    if (g_last_malloc_error != cudaErrorMemoryAllocation && g_last_malloc_error != cudaSuccess)
+      CUDA_CHECK(g_last_malloc_error);
     const BlockCache::Stats st = c.stats();
     size_t free_b = 0, total_b = 0;
     (void)cudaMemGetInfo(&free_b, &total_b);
@@ -206,15 +210,24 @@ void reset_peak() { device_cache().reset_peaks(); }
 // ---- copies -----------------------------------------------------------------------------------
 // A freed page-locked block may still be read or written by a copy queued on the stream (an
 // upload whose source tensor went away, a read dropped early), so it is parked with an event
-// recorded at the free and goes back to the cache only once the stream has passed that event:
-// whatever reuses it cannot overwrite data in flight. Reclaimed at the next allocation.
+// recorded at the free (or, freed during a graph capture, at the first allocation after it)
+// and goes back to the cache only once the stream has passed that event: whatever reuses it
+// cannot overwrite data in flight. Reclaimed at the next allocation.
 namespace {
 struct Parked {
   void* p;
-  cudaEvent_t done;
+  cudaEvent_t done;  // nullptr: freed during a capture, no event recorded yet
 };
-std::mutex g_parked_mu;
-std::vector<Parked> g_parked;
+// Never destroyed, as the caches: a page-locked block freed during static destruction still
+// finds them.
+std::mutex& parked_mu() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+std::vector<Parked>& parked() {
+  static auto* v = new std::vector<Parked>;
+  return *v;
+}
 
 void release_pinned(void* p) {
   if (!pinned_cache().free(p)) std::fprintf(stderr, "lcam: host_free_pinned of unknown pointer %p ignored\n", p);
@@ -226,18 +239,34 @@ void reclaim_parked() {
   if (ctx::capturing()) return;
   std::vector<void*> ready;
   {
-    std::lock_guard<std::mutex> lock(g_parked_mu);
-    for (size_t i = 0; i < g_parked.size();) {
-      const cudaError_t q = cudaEventQuery(g_parked[i].done);
-      if (q == cudaErrorNotReady) {
-        ++i;
-        continue;
+    std::lock_guard<std::mutex> lock(parked_mu());
+    std::vector<Parked>& v = parked();
+    for (size_t i = 0; i < v.size();) {
+      if (!v[i].done) {
+        // Freed during a capture: an event recorded now lies after every copy queued before
+        // the capture began, which is what the block waits for.
+        cudaEvent_t e = nullptr;
+        if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) == cudaSuccess &&
+            cudaEventRecord(e, ctx::stream()) == cudaSuccess) {
+          v[i++].done = e;
+          continue;
+        }
+        if (e) CUDA_CHECK_PRINT(cudaEventDestroy(e));
+        (void)cudaGetLastError();
+        CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));  // without an event: drained
+      } else {
+        const cudaError_t q = cudaEventQuery(v[i].done);
+        if (q == cudaErrorNotReady) {
+          (void)cudaGetLastError();  // not an error, but it must not be reported by the next check
+          ++i;
+          continue;
+        }
+        if (q != cudaSuccess) (void)cudaGetLastError();  // a lost device: nothing writes the block
+        CUDA_CHECK_PRINT(cudaEventDestroy(v[i].done));
       }
-      if (q != cudaSuccess) (void)cudaGetLastError();  // a lost device: nothing writes the block
-      CUDA_CHECK_PRINT(cudaEventDestroy(g_parked[i].done));
-      ready.push_back(g_parked[i].p);
-      g_parked[i] = g_parked.back();
-      g_parked.pop_back();
+      ready.push_back(v[i].p);
+      v[i] = v.back();
+      v.pop_back();
     }
   }
   for (void* p : ready) release_pinned(p);
@@ -252,24 +281,27 @@ void* host_alloc_pinned(size_t bytes) {
 
 void host_free_pinned(void* p) {
   if (!p) return;
-  // No copies are captured into a graph (their host side would be fixed), and an event
-  // recorded during a capture would become one of its nodes: then the block goes back at once.
-  // Called from ~Storage: nothing may throw.
+  // An event recorded during a capture would become one of its nodes, and a capture does not
+  // wait for the copies queued before it: a block freed then is parked without an event, and
+  // reclaim_parked records one after the capture. Called from ~Storage: nothing may throw.
   try {
-    if (!ctx::capturing()) {
-      cudaEvent_t done = nullptr;
-      if (cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess) {
-        if (cudaEventRecord(done, ctx::stream()) == cudaSuccess) {
-          std::lock_guard<std::mutex> lock(g_parked_mu);
-          g_parked.push_back({p, done});
-          return;
-        }
-        CUDA_CHECK_PRINT(cudaEventDestroy(done));
-      }
-      (void)cudaGetLastError();
-      // Without an event to wait for: once the stream has drained.
-      CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));
+    if (ctx::capturing()) {
+      std::lock_guard<std::mutex> lock(parked_mu());
+      parked().push_back({p, nullptr});
+      return;
     }
+    cudaEvent_t done = nullptr;
+    if (cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess) {
+      if (cudaEventRecord(done, ctx::stream()) == cudaSuccess) {
+        std::lock_guard<std::mutex> lock(parked_mu());
+        parked().push_back({p, done});
+        return;
+      }
+      CUDA_CHECK_PRINT(cudaEventDestroy(done));
+    }
+    (void)cudaGetLastError();
+    // Without an event to wait for: once the stream has drained.
+    CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));
   } catch (...) {
   }
   release_pinned(p);
@@ -281,6 +313,10 @@ void copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size
     std::memcpy(dst, src, bytes);
     return;
   }
+  // A graph would keep the host address of a captured copy for every replay, while the host
+  // block goes back to its cache: work to be captured stages its uploads before the capture.
+  if (dst_dev != src_dev && ctx::capturing())
+    throw InternalError("cuda::copy_async: a copy between host and device inside a CUDA graph capture");
   // Unified addressing lets the runtime infer the direction from the pointers.
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ctx::stream()));
 }
