@@ -14,6 +14,7 @@
 #include "engine/backend.h"       // cpu::set_num_threads
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, set_conv_fusion
+#include "loaders/image.h"         // set_pillow_resize
 
 namespace lcam::app {
 
@@ -70,6 +71,12 @@ void RuntimeOptions::add_to(CLI::App& sub) {
 void ImageSizeOptions::add_to(CLI::App& sub) {
   sub.add_option("--resize", resize, "shorter side after resizing (Resize)")->check(CLI::Range(8, 4096));
   sub.add_option("--crop", crop, "side of the center (or, training, random) crop")->check(CLI::Range(8, 4096));
+  // Process-wide, as the resampler's setting is: set while the command line is read.
+  sub.add_option_function<int>(
+         "--pillow", [](const int& v) { set_pillow_resize(v == 13 ? PillowResize::k13 : PillowResize::k12); },
+         "the Pillow whose resize is reproduced to the bit: 12 (default; every Pillow before 13, as the paper's "
+         "results used) or 13 (the vertical pass first for images more than twice as tall as wide)")
+      ->check(CLI::IsMember({12, 13}));
 }
 
 LoaderOptions ImageSizeOptions::loader(int batch, int workers, Device dev) const {

@@ -13,7 +13,7 @@
 #include <stb_image_write.h>  // stbi_write_png_to_func
 
 #include <algorithm>     // std::min, std::max, std::copy_n, std::fill
-#include <atomic>        // std::atomic<bool> switch for the SIMD kernels
+#include <atomic>        // std::atomic switches: the SIMD kernels, the Pillow version
 #include <cerrno>        // errno after a failed open
 #include <chrono>        // std::chrono::steady_clock (EvalTimings)
 #include <cmath>         // std::ceil
@@ -355,12 +355,24 @@ void pass_vertical(const View& in, int full_h, int out_h, int oy0, int oh, Image
   }
 }
 
+std::atomic<int> g_pillow{static_cast<int>(PillowResize::k12)};
+
+// Whether Pillow 13 runs the vertical pass first (Resample.c: "If height is being scaled down
+// more than twice the amount the width is"), given that both passes run.
+bool vertical_first(int full_w, int full_h, int out_w, int out_h) {
+  if (g_pillow.load(std::memory_order_relaxed) != static_cast<int>(PillowResize::k13)) return false;
+  const int dh = full_h - out_h, dw = full_w - out_w;
+  return dh > 0 && dh > dw * 2;
+}
+
 // Pillow's resize of the full image (full_w x full_h -> out_w x out_h), computing only the output
 // rectangle [ox0, ox0 + ow) x [oy0, oy0 + oh) from a view that covers the input it reads. Pillow
-// copies at equal size and otherwise runs the horizontal pass if the width changes, then the
-// vertical pass if the height changes (the horizontal one only over the rows the vertical one
-// reads; rows are independent, so any subset of them gives the same values).
-// `tmp` receives the horizontal pass's rows when both passes run; `out` the result. Both are
+// copies at equal size and otherwise runs the horizontal pass if the width changes and the
+// vertical pass if the height changes, through a uint8 image: the horizontal one first (Pillow
+// 13: unless the height shrinks more than twice as much as the width, see vertical_first). The
+// first pass covers only the rows (columns) the second one reads; rows and columns are
+// independent, so any subset of them gives the same values.
+// `tmp` receives the first pass's result when both passes run; `out` the result. Both are
 // overwritten (their buffers reused).
 void resize_view(const View& in, int full_w, int full_h, int out_w, int out_h, int ox0, int oy0,
                  int ow, int oh, ImageU8& tmp, ImageU8& out) {
@@ -369,6 +381,15 @@ void resize_view(const View& in, int full_w, int full_h, int out_w, int out_h, i
   if (out_w != full_w) {
     if (out_h == full_h) {
       pass_horizontal(in, full_w, out_w, ox0, ow, ry0, ry1, out);
+      return;
+    }
+    if (vertical_first(full_w, full_h, out_w, out_h)) {
+      int cx0 = 0, cx1 = 0;  // input columns the horizontal pass reads
+      tap_range(full_w, out_w, ox0, ox0 + ow, &cx0, &cx1);
+      LCAM_REQUIRE(cx0 >= in.x0 && cx1 <= in.x0 + in.w, "resize: the input window does not cover the output window");
+      const View cols{in.px + static_cast<size_t>(cx0 - in.x0) * 3, in.stride, cx0, in.y0, cx1 - cx0, in.h};
+      pass_vertical(cols, full_h, out_h, oy0, oh, tmp);
+      pass_horizontal(view_of(tmp, cx0, oy0), full_w, out_w, ox0, ow, oy0, oy0 + oh, out);
       return;
     }
     pass_horizontal(in, full_w, out_w, ox0, ow, ry0, ry1, tmp);
@@ -530,6 +551,10 @@ bool set_resize_simd(bool enabled) {
   (void)enabled;
   return false;
 #endif
+}
+
+PillowResize set_pillow_resize(PillowResize version) {
+  return static_cast<PillowResize>(g_pillow.exchange(static_cast<int>(version)));
 }
 
 ImageU8 resize_bilinear_pil(const ImageU8& img, int out_w, int out_h) {

@@ -69,11 +69,20 @@ void decode_jpeg_window(const uint8_t* data, size_t size, const std::string& nam
                         const JpegWindowFn& choose, ImageU8* out, JpegWindow* window, int* out_x0,
                         int* full_width, int* full_height);
 
-// PIL Image.resize((out_w, out_h), Image.BILINEAR) on an RGB image, bit-exact with Pillow 9:
-// antialiased (the filter support widens when downscaling), separable, horizontal pass then
-// vertical pass through a uint8 intermediate, Pillow's 22-bit fixed-point coefficients and
-// rounding. A pass whose size does not change is skipped, as Pillow does. Sizes must be >= 1.
+// PIL Image.resize((out_w, out_h), Image.BILINEAR) on an RGB image, bit-exact with Pillow (the
+// version set_pillow_resize names): antialiased (the filter support widens when downscaling),
+// separable, two passes through a uint8 intermediate, Pillow's 22-bit fixed-point coefficients
+// and rounding. A pass whose size does not change is skipped, as Pillow does. Sizes must be >= 1.
 ImageU8 resize_bilinear_pil(const ImageU8& img, int out_w, int out_h);
+
+// Which Pillow's resize is reproduced. Pillow 12 and every earlier version (the paper's, Debian
+// 12's 9.4) run the horizontal pass first; Pillow 13 runs the vertical pass first when the
+// height shrinks by more than twice as many pixels as the width ((in_h - out_h) > 0 and
+// (in_h - out_h) > 2 (in_w - out_w): with Resize(int), images more than twice as tall as wide).
+// The intermediate is rounded to uint8, so the order shows in single pixel values. Process-wide
+// (`--pillow`), default k12; returns the previous setting.
+enum class PillowResize { k12 = 12, k13 = 13 };
+PillowResize set_pillow_resize(PillowResize version);
 
 // Whether the resampling may use its AVX2 kernels (x86-64 CPUs that have AVX2; on by default).
 // The results are the same bytes either way; tests switch them off to cover the portable loops.

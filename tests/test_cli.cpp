@@ -146,6 +146,38 @@ TEST_CASE("torch.save files serve as --weights and --lcam: the same predictions 
   fs::remove_all(dir);
 }
 
+TEST_CASE("predict --pillow 13 resizes tall images as Pillow 13 does; 12 as the Pillows before it") {
+  // A noisy image three times as tall as wide: Pillow 13 runs the vertical pass first there.
+  const fs::path dir = fs::temp_directory_path() / "lcam_cli_pillow";
+  fs::create_directories(dir);
+  ImageU8 img;
+  img.width = 300, img.height = 900;  // Resize(256) shrinks it: 256x768
+  img.rgb.resize(static_cast<size_t>(img.width) * img.height * 3);
+  for (size_t i = 0; i < img.rgb.size(); ++i)
+    img.rgb[i] = static_cast<uint8_t>((i * 2654435761u >> 13) % 97 + (i / 900) % 128);
+  const std::string path = (dir / "tall.png").string();
+  write_png(path, img);
+  auto model = load_model(lcam::test::fixture("tiny_vgg16.weights.h5"), "vgg16", Device::CPU);
+  std::vector<std::vector<float>> got;
+  for (const PillowResize v : {PillowResize::k12, PillowResize::k13}) {
+    const int major = static_cast<int>(v);
+    CAPTURE(major);
+    Result r = run("predict " + kTiny + " --device cpu --json --all-logits --pillow " + std::to_string(major) + " " + path);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    got.push_back(nlohmann::json::parse(r.out)["logits"].get<std::vector<float>>());
+    const PillowResize before = set_pillow_resize(v);
+    Tensor x01 = Tensor::empty({1, 3, 224, 224});
+    load_eval_image(path, x01.data());
+    set_pillow_resize(before);
+    Tensor x = Tensor::empty(x01.shape());
+    normalize_forward(x, x01, kImagenetMean, kImagenetStd);
+    lcam::test::check_close("--pillow logits", got.back(), lcam::test::to_double(model->logits(x).to_vector()), 1e-6);
+  }
+  CHECK(got[0] != got[1]);  // the two orders do differ on this image
+  fs::remove_all(dir);
+}
+
 TEST_CASE("bad input exits 2 with one line naming the culprit") {
   const fs::path dir = fs::temp_directory_path() / "lcam_cli_bad";
   fs::create_directories(dir);
@@ -175,6 +207,7 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
       {"no subcommand", "", "subcommand"},
       {"bad topk", "predict " + kTiny + " --topk 0 " + good, "--topk"},
       {"bad fusion mode", "predict " + kTiny + " --conv-fusion maybe " + good, "--conv-fusion"},
+      {"unknown Pillow version", "predict " + kTiny + " --pillow 11 " + good, "--pillow: 11 not in {12,13}"},
       {"graph on the CPU", "bench --arch vgg16 --device cpu --graph", "--graph"},
       {"graph of a work with host reads", "bench --arch vgg16 --work adic --graph", "--work adic"},
       {"a count that must be positive", "predict " + kTiny + " --batch 0 " + good, "--batch: '0' is not a positive number"},

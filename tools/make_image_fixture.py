@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """make_image_fixture.py — writes tests/fixtures/image/: small test images and what Pillow 9 and
 torchvision 0.14 make of them, for tests/test_image.cpp to check the C++ transforms bit for bit.
+Run by a Pillow 13 (e.g. a virtual environment with torch, torchvision and Pillow 13 from PyPI),
+it writes index.pillow13.txt only: the "sweep" and "evalproc" lines as Pillow 13 resizes them
+(it runs the vertical pass first when the height shrinks more than twice as much as the width),
+which the test checks with lcam's Pillow 13 setting.
 
 Deliberately omits: anything random at run time (every image comes from a fixed integer hash or
 a seeded generator, so reruns write identical files) and the ImageNet photos themselves (only
@@ -20,6 +24,7 @@ Files written:
                         progressive, Adobe CMYK, greyscale, and one with damaged entropy-coded
                         data that Pillow still decodes
   index.txt             one check per line, see the header it writes
+  index.pillow13.txt    (Pillow 13) its sweep and evalproc lines, as Pillow 13 makes them
 
 With --imagenet DIR (default ../shared/data/imagenet-sample beside the repository, when present),
 adds one line per image there: checksums of Pillow's decode and of the eval transform.
@@ -34,7 +39,9 @@ import os  # paths, listing the photo directory
 import random  # the seeded resize sweep
 
 import numpy as np  # arrays, wrapping uint32/uint64 arithmetic
+import PIL  # the version: Pillow 13 writes index.pillow13.txt instead
 import torch  # checks on ToTensor's output
+import torchvision  # the version, for the header
 import torchvision.transforms as T  # the eval transform being reproduced
 from PIL import Image  # Image.resize(BILINEAR), PNG encoding, mode conversions
 
@@ -106,6 +113,56 @@ def eval_uint8(path, resize, crop):
     return k.permute(1, 2, 0).contiguous().numpy()
 
 
+def evalproc_lines():
+    """Eval transform on noisy procedural images (the test writes them as PNG, then loads them),
+    tall ones included: Pillow 13 resizes images more than twice as tall as wide vertically
+    first."""
+    lines = []
+    for w, h, resize, crop in [(500, 375, 256, 224), (333, 500, 256, 224), (120, 90, 256, 224),
+                               (97, 131, 201, 224), (300, 200, 224, 224), (300, 700, 256, 224),
+                               (333, 1000, 256, 224)]:
+        seed = 500 + w
+        tf = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor()])
+        t = tf(Image.fromarray(procedural(w, h, seed), "RGB"))
+        k = torch.round(t * 255).to(torch.uint8)
+        assert np.array_equal(t.numpy(), k.numpy().astype(np.float32) / np.float32(255))
+        lines.append(f"evalproc {w} {h} {seed} {resize} {crop} "
+                     f"{sum64(k.permute(1, 2, 0).contiguous().numpy())}")
+    return lines
+
+
+def sweep_lines(count):
+    """Many sizes on procedural images, checksums only. Fixed edge cases first: identity, one
+    pass only, 1-pixel sides, extreme ratios, and ImageNet-typical shorter-side resizes (tall
+    ones among them), then `count` seeded random cases."""
+    lines = []
+    cases = [(1, 1, 5, 3), (5, 3, 1, 1), (7, 1, 3, 9), (1, 9, 4, 2), (64, 48, 64, 48),
+             (64, 48, 64, 17), (64, 48, 17, 48), (64, 48, 128, 48), (64, 48, 64, 200),
+             (2000, 9, 7, 3), (9, 1500, 2, 11), (3, 2, 700, 5), (255, 256, 256, 255),
+             (256, 256, 255, 255), (100, 100, 101, 99), (100, 100, 50, 25), (99, 99, 33, 11)]
+    for w, h in [(500, 375), (375, 500), (500, 333), (333, 500), (640, 480), (500, 500),
+                 (500, 281), (300, 225), (257, 256), (256, 300), (1024, 683), (160, 120)]:
+        cases.append((w, h) + shorter_side_size(w, h, 256))
+    rng = random.Random(20240917)
+    for _ in range(count):
+        w, h = rng.randint(1, 320), rng.randint(1, 320)
+        kind = rng.random()
+        if kind < 0.4:    # downscale
+            ow, oh = rng.randint(1, w), rng.randint(1, h)
+        elif kind < 0.7:  # upscale
+            ow, oh = rng.randint(w, 2 * w + 3), rng.randint(h, 2 * h + 3)
+        else:             # anything
+            ow, oh = rng.randint(1, 400), rng.randint(1, 400)
+        cases.append((w, h, ow, oh))
+    for w, h in [(300, 700), (333, 1000), (480, 1100)]:  # tall: Pillow 13's vertical pass first
+        cases.append((w, h) + shorter_side_size(w, h, 256))
+    for i, (w, h, ow, oh) in enumerate(cases):
+        seed = 1000 + i
+        r = pil_resize(procedural(w, h, seed), ow, oh)
+        lines.append(f"sweep {w} {h} {seed} {ow} {oh} {sum64(r)}")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -117,8 +174,20 @@ def main():
     args = ap.parse_args()
     out = os.path.normpath(args.out)
     os.makedirs(out, exist_ok=True)
+    versions = f"Pillow {PIL.__version__} / torchvision {torchvision.__version__}"
+    if int(PIL.__version__.split(".")[0]) >= 13:
+        # Pillow 13 orders the two resize passes otherwise for images that shrink more in height
+        # than in width: only the procedural lines, for lcam's --pillow 13, in a file of their own.
+        lines = [f"# Expected results of {versions} (lcam's --pillow 13), written by "
+                 "tools/make_image_fixture.py; the kinds as in index.txt."]
+        lines += evalproc_lines()
+        lines += sweep_lines(args.sweep)
+        with open(os.path.join(out, "index.pillow13.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"wrote {len(lines)} index lines to {os.path.join(out, 'index.pillow13.txt')}")
+        return
     lines = [
-        "# Expected results of Pillow 9 / torchvision 0.14, written by tools/make_image_fixture.py.",
+        f"# Expected results of {versions}, written by tools/make_image_fixture.py.",
         "# resize  INPUT OUT_W OUT_H SUM64 [EXPECTED.png]   PIL resize((OUT_W, OUT_H), BILINEAR)",
         "# shorter INPUT SIZE OUT_W OUT_H SUM64 [EXPECTED.png]  torchvision Resize(SIZE)",
         "# eval    INPUT RESIZE CROP EXPECTED.png         Resize + CenterCrop + ToTensor, *255",
@@ -208,40 +277,9 @@ def main():
                 lines.append(f"cut {name} {keep} ERR")
 
     # Eval transform on noisy procedural images (the test writes them as PNG, then loads them).
-    for w, h, resize, crop in [(500, 375, 256, 224), (333, 500, 256, 224), (120, 90, 256, 224),
-                               (97, 131, 201, 224), (300, 200, 224, 224)]:
-        seed = 500 + w
-        tf = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor()])
-        t = tf(Image.fromarray(procedural(w, h, seed), "RGB"))
-        k = torch.round(t * 255).to(torch.uint8)
-        assert np.array_equal(t.numpy(), k.numpy().astype(np.float32) / np.float32(255))
-        lines.append(f"evalproc {w} {h} {seed} {resize} {crop} "
-                     f"{sum64(k.permute(1, 2, 0).contiguous().numpy())}")
+    lines += evalproc_lines()
 
-    # Sweep: many sizes on procedural images, checksums only. Fixed edge cases first: identity,
-    # one pass only, 1-pixel sides, extreme ratios, and ImageNet-typical shorter-side resizes.
-    cases = [(1, 1, 5, 3), (5, 3, 1, 1), (7, 1, 3, 9), (1, 9, 4, 2), (64, 48, 64, 48),
-             (64, 48, 64, 17), (64, 48, 17, 48), (64, 48, 128, 48), (64, 48, 64, 200),
-             (2000, 9, 7, 3), (9, 1500, 2, 11), (3, 2, 700, 5), (255, 256, 256, 255),
-             (256, 256, 255, 255), (100, 100, 101, 99), (100, 100, 50, 25), (99, 99, 33, 11)]
-    for w, h in [(500, 375), (375, 500), (500, 333), (333, 500), (640, 480), (500, 500),
-                 (500, 281), (300, 225), (257, 256), (256, 300), (1024, 683), (160, 120)]:
-        cases.append((w, h) + shorter_side_size(w, h, 256))
-    rng = random.Random(20240917)
-    for _ in range(args.sweep):
-        w, h = rng.randint(1, 320), rng.randint(1, 320)
-        kind = rng.random()
-        if kind < 0.4:    # downscale
-            ow, oh = rng.randint(1, w), rng.randint(1, h)
-        elif kind < 0.7:  # upscale
-            ow, oh = rng.randint(w, 2 * w + 3), rng.randint(h, 2 * h + 3)
-        else:             # anything
-            ow, oh = rng.randint(1, 400), rng.randint(1, 400)
-        cases.append((w, h, ow, oh))
-    for i, (w, h, ow, oh) in enumerate(cases):
-        seed = 1000 + i
-        r = pil_resize(procedural(w, h, seed), ow, oh)
-        lines.append(f"sweep {w} {h} {seed} {ow} {oh} {sum64(r)}")
+    lines += sweep_lines(args.sweep)
 
     # Real photos: checksums of Pillow's decode and of the eval transform.
     if args.imagenet and os.path.isdir(args.imagenet):

@@ -32,6 +32,7 @@ import subprocess
 import sys
 
 import numpy as np
+import PIL
 import torch
 from PIL import Image
 from torchvision import transforms
@@ -91,6 +92,8 @@ def run_lcam(args, weights, paths):
            "--topk", "5", "--json", "--all-logits"]
     if args.device:
         cmd += ["--device", args.device]
+    # The resize of the Pillow that torchvision runs here (13 orders its passes otherwise).
+    cmd += ["--pillow", "13" if int(PIL.__version__.split(".")[0]) >= 13 else "12"]
     cmd += paths
     print("running:", " ".join(cmd[:9]) + f" ... ({len(paths)} images)", flush=True)
     try:
