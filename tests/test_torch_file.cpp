@@ -71,7 +71,7 @@ TEST_CASE("every tensor and scalar of torch.save's formats reads as torch wrote 
   std::set<std::string> float_names, int_names;
   for (const auto& d : ref.datasets())
     (d.name.rfind("int/", 0) == 0 ? int_names.insert(d.name.substr(4)) : float_names.insert(d.name));
-  for (const char* file : {"zoo.pth", "zoo.p4.pth", "zoo.legacy.pth"}) {
+  for (const char* file : {"zoo.pth", "zoo.p4.pth", "zoo.legacy.pth", "zoo.torch2.pth"}) {
     CAPTURE(file);
     const std::string path = pth_fixture(file);
     CHECK(pth::looks_like(path));
@@ -216,7 +216,7 @@ TEST_CASE("the attention of an L-CAM model saved by torch.save") {
 }
 
 TEST_CASE("damaged torch.save files fail with an InputError naming the file") {
-  for (const char* file : {"zoo.pth", "zoo.legacy.pth", "zoo.p4.pth"}) {
+  for (const char* file : {"zoo.pth", "zoo.legacy.pth", "zoo.p4.pth", "zoo.torch2.pth"}) {
     CAPTURE(file);
     const std::string good = slurp(pth_fixture(file));
     const std::string path = temp_path(std::string("damaged_") + file);

@@ -17,6 +17,11 @@ are what its tests read them against. Outputs:
                          value as torch's .float() gives it (int64 exactly as float64 under
                          "int/NAME" too); attributes int_NAME / float_NAME / str_NAME for
                          the scalar entries.
+  zoo.torch2.pth         the same dict in the zip format of a torch 2.x (its records aligned
+                         to 64 bytes, .storage_alignment, byteorder): written with --torch2
+                         only, by a torch 2.x (the committed one by torch 2.15.0), without
+                         touching the other files; zoo.ref.h5 holds for it too (the zoo's
+                         values do not depend on the torch version; checked when it is written).
   tiny_vgg16.legacy.pth  tests/fixtures/tiny_vgg16.weights.h5 as a plain state_dict
                          (OrderedDict), legacy format.
   tiny_resnet50.ckpt.pth tests/fixtures/tiny_resnet50.weights.h5 as the ImageNet example
@@ -28,6 +33,7 @@ are what its tests read them against. Outputs:
                          tiny_vgg16_lcam.ref.h5 (attnM.op.weight, attnM.op.bias).
 
 Run: /usr/bin/python3 tools/make_pth_fixtures.py [--out tests/fixtures/pth]
+     PYTHON_WITH_TORCH2 tools/make_pth_fixtures.py --torch2
 """
 
 import argparse
@@ -115,6 +121,19 @@ def write_zoo(out):
                 f.attrs["str_" + name] = v
 
 
+def write_zoo_torch2(out):
+    if int(torch.__version__.split(".")[0]) < 2:
+        raise SystemExit(f"--torch2 needs a torch 2.x, this is {torch.__version__}")
+    z = zoo()
+    tensors, scalars = {}, {}
+    flatten(z, "", tensors, scalars)
+    with h5py.File(os.path.join(out, "zoo.ref.h5"), "r") as f:
+        for name, t in tensors.items():
+            if not np.array_equal(f[name][()], t.detach().float().numpy()):
+                raise SystemExit(f"zoo.ref.h5 does not hold for this torch's zoo: {name} differs")
+    torch.save(z, os.path.join(out, "zoo.torch2.pth"))
+
+
 def read_weights(name):
     with h5py.File(os.path.join(FIXTURES, name), "r") as f:
         sd = collections.OrderedDict()
@@ -153,10 +172,14 @@ def write_models(out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(FIXTURES, "pth"))
+    ap.add_argument("--torch2", action="store_true", help="write zoo.torch2.pth only (needs a torch 2.x)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    write_zoo(a.out)
-    write_models(a.out)
+    if a.torch2:
+        write_zoo_torch2(a.out)
+    else:
+        write_zoo(a.out)
+        write_models(a.out)
     for n in sorted(os.listdir(a.out)):
         print(f"{os.path.getsize(os.path.join(a.out, n)):9d} {n}")
 
