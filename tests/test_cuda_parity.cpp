@@ -302,56 +302,57 @@ TEST_CASE("cuda runtime: uploads and reads queued without waiting for the whole 
   CHECK(p2.raw() == first);
 }
 
+// An upload from a page-locked tensor queued behind ~20 ms of work (~80 GB of traffic on an
+// H200): `dev` receives 0, 1, ..., 4095 from `src` once the stream gets there.
+struct QueuedUpload {
+  Tensor src, dev;
+  std::vector<float> want;
+  void* first;  // src's block
+  explicit QueuedUpload(uint32_t seed) : src(Tensor::empty_pinned({4096})), want(4096) {
+    const Tensor big = on_gpu(random({64, 64, 112, 112}, seed));
+    Tensor sink = Tensor::empty(big.shape(), Device::CUDA);
+    for (int i = 0; i < 200; ++i) lcam::relu_forward(sink, big);
+    for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(i);
+    std::copy(want.begin(), want.end(), src.data());
+    dev = src.to_async(Device::CUDA);
+    first = src.raw();
+  }
+};
+
 TEST_CASE("cuda runtime: a page-locked block freed while its upload is queued is not handed out before it ran") {
   if (skip_without_cuda()) return;
   // Keep the stream busy, queue an upload from a page-locked tensor, drop the tensor at once and
-  // take a block of the same size: it must be another one, or the first only after the copy ran.
-  const Tensor big = on_gpu(random({64, 64, 112, 112}, 95));
-  Tensor sink = Tensor::empty(big.shape(), Device::CUDA);
-  for (int i = 0; i < 200; ++i) lcam::relu_forward(sink, big);  // ~80 GB of traffic: ~20 ms on an H200
-  std::vector<float> want(4096);
-  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(i);
-  Tensor src = Tensor::empty_pinned({4096});
-  std::copy(want.begin(), want.end(), src.data());
-  const Tensor dev = src.to_async(Device::CUDA);
-  void* first = src.raw();
-  src = Tensor();
+  // take a block of the same size: it must be another one, or the first one only after the copy ran.
+  QueuedUpload up(95);
+  up.src = Tensor();
   Tensor next = Tensor::empty_pinned({4096});
-  CHECK(next.raw() != first);  // the stream is still busy: the freed block is parked
+  CHECK(next.raw() != up.first);  // the stream is still busy: the freed block is parked
   std::fill(next.data(), next.data() + 4096, -1.f);  // what a loader refilling it would do
-  CHECK(dev.to_vector() == want);
+  CHECK(up.dev.to_vector() == up.want);
 }
 
 TEST_CASE("cuda runtime: a page-locked block freed during a graph capture waits for the copies queued before it") {
   if (skip_without_cuda()) return;
   // A capture does not wait for the eager work queued before it: an upload from a page-locked
   // tensor dropped inside the capture may still be running when the capture ends.
-  const Tensor big = on_gpu(random({64, 64, 112, 112}, 96));
-  Tensor sink = Tensor::empty(big.shape(), Device::CUDA);
-  for (int i = 0; i < 200; ++i) lcam::relu_forward(sink, big);  // ~20 ms on an H200
-  std::vector<float> want(4096);
-  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(i);
-  Tensor src = Tensor::empty_pinned({4096});
-  std::copy(want.begin(), want.end(), src.data());
-  const Tensor dev = src.to_async(Device::CUDA);
-  void* first = src.raw();
+  QueuedUpload up(96);
   Tensor small = on_gpu(random({1, 4, 8, 8}, 97)), small_y = Tensor::empty(small.shape(), Device::CUDA);
   lcam::cuda::Graph g;
   g.capture([&] {
-    src = Tensor();  // the last reference goes during the capture
+    up.src = Tensor();  // the last reference goes during the capture
     lcam::relu_forward(small_y, small);
   });
   Tensor next = Tensor::empty_pinned({4096});
-  CHECK(next.raw() != first);  // parked until the stream has passed the capture's end
+  CHECK(next.raw() != up.first);  // parked until the stream has passed the capture's end
   std::fill(next.data(), next.data() + 4096, -1.f);
-  CHECK(dev.to_vector() == want);
+  CHECK(up.dev.to_vector() == up.want);
   // Once the stream has passed it, the block is served again.
   lcam::cuda::synchronize();
   next = Tensor();
   lcam::cuda::synchronize();
   Tensor again = Tensor::empty_pinned({4096});
   Tensor again2 = Tensor::empty_pinned({4096});
-  CHECK((again.raw() == first || again2.raw() == first));
+  CHECK((again.raw() == up.first || again2.raw() == up.first));
   // A copy between host and device cannot be captured: the graph would keep the host address.
   lcam::cuda::Graph g2;
   Tensor host = Tensor::empty_pinned({4096});
