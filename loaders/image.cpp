@@ -355,12 +355,12 @@ void pass_vertical(const View& in, int full_h, int out_h, int oy0, int oh, Image
   }
 }
 
-std::atomic<int> g_pillow{static_cast<int>(PillowResize::k12)};
+std::atomic<PillowResize> g_pillow{PillowResize::k12};
 
 // Whether Pillow 13 runs the vertical pass first (Resample.c: "If height is being scaled down
 // more than twice the amount the width is"), given that both passes run.
 bool vertical_first(int full_w, int full_h, int out_w, int out_h) {
-  if (g_pillow.load(std::memory_order_relaxed) != static_cast<int>(PillowResize::k13)) return false;
+  if (g_pillow.load(std::memory_order_relaxed) != PillowResize::k13) return false;
   const int dh = full_h - out_h, dw = full_w - out_w;
   return dh > 0 && dh > dw * 2;
 }
@@ -554,7 +554,7 @@ bool set_resize_simd(bool enabled) {
 }
 
 PillowResize set_pillow_resize(PillowResize version) {
-  return static_cast<PillowResize>(g_pillow.exchange(static_cast<int>(version)));
+  return g_pillow.exchange(version);
 }
 
 ImageU8 resize_bilinear_pil(const ImageU8& img, int out_w, int out_h) {
