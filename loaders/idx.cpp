@@ -1,6 +1,8 @@
 // idx.cpp — see idx.h. gzip through zlib's gzFile, which also reads uncompressed files as they are.
 #include "loaders/idx.h"
 
+#include <algorithm>  // std::min
+
 #include <zlib.h>  // gzopen, gzread, gzclose
 
 #include <filesystem>  // exists
@@ -55,8 +57,15 @@ IdxArray read_idx(const std::string& path) {
     total *= d;
     if (total > (int64_t{1} << 32)) throw InputError(fmt::format("{}: IDX data too large", path));
   }
-  a.data.resize(static_cast<size_t>(total));
-  read_exact(gz.f, a.data.data(), a.data.size(), path, "the data");
+  // Grown as the data arrives: a short (or small compressed) file that declares gigabytes is
+  // refused as truncated once its data ends, without allocating what it declares first.
+  constexpr size_t kChunk = size_t{1} << 24;
+  a.data.reserve(std::min(static_cast<size_t>(total), kChunk));
+  while (a.data.size() < static_cast<size_t>(total)) {
+    const size_t have = a.data.size(), n = std::min(static_cast<size_t>(total) - have, kChunk);
+    a.data.resize(have + n);
+    read_exact(gz.f, a.data.data() + have, n, path, "the data");
+  }
   uint8_t extra;
   if (gzread(gz.f, &extra, 1) > 0) throw InputError(fmt::format("{}: trailing bytes after the IDX data", path));
   return a;

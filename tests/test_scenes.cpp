@@ -73,6 +73,15 @@ TEST_CASE("IDX files: plain and gzip read back; bad files are named") {
   std::ofstream(dir / "long.idx", std::ios::binary) << idx_bytes(0x08, {3, 4}, 13);
   CHECK(error_of((dir / "long.idx").string()).find("trailing bytes") != std::string::npos);
   CHECK(error_of((dir / "none.idx").string()).find("no such file") != std::string::npos);
+  // 3.3 GB declared by a 21-byte file: refused as truncated once its 5 bytes end (the data is
+  // read in 16 MiB steps, never allocated whole up front); and data over one step reads back.
+  std::ofstream(dir / "huge.idx", std::ios::binary) << idx_bytes(0x08, {2560, 512, 2560}, 5);
+  CHECK(error_of((dir / "huge.idx").string()).find("truncated") != std::string::npos);
+  std::ofstream(dir / "big.idx", std::ios::binary) << idx_bytes(0x08, {4097, 4097}, 4097 * 4097);
+  const IdxArray big = read_idx((dir / "big.idx").string());
+  REQUIRE(big.data.size() == size_t{4097} * 4097);
+  CHECK(big.data.back() == (4097 * 4097 - 1) % 251);
+  CHECK(big.data[size_t{1} << 24] == (size_t{1} << 24) % 251);
   bool threw = false;
   try {
     load_fashion_mnist(dir.string(), true);
