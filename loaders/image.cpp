@@ -519,7 +519,8 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     long long pw = 0, ph = 0;
     if (png_size(data, size, pw, ph)) {
-      if (pw * ph > kMaxPixels) fail(name, "image too large (" + size_text(pw, ph) + " pixels)");
+      // Each side is below 2^32, so the product cannot overflow once one side alone is checked.
+      if (pw > kMaxPixels || ph > kMaxPixels || pw * ph > kMaxPixels) fail(name, "image too large (" + size_text(pw, ph) + " pixels)");
       fail(name, "corrupt or unsupported PNG header (" + size_text(pw, ph) + " pixels)");
     }
     const char* why = stbi_failure_reason();

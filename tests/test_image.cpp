@@ -622,6 +622,14 @@ TEST_SUITE("image") {
     CHECK(png_error(png_header(20000, 20000, 8)) == "h.png: image too large (20000x20000 pixels)");
     CHECK(png_error(png_header(13000, 13766, 8)) == "h.png: image too large (13000x13766 pixels)");
     CHECK(png_error(png_header(64, 48, 7)) == "h.png: corrupt or unsupported PNG header (64x48 pixels)");
+    // Sides near 2^32, whose product overflows 64 bits: still "too large".
+    CHECK(png_error(png_header(0xe2e2e2e2u, 0xe2e2e2e2u, 8)) == "h.png: image too large (3806520034x3806520034 pixels)");
+    // Pillow calls JPEG only what starts FF D8 FF: with fill bytes before the start marker, or
+    // no third FF, it is no image at all (not one for a second JPEG decoder).
+    for (const std::vector<uint8_t>& b : {std::vector<uint8_t>{0xff, 0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0},
+                                          std::vector<uint8_t>{0xff, 0xd8, 0x00, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0}}) {
+      CHECK(png_error(b).rfind("h.png: not a decodable image (", 0) == 0);
+    }
     // From memory, the given name is the one reported.
     try {
       (void)lcam::decode_image_memory(reinterpret_cast<const uint8_t*>(words.data()), words.size(),
