@@ -2,6 +2,7 @@
 #include "models/model.h"
 
 #include <cmath>    // std::sqrt
+#include <cstdint>  // INT32_MIN, INT32_MAX
 #include <functional>  // std::function
 #include <map>      // std::map
 #include <random>   // std::mt19937_64, std::normal_distribution
@@ -36,7 +37,38 @@ bool ModelConfig::is_standard() const {
          num_classes == s.num_classes;
 }
 
+namespace {
+
+// The sizes a configuration may ask for: well beyond any VGG or ResNet, and small enough that
+// no width, feature count or module count derived from them overflows an int or asks for
+// memory that no weights file could fill (a damaged file's attributes must not).
+constexpr int kMaxWidth = 1 << 16, kMaxClasses = 1 << 20, kMaxVggLayers = 256, kMaxResnetWidth = 1 << 12,
+              kMaxBlocks = 256;
+
+void check_config(const ModelConfig& c) {
+  if (c.num_classes <= 0 || c.num_classes > kMaxClasses)
+    throw InputError(fmt::format("num_classes {} out of range [1, {}]", c.num_classes, kMaxClasses));
+  if (c.arch == "vgg16") {
+    if (c.cfg.size() > static_cast<size_t>(kMaxVggLayers))
+      throw InputError(fmt::format("vgg16 config has {} layers (at most {})", c.cfg.size(), kMaxVggLayers));
+    for (int v : c.cfg)
+      if (v != -1 && (v <= 0 || v > kMaxWidth))
+        throw InputError(fmt::format("vgg16 config: bad width {} (1 to {}, or -1 for a max-pool)", v, kMaxWidth));
+    if (c.hidden <= 0 || c.hidden > kMaxWidth)
+      throw InputError(fmt::format("vgg16 config: hidden width {} out of range [1, {}]", c.hidden, kMaxWidth));
+  } else if (c.arch == "resnet50") {
+    if (c.width <= 0 || c.width > kMaxResnetWidth)
+      throw InputError(fmt::format("resnet50 config: width {} out of range [1, {}]", c.width, kMaxResnetWidth));
+    for (int b : c.blocks)
+      if (b <= 0 || b > kMaxBlocks)
+        throw InputError(fmt::format("resnet50 config: {} blocks in a stage (1 to {})", b, kMaxBlocks));
+  }
+}
+
+}  // namespace
+
 Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
+  check_config(cfg_);
   if (cfg_.arch == "vgg16") {
     if (cfg_.cfg.empty() || cfg_.cfg.back() != -1)
       throw InputError("vgg16 config must end with a max-pool (-1)");
@@ -48,7 +80,6 @@ Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
         add(fmt::format("features.{}", idx), std::make_unique<MaxPool2d>(2, 2, 0));
         idx += 1;
       } else {
-        if (v <= 0) throw InputError(fmt::format("vgg16 config: bad width {}", v));
         add(fmt::format("features.{}", idx),
             std::make_unique<Conv2d>(fmt::format("features.{}", idx), C, v, 3, 1, 1, true, "", true));
         C = v;
@@ -85,7 +116,6 @@ Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
   } else {
     throw InputError(fmt::format("unknown architecture '{}' (expected vgg16 or resnet50)", cfg_.arch));
   }
-  if (cfg_.num_classes <= 0) throw InputError("num_classes must be positive");
   // The early span that may run in chunks: through the second max-pool (or the only one), at
   // most up to the feature maps.
   int pools = 0;
@@ -245,14 +275,23 @@ ModelConfig read_hdf5_config(const h5::Reader& f) {
   auto arch = f.attr_string("arch");
   if (!arch) throw InputError(fmt::format("{}: no 'arch' attribute (not an lcam weights file?)", path));
   ModelConfig c = ModelConfig::standard(*arch);
-  auto to_ints = [](const std::vector<int64_t>& v) { return std::vector<int>(v.begin(), v.end()); };
-  if (auto v = f.attr_int("num_classes")) c.num_classes = static_cast<int>(*v);
+  // Values beyond an int are refused here by name; the model checks the ranges it needs.
+  auto to_int = [&](int64_t v, const char* attr) {
+    if (v < INT32_MIN || v > INT32_MAX) throw InputError(fmt::format("{}: attribute '{}' value {} out of range", path, attr, v));
+    return static_cast<int>(v);
+  };
+  auto to_ints = [&](const std::vector<int64_t>& v, const char* attr) {
+    std::vector<int> out;
+    for (int64_t x : v) out.push_back(to_int(x, attr));
+    return out;
+  };
+  if (auto v = f.attr_int("num_classes")) c.num_classes = to_int(*v, "num_classes");
   if (c.arch == "vgg16") {
-    if (auto v = f.attr_ints("cfg")) c.cfg = to_ints(*v);
-    if (auto v = f.attr_int("hidden")) c.hidden = static_cast<int>(*v);
+    if (auto v = f.attr_ints("cfg")) c.cfg = to_ints(*v, "cfg");
+    if (auto v = f.attr_int("hidden")) c.hidden = to_int(*v, "hidden");
   } else {
-    if (auto v = f.attr_int("width")) c.width = static_cast<int>(*v);
-    if (auto v = f.attr_ints("blocks")) c.blocks = to_ints(*v);
+    if (auto v = f.attr_int("width")) c.width = to_int(*v, "width");
+    if (auto v = f.attr_ints("blocks")) c.blocks = to_ints(*v, "blocks");
   }
   return c;
 }
@@ -298,7 +337,11 @@ std::unique_ptr<Model> load_model(const std::string& path, const std::string& ar
   auto make = [&](const ModelConfig& cfg) {
     if (!arch.empty() && cfg.arch != arch)
       throw InputError(fmt::format("{}: weights are for {}, but --arch {} was given", path, cfg.arch, arch));
-    model = std::make_unique<Model>(cfg);
+    try {
+      model = std::make_unique<Model>(cfg);
+    } catch (const InputError& e) {  // the configuration the file's attributes describe
+      throw InputError(fmt::format("{}: {}", path, e.what()));
+    }
   };
   if (pth::looks_like(path)) {  // a torch.save file: any floating type, converted as load_state_dict does
     pth::Reader f(path);

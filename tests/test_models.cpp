@@ -194,7 +194,28 @@ TEST_CASE("weights loader rejects bad files with the dataset named") {
   std::fputs("these are not weights\n", tf);
   std::fclose(tf);
   CHECK(message_of(text, "vgg16").find("not an HDF5 file") != std::string::npos);
-  for (const auto& p : {good, missing, extra, shape, dtype, truncated, text}) std::remove(p.c_str());
+  // Configurations a damaged file's attributes may describe: refused before any model is built,
+  // with the file named.
+  auto attrs_only = [&](const std::string& name, const std::string& arch, auto&& set) {
+    const std::string path = temp_path(name);
+    h5::Writer out(path);
+    out.attr_string("arch", arch);
+    set(out);
+    out.commit();
+    return path;
+  };
+  const std::string huge_attr = attrs_only("huge_attr.h5", "resnet50", [](h5::Writer& w) {
+    w.attr_ints("blocks", {1, 4295360513LL, 1, 1});
+  });
+  CHECK(message_of(huge_attr, "resnet50") == huge_attr + ": attribute 'blocks' value 4295360513 out of range");
+  const std::string many_blocks = attrs_only("many_blocks.h5", "resnet50", [](h5::Writer& w) {
+    w.attr_ints("blocks", {1, 1, 100000, 1});
+  });
+  CHECK(message_of(many_blocks, "resnet50") == many_blocks + ": resnet50 config: 100000 blocks in a stage (1 to 256)");
+  const std::string no_hidden = attrs_only("no_hidden.h5", "vgg16", [](h5::Writer& w) { w.attr_int("hidden", 0); });
+  CHECK(message_of(no_hidden, "vgg16") == no_hidden + ": vgg16 config: hidden width 0 out of range [1, 65536]");
+  for (const auto& p : {good, missing, extra, shape, dtype, truncated, text, huge_attr, many_blocks, no_hidden})
+    std::remove(p.c_str());
 }
 
 TEST_CASE("a weights file round-trips through save and load") {
