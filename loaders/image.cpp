@@ -9,11 +9,12 @@
 
 #include "loaders/image.h"  // the declarations implemented here
 
-#include <stb_image.h>        // stbi_info_from_memory, stbi_load_from_memory, stbi_failure_reason
+#include <stb_image.h>        // stbi_info_from_memory, stbi_load_from_callbacks, stbi_failure_reason
 #include <stb_image_write.h>  // stbi_write_png_to_func
 
 #include <algorithm>     // std::min, std::max, std::copy_n, std::fill
 #include <atomic>        // std::atomic switches: the SIMD kernels, the Pillow version
+#include <cctype>       // std::isspace, std::isdigit (PNM headers)
 #include <cerrno>        // errno after a failed open
 #include <chrono>        // std::chrono::steady_clock (EvalTimings)
 #include <cmath>         // std::ceil
@@ -501,6 +502,71 @@ bool png_size(const uint8_t* d, size_t n, long long& w, long long& h) {
 
 std::string size_text(long long w, long long h) { return std::to_string(w) + "x" + std::to_string(h); }
 
+// A binary PNM (P5 grey, P6 RGB) whose pixel data is shorter than its header's size says: stb
+// reads the data in one request, which a short file answers in part, then keeps what it got.
+bool pnm_truncated(const uint8_t* d, size_t n, long long w, long long h) {
+  if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return false;
+  size_t i = 2;
+  long long field[3] = {0, 0, 0};  // width, height, maxval
+  for (long long& v : field) {
+    for (;;) {  // whitespace and comments before each field
+      while (i < n && std::isspace(d[i])) ++i;
+      if (i < n && d[i] == '#') {
+        while (i < n && d[i] != '\n' && d[i] != '\r') ++i;
+        continue;
+      }
+      break;
+    }
+    if (i >= n || !std::isdigit(d[i])) return false;  // stb has refused it already
+    while (i < n && std::isdigit(d[i]) && v < (1LL << 40)) v = v * 10 + (d[i++] - '0');
+  }
+  ++i;  // the single whitespace before the data
+  if (field[0] != w || field[1] != h) return false;
+  const long long need = w * h * (d[1] == '6' ? 3 : 1) * (field[2] > 255 ? 2 : 1);
+  return i > n || static_cast<long long>(n - i) < need;
+}
+
+// The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
+// data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
+// truncated BMP, TGA, PNM or GIF without complaint; Pillow refuses those ("image file is
+// truncated"), and so does lcam. A decoder asks for more only when it needs more (binary PNM
+// aside: see pnm_truncated).
+struct StbSource {
+  const uint8_t* data;
+  size_t size, pos = 0;
+  bool past_end = false;
+
+  // stb asks for data two ways: to refill its read-ahead buffer (the first request, and every
+  // later one into the same buffer), where a short answer near the end is normal; and for an
+  // exact count straight into its pixels (stbi__getn), whose short answer some of its decoders
+  // (TGA) do not check. Either way, a request at the end asks for data that is not there.
+  char* refill_buffer = nullptr;
+
+  static int read(void* user, char* out, int n) {
+    auto* s = static_cast<StbSource*>(user);
+    if (!s->refill_buffer) s->refill_buffer = out;
+    const size_t left = s->size - s->pos;
+    if (left == 0 || n <= 0) {
+      s->past_end = s->past_end || n > 0;
+      return 0;
+    }
+    const size_t k = std::min(left, static_cast<size_t>(n));
+    if (k < static_cast<size_t>(n) && out != s->refill_buffer) s->past_end = true;
+    std::memcpy(out, s->data + s->pos, k);
+    s->pos += k;
+    return static_cast<int>(k);
+  }
+  static void skip(void* user, int n) {
+    auto* s = static_cast<StbSource*>(user);
+    if (n < 0) s->pos -= std::min(s->pos, static_cast<size_t>(-static_cast<long long>(n)));
+    else s->pos += std::min(s->size - s->pos, static_cast<size_t>(n));
+  }
+  static int eof(void* user) {
+    const auto* s = static_cast<const StbSource*>(user);
+    return s->pos >= s->size;
+  }
+};
+
 }  // namespace
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
@@ -527,10 +593,19 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     fail(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
   if (static_cast<long long>(w) * h > kMaxPixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
-  unsigned char* px = stbi_load_from_memory(data, len, &w, &h, &comp, 3);
+  StbSource src{data, size};
+  const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
+  unsigned char* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);
   if (!px) {
     const char* why = stbi_failure_reason();
     fail(name, std::string("corrupt or truncated image (") + (why ? why : "decode failed") + ")");
+  }
+  // PNG excepted: its data is checked by zlib, and a file that ends inside the chunks after the
+  // image data (IEND's CRC) is one Pillow reads.
+  long long pw = 0, ph = 0;
+  if ((src.past_end && !png_size(data, size, pw, ph)) || pnm_truncated(data, size, w, h)) {
+    stbi_image_free(px);
+    fail(name, "truncated image (the data ends before the last pixel)");
   }
   ImageU8 img;
   img.width = w;

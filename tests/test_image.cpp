@@ -19,6 +19,8 @@
 #include <string>      // std::string
 #include <vector>      // std::vector
 
+#include <stb_image_write.h>  // BMP and TGA files for the truncation test
+
 #include "engine/common.h"   // lcam::InputError
 #include "loaders/image.h"   // the functions under test
 #include "tests/test_util.h" // lcam::test::fixture, lcam::test::source_dir
@@ -638,6 +640,63 @@ TEST_SUITE("image") {
     } catch (const lcam::InputError& e) {
       CHECK(std::string(e.what()).rfind("archive.tar:img.jpg: ", 0) == 0);
     }
+  }
+
+  TEST_CASE("truncated BMP, TGA and PNM files are refused as Pillow refuses them; a PNG short of its last CRC is read") {
+    // A 13x5 RGB image, written whole by stb_image_write (BMP, TGA raw and run-length) and by
+    // hand (binary PPM and PGM): each whole file decodes to its pixels, and each one cut short
+    // inside its pixel data is "truncated" (stb_image alone would fill the rest with zeros).
+    lcam::ImageU8 img;
+    img.width = 13;
+    img.height = 5;
+    for (int i = 0; i < 13 * 5 * 3; ++i) img.rgb.push_back(static_cast<uint8_t>(i * 37 % 256));
+    auto encoded = [&](const std::string& format) {
+      std::vector<uint8_t> out;
+      const auto sink = [](void* ctx, void* data, int n) {
+        auto* o = static_cast<std::vector<uint8_t>*>(ctx);
+        o->insert(o->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + n);
+      };
+      const std::string f = format;
+      if (f == "ppm" || f == "pgm") {
+        const std::string head = (f == "ppm" ? "P6\n# a comment\n13 5\n255\n" : "P5 13 5 255\n");
+        out.assign(head.begin(), head.end());
+        for (size_t i = 0; i < img.rgb.size(); i += (f == "ppm" ? 1 : 3)) out.push_back(img.rgb[i]);
+      } else {
+        stbi_write_tga_with_rle = f == "tga-rle";
+        const int ok = f == "bmp" ? stbi_write_bmp_to_func(sink, &out, 13, 5, 3, img.rgb.data())
+                                  : stbi_write_tga_to_func(sink, &out, 13, 5, 3, img.rgb.data());
+        stbi_write_tga_with_rle = 1;
+        REQUIRE(ok);
+      }
+      return out;
+    };
+    const auto decode = [](const std::vector<uint8_t>& b) { return lcam::decode_image_memory(b.data(), b.size(), "t"); };
+    for (const std::string format : {"bmp", "tga", "tga-rle", "ppm", "pgm"}) {
+      CAPTURE(format);
+      const std::vector<uint8_t> whole = encoded(format);
+      const lcam::ImageU8 back = decode(whole);
+      CHECK(back.width == 13);
+      CHECK(back.height == 5);
+      if (format != "pgm") CHECK(back.rgb == img.rgb);
+      for (size_t cut : {size_t{1}, size_t{2}, size_t{7}, whole.size() / 3}) {
+        CAPTURE(cut);
+        const std::vector<uint8_t> part(whole.begin(), whole.end() - static_cast<std::ptrdiff_t>(cut));
+        if (format == "bmp" && cut == 1) {  // only the last row's padding byte is missing: Pillow reads it
+          CHECK(decode(part).rgb == img.rgb);
+          continue;
+        }
+        try {
+          (void)decode(part);
+          FAIL("no exception");
+        } catch (const lcam::InputError& e) {
+          CHECK(std::string(e.what()).rfind("t: ", 0) == 0);
+        }
+      }
+    }
+    // Pillow reads a PNG whose IEND chunk lacks its CRC; so does lcam, with the same pixels.
+    const std::vector<uint8_t> png = read_bytes(fixture("palette.png"));
+    const std::vector<uint8_t> short_png(png.begin(), png.end() - 1);
+    CHECK(decode(short_png).rgb == decode(png).rgb);
   }
 
   TEST_CASE("center_crop rounds half to even and zero-pads small images like torchvision") {
