@@ -593,6 +593,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     fail(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
   if (static_cast<long long>(w) * h > kMaxPixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
+  if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
   StbSource src{data, size};
   const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
   unsigned char* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);

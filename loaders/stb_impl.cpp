@@ -5,8 +5,16 @@
 // bytes), and stb would otherwise take data that Pillow does not call JPEG (FF D8 without the
 // third FF, or fill bytes FF FF D8 before the start marker) into a decoder of its own.
 // Deliberately omits: any code of its own; loaders/image.cpp is the project's interface to stb.
+#include <cstring>  // std::memcpy, before stb's own <string.h> so that the macro below reaches stb alone
+
+// stb copies zero bytes from or to a null pointer in places (a PNG's empty chunk): harmless,
+// but undefined for memcpy, and UndefinedBehaviorSanitizer stops there (tools/fuzz.sh).
+static void* stb_copy(void* dst, const void* src, size_t n) { return n ? std::memcpy(dst, src, n) : dst; }
+#define memcpy stb_copy
+
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_JPEG
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image.h>        // the decoder's definitions
 #include <stb_image_write.h>  // the encoders' definitions
+#undef memcpy

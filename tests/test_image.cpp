@@ -693,6 +693,16 @@ TEST_SUITE("image") {
         }
       }
     }
+    // A PNM header without pixels: no image, not an empty one.
+    for (const std::string head : {"P6 0 5 255\n", "P5 7 0 255\n", "P6\xbe+"}) {
+      const std::vector<uint8_t> b(head.begin(), head.end());
+      try {
+        (void)decode(b);
+        FAIL("no exception");
+      } catch (const lcam::InputError& e) {
+        CHECK(std::string(e.what()).rfind("t: image of ", 0) == 0);
+      }
+    }
     // Pillow reads a PNG whose IEND chunk lacks its CRC; so does lcam, with the same pixels.
     const std::vector<uint8_t> png = read_bytes(fixture("palette.png"));
     const std::vector<uint8_t> short_png(png.begin(), png.end() - 1);
