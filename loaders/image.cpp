@@ -500,7 +500,30 @@ bool png_size(const uint8_t* d, size_t n, long long& w, long long& h) {
   return true;
 }
 
+// A chunk type as text: its letters, other bytes as '?'.
+std::string printable(std::string s) {
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '?';
+  return s;
+}
+
 std::string size_text(long long w, long long h) { return std::to_string(w) + "x" + std::to_string(h); }
+
+// A PNG chunk whose declared data runs past the end of the file: stb_image would first grow
+// its buffer to the declared length (up to 2 GiB, from a file of a few bytes), then find the
+// data missing. Returns the chunk's type, or an empty string when every chunk up to IEND (or
+// the end) fits.
+std::string png_chunk_past_end(const uint8_t* d, size_t n) {
+  size_t at = 8;  // after the signature
+  while (at + 8 <= n) {
+    const uint64_t len = (uint64_t{d[at]} << 24) | (uint64_t{d[at + 1]} << 16) | (uint64_t{d[at + 2]} << 8) | d[at + 3];
+    const std::string type(reinterpret_cast<const char*>(d + at + 4), 4);
+    if (at + 8 + len > n) return type;
+    if (type == "IEND") break;
+    at += 12 + len;  // length, type, data, CRC
+  }
+  return {};
+}
 
 // A binary PNM (P5 grey, P6 RGB) whose pixel data is shorter than its header's size says: stb
 // reads the data in one request, which a short file answers in part, then keeps what it got.
@@ -594,6 +617,12 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   }
   if (static_cast<long long>(w) * h > kMaxPixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
   if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
+  long long pw = 0, ph = 0;
+  const bool png = png_size(data, size, pw, ph);
+  if (png) {
+    const std::string chunk = png_chunk_past_end(data, size);
+    if (!chunk.empty()) fail(name, "truncated or corrupt PNG (its " + printable(chunk) + " chunk runs past the end of the file)");
+  }
   StbSource src{data, size};
   const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
   unsigned char* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);
@@ -603,8 +632,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   }
   // PNG excepted: its data is checked by zlib, and a file that ends inside the chunks after the
   // image data (IEND's CRC) is one Pillow reads.
-  long long pw = 0, ph = 0;
-  if ((src.past_end && !png_size(data, size, pw, ph)) || pnm_truncated(data, size, w, h)) {
+  if ((src.past_end && !png) || pnm_truncated(data, size, w, h)) {
     stbi_image_free(px);
     fail(name, "truncated image (the data ends before the last pixel)");
   }

@@ -624,6 +624,12 @@ TEST_SUITE("image") {
     CHECK(png_error(png_header(20000, 20000, 8)) == "h.png: image too large (20000x20000 pixels)");
     CHECK(png_error(png_header(13000, 13766, 8)) == "h.png: image too large (13000x13766 pixels)");
     CHECK(png_error(png_header(64, 48, 7)) == "h.png: corrupt or unsupported PNG header (64x48 pixels)");
+    // A chunk that declares 2 GiB in a file of a few bytes: refused before anything allocates it.
+    std::vector<uint8_t> idat = png_header(64, 48, 8);
+    for (uint8_t v : {uint8_t{0x7f}, uint8_t{0xff}, uint8_t{0}, uint8_t{0}, uint8_t{'I'}, uint8_t{'D'}, uint8_t{'A'},
+                      uint8_t{'T'}, uint8_t{0x78}, uint8_t{0xda}})
+      idat.push_back(v);
+    CHECK(png_error(idat) == "h.png: truncated or corrupt PNG (its IDAT chunk runs past the end of the file)");
     // Sides near 2^32, whose product overflows 64 bits: still "too large".
     CHECK(png_error(png_header(0xe2e2e2e2u, 0xe2e2e2e2u, 8)) == "h.png: image too large (3806520034x3806520034 pixels)");
     // Pillow calls JPEG only what starts FF D8 FF: with fill bytes before the start marker, or
