@@ -4,10 +4,15 @@
 
 #include <hdf5.h>  // H5F*, H5D*, H5A*, H5S*, H5T*, H5G*, H5L*, H5O*
 
+#include <signal.h>  // sigaction, sigaltstack (the crash guard)
+#include <unistd.h>  // write, _exit
+
 #include <algorithm>   // std::sort
+#include <atomic>      // std::atomic (the crash guard's message)
 #include <cstdio>      // std::remove, std::rename
-#include <cstring>     // std::strerror
+#include <cstring>     // std::strerror, std::strlen
 #include <functional>  // std::function
+#include <memory>      // std::unique_ptr (the crash guard's stack)
 
 #include <fmt/format.h>  // fmt::format
 
@@ -44,6 +49,73 @@ void quiet_hdf5() {
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw InputError(fmt::format("{}: {}", path, what));
 }
+
+// A damaged file can crash libhdf5 1.10 itself (a read through a corrupt object header; found
+// by tools/fuzz.sh), which no check of lcam's can prevent. While a Reader is inside libhdf5, a
+// SIGSEGV or SIGBUS therefore ends the process with lcam's one-line error naming the file and
+// exit status 2, instead of a bare "Segmentation fault"; any other fault goes to the handler
+// that was there before (the default one, or a sanitizer's). The message is formatted before
+// the call, so that the handler only writes it (async-signal-safe).
+std::atomic<const char*> g_crash_message{nullptr};
+struct sigaction g_previous[2];  // SIGSEGV, SIGBUS
+
+void on_fault(int sig, siginfo_t* info, void*) {
+  if (const char* m = g_crash_message.load()) {
+    ssize_t ignored = write(2, m, std::strlen(m));
+    (void)ignored;
+    _exit(2);
+  }
+  // Not ours: put the previous handler back and return; the faulting instruction runs again
+  // and faults into it. A signal sent rather than raised by a fault is sent again.
+  sigaction(sig, &g_previous[sig == SIGBUS ? 1 : 0], nullptr);
+  if (info && info->si_code <= 0) raise(sig);
+}
+
+// Puts on_fault first for SIGSEGV and SIGBUS unless it already is (a test framework or a
+// sanitizer may have installed a handler of its own since), keeping the one it displaces.
+void install_crash_guard() {
+  // Its own stack, so that a fault from a runaway recursion inside libhdf5 is reported too;
+  // a thread that has one already (a sanitizer's, a test framework's) keeps it.
+  thread_local std::unique_ptr<char[]> stack;
+  stack_t current{};
+  if (!stack && sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE)) {
+    constexpr size_t kBytes = size_t{1} << 18;
+    stack = std::make_unique<char[]>(kBytes);
+    stack_t ss{};
+    ss.ss_sp = stack.get();
+    ss.ss_size = kBytes;
+    sigaltstack(&ss, nullptr);
+  }
+  for (int i = 0; i < 2; ++i) {
+    const int sig = i ? SIGBUS : SIGSEGV;
+    struct sigaction now{};
+    sigaction(sig, nullptr, &now);
+    if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_fault) continue;
+    struct sigaction sa{};
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, &g_previous[i]);
+  }
+}
+
+}  // namespace
+
+// Marks the scope of libhdf5 calls for one Reader (nested scopes keep the outer message).
+class Reader::InLibrary {
+ public:
+  explicit InLibrary(const Reader& r) : previous_(g_crash_message.exchange(r.crash_message_.c_str())) {
+    if (!previous_) install_crash_guard();
+  }
+  ~InLibrary() { g_crash_message.store(previous_); }
+  InLibrary(const InLibrary&) = delete;
+  InLibrary& operator=(const InLibrary&) = delete;
+
+ private:
+  const char* previous_;
+};
+
+namespace {
 
 std::string type_name(hid_t type) {
   const H5T_class_t cls = H5Tget_class(type);
@@ -83,25 +155,33 @@ herr_t visit_cb(hid_t obj, const char* name, const H5O_info_t* info, void* data)
 
 }  // namespace
 
-Reader::Reader(const std::string& path) : path_(path) {
+Reader::Reader(const std::string& path)
+    : path_(path), crash_message_("lcam: error: " + path + ": damaged HDF5 file (the HDF5 library crashed reading it)\n") {
   quiet_hdf5();
   if (FILE* f = std::fopen(path.c_str(), "rb")) {
     std::fclose(f);
   } else {
     fail(path, fmt::format("cannot open ({})", std::strerror(errno)));
   }
+  const InLibrary guard(*this);
   if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "not an HDF5 file (or truncated)");
   file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (file_ < 0) fail(path, "cannot open as HDF5 (corrupt or truncated?)");
 }
 
 Reader::~Reader() {
-  if (file_ >= 0) H5Fclose(file_);
+  if (file_ < 0) return;
+  const InLibrary guard(*this);
+  H5Fclose(file_);
 }
 
-Reader::Reader(Reader&& o) noexcept : path_(std::move(o.path_)), file_(o.file_) { o.file_ = -1; }
+Reader::Reader(Reader&& o) noexcept
+    : path_(std::move(o.path_)), crash_message_(std::move(o.crash_message_)), file_(o.file_) {
+  o.file_ = -1;
+}
 
 std::vector<DatasetInfo> Reader::datasets() const {
+  const InLibrary guard(*this);
   std::vector<DatasetInfo> out;
   VisitCtx ctx{&out, file_};
   if (H5Ovisit2(file_, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &ctx, H5O_INFO_BASIC) < 0)
@@ -111,6 +191,7 @@ std::vector<DatasetInfo> Reader::datasets() const {
 }
 
 bool Reader::has(const std::string& name) const {
+  const InLibrary guard(*this);
   // Check each path component so that a missing group is not an error.
   size_t pos = 0;
   while (true) {
@@ -138,7 +219,22 @@ Tensor read_as(const std::string& path, hid_t file, const std::string& name, DTy
   } else if (!(any_int && H5Tget_class(type.get()) == H5T_INTEGER)) {
     fail(path, fmt::format("dataset '{}' is {}, expected an integer type", name, tn));
   }
-  Tensor t = Tensor::empty(space_shape(space.get()), Device::CPU, dt);
+  // A damaged file may declare a shape far larger than the data it holds: its element count
+  // must not overflow, and the bytes stored must cover it (compressed: at deflate's best ratio,
+  // about 1032:1), before anything is allocated for it.
+  const std::vector<int64_t> shape = space_shape(space.get());
+  uint64_t numel = 1;
+  for (int64_t d : shape)
+    if (d < 0 || (d > 0 && numel > (uint64_t{1} << 40) / static_cast<uint64_t>(d)))
+      fail(path, fmt::format("dataset '{}': implausible shape", name));
+    else
+      numel *= static_cast<uint64_t>(d);
+  Id dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+  const uint64_t stored = H5Dget_storage_size(ds.get()), need = numel * H5Tget_size(type.get());
+  const bool compressed = !dcpl.ok() || H5Pget_nfilters(dcpl.get()) > 0;
+  if (compressed ? need / 1100 > stored + (1 << 20) : stored < need)
+    fail(path, fmt::format("dataset '{}' holds {} bytes, its shape needs {} (file damaged?)", name, stored, need));
+  Tensor t = Tensor::empty(shape, Device::CPU, dt);
   if (t.numel() == 0) return t;
   hid_t mem = dt == DType::F32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32;
   if (H5Dread(ds.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw()) < 0)
@@ -154,14 +250,17 @@ hid_t open_attr(hid_t file, const std::string& obj, const std::string& name) {
 }  // namespace
 
 Tensor Reader::read(const std::string& name, bool allow_f64) const {
+  const InLibrary guard(*this);
   return read_as(path_, file_, name, DType::F32, allow_f64, false);
 }
 
 Tensor Reader::read_i32(const std::string& name) const {
+  const InLibrary guard(*this);
   return read_as(path_, file_, name, DType::I32, false, true);
 }
 
 std::optional<std::string> Reader::attr_string(const std::string& name, const std::string& obj) const {
+  const InLibrary guard(*this);
   Id a(open_attr(file_, obj, name), H5Aclose);
   if (!a.ok()) return std::nullopt;
   Id type(H5Aget_type(a.get()), H5Tclose);
@@ -182,6 +281,7 @@ std::optional<std::string> Reader::attr_string(const std::string& name, const st
   }
   // Fixed-length: read the raw bytes (null-terminated or null/space-padded) and trim.
   const size_t size = H5Tget_size(type.get());
+  if (size > (1 << 20)) fail(path_, fmt::format("attribute '{}' is a string of {} bytes (damaged file?)", name, size));
   std::string buf(size + 1, '\0');
   if (H5Aread(a.get(), type.get(), buf.data()) < 0) fail(path_, fmt::format("attribute '{}': read failed", name));
   buf.resize(std::strlen(buf.c_str()));
@@ -190,6 +290,7 @@ std::optional<std::string> Reader::attr_string(const std::string& name, const st
 }
 
 std::optional<std::vector<int64_t>> Reader::attr_ints(const std::string& name, const std::string& obj) const {
+  const InLibrary guard(*this);
   Id a(open_attr(file_, obj, name), H5Aclose);
   if (!a.ok()) return std::nullopt;
   Id type(H5Aget_type(a.get()), H5Tclose);
@@ -197,6 +298,7 @@ std::optional<std::vector<int64_t>> Reader::attr_ints(const std::string& name, c
     fail(path_, fmt::format("attribute '{}' is not an integer", name));
   Id space(H5Aget_space(a.get()), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n > (1 << 20)) fail(path_, fmt::format("attribute '{}' holds {} values (damaged file?)", name, n));
   std::vector<int64_t> v(n > 0 ? n : 0);
   if (n > 0 && H5Aread(a.get(), H5T_NATIVE_INT64, v.data()) < 0)
     fail(path_, fmt::format("attribute '{}': read failed", name));
@@ -211,6 +313,7 @@ std::optional<int64_t> Reader::attr_int(const std::string& name, const std::stri
 }
 
 std::optional<double> Reader::attr_double(const std::string& name, const std::string& obj) const {
+  const InLibrary guard(*this);
   Id a(open_attr(file_, obj, name), H5Aclose);
   if (!a.ok()) return std::nullopt;
   Id type(H5Aget_type(a.get()), H5Tclose);
@@ -308,5 +411,12 @@ void Writer::commit() {
     fail(path_, fmt::format("cannot rename {} into place ({})", tmp_, std::strerror(errno)));
   committed_ = true;
 }
+
+namespace detail {
+void fault_inside_library(const Reader& r) {
+  const Reader::InLibrary guard(r);
+  raise(SIGSEGV);
+}
+}  // namespace detail
 
 }  // namespace lcam::h5

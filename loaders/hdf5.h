@@ -41,9 +41,12 @@ class Reader {
   std::optional<double> attr_double(const std::string& name, const std::string& obj = "/") const;
   std::optional<std::vector<int64_t>> attr_ints(const std::string& name, const std::string& obj = "/") const;
 
+  class InLibrary;  // the scope of libhdf5 calls (hdf5.cpp: a crash there names the file)
+
  private:
   std::string path_;
-  int64_t file_ = -1;  // hid_t
+  std::string crash_message_;  // what a crash inside libhdf5 prints
+  int64_t file_ = -1;          // hid_t
 };
 
 // A file being written: it goes to PATH.tmp and is renamed to PATH by commit(), so a crash
@@ -70,5 +73,11 @@ class Writer {
   int64_t file_ = -1;
   bool committed_ = false;
 };
+
+namespace detail {
+// For the test of the crash guard: a SIGSEGV raised inside a libhdf5 scope of `r`, which must
+// end the process with "lcam: error: FILE: damaged HDF5 file ..." and exit status 2.
+void fault_inside_library(const Reader& r);
+}  // namespace detail
 
 }  // namespace lcam::h5

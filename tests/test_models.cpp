@@ -4,6 +4,11 @@
 // weights loader's checks: missing, extra, misshapen and mistyped datasets, truncated files,
 // the wrong architecture.
 #include <doctest/doctest.h>  // TEST_CASE, CHECK
+#include <hdf5.h>              // a dataset declared but never written
+#include <sys/wait.h>          // waitpid (the crash guard's child process)
+#include <unistd.h>            // fork, pipe
+
+#include <csignal>             // SIGSEGV
 
 #include <cstdio>      // std::remove
 #include <filesystem>  // temp paths, file_size, resize_file
@@ -214,8 +219,68 @@ TEST_CASE("weights loader rejects bad files with the dataset named") {
   CHECK(message_of(many_blocks, "resnet50") == many_blocks + ": resnet50 config: 100000 blocks in a stage (1 to 256)");
   const std::string no_hidden = attrs_only("no_hidden.h5", "vgg16", [](h5::Writer& w) { w.attr_int("hidden", 0); });
   CHECK(message_of(no_hidden, "vgg16") == no_hidden + ": vgg16 config: hidden width 0 out of range [1, 65536]");
-  for (const auto& p : {good, missing, extra, shape, dtype, truncated, text, huge_attr, many_blocks, no_hidden})
+  // A dataset whose shape is declared but whose data was never written (a damaged or
+  // half-written file): refused before its 4 GiB are allocated.
+  const std::string unwritten = temp_path("unwritten.h5");
+  {
+    const hid_t f = H5Fcreate(unwritten.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dims[2] = {hsize_t{1} << 20, hsize_t{1} << 10};
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const hid_t ds = H5Dcreate2(f, "x", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(ds >= 0);
+    H5Dclose(ds);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  try {
+    (void)h5::Reader(unwritten).read("x");
+    FAIL("no exception");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()) == unwritten + ": dataset 'x' holds 0 bytes, its shape needs 4294967296 (file damaged?)");
+  }
+  for (const auto& p : {good, missing, extra, shape, dtype, truncated, text, huge_attr, many_blocks, no_hidden, unwritten})
     std::remove(p.c_str());
+}
+
+TEST_CASE("a fault inside libhdf5 ends lcam with an error naming the file and exit status 2") {
+  // A damaged file can crash Debian's libhdf5 1.10 itself (tools/fuzz.sh found reads out of
+  // bounds there). In a child process: a SIGSEGV inside a Reader's libhdf5 scope must end it
+  // with lcam's one-line error; one outside such a scope is not the guard's to report.
+  const std::string path = temp_path("guarded.h5");
+  save_weights(*random_model(tiny_vgg(), 1), path);
+  auto child = [&](bool inside) {
+    int fd[2];
+    REQUIRE(pipe(fd) == 0);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      dup2(fd[1], 2);
+      close(fd[0]);
+      {
+        const h5::Reader r(path);
+        (void)r.attr_string("arch");
+        if (inside) h5::detail::fault_inside_library(r);
+      }
+      if (!inside) std::raise(SIGSEGV);
+      _exit(99);  // not reached: the fault ends the process
+    }
+    close(fd[1]);
+    std::string err;
+    char buf[512];
+    for (ssize_t k; (k = read(fd[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(k));
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return std::make_pair(status, err);
+  };
+  const auto [status, err] = child(true);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 2);
+  CHECK(err == "lcam: error: " + path + ": damaged HDF5 file (the HDF5 library crashed reading it)\n");
+  const auto [status2, err2] = child(false);
+  CHECK_FALSE((WIFEXITED(status2) && (WEXITSTATUS(status2) == 2 || WEXITSTATUS(status2) == 99)));  // not swallowed
+  CHECK(err2.find("damaged HDF5 file") == std::string::npos);
+  std::remove(path.c_str());
 }
 
 TEST_CASE("a weights file round-trips through save and load") {
