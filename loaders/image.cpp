@@ -619,6 +619,12 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
   long long pw = 0, ph = 0;
   const bool png = png_size(data, size, pw, ph);
+  // No format stb reads packs more pixels into a byte than about 2730 (GIF's longest LZW code)
+  // or, for PNG, about 8300 (1-bit rows at deflate's best ratio): a header that declares more
+  // for the bytes there are belongs to a truncated or damaged file, refused before its pixels
+  // are allocated (a 68-byte TGA may declare 150 million).
+  if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
+    fail(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
   if (png) {
     const std::string chunk = png_chunk_past_end(data, size);
     if (!chunk.empty()) fail(name, "truncated or corrupt PNG (its " + printable(chunk) + " chunk runs past the end of the file)");

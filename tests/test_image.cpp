@@ -699,6 +699,16 @@ TEST_SUITE("image") {
         }
       }
     }
+    // A run-length TGA header declaring 3000x3000 pixels, with 10 bytes of data: refused before
+    // 27 MB are allocated and decoded from nothing.
+    std::vector<uint8_t> tga = {0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xb8, 0x0b, 0xb8, 0x0b, 24, 0};
+    tga.resize(tga.size() + 10, 0xff);
+    try {
+      (void)decode(tga);
+      FAIL("no exception");
+    } catch (const lcam::InputError& e) {
+      CHECK(std::string(e.what()) == "t: truncated or corrupt image (3000x3000 pixels in 28 bytes)");
+    }
     // A PNM header without pixels: no image, not an empty one.
     for (const std::string head : {"P6 0 5 255\n", "P5 7 0 255\n", "P6\xbe+"}) {
       const std::vector<uint8_t> b(head.begin(), head.end());
