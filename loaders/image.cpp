@@ -525,6 +525,28 @@ std::string png_chunk_past_end(const uint8_t* d, size_t n) {
   return {};
 }
 
+// A PNG that ends after its image data without an IEND chunk: at a chunk boundary, inside a
+// CRC or inside the next chunk's header (never inside a chunk's data: png_chunk_past_end).
+// Pillow reads such a file (what follows the image data is read leniently); stb_image would
+// read the missing bytes as an unknown chunk and fail. Writes the file up to the end of its
+// last chunk's data, with a CRC and an IEND after it, to `out`, and returns true.
+bool png_without_end(const uint8_t* d, size_t n, std::vector<uint8_t>& out) {
+  size_t at = 8, data_end = 0;
+  bool idat = false;
+  while (at + 8 <= n) {
+    const size_t len = (size_t{d[at]} << 24) | (size_t{d[at + 1]} << 16) | (size_t{d[at + 2]} << 8) | d[at + 3];
+    if (std::memcmp(d + at + 4, "IEND", 4) == 0) return false;
+    idat = idat || std::memcmp(d + at + 4, "IDAT", 4) == 0;
+    data_end = at + 8 + len;
+    at = data_end + 4;
+  }
+  if (!idat) return false;
+  static const uint8_t kEnd[16] = {0, 0, 0, 0, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+  out.assign(d, d + data_end);
+  out.insert(out.end(), kEnd, kEnd + sizeof kEnd);  // the last chunk's CRC (unchecked), IEND
+  return true;
+}
+
 // A binary PNM (P5 grey, P6 RGB) whose pixel data is shorter than its header's size says: stb
 // reads the data in one request, which a short file answers in part, then keeps what it got.
 bool pnm_truncated(const uint8_t* d, size_t n, long long w, long long h) {
@@ -629,15 +651,17 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     const std::string chunk = png_chunk_past_end(data, size);
     if (!chunk.empty()) fail(name, "truncated or corrupt PNG (its " + printable(chunk) + " chunk runs past the end of the file)");
   }
-  StbSource src{data, size};
+  std::vector<uint8_t> ended;  // a PNG without its IEND, given one
+  const bool end_added = png && png_without_end(data, size, ended);
+  StbSource src{end_added ? ended.data() : data, end_added ? ended.size() : size};
   const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
   unsigned char* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);
   if (!px) {
     const char* why = stbi_failure_reason();
     fail(name, std::string("corrupt or truncated image (") + (why ? why : "decode failed") + ")");
   }
-  // PNG excepted: its data is checked by zlib, and a file that ends inside the chunks after the
-  // image data (IEND's CRC) is one Pillow reads.
+  // PNG excepted: its data is checked by zlib (and a PNG that ends after its image data was
+  // given an IEND above).
   if ((src.past_end && !png) || pnm_truncated(data, size, w, h)) {
     stbi_image_free(px);
     fail(name, "truncated image (the data ends before the last pixel)");

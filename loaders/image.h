@@ -33,9 +33,10 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // TGA/PNM... go through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to
 // 8 bits (1-bit PBM and TGA are not read). Throws lcam::InputError with a one-line message
 // "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or corrupt
-// (as Pillow refuses truncated files; it reads two kinds that lcam refuses: a PNG cut inside its
-// last chunks after the image data, and a GIF missing only its last block terminator and
-// trailer), or is implausibly large (more pixels than Pillow's decompression-bomb limit).
+// (as Pillow refuses truncated files, and reads a PNG that ends after its image data; a GIF
+// missing only its last block terminator and trailer Pillow reads and lcam refuses), or is
+// implausibly large (more pixels than Pillow's decompression-bomb limit, or than its bytes
+// can encode).
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 

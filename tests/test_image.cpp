@@ -648,7 +648,7 @@ TEST_SUITE("image") {
     }
   }
 
-  TEST_CASE("truncated BMP, TGA and PNM files are refused as Pillow refuses them; a PNG short of its last CRC is read") {
+  TEST_CASE("truncated BMP, TGA and PNM files are refused as Pillow refuses them; a PNG that ends after its image data is read") {
     // A 13x5 RGB image, written whole by stb_image_write (BMP, TGA raw and run-length) and by
     // hand (binary PPM and PGM): each whole file decodes to its pixels, and each one cut short
     // inside its pixel data is "truncated" (stb_image alone would fill the rest with zeros).
@@ -719,10 +719,19 @@ TEST_SUITE("image") {
         CHECK(std::string(e.what()).rfind("t: image of ", 0) == 0);
       }
     }
-    // Pillow reads a PNG whose IEND chunk lacks its CRC; so does lcam, with the same pixels.
+    // Pillow reads a PNG that ends after its image data: inside IEND (1, 5 bytes short), without
+    // IEND (12), inside the last image chunk's CRC (14); so does lcam, with the same pixels.
+    // Cut inside the image data (17), it is refused.
     const std::vector<uint8_t> png = read_bytes(fixture("palette.png"));
-    const std::vector<uint8_t> short_png(png.begin(), png.end() - 1);
-    CHECK(decode(short_png).rgb == decode(png).rgb);
+    for (size_t cut : {size_t{1}, size_t{5}, size_t{12}, size_t{14}, size_t{17}}) {
+      CAPTURE(cut);
+      const std::vector<uint8_t> short_png(png.begin(), png.end() - static_cast<std::ptrdiff_t>(cut));
+      if (cut < 17) {
+        CHECK(decode(short_png).rgb == decode(png).rgb);
+      } else {
+        CHECK_THROWS_AS((void)decode(short_png), lcam::InputError);
+      }
+    }
   }
 
   TEST_CASE("center_crop rounds half to even and zero-pads small images like torchvision") {
