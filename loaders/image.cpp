@@ -14,7 +14,7 @@
 
 #include <algorithm>     // std::min, std::max, std::copy_n, std::fill
 #include <atomic>        // std::atomic switches: the SIMD kernels, the Pillow version
-#include <cctype>       // std::isspace, std::isdigit (PNM headers)
+#include <cctype>        // std::isspace, std::isdigit (PNM headers)
 #include <cerrno>        // errno after a failed open
 #include <chrono>        // std::chrono::steady_clock (EvalTimings)
 #include <cmath>         // std::ceil
@@ -485,18 +485,19 @@ bool read_file(const std::string& path, std::vector<uint8_t>& bytes, std::string
   return true;
 }
 
+// A big-endian 32-bit value.
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
 // The width and height in a PNG's IHDR (big-endian, bytes 16-23), where the data starts with
 // PNG's signature. stb_image refuses a PNG too large for it (or one with a bad header) and then
 // tries the other formats, so that its reason reads "unknown image type".
 bool png_size(const uint8_t* d, size_t n, long long& w, long long& h) {
   static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (n < 24 || std::memcmp(d, kSignature, sizeof kSignature) != 0) return false;
-  const auto be32 = [d](size_t i) {
-    return static_cast<long long>((uint32_t{d[i]} << 24) | (uint32_t{d[i + 1]} << 16) | (uint32_t{d[i + 2]} << 8) |
-                                  uint32_t{d[i + 3]});
-  };
-  w = be32(16);
-  h = be32(20);
+  w = be32(d + 16);
+  h = be32(d + 20);
   return true;
 }
 
@@ -509,42 +510,36 @@ std::string printable(std::string s) {
 
 std::string size_text(long long w, long long h) { return std::to_string(w) + "x" + std::to_string(h); }
 
-// A PNG chunk whose declared data runs past the end of the file: stb_image would first grow
-// its buffer to the declared length (up to 2 GiB, from a file of a few bytes), then find the
-// data missing. Returns the chunk's type, or an empty string when every chunk up to IEND (or
-// the end) fits.
-std::string png_chunk_past_end(const uint8_t* d, size_t n) {
+// A PNG's chunks, walked from the signature up to IEND or the end of the file.
+struct PngChunks {
+  // The type of a chunk whose declared data runs past the end of the file (stb_image would
+  // first grow its buffer to that length, up to 2 GiB from a file of a few bytes), else empty.
+  std::string past_end;
+  // No IEND: the file ends after an IDAT, at a chunk boundary, inside a CRC or inside the next
+  // chunk's header. Pillow reads such a file (what follows the image data is read leniently);
+  // stb_image would read the missing bytes as an unknown chunk and fail.
+  bool no_end = false;
+  size_t data_end = 0;  // where the last whole chunk's data ends
+};
+
+PngChunks png_chunks(const uint8_t* d, size_t n) {
+  PngChunks c;
+  bool idat = false;
   size_t at = 8;  // after the signature
   while (at + 8 <= n) {
-    const uint64_t len = (uint64_t{d[at]} << 24) | (uint64_t{d[at + 1]} << 16) | (uint64_t{d[at + 2]} << 8) | d[at + 3];
+    const uint64_t end = at + 8 + uint64_t{be32(d + at)};
     const std::string type(reinterpret_cast<const char*>(d + at + 4), 4);
-    if (at + 8 + len > n) return type;
-    if (type == "IEND") break;
-    at += 12 + len;  // length, type, data, CRC
+    if (end > n) {
+      c.past_end = type;
+      return c;
+    }
+    if (type == "IEND") return c;
+    idat = idat || type == "IDAT";
+    c.data_end = static_cast<size_t>(end);
+    at = c.data_end + 4;  // the CRC
   }
-  return {};
-}
-
-// A PNG that ends after its image data without an IEND chunk: at a chunk boundary, inside a
-// CRC or inside the next chunk's header (never inside a chunk's data: png_chunk_past_end).
-// Pillow reads such a file (what follows the image data is read leniently); stb_image would
-// read the missing bytes as an unknown chunk and fail. Writes the file up to the end of its
-// last chunk's data, with a CRC and an IEND after it, to `out`, and returns true.
-bool png_without_end(const uint8_t* d, size_t n, std::vector<uint8_t>& out) {
-  size_t at = 8, data_end = 0;
-  bool idat = false;
-  while (at + 8 <= n) {
-    const size_t len = (size_t{d[at]} << 24) | (size_t{d[at + 1]} << 16) | (size_t{d[at + 2]} << 8) | d[at + 3];
-    if (std::memcmp(d + at + 4, "IEND", 4) == 0) return false;
-    idat = idat || std::memcmp(d + at + 4, "IDAT", 4) == 0;
-    data_end = at + 8 + len;
-    at = data_end + 4;
-  }
-  if (!idat) return false;
-  static const uint8_t kEnd[16] = {0, 0, 0, 0, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
-  out.assign(d, d + data_end);
-  out.insert(out.end(), kEnd, kEnd + sizeof kEnd);  // the last chunk's CRC (unchecked), IEND
-  return true;
+  c.no_end = idat;
+  return c;
 }
 
 // A binary PNM (P5 grey, P6 RGB) whose pixel data is shorter than its header's size says: stb
@@ -647,13 +642,18 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   // are allocated (a 68-byte TGA may declare 150 million).
   if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
     fail(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
+  std::vector<uint8_t> ended;  // a PNG without its IEND, given one: its data, a CRC, IEND
   if (png) {
-    const std::string chunk = png_chunk_past_end(data, size);
-    if (!chunk.empty()) fail(name, "truncated or corrupt PNG (its " + printable(chunk) + " chunk runs past the end of the file)");
+    const PngChunks c = png_chunks(data, size);
+    if (!c.past_end.empty())
+      fail(name, "truncated or corrupt PNG (its " + printable(c.past_end) + " chunk runs past the end of the file)");
+    if (c.no_end) {
+      static const uint8_t kEnd[16] = {0, 0, 0, 0, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+      ended.assign(data, data + c.data_end);
+      ended.insert(ended.end(), kEnd, kEnd + sizeof kEnd);
+    }
   }
-  std::vector<uint8_t> ended;  // a PNG without its IEND, given one
-  const bool end_added = png && png_without_end(data, size, ended);
-  StbSource src{end_added ? ended.data() : data, end_added ? ended.size() : size};
+  StbSource src{ended.empty() ? data : ended.data(), ended.empty() ? size : ended.size()};
   const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
   unsigned char* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);
   if (!px) {
