@@ -71,9 +71,13 @@ void pth_target(const uint8_t* data, size_t size) {
   if (pth::looks_like(in.path)) step([&] {
     const pth::Reader r(in.path);
     for (const pth::TensorInfo& t : r.tensors()) {
+      bool small = true;  // at most kMaxRead elements (no product can overflow on the way)
       int64_t n = 1;
-      for (int64_t d : t.shape) n = d > 0 && n <= kMaxRead ? n * d : (d == 0 ? 0 : n);
-      if (n > kMaxRead) continue;
+      for (int64_t d : t.shape) {
+        small = small && d >= 0 && d <= kMaxRead && (n *= d) <= kMaxRead;
+        if (!small) break;
+      }
+      if (!small) continue;
       step([&] { (void)r.read(t.name); });
       if (t.dtype != "float32" && t.dtype != "float64" && t.dtype != "float16" && t.dtype != "bfloat16")
         step([&] { (void)r.read_i64(t.name); });
