@@ -49,6 +49,7 @@ void check_config(const ModelConfig& c) {
   if (c.num_classes <= 0 || c.num_classes > kMaxClasses)
     throw InputError(fmt::format("num_classes {} out of range [1, {}]", c.num_classes, kMaxClasses));
   if (c.arch == "vgg16") {
+    if (c.cfg.empty() || c.cfg.back() != -1) throw InputError("vgg16 config must end with a max-pool (-1)");
     if (c.cfg.size() > static_cast<size_t>(kMaxVggLayers))
       throw InputError(fmt::format("vgg16 config has {} layers (at most {})", c.cfg.size(), kMaxVggLayers));
     for (int v : c.cfg)
@@ -57,6 +58,7 @@ void check_config(const ModelConfig& c) {
     if (c.hidden <= 0 || c.hidden > kMaxWidth)
       throw InputError(fmt::format("vgg16 config: hidden width {} out of range [1, {}]", c.hidden, kMaxWidth));
   } else if (c.arch == "resnet50") {
+    if (c.blocks.size() != 4) throw InputError("resnet50 config needs 4 stages");
     if (c.width <= 0 || c.width > kMaxResnetWidth)
       throw InputError(fmt::format("resnet50 config: width {} out of range [1, {}]", c.width, kMaxResnetWidth));
     for (int b : c.blocks)
@@ -70,8 +72,6 @@ void check_config(const ModelConfig& c) {
 Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
   check_config(cfg_);
   if (cfg_.arch == "vgg16") {
-    if (cfg_.cfg.empty() || cfg_.cfg.back() != -1)
-      throw InputError("vgg16 config must end with a max-pool (-1)");
     int C = 3, idx = 0;
     for (size_t i = 0; i < cfg_.cfg.size(); ++i) {
       const int v = cfg_.cfg[i];
@@ -95,8 +95,6 @@ Model::Model(ModelConfig cfg) : cfg_(std::move(cfg)) {
     add("classifier.5", std::make_unique<Dropout>());
     add("classifier.6", std::make_unique<Linear>("classifier.6", cfg_.hidden, cfg_.num_classes, false));
   } else if (cfg_.arch == "resnet50") {
-    if (cfg_.blocks.size() != 4 || cfg_.width <= 0)
-      throw InputError("resnet50 config needs 4 stages and a positive width");
     const int w = cfg_.width;
     add("conv1", std::make_unique<Conv2d>("conv1", 3, w, 7, 2, 3, false, "bn1", true));
     add("maxpool", std::make_unique<MaxPool2d>(3, 2, 1));

@@ -46,7 +46,10 @@ struct TempFile {
     const bool ok = size == 0 || std::fwrite(data, 1, size, f) == size;
     if (std::fclose(f) != 0 || !ok) throw std::runtime_error("fuzz: cannot write " + path);
   }
-  ~TempFile() { std::remove(path.c_str()); }
+  ~TempFile() {
+    std::remove(path.c_str());
+    std::remove(dir.c_str());  // the folder too, now empty
+  }
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
 };

@@ -4,8 +4,6 @@
 // Under tools/sanitize.sh this also checks them for memory errors.
 #include <algorithm>   // std::sort
 #include <filesystem>  // std::filesystem::directory_iterator
-#include <fstream>     // std::ifstream
-#include <iterator>    // std::istreambuf_iterator
 #include <string>      // std::string
 #include <vector>      // std::vector
 
@@ -13,6 +11,7 @@
 
 #include <unistd.h>  // getpid
 
+#include "loaders/image.h"       // read_file_bytes
 #include "models/checkpoint.h"  // save_checkpoint
 #include "models/lcam.h"        // Attention
 #include "tests/fuzz_targets.h"  // lcam::fuzz::run, targets
@@ -30,8 +29,7 @@ TEST_CASE("inputs that once broke a reader are read or refused with an InputErro
       if (e.is_regular_file()) files.push_back(e.path());
     std::sort(files.begin(), files.end());
     for (const fs::path& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::vector<uint8_t> bytes = lcam::read_file_bytes(f.string());
       INFO(target << ": " << f.string());
       CHECK_NOTHROW(lcam::fuzz::run(target, bytes.data(), bytes.size()));
       ++inputs;
@@ -42,11 +40,7 @@ TEST_CASE("inputs that once broke a reader are read or refused with an InputErro
 
 TEST_CASE("the fuzz targets reach lcam's readers: seeds are accepted, garbage refused") {
   const std::string fx = lcam::test::source_dir() + "/tests/fixtures/";
-  auto bytes_of = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    REQUIRE(in);
-    return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
+  const auto bytes_of = [](const std::string& path) { return lcam::read_file_bytes(path); };
   auto accepted = [](const std::string& target, const std::vector<uint8_t>& b) {
     return lcam::fuzz::run(target, b.data(), b.size());
   };
