@@ -14,7 +14,7 @@
 
 #include <algorithm>     // std::min, std::max, std::copy_n, std::fill
 #include <atomic>        // std::atomic switches: the SIMD kernels, the Pillow version
-#include <cctype>        // std::isspace, std::isdigit (PNM headers)
+#include <cctype>        // std::isalnum (chunk names in messages)
 #include <cerrno>        // errno after a failed open
 #include <chrono>        // std::chrono::steady_clock (EvalTimings)
 #include <cmath>         // std::ceil
@@ -36,8 +36,6 @@
 namespace lcam {
 namespace {
 
-// Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that.
-constexpr long long kMaxPixels = 2LL * 89478485LL;
 
 [[noreturn]] void fail(const std::string& name, const std::string& reason) {
   throw InputError(name + ": " + reason);
@@ -542,35 +540,10 @@ PngChunks png_chunks(const uint8_t* d, size_t n) {
   return c;
 }
 
-// A binary PNM (P5 grey, P6 RGB) whose pixel data is shorter than its header's size says: stb
-// reads the data in one request, which a short file answers in part, then keeps what it got.
-bool pnm_truncated(const uint8_t* d, size_t n, long long w, long long h) {
-  if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return false;
-  size_t i = 2;
-  long long field[3] = {0, 0, 0};  // width, height, maxval
-  for (long long& v : field) {
-    for (;;) {  // whitespace and comments before each field
-      while (i < n && std::isspace(d[i])) ++i;
-      if (i < n && d[i] == '#') {
-        while (i < n && d[i] != '\n' && d[i] != '\r') ++i;
-        continue;
-      }
-      break;
-    }
-    if (i >= n || !std::isdigit(d[i])) return false;  // stb has refused it already
-    while (i < n && std::isdigit(d[i]) && v < (1LL << 40)) v = v * 10 + (d[i++] - '0');
-  }
-  ++i;  // the single whitespace before the data
-  if (field[0] != w || field[1] != h) return false;
-  const long long need = w * h * (d[1] == '6' ? 3 : 1) * (field[2] > 255 ? 2 : 1);
-  return i > n || static_cast<long long>(n - i) < need;
-}
-
 // The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
 // data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
-// truncated BMP, TGA, PNM or GIF without complaint; Pillow refuses those ("image file is
-// truncated"), and so does lcam. A decoder asks for more only when it needs more (binary PNM
-// aside: see pnm_truncated).
+// truncated BMP, TGA or GIF without complaint; Pillow refuses those ("image file is
+// truncated"), and so does lcam. A decoder asks for more only when it needs more.
 struct StbSource {
   const uint8_t* data;
   size_t size, pos = 0;
@@ -619,6 +592,7 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name) {
   if (size == 0) fail(name, "empty file, not an image");
   if (is_jpeg(data, size)) return decode_jpeg_memory(data, size, name);
+  if (is_pnm(data, size)) return decode_pnm_memory(data, size, name);
   if (size > static_cast<size_t>(INT32_MAX)) fail(name, "file too large to decode");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;
@@ -626,13 +600,13 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     long long pw = 0, ph = 0;
     if (png_size(data, size, pw, ph)) {
       // Each side is below 2^32, so the product cannot overflow once one side alone is checked.
-      if (pw > kMaxPixels || ph > kMaxPixels || pw * ph > kMaxPixels) fail(name, "image too large (" + size_text(pw, ph) + " pixels)");
+      if (pw > kMaxImagePixels || ph > kMaxImagePixels || pw * ph > kMaxImagePixels) fail(name, "image too large (" + size_text(pw, ph) + " pixels)");
       fail(name, "corrupt or unsupported PNG header (" + size_text(pw, ph) + " pixels)");
     }
     const char* why = stbi_failure_reason();
     fail(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
-  if (static_cast<long long>(w) * h > kMaxPixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
+  if (static_cast<long long>(w) * h > kMaxImagePixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
   if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
   long long pw = 0, ph = 0;
   const bool png = png_size(data, size, pw, ph);
@@ -662,7 +636,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   }
   // PNG excepted: its data is checked by zlib (and a PNG that ends after its image data was
   // given an IEND above).
-  if ((src.past_end && !png) || pnm_truncated(data, size, w, h)) {
+  if (src.past_end && !png) {
     stbi_image_free(px);
     fail(name, "truncated image (the data ends before the last pixel)");
   }

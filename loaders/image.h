@@ -1,12 +1,12 @@
-// image.h — image decoding as Pillow 9 decodes (JPEG with libjpeg-turbo set up like Pillow, other
-// formats with stb_image) and the torchvision eval transforms on 8-bit RGB images: Pillow-exact
+// image.h — image decoding as Pillow 9 decodes (JPEG with libjpeg-turbo set up like Pillow, PNM
+// with a reader of lcam's own, other formats with stb_image) and the torchvision eval transforms on 8-bit RGB images: Pillow-exact
 // antialiased bilinear resize, Resize(int) / CenterCrop / crop / flip / ToTensor, a fused eval
 // transform that computes only what the crop keeps, and PNG writing for visualisations.
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
 // orientation (neither Pillow's Image.open nor torchvision applies it), colour management (ICC
 // profiles are ignored, as Pillow's convert("RGB") ignores them), and bit-exactness with Pillow for
-// non-JPEG formats beyond 8-bit PNG/BMP/GIF (stb_image's 16-bit reduction and rarer formats are
-// not checked against Pillow).
+// formats beyond JPEG, PNM and 8-bit PNG/BMP/GIF (stb_image's 16-bit reduction and rarer formats
+// are not checked against Pillow).
 #pragma once
 #include <cstddef>     // size_t
 #include <cstdint>     // uint8_t
@@ -27,11 +27,11 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow 9's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG and 8-bit PNG/BMP/GIF). The format is recognised by content, never by the file
-// name. JPEG (bytes FF D8 FF) goes through
-// libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PNG/BMP/GIF (first frame)/
-// TGA/PNM... go through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to
-// 8 bits (1-bit PBM and TGA are not read). Throws lcam::InputError with a one-line message
+// bytes for JPEG, 8-bit PNG/BMP/GIF and every PNM). The format is recognised by content, never by
+// the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up (see
+// decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; PNG/BMP/GIF (first frame)/TGA...
+// through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to 8 bits
+// (1-bit TGA is not read). Throws lcam::InputError with a one-line message
 // "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or corrupt
 // (as Pillow refuses truncated files, and reads a PNG that ends after its image data; a GIF
 // missing only its last block terminator and trailer Pillow reads and lcam refuses), or is
@@ -40,8 +40,23 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
+// Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that; so
+// does every decoder of lcam.
+constexpr long long kMaxImagePixels = 2LL * 89478485LL;
+
 // True when the data starts with the JPEG signature FF D8 FF (Pillow's test).
 bool is_jpeg(const uint8_t* data, size_t size);
+
+// True when the data starts with a Netpbm magic P1-P6 followed by whitespace (or nothing), as
+// Pillow's PPM plugin reads its magic.
+bool is_pnm(const uint8_t* data, size_t size);
+
+// PBM/PGM/PPM, plain and raw, any maxval, bit-exact with Pillow 13's PpmImagePlugin followed by
+// convert("RGB") (loaders/pnm.cpp lists its rules): bitmaps as 0/255, maxval other than 255
+// rescaled with Python's rounding, 16-bit grey clipped to 255 (Pillow's mode I). Errors
+// (InputError "NAME: reason"): a damaged header or data, too few samples, Pillow's own variants
+// (Pf, P0CMYK, Py*), a size of 0, more pixels than Pillow's decompression-bomb limit.
+ImageU8 decode_pnm_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // JPEG only, bit-exact with Pillow 9 on the same libjpeg-turbo: default integer DCT and fancy
 // upsampling, libjpeg's colour-space guess, grey replicated to RGB, Adobe CMYK/YCCK converted with

@@ -24,8 +24,6 @@
 namespace lcam {
 namespace {
 
-// Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that.
-constexpr long long kMaxPixels = 2LL * 89478485LL;
 
 // libjpeg reports errors through error_exit, which must not return: it jumps back to the setjmp
 // in run_decode. No C++ exception ever crosses libjpeg's C frames.
@@ -112,7 +110,7 @@ Outcome run_decode(jpeg_decompress_struct* cinfo, ErrorManager* err, const uint8
                   "unsupported JPEG with %d colour components", nc);
     return Outcome::kUnsupported;
   }
-  if (static_cast<long long>(cinfo->image_width) * cinfo->image_height > kMaxPixels) {
+  if (static_cast<long long>(cinfo->image_width) * cinfo->image_height > kMaxImagePixels) {
     std::snprintf(err->message, sizeof err->message, "image too large (%ux%u pixels)",
                   cinfo->image_width, cinfo->image_height);
     return Outcome::kTooLarge;

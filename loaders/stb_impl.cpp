@@ -3,7 +3,8 @@
 // configuration so that any file including the headers sees matching declarations, except that
 // stb's own JPEG decoder is left out: JPEG is libjpeg-turbo's (loaders/image.cpp, for Pillow's
 // bytes), and stb would otherwise take data that Pillow does not call JPEG (FF D8 without the
-// third FF, or fill bytes FF FF D8 before the start marker) into a decoder of its own.
+// third FF, or fill bytes FF FF D8 before the start marker) into a decoder of its own. So is its
+// PNM decoder (no plain or 1-bit files, maxval ignored): loaders/pnm.cpp reads those as Pillow.
 // Deliberately omits: any code of its own; loaders/image.cpp is the project's interface to stb.
 #include <cstring>  // std::memcpy, before stb's own <string.h> so that the macro below reaches stb alone
 
@@ -14,6 +15,7 @@ static void* stb_copy(void* dst, const void* src, size_t n) { return n ? std::me
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_JPEG
+#define STBI_NO_PNM  // loaders/pnm.cpp reads Netpbm files as Pillow does
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image.h>        // the decoder's definitions
 #include <stb_image_write.h>  // the encoders' definitions

@@ -709,14 +709,15 @@ TEST_SUITE("image") {
     } catch (const lcam::InputError& e) {
       CHECK(std::string(e.what()) == "t: truncated or corrupt image (3000x3000 pixels in 28 bytes)");
     }
-    // A PNM header without pixels: no image, not an empty one.
+    // A PNM header without pixels: no image, not an empty one. A magic glued to other bytes is
+    // not PNM's (Pillow reads the magic up to the first whitespace).
     for (const std::string head : {"P6 0 5 255\n", "P5 7 0 255\n", "P6\xbe+"}) {
       const std::vector<uint8_t> b(head.begin(), head.end());
       try {
         (void)decode(b);
         FAIL("no exception");
       } catch (const lcam::InputError& e) {
-        CHECK(std::string(e.what()).rfind("t: image of ", 0) == 0);
+        CHECK(std::string(e.what()).rfind(head[2] == '\xbe' ? "t: not a decodable image" : "t: image of ", 0) == 0);
       }
     }
     // Pillow reads a PNG that ends after its image data: inside IEND (1, 5 bytes short), without
@@ -731,6 +732,74 @@ TEST_SUITE("image") {
       } else {
         CHECK_THROWS_AS((void)decode(short_png), lcam::InputError);
       }
+    }
+  }
+
+  TEST_CASE("PBM/PGM/PPM, plain and raw, every maxval, decode or fail exactly as Pillow 13") {
+    // tests/fixtures/image/pnm/index.txt (tools/make_pnm_fixture.py): each file's outcome under
+    // Image.open(f).convert("RGB"), and files over Pillow's 1 MiB read block built here by
+    // inserting spaces or a comment where make_pnm_fixture.py inserted them.
+    const auto lines = [] {
+      std::vector<std::vector<std::string>> out;
+      for (const char* kind : {"file", "pad"})
+        for (auto& l : index_lines(kind, "pnm/index.txt")) out.push_back(l);
+      return out;
+    }();
+    REQUIRE(lines.size() >= 60);
+    int ok = 0, refused = 0;
+    for (const auto& l : lines) {
+      CAPTURE(l[1]);
+      std::vector<uint8_t> bytes = read_bytes(fixture("pnm/" + (l[0] == "file" ? l[1] : l[2])));
+      size_t at = 2;  // the outcome's first word
+      if (l[0] == "pad") {
+        const size_t offset = std::stoul(l[3]), k = std::stoul(l[5]);
+        std::string ins;
+        if (l[4] == "space") ins.assign(k, ' ');
+        else if (l[4] == "comment") ins = "#" + std::string(k - 2, 'c') + "\n";
+        else ins.assign(k, 'c');  // comment_open: the source's own LF ends it
+        REQUIRE(offset <= bytes.size());
+        bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(offset), ins.begin(), ins.end());
+        at = 6;
+      }
+      if (l[at] == "ERR") {
+        ++refused;
+        try {
+          (void)lcam::decode_image_memory(bytes.data(), bytes.size(), "f.pnm");
+          FAIL("decoded a file Pillow refuses");
+        } catch (const lcam::InputError& e) {
+          CHECK(std::string(e.what()).rfind("f.pnm: ", 0) == 0);
+          CHECK(std::string(e.what()).find('\n') == std::string::npos);
+        }
+        continue;
+      }
+      ++ok;
+      const ImageU8 img = lcam::decode_image_memory(bytes.data(), bytes.size(), "f.pnm");
+      CHECK(img.width == std::stoi(l[at + 1]));
+      CHECK(img.height == std::stoi(l[at + 2]));
+      CHECK(sum64(img.rgb) == std::stoull(l[at + 3]));
+    }
+    CHECK(ok >= 35);
+    CHECK(refused >= 20);
+    // Pillow's own variants are refused by name; the 8-bit raw files are the bytes themselves.
+    for (const std::string head : {"Pf\n2 1\n-1.0\n", "P0CMYK 1 1 255\n", "PyP 1 1 255\n"}) {
+      try {
+        (void)lcam::decode_image_memory(reinterpret_cast<const uint8_t*>(head.data()), head.size(), "v");
+        FAIL("no exception");
+      } catch (const lcam::InputError& e) {
+        CHECK(std::string(e.what()).rfind("v: unsupported PNM variant", 0) == 0);
+      }
+    }
+    const std::string p6 = "P6 2 1 255\n\x01\x02\x03\xfd\xfe\xff";
+    const ImageU8 img = lcam::decode_image_memory(reinterpret_cast<const uint8_t*>(p6.data()), p6.size(), "v");
+    CHECK(img.rgb == std::vector<uint8_t>{1, 2, 3, 253, 254, 255});
+    // A header declaring more pixels than Pillow's decompression-bomb limit: refused by size
+    // before the data is looked at.
+    const std::string big = "P5 20000 20000 255\n";
+    try {
+      (void)lcam::decode_image_memory(reinterpret_cast<const uint8_t*>(big.data()), big.size(), "v");
+      FAIL("no exception");
+    } catch (const lcam::InputError& e) {
+      CHECK(std::string(e.what()) == "v: image too large (20000x20000 pixels)");
     }
   }
 

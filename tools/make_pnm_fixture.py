@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""make_pnm_fixture.py — writes tests/fixtures/image/pnm/: small Netpbm files (P1-P6, plain and raw,
+maxvals 1 to 65535, damaged headers and data) and what Pillow makes of them with
+Image.open(f).convert("RGB"), for tests/test_image.cpp to check loaders/pnm.cpp byte for byte.
+
+Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
+    PYTHON tools/make_pnm_fixture.py [--out tests/fixtures/image/pnm]
+With --compare, writes nothing and prints the cases where this Pillow disagrees with the index
+already written (Debian's Pillow 9.4: only the negative plain value, which 9.4 wraps to a byte).
+
+index.txt lines:
+  file NAME OK W H SUM64 | file NAME ERR          the file as it is
+  pad NAME SRC OFFSET KIND K OK W H SUM64 | ... ERR
+      SRC with K bytes inserted at OFFSET: KIND "space" (K spaces) or "comment" ('#', K - 2
+      'c', LF): files over Pillow's 1 MiB read block, built by the test the same way, so that
+      tokens and comments straddle a block boundary without a megabyte in the repository.
+SUM64 is make_image_fixture.py's checksum of the HWC RGB bytes.
+
+Deliberately omits: randomness at run time (a seeded generator), and Pillow's own variants
+(Pf, P0CMYK, Py*), which lcam refuses by name (checked in the test without Pillow).
+"""
+import argparse  # command line
+import io  # decoding from memory
+import os  # paths
+
+import numpy as np  # sample arrays
+import PIL  # the version, for the header
+from PIL import Image  # the reference decoder
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+U64 = np.uint64
+
+
+def sum64(a):
+    """Order-sensitive checksum of a uint8 array's bytes (as tools/make_image_fixture.py)."""
+    b = np.ascontiguousarray(a, dtype=np.uint8).reshape(-1).astype(U64)
+    with np.errstate(over="ignore"):
+        z = np.arange(b.size, dtype=U64) + U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> U64(30))) * U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> U64(27))) * U64(0x94D049BB133111EB)
+        z = z ^ (z >> U64(31))
+        return int(np.sum((b + U64(1)) * (z | U64(1)), dtype=U64))
+
+
+def plain(values, per_line=7):
+    """Decimal tokens, a few per line."""
+    v = [str(int(x)) for x in np.asarray(values).ravel()]
+    return ("\n".join(" ".join(v[i:i + per_line]) for i in range(0, len(v), per_line)) + "\n").encode()
+
+
+def files():
+    """NAME -> bytes of every case."""
+    rng = np.random.default_rng(20261206)
+    w, h = 13, 5
+    out = {}
+    bits = (rng.random((h, w)) > 0.5).astype(np.uint8)
+    grey = rng.integers(0, 256, (h, w))
+    rgb = rng.integers(0, 256, (h, w, 3))
+    # Bitmaps.
+    out["p1.pbm"] = b"P1\n# a comment\n%d %d\n" % (w, h) + plain(bits)
+    out["p1_packed.pbm"] = b"P1 %d %d\n" % (w, h) + b"".join(bytes(r + 48) for r in bits) + b"\n"
+    out["p1_comment_in_data.pbm"] = b"P1 3 1\n0#c\n10"
+    out["p1_garbage_after.pbm"] = b"P1 2 1\n01 x"
+    out["p1_bad_byte.pbm"] = b"P1 2 2\n0 1 2 1\n"
+    out["p1_short.pbm"] = b"P1 2 2\n0 1 1"
+    out["p4.pbm"] = b"P4\n%d %d\n" % (w, h) + np.packbits(bits, axis=1).tobytes()
+    out["p4_w8.pbm"] = b"P4 8 5\n" + np.packbits(bits[:, :8], axis=1).tobytes()
+    out["p4_extra.pbm"] = out["p4.pbm"] + b"\x00\xff trailing"
+    out["p4_short.pbm"] = out["p4.pbm"][:-1]
+    # Grey.
+    out["p2.pgm"] = b"P2\n%d %d\n255\n" % (w, h) + plain(grey)
+    out["p2_max15.pgm"] = b"P2 %d %d 15\n" % (w, h) + plain(grey % 16)
+    out["p2_max2.pgm"] = b"P2 3 1 2\n0 1 2\n"  # 127.5 rounds to 128 (half to even)
+    out["p2_max1000.pgm"] = b"P2 %d %d 1000\n" % (w, h) + plain(rng.integers(0, 1001, (h, w)))
+    out["p2_max65535_dark.pgm"] = b"P2 %d %d 65535\n" % (w, h) + plain(rng.integers(0, 400, (h, w)))
+    out["p2_join.pgm"] = b"P2 1 1 255\n1#c\n2"
+    out["p2_no_newline.pgm"] = b"P2 2 1 255\n1 2"
+    out["p2_garbage_after.pgm"] = b"P2 2 1 255\n1 2 zz"
+    out["p2_above_max.pgm"] = b"P2 2 1 100\n1 101\n"
+    out["p2_negative.pgm"] = b"P2 2 1 255\n-3 4\n"
+    out["p2_long_token.pgm"] = b"P2 2 1 255\n1 00000000002\n"
+    out["p2_ten_digits.pgm"] = b"P2 2 1 255\n0000000001 +2\n"
+    out["p2_underscore.pgm"] = b"P2 2 1 255\n1_0 2\n"
+    out["p2_bad_underscore.pgm"] = b"P2 2 1 255\n1__0 2\n"
+    out["p2_not_int.pgm"] = b"P2 2 1 255\n1 0x2\n"
+    out["p5.pgm"] = b"P5\n%d %d\n255\n" % (w, h) + grey.astype(np.uint8).tobytes()
+    out["p5_max100.pgm"] = b"P5 %d %d 100\n" % (w, h) + rng.integers(0, 256, (h, w)).astype(np.uint8).tobytes()
+    out["p5_max256.pgm"] = b"P5 %d %d 256\n" % (w, h) + rng.integers(0, 300, (h, w)).astype(">u2").tobytes()
+    out["p5_max1000.pgm"] = b"P5 %d %d 1000\n" % (w, h) + rng.integers(0, 1001, (h, w)).astype(">u2").tobytes()
+    out["p5_max65535.pgm"] = b"P5 %d %d 65535\n" % (w, h) + rng.integers(0, 600, (h, w)).astype(">u2").tobytes()
+    out["p5_short.pgm"] = out["p5.pgm"][:-1]
+    out["p5_max1000_short.pgm"] = out["p5_max1000.pgm"][:-1]
+    # Colour.
+    out["p3.ppm"] = b"P3\n%d %d\n255\n" % (w, h) + plain(rgb)
+    out["p3_max100.ppm"] = b"P3 %d %d 100\n" % (w, h) + plain(rgb * 100 // 255)
+    out["p3_max300.ppm"] = b"P3 %d %d 300\n" % (w, h) + plain(rng.integers(0, 301, (h, w, 3)))
+    out["p6.ppm"] = b"P6\n# made by lcam\n%d %d\n255\n" % (w, h) + rgb.astype(np.uint8).tobytes()
+    out["p6_max100.ppm"] = b"P6 %d %d 100\n" % (w, h) + rng.integers(0, 256, (h, w, 3)).astype(np.uint8).tobytes()
+    out["p6_max65535.ppm"] = b"P6 %d %d 65535\n" % (w, h) + rng.integers(0, 65536, (h, w, 3)).astype(">u2").tobytes()
+    out["p6_max1023.ppm"] = b"P6 %d %d 1023\n" % (w, h) + rng.integers(0, 1100, (h, w, 3)).astype(">u2").tobytes()
+    out["p6_short.ppm"] = out["p6.ppm"][:-2]
+    # Headers.
+    out["hdr_whitespace.ppm"] = b"P6\t%d\r%d\x0b255\x0c" % (w, h) + rgb.astype(np.uint8).tobytes()
+    out["hdr_comment_in_token.pgm"] = b"P5 1#c\n3 5 255\n" + grey.astype(np.uint8).tobytes()
+    out["hdr_comment_cr.pgm"] = b"P5 #c\r13 5 255\n" + grey.astype(np.uint8).tobytes()
+    out["hdr_plus.pgm"] = b"P5 +13 5 2_55\n" + grey.astype(np.uint8).tobytes()
+    out["hdr_maxval0.pgm"] = b"P5 13 5 0\n" + grey.astype(np.uint8).tobytes()
+    out["hdr_maxval65536.pgm"] = b"P5 13 5 65536\n" + grey.astype(np.uint8).tobytes()
+    out["hdr_long_token.pgm"] = b"P5 00000000013 5 255\n" + grey.astype(np.uint8).tobytes()
+    out["hdr_eof.pgm"] = b"P5 13 5"
+    out["hdr_magic_only.ppm"] = b"P6"
+    out["hdr_not_int.pgm"] = b"P5 13 5 25x\n" + grey.astype(np.uint8).tobytes()
+    out["hdr_comment_eats_data.pgm"] = b"P5 13 5 255#c\n" + grey.astype(np.uint8).tobytes()
+    # Files for the "pad" lines (kept small; the test inserts the padding).
+    out["pad_p2.pgm"] = b"P2\n4 1\n255\n12 34 56 78\n"
+    out["pad_p1.pbm"] = b"P1\n4 1\n01 10\n"
+    out["pad_quirk.pgm"] = b"P2\n4 1\n255\n12 #\n34 56\r78 90\n"
+    return out
+
+
+# (NAME, SRC, OFFSET, KIND, K): Pillow's plain decoders read 1 MiB blocks from the data start.
+BLOCK = 1 << 20
+
+
+def pads():
+    d2 = len(b"P2\n4 1\n255\n")  # the data start of pad_p2 and pad_quirk
+    d1 = len(b"P1\n4 1\n")
+    return [
+        # "34" cut by the block boundary: the half token is stitched to the next block.
+        ("pad_p2_token_cut", "pad_p2.pgm", d2 + 3, "space", BLOCK - 4),
+        # The boundary just before "34", just after it.
+        ("pad_p2_token_before", "pad_p2.pgm", d2 + 3, "space", BLOCK - 3),
+        ("pad_p2_token_after", "pad_p2.pgm", d2 + 3, "space", BLOCK - 5),
+        # A comment open at the block's end, closed in the next one.
+        ("pad_p2_comment_cut", "pad_p2.pgm", d2 + 3, "comment", BLOCK),
+        # A comment glued to a token: "12" then a comment crossing the boundary, then " 34".
+        ("pad_p2_comment_glued", "pad_p2.pgm", d2 + 2, "comment", BLOCK + 10),
+        # Bitmap: the bytes after the block that completes the image are not looked at.
+        ("pad_p1_cut", "pad_p1.pbm", d1 + 3, "space", BLOCK - 4),
+        # The LF closing a comment opens the next block, and a CR follows: Pillow's
+        # _find_comment_end takes the CR, which swallows "34 56".
+        ("pad_quirk_lf_first", "pad_quirk.pgm", d2 + 4, "comment_open", BLOCK - 4),
+    ]
+
+
+def padded(data, offset, kind, k):
+    if kind == "space":
+        ins = b" " * k
+    elif kind == "comment":
+        ins = b"#" + b"c" * (k - 2) + b"\n"
+    else:  # comment_open: K bytes of comment text with no end (the source's own LF follows)
+        ins = b"c" * k
+    return data[:offset] + ins + data[offset:]
+
+
+def outcome(data):
+    try:
+        im = Image.open(io.BytesIO(data))
+        a = np.asarray(im.convert("RGB"))
+    except Exception:  # Pillow's refusal, whatever its type
+        return "ERR"
+    return f"OK {a.shape[1]} {a.shape[0]} {sum64(a)}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "fixtures", "image", "pnm"))
+    ap.add_argument("--compare", action="store_true", help="print disagreements with the index, write nothing")
+    args = ap.parse_args()
+    fs = files()
+    lines = [f"file {name} {outcome(data)}" for name, data in sorted(fs.items())]
+    for name, src, off, kind, k in pads():
+        lines.append(f"pad {name} {src} {off} {kind} {k} {outcome(padded(fs[src], off, kind, k))}")
+    index = os.path.join(args.out, "index.txt")
+    if args.compare:
+        with open(index) as f:
+            old = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+        diff = [(a, b) for a, b in zip(old, lines) if a != b]
+        for a, b in diff:
+            print(f"index: {a}\nhere:  {b}")
+        print(f"Pillow {PIL.__version__}: {len(lines) - len(diff)} of {len(lines)} agree")
+        return
+    os.makedirs(args.out, exist_ok=True)
+    for name, data in fs.items():
+        with open(os.path.join(args.out, name), "wb") as f:
+            f.write(data)
+    with open(index, "w") as f:
+        f.write(f"# Pillow {PIL.__version__}: Image.open(f).convert('RGB') of each file, written by tools/make_pnm_fixture.py\n")
+        f.write("# file NAME OK W H SUM64 | file NAME ERR\n")
+        f.write("# pad NAME SRC OFFSET KIND K (OK W H SUM64 | ERR): SRC with K bytes inserted at OFFSET\n")
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {len(fs)} files and {len(lines)} lines to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
