@@ -335,8 +335,10 @@ TEST_CASE("cuda runtime: a page-locked block freed during a graph capture waits 
   if (skip_without_cuda()) return;
   // A capture does not wait for the eager work queued before it: an upload from a page-locked
   // tensor dropped inside the capture may still be running when the capture ends.
-  QueuedUpload up(96);
+  // The captured tensors first: their upload waits for the stream, which must still be busy
+  // with the queued upload when the capture begins.
   Tensor small = on_gpu(random({1, 4, 8, 8}, 97)), small_y = Tensor::empty(small.shape(), Device::CUDA);
+  QueuedUpload up(96);
   lcam::cuda::Graph g;
   g.capture([&] {
     up.src = Tensor();  // the last reference goes during the capture
