@@ -2,8 +2,9 @@
 // options, and the ImageNet normalization constants. Each subcommand lives in its own file
 // (apps/cmd_*.cpp) and registers its flags on a CLI11 sub-app, returning the function to run.
 #pragma once
-#include <functional>  // std::function
-#include <string>      // std::string
+#include <functional>        // std::function
+#include <initializer_list>  // check_output_file's inputs
+#include <string>            // std::string
 
 #include <CLI/CLI.hpp>  // CLI::App
 
@@ -42,14 +43,30 @@ struct ImageSizeOptions {
 };
 
 
-// CLI11's PositiveNumber and NonNegativeNumber, with messages that say what was expected
-// ("--batch: '0' is not a positive number", not the range of a double).
-extern const CLI::Validator kPositive, kNonNegative;
+// Flag value checks with messages that say what was expected ("--batch: '0' is not a positive
+// integer"); none lets NaN, infinities or trailing characters through. kPositive and
+// kNonNegative: integers up to 2^31 - 1; kNonNegativeReal: finite reals; kFraction: reals from
+// 0 to 1; kWorkers: thread counts from 0 (all cores) to 1024; kSeed: unsigned 64-bit integers.
+extern const CLI::Validator kPositive, kNonNegative, kNonNegativeReal, kFraction, kWorkers, kSeed;
+
+// An integer from lo to hi (at most 2^53), `wanted` saying so in the message ("a number of scenes
+// from 1 to 10000000").
+CLI::Validator integer_in(long long lo, long long hi, const std::string& wanted);
+
+// The whole string as a decimal integer (an optional sign, at most 18 digits) or as a finite
+// real (strtod's syntax, nothing after it); false otherwise. For lists given in one flag.
+bool parse_integer(const std::string& s, long long& out);
+bool parse_real(const std::string& s, double& out);
 
 // For a flag naming a file to write (a checkpoint, a label list, a report): fails at once,
-// before any work, when the path is a folder, its folder does not exist or cannot be written
-// in, so that a long run does not end with nowhere to put its result.
-void check_output_file(const std::string& path, const char* flag);
+// before any work, when the path is empty, a folder, the same file as one of `inputs` (a flag
+// and its path; empty paths ignored), or its folder does not exist or cannot be written in, so
+// that a long run does not end with nowhere to put its result, or overwrite what it read.
+struct NamedPath {
+  const char* flag;
+  const std::string& path;
+};
+void check_output_file(const std::string& path, const char* flag, std::initializer_list<NamedPath> inputs = {});
 
 // Subcommand setups (apps/cmd_*.cpp).
 Run setup_predict(CLI::App& sub);

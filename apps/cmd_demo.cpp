@@ -67,6 +67,9 @@ int run_demo(DemoOptions o) {
   const double t0 = now_seconds();
   // Everything that can be checked before minutes of work is: methods, weights, output folder.
   const std::vector<std::string> methods = SaliencyMethods::parse_names(o.methods);
+  for (const std::string& m : methods)
+    if (m == "lcam" || m == "lcam-img7x7")
+      throw InputError(fmt::format("--method {}: the demo trains and evaluates lcam-img and lcam-fm; ask for those", m));
   (void)o.rt.apply();  // --device cuda without a usable GPU, refused here rather than after the scenes
   const std::string weights = find_weights(o);
   require_fashion_mnist(o.fashion, true);
@@ -151,14 +154,18 @@ Run setup_demo(CLI::App& sub) {
   sub.add_option("--weights", o->weights, "demo classifier (default: weights/demo_vgg_scenes.h5)");
   sub.add_option("--fashion-mnist", o->fashion, "folder with the Fashion-MNIST IDX files (train and t10k, .gz or not)");
   sub.add_option("--method", o->methods, "methods to evaluate (default: lcam-img, lcam-fm, gradcam, gradcampp, scorecam, rise, center, random)");
-  sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->check(kPositive);
-  sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(kPositive);
+  sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->check(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
+  sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
   sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->check(kPositive);
   sub.add_option("--batch", o->batch, "images per step")->check(kPositive);
   sub.add_option("--rise-masks", o->rise_masks, "RISE masks (the paper: 4000 for VGG-16; fewer keep the demo short)")->check(kPositive);
   sub.add_option("--figures", o->figures, "held-out scenes drawn in the grid")->check(kNonNegative);
-  sub.add_option("--seed", o->seed, "seed of the scenes, the training and the RISE masks");
-  sub.add_flag("--quick", o->quick, "a short run (L-CAM-Img, Grad-CAM and the controls on fewer scenes; no pictures)");
+  sub.add_option("--seed", o->seed, "seed of the scenes, the training and the RISE masks")->check(kSeed);
+  sub.add_flag("--quick", o->quick, "a short run (L-CAM-Img, Grad-CAM and the controls on 1500 + 200 scenes, one epoch; no pictures)")
+      ->excludes("--train-scenes")
+      ->excludes("--eval-scenes")
+      ->excludes("--epochs")
+      ->excludes("--figures");
   o->rt.add_to(sub);
   return [o] { return run_demo(*o); };
 }

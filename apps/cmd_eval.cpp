@@ -69,9 +69,6 @@ std::vector<ClassName> names_of(const EvalOptions& o, int K) {
 template <class Miss>
 void write_misclassified(const EvalOptions& o, std::vector<Miss>& misses, const std::vector<ClassName>& names) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(o.misclassified, ec);
-  if (!fs::is_directory(o.misclassified)) throw InputError(fmt::format("{}: cannot create folder (--misclassified)", o.misclassified));
   std::stable_sort(misses.begin(), misses.end(), [](const Miss& a, const Miss& b) { return a.corr > b.corr; });
   auto name = [&](int c) { return c < static_cast<int>(names.size()) ? names[c].name : fmt::format("class {}", c); };
   std::string csv = "path,true_class,true_name,predicted_class,predicted_name,correlation\n";
@@ -92,11 +89,28 @@ void write_misclassified(const EvalOptions& o, std::vector<Miss>& misses, const 
 }  // namespace
 
 int run_eval(const EvalOptions& o) {
-  if (!o.report.empty()) check_output_file(o.report + ".json", "--report");
+  namespace fs = std::filesystem;
+  // Everything written at the end is checked first: a long evaluation must not end with half
+  // of its outputs.
+  if (!o.report.empty()) {
+    check_output_file(o.report + ".json", "--report", {{"--list", o.list}});
+    check_output_file(o.report + ".csv", "--report", {{"--list", o.list}});
+  }
+  if (!o.misclassified.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.misclassified, ec);
+    if (!fs::is_directory(o.misclassified))
+      throw InputError(fmt::format("{}: cannot create folder (--misclassified)", o.misclassified));
+    check_output_file((fs::path(o.misclassified) / "misclassified.csv").string(), "--misclassified");
+  }
   const Device dev = o.rt.apply();
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
+  for (size_t i = 0; i < keeps.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (keeps[i] == keeps[j]) throw InputError(fmt::format("--keep: {}% is given twice", keeps[i]));
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
+  const std::vector<ClassName> names = o.misclassified.empty() ? std::vector<ClassName>{} : names_of(o, K);
   SaliencyOptions so = o.sal;
   so.size = o.size.crop;
   SaliencyMethods sal(*model, so, dev);
@@ -128,7 +142,7 @@ int run_eval(const EvalOptions& o) {
   Progress progress("eval", static_cast<int64_t>(data.size()));
   Batch b;
   while (loader.next(b)) {
-    for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: error: %s\n", f.c_str());
+    for (const auto& f : b.failed) image_error(f);
     failed += static_cast<int64_t>(b.failed.size());
     const int64_t N = static_cast<int64_t>(b.indices.size());
     if (N == 0) continue;
@@ -187,6 +201,7 @@ int run_eval(const EvalOptions& o) {
     progress.update(images + failed);
   }
   progress.finish();
+  require_images_read(images, data.size(), o.list);
 
   // The table: rows methods; AD/IC per keep, forward passes per map, seconds per image.
   std::string header = "| method |", rule = "|---|", csv = "method";
@@ -240,7 +255,7 @@ int run_eval(const EvalOptions& o) {
   if (labelled)
     std::printf("\nclassifier on %lld labelled images: top-1 %.2f%%, top-5 %.2f%%\n", static_cast<long long>(labelled),
                 100.0 * top1 / labelled, 100.0 * top5 / labelled);
-  if (!o.misclassified.empty()) write_misclassified(o, misses, names_of(o, K));
+  if (!o.misclassified.empty()) write_misclassified(o, misses, names);
   if (!o.report.empty()) {
     write_text_atomic(o.report + ".json", report.dump(2) + "\n");
     write_text_atomic(o.report + ".csv", csv);
@@ -257,15 +272,17 @@ Run setup_eval(CLI::App& sub) {
   sub.add_option("--list", o->list, "PATH [LABEL] per line (labels: ground truth, for top-1/top-5)")->required();
   sub.add_option("--keep", o->keep, "percentages of the map kept (comma-separated)");
   sub.add_option("--batch", o->batch, "images per batch")->check(kPositive);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(kNonNegative);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores, at most 1024)")->check(kWorkers);
   sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
   sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
   sub.add_flag("--json", o->json, "also print one JSON object per method");
   sub.add_option("--boxes", o->boxes, "PATH X0 Y0 X1 Y1 per line (crop pixels): adds pointing game and energy in box");
-  sub.add_option("--classes", o->names_file, "class-name file for the misclassification figure");
-  sub.add_option("--misclassified", o->misclassified,
-                 "folder for the misclassification analysis: the first method's maps of the true and predicted class");
-  sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(kPositive);
+  CLI::Option* classes = sub.add_option("--classes", o->names_file, "class-name file for the misclassification figure");
+  CLI::Option* misclassified = sub.add_option(
+      "--misclassified", o->misclassified,
+      "folder for the misclassification analysis: the first method's maps of the true and predicted class");
+  classes->needs(misclassified);
+  sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(kPositive)->needs(misclassified);
   o->rt.add_to(sub);
   o->size.add_to(sub);
   return [o] { return run_eval(*o); };

@@ -11,7 +11,7 @@
 
 #include "apps/commands.h"      // ExplainOptions, run_explain
 #include "apps/figures.h"       // overlay, to_image, grid_figure
-#include "apps/progress.h"      // images_status, one_line
+#include "apps/progress.h"      // images_status, image_error
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // normalize_forward
@@ -60,6 +60,7 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
 }  // namespace
 
 int run_explain(const ExplainOptions& o) {
+  if (!o.save_maps.empty()) check_output_file(o.save_maps, "--save-maps", {{"--weights", o.weights}});
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
@@ -72,6 +73,7 @@ int run_explain(const ExplainOptions& o) {
   const int S = o.size.crop;
   const std::vector<std::string>& methods = sal.names();
   auto class_label = [&](int c) { return c < static_cast<int>(names.size()) ? names[c].name : fmt::format("class {}", c); };
+  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (!fs::is_directory(o.out)) throw InputError(fmt::format("{}: cannot create output folder (--out)", o.out));
@@ -79,7 +81,6 @@ int run_explain(const ExplainOptions& o) {
   if (!o.save_maps.empty()) maps = std::make_unique<h5::Writer>(o.save_maps);
   // The grid (paper's figure 3): a column per (image, class), the image on top, a row per method.
   std::vector<GridColumn> grid;
-  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
   // A box belongs to an image whose path is its PATH or ends with /PATH.
   auto box_of = [&](const std::string& path) -> const Box* {
     for (const auto& [p, b] : boxes)
@@ -94,7 +95,7 @@ int run_explain(const ExplainOptions& o) {
     try {
       load_eval_image(path, x01.data(), o.size.resize, S);
     } catch (const InputError& e) {
-      std::fprintf(stderr, "lcam: error: %s\n", one_line(e.what()).c_str());
+      image_error(e.what());
       ++failed;
       continue;
     }

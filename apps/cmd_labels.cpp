@@ -19,7 +19,7 @@
 namespace lcam::app {
 
 int run_labels(const LabelsOptions& o) {
-  check_output_file(o.out, "--out");
+  check_output_file(o.out, "--out", {{"--list", o.list}, {"--weights", o.weights}});
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   // The list's own labels (if any) are only compared with the predictions: any class index is
@@ -33,7 +33,7 @@ int run_labels(const LabelsOptions& o) {
   Progress progress("labels", static_cast<int64_t>(data.size()));
   Batch b;
   while (loader.next(b)) {
-    for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: error: %s\n", f.c_str());
+    for (const auto& f : b.failed) image_error(f);
     failed += static_cast<int64_t>(b.failed.size());
     done += static_cast<int64_t>(b.indices.size() + b.failed.size());
     if (b.indices.empty()) continue;
@@ -54,6 +54,7 @@ int run_labels(const LabelsOptions& o) {
     progress.update(done);
   }
   progress.finish();
+  require_images_read(done - failed, data.size(), o.list);
   std::string text;
   for (size_t i = 0; i < data.size(); ++i)
     if (pred[i] >= 0) text += fmt::format("{} {}\n", data[i].path, pred[i]);
@@ -72,7 +73,7 @@ Run setup_labels(CLI::App& sub) {
   sub.add_option("--list", o->list, "input list: PATH [LABEL] per line")->required();
   sub.add_option("--out", o->out, "output list: PATH PREDICTED_LABEL per line")->required();
   sub.add_option("--batch", o->batch, "images per forward pass")->check(kPositive);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(kNonNegative);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores, at most 1024)")->check(kWorkers);
   sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
   o->rt.add_to(sub);
   o->size.add_to(sub);

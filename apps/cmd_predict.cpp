@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>   // nlohmann::json
 
 #include "apps/cli.h"          // RuntimeOptions, ImageSizeOptions
-#include "apps/progress.h"     // images_status, one_line
+#include "apps/progress.h"     // images_status, image_error
 #include "engine/common.h"     // InputError
 #include "engine/ops.h"        // normalize_forward, softmax_forward
 #include "loaders/classes.h"   // imagenet_classes, load_class_names
@@ -54,7 +54,7 @@ int run_predict(const PredictOptions& o) {
         load_eval_image(o.images[i], host.data() + ok.size() * per, o.size.resize, o.size.crop);
         ok.push_back(o.images[i]);
       } catch (const InputError& e) {
-        std::fprintf(stderr, "lcam: error: %s\n", one_line(e.what()).c_str());
+        image_error(e.what());
         ++failed;
       }
     }
@@ -103,8 +103,8 @@ Run setup_predict(CLI::App& sub) {
   sub.add_option("--topk", o->topk, "classes to print per image")->check(kPositive);
   sub.add_option("--batch", o->batch, "images per forward pass")->check(kPositive);
   sub.add_option("--classes", o->classes, "class-name file (default: the 1000 ImageNet classes)");
-  sub.add_flag("--json", o->json, "one JSON object per image and line");
-  sub.add_flag("--all-logits", o->all_logits, "with --json: also print every logit");
+  CLI::Option* json = sub.add_flag("--json", o->json, "one JSON object per image and line");
+  sub.add_flag("--all-logits", o->all_logits, "with --json: also print every logit")->needs(json);
   o->rt.add_to(sub);
   o->size.add_to(sub);
   sub.add_option("images", o->images, "image files (JPEG, PNG, ...)")->required();

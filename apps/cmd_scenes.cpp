@@ -27,6 +27,9 @@ int run_scenes(const ScenesOptions& o) {
   SceneOptions so = o.scene;
   so.min_item = o.min_item ? o.min_item : std::max(8, so.size / 4);
   so.max_item = o.max_item ? o.max_item : std::max(so.min_item, so.size / 2);
+  if (so.min_item > so.max_item)
+    throw InputError(fmt::format("--min-item {} is larger than --max-item {}", so.min_item, so.max_item));
+  if (so.max_item > so.size) throw InputError(fmt::format("--max-item {} is larger than --size {}", so.max_item, so.size));
   const FashionMnist fm = load_fashion_mnist(o.source, o.split == "train");
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -75,9 +78,10 @@ int run_scenes(const ScenesOptions& o) {
 Run setup_scenes(CLI::App& sub) {
   auto o = std::make_shared<ScenesOptions>();
   sub.add_option("--out", o->out, "folder to write (images/, list.txt, boxes.txt, classes.txt)")->required();
-  sub.add_option("--count", o->count, "scenes to write")->check(kPositive);
-  sub.add_option("--first", o->first, "index of the first scene (a held-out set: another range)")->check(kNonNegative);
-  sub.add_option("--seed", o->scene.seed, "seed of the data set");
+  sub.add_option("--count", o->count, "scenes to write")->check(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
+  sub.add_option("--first", o->first, "index of the first scene (a held-out set: another range)")
+      ->check(integer_in(0, 1000000000, "a scene index from 0 to 1000000000"));
+  sub.add_option("--seed", o->scene.seed, "seed of the data set")->check(kSeed);
   sub.add_option("--size", o->scene.size, "canvas side in pixels")->check(CLI::Range(16, 1024));
   sub.add_option("--min-item", o->min_item, "smallest main item side in pixels (default: size / 4)")->check(CLI::Range(8, 1024));
   sub.add_option("--max-item", o->max_item, "largest main item side in pixels (default: size / 2)")->check(CLI::Range(8, 1024));

@@ -13,12 +13,11 @@
 #include <cstdlib>  // std::getenv, std::atoll
 #include <filesystem>  // std::filesystem::exists
 #include <optional>    // std::optional (the step in flight)
-#include <sstream>  // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/commands.h"         // TrainOptions, run_train
-#include "apps/progress.h"         // Progress, one_line
+#include "apps/progress.h"         // Progress, image_error
 #include "engine/common.h"         // InputError, InternalError
 #include "engine/ops.h"            // sgd_step
 #include "engine/tensor.h"         // PendingRead
@@ -34,25 +33,32 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_sigint(int) { g_interrupted = 1; }
 
-// "1-7" or "1,3,5" (or empty) -> epoch numbers.
+// "1-7" or "1,3,5" or "1-3,6" -> epoch numbers, each from 1 to kMaxEpoch.
 std::vector<int> parse_epochs(const std::string& s) {
+  constexpr long long kMaxEpoch = 100000;
+  const auto bad = [&] {
+    return InputError(fmt::format("--decay-epochs: '{}' is not a list of epochs (1 to {}) like 1-7 or 2,4,6", s, kMaxEpoch));
+  };
+  const auto epoch = [&](const std::string& t) {
+    long long v = 0;
+    if (t.empty() || t[0] == '+' || t[0] == '-' || !parse_integer(t, v) || v < 1 || v > kMaxEpoch) throw bad();
+    return static_cast<int>(v);
+  };
   std::vector<int> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (item.empty()) continue;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = s.find(',', start);
+    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const size_t dash = item.find('-');
-    try {
-      if (dash == std::string::npos) {
-        out.push_back(std::stoi(item));
-      } else {
-        const int a = std::stoi(item.substr(0, dash)), b = std::stoi(item.substr(dash + 1));
-        if (a > b) throw std::invalid_argument("range");
-        for (int e = a; e <= b; ++e) out.push_back(e);
-      }
-    } catch (const std::exception&) {
-      throw InputError(fmt::format("--decay-epochs: '{}' is not a list of epochs like 1-7 or 2,4,6", s));
+    if (dash == std::string::npos) {
+      out.push_back(epoch(item));
+    } else {
+      const int a = epoch(item.substr(0, dash)), b = epoch(item.substr(dash + 1));
+      if (a > b) throw bad();
+      for (int e = a; e <= b; ++e) out.push_back(e);
     }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
   }
   return out;
 }
@@ -60,21 +66,20 @@ std::vector<int> parse_epochs(const std::string& s) {
 }  // namespace
 
 int run_train(TrainOptions o) {
-  check_output_file(o.out, "--out");
+  check_output_file(o.out, "--out", {{"--weights", o.weights}, {"--list", o.list}, {"--init", o.init}});
   if (o.resume && !std::filesystem::exists(o.out))
     throw InputError(fmt::format("{}: no checkpoint to resume (--resume continues the run saved in --out)", o.out));
   const bool vgg = o.arch == "vgg16";
+  if (!vgg && o.official_dropout)
+    throw InputError("--official-dropout: ResNet-50 has no dropout (VGG-16's classifier has; --official alone is fine)");
   // Defaults: what the official code effectively ran for each backbone.
   double lr_w = vgg ? 1e-2 : 1e-4, lr_b = vgg ? 2e-2 : 2e-4;
   if (!o.lr.empty()) {
     const size_t comma = o.lr.find(',');
-    try {
-      lr_w = std::stod(o.lr.substr(0, comma));
-      lr_b = comma == std::string::npos ? 2 * lr_w : std::stod(o.lr.substr(comma + 1));
-    } catch (const std::exception&) {
-      throw InputError(fmt::format("--lr: '{}' is not W or W,B (learning rates)", o.lr));
-    }
-    if (!(lr_w > 0) || !(lr_b > 0)) throw InputError("--lr: learning rates must be positive");
+    const bool read = parse_real(o.lr.substr(0, comma), lr_w) &&
+                      (comma == std::string::npos ? (lr_b = 2 * lr_w, true) : parse_real(o.lr.substr(comma + 1), lr_b));
+    if (!read || !(lr_w > 0) || !(lr_b > 0))
+      throw InputError(fmt::format("--lr: '{}' is not W or W,B (positive learning rates of the weight and the bias)", o.lr));
   }
   if (o.epochs <= 0) o.epochs = vgg ? 8 : 26;
   if (o.lr_decay <= 0) o.lr_decay = vgg ? 0.75 : 0.95;
@@ -187,7 +192,7 @@ int run_train(TrainOptions o) {
     Batch b;
     bool stop = false;
     while (loader.next(b)) {
-      for (const auto& f : b.failed) std::fprintf(stderr, "\nlcam: skipped %s\n", one_line(f).c_str());
+      for (const auto& f : b.failed) image_error(f, "skipped");
       st.batch = b.index + 1;
       seen += static_cast<int64_t>(b.indices.size() + b.failed.size());
       if (b.indices.empty()) continue;
@@ -218,6 +223,7 @@ int run_train(TrainOptions o) {
       }
     }
     settle();
+    if (!stop && seen > 0) require_images_read(sum.count, static_cast<size_t>(seen), o.list);
     const double n = std::max(1, sum.count);
     if (stop) {
       loader.stop();
@@ -250,24 +256,27 @@ Run setup_train(CLI::App& sub) {
   sub.add_option("--epochs", o->epochs, "epochs (default 8 for vgg16, 26 for resnet50)")->check(kPositive);
   sub.add_option("--batch", o->batch, "images per step")->check(kPositive);
   sub.add_option("--lr", o->lr, "learning rates W,B of weight and bias (default 1e-2,2e-2 vgg16; 1e-4,2e-4 resnet50)");
-  sub.add_option("--lr-decay", o->lr_decay, "factor applied at each decay epoch (default 0.75 vgg16, 0.95 resnet50)")
-      ->check(CLI::Range(0.0, 1.0));
+  sub.add_option("--lr-decay", o->lr_decay, "factor applied at each decay epoch, above 0, at most 1 (default 0.75 vgg16, 0.95 resnet50)")
+      ->check(kFraction & CLI::Validator([](std::string& in) -> std::string {
+                double v = 0;
+                return parse_real(in, v) && v == 0 ? "'0' is not a decay factor (above 0, at most 1)" : "";
+              }, "ABOVE0"));
   sub.add_option("--decay-epochs", o->decay_epochs, "epochs whose start decays the rate (default 1-7 vgg16, 1-12 resnet50)");
-  sub.add_option("--momentum", o->momentum, "SGD momentum (Nesterov)")->check(CLI::Range(0.0, 1.0));
-  sub.add_option("--weight-decay", o->weight_decay, "SGD weight decay")->check(kNonNegative);
+  sub.add_option("--momentum", o->momentum, "SGD momentum (Nesterov)")->check(kFraction);
+  sub.add_option("--weight-decay", o->weight_decay, "SGD weight decay")->check(kNonNegativeReal);
   sub.add_flag("--official", o->official, "the official code's behaviour: --official-selection and --official-dropout");
   sub.add_flag("--official-dropout", o->official_dropout, "VGG-16's classifier dropout (p=0.5) active during training");
   sub.add_flag("--official-selection", o->official_selection, "regularize every image's maps for every label of the batch");
-  sub.add_option("--init", o->init, "start from this checkpoint's attention weights");
-  sub.add_flag("--resume", o->resume, "continue the run saved in --out");
-  sub.add_option("--seed", o->seed, "seed for initialization, order and augmentation");
+  CLI::Option* init = sub.add_option("--init", o->init, "start from this checkpoint's attention weights");
+  sub.add_flag("--resume", o->resume, "continue the run saved in --out (its weights, not --init's)")->excludes(init);
+  sub.add_option("--seed", o->seed, "seed for initialization, order and augmentation")->check(kSeed);
   sub.add_flag("--no-augment", o->no_augment, "center crops instead of random crops and flips");
   sub.add_flag("--no-shuffle", o->no_shuffle, "list order instead of a seeded shuffle");
   sub.add_option("--max-steps", o->max_steps, "stop (with a checkpoint) after this many steps")->check(kNonNegative);
   sub.add_option("--checkpoint-every", o->checkpoint_every,
                  "also write the checkpoint every N steps, so that a killed run resumes from there")
       ->check(kNonNegative);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores)")->check(kNonNegative);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores, at most 1024)")->check(kWorkers);
   sub.add_option("--out", o->out, "checkpoint to write (HDF5)")->required();
   o->rt.add_to(sub);
   o->size.add_to(sub);

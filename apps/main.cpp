@@ -6,7 +6,8 @@
 #include <malloc.h>   // mallopt
 #include <new>        // std::bad_alloc
 
-#include <CLI/CLI.hpp>  // CLI::App, CLI::ParseError
+#include <CLI/CLI.hpp>    // CLI::App, CLI::ParseError
+#include <fmt/format.h>  // fmt::format
 
 #include "apps/cli.h"        // Command, setup_*
 #include "apps/progress.h"   // one_line
@@ -61,9 +62,27 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
+    bool any = false;
+    for (auto& [sub, run] : subs) any = any || sub->parsed();
+    if (!any) {  // CLI11 says only "A subcommand is required": name the commands
+      std::string names;
+      for (const auto& c : kCommands) names += (names.empty() ? "" : ", ") + std::string(c.name);
+      const bool word = argc > 1 && argv[1][0] != '-';
+      what = word ? "'" + lcam::app::one_line(argv[1]) + "' is not a command (one of " + names + ")"
+                  : "give a command first: one of " + names;
+    }
     std::fprintf(stderr, "lcam: error: %s (see lcam --help)\n", what.c_str());
     return 2;
   }
+  // The out-of-memory hint names the flags that bound memory, where the command has them.
+  std::string hint;
+  for (auto& [sub, run] : subs)
+    if (sub->parsed()) {
+      const bool batch = sub->get_option_no_throw("--batch") != nullptr, chunk = sub->get_option_no_throw("--chunk") != nullptr;
+      if (batch || chunk)
+        hint = fmt::format(" (a smaller {}{}{} needs less)", batch ? "--batch" : "", batch && chunk ? " or " : "",
+                           chunk ? "--chunk" : "");
+    }
   try {
     for (auto& [sub, run] : subs)
       if (sub->parsed()) return run();
@@ -71,11 +90,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lcam: error: %s\n", lcam::app::one_line(e.what()).c_str());
     return 2;
   } catch (const lcam::OutOfMemory& e) {
-    std::fprintf(stderr, "lcam: error: %s (a smaller --batch, or --chunk, needs less)\n",
-                 lcam::app::one_line(e.what()).c_str());
+    std::fprintf(stderr, "lcam: error: %s%s\n", lcam::app::one_line(e.what()).c_str(), hint.c_str());
     return 2;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "lcam: error: out of host memory (a smaller --batch, or --chunk, needs less)\n");
+    std::fprintf(stderr, "lcam: error: out of host memory%s\n", hint.c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lcam: internal error: %s\n", lcam::app::one_line(e.what()).c_str());

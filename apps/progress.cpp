@@ -48,13 +48,13 @@ void Progress::print(int64_t done, const std::string& extra, bool final) {
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temp_path_for(path);
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw InputError(fmt::format("{}: cannot write ({})", tmp, std::strerror(errno)));
+  if (!f) throw InputError(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
   const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   if (std::fclose(f) != 0 || !ok) {
     std::remove(tmp.c_str());
-    throw InputError(fmt::format("{}: write failed (disk full?)", tmp));
+    throw InputError(fmt::format("{}: write failed (disk full?)", path));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
@@ -106,9 +106,21 @@ std::string one_line(const std::string& what) {
   return out;
 }
 
+void image_error(const std::string& what, const char* kind) {
+  // On a terminal the progress line is redrawn in place without a newline: end it first.
+  static const bool tty = isatty(fileno(stderr));
+  std::fprintf(stderr, "%slcam: %s: %s\n", tty ? "\n" : "", kind, one_line(what).c_str());
+}
+
+void require_images_read(int64_t read, size_t total, const std::string& list) {
+  if (read == 0 && total > 0)
+    throw InputError(fmt::format("{}: none of its {} images could be read (reasons above); nothing written", list, total));
+}
+
 int images_status(int64_t failed, size_t total, const char* note) {
   if (!failed) return 0;
-  std::fprintf(stderr, "lcam: %lld of %zu images could not be read%s\n", static_cast<long long>(failed), total, note);
+  if (total > 1)
+    std::fprintf(stderr, "lcam: error: %lld of %zu images could not be read%s\n", static_cast<long long>(failed), total, note);
   return 2;
 }
 

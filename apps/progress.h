@@ -25,15 +25,26 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_;
 };
 
-// The exit status of a command over `total` images of which `failed` could not be read: 0, or 2
-// after one line on stderr ("lcam: F of T images could not be read" + `note`).
+// One line on stderr for an image that could not be read: "lcam: KIND: WHAT" (KIND "error", or
+// "skipped" where the run goes on without it), after a newline on a terminal, where the progress
+// line is being redrawn in place.
+void image_error(const std::string& what, const char* kind = "error");
+
+// The exit status of a command over `total` images of which `failed` could not be read (each
+// already reported by image_error): 0, or 2, after a count line on stderr when more than one
+// image was given ("lcam: error: F of T images could not be read" + `note`).
 int images_status(int64_t failed, size_t total, const char* note = "");
+
+// Throws InputError "LIST: none of its N images could be read..." when `read` is 0 and the list
+// held images: a run over nothing writes nothing (no empty labels, no table of zeros, no
+// untrained checkpoint).
+void require_images_read(int64_t read, size_t total, const std::string& list);
 
 // An error message kept to one line: control characters (a newline in a file name, or in a
 // tensor name read from a damaged file) are written as \xNN.
 std::string one_line(const std::string& what);
 
-// Atomically replaces `path` with `text` (written to PATH.tmp, then renamed).
+// Atomically replaces `path` with `text` (written to temp_path_for(path), then renamed).
 void write_text_atomic(const std::string& path, const std::string& text);
 
 // Benchmark helpers: a monotonic clock in seconds, the median of samples, and a flag's

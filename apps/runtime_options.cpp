@@ -3,7 +3,10 @@
 #include <fcntl.h>   // open (check_output_file)
 #include <unistd.h>  // close, unlink, getpid
 
+#include <cctype>        // std::isspace
 #include <cerrno>        // errno
+#include <cmath>         // std::isfinite
+#include <cstdlib>       // std::strtod
 #include <cstring>       // std::strerror
 #include <filesystem>    // std::filesystem::is_directory (check_output_file)
 #include <system_error>  // std::error_code
@@ -18,24 +21,76 @@
 
 namespace lcam::app {
 
+bool parse_integer(const std::string& s, long long& out) {
+  size_t i = s.size() > 0 && (s[0] == '+' || s[0] == '-') ? 1 : 0;
+  if (i == s.size() || s.size() - i > 18) return false;  // 18 digits cannot overflow
+  long long v = 0;
+  for (size_t k = i; k < s.size(); ++k) {
+    if (s[k] < '0' || s[k] > '9') return false;
+    v = v * 10 + (s[k] - '0');
+  }
+  out = s[0] == '-' ? -v : v;
+  return true;
+}
+
+bool parse_real(const std::string& s, double& out) {
+  if (s.empty() || std::isspace(static_cast<unsigned char>(s[0]))) return false;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(v)) return false;
+  out = v;
+  return true;
+}
+
 namespace {
-CLI::Validator at_least(double lo, const char* wanted, const char* name) {
+
+// A number from lo to hi (an integer where `integer`), or the message saying what was expected:
+// CLI11's Range lets NaN through, and an int option's own conversion reports only "Could not
+// convert" for a value past its type.
+CLI::Validator number_in(double lo, double hi, bool integer, const std::string& wanted, const char* name) {
   return CLI::Validator(
-      [lo, wanted](std::string& in) -> std::string {
+      [=](std::string& in) -> std::string {
+        long long n = 0;
         double v = 0;
-        if (!CLI::detail::lexical_cast(in, v) || !(v >= lo)) return fmt::format("'{}' is not {}", in, wanted);
+        const bool ok = integer ? parse_integer(in, n) : parse_real(in, v);
+        if (integer) v = static_cast<double>(n);
+        if (ok && v >= lo && v > hi) return fmt::format("'{}' is too large (at most {})", in, hi);
+        if (!ok || !(v >= lo && v <= hi)) return fmt::format("'{}' is not {}", in, wanted);
         return {};
       },
       name);
 }
+
 }  // namespace
 
-const CLI::Validator kPositive = at_least(1e-300, "a positive number", "POSITIVE");
-const CLI::Validator kNonNegative = at_least(0, "a number >= 0", "NONNEGATIVE");
+CLI::Validator integer_in(long long lo, long long hi, const std::string& wanted) {
+  return number_in(static_cast<double>(lo), static_cast<double>(hi), true, wanted, "INTEGER");
+}
 
-void check_output_file(const std::string& path, const char* flag) {
+const CLI::Validator kPositive = number_in(1, 2147483647, true, "a positive integer", "POSITIVE");
+const CLI::Validator kNonNegative = number_in(0, 2147483647, true, "an integer >= 0", "NONNEGATIVE");
+const CLI::Validator kNonNegativeReal = number_in(0, 1e300, false, "a finite number >= 0", "NONNEGATIVE");
+const CLI::Validator kFraction = number_in(0, 1, false, "a number from 0 to 1", "FRACTION");
+const CLI::Validator kWorkers = number_in(0, 1024, true, "a number of threads from 0 to 1024", "THREADS");
+const CLI::Validator kSeed(
+    [](std::string& in) -> std::string {
+      // Any unsigned 64-bit value, written in decimal digits (CLI11 would wrap "-1" and clamp
+      // values past 2^64 - 1).
+      const bool digits = !in.empty() && in.size() <= 20 && in.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || (in.size() == 20 && in > "18446744073709551615"))
+        return fmt::format("'{}' is not a seed (an integer from 0 to 18446744073709551615)", in);
+      return {};
+    },
+    "SEED");
+
+void check_output_file(const std::string& path, const char* flag, std::initializer_list<NamedPath> inputs) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  if (path.empty()) throw InputError(fmt::format("{}: empty path (the file to write)", flag));
+  for (const NamedPath& in : inputs)
+    if (!in.path.empty() && fs::equivalent(path, in.path, ec))
+      throw InputError(fmt::format("{}: {} names the file {} reads; write elsewhere", path, flag, in.flag));
   if (fs::is_directory(path, ec))
     throw InputError(fmt::format("{}: is a folder ({} names the file to write)", path, flag));
   fs::path parent = fs::path(path).parent_path();
@@ -54,7 +109,7 @@ void check_output_file(const std::string& path, const char* flag) {
 void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--device", device, "cpu, cuda, or auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(kNonNegative);
+  sub.add_option("--threads", threads, "CPU threads (0 = all cores, at most 1024)")->check(kWorkers);
   sub.add_option("--precision", precision,
                  "GPU math: tf32 (tensor cores for convolutions and matrix products), fp32, or bf16 (convolutions on bfloat16 operands with "
                  "float32 accumulation, TF32 elsewhere; on the CPU bf16 emulates that rounding, for checking, slower)")

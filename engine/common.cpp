@@ -1,6 +1,9 @@
 // common.cpp — formatting of check failures and byte counts (see common.h).
 #include "engine/common.h"
 
+#include <unistd.h>  // getpid
+
+#include <atomic>       // std::atomic (temp_path_for)
 #include <cstdio>       // std::snprintf
 #include <string_view>  // std::string_view
 
@@ -12,6 +15,11 @@ std::string gib(size_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / static_cast<double>(size_t{1} << 30));
   return buf;
+}
+
+std::string temp_path_for(const std::string& path) {
+  static std::atomic<unsigned> counter{0};
+  return fmt::format("{}.tmp-{}-{}", path, static_cast<long>(::getpid()), counter++);
 }
 
 void check_classes(const int* v, int64_t n, int64_t K, const char* noun, const std::string& suffix) {

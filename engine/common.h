@@ -40,6 +40,11 @@ struct CudnnError : InternalError {
 // "1.50 GiB": byte counts in error messages.
 std::string gib(size_t bytes);
 
+// Where a file is written before it is renamed to `path`: beside it (the same file system),
+// "PATH.tmp-PID-N", unique to this process and call, so that neither another lcam writing the
+// same output nor a user's own PATH.tmp is overwritten.
+std::string temp_path_for(const std::string& path);
+
 // Throws InputError "{noun} {c} out of range [0,{K}){suffix}" for the first class index in
 // v[0, n) outside [0, K): labels and requested classes, checked on the host before they are
 // uploaded (device kernels only keep out-of-range rows from reading outside their tables).

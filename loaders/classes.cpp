@@ -1,8 +1,11 @@
 // classes.cpp — see classes.h.
 #include "loaders/classes.h"
 
-#include <fstream>  // std::ifstream
-#include <sstream>  // std::stringstream
+#include <cerrno>      // errno
+#include <cstring>     // std::strerror
+#include <filesystem>  // std::filesystem::is_directory
+#include <fstream>     // std::ifstream
+#include <sstream>     // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
 
@@ -35,9 +38,17 @@ const std::vector<ClassName>& imagenet_classes() {
   return names;
 }
 
-std::vector<ClassName> load_class_names(const std::string& path) {
+std::ifstream open_text_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InputError(fmt::format("{}: is a folder, not a {}", path, what));
+  errno = 0;
   std::ifstream f(path);
-  if (!f) throw InputError(fmt::format("{}: cannot open class-name file", path));
+  if (!f) throw InputError(fmt::format("{}: cannot open {} ({})", path, what, errno ? std::strerror(errno) : "unreadable"));
+  return f;
+}
+
+std::vector<ClassName> load_class_names(const std::string& path) {
+  std::ifstream f = open_text_file(path, "class-name file");
   std::stringstream ss;
   ss << f.rdbuf();
   auto names = parse_class_names(ss.str());

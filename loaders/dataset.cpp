@@ -52,8 +52,7 @@ bool is_image_name(const fs::path& p) {
 Dataset Dataset::from_list(const std::string& root, const std::string& list, int num_classes,
                            bool allow_unlabeled) {
   require_folder(root);
-  std::ifstream in(list);
-  if (!in) throw InputError(fmt::format("{}: cannot open list file (--list)", list));
+  std::ifstream in = open_text_file(list, "list file (--list)");
   Dataset d;
   d.root_ = root;
   std::string line;
@@ -124,8 +123,7 @@ void Dataset::truncate(size_t n) {
 }
 
 std::map<std::string, Box> read_boxes(const std::string& file, const std::string& what) {
-  std::ifstream in(file);
-  if (!in) throw InputError(fmt::format("{}: cannot open ({})", file, what));
+  std::ifstream in = open_text_file(file, "box file (" + what + ")");
   std::map<std::string, Box> boxes;
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
@@ -137,6 +135,7 @@ std::map<std::string, Box> read_boxes(const std::string& file, const std::string
       throw InputError(fmt::format("{}:{}: expected PATH X0 Y0 X1 Y1 with 0 <= X0 < X1 and 0 <= Y0 < Y1", file, n));
     boxes[path] = b;
   }
+  if (boxes.empty()) throw InputError(fmt::format("{}: no boxes (lines PATH X0 Y0 X1 Y1) ({})", file, what));
   return boxes;
 }
 

@@ -329,10 +329,10 @@ std::optional<double> Reader::attr_double(const std::string& name, const std::st
 
 // ---- Writer ---------------------------------------------------------------------------------
 
-Writer::Writer(const std::string& path) : path_(path), tmp_(path + ".tmp") {
+Writer::Writer(const std::string& path) : path_(path), tmp_(temp_path_for(path)) {
   quiet_hdf5();
   file_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file_ < 0) fail(tmp_, "cannot create file (missing folder or no permission?)");
+  if (file_ < 0) fail(path_, "cannot create the file (missing folder or no permission?)");
 }
 
 Writer::~Writer() {

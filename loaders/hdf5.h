@@ -49,7 +49,7 @@ class Reader {
   int64_t file_ = -1;          // hid_t
 };
 
-// A file being written: it goes to PATH.tmp and is renamed to PATH by commit(), so a crash
+// A file being written: it goes to temp_path_for(PATH) and is renamed to PATH by commit(), so a crash
 // never leaves a half-written file under the final name. Destroying an uncommitted writer
 // removes the temporary file.
 class Writer {

@@ -859,7 +859,7 @@ void write_png(const std::string& path, const ImageU8& img) {
   if (!stbi_write_png_to_func(sink, &encoded, img.width, img.height, 3, img.rgb.data(),
                               img.width * 3))
     fail(path, "PNG encoding failed");
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temp_path_for(path);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) fail(path, "cannot open " + tmp + " for writing");

@@ -177,6 +177,10 @@ Tensor rise_masks(int count, int s, float p, int H, int W, uint64_t seed) {
 Tensor rise_masks_cached(const std::string& cache, int count, int s, float p, int H, int W, uint64_t seed) {
   if (!cache.empty() && std::filesystem::exists(cache)) {
     h5::Reader f(cache);
+    // Only a cache is replaced: a weights file or a checkpoint named by mistake is kept.
+    if (!f.has("masks") || !f.attr_int("count") || !f.attr_int("seed"))
+      throw InputError(fmt::format("{}: not a RISE mask cache (no 'masks' dataset with its count and seed); it is left "
+                                   "as it is: give the cache a new file", cache));
     if (f.attr_int("count") == count && f.attr_int("s") == s && f.attr_double("p") == static_cast<double>(p) &&
         f.attr_int("seed") == static_cast<int64_t>(seed) && f.has("masks")) {
       Tensor m = f.read("masks");

@@ -39,7 +39,8 @@ Tensor score_cam(Model& model, const Tensor& x01, const std::vector<int>& classe
 Tensor rise_masks(const Tensor& grids, const std::vector<std::pair<int, int>>& shifts, int H, int W);
 Tensor rise_masks(int count, int s, float p, int H, int W, uint64_t seed);
 // The drawn masks, cached: read from `cache` when it holds masks of these settings, otherwise
-// drawn and written there (atomically) for the next run. Empty cache: drawn only.
+// drawn and written there (atomically) for the next run. Empty cache: drawn only. An existing
+// file that is not such a cache is refused (InputError), never overwritten.
 Tensor rise_masks_cached(const std::string& cache, int count, int s, float p, int H, int W, uint64_t seed);
 // RISE saliency: minmax(sum_i P_class(normalized x * M_i) M_i) (the 1/(N p) factor cancels in
 // the min-max). masks [M,1,H,W] on the model's device; `chunk` masked images per forward pass.

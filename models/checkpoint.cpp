@@ -6,6 +6,7 @@
 #include "engine/common.h"  // InputError
 #include "loaders/hdf5.h"   // h5::Reader, h5::Writer
 #include "loaders/torch_file.h"  // pth::Reader, pth::looks_like
+#include "models/model.h"          // require_finite
 #include "models/torch_weights.h"  // find_attention
 
 namespace lcam {
@@ -39,6 +40,8 @@ Attention attention_from(const std::string& path, const std::string& wname, cons
   if (w.ndim() != 4 || w.dim(1) != C || w.dim(2) != 1 || w.dim(3) != 1 || b.ndim() != 1 || b.dim(0) != w.dim(0))
     throw InputError(fmt::format("{}: {} {} / {} {} do not fit [K,{},1,1] / [K]", path, wname, w.shape_str(), bname,
                                  b.shape_str(), C));
+  require_finite(w, path, wname);
+  require_finite(b, path, bname);
   return Attention{w.reshape({w.dim(0), C}).to(dev), b.to(dev)};
 }
 

@@ -1,7 +1,7 @@
 // model.cpp — builders, loading, random initialisation and saving (see model.h).
 #include "models/model.h"
 
-#include <cmath>    // std::sqrt
+#include <cmath>    // std::sqrt, std::isfinite
 #include <cstdint>  // INT32_MIN, INT32_MAX
 #include <functional>  // std::function
 #include <map>      // std::map
@@ -313,6 +313,7 @@ void fill_params(Model& model, const std::string& path, const FileTensors& in_fi
       throw InputError(fmt::format("{}: dataset '{}' is {}, expected {}", path, t.name, t.type,
                                    float_types.size() == 1 ? "float32" : "a floating-point tensor"));
     *p.tensor = read(t.name);
+    require_finite(*p.tensor, path, t.name);
   }
   for (auto& [name, t] : in_file) {
     const std::string tail = ".num_batches_tracked";  // PyTorch bookkeeping, not a weight
@@ -324,6 +325,16 @@ void fill_params(Model& model, const std::string& path, const FileTensors& in_fi
 }
 
 }  // namespace
+
+void require_finite(const Tensor& t, const std::string& path, const std::string& name) {
+  LCAM_REQUIRE(t.device() == Device::CPU, "require_finite: a host tensor");
+  const float* v = t.data();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i]))
+      throw InputError(fmt::format("{}: dataset '{}' holds {} (at index {}); weights must be finite", path, name,
+                                   std::isnan(v[i]) ? "NaN" : "an infinity", i));
+}
 
 ModelConfig read_model_config(const std::string& path) {
   if (pth::looks_like(path)) return find_backbone(pth::Reader(path)).config;

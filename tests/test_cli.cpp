@@ -206,13 +206,41 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
        "weights are for vgg16"},
       {"unknown arch", "predict --arch vgg19 --weights x.h5 " + good, "--arch"},
       {"unknown flag", "predict " + kTiny + " --bogus " + good, "--bogus"},
-      {"no subcommand", "", "subcommand"},
+      {"no subcommand", "", "give a command first: one of demo, predict"},
+      {"not a command", "nosuch", "'nosuch' is not a command (one of demo, predict"},
       {"bad topk", "predict " + kTiny + " --topk 0 " + good, "--topk"},
       {"bad fusion mode", "predict " + kTiny + " --conv-fusion maybe " + good, "--conv-fusion"},
       {"unknown Pillow version", "predict " + kTiny + " --pillow 11 " + good, "--pillow: 11 not in {12,13}"},
       {"graph on the CPU", "bench --arch vgg16 --device cpu --graph", "--graph"},
       {"graph of a work with host reads", "bench --arch vgg16 --work adic --graph", "--work adic"},
-      {"a count that must be positive", "predict " + kTiny + " --batch 0 " + good, "--batch: '0' is not a positive number"},
+      {"a count that must be positive", "predict " + kTiny + " --batch 0 " + good, "--batch: '0' is not a positive integer"},
+      {"a count past int", "predict " + kTiny + " --topk 99999999999 " + good, "--topk: '99999999999' is too large (at most 2147483647)"},
+      {"a count with trailing characters", "predict " + kTiny + " --batch 3x " + good, "--batch: '3x' is not a positive integer"},
+      {"threads beyond any machine", "predict " + kTiny + " --threads 65536 " + good, "--threads: '65536' is too large (at most 1024)"},
+      {"decoding threads beyond any machine", "labels " + kTiny + " --data " + samples + " --list " + list +
+       " --workers 1073741824 --out " + (dir / "l.txt").string(), "--workers: '1073741824' is too large"},
+      {"a negative seed", "init --arch vgg16 --seed -1 --out " + (dir / "i.h5").string(), "--seed: '-1' is not a seed"},
+      {"a seed past 2^64 - 1", "init --arch vgg16 --seed 18446744073709551616 --out " + (dir / "i.h5").string(),
+       "--seed: '18446744073709551616' is not a seed"},
+      {"NaN where a fraction goes", "train " + kTiny + " --data " + samples + " --list " + list + " --momentum nan --out " +
+       (dir / "t.h5").string(), "--momentum: 'nan' is not a number from 0 to 1"},
+      {"a learning rate with trailing characters", "train " + kTiny + " --data " + samples + " --list " + list +
+       " --lr 3x --out " + (dir / "t.h5").string(), "--lr: '3x' is not W or W,B"},
+      {"decay epochs past any run", "train " + kTiny + " --data " + samples + " --list " + list +
+       " --decay-epochs 1-2147483647 --out " + (dir / "t.h5").string(), "--decay-epochs: '1-2147483647' is not a list of epochs"},
+      {"a decay factor of 0", "train " + kTiny + " --data " + samples + " --list " + list + " --lr-decay 0 --out " +
+       (dir / "t.h5").string(), "--lr-decay: '0' is not a decay factor"},
+      {"--resume with --init", "train " + kTiny + " --data " + samples + " --list " + list + " --resume --init x.h5 --out " +
+       (dir / "t.h5").string(), "--init excludes --resume"},
+      {"--all-logits without --json", "predict " + kTiny + " --all-logits " + good, "--all-logits requires --json"},
+      {"--quick with --train-scenes", "demo --quick --train-scenes 8", "--train-scenes excludes --quick"},
+      {"an empty --out", "init --arch vgg16 --out ''", "--out: empty path"},
+      {"scenes past the limit", "scenes --out " + (dir / "s").string() + " --count 9223372036854775807",
+       "--count: '9223372036854775807' is not a number of scenes from 1 to 10000000"},
+      {"min item above max item", "scenes --out " + (dir / "s").string() + " --size 64 --min-item 40 --max-item 10",
+       "--min-item 40 is larger than --max-item 10"},
+      {"a folder as a list", "labels " + kTiny + " --data " + samples + " --list " + dir.string() + " --out " +
+       (dir / "l.txt").string(), dir.string() + ": is a folder, not a list file (--list)"},
       // A file to write is checked before any work: a long training run must not end with
       // nowhere to put its checkpoint.
       {"train --out is a folder", "train " + kTiny + " --method img --data " + samples + " --list " + list + " --out " + dir.string(),
@@ -236,12 +264,46 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
     CHECK(r.err.find(c.needle) != std::string::npos);
     CHECK(r.err.find("internal error") == std::string::npos);
   }
-  {  // A newline inside a name stays inside the one line of its message, written as \x0a
-     // (then the count of images that could not be read).
+  {  // A newline inside a name stays inside the one line of its message, written as \x0a.
     Result r = run("predict " + kTiny + " '/nonexistent/two\nlines.jpg'");
     CHECK(r.status == 2);
-    CHECK(count_lines(r.err) == 2);
+    CHECK(count_lines(r.err) == 1);
     CHECK(r.err.find("two\\x0alines.jpg") != std::string::npos);
+  }
+  {  // An output that is one of the inputs is refused before anything is written; so is a
+     // --rise-cache that is not a cache (a weights file named by mistake stays as it was).
+    const std::string weights = (dir / "w.h5").string();
+    fs::copy_file(lcam::test::fixture("tiny_vgg16.weights.h5"), weights, fs::copy_options::overwrite_existing);
+    const auto size = fs::file_size(weights);
+    Result t = run("train --arch vgg16 --weights " + weights + " --data " + samples + " --list " + list + " --out " + weights);
+    CHECK(t.status == 2);
+    CHECK(t.err.find(weights + ": --out names the file --weights reads") != std::string::npos);
+    CHECK(count_lines(t.err) == 1);
+    Result c = run("explain " + kTiny + " --method rise --rise-masks 4 --resize 64 --crop 64 --rise-cache " + weights +
+                   " --out " + (dir / "pics").string() + " " + good);
+    CHECK(c.status == 2);
+    CHECK(c.err.find(weights + ": not a RISE mask cache") != std::string::npos);
+    CHECK(count_lines(c.err) == 1);
+    CHECK(fs::file_size(weights) == size);
+    CHECK(run("predict --arch vgg16 --weights " + weights + " --device cpu " + good).status == 0);
+  }
+  {  // A list none of whose images can be read writes nothing: no checkpoint, no labels, no report.
+    const std::string missing = (dir / "missing.txt").string();
+    std::ofstream(missing) << "nosuch1.JPEG 1\nnosuch2.JPEG 2\n";
+    const std::string ck = (dir / "none.h5").string(), labels = (dir / "none.txt").string(), report = (dir / "none").string();
+    for (const std::string& args :
+         {"train " + kTiny + " --data " + samples + " --list " + missing + " --batch 2 --epochs 1 --out " + ck,
+          "labels " + kTiny + " --data " + samples + " --list " + missing + " --out " + labels,
+          "eval " + kTiny + " --method center --data " + samples + " --list " + missing + " --report " + report}) {
+      CAPTURE(args);
+      Result r = run(args);
+      CHECK(r.status == 2);
+      CHECK(r.err.find(missing + ": none of its 2 images could be read") != std::string::npos);
+    }
+    CHECK_FALSE(fs::exists(ck));
+    CHECK_FALSE(fs::exists(labels));
+    CHECK_FALSE(fs::exists(report + ".json"));
+    CHECK_FALSE(fs::exists(report + ".csv"));
   }
   SUBCASE("good images are still classified when others fail") {
     if (!fs::exists(good)) return;
