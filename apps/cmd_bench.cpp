@@ -292,6 +292,9 @@ int run_bench(const BenchOptions& o_in) {
       throw InputError(fmt::format("--graph: --work {} reads results on the host part-way and cannot be captured "
                                    "(forward, explain and train-* can)", w));
   if (!o.weights.empty() && archs.size() != 1) throw InputError("--weights: give one --arch with it");
+  for (const std::string& w : works)
+    if (w == "train-img7x7" && std::find(archs.begin(), archs.end(), "resnet50") != archs.end())
+      throw InputError("--work train-img7x7 needs --arch vgg16 (it reads VGG-16's 7x7 maps after the last max-pool)");
   const Device dev = o.rt.apply();
   if (o.graph && dev != Device::CUDA) throw InputError("--graph: needs --device cuda (it replays a CUDA graph)");
   if (o.graph && o.warmup < 2)

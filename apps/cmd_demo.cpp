@@ -74,6 +74,8 @@ int run_demo(DemoOptions o) {
   const std::string weights = find_weights(o);
   require_fashion_mnist(o.fashion, true);
   require_fashion_mnist(o.fashion, false);
+  if (const std::string arch = read_model_config(weights).arch; arch != "vgg16")
+    throw InputError(fmt::format("{}: a {} classifier; the demo explains a VGG like {} (--weights)", weights, arch, kWeightsFile));
   if (load_model(weights, "vgg16", Device::CPU)->num_classes() != 10)
     throw InputError(fmt::format("{}: the demo needs a 10-class classifier (Fashion-MNIST)", weights));
   const fs::path out(o.out), train_dir = out / "scenes" / "train", test_dir = out / "scenes" / "test";

@@ -95,6 +95,8 @@ void check_output_file(const std::string& path, const char* flag, std::initializ
     throw InputError(fmt::format("{}: is a folder ({} names the file to write)", path, flag));
   fs::path parent = fs::path(path).parent_path();
   if (parent.empty()) parent = ".";
+  if (fs::exists(parent, ec) && !fs::is_directory(parent, ec))
+    throw InputError(fmt::format("{}: {} is a file, not a folder ({})", path, parent.string(), flag));
   if (!fs::is_directory(parent, ec))
     throw InputError(fmt::format("{}: folder {} does not exist ({})", path, parent.string(), flag));
   // A file made and removed at once tells what access() cannot (root, /proc, a read-only mount).
@@ -131,7 +133,8 @@ void ImageSizeOptions::add_to(CLI::App& sub) {
          "--pillow", [](const int& v) { set_pillow_resize(v == 13 ? PillowResize::k13 : PillowResize::k12); },
          "the Pillow whose resize is reproduced to the bit: 12 (default; every Pillow before 13, as the paper's "
          "results used) or 13 (the vertical pass first for images more than twice as tall as wide)")
-      ->check(CLI::IsMember({12, 13}));
+      ->check(CLI::Validator([](std::string& in) { return in == "12" || in == "13" ? "" : "'" + in + "' is not 12 or 13"; },
+                             "12|13"));
 }
 
 LoaderOptions ImageSizeOptions::loader(int batch, int workers, Device dev) const {

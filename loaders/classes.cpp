@@ -51,7 +51,13 @@ std::vector<ClassName> load_class_names(const std::string& path) {
   std::ifstream f = open_text_file(path, "class-name file");
   std::stringstream ss;
   ss << f.rdbuf();
-  auto names = parse_class_names(ss.str());
+  const std::string text = ss.str();
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+      throw InputError(fmt::format("{}: not a text file (control byte 0x{:02x} at offset {}); expected class names, one per line", path, c, i));
+  }
+  auto names = parse_class_names(text);
   if (names.empty()) throw InputError(fmt::format("{}: no class names in file", path));
   return names;
 }

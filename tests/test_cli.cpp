@@ -210,7 +210,14 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
       {"not a command", "nosuch", "'nosuch' is not a command (one of demo, predict"},
       {"bad topk", "predict " + kTiny + " --topk 0 " + good, "--topk"},
       {"bad fusion mode", "predict " + kTiny + " --conv-fusion maybe " + good, "--conv-fusion"},
-      {"unknown Pillow version", "predict " + kTiny + " --pillow 11 " + good, "--pillow: 11 not in {12,13}"},
+      {"unknown Pillow version", "predict " + kTiny + " --pillow 11 " + good, "--pillow: '11' is not 12 or 13"},
+      {"empty Pillow version", "predict " + kTiny + " --pillow '' " + good, "--pillow: '' is not 12 or 13"},
+      {"img7x7 on ResNet-50 in bench", "bench --arch resnet50 --work train-img7x7 --device cpu",
+       "--work train-img7x7 needs --arch vgg16"},
+      {"a file where the output's folder goes", "init --arch vgg16 --out " + notimg + "/w.h5",
+       notimg + "/w.h5: " + notimg + " is a file, not a folder (--out)"},
+      {"a binary file as class names", "predict " + kTiny + " --classes " + trunc + " " + good,
+       trunc + ": not a text file (control byte"},
       {"graph on the CPU", "bench --arch vgg16 --device cpu --graph", "--graph"},
       {"graph of a work with host reads", "bench --arch vgg16 --work adic --graph", "--work adic"},
       {"a count that must be positive", "predict " + kTiny + " --batch 0 " + good, "--batch: '0' is not a positive integer"},
@@ -328,6 +335,7 @@ TEST_CASE("demo: bad methods, weights and folders are named before any work") {
   CHECK(count_lines(w.err) == 1);
   Result r = run("demo --quick --weights " + lcam::test::fixture("tiny_resnet50.weights.h5") + " --out " + dir.string());
   CHECK(r.status == 2);
+  CHECK(r.err.find("tiny_resnet50.weights.h5: a resnet50 classifier; the demo explains a VGG") != std::string::npos);
   CHECK(count_lines(r.err) == 1);
   Result f = run("demo --quick --fashion-mnist " + (dir / "nofashion").string() + " --out " + dir.string());
   CHECK(f.status == 2);
