@@ -14,7 +14,7 @@ index.txt lines:
       SRC with K bytes inserted at OFFSET: KIND "space" (K spaces) or "comment" ('#', K - 2
       'c', LF): files over Pillow's 1 MiB read block, built by the test the same way, so that
       tokens and comments straddle a block boundary without a megabyte in the repository.
-SUM64 is make_image_fixture.py's checksum of the HWC RGB bytes.
+SUM64 is tools/fixture_sum.py's checksum of the HWC RGB bytes.
 
 Deliberately omits: randomness at run time (a seeded generator), and Pillow's own variants
 (Pf, P0CMYK, Py*), which lcam refuses by name (checked in the test without Pillow).
@@ -27,19 +27,9 @@ import numpy as np  # sample arrays
 import PIL  # the version, for the header
 from PIL import Image  # the reference decoder
 
+from fixture_sum import sum64  # the checksum the test computes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-U64 = np.uint64
-
-
-def sum64(a):
-    """Order-sensitive checksum of a uint8 array's bytes (as tools/make_image_fixture.py)."""
-    b = np.ascontiguousarray(a, dtype=np.uint8).reshape(-1).astype(U64)
-    with np.errstate(over="ignore"):
-        z = np.arange(b.size, dtype=U64) + U64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> U64(30))) * U64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> U64(27))) * U64(0x94D049BB133111EB)
-        z = z ^ (z >> U64(31))
-        return int(np.sum((b + U64(1)) * (z | U64(1)), dtype=U64))
 
 
 def plain(values, per_line=7):
