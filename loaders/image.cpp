@@ -19,7 +19,7 @@
 #include <chrono>        // std::chrono::steady_clock (EvalTimings)
 #include <cmath>         // std::ceil
 #include <cstdio>        // std::rename, std::remove
-#include <cstring>       // std::memcpy
+#include <cstring>       // std::memcpy, std::memcmp
 #include <filesystem>    // std::filesystem::status, is_directory
 #include <fstream>       // std::ifstream, std::ofstream
 #include <system_error>  // std::error_code, std::generic_category
@@ -540,6 +540,121 @@ PngChunks png_chunks(const uint8_t* d, size_t n) {
   return c;
 }
 
+// ---- GIF: what stb_image is given, so that it decodes the first frame as Pillow does ----
+// Two differences are mended in a copy of the file (gif_for_stb; empty when none applies), and
+// a third after decoding:
+// - Transparency. Pillow's convert("RGB") of the first frame gives every pixel its palette
+//   colour, the transparent index's included; stb_image leaves transparent pixels at its
+//   background (black). The transparency flag of the graphic control extensions before the
+//   first image is cleared.
+// - A missing terminator. Pillow decodes the first frame's LZW codes up to the
+//   end-of-information code and then stops reading, so it reads a GIF that ends right after that
+//   code: without the terminator of the frame's data blocks and the trailer, or inside the last
+//   data block after the byte holding the code. stb_image reads on to the terminator, which such
+//   a file lacks: it is given the bytes there are (the last block's length cut to what the file
+//   holds), a terminator and the trailer; but only when the end code is among those bytes
+//   (gif_codes_end), so that a GIF cut before it is still refused as Pillow refuses it.
+// - A first frame smaller than the screen. Pillow fills the rest with the palette colour of the
+//   transparent index, or of index 0; stb_image leaves it black.
+
+// Whether the LZW codes in `data` (minimum code size `mcs`) reach the end code, each code before
+// it one a decoder takes (a literal after a clear, then a table entry or the next one).
+bool gif_codes_end(const std::vector<uint8_t>& data, int mcs) {
+  if (mcs < 1 || mcs > 11) return false;
+  const int clear = 1 << mcs, end = clear + 1;
+  int size = mcs + 1, next = end + 1;
+  bool first = true;  // the next code follows a clear (or starts the data)
+  uint32_t bits = 0;
+  int nbits = 0;
+  for (size_t i = 0;;) {
+    while (nbits < size && i < data.size()) bits |= static_cast<uint32_t>(data[i++]) << nbits, nbits += 8;
+    if (nbits < size) return false;
+    const int code = static_cast<int>(bits & ((1u << size) - 1));
+    bits >>= size;
+    nbits -= size;
+    if (code == clear) {
+      size = mcs + 1, next = end + 1, first = true;
+      continue;
+    }
+    if (code == end) return true;
+    if (first) {
+      if (code > clear) return false;
+      first = false;
+      continue;
+    }
+    if (code > next || (code == next && next == 4096)) return false;
+    if (next < 4096 && ++next == (1 << size) && size < 12) ++size;
+  }
+}
+
+struct GifForStb {
+  std::vector<uint8_t> bytes;  // the mended copy, or empty: the file as it is
+  // The first frame's rectangle, and the colour Pillow gives the screen outside it: the
+  // palette's entry for the transparent index, or for index 0 without one.
+  int x = 0, y = 0, w = 0, h = 0;
+  uint8_t outside[3] = {0, 0, 0};
+};
+
+GifForStb gif_for_stb(const uint8_t* d, size_t n) {
+  GifForStb g;
+  if (n < 13 || std::memcmp(d, "GIF8", 4) != 0) return g;
+  auto le16 = [&](size_t i) { return static_cast<int>(d[i]) | static_cast<int>(d[i + 1]) << 8; };
+  size_t i = 13, palette = d[10] & 0x80 ? 13 : 0;  // the palette's offset, 0 for none
+  int entries = d[10] & 0x80 ? 2 << (d[10] & 7) : 0;
+  i += static_cast<size_t>(3 * entries);
+  std::vector<size_t> transparency;  // graphic control extensions' packed fields with the flag set
+  int transparent = -1, mcs = 0;
+  for (;;) {  // extensions, up to the first image descriptor
+    if (i >= n) return g;
+    if (d[i] == 0x21) {
+      if (i + 6 < n && d[i + 1] == 0xf9 && d[i + 2] >= 4 && (d[i + 3] & 1)) {
+        transparency.push_back(i + 3);
+        transparent = d[i + 6];
+      }
+      i += 2;
+      while (i < n && d[i] != 0) i += size_t{1} + d[i];
+      if (i >= n) return g;
+      ++i;
+    } else if (d[i] == 0x2c) {
+      if (i + 11 > n) return g;
+      g.x = le16(i + 1), g.y = le16(i + 3), g.w = le16(i + 5), g.h = le16(i + 7);
+      const uint8_t flags = d[i + 9];
+      i += 10;
+      if (flags & 0x80) palette = i, entries = 2 << (flags & 7), i += static_cast<size_t>(3 * entries);
+      if (i >= n) return g;
+      mcs = d[i++];
+      break;
+    } else {
+      return g;
+    }
+  }
+  const int fill = transparent >= 0 ? transparent : 0;
+  if (palette && fill < entries && palette + 3 * static_cast<size_t>(fill) + 3 <= n)
+    std::memcpy(g.outside, d + palette + 3 * fill, 3);
+  std::vector<uint8_t> codes;
+  size_t last = 0;  // the last data block's length byte, when no terminator follows
+  while (i < n) {
+    if (d[i] == 0) {  // the terminator is there
+      last = 0;
+      break;
+    }
+    last = i;
+    const size_t have = std::min<size_t>(d[i], n - i - 1);
+    codes.insert(codes.end(), d + i + 1, d + i + 1 + have);
+    i += size_t{1} + d[i];
+  }
+  const bool end = last != 0 && gif_codes_end(codes, mcs);
+  if (!end && transparency.empty()) return g;
+  g.bytes.assign(d, d + n);
+  for (size_t t : transparency) g.bytes[t] &= 0xfe;
+  if (end) {
+    g.bytes[last] = static_cast<uint8_t>(std::min<size_t>(d[last], n - last - 1));
+    g.bytes.push_back(0x00);  // the block terminator
+    g.bytes.push_back(0x3b);  // the trailer
+  }
+  return g;
+}
+
 // The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
 // data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
 // truncated BMP, TGA or GIF without complaint; Pillow refuses those ("image file is
@@ -616,7 +731,10 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   // are allocated (a 68-byte TGA may declare 150 million).
   if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
     fail(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
-  std::vector<uint8_t> ended;  // a PNG without its IEND, given one: its data, a CRC, IEND
+  // A PNG without its IEND, given one (its data, a CRC, IEND); a GIF as stb must see it to
+  // decode as Pillow (gif_for_stb).
+  GifForStb gif = png ? GifForStb{} : gif_for_stb(data, size);
+  std::vector<uint8_t> ended = std::move(gif.bytes);
   if (png) {
     const PngChunks c = png_chunks(data, size);
     if (!c.past_end.empty())
@@ -645,6 +763,11 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   img.height = h;
   img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
   stbi_image_free(px);
+  if (gif.w > 0 && (gif.x > 0 || gif.y > 0 || gif.x + gif.w < w || gif.y + gif.h < h))
+    for (int y = 0; y < h; ++y)  // the screen outside the first frame, as Pillow fills it
+      for (int x = 0; x < w; ++x)
+        if (x < gif.x || x >= gif.x + gif.w || y < gif.y || y >= gif.y + gif.h)
+          std::memcpy(&img.rgb[(static_cast<size_t>(y) * w + x) * 3], gif.outside, 3);
   return img;
 }
 

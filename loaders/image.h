@@ -29,12 +29,13 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // Decodes an image file into RGB as Pillow 9's Image.open(path).convert("RGB") does (the same
 // bytes for JPEG, 8-bit PNG/BMP/GIF and every PNM). The format is recognised by content, never by
 // the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up (see
-// decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; PNG/BMP/GIF (first frame)/TGA...
+// decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; PNG/BMP/GIF (first frame: its
+// transparent pixels in their palette colour, the screen outside it filled as Pillow fills it)/TGA...
 // through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to 8 bits
 // (1-bit TGA is not read). Throws lcam::InputError with a one-line message
 // "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or corrupt
-// (as Pillow refuses truncated files, and reads a PNG that ends after its image data; a GIF
-// missing only its last block terminator and trailer Pillow reads and lcam refuses), or is
+// (as Pillow refuses truncated files, and reads a PNG that ends after its image data, or a GIF
+// that ends after its first frame's end code), or is
 // implausibly large (more pixels than Pillow's decompression-bomb limit, or than its bytes
 // can encode).
 ImageU8 decode_image(const std::string& path);

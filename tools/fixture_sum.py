@@ -1,5 +1,5 @@
 """fixture_sum.py — the checksum the image fixtures record ("sum64"), shared by
-tools/make_image_fixture.py and tools/make_pnm_fixture.py; tests/test_image.cpp computes the same:
+tools/make_image_fixture.py and tools/make_format_fixture.py; tests/test_image.cpp computes the same:
 sum over i of (byte_i + 1) * (splitmix64(i) | 1) mod 2^64, over an array's bytes in order.
 """
 import numpy as np  # wrapping uint64 arithmetic

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""make_pnm_fixture.py — writes tests/fixtures/image/pnm/: small Netpbm files (P1-P6, plain and raw,
-maxvals 1 to 65535, damaged headers and data) and what Pillow makes of them with
-Image.open(f).convert("RGB"), for tests/test_image.cpp to check loaders/pnm.cpp byte for byte.
+"""make_format_fixture.py — writes tests/fixtures/image/formats/: small Netpbm files (P1-P6, plain
+and raw, maxvals 1 to 65535, damaged headers and data) and GIFs (transparency, a first frame
+smaller than the screen, interlaced, two frames; cut short at the places that matter) and what
+Pillow makes of them with Image.open(f).convert("RGB"), for tests/test_image.cpp to check
+loaders/pnm.cpp and lcam's GIF path byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
-    PYTHON tools/make_pnm_fixture.py [--out tests/fixtures/image/pnm]
+    PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
 With --compare, writes nothing and prints the cases where this Pillow disagrees with the index
 already written (Debian's Pillow 9.4: only the negative plain value, which 9.4 wraps to a byte).
+The GIFs are written by the Pillow that runs the script: rerun with another Pillow, they may
+differ in their bytes, and the index records that Pillow's outcomes for them.
 
 index.txt lines:
   file NAME OK W H SUM64 | file NAME ERR          the file as it is
@@ -22,6 +26,7 @@ Deliberately omits: randomness at run time (a seeded generator), and Pillow's ow
 import argparse  # command line
 import io  # decoding from memory
 import os  # paths
+import struct  # GIF screen and frame fields
 
 import numpy as np  # sample arrays
 import PIL  # the version, for the header
@@ -105,6 +110,55 @@ def files():
     out["pad_p2.pgm"] = b"P2\n4 1\n255\n12 34 56 78\n"
     out["pad_p1.pbm"] = b"P1\n4 1\n01 10\n"
     out["pad_quirk.pgm"] = b"P2\n4 1\n255\n12 #\n34 56\r78 90\n"
+    out.update(gifs(rng))
+    return out
+
+
+def gif_bytes(a, colors, **kw):
+    b = io.BytesIO()
+    Image.fromarray(a).convert("P", palette=Image.ADAPTIVE, colors=colors).save(b, "GIF", **kw)
+    return b.getvalue()
+
+
+def on_screen(d, sw, sh, x, y):
+    """The GIF with a larger logical screen and its first frame at (x, y)."""
+    d = bytearray(d)
+    d[6:10] = struct.pack("<HH", sw, sh)
+    i = 13 + (3 * (2 << (d[10] & 7)) if d[10] & 0x80 else 0)
+    while d[i] == 0x21:  # extensions: label, then data blocks up to the terminator
+        i += 2
+        while d[i]:
+            i += 1 + d[i]
+        i += 1
+    assert d[i] == 0x2C
+    d[i + 1:i + 5] = struct.pack("<HH", x, y)
+    return bytes(d)
+
+
+def gifs(rng):
+    """GIFs whole and cut: Pillow reads one that ends after its first frame's end code."""
+    out = {}
+    a = rng.integers(0, 256, (23, 37, 3)).astype(np.uint8)
+    a[:11] = a[:11] // 64 * 64
+    g = gif_bytes(a, 64)
+    out["gif_whole.gif"] = g
+    for k in (1, 2, 3, 4):  # the trailer; and the terminator; and the last data byte ...
+        out[f"gif_cut{k}.gif"] = g[:-k]
+    out["gif_half.gif"] = g[: len(g) // 2]
+    out["gif_header_only.gif"] = g[:13]
+    t = gif_bytes(a, 16, transparency=3)
+    out["gif_transparent.gif"] = t
+    out["gif_transparent_cut2.gif"] = t[:-2]
+    out["gif_interlaced.gif"] = gif_bytes(a, 16, interlace=1, transparency=0)
+    small = gif_bytes(a[:5, :7], 8)
+    out["gif_frame_inside.gif"] = on_screen(small, 12, 9, 3, 2)
+    out["gif_frame_inside_transparent.gif"] = on_screen(gif_bytes(a[:5, :7], 8, transparency=2), 12, 9, 0, 4)
+    b = io.BytesIO()
+    im = Image.fromarray(a).convert("P", palette=Image.ADAPTIVE, colors=32)
+    im.save(b, "GIF", save_all=True, append_images=[Image.fromarray(255 - a).convert("P", palette=Image.ADAPTIVE, colors=32)])
+    two = b.getvalue()
+    out["gif_two_frames.gif"] = two
+    out["gif_two_frames_cut.gif"] = two[: len(two) - 40]  # inside the second frame
     return out
 
 
@@ -154,7 +208,7 @@ def outcome(data):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "fixtures", "image", "pnm"))
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "fixtures", "image", "formats"))
     ap.add_argument("--compare", action="store_true", help="print disagreements with the index, write nothing")
     args = ap.parse_args()
     fs = files()
@@ -175,7 +229,7 @@ def main():
         with open(os.path.join(args.out, name), "wb") as f:
             f.write(data)
     with open(index, "w") as f:
-        f.write(f"# Pillow {PIL.__version__}: Image.open(f).convert('RGB') of each file, written by tools/make_pnm_fixture.py\n")
+        f.write(f"# Pillow {PIL.__version__}: Image.open(f).convert('RGB') of each file, written by tools/make_format_fixture.py\n")
         f.write("# file NAME OK W H SUM64 | file NAME ERR\n")
         f.write("# pad NAME SRC OFFSET KIND K (OK W H SUM64 | ERR): SRC with K bytes inserted at OFFSET\n")
         f.write("\n".join(lines) + "\n")
