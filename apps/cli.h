@@ -2,9 +2,9 @@
 // options, and the ImageNet normalization constants. Each subcommand lives in its own file
 // (apps/cmd_*.cpp) and registers its flags on a CLI11 sub-app, returning the function to run.
 #pragma once
-#include <functional>        // std::function
-#include <initializer_list>  // check_output_file's inputs
-#include <string>            // std::string
+#include <functional>  // std::function
+#include <string>      // std::string
+#include <vector>      // check_output_file's inputs
 
 #include <CLI/CLI.hpp>  // CLI::App
 
@@ -37,16 +37,18 @@ struct RuntimeOptions {
 struct ImageSizeOptions {
   int resize = 256, crop = 224;
   void add_to(CLI::App& sub);
-  // The loader settings of one pass over a list in order with these sizes (eval transform;
-  // pinned host batches when the model runs on the GPU).
-  LoaderOptions loader(int batch, int workers, Device dev) const;
+  // The loader settings of one pass over a list of `images` in order with these sizes (eval
+  // transform; pinned host batches when the model runs on the GPU; batches no larger than the
+  // list).
+  LoaderOptions loader(int batch, int workers, Device dev, size_t images) const;
 };
 
 
 // Flag value checks with messages that say what was expected ("--batch: '0' is not a positive
 // integer"); none lets NaN, infinities or trailing characters through. kPositive and
 // kNonNegative: integers up to 2^31 - 1; kNonNegativeReal: finite reals; kFraction: reals from
-// 0 to 1; kWorkers: thread counts from 0 (all cores) to 1024; kSeed: unsigned 64-bit integers.
+// 0 to 1; kWorkers: thread counts from 0 (all cores) to 1024 and to 4 per hardware thread (at
+// least 8); kSeed: unsigned 64-bit integers.
 extern const CLI::Validator kPositive, kNonNegative, kNonNegativeReal, kFraction, kWorkers, kSeed;
 
 // An integer from lo to hi (at most 2^53), `wanted` saying so in the message ("a number of scenes
@@ -66,7 +68,7 @@ struct NamedPath {
   const char* flag;
   const std::string& path;
 };
-void check_output_file(const std::string& path, const char* flag, std::initializer_list<NamedPath> inputs = {});
+void check_output_file(const std::string& path, const char* flag, const std::vector<NamedPath>& inputs = {});
 
 // Subcommand setups (apps/cmd_*.cpp).
 Run setup_predict(CLI::App& sub);

@@ -335,7 +335,7 @@ Run setup_bench(CLI::App& sub) {
                               "(the unmasked scores and those at the 100/50/15% thresholds of a given map)");
   sub.add_option("--train", o->train, "same as --work train-M")->check(CLI::IsMember({"img", "fm", "img7x7"}))->excludes(work);
   sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->check(kPositive);
-  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(kPositive);
+  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(integer_in(1, 65536, "a number of masks from 1 to 65536"));
   sub.add_flag("--graph", o->graph,
                "capture the work in a CUDA graph after one eager call and time its replays (forward, explain, "
                "train-*; --device cuda)");

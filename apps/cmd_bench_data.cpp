@@ -7,7 +7,7 @@
 // Deliberately omits: normalization and the host-to-device copy (done by the batch loader and the
 // device), random-crop training transforms, and DCT-domain JPEG scaling (faster but not Pillow's
 // pixels).
-#include <algorithm>   // std::sort
+#include <algorithm>   // std::sort, std::max
 #include <atomic>      // std::atomic<size_t> work counter
 #include <chrono>      // std::chrono::steady_clock
 #include <cstdio>      // std::printf
@@ -18,6 +18,7 @@
 #include <mutex>       // std::mutex guarding the first error
 #include <sstream>     // parsing --threads and list lines
 #include <string>      // std::string
+#include <system_error>  // std::system_error (a thread the system refuses)
 #include <thread>      // std::thread, hardware_concurrency
 #include <vector>      // std::vector
 
@@ -88,7 +89,13 @@ double run_pass(const std::vector<std::string>& paths, int threads, const BenchD
   };
   const double t0 = now_seconds();
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  try {
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  } catch (const std::system_error& e) {  // the system's thread limit: stop the ones started
+    next = paths.size();
+    for (auto& th : pool) th.join();
+    throw InputError(fmt::format("--threads {}: could not start thread {} ({})", threads, pool.size() + 2, e.what()));
+  }
   work();
   for (auto& th : pool) th.join();
   const double seconds = now_seconds() - t0;
@@ -118,7 +125,8 @@ Stages run_stages(const std::vector<std::string>& paths, const BenchDataOptions&
 }
 
 int run_bench_data(const BenchDataOptions& o) {
-  const std::vector<int> counts = parse_int_list("--threads", o.threads, 1024);
+  const int most = std::max(8, 4 * static_cast<int>(std::thread::hardware_concurrency()));
+  const std::vector<int> counts = parse_int_list("--threads", o.threads, most);
   const std::vector<std::string> paths = image_paths(o);
   const double n = static_cast<double>(paths.size());
   run_pass(paths, 1, o);  // warm-up: page cache, allocator; fails early on a bad file

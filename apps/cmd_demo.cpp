@@ -160,7 +160,8 @@ Run setup_demo(CLI::App& sub) {
   sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
   sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->check(kPositive);
   sub.add_option("--batch", o->batch, "images per step")->check(kPositive);
-  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (the paper: 4000 for VGG-16; fewer keep the demo short)")->check(kPositive);
+  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (the paper: 4000 for VGG-16; fewer keep the demo short)")
+      ->check(integer_in(1, 65536, "a number of masks from 1 to 65536"));
   sub.add_option("--figures", o->figures, "held-out scenes drawn in the grid")->check(kNonNegative);
   sub.add_option("--seed", o->seed, "seed of the scenes, the training and the RISE masks")->check(kSeed);
   sub.add_flag("--quick", o->quick, "a short run (L-CAM-Img, Grad-CAM and the controls on 1500 + 200 scenes, one epoch; no pictures)")

@@ -63,6 +63,13 @@ std::vector<ClassName> names_of(const EvalOptions& o, int K) {
 }
 
 
+// A CSV field: quoted, inner quotes doubled (paths and class names may hold commas and quotes).
+std::string csv_field(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 // DIR/misclassified.csv (every misclassified image, most similar maps first) and
 // DIR/misclassified.png: the most similar half and the least similar half of at most
 // --misclassified-max columns — "related classes" first, "multi-label images" last.
@@ -73,16 +80,22 @@ void write_misclassified(const EvalOptions& o, std::vector<Miss>& misses, const 
   auto name = [&](int c) { return c < static_cast<int>(names.size()) ? names[c].name : fmt::format("class {}", c); };
   std::string csv = "path,true_class,true_name,predicted_class,predicted_name,correlation\n";
   for (const auto& m : misses)
-    csv += fmt::format("{},{},\"{}\",{},\"{}\",{:.4f}\n", m.path, m.truth, name(m.truth), m.pred, name(m.pred), m.corr);
+    csv += fmt::format("{},{},{},{},{},{:.4f}\n", csv_field(m.path), m.truth, csv_field(name(m.truth)), m.pred,
+                       csv_field(name(m.pred)), m.corr);
   write_text_atomic((fs::path(o.misclassified) / "misclassified.csv").string(), csv);
   std::vector<GridColumn> cols;
-  const size_t half = static_cast<size_t>(o.misclassified_max) / 2;
+  const size_t max = static_cast<size_t>(o.misclassified_max), first = (max + 1) / 2, last = max / 2;
   for (size_t i = 0; i < misses.size(); ++i) {
-    if (misses.size() > 2 * half && i >= half && i < misses.size() - half) continue;
+    if (misses.size() > max && i >= first && i < misses.size() - last) continue;
     cols.push_back({misses[i].image, fmt::format("r={:.2f}", misses[i].corr), {misses[i].sm_truth, misses[i].sm_pred}});
   }
-  if (!cols.empty())
-    write_png((fs::path(o.misclassified) / "misclassified.png").string(), grid_figure(cols, {"true class", "predicted"}));
+  const fs::path figure = fs::path(o.misclassified) / "misclassified.png";
+  if (!cols.empty()) {
+    write_png(figure.string(), grid_figure(cols, {"true class", "predicted"}));
+  } else {
+    std::error_code ec;
+    fs::remove(figure, ec);  // an earlier run's figure would belong to other images
+  }
   std::fprintf(stderr, "misclassified: %zu images -> %s\n", misses.size(), o.misclassified.c_str());
 }
 
@@ -93,8 +106,10 @@ int run_eval(const EvalOptions& o) {
   // Everything written at the end is checked first: a long evaluation must not end with half
   // of its outputs.
   if (!o.report.empty()) {
-    check_output_file(o.report + ".json", "--report", {{"--list", o.list}});
-    check_output_file(o.report + ".csv", "--report", {{"--list", o.list}});
+    const std::vector<NamedPath> inputs = {{"--list", o.list}, {"--weights", o.weights}, {"--boxes", o.boxes},
+                                           {"--classes", o.names_file}, {"--rise-cache", o.sal.rise_cache}};
+    check_output_file(o.report + ".json", "--report", inputs);
+    check_output_file(o.report + ".csv", "--report", inputs);
   }
   if (!o.misclassified.empty()) {
     std::error_code ec;
@@ -118,7 +133,7 @@ int run_eval(const EvalOptions& o) {
   // Ground-truth labels are only compared: any class index is accepted.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
-  BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev));
+  BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev, data.size()));
   loader.start_epoch(0);
 
   const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
@@ -272,7 +287,7 @@ Run setup_eval(CLI::App& sub) {
   sub.add_option("--list", o->list, "PATH [LABEL] per line (labels: ground truth, for top-1/top-5)")->required();
   sub.add_option("--keep", o->keep, "percentages of the map kept (comma-separated)");
   sub.add_option("--batch", o->batch, "images per batch")->check(kPositive);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores, at most 1024)")->check(kWorkers);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
   sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
   sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
   sub.add_flag("--json", o->json, "also print one JSON object per method");

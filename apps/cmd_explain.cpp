@@ -4,6 +4,7 @@
 // lcam (one forward pass of a trained attention mechanism, --lcam CKPT), gradcam, gradcampp,
 // gradcampp-paper, scorecam and rise (masks seeded, optionally cached).
 #include <cstdio>      // std::printf, std::fprintf
+#include <algorithm>   // std::find
 #include <filesystem>  // create_directories, path stem
 #include <sstream>     // std::stringstream
 
@@ -50,17 +51,50 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
     int found = -1;
     for (size_t i = 0; i < names.size() && found < 0; ++i)
       if (names[i].name == item || names[i].synset == item) found = static_cast<int>(i);
-    if (found < 0) throw InputError(fmt::format("--class: '{}' is not top1, a class index in [0,{}) or a class name", item, K));
+    if (found < 0 || found >= K)
+      throw InputError(found < 0 ? fmt::format("--class: '{}' is not top1, a class index in [0,{}) or a class name", item, K)
+                                 : fmt::format("--class: '{}' is class {} of --classes, but the model has {} classes", item, found, K));
     out.push_back(found);
   }
   if (out.empty()) throw InputError("--class: empty");
+  for (size_t i = 0; i < out.size(); ++i)  // each (image, class) is one column and one set of files
+    for (size_t j = 0; j < i; ++j)
+      if (out[i] == out[j]) throw InputError(fmt::format("--class: '{}' is given twice", arg));
   return out;
+}
+
+
+// Refuses, before any work, outputs that would overwrite an input or each other: every file of
+// --out is named after its image's stem (STEM.png, STEM_METHOD_CLASS.png, grid.png), and
+// --save-maps must be none of the files read.
+void check_outputs(const ExplainOptions& o) {
+  std::vector<NamedPath> inputs = {{"--weights", o.weights}, {"--rise-cache", o.sal.rise_cache}, {"--boxes", o.boxes},
+                                   {"--classes", o.names_file}};
+  for (const std::string& c : o.sal.lcam_ckpts) inputs.push_back({"--lcam", c});
+  for (const std::string& image : o.images) inputs.push_back({"an IMAGE", image});
+  if (!o.save_maps.empty()) check_output_file(o.save_maps, "--save-maps", inputs);
+  std::map<std::string, std::string> by_stem;
+  for (const std::string& image : o.images) {
+    const std::string stem = fs::path(image).stem().string();
+    if (auto [it, fresh] = by_stem.emplace(stem, image); !fresh && it->second != image)
+      throw InputError(fmt::format("{} and {}: both would be written as {}/{}.png and {}_*.png; give them different names",
+                                   it->second, image, o.out, stem, stem));
+  }
+  std::error_code ec;
+  for (const std::string& image : o.images) {
+    if (!fs::equivalent(fs::path(image).parent_path().empty() ? "." : fs::path(image).parent_path(), o.out, ec)) continue;
+    const std::string name = fs::path(image).filename().string();
+    bool written = name == "grid.png";
+    for (const auto& [stem, from] : by_stem)
+      written = written || name == stem + ".png" || (name.rfind(stem + "_", 0) == 0 && fs::path(name).extension() == ".png");
+    if (written) throw InputError(fmt::format("{}: --out {} would overwrite it; write the pictures elsewhere", image, o.out));
+  }
 }
 
 }  // namespace
 
 int run_explain(const ExplainOptions& o) {
-  if (!o.save_maps.empty()) check_output_file(o.save_maps, "--save-maps", {{"--weights", o.weights}});
+  check_outputs(o);
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
@@ -107,8 +141,11 @@ int run_explain(const ExplainOptions& o) {
     const std::string stem = fs::path(path).stem().string();
     const ImageU8 img = to_image(x01.data(), S, S);
     write_png((fs::path(o.out) / (stem + ".png")).string(), img);
+    std::vector<int> done;  // top1 may be one of the classes asked for by number
     for (int c : wanted) {
       const int cls = c < 0 ? top1 : c;
+      if (std::find(done.begin(), done.end(), cls) != done.end()) continue;
+      done.push_back(cls);
       GridColumn col{img, class_label(cls) + (cls == top1 ? "" : " (not top-1)"), {}, box ? *box : Box{}};
       for (const auto& m : methods) {
         const std::vector<float> sm = sal.compute(m, xd, {cls}).to_vector();

@@ -26,7 +26,7 @@ int run_labels(const LabelsOptions& o) {
   // accepted, whatever the model's number of classes.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), /*allow_unlabeled=*/true);
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
-  BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev));
+  BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev, data.size()));
   loader.start_epoch(0);
   std::vector<int> pred(data.size(), -1);
   int64_t done = 0, failed = 0, labelled = 0, agree = 0;
@@ -73,7 +73,7 @@ Run setup_labels(CLI::App& sub) {
   sub.add_option("--list", o->list, "input list: PATH [LABEL] per line")->required();
   sub.add_option("--out", o->out, "output list: PATH PREDICTED_LABEL per line")->required();
   sub.add_option("--batch", o->batch, "images per forward pass")->check(kPositive);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores, at most 1024)")->check(kWorkers);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
   sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
   o->rt.add_to(sub);
   o->size.add_to(sub);

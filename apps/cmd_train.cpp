@@ -78,8 +78,9 @@ int run_train(TrainOptions o) {
     const size_t comma = o.lr.find(',');
     const bool read = parse_real(o.lr.substr(0, comma), lr_w) &&
                       (comma == std::string::npos ? (lr_b = 2 * lr_w, true) : parse_real(o.lr.substr(comma + 1), lr_b));
-    if (!read || !(lr_w > 0) || !(lr_b > 0))
-      throw InputError(fmt::format("--lr: '{}' is not W or W,B (positive learning rates of the weight and the bias)", o.lr));
+    // Finite in float too (the step runs in float32): 1e300 would be an infinity there.
+    if (!read || !(lr_w > 0) || !(lr_b > 0) || !(lr_w <= 1e30) || !(lr_b <= 1e30))
+      throw InputError(fmt::format("--lr: '{}' is not W or W,B (positive learning rates of the weight and the bias, at most 1e30)", o.lr));
   }
   if (o.epochs <= 0) o.epochs = vgg ? 8 : 26;
   if (o.lr_decay <= 0) o.lr_decay = vgg ? 0.75 : 0.95;
@@ -108,6 +109,10 @@ int run_train(TrainOptions o) {
     if (st.arch != o.arch || st.method != o.method)
       throw InputError(fmt::format("{}: checkpoint is {} / {}, but this run is {} / {}", o.out, st.arch, st.method, o.arch, o.method));
     if (st.seed != o.seed) throw InputError(fmt::format("{}: checkpoint was trained with --seed {}, not {}", o.out, st.seed, o.seed));
+    // Its position is counted in batches: another batch size would resume elsewhere.
+    if (st.batch_size > 0 && st.batch_size != o.batch)
+      throw InputError(fmt::format("{}: checkpoint was trained with --batch {}, not {} (resume with --batch {})", o.out,
+                                   st.batch_size, o.batch, st.batch_size));
     std::fprintf(stderr, "resuming %s at epoch %lld, batch %lld (step %lld)\n", o.out.c_str(),
                  static_cast<long long>(st.epoch), static_cast<long long>(st.batch), static_cast<long long>(st.step));
   } else if (!o.init.empty()) {
@@ -115,10 +120,13 @@ int run_train(TrainOptions o) {
   } else {
     att = Attention::init(K, C, o.seed, dev);
   }
-  if (att.w.dim(0) != K) throw InputError(fmt::format("attention has {} classes, the model {}", att.w.dim(0), K));
+  if (att.w.dim(0) != K)
+    throw InputError(fmt::format("{}: its attention has {} classes, the model of --weights {} ({})", o.resume ? o.out : o.init,
+                                 att.w.dim(0), K, o.resume ? "--resume" : "--init"));
   st.arch = o.arch;
   st.method = o.method;
   st.seed = o.seed;
+  st.batch_size = o.batch;
   if (!st.momentum_w.defined()) {
     st.momentum_w = Tensor::zeros(att.w.shape(), dev);
     st.momentum_b = Tensor::zeros(att.b.shape(), dev);
@@ -129,11 +137,15 @@ int run_train(TrainOptions o) {
     return 0;
   }
 
-  LoaderOptions lopt = o.size.loader(o.batch, o.workers, dev);
+  LoaderOptions lopt = o.size.loader(o.batch, o.workers, dev, data.size());
   lopt.shuffle = !o.no_shuffle;
   lopt.augment = !o.no_augment;
   lopt.seed = o.seed;
   BatchLoader loader(data, lopt);
+  if (st.batch > loader.batches_per_epoch())
+    throw InputError(fmt::format("{}: checkpoint is at batch {} of its epoch, but --list gives {} batches of {}: resume "
+                                 "with the --list and --batch it was trained with", o.out, st.batch, loader.batches_per_epoch(), o.batch));
+  if (st.batch == loader.batches_per_epoch()) st.epoch += 1, st.batch = 0;  // stopped right at an epoch's end
   Tensor dw = Tensor::empty(att.w.shape(), dev), db = Tensor::empty(att.b.shape(), dev);
   g_interrupted = 0;
   struct Restore {
@@ -276,7 +288,7 @@ Run setup_train(CLI::App& sub) {
   sub.add_option("--checkpoint-every", o->checkpoint_every,
                  "also write the checkpoint every N steps, so that a killed run resumes from there")
       ->check(kNonNegative);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores, at most 1024)")->check(kWorkers);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
   sub.add_option("--out", o->out, "checkpoint to write (HDF5)")->required();
   o->rt.add_to(sub);
   o->size.add_to(sub);

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
+    std::string what = lcam::app::one_line(e.what());  // a value may hold a newline
     bool any = false;
     for (auto& [sub, run] : subs) any = any || sub->parsed();
     if (!any) {  // CLI11 says only "A subcommand is required": name the commands

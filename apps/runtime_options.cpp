@@ -3,6 +3,7 @@
 #include <fcntl.h>   // open (check_output_file)
 #include <unistd.h>  // close, unlink, getpid
 
+#include <algorithm>     // std::max
 #include <cctype>        // std::isspace
 #include <cerrno>        // errno
 #include <cmath>         // std::isfinite
@@ -10,6 +11,7 @@
 #include <cstring>       // std::strerror
 #include <filesystem>    // std::filesystem::is_directory (check_output_file)
 #include <system_error>  // std::error_code
+#include <thread>        // std::thread::hardware_concurrency
 
 #include <fmt/format.h>  // fmt::format
 
@@ -72,7 +74,18 @@ const CLI::Validator kPositive = number_in(1, 2147483647, true, "a positive inte
 const CLI::Validator kNonNegative = number_in(0, 2147483647, true, "an integer >= 0", "NONNEGATIVE");
 const CLI::Validator kNonNegativeReal = number_in(0, 1e300, false, "a finite number >= 0", "NONNEGATIVE");
 const CLI::Validator kFraction = number_in(0, 1, false, "a number from 0 to 1", "FRACTION");
-const CLI::Validator kWorkers = number_in(0, 1024, true, "a number of threads from 0 to 1024", "THREADS");
+const CLI::Validator kWorkers(
+    [](std::string& in) -> std::string {
+      // Far past the machine's own threads nothing is faster, and the system may refuse to start
+      // them (libgomp then ends the process with status 1): at most 4 per hardware thread.
+      const unsigned hw = std::thread::hardware_concurrency();
+      const long long most = std::min(1024LL, std::max(8LL, 4LL * hw));
+      long long v = 0;
+      if (!parse_integer(in, v) || v < 0) return fmt::format("'{}' is not a number of threads (0 = all cores)", in);
+      if (v > most) return fmt::format("'{}' is too large (at most {}: 4 per hardware thread, and this machine has {})", in, most, hw);
+      return {};
+    },
+    "THREADS");
 const CLI::Validator kSeed(
     [](std::string& in) -> std::string {
       // Any unsigned 64-bit value, written in decimal digits (CLI11 would wrap "-1" and clamp
@@ -84,7 +97,7 @@ const CLI::Validator kSeed(
     },
     "SEED");
 
-void check_output_file(const std::string& path, const char* flag, std::initializer_list<NamedPath> inputs) {
+void check_output_file(const std::string& path, const char* flag, const std::vector<NamedPath>& inputs) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (path.empty()) throw InputError(fmt::format("{}: empty path (the file to write)", flag));
@@ -111,7 +124,7 @@ void check_output_file(const std::string& path, const char* flag, std::initializ
 void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--device", device, "cpu, cuda, or auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub.add_option("--threads", threads, "CPU threads (0 = all cores, at most 1024)")->check(kWorkers);
+  sub.add_option("--threads", threads, "CPU threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
   sub.add_option("--precision", precision,
                  "GPU math: tf32 (tensor cores for convolutions and matrix products), fp32, or bf16 (convolutions on bfloat16 operands with "
                  "float32 accumulation, TF32 elsewhere; on the CPU bf16 emulates that rounding, for checking, slower)")
@@ -137,9 +150,11 @@ void ImageSizeOptions::add_to(CLI::App& sub) {
                              "12|13"));
 }
 
-LoaderOptions ImageSizeOptions::loader(int batch, int workers, Device dev) const {
+LoaderOptions ImageSizeOptions::loader(int batch, int workers, Device dev, size_t images) const {
   LoaderOptions lo;
-  lo.batch = batch;
+  // No batch holds more than the list: buffers of --batch images for a shorter list would be
+  // memory for nothing (the batches themselves are the same).
+  lo.batch = images > 0 && static_cast<size_t>(batch) > images ? static_cast<int>(images) : batch;
   lo.resize = resize;
   lo.crop = crop;
   lo.workers = workers;

@@ -12,18 +12,27 @@
 namespace lcam {
 
 void save_checkpoint(const std::string& path, const Attention& a, const CheckpointState& s) {
-  h5::Writer w(path);
   const int64_t K = a.w.dim(0), C = a.w.dim(1);
-  w.write("attnM.op.weight", a.w.to(Device::CPU).reshape({K, C, 1, 1}));
-  w.write("attnM.op.bias", a.b);
-  if (s.momentum_w.defined()) {
-    w.write("optimizer/weight_momentum", s.momentum_w.to(Device::CPU).reshape({K, C, 1, 1}));
-    w.write("optimizer/bias_momentum", s.momentum_b);
+  const Tensor aw = a.w.to(Device::CPU), ab = a.b.to(Device::CPU);
+  const Tensor mw = s.momentum_w.defined() ? s.momentum_w.to(Device::CPU) : Tensor();
+  const Tensor mb = s.momentum_b.defined() ? s.momentum_b.to(Device::CPU) : Tensor();
+  const std::string why = " (training diverged: lower --lr; nothing was written)";
+  require_finite(aw, path, "attnM.op.weight", why);
+  require_finite(ab, path, "attnM.op.bias", why);
+  if (mw.defined()) require_finite(mw, path, "optimizer/weight_momentum", why);
+  if (mb.defined()) require_finite(mb, path, "optimizer/bias_momentum", why);
+  h5::Writer w(path);
+  w.write("attnM.op.weight", aw.reshape({K, C, 1, 1}));
+  w.write("attnM.op.bias", ab);
+  if (mw.defined()) {
+    w.write("optimizer/weight_momentum", mw.reshape({K, C, 1, 1}));
+    w.write("optimizer/bias_momentum", mb);
   }
   w.attr_string("arch", s.arch);
   w.attr_string("method", s.method);
   w.attr_int("epoch", s.epoch);
   w.attr_int("batch", s.batch);
+  w.attr_int("batch_size", s.batch_size);
   w.attr_int("step", s.step);
   w.attr_double("lr", s.lr_w);
   w.attr_double("lr_bias", s.lr_b);
@@ -71,6 +80,7 @@ Attention load_checkpoint(const std::string& path, int C, Device dev, Checkpoint
     state->method = f.attr_string("method").value_or("");
     state->epoch = f.attr_int("epoch").value_or(0);
     state->batch = f.attr_int("batch").value_or(0);
+    state->batch_size = f.attr_int("batch_size").value_or(0);
     state->step = f.attr_int("step").value_or(0);
     state->lr_w = f.attr_double("lr").value_or(0);
     state->lr_b = f.attr_double("lr_bias").value_or(0);
@@ -81,6 +91,8 @@ Attention load_checkpoint(const std::string& path, int C, Device dev, Checkpoint
         throw InputError(fmt::format("{}: optimizer/weight_momentum {} / optimizer/bias_momentum {} do not match the "
                                      "attention's {} / {}",
                                      path, mw.shape_str(), mb.shape_str(), w.shape_str(), b.shape_str()));
+      require_finite(mw, path, "optimizer/weight_momentum");
+      require_finite(mb, path, "optimizer/bias_momentum");
       state->momentum_w = mw.reshape({K, C}).to(dev);
       state->momentum_b = mb.to(dev);
     }

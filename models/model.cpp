@@ -326,14 +326,14 @@ void fill_params(Model& model, const std::string& path, const FileTensors& in_fi
 
 }  // namespace
 
-void require_finite(const Tensor& t, const std::string& path, const std::string& name) {
+void require_finite(const Tensor& t, const std::string& path, const std::string& name, const std::string& why) {
   LCAM_REQUIRE(t.device() == Device::CPU, "require_finite: a host tensor");
   const float* v = t.data();
   const int64_t n = t.numel();
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(v[i]))
-      throw InputError(fmt::format("{}: dataset '{}' holds {} (at index {}); weights must be finite", path, name,
-                                   std::isnan(v[i]) ? "NaN" : "an infinity", i));
+      throw InputError(fmt::format("{}: dataset '{}' holds {} (at index {}){}", path, name,
+                                   std::isnan(v[i]) ? "NaN" : "an infinity", i, why));
 }
 
 ModelConfig read_model_config(const std::string& path) {

@@ -105,7 +105,9 @@ ModelConfig read_model_config(const std::string& path);
 // Throws InputError "PATH: dataset 'NAME' holds NaN (at index I); weights must be finite" for the
 // first NaN or infinity of a host tensor read from a file: a damaged file must not give
 // believable-looking predictions.
-void require_finite(const Tensor& t, const std::string& path, const std::string& name);
+// `why` replaces "; weights must be finite" where another reason fits.
+void require_finite(const Tensor& t, const std::string& path, const std::string& name,
+                    const std::string& why = "; weights must be finite");
 // torchvision's default initialisation (Kaiming-normal fan-out convs, N(0, 0.01) linears, unit
 // batch-norm), seeded; the model is left unfinalized so that it can be saved.
 std::unique_ptr<Model> random_model(const ModelConfig& cfg, uint64_t seed);

@@ -223,7 +223,7 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
       {"a count that must be positive", "predict " + kTiny + " --batch 0 " + good, "--batch: '0' is not a positive integer"},
       {"a count past int", "predict " + kTiny + " --topk 99999999999 " + good, "--topk: '99999999999' is too large (at most 2147483647)"},
       {"a count with trailing characters", "predict " + kTiny + " --batch 3x " + good, "--batch: '3x' is not a positive integer"},
-      {"threads beyond any machine", "predict " + kTiny + " --threads 65536 " + good, "--threads: '65536' is too large (at most 1024)"},
+      {"threads beyond any machine", "predict " + kTiny + " --threads 65536 " + good, "--threads: '65536' is too large (at most "},
       {"decoding threads beyond any machine", "labels " + kTiny + " --data " + samples + " --list " + list +
        " --workers 1073741824 --out " + (dir / "l.txt").string(), "--workers: '1073741824' is too large"},
       {"a negative seed", "init --arch vgg16 --seed -1 --out " + (dir / "i.h5").string(), "--seed: '-1' is not a seed"},
@@ -246,6 +246,13 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
        "--count: '9223372036854775807' is not a number of scenes from 1 to 10000000"},
       {"min item above max item", "scenes --out " + (dir / "s").string() + " --size 64 --min-item 40 --max-item 10",
        "--min-item 40 is larger than --max-item 10"},
+      {"a learning rate past float", "train " + kTiny + " --data " + samples + " --list " + list + " --lr 1e308 --out " +
+       (dir / "t.h5").string(), "--lr: '1e308' is not W or W,B"},
+      {"RISE masks past any memory", "explain " + kTiny + " --method rise --rise-masks 2147483647 --out " + (dir / "x").string() +
+       " " + good, "--rise-masks: '2147483647' is too large (at most 65536)"},
+      {"a class asked for twice", "explain " + kTiny + " --method center --class 3,3 --out " + (dir / "x").string() + " " + good,
+       "--class: '3,3' is given twice"},
+      {"a newline in a flag value", "predict " + kTiny + " --batch '1\n2' " + good, "--batch: '1\\x0a2' is not a positive integer"},
       {"a folder as a list", "labels " + kTiny + " --data " + samples + " --list " + dir.string() + " --out " +
        (dir / "l.txt").string(), dir.string() + ": is a folder, not a list file (--list)"},
       // A file to write is checked before any work: a long training run must not end with
@@ -293,6 +300,30 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
     CHECK(count_lines(c.err) == 1);
     CHECK(fs::file_size(weights) == size);
     CHECK(run("predict --arch vgg16 --weights " + weights + " --device cpu " + good).status == 0);
+  }
+  {  // explain's pictures are named after each image's stem: two images of one name, or an image
+     // inside --out that a picture would replace, are refused before any work.
+    const fs::path a = dir / "a", b = dir / "b";
+    fs::create_directories(a);
+    fs::create_directories(b);
+    fs::copy_file(good, a / "x.JPEG", fs::copy_options::overwrite_existing);
+    fs::copy_file(good, b / "x.JPEG", fs::copy_options::overwrite_existing);
+    Result twice = run("explain " + kTiny + " --method center --out " + (dir / "pics").string() + " " + (a / "x.JPEG").string() +
+                       " " + (b / "x.JPEG").string());
+    CHECK(twice.status == 2);
+    CHECK(twice.err.find("both would be written as") != std::string::npos);
+    const fs::path png = a / "x.png";
+    fs::copy_file(lcam::test::fixture("image/img_97x131.png"), png, fs::copy_options::overwrite_existing);
+    const auto before = fs::file_size(png);
+    Result inside = run("explain " + kTiny + " --method center --out " + a.string() + " " + png.string());
+    CHECK(inside.status == 2);
+    CHECK(inside.err.find(png.string() + ": --out " + a.string() + " would overwrite it") != std::string::npos);
+    CHECK(fs::file_size(png) == before);
+    Result maps = run("explain " + kTiny + " --method center --save-maps " + png.string() + " --out " + (dir / "pics").string() +
+                      " " + png.string());
+    CHECK(maps.status == 2);
+    CHECK(maps.err.find(png.string() + ": --save-maps names the file an IMAGE reads") != std::string::npos);
+    CHECK(fs::file_size(png) == before);
   }
   {  // A list none of whose images can be read writes nothing: no checkpoint, no labels, no report.
     const std::string missing = (dir / "missing.txt").string();
@@ -456,6 +487,14 @@ TEST_CASE("train: checkpoints, and a resumed run equals an uninterrupted one") {
     CHECK(mid.attr_int("epoch").value() == 1);
     CHECK(mid.attr_int("batch").value() == 1);
     CHECK(mid.attr_int("step").value() == 4);
+  }
+  {  // Its position is counted in batches of 8: another --batch is refused, the file kept.
+    std::string other = common;
+    other.replace(other.find("--batch 8"), 9, "--batch 4");
+    Result rw = run(other + b + " --resume");
+    CHECK(rw.status == 2);
+    CHECK(rw.err.find("checkpoint was trained with --batch 8, not 4") != std::string::npos);
+    CHECK(h5::Reader(b).attr_int("step").value() == 4);
   }
   Result rr = run(common + b + " --resume");
   INFO(rr.err);
