@@ -288,7 +288,7 @@ Run setup_eval(CLI::App& sub) {
   sub.add_option("--keep", o->keep, "percentages of the map kept (comma-separated)");
   sub.add_option("--batch", o->batch, "images per batch")->check(kPositive);
   sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
-  sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
+  sub.add_option("--limit", o->limit, "only the first N images (0 = all)")->check(kNonNegative);
   sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
   sub.add_flag("--json", o->json, "also print one JSON object per method");
   sub.add_option("--boxes", o->boxes, "PATH X0 Y0 X1 Y1 per line (crop pixels): adds pointing game and energy in box");

@@ -74,7 +74,7 @@ Run setup_labels(CLI::App& sub) {
   sub.add_option("--out", o->out, "output list: PATH PREDICTED_LABEL per line")->required();
   sub.add_option("--batch", o->batch, "images per forward pass")->check(kPositive);
   sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
-  sub.add_option("--limit", o->limit, "only the first N images")->check(kNonNegative);
+  sub.add_option("--limit", o->limit, "only the first N images (0 = all)")->check(kNonNegative);
   o->rt.add_to(sub);
   o->size.add_to(sub);
   return [o] { return run_labels(*o); };
