@@ -45,8 +45,11 @@ struct ImageSizeOptions {
 
 
 // Flag value checks with messages that say what was expected ("--batch: '0' is not a positive
-// integer"); none lets NaN, infinities or trailing characters through. kPositive and
-// kNonNegative: integers up to 2^31 - 1; kNonNegativeReal: finite reals; kFraction: reals from
+// integer"); none lets NaN, infinities or trailing characters through. The integer ones rewrite
+// the value as plain decimal (CLI11 reads a leading 0 as octal), so they go on with
+// ->transform(), which lets a validator change the value (->check() does not). kPositive and
+// kNonNegative: integers up to 2^31 - 1; kNonNegativeReal: reals up to 1e30 (finite in float
+// too); kFraction: reals from
 // 0 to 1; kWorkers: thread counts from 0 (all cores) to 1024 and to 4 per hardware thread (at
 // least 8); kSeed: unsigned 64-bit integers.
 extern const CLI::Validator kPositive, kNonNegative, kNonNegativeReal, kFraction, kWorkers, kSeed;

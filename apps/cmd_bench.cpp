@@ -321,9 +321,9 @@ Run setup_bench(CLI::App& sub) {
   sub.add_option("--arch", o->arch, "vgg16, resnet50, or both comma-separated")->required();
   sub.add_option("--weights", o->weights, "weights file (default: random weights; one --arch only)");
   sub.add_option("--batch", o->batches, "comma-separated batch sizes");
-  sub.add_option("--iters", o->iters, "timed repetitions")->check(kPositive);
-  sub.add_option("--warmup", o->warmup, "untimed repetitions first")->check(kNonNegative);
-  sub.add_option("--size", o->size, "input height and width")->check(CLI::Range(32, 4096));
+  sub.add_option("--iters", o->iters, "timed repetitions")->transform(kPositive);
+  sub.add_option("--warmup", o->warmup, "untimed repetitions first")->transform(kNonNegative);
+  sub.add_option("--size", o->size, "input height and width")->transform(integer_in(32, 4096, "an integer from 32 to 4096"));
   sub.add_flag("--layers", o->layers, "also time each layer (forward; a device sync after each)");
   sub.add_flag("--profile", o->profile,
                "also time every profiler range of the work (each layer's forward and backward, the L-CAM step's "
@@ -334,8 +334,8 @@ Run setup_bench(CLI::App& sub) {
                               "SGD), explain (L-CAM-Img saliency maps), gradcam, gradcampp, scorecam, rise (their maps), adic "
                               "(the unmasked scores and those at the 100/50/15% thresholds of a given map)");
   sub.add_option("--train", o->train, "same as --work train-M")->check(CLI::IsMember({"img", "fm", "img7x7"}))->excludes(work);
-  sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->check(kPositive);
-  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(integer_in(1, 65536, "a number of masks from 1 to 65536"));
+  sub.add_option("--chunk", o->chunk, "masked images per forward pass (scorecam, rise)")->transform(kPositive);
+  sub.add_option("--rise-masks", o->rise_masks, "RISE masks (default 4000 vgg16, 8000 resnet50)")->transform(integer_in(1, 65536, "a number of masks from 1 to 65536"));
   sub.add_flag("--graph", o->graph,
                "capture the work in a CUDA graph after one eager call and time its replays (forward, explain, "
                "train-*; --device cuda)");

@@ -187,9 +187,9 @@ Run setup_bench_data(CLI::App& sub) {
                                     "(default: every file in --data)");
   sub.add_option("--threads", o->threads, "comma-separated thread counts to time");
   sub.add_option("--reps", o->reps, "timed passes over all images per thread count")
-      ->check(CLI::Range(1, 1000));
-  sub.add_option("--resize", o->resize, "Resize: shorter side")->check(CLI::Range(1, 4096));
-  sub.add_option("--crop", o->crop, "CenterCrop: side")->check(CLI::Range(1, 4096));
+      ->transform(integer_in(1, 1000, "an integer from 1 to 1000"));
+  sub.add_option("--resize", o->resize, "Resize: shorter side")->transform(integer_in(1, 4096, "an integer from 1 to 4096"));
+  sub.add_option("--crop", o->crop, "CenterCrop: side")->transform(integer_in(1, 4096, "an integer from 1 to 4096"));
   sub.add_flag("--json", o->json, "one JSON object per thread count, then one for the stages");
   return [o] { return run_bench_data(*o); };
 }

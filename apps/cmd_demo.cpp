@@ -156,14 +156,14 @@ Run setup_demo(CLI::App& sub) {
   sub.add_option("--weights", o->weights, "demo classifier (default: weights/demo_vgg_scenes.h5)");
   sub.add_option("--fashion-mnist", o->fashion, "folder with the Fashion-MNIST IDX files (train and t10k, .gz or not)");
   sub.add_option("--method", o->methods, "methods to evaluate (default: lcam-img, lcam-fm, gradcam, gradcampp, scorecam, rise, center, random)");
-  sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->check(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
-  sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->check(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
-  sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->check(kPositive);
-  sub.add_option("--batch", o->batch, "images per step")->check(kPositive);
+  sub.add_option("--train-scenes", o->train_scenes, "scenes L-CAM trains on")->transform(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
+  sub.add_option("--eval-scenes", o->eval_scenes, "held-out scenes evaluated")->transform(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
+  sub.add_option("--epochs", o->epochs, "L-CAM training epochs")->transform(kPositive);
+  sub.add_option("--batch", o->batch, "images per step")->transform(kPositive);
   sub.add_option("--rise-masks", o->rise_masks, "RISE masks (the paper: 4000 for VGG-16; fewer keep the demo short)")
-      ->check(integer_in(1, 65536, "a number of masks from 1 to 65536"));
-  sub.add_option("--figures", o->figures, "held-out scenes drawn in the grid")->check(kNonNegative);
-  sub.add_option("--seed", o->seed, "seed of the scenes, the training and the RISE masks")->check(kSeed);
+      ->transform(integer_in(1, 65536, "a number of masks from 1 to 65536"));
+  sub.add_option("--figures", o->figures, "held-out scenes drawn in the grid")->transform(kNonNegative);
+  sub.add_option("--seed", o->seed, "seed of the scenes, the training and the RISE masks")->transform(kSeed);
   sub.add_flag("--quick", o->quick, "a short run (L-CAM-Img, Grad-CAM and the controls on 1500 + 200 scenes, one epoch; no pictures)")
       ->excludes("--train-scenes")
       ->excludes("--eval-scenes")

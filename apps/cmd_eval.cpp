@@ -106,8 +106,9 @@ int run_eval(const EvalOptions& o) {
   // Everything written at the end is checked first: a long evaluation must not end with half
   // of its outputs.
   if (!o.report.empty()) {
-    const std::vector<NamedPath> inputs = {{"--list", o.list}, {"--weights", o.weights}, {"--boxes", o.boxes},
-                                           {"--classes", o.names_file}, {"--rise-cache", o.sal.rise_cache}};
+    std::vector<NamedPath> inputs = {{"--list", o.list}, {"--weights", o.weights}, {"--boxes", o.boxes},
+                                     {"--classes", o.names_file}, {"--rise-cache", o.sal.rise_cache}};
+    for (const std::string& c : o.sal.lcam_ckpts) inputs.push_back({"--lcam", c});
     check_output_file(o.report + ".json", "--report", inputs);
     check_output_file(o.report + ".csv", "--report", inputs);
   }
@@ -116,7 +117,8 @@ int run_eval(const EvalOptions& o) {
     fs::create_directories(o.misclassified, ec);
     if (!fs::is_directory(o.misclassified))
       throw InputError(fmt::format("{}: cannot create folder (--misclassified)", o.misclassified));
-    check_output_file((fs::path(o.misclassified) / "misclassified.csv").string(), "--misclassified");
+    for (const char* file : {"misclassified.csv", "misclassified.png"})
+      check_output_file((fs::path(o.misclassified) / file).string(), "--misclassified");
   }
   const Device dev = o.rt.apply();
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
@@ -286,9 +288,9 @@ Run setup_eval(CLI::App& sub) {
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "PATH [LABEL] per line (labels: ground truth, for top-1/top-5)")->required();
   sub.add_option("--keep", o->keep, "percentages of the map kept (comma-separated)");
-  sub.add_option("--batch", o->batch, "images per batch")->check(kPositive);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
-  sub.add_option("--limit", o->limit, "only the first N images (0 = all)")->check(kNonNegative);
+  sub.add_option("--batch", o->batch, "images per batch")->transform(kPositive);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->transform(kWorkers);
+  sub.add_option("--limit", o->limit, "only the first N images (0 = all)")->transform(kNonNegative);
   sub.add_option("--report", o->report, "also write PREFIX.json and PREFIX.csv");
   sub.add_flag("--json", o->json, "also print one JSON object per method");
   sub.add_option("--boxes", o->boxes, "PATH X0 Y0 X1 Y1 per line (crop pixels): adds pointing game and energy in box");
@@ -297,7 +299,7 @@ Run setup_eval(CLI::App& sub) {
       "--misclassified", o->misclassified,
       "folder for the misclassification analysis: the first method's maps of the true and predicted class");
   classes->needs(misclassified);
-  sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->check(kPositive)->needs(misclassified);
+  sub.add_option("--misclassified-max", o->misclassified_max, "columns of its figure")->transform(kPositive)->needs(misclassified);
   o->rt.add_to(sub);
   o->size.add_to(sub);
   return [o] { return run_eval(*o); };

@@ -59,7 +59,9 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
   if (out.empty()) throw InputError("--class: empty");
   for (size_t i = 0; i < out.size(); ++i)  // each (image, class) is one column and one set of files
     for (size_t j = 0; j < i; ++j)
-      if (out[i] == out[j]) throw InputError(fmt::format("--class: '{}' is given twice", arg));
+      if (out[i] == out[j])
+        throw InputError(out[i] < 0 ? std::string("--class: top1 is given twice")
+                                    : fmt::format("--class: class {} is given twice (in '{}')", out[i], arg));
   return out;
 }
 
@@ -73,6 +75,7 @@ void check_outputs(const ExplainOptions& o) {
   for (const std::string& c : o.sal.lcam_ckpts) inputs.push_back({"--lcam", c});
   for (const std::string& image : o.images) inputs.push_back({"an IMAGE", image});
   if (!o.save_maps.empty()) check_output_file(o.save_maps, "--save-maps", inputs);
+  // The files --out receives: STEM.png and STEM_METHOD_CLASS.png per image, and grid.png.
   std::map<std::string, std::string> by_stem;
   for (const std::string& image : o.images) {
     const std::string stem = fs::path(image).stem().string();
@@ -80,14 +83,32 @@ void check_outputs(const ExplainOptions& o) {
       throw InputError(fmt::format("{} and {}: both would be written as {}/{}.png and {}_*.png; give them different names",
                                    it->second, image, o.out, stem, stem));
   }
+  // Whether `name` is one of the maps of an image other than `self`: STEM_METHOD_CLASS.png.
+  auto a_map = [&](const std::string& name, const std::string& self) -> const std::string* {
+    for (const auto& [stem, image] : by_stem) {
+      if (stem == self || name.size() <= stem.size() + 5 || name.compare(0, stem.size() + 1, stem + "_") != 0) continue;
+      const std::string rest = name.substr(stem.size() + 1, name.size() - stem.size() - 5);  // METHOD_CLASS
+      const size_t cut = rest.rfind('_');
+      if (name.compare(name.size() - 4, 4, ".png") == 0 && cut != std::string::npos && cut > 0 && cut + 1 < rest.size() &&
+          rest.find_first_not_of("0123456789", cut + 1) == std::string::npos)
+        return &image;
+    }
+    return nullptr;
+  };
+  for (const auto& [stem, image] : by_stem) {
+    if (stem == "grid") throw InputError(fmt::format("{}: its picture {}/grid.png would be replaced by the grid; rename it", image, o.out));
+    if (const std::string* other = a_map(stem + ".png", stem))
+      throw InputError(fmt::format("{} and {}: the picture of the one would be a map of the other; give them other names",
+                                   *other, image));
+  }
   std::error_code ec;
   for (const std::string& image : o.images) {
-    if (!fs::equivalent(fs::path(image).parent_path().empty() ? "." : fs::path(image).parent_path(), o.out, ec)) continue;
+    const fs::path parent = fs::path(image).parent_path().empty() ? fs::path(".") : fs::path(image).parent_path();
+    if (!fs::equivalent(parent, o.out, ec)) continue;
     const std::string name = fs::path(image).filename().string();
-    bool written = name == "grid.png";
-    for (const auto& [stem, from] : by_stem)
-      written = written || name == stem + ".png" || (name.rfind(stem + "_", 0) == 0 && fs::path(name).extension() == ".png");
-    if (written) throw InputError(fmt::format("{}: --out {} would overwrite it; write the pictures elsewhere", image, o.out));
+    const bool picture = fs::path(name).extension() == ".png" && by_stem.count(fs::path(name).stem().string()) > 0;
+    if (name == "grid.png" || picture || a_map(name, ""))
+      throw InputError(fmt::format("{}: --out {} would overwrite it; write the pictures elsewhere", image, o.out));
   }
 }
 

@@ -16,8 +16,8 @@ Run setup_init(CLI::App& sub) {
   };
   auto o = std::make_shared<Opts>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
-  sub.add_option("--seed", o->seed, "random seed")->check(kSeed);
-  sub.add_option("--num-classes", o->num_classes, "classifier outputs")->check(integer_in(1, 65536, "a number of classes from 1 to 65536"));
+  sub.add_option("--seed", o->seed, "random seed")->transform(kSeed);
+  sub.add_option("--num-classes", o->num_classes, "classifier outputs")->transform(integer_in(1, 65536, "a number of classes from 1 to 65536"));
   sub.add_option("--out", o->out, "weights file to write (HDF5)")->required();
   return [o] {
     check_output_file(o->out, "--out");

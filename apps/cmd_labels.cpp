@@ -72,9 +72,9 @@ Run setup_labels(CLI::App& sub) {
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "input list: PATH [LABEL] per line")->required();
   sub.add_option("--out", o->out, "output list: PATH PREDICTED_LABEL per line")->required();
-  sub.add_option("--batch", o->batch, "images per forward pass")->check(kPositive);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
-  sub.add_option("--limit", o->limit, "only the first N images (0 = all)")->check(kNonNegative);
+  sub.add_option("--batch", o->batch, "images per forward pass")->transform(kPositive);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->transform(kWorkers);
+  sub.add_option("--limit", o->limit, "only the first N images (0 = all)")->transform(kNonNegative);
   o->rt.add_to(sub);
   o->size.add_to(sub);
   return [o] { return run_labels(*o); };

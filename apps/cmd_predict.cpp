@@ -100,8 +100,8 @@ Run setup_predict(CLI::App& sub) {
   auto o = std::make_shared<PredictOptions>();
   sub.add_option("--arch", o->arch, "vgg16 or resnet50")->required()->check(CLI::IsMember({"vgg16", "resnet50"}));
   sub.add_option("--weights", o->weights, "weights: HDF5 with torchvision names, or a torch.save .pth")->required();
-  sub.add_option("--topk", o->topk, "classes to print per image")->check(kPositive);
-  sub.add_option("--batch", o->batch, "images per forward pass")->check(kPositive);
+  sub.add_option("--topk", o->topk, "classes to print per image")->transform(kPositive);
+  sub.add_option("--batch", o->batch, "images per forward pass")->transform(kPositive);
   sub.add_option("--classes", o->classes, "class-name file (default: the 1000 ImageNet classes)");
   CLI::Option* json = sub.add_flag("--json", o->json, "one JSON object per image and line");
   sub.add_flag("--all-logits", o->all_logits, "with --json: also print every logit")->needs(json);

@@ -78,13 +78,13 @@ int run_scenes(const ScenesOptions& o) {
 Run setup_scenes(CLI::App& sub) {
   auto o = std::make_shared<ScenesOptions>();
   sub.add_option("--out", o->out, "folder to write (images/, list.txt, boxes.txt, classes.txt)")->required();
-  sub.add_option("--count", o->count, "scenes to write")->check(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
+  sub.add_option("--count", o->count, "scenes to write")->transform(integer_in(1, 10000000, "a number of scenes from 1 to 10000000"));
   sub.add_option("--first", o->first, "index of the first scene (a held-out set: another range)")
-      ->check(integer_in(0, 1000000000, "a scene index from 0 to 1000000000"));
-  sub.add_option("--seed", o->scene.seed, "seed of the data set")->check(kSeed);
-  sub.add_option("--size", o->scene.size, "canvas side in pixels")->check(CLI::Range(16, 1024));
-  sub.add_option("--min-item", o->min_item, "smallest main item side in pixels (default: size / 4)")->check(CLI::Range(8, 1024));
-  sub.add_option("--max-item", o->max_item, "largest main item side in pixels (default: size / 2)")->check(CLI::Range(8, 1024));
+      ->transform(integer_in(0, 1000000000, "a scene index from 0 to 1000000000"));
+  sub.add_option("--seed", o->scene.seed, "seed of the data set")->transform(kSeed);
+  sub.add_option("--size", o->scene.size, "canvas side in pixels")->transform(integer_in(16, 1024, "an integer from 16 to 1024"));
+  sub.add_option("--min-item", o->min_item, "smallest main item side in pixels (default: size / 4)")->transform(integer_in(8, 1024, "an integer from 8 to 1024"));
+  sub.add_option("--max-item", o->max_item, "largest main item side in pixels (default: size / 2)")->transform(integer_in(8, 1024, "an integer from 8 to 1024"));
   sub.add_option("--split", o->split, "Fashion-MNIST items to draw from: train or test")->check(CLI::IsMember({"train", "test"}));
   sub.add_option("--fashion-mnist", o->source, "folder with the Fashion-MNIST IDX files");
   return [o] { return run_scenes(*o); };

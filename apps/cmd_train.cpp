@@ -131,12 +131,6 @@ int run_train(TrainOptions o) {
     st.momentum_w = Tensor::zeros(att.w.shape(), dev);
     st.momentum_b = Tensor::zeros(att.b.shape(), dev);
   }
-  if (st.epoch >= o.epochs) {
-    std::fprintf(stderr, "%s has already completed %lld of %d epochs: nothing to do\n", o.out.c_str(),
-                 static_cast<long long>(st.epoch), o.epochs);
-    return 0;
-  }
-
   LoaderOptions lopt = o.size.loader(o.batch, o.workers, dev, data.size());
   lopt.shuffle = !o.no_shuffle;
   lopt.augment = !o.no_augment;
@@ -145,7 +139,15 @@ int run_train(TrainOptions o) {
   if (st.batch > loader.batches_per_epoch())
     throw InputError(fmt::format("{}: checkpoint is at batch {} of its epoch, but --list gives {} batches of {}: resume "
                                  "with the --list and --batch it was trained with", o.out, st.batch, loader.batches_per_epoch(), o.batch));
-  if (st.batch == loader.batches_per_epoch()) st.epoch += 1, st.batch = 0;  // stopped right at an epoch's end
+  if (st.batch > 0 && st.batch == loader.batches_per_epoch()) {  // stopped right at an epoch's end: it is complete
+    st.epoch += 1, st.batch = 0;
+    save_checkpoint(o.out, att, st);
+  }
+  if (st.epoch >= o.epochs) {
+    std::fprintf(stderr, "%s has already completed %lld of %d epochs: nothing to do\n", o.out.c_str(),
+                 static_cast<long long>(st.epoch), o.epochs);
+    return 0;
+  }
   Tensor dw = Tensor::empty(att.w.shape(), dev), db = Tensor::empty(att.b.shape(), dev);
   g_interrupted = 0;
   struct Restore {
@@ -265,8 +267,8 @@ Run setup_train(CLI::App& sub) {
   sub.add_option("--loss", o->loss, "lcam (CE + area + TV) or ce (cross-entropy only)")->check(CLI::IsMember({"lcam", "ce"}));
   sub.add_option("--data", o->data, "folder the list's paths are relative to")->required();
   sub.add_option("--list", o->list, "training list: PATH LABEL per line (model-truth labels, see lcam labels)")->required();
-  sub.add_option("--epochs", o->epochs, "epochs (default 8 for vgg16, 26 for resnet50)")->check(kPositive);
-  sub.add_option("--batch", o->batch, "images per step")->check(kPositive);
+  sub.add_option("--epochs", o->epochs, "epochs (default 8 for vgg16, 26 for resnet50)")->transform(kPositive);
+  sub.add_option("--batch", o->batch, "images per step")->transform(kPositive);
   sub.add_option("--lr", o->lr, "learning rates W,B of weight and bias (default 1e-2,2e-2 vgg16; 1e-4,2e-4 resnet50)");
   sub.add_option("--lr-decay", o->lr_decay, "factor applied at each decay epoch, above 0, at most 1 (default 0.75 vgg16, 0.95 resnet50)")
       ->check(kFraction & CLI::Validator([](std::string& in) -> std::string {
@@ -281,14 +283,14 @@ Run setup_train(CLI::App& sub) {
   sub.add_flag("--official-selection", o->official_selection, "regularize every image's maps for every label of the batch");
   CLI::Option* init = sub.add_option("--init", o->init, "start from this checkpoint's attention weights");
   sub.add_flag("--resume", o->resume, "continue the run saved in --out (its weights, not --init's)")->excludes(init);
-  sub.add_option("--seed", o->seed, "seed for initialization, order and augmentation")->check(kSeed);
+  sub.add_option("--seed", o->seed, "seed for initialization, order and augmentation")->transform(kSeed);
   sub.add_flag("--no-augment", o->no_augment, "center crops instead of random crops and flips");
   sub.add_flag("--no-shuffle", o->no_shuffle, "list order instead of a seeded shuffle");
-  sub.add_option("--max-steps", o->max_steps, "stop (with a checkpoint) after this many steps")->check(kNonNegative);
+  sub.add_option("--max-steps", o->max_steps, "stop (with a checkpoint) after this many steps")->transform(kNonNegative);
   sub.add_option("--checkpoint-every", o->checkpoint_every,
                  "also write the checkpoint every N steps, so that a killed run resumes from there")
-      ->check(kNonNegative);
-  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
+      ->transform(kNonNegative);
+  sub.add_option("--workers", o->workers, "decoding threads (0 = all cores; at most 4 per hardware thread)")->transform(kWorkers);
   sub.add_option("--out", o->out, "checkpoint to write (HDF5)")->required();
   o->rt.add_to(sub);
   o->size.add_to(sub);

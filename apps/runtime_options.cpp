@@ -50,7 +50,7 @@ namespace {
 // A number from lo to hi (an integer where `integer`), or the message saying what was expected:
 // CLI11's Range lets NaN through, and an int option's own conversion reports only "Could not
 // convert" for a value past its type.
-CLI::Validator number_in(double lo, double hi, bool integer, const std::string& wanted, const char* name) {
+CLI::Validator number_in(double lo, double hi, bool integer, const std::string& wanted, const std::string& name) {
   return CLI::Validator(
       [=](std::string& in) -> std::string {
         long long n = 0;
@@ -59,6 +59,8 @@ CLI::Validator number_in(double lo, double hi, bool integer, const std::string& 
         if (integer) v = static_cast<double>(n);
         if (ok && v >= lo && v > hi) return fmt::format("'{}' is too large (at most {})", in, hi);
         if (!ok || !(v >= lo && v <= hi)) return fmt::format("'{}' is not {}", in, wanted);
+        // CLI11 then converts with base 0, where a leading 0 means octal: hand it plain decimal.
+        if (integer) in = std::to_string(n);
         return {};
       },
       name);
@@ -67,12 +69,12 @@ CLI::Validator number_in(double lo, double hi, bool integer, const std::string& 
 }  // namespace
 
 CLI::Validator integer_in(long long lo, long long hi, const std::string& wanted) {
-  return number_in(static_cast<double>(lo), static_cast<double>(hi), true, wanted, "INTEGER");
+  return number_in(static_cast<double>(lo), static_cast<double>(hi), true, wanted, fmt::format("{}-{}", lo, hi));
 }
 
 const CLI::Validator kPositive = number_in(1, 2147483647, true, "a positive integer", "POSITIVE");
 const CLI::Validator kNonNegative = number_in(0, 2147483647, true, "an integer >= 0", "NONNEGATIVE");
-const CLI::Validator kNonNegativeReal = number_in(0, 1e300, false, "a finite number >= 0", "NONNEGATIVE");
+const CLI::Validator kNonNegativeReal = number_in(0, 1e30, false, "a number from 0 to 1e30", "NONNEGATIVE");
 const CLI::Validator kFraction = number_in(0, 1, false, "a number from 0 to 1", "FRACTION");
 const CLI::Validator kWorkers(
     [](std::string& in) -> std::string {
@@ -82,6 +84,7 @@ const CLI::Validator kWorkers(
       const long long most = std::min(1024LL, std::max(8LL, 4LL * hw));
       long long v = 0;
       if (!parse_integer(in, v) || v < 0) return fmt::format("'{}' is not a number of threads (0 = all cores)", in);
+      in = std::to_string(v);  // plain decimal for CLI11 (a leading 0 would be octal)
       if (v > most) return fmt::format("'{}' is too large (at most {}: 4 per hardware thread, and this machine has {})", in, most, hw);
       return {};
     },
@@ -93,6 +96,7 @@ const CLI::Validator kSeed(
       const bool digits = !in.empty() && in.size() <= 20 && in.find_first_not_of("0123456789") == std::string::npos;
       if (!digits || (in.size() == 20 && in > "18446744073709551615"))
         return fmt::format("'{}' is not a seed (an integer from 0 to 18446744073709551615)", in);
+      in.erase(0, std::min(in.find_first_not_of('0'), in.size() - 1));  // no leading 0: CLI11 would read octal
       return {};
     },
     "SEED");
@@ -124,7 +128,7 @@ void check_output_file(const std::string& path, const char* flag, const std::vec
 void RuntimeOptions::add_to(CLI::App& sub) {
   sub.add_option("--device", device, "cpu, cuda, or auto (cuda when a GPU is usable)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub.add_option("--threads", threads, "CPU threads (0 = all cores; at most 4 per hardware thread)")->check(kWorkers);
+  sub.add_option("--threads", threads, "CPU threads (0 = all cores; at most 4 per hardware thread)")->transform(kWorkers);
   sub.add_option("--precision", precision,
                  "GPU math: tf32 (tensor cores for convolutions and matrix products), fp32, or bf16 (convolutions on bfloat16 operands with "
                  "float32 accumulation, TF32 elsewhere; on the CPU bf16 emulates that rounding, for checking, slower)")
@@ -139,8 +143,8 @@ void RuntimeOptions::add_to(CLI::App& sub) {
 }
 
 void ImageSizeOptions::add_to(CLI::App& sub) {
-  sub.add_option("--resize", resize, "shorter side after resizing (Resize)")->check(CLI::Range(8, 4096));
-  sub.add_option("--crop", crop, "side of the center (or, training, random) crop")->check(CLI::Range(8, 4096));
+  sub.add_option("--resize", resize, "shorter side after resizing (Resize)")->transform(integer_in(8, 4096, "an integer from 8 to 4096"));
+  sub.add_option("--crop", crop, "side of the center (or, training, random) crop")->transform(integer_in(8, 4096, "an integer from 8 to 4096"));
   // Process-wide, as the resampler's setting is: set while the command line is read.
   sub.add_option_function<int>(
          "--pillow", [](const int& v) { set_pillow_resize(v == 13 ? PillowResize::k13 : PillowResize::k12); },

@@ -45,9 +45,9 @@ void SaliencyOptions::add_to(CLI::App& sub, bool required, const std::string& de
       ->delimiter(',');
   sub.add_option("--lcam-method", lcam_method, "what a checkpoint that does not say was trained as: img, fm or img7x7")
       ->check(CLI::IsMember({"img", "fm", "img7x7"}));
-  sub.add_option("--chunk", chunk, "masked images per forward pass (Score-CAM, RISE)")->check(kPositive);
-  sub.add_option("--rise-masks", rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->check(integer_in(1, 65536, "a number of masks from 1 to 65536"));
-  sub.add_option("--rise-seed", rise_seed, "seed of the RISE masks and of the random control")->check(kSeed);
+  sub.add_option("--chunk", chunk, "masked images per forward pass (Score-CAM, RISE)")->transform(kPositive);
+  sub.add_option("--rise-masks", rise_n, "RISE masks (default 4000 vgg16, 8000 resnet50)")->transform(integer_in(1, 65536, "a number of masks from 1 to 65536"));
+  sub.add_option("--rise-seed", rise_seed, "seed of the RISE masks and of the random control")->transform(kSeed);
   sub.add_option("--rise-cache", rise_cache, "HDF5 file caching the RISE masks between runs");
 }
 

@@ -547,44 +547,56 @@ PngChunks png_chunks(const uint8_t* d, size_t n) {
 //   colour, the transparent index's included; stb_image leaves transparent pixels at its
 //   background (black). The transparency flag of the graphic control extensions before the
 //   first image is cleared.
-// - A missing terminator. Pillow decodes the first frame's LZW codes up to the
-//   end-of-information code and then stops reading, so it reads a GIF that ends right after that
-//   code: without the terminator of the frame's data blocks and the trailer, or inside the last
-//   data block after the byte holding the code. stb_image reads on to the terminator, which such
-//   a file lacks: it is given the bytes there are (the last block's length cut to what the file
-//   holds), a terminator and the trailer; but only when the end code is among those bytes
-//   (gif_codes_end), so that a GIF cut before it is still refused as Pillow refuses it.
+// - A missing terminator. Pillow takes the first frame's data blocks one whole block at a time
+//   and stops reading once the frame's last pixel is written, so it reads a GIF that ends after
+//   the block completing the frame: without the blocks' terminator and the trailer. stb_image
+//   reads on to the terminator, which such a file lacks: it is given one, and the trailer, when
+//   the file ends exactly after a data block and the codes of the blocks there are write every
+//   pixel of the frame (gif_pixels); a GIF cut before that, or inside a block, is still refused
+//   as Pillow refuses it.
+// - A first frame whose codes end before its last pixel (cut inside its data, or an early end
+//   code): Pillow refuses it as truncated; stb_image would fill the rest. Refused.
 // - A first frame smaller than the screen. Pillow fills the rest with the palette colour of the
 //   transparent index, or of index 0; stb_image leaves it black.
 
-// Whether the LZW codes in `data` (minimum code size `mcs`) reach the end code, each code before
-// it one a decoder takes (a literal after a clear, then a table entry or the next one).
-bool gif_codes_end(const std::vector<uint8_t>& data, int mcs) {
-  if (mcs < 1 || mcs > 11) return false;
+// Pixels the LZW codes in `data` (minimum code size `mcs`) write, up to the end code, a code no
+// decoder takes, the end of the data, or `enough`.
+int64_t gif_pixels(const std::vector<uint8_t>& data, int mcs, int64_t enough) {
+  if (mcs < 1 || mcs > 11) return 0;
   const int clear = 1 << mcs, end = clear + 1;
-  int size = mcs + 1, next = end + 1;
-  bool first = true;  // the next code follows a clear (or starts the data)
+  std::vector<int32_t> length(4096, 1);  // each table entry's string length
+  int size = mcs + 1, next = end + 1, prev = -1;
+  int64_t written = 0;
   uint32_t bits = 0;
   int nbits = 0;
-  for (size_t i = 0;;) {
+  for (size_t i = 0; written < enough;) {
     while (nbits < size && i < data.size()) bits |= static_cast<uint32_t>(data[i++]) << nbits, nbits += 8;
-    if (nbits < size) return false;
+    if (nbits < size) break;
     const int code = static_cast<int>(bits & ((1u << size) - 1));
     bits >>= size;
     nbits -= size;
     if (code == clear) {
-      size = mcs + 1, next = end + 1, first = true;
+      size = mcs + 1, next = end + 1, prev = -1;
       continue;
     }
-    if (code == end) return true;
-    if (first) {
-      if (code > clear) return false;
-      first = false;
-      continue;
+    if (code == end) break;
+    int32_t len;
+    if (prev < 0) {  // a literal after a clear (or at the start)
+      if (code > clear) break;
+      len = 1;
+    } else if (code < next) {
+      len = length[code];
+      if (next < 4096) length[next] = length[prev] + 1;
+    } else if (code == next && next < 4096) {
+      len = length[next] = length[prev] + 1;
+    } else {
+      break;
     }
-    if (code > next || (code == next && next == 4096)) return false;
-    if (next < 4096 && ++next == (1 << size) && size < 12) ++size;
+    if (prev >= 0 && next < 4096 && ++next == (1 << size) && size < 12) ++size;
+    written += len;
+    prev = code;
   }
+  return written;
 }
 
 struct GifForStb {
@@ -593,6 +605,9 @@ struct GifForStb {
   // palette's entry for the transparent index, or for index 0 without one.
   int x = 0, y = 0, w = 0, h = 0;
   uint8_t outside[3] = {0, 0, 0};
+  // The first frame's codes, in whole data blocks, write fewer pixels than it has (the file is
+  // cut, or its codes end early): Pillow says "truncated", whatever stb_image would make of it.
+  bool incomplete = false;
 };
 
 GifForStb gif_for_stb(const uint8_t* d, size_t n) {
@@ -631,24 +646,23 @@ GifForStb gif_for_stb(const uint8_t* d, size_t n) {
   const int fill = transparent >= 0 ? transparent : 0;
   if (palette && fill < entries && palette + 3 * static_cast<size_t>(fill) + 3 <= n)
     std::memcpy(g.outside, d + palette + 3 * fill, 3);
+  // The whole data blocks there are (Pillow never reads a partial one), up to the terminator.
   std::vector<uint8_t> codes;
-  size_t last = 0;  // the last data block's length byte, when no terminator follows
-  while (i < n) {
-    if (d[i] == 0) {  // the terminator is there
-      last = 0;
-      break;
-    }
-    last = i;
-    const size_t have = std::min<size_t>(d[i], n - i - 1);
-    codes.insert(codes.end(), d + i + 1, d + i + 1 + have);
-    i += size_t{1} + d[i];
+  bool unterminated = false;
+  while (i < n && d[i] != 0) {
+    const size_t len = d[i];
+    if (len > n - i - 1) break;
+    codes.insert(codes.end(), d + i + 1, d + i + 1 + len);
+    i += 1 + len;
+    unterminated = i == n;
   }
-  const bool end = last != 0 && gif_codes_end(codes, mcs);
+  const int64_t frame = static_cast<int64_t>(g.w) * g.h;
+  g.incomplete = frame > 0 && gif_pixels(codes, mcs, frame) < frame;
+  const bool end = unterminated && !g.incomplete;
   if (!end && transparency.empty()) return g;
   g.bytes.assign(d, d + n);
   for (size_t t : transparency) g.bytes[t] &= 0xfe;
   if (end) {
-    g.bytes[last] = static_cast<uint8_t>(std::min<size_t>(d[last], n - last - 1));
     g.bytes.push_back(0x00);  // the block terminator
     g.bytes.push_back(0x3b);  // the trailer
   }
@@ -734,6 +748,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   // A PNG without its IEND, given one (its data, a CRC, IEND); a GIF as stb must see it to
   // decode as Pillow (gif_for_stb).
   GifForStb gif = png ? GifForStb{} : gif_for_stb(data, size);
+  if (gif.incomplete) fail(name, "truncated image (the first frame's data ends before its last pixel)");
   std::vector<uint8_t> ended = std::move(gif.bytes);
   if (png) {
     const PngChunks c = png_chunks(data, size);

@@ -35,7 +35,7 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // (1-bit TGA is not read). Throws lcam::InputError with a one-line message
 // "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or corrupt
 // (as Pillow refuses truncated files, and reads a PNG that ends after its image data, or a GIF
-// that ends after its first frame's end code), or is
+// that ends after the data block completing its first frame), or is
 // implausibly large (more pixels than Pillow's decompression-bomb limit, or than its bytes
 // can encode).
 ImageU8 decode_image(const std::string& path);
@@ -49,7 +49,8 @@ constexpr long long kMaxImagePixels = 2LL * 89478485LL;
 bool is_jpeg(const uint8_t* data, size_t size);
 
 // True when the data starts with a Netpbm magic P1-P6 followed by whitespace (or nothing), as
-// Pillow's PPM plugin reads its magic.
+// Pillow's PPM plugin reads its magic, or with one of Pillow's own variants (Pf, P0CMYK, Py*),
+// which decode_pnm_memory refuses by name.
 bool is_pnm(const uint8_t* data, size_t size);
 
 // PBM/PGM/PPM, plain and raw, any maxval, bit-exact with Pillow 13's PpmImagePlugin followed by

@@ -17,8 +17,9 @@
 #include "engine/cuda_runtime.h"  // cuda::available (the demo on a machine without a GPU)
 #include "engine/ops.h"       // normalize_forward, kImagenetMean/Std
 #include "loaders/hdf5.h"     // h5::Reader, h5::Writer (checkpoints)
+#include "loaders/idx.h"      // kFashionMnistDir
 #include "models/checkpoint.h"  // save_checkpoint (explain test)
-#include "loaders/image.h"    // load_eval_image
+#include "loaders/image.h"    // load_eval_image, decode_image
 #include "models/model.h"     // load_model
 #include "tests/test_util.h"  // fixture, source_dir
 
@@ -251,7 +252,9 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
       {"RISE masks past any memory", "explain " + kTiny + " --method rise --rise-masks 2147483647 --out " + (dir / "x").string() +
        " " + good, "--rise-masks: '2147483647' is too large (at most 65536)"},
       {"a class asked for twice", "explain " + kTiny + " --method center --class 3,3 --out " + (dir / "x").string() + " " + good,
-       "--class: '3,3' is given twice"},
+       "--class: class 3 is given twice (in '3,3')"},
+      {"a leading zero is decimal, not octal (09 is nine)", "scenes --out " + (dir / "s").string() + " --count 09 --size 08",
+       "--size: '08' is not an integer from 16 to 1024"},
       {"a newline in a flag value", "predict " + kTiny + " --batch '1\n2' " + good, "--batch: '1\\x0a2' is not a positive integer"},
       {"a folder as a list", "labels " + kTiny + " --data " + samples + " --list " + dir.string() + " --out " +
        (dir / "l.txt").string(), dir.string() + ": is a folder, not a list file (--list)"},
@@ -300,6 +303,16 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
     CHECK(count_lines(c.err) == 1);
     CHECK(fs::file_size(weights) == size);
     CHECK(run("predict --arch vgg16 --weights " + weights + " --device cpu " + good).status == 0);
+  }
+  if (fs::exists(lcam::kFashionMnistDir)) {  // a leading 0 is decimal (CLI11 alone would read 010 as octal 8)
+    const fs::path s = dir / "zeros";
+    Result z = run("scenes --out " + s.string() + " --count 010 --size 016 --min-item 08 --max-item 08");
+    CHECK(z.status == 0);
+    std::ifstream l(s / "list.txt");
+    int lines = 0;
+    for (std::string line; std::getline(l, line);) lines += !line.empty();
+    CHECK(lines == 10);
+    CHECK(lcam::decode_image((s / "images" / "scene_0000000.png").string()).width == 16);
   }
   {  // explain's pictures are named after each image's stem: two images of one name, or an image
      // inside --out that a picture would replace, are refused before any work.
@@ -518,6 +531,17 @@ TEST_CASE("train: checkpoints, and a resumed run equals an uninterrupted one") {
   h5::Reader fa(a), fb(b), fk(k);
   CHECK(fb.attr_int("step").value() == 6);
   CHECK(fk.attr_int("step").value() == 6);
+  {  // Stopped by --max-steps on the last batch of the last epoch: --resume completes that epoch
+     // in the file and has nothing left to do.
+    const std::string e = (dir / "e.h5").string();
+    REQUIRE(run(common + e + " --max-steps 6").status == 0);
+    CHECK(h5::Reader(e).attr_int("epoch").value() == 1);
+    Result re = run(common + e + " --resume");
+    CHECK(re.status == 0);
+    CHECK(re.err.find("has already completed 2 of 2 epochs") != std::string::npos);
+    CHECK(h5::Reader(e).attr_int("epoch").value() == 2);
+    CHECK(h5::Reader(e).attr_int("batch").value() == 0);
+  }
   for (const char* t : {"attnM.op.weight", "attnM.op.bias", "optimizer/weight_momentum", "optimizer/bias_momentum"}) {
     CHECK_MESSAGE(fa.read(t).to_vector() == fb.read(t).to_vector(), t << " differs after resuming");
     CHECK_MESSAGE(fa.read(t).to_vector() == fk.read(t).to_vector(), t << " differs after resuming a killed run");

@@ -8,7 +8,9 @@ loaders/pnm.cpp and lcam's GIF path byte for byte.
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
 With --compare, writes nothing and prints the cases where this Pillow disagrees with the index
-already written (Debian's Pillow 9.4: only the negative plain value, which 9.4 wraps to a byte).
+already written (Debian's Pillow 9.4: only the negative plain value, which 9.4 wraps to a byte;
+9.4 also reads a plain file's last value twice when no whitespace follows it, which no case here
+tells apart).
 The GIFs are written by the Pillow that runs the script: rerun with another Pillow, they may
 differ in their bytes, and the index records that Pillow's outcomes for them.
 
@@ -159,6 +161,27 @@ def gifs(rng):
     two = b.getvalue()
     out["gif_two_frames.gif"] = two
     out["gif_two_frames_cut.gif"] = two[: len(two) - 40]  # inside the second frame
+    # The last data block one byte longer (a zero after the codes), cut before that byte: the
+    # frame's codes are all there, but Pillow never reads a partial block.
+    i = len(g) - 2  # the terminator
+    j = 13 + 3 * (2 << (g[10] & 7))
+    while g[j] == 0x21:
+        j += 2
+        while g[j]:
+            j += 1 + g[j]
+        j += 1
+    j += 10 + (3 * (2 << (g[j + 9] & 7)) if g[j + 9] & 0x80 else 0) + 1  # descriptor, local table, code size
+    last = j
+    while j < i:
+        last, j = j, j + 1 + g[j]
+    if g[last] < 255:
+        padded = g[:last] + bytes([g[last] + 1]) + g[last + 1:i] + b"\x00" + g[i:]
+        out["gif_padded_block_cut.gif"] = padded[: i + 1 - 1]  # up to the codes, without the pad byte
+    # A 2x2 frame whose codes end after one pixel (clear, 0, end), with and without a terminator.
+    early = b"GIF89a" + struct.pack("<HH", 2, 2) + bytes([0x80, 0, 0]) + bytes([0, 0, 0, 255, 255, 255])
+    early += b"," + struct.pack("<HHHH", 0, 0, 2, 2) + bytes([0, 2, 2, 0x44, 0x01])
+    out["gif_early_end.gif"] = early
+    out["gif_early_end_terminated.gif"] = early + b"\x00;"
     return out
 
 
