@@ -28,7 +28,7 @@
 #include "engine/common.h"         // InputError
 #include "engine/cuda_runtime.h"   // cuda::synchronize (timing)
 #include "loaders/batch_loader.h"  // BatchLoader
-#include "loaders/classes.h"       // imagenet_classes, load_class_names
+#include "loaders/classes.h"       // class_names_for
 #include "loaders/dataset.h"       // Dataset
 #include "loaders/image.h"         // write_png
 #include "models/evaluation.h"     // kept_scores, class_scores, Adic, Localization
@@ -57,10 +57,6 @@ double correlation(const std::vector<float>& a, const std::vector<float>& b) {
   return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
 }
 
-std::vector<ClassName> names_of(const EvalOptions& o, int K) {
-  if (!o.names_file.empty()) return load_class_names(o.names_file);
-  return K == 1000 ? imagenet_classes() : std::vector<ClassName>{};
-}
 
 
 // A CSV field: quoted, inner quotes doubled (paths and class names may hold commas and quotes).
@@ -127,7 +123,7 @@ int run_eval(const EvalOptions& o) {
       if (keeps[i] == keeps[j]) throw InputError(fmt::format("--keep: {}% is given twice", keeps[i]));
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
-  const std::vector<ClassName> names = o.misclassified.empty() ? std::vector<ClassName>{} : names_of(o, K);
+  const std::vector<ClassName> names = o.misclassified.empty() ? std::vector<ClassName>{} : class_names_for(o.names_file, K);
   SaliencyOptions so = o.sal;
   so.size = o.size.crop;
   SaliencyMethods sal(*model, so, dev);

@@ -16,7 +16,7 @@
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // normalize_forward
-#include "loaders/classes.h"    // imagenet_classes, load_class_names
+#include "loaders/classes.h"    // class_names_for
 #include "loaders/dataset.h"    // read_boxes
 #include "loaders/hdf5.h"       // h5::Writer (--save-maps)
 #include "loaders/image.h"      // load_eval_image, write_png
@@ -119,8 +119,7 @@ int run_explain(const ExplainOptions& o) {
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
-  const std::vector<ClassName> names = !o.names_file.empty() ? load_class_names(o.names_file)
-                                                             : (K == 1000 ? imagenet_classes() : std::vector<ClassName>{});
+  const std::vector<ClassName> names = class_names_for(o.names_file, K);
   const std::vector<int> wanted = parse_classes(o.classes_arg, names, K);
   SaliencyOptions so = o.sal;
   so.size = o.size.crop;

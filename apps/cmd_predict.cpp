@@ -14,7 +14,7 @@
 #include "apps/progress.h"     // images_status, image_error
 #include "engine/common.h"     // InputError
 #include "engine/ops.h"        // normalize_forward, softmax_forward
-#include "loaders/classes.h"   // imagenet_classes, load_class_names
+#include "loaders/classes.h"   // class_names_for
 #include "loaders/image.h"     // load_eval_image
 #include "models/model.h"      // load_model
 
@@ -39,8 +39,7 @@ int run_predict(const PredictOptions& o) {
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
-  std::vector<ClassName> names = o.classes.empty() ? (K == 1000 ? imagenet_classes() : std::vector<ClassName>{})
-                                                   : load_class_names(o.classes);
+  const std::vector<ClassName> names = class_names_for(o.classes, K);
   const int topk = std::min(o.topk, K);
   int failed = 0;
   const int kSize = o.size.crop;

@@ -11,6 +11,7 @@
 #include <fmt/format.h>  // fmt::format
 #include <fmt/ranges.h>  // fmt::join
 
+#include "apps/cli.h"        // parse_integer
 #include "engine/common.h"  // InputError
 
 namespace lcam::app {
@@ -74,23 +75,19 @@ double median(std::vector<double> v) {
 }
 
 std::vector<int> parse_int_list(const std::string& flag, const std::string& s, int max) {
+  if (s.empty()) throw InputError(fmt::format("{}: empty list", flag));
   std::vector<int> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    int v = 0;
-    try {
-      size_t used = 0;
-      v = std::stoi(item, &used);
-      if (used != item.size()) v = 0;
-    } catch (...) {
-      v = 0;
-    }
-    if (v <= 0 || v > max)
+  size_t start = 0;
+  for (;;) {  // every item, the empty ones of "1,,2" and "1," included, must be an integer
+    const size_t comma = s.find(',', start);
+    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    long long v = 0;
+    if (!parse_integer(item, v) || v < 1 || v > max)
       throw InputError(fmt::format("{}: '{}' is not a comma-separated list of integers in [1,{}]", flag, s, max));
-    out.push_back(v);
+    out.push_back(static_cast<int>(v));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
   }
-  if (out.empty()) throw InputError(fmt::format("{}: empty list", flag));
   return out;
 }
 

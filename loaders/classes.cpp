@@ -47,6 +47,14 @@ std::ifstream open_text_file(const std::string& path, const std::string& what) {
   return f;
 }
 
+std::vector<ClassName> class_names_for(const std::string& file, int K) {
+  if (file.empty()) return K == 1000 ? imagenet_classes() : std::vector<ClassName>{};
+  std::vector<ClassName> names = load_class_names(file);
+  if (static_cast<int64_t>(names.size()) != K)
+    throw InputError(fmt::format("{}: {} class names, but the model has {} classes (--classes)", file, names.size(), K));
+  return names;
+}
+
 std::vector<ClassName> load_class_names(const std::string& path) {
   std::ifstream f = open_text_file(path, "class-name file");
   std::stringstream ss;

@@ -255,6 +255,10 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
        "--class: class 3 is given twice (in '3,3')"},
       {"a leading zero is decimal, not octal (09 is nine)", "scenes --out " + (dir / "s").string() + " --count 09 --size 08",
        "--size: '08' is not an integer from 16 to 1024"},
+      {"a trailing comma in an integer list", "bench --arch vgg16 --device cpu --batch 1, --iters 1 --warmup 0",
+       "--batch: '1,' is not a comma-separated list of integers"},
+      {"class names for another model", "predict " + kTiny + " --classes " + list + " " + good,
+       list + ": 100 class names, but the model has 10 classes (--classes)"},
       {"a newline in a flag value", "predict " + kTiny + " --batch '1\n2' " + good, "--batch: '1\\x0a2' is not a positive integer"},
       {"a folder as a list", "labels " + kTiny + " --data " + samples + " --list " + dir.string() + " --out " +
        (dir / "l.txt").string(), dir.string() + ": is a folder, not a list file (--list)"},
