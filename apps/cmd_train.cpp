@@ -17,7 +17,7 @@
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/commands.h"         // TrainOptions, run_train
-#include "apps/progress.h"         // Progress, image_error
+#include "apps/progress.h"         // Progress, image_error, split_items
 #include "engine/common.h"         // InputError, InternalError
 #include "engine/ops.h"            // sgd_step
 #include "engine/tensor.h"         // PendingRead
@@ -45,10 +45,7 @@ std::vector<int> parse_epochs(const std::string& s) {
     return static_cast<int>(v);
   };
   std::vector<int> out;
-  size_t start = 0;
-  for (;;) {
-    const size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : split_items(s)) {
     const size_t dash = item.find('-');
     if (dash == std::string::npos) {
       out.push_back(epoch(item));
@@ -57,8 +54,6 @@ std::vector<int> parse_epochs(const std::string& s) {
       if (a > b) throw bad();
       for (int e = a; e <= b; ++e) out.push_back(e);
     }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }

@@ -74,19 +74,22 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+std::vector<std::string> split_items(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t comma; (comma = s.find(',', start)) != std::string::npos; start = comma + 1) out.push_back(s.substr(start, comma - start));
+  out.push_back(s.substr(start));
+  return out;
+}
+
 std::vector<int> parse_int_list(const std::string& flag, const std::string& s, int max) {
   if (s.empty()) throw InputError(fmt::format("{}: empty list", flag));
   std::vector<int> out;
-  size_t start = 0;
-  for (;;) {  // every item, the empty ones of "1,,2" and "1," included, must be an integer
-    const size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : split_items(s)) {  // the empty ones of "1,,2" and "1," included
     long long v = 0;
     if (!parse_integer(item, v) || v < 1 || v > max)
       throw InputError(fmt::format("{}: '{}' is not a comma-separated list of integers in [1,{}]", flag, s, max));
     out.push_back(static_cast<int>(v));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }
