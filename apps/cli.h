@@ -49,10 +49,13 @@ struct ImageSizeOptions {
 // the value as plain decimal (CLI11 reads a leading 0 as octal), so they go on with
 // ->transform(), which lets a validator change the value (->check() does not). kPositive and
 // kNonNegative: integers up to 2^31 - 1; kNonNegativeReal: reals up to 1e30 (finite in float
-// too); kFraction: reals from
-// 0 to 1; kWorkers: thread counts from 0 (all cores) to 1024 and to 4 per hardware thread (at
-// least 8); kSeed: unsigned 64-bit integers.
+// too); kFraction: reals from 0 to 1; kWorkers: thread counts from 0 (all cores) to
+// max_threads(); kSeed: unsigned 64-bit integers.
 extern const CLI::Validator kPositive, kNonNegative, kNonNegativeReal, kFraction, kWorkers, kSeed;
+
+// The most threads a flag may ask for: 4 per hardware thread (at least 8, at most 1024). Far past
+// the machine's own threads nothing is faster, and the system may refuse to start them.
+int max_threads();
 
 // An integer from lo to hi (at most 2^53), `wanted` saying so in the message ("a number of scenes
 // from 1 to 10000000").

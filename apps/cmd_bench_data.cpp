@@ -7,7 +7,7 @@
 // Deliberately omits: normalization and the host-to-device copy (done by the batch loader and the
 // device), random-crop training transforms, and DCT-domain JPEG scaling (faster but not Pillow's
 // pixels).
-#include <algorithm>   // std::sort, std::max
+#include <algorithm>   // std::sort
 #include <atomic>      // std::atomic<size_t> work counter
 #include <chrono>      // std::chrono::steady_clock
 #include <cstdio>      // std::printf
@@ -25,7 +25,7 @@
 #include <fmt/format.h>       // fmt::format
 #include <nlohmann/json.hpp>  // nlohmann::json
 
-#include "apps/cli.h"        // Run, setup_bench_data
+#include "apps/cli.h"        // Run, setup_bench_data, max_threads
 #include "apps/progress.h"   // now_seconds, median, parse_int_list
 #include "engine/common.h"   // InputError
 #include "loaders/image.h"   // read_file_bytes, eval_transform_memory, EvalTimings
@@ -125,8 +125,7 @@ Stages run_stages(const std::vector<std::string>& paths, const BenchDataOptions&
 }
 
 int run_bench_data(const BenchDataOptions& o) {
-  const int most = std::max(8, 4 * static_cast<int>(std::thread::hardware_concurrency()));
-  const std::vector<int> counts = parse_int_list("--threads", o.threads, most);
+  const std::vector<int> counts = parse_int_list("--threads", o.threads, max_threads());
   const std::vector<std::string> paths = image_paths(o);
   const double n = static_cast<double>(paths.size());
   run_pass(paths, 1, o);  // warm-up: page cache, allocator; fails early on a bad file

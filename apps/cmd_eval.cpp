@@ -23,7 +23,7 @@
 
 #include "apps/commands.h"         // EvalOptions, run_eval
 #include "apps/figures.h"          // overlay, to_image, grid_figure (misclassification figure)
-#include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list, images_status
+#include "apps/progress.h"         // Progress, write_text_atomic, parse_int_list, first_repeat, images_status
 #include "apps/saliency.h"         // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"         // InputError
 #include "engine/cuda_runtime.h"   // cuda::synchronize (timing)
@@ -56,8 +56,6 @@ double correlation(const std::vector<float>& a, const std::vector<float>& b) {
   }
   return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
 }
-
-
 
 // A CSV field: quoted, inner quotes doubled (paths and class names may hold commas and quotes).
 std::string csv_field(const std::string& s) {
@@ -118,9 +116,7 @@ int run_eval(const EvalOptions& o) {
   }
   const Device dev = o.rt.apply();
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
-  for (size_t i = 0; i < keeps.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (keeps[i] == keeps[j]) throw InputError(fmt::format("--keep: {}% is given twice", keeps[i]));
+  if (const int r = first_repeat(keeps); r >= 0) throw InputError(fmt::format("--keep: {}% is given twice", keeps[r]));
   auto model = load_model(o.weights, o.arch, dev);
   const int K = model->num_classes();
   const std::vector<ClassName> names = o.misclassified.empty() ? std::vector<ClassName>{} : class_names_for(o.names_file, K);

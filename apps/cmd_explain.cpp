@@ -12,7 +12,7 @@
 
 #include "apps/commands.h"      // ExplainOptions, run_explain
 #include "apps/figures.h"       // overlay, to_image, grid_figure
-#include "apps/progress.h"      // images_status, image_error
+#include "apps/progress.h"      // images_status, image_error, first_repeat
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // normalize_forward
@@ -57,14 +57,11 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
     out.push_back(found);
   }
   if (out.empty()) throw InputError("--class: empty");
-  for (size_t i = 0; i < out.size(); ++i)  // each (image, class) is one column and one set of files
-    for (size_t j = 0; j < i; ++j)
-      if (out[i] == out[j])
-        throw InputError(out[i] < 0 ? std::string("--class: top1 is given twice")
-                                    : fmt::format("--class: class {} is given twice (in '{}')", out[i], arg));
+  if (const int r = first_repeat(out); r >= 0)  // each (image, class) is one column and one set of files
+    throw InputError(out[r] < 0 ? std::string("--class: top1 is given twice")
+                                : fmt::format("--class: class {} is given twice (in '{}')", out[r], arg));
   return out;
 }
-
 
 // Refuses, before any work, outputs that would overwrite an input or each other: every file of
 // --out is named after its image's stem (STEM.png, STEM_METHOD_CLASS.png, grid.png), and

@@ -74,6 +74,13 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+int first_repeat(const std::vector<int>& v) {
+  for (size_t i = 0; i < v.size(); ++i)
+    if (std::find(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v[i]) != v.begin() + static_cast<std::ptrdiff_t>(i))
+      return static_cast<int>(i);
+  return -1;
+}
+
 std::vector<std::string> split_items(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;

@@ -51,6 +51,8 @@ void write_text_atomic(const std::string& path, const std::string& text);
 // comma-separated list of integers in [1, max] ("1,32"); InputError naming the flag otherwise.
 double now_seconds();
 double median(std::vector<double> v);
+// The index of the first item equal to an earlier one, or -1 (flags whose items must differ).
+int first_repeat(const std::vector<int>& v);
 // The items of a comma-separated list, empty ones included ("1,,2," gives 1, "", 2, "").
 std::vector<std::string> split_items(const std::string& s);
 std::vector<int> parse_int_list(const std::string& flag, const std::string& s, int max);

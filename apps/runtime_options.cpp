@@ -76,12 +76,15 @@ const CLI::Validator kPositive = number_in(1, 2147483647, true, "a positive inte
 const CLI::Validator kNonNegative = number_in(0, 2147483647, true, "an integer >= 0", "NONNEGATIVE");
 const CLI::Validator kNonNegativeReal = number_in(0, 1e30, false, "a number from 0 to 1e30", "NONNEGATIVE");
 const CLI::Validator kFraction = number_in(0, 1, false, "a number from 0 to 1", "FRACTION");
+int max_threads() {
+  return static_cast<int>(std::min(1024LL, std::max(8LL, 4LL * std::thread::hardware_concurrency())));
+}
+
 const CLI::Validator kWorkers(
     [](std::string& in) -> std::string {
-      // Far past the machine's own threads nothing is faster, and the system may refuse to start
-      // them (libgomp then ends the process with status 1): at most 4 per hardware thread.
+      // libgomp ends the process with status 1 when the system refuses a thread: refused here.
       const unsigned hw = std::thread::hardware_concurrency();
-      const long long most = std::min(1024LL, std::max(8LL, 4LL * hw));
+      const int most = max_threads();
       long long v = 0;
       if (!parse_integer(in, v) || v < 0) return fmt::format("'{}' is not a number of threads (0 = all cores)", in);
       in = std::to_string(v);  // plain decimal for CLI11 (a leading 0 would be octal)
