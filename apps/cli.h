@@ -11,6 +11,10 @@
 #include "engine/tensor.h"          // Device
 #include "loaders/batch_loader.h"  // LoaderOptions
 
+namespace lcam {
+class Dataset;  // loaders/dataset.h (check_outputs_not_listed)
+}
+
 namespace lcam::app {
 
 using Run = std::function<int()>;
@@ -75,6 +79,9 @@ struct NamedPath {
   const std::string& path;
 };
 void check_output_file(const std::string& path, const char* flag, const std::vector<NamedPath>& inputs = {});
+// The same for the images of a list, once it is read: an existing `outputs` file that is one of
+// the list's images (compared by file name first, so a million-image list costs no stat each).
+void check_outputs_not_listed(const Dataset& data, const std::string& list, const std::vector<NamedPath>& outputs);
 
 // Subcommand setups (apps/cmd_*.cpp).
 Run setup_predict(CLI::App& sub);

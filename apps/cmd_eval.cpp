@@ -99,20 +99,23 @@ int run_eval(const EvalOptions& o) {
   namespace fs = std::filesystem;
   // Everything written at the end is checked first: a long evaluation must not end with half
   // of its outputs.
+  const std::string report_json = o.report.empty() ? "" : o.report + ".json", report_csv = o.report.empty() ? "" : o.report + ".csv";
+  const fs::path miss_dir(o.misclassified);
+  const std::string miss_csv = o.misclassified.empty() ? "" : (miss_dir / "misclassified.csv").string();
+  const std::string miss_png = o.misclassified.empty() ? "" : (miss_dir / "misclassified.png").string();
   if (!o.report.empty()) {
     std::vector<NamedPath> inputs = {{"--list", o.list}, {"--weights", o.weights}, {"--boxes", o.boxes},
                                      {"--classes", o.names_file}, {"--rise-cache", o.sal.rise_cache}};
     for (const std::string& c : o.sal.lcam_ckpts) inputs.push_back({"--lcam", c});
-    check_output_file(o.report + ".json", "--report", inputs);
-    check_output_file(o.report + ".csv", "--report", inputs);
+    check_output_file(report_json, "--report", inputs);
+    check_output_file(report_csv, "--report", inputs);
   }
   if (!o.misclassified.empty()) {
     std::error_code ec;
     fs::create_directories(o.misclassified, ec);
     if (!fs::is_directory(o.misclassified))
       throw InputError(fmt::format("{}: cannot create folder (--misclassified)", o.misclassified));
-    for (const char* file : {"misclassified.csv", "misclassified.png"})
-      check_output_file((fs::path(o.misclassified) / file).string(), "--misclassified");
+    for (const std::string& file : {miss_csv, miss_png}) check_output_file(file, "--misclassified");
   }
   const Device dev = o.rt.apply();
   const std::vector<int> keeps = parse_int_list("--keep", o.keep, 100);
@@ -126,11 +129,13 @@ int run_eval(const EvalOptions& o) {
   const std::vector<std::string>& methods = sal.names();
   // Ground-truth labels are only compared: any class index is accepted.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), true);
+  check_outputs_not_listed(data, o.list, {{"--report", report_json}, {"--report", report_csv}, {"--misclassified", miss_csv},
+                                          {"--misclassified", miss_png}});
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
   BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev, data.size()));
   loader.start_epoch(0);
 
-  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
+  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes, o.size.crop);
   int64_t boxed = 0;
   auto saliency = [&](const std::string& m, const Tensor& x, const std::vector<int>& cls) { return sal.compute(m, x, cls); };
   // Misclassification analysis (paper 4.4.2): the first method's maps of the true and the

@@ -6,13 +6,12 @@
 #include <cstdio>      // std::printf, std::fprintf
 #include <algorithm>   // std::find
 #include <filesystem>  // create_directories, path stem
-#include <sstream>     // std::stringstream
 
 #include <fmt/format.h>  // fmt::format
 
 #include "apps/commands.h"      // ExplainOptions, run_explain
 #include "apps/figures.h"       // overlay, to_image, grid_figure
-#include "apps/progress.h"      // images_status, image_error, first_repeat
+#include "apps/progress.h"      // images_status, image_error, first_repeat, split_items
 #include "apps/saliency.h"      // SaliencyOptions, SaliencyMethods
 #include "engine/common.h"      // InputError
 #include "engine/ops.h"         // normalize_forward
@@ -30,9 +29,10 @@ namespace {
 // "top1", or comma-separated class indices or names; -1 stands for top-1.
 std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassName>& names, int K) {
   std::vector<int> out;
-  std::stringstream in(arg);
-  std::string item;
-  while (std::getline(in, item, ',')) {
+  for (const std::string& item : split_items(arg)) {  // "3," and "3,,4" hold an empty item
+    if (item.empty())
+      throw InputError(arg.empty() ? std::string("--class: empty")
+                                   : fmt::format("--class: '{}' has an empty item (top1, class indices or names, separated by commas)", arg));
     if (item == "top1") {
       out.push_back(-1);
       continue;
@@ -56,7 +56,6 @@ std::vector<int> parse_classes(const std::string& arg, const std::vector<ClassNa
                                  : fmt::format("--class: '{}' is class {} of --classes, but the model has {} classes", item, found, K));
     out.push_back(found);
   }
-  if (out.empty()) throw InputError("--class: empty");
   if (const int r = first_repeat(out); r >= 0)  // each (image, class) is one column and one set of files
     throw InputError(out[r] < 0 ? std::string("--class: top1 is given twice")
                                 : fmt::format("--class: class {} is given twice (in '{}')", out[r], arg));
@@ -124,7 +123,7 @@ int run_explain(const ExplainOptions& o) {
   const int S = o.size.crop;
   const std::vector<std::string>& methods = sal.names();
   auto class_label = [&](int c) { return c < static_cast<int>(names.size()) ? names[c].name : fmt::format("class {}", c); };
-  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes);
+  const std::map<std::string, Box> boxes = o.boxes.empty() ? std::map<std::string, Box>{} : read_boxes(o.boxes, o.size.crop);
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (!fs::is_directory(o.out)) throw InputError(fmt::format("{}: cannot create output folder (--out)", o.out));

@@ -25,6 +25,7 @@ int run_labels(const LabelsOptions& o) {
   // The list's own labels (if any) are only compared with the predictions: any class index is
   // accepted, whatever the model's number of classes.
   Dataset data = Dataset::from_list(o.data, o.list, std::numeric_limits<int>::max(), /*allow_unlabeled=*/true);
+  check_outputs_not_listed(data, o.list, {{"--out", o.out}});  // the whole list: --limit does not change what is read
   if (o.limit > 0) data.truncate(static_cast<size_t>(o.limit));
   BatchLoader loader(data, o.size.loader(o.batch, o.workers, dev, data.size()));
   loader.start_epoch(0);

@@ -89,6 +89,7 @@ int run_train(TrainOptions o) {
   const Device dev = o.rt.apply();
   auto model = load_model(o.weights, o.arch, dev);
   Dataset data = Dataset::from_list(o.data, o.list, model->num_classes());
+  check_outputs_not_listed(data, o.list, {{"--out", o.out}});
   LcamOptions lo;
   lo.method = parse_lcam_method(o.method);
   lo.ce_only = o.loss == "ce";

@@ -19,6 +19,7 @@
 #include "engine/backend.h"       // cpu::set_num_threads
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // cuda::available, set_allow_tf32, set_conv_fusion
+#include "loaders/dataset.h"       // Dataset (check_outputs_not_listed)
 #include "loaders/image.h"         // set_pillow_resize
 
 namespace lcam::app {
@@ -126,6 +127,18 @@ void check_output_file(const std::string& path, const char* flag, const std::vec
     throw InputError(fmt::format("{}: cannot write in {} ({}: {})", path, parent.string(), flag, std::strerror(errno)));
   ::close(fd);
   ::unlink(probe.c_str());
+}
+
+void check_outputs_not_listed(const Dataset& data, const std::string& list, const std::vector<NamedPath>& outputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const NamedPath& out : outputs) {
+    if (out.path.empty() || !fs::exists(out.path, ec)) continue;  // a file not there yet is no image of the list
+    const std::string name = fs::path(out.path).filename().string();
+    for (size_t i = 0; i < data.size(); ++i)
+      if (fs::path(data[i].path).filename() == name && fs::equivalent(out.path, data.full_path(i), ec))
+        throw InputError(fmt::format("{}: {} names image {} of {}; write elsewhere", out.path, out.flag, data[i].path, list));
+  }
 }
 
 void RuntimeOptions::add_to(CLI::App& sub) {

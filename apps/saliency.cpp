@@ -78,6 +78,7 @@ SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device 
       throw InputError(fmt::format("--lcam: {} and {} are both L-CAM-{} checkpoints", by_variant[v].path, path, v));
     by_variant[v] = {path, std::move(att)};
   }
+  std::vector<std::string> used;  // the variants the methods read
   for (const auto& name : names_) {
     if (name.rfind("lcam", 0) != 0) continue;
     std::string variant;
@@ -95,7 +96,13 @@ SaliencyMethods::SaliencyMethods(Model& model, const SaliencyOptions& o, Device 
     LcamOptions lo;
     lo.method = parse_lcam_method(variant);
     lcam_[name] = {std::make_unique<Lcam>(model, lo), by_variant[variant].att};
+    used.push_back(variant);
   }
+  // A checkpoint no method reads is a mistake in the command (a method left out of --method).
+  for (const auto& [v, loaded] : by_variant)
+    if (std::find(used.begin(), used.end(), v) == used.end())
+      throw InputError(fmt::format("--lcam {}: an L-CAM-{} checkpoint, but --method {} asks for no {} map (add lcam-{} to --method, "
+                                   "or leave the checkpoint out)", loaded.path, v, opt_.methods, used.empty() ? "L-CAM" : "lcam-" + v, v));
   if (wants("rise")) {
     if (!o.rise_cache.empty() && !std::filesystem::exists(o.rise_cache))
       check_output_file(o.rise_cache, "--rise-cache");  // written once the masks are drawn

@@ -122,7 +122,7 @@ void Dataset::truncate(size_t n) {
   if (n < samples_.size()) samples_.resize(n);
 }
 
-std::map<std::string, Box> read_boxes(const std::string& file, const std::string& what) {
+std::map<std::string, Box> read_boxes(const std::string& file, int crop, const std::string& what) {
   std::ifstream in = open_text_file(file, "box file (" + what + ")");
   std::map<std::string, Box> boxes;
   std::string line;
@@ -133,6 +133,9 @@ std::map<std::string, Box> read_boxes(const std::string& file, const std::string
     if (!(ls >> path) || path[0] == '#') continue;
     if (!(ls >> b.x0 >> b.y0 >> b.x1 >> b.y1) || (ls >> extra) || b.x0 < 0 || b.y0 < 0 || b.x1 <= b.x0 || b.y1 <= b.y0)
       throw InputError(fmt::format("{}:{}: expected PATH X0 Y0 X1 Y1 with 0 <= X0 < X1 and 0 <= Y0 < Y1", file, n));
+    if (crop > 0 && (b.x0 >= crop || b.y0 >= crop))
+      throw InputError(fmt::format("{}:{}: box {} {} {} {} lies wholly outside the {}x{} crop ({} are in the crop's pixels: "
+                                   "X0 and Y0 below {})", file, n, b.x0, b.y0, b.x1, b.y1, crop, crop, what, crop));
     boxes[path] = b;
   }
   if (boxes.empty()) throw InputError(fmt::format("{}: no boxes (lines PATH X0 Y0 X1 Y1) ({})", file, what));

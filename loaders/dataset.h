@@ -48,8 +48,10 @@ struct Box {
   int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
 };
 // A box file: `PATH X0 Y0 X1 Y1` per line, keyed by PATH as written. Blank lines and lines
-// starting with '#' are skipped. InputError naming the file and line for a malformed line or an
-// empty box; `what` names the flag in the message.
-std::map<std::string, Box> read_boxes(const std::string& file, const std::string& what = "--boxes");
+// starting with '#' are skipped. InputError naming the file and line for a malformed line, an
+// empty box, or (crop > 0) a box wholly outside the crop x crop image the boxes are drawn on
+// (boxes are in crop pixels: one beyond the crop was most likely given in the original image's
+// pixels); `what` names the flag in the message.
+std::map<std::string, Box> read_boxes(const std::string& file, int crop = 0, const std::string& what = "--boxes");
 
 }  // namespace lcam

@@ -202,6 +202,17 @@ TEST_CASE("box files: parsed by path; malformed lines named by file and line") {
       CHECK(std::string(e.what()).find(bad + ":2:") != std::string::npos);
     }
   }
+  // Boxes are in crop pixels: one reaching past the crop is kept, one wholly outside is refused.
+  std::ofstream(bad) << "in.png 0 0 64 64\npart.png 60 10 300 20\nout.png 10 64 20 90\n";
+  CHECK(read_boxes(bad).size() == 3);
+  try {
+    read_boxes(bad, 64);
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find(bad + ":3: box 10 64 20 90 lies wholly outside the 64x64 crop") != std::string::npos);
+  }
+  std::ofstream(bad) << "in.png 0 0 64 64\npart.png 63 63 300 300\n";
+  CHECK(read_boxes(bad, 64).size() == 2);
   std::filesystem::remove(good);
   std::filesystem::remove(bad);
 }

@@ -192,6 +192,8 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
   const std::string good = sample("n01440764_tench.JPEG");
   const std::string samples = lcam::test::shared_dir() + "/data/imagenet-sample";
   const std::string list = lcam::test::shared_dir() + "/data/imagenet-sample.txt";
+  const std::string boxes = (dir / "boxes.txt").string();
+  std::ofstream(boxes) << "n01440764_tench.JPEG 70 20 300 200\n";
 
   struct Case {
     const char* what;
@@ -255,6 +257,10 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
        "--class: class 3 is given twice (in '3,3')"},
       {"a leading zero is decimal, not octal (09 is nine)", "scenes --out " + (dir / "s").string() + " --count 09 --size 08",
        "--size: '08' is not an integer from 16 to 1024"},
+      {"a trailing comma in the classes to explain", "explain " + kTiny + " --method center --class 3, --out " + (dir / "x").string() +
+       " " + good, "--class: '3,' has an empty item"},
+      {"a box wholly outside the crop (given in the photo's pixels)", "explain " + kTiny + " --method center --resize 64 --crop 64 "
+       "--boxes " + boxes + " --out " + (dir / "x").string() + " " + good, boxes + ":1: box 70 20 300 200 lies wholly outside the 64x64 crop"},
       {"a trailing comma in an integer list", "bench --arch vgg16 --device cpu --batch 1, --iters 1 --warmup 0",
        "--batch: '1,' is not a comma-separated list of integers"},
       {"class names for another model", "predict " + kTiny + " --classes " + list + " " + good,
@@ -341,6 +347,31 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
     CHECK(maps.status == 2);
     CHECK(maps.err.find(png.string() + ": --save-maps names the file an IMAGE reads") != std::string::npos);
     CHECK(fs::file_size(png) == before);
+  }
+  {  // Nor may an output be one of the list's images (read only once the list is).
+    const fs::path data = dir / "listed";
+    fs::create_directories(data / "sub");
+    fs::copy_file(good, data / "sub" / "a.JPEG", fs::copy_options::overwrite_existing);
+    const std::string own = (data / "own.txt").string(), image = (data / "sub" / "a.JPEG").string();
+    std::ofstream(own) << "sub/a.JPEG 1\n";
+    const auto before = fs::file_size(image);
+    for (const std::string& args :
+         {"train " + kTiny + " --data " + data.string() + " --list " + own + " --batch 1 --epochs 1 --out " + image,
+          "labels " + kTiny + " --data " + data.string() + " --list " + own + " --out " + image}) {
+      CAPTURE(args);
+      Result r = run(args);
+      CHECK(r.status == 2);
+      CHECK(r.err.find(image + ": --out names image sub/a.JPEG of " + own + "; write elsewhere") != std::string::npos);
+    }
+    const std::string renamed = (data / "sub" / "a.json").string();  // a report's REPORT.json
+    fs::copy_file(image, renamed, fs::copy_options::overwrite_existing);
+    std::ofstream(own) << "sub/a.json 1\n";
+    Result ev = run("eval " + kTiny + " --method center --data " + data.string() + " --list " + own + " --report " +
+                    (data / "sub" / "a").string());
+    CHECK(ev.status == 2);
+    CHECK(ev.err.find(renamed + ": --report names image sub/a.json of " + own) != std::string::npos);
+    CHECK(fs::file_size(image) == before);
+    CHECK(fs::file_size(renamed) == before);
   }
   {  // A list none of whose images can be read writes nothing: no checkpoint, no labels, no report.
     const std::string missing = (dir / "missing.txt").string();
@@ -668,6 +699,21 @@ TEST_CASE("explain: L-CAM overlays and raw maps in [0,1]; bad classes and missin
   Result bad = run("explain " + kTiny + " --lcam " + ckpt + " --class 12 --out " + (dir / "pics").string() + " " + img);
   CHECK(bad.status == 2);
   CHECK(bad.err.find("--class: '12'") != std::string::npos);
+  {  // A checkpoint that no asked-for method reads is a slip in the command, not something to ignore.
+    Result unused = run("explain " + kTiny + " --method gradcam --lcam " + ckpt + " --out " + (dir / "pics").string() + " " + img);
+    CHECK(unused.status == 2);
+    CHECK(unused.err.find("--lcam " + ckpt + ": an L-CAM-img checkpoint, but --method gradcam asks for no L-CAM map") !=
+          std::string::npos);
+    const std::string fm = (dir / "attn_fm.h5").string();
+    CheckpointState fst = st;
+    fst.method = "fm";
+    save_checkpoint(fm, Attention::init(10, 32, 1, Device::CPU), fst);
+    Result half = run("explain " + kTiny + " --method lcam-img --lcam " + ckpt + "," + fm + " --out " + (dir / "pics").string() +
+                      " " + img);
+    CHECK(half.status == 2);
+    CHECK(half.err.find("--lcam " + fm + ": an L-CAM-fm checkpoint, but --method lcam-img asks for no lcam-fm map") !=
+          std::string::npos);
+  }
   Result gc = run("explain " + kTiny + " --method gradcam,gradcampp --class 3 --out " + (dir / "pics").string() + " " + img);
   CHECK(gc.status == 0);
   CHECK(fs::exists(dir / "pics" / "n01440764_tench_gradcampp_3.png"));
