@@ -541,23 +541,29 @@ PngChunks png_chunks(const uint8_t* d, size_t n) {
 }
 
 // ---- GIF: what stb_image is given, so that it decodes the first frame as Pillow does ----
-// Two differences are mended in a copy of the file (gif_for_stb; empty when none applies), and
-// a third after decoding:
+// Most differences are mended in a copy of the file (gif_for_stb; empty when none applies):
 // - Transparency. Pillow's convert("RGB") of the first frame gives every pixel its palette
 //   colour, the transparent index's included; stb_image leaves transparent pixels at its
 //   background (black). The transparency flag of the graphic control extensions before the
 //   first image is cleared.
 // - A missing terminator. Pillow takes the first frame's data blocks one whole block at a time
 //   and stops reading once the frame's last pixel is written, so it reads a GIF that ends after
-//   the block completing the frame: without the blocks' terminator and the trailer. stb_image
-//   reads on to the terminator, which such a file lacks: it is given one, and the trailer, when
-//   the file ends exactly after a data block and the codes of the blocks there are write every
-//   pixel of the frame (gif_pixels); a GIF cut before that, or inside a block, is still refused
-//   as Pillow refuses it.
+//   the block completing the frame, or inside a later one: without the blocks' terminator and
+//   the trailer. stb_image reads on to the terminator, which such a file lacks: it is given the
+//   whole blocks, a terminator and the trailer, when their codes write every pixel of the frame
+//   (gif_pixels); a GIF cut before that is still refused as Pillow refuses it.
+// - Stray bytes where a block should begin, before the first image. Pillow skips them;
+//   stb_image refuses the file ("unknown code"). They are left out of the copy.
+// - No colour table, global or local. Pillow reads the indices as grey levels; stb_image
+//   refuses the file ("missing color table"). The frame is given a table of 256 greys.
 // - A first frame whose codes end before its last pixel (cut inside its data, or an early end
 //   code): Pillow refuses it as truncated; stb_image would fill the rest. Refused.
-// - A first frame smaller than the screen. Pillow fills the rest with the palette colour of the
-//   transparent index, or of index 0; stb_image leaves it black.
+// - A first frame that does not fill the screen exactly. Pillow's picture is the screen, grown
+//   to hold the frame where the frame reaches past it (stb_image refuses such a frame as a "bad
+//   Image Descriptor"), and fills what lies outside the frame with the palette colour of the
+//   transparent index, or of index 0 (stb_image leaves it black). stb_image is given the frame
+//   alone (the screen set to its size, the frame moved to 0,0), which lcam then places on the
+//   screen so filled.
 
 // Pixels the LZW codes in `data` (minimum code size `mcs`) write, up to the end code, a code no
 // decoder takes, the end of the data, or `enough`.
@@ -605,6 +611,10 @@ struct GifForStb {
   // palette's entry for the transparent index, or for index 0 without one.
   int x = 0, y = 0, w = 0, h = 0;
   uint8_t outside[3] = {0, 0, 0};
+  // The frame does not fill the screen exactly: `bytes` holds it alone, to be placed on a
+  // screen_w x screen_h picture (the screen, grown to hold the frame).
+  bool alone = false;
+  int screen_w = 0, screen_h = 0;
   // The first frame's codes, in whole data blocks, write fewer pixels than it has (the file is
   // cut, or its codes end early): Pillow says "truncated", whatever stb_image would make of it.
   bool incomplete = false;
@@ -619,6 +629,8 @@ GifForStb gif_for_stb(const uint8_t* d, size_t n) {
   i += static_cast<size_t>(3 * entries);
   std::vector<size_t> transparency;  // graphic control extensions' packed fields with the flag set
   int transparent = -1, mcs = 0;
+  size_t descriptor = 0;
+  std::vector<size_t> junk;  // bytes between the blocks that are none (Pillow skips them)
   for (;;) {  // extensions, up to the first image descriptor
     if (i >= n) return g;
     if (d[i] == 0x21) {
@@ -632,6 +644,7 @@ GifForStb gif_for_stb(const uint8_t* d, size_t n) {
       ++i;
     } else if (d[i] == 0x2c) {
       if (i + 11 > n) return g;
+      descriptor = i;
       g.x = le16(i + 1), g.y = le16(i + 3), g.w = le16(i + 5), g.h = le16(i + 7);
       const uint8_t flags = d[i + 9];
       i += 10;
@@ -639,29 +652,58 @@ GifForStb gif_for_stb(const uint8_t* d, size_t n) {
       if (i >= n) return g;
       mcs = d[i++];
       break;
+    } else if (d[i] == 0x3b) {
+      return g;  // the trailer before any image
     } else {
-      return g;
+      junk.push_back(i++);
     }
   }
   const int fill = transparent >= 0 ? transparent : 0;
   if (palette && fill < entries && palette + 3 * static_cast<size_t>(fill) + 3 <= n)
     std::memcpy(g.outside, d + palette + 3 * fill, 3);
-  // The whole data blocks there are (Pillow never reads a partial one), up to the terminator.
+  if (!palette) std::memset(g.outside, fill, 3);  // no colour table: grey levels
+  // The whole data blocks there are (Pillow never reads a partial one), up to the terminator;
+  // i ends after the last of them.
   std::vector<uint8_t> codes;
-  bool unterminated = false;
-  while (i < n && d[i] != 0) {
+  bool terminated = false;
+  while (i < n) {
     const size_t len = d[i];
+    if (len == 0) {
+      terminated = true;
+      break;
+    }
     if (len > n - i - 1) break;
     codes.insert(codes.end(), d + i + 1, d + i + 1 + len);
     i += 1 + len;
-    unterminated = i == n;
   }
   const int64_t frame = static_cast<int64_t>(g.w) * g.h;
   g.incomplete = frame > 0 && gif_pixels(codes, mcs, frame) < frame;
-  const bool end = unterminated && !g.incomplete;
-  if (!end && transparency.empty()) return g;
-  g.bytes.assign(d, d + n);
-  for (size_t t : transparency) g.bytes[t] &= 0xfe;
+  // The file ends after those blocks, or inside the next: given the terminator and the trailer.
+  const bool end = !terminated && !g.incomplete && (frame > 0 || i == n);
+  const int sw = le16(6), sh = le16(8);
+  g.screen_w = std::max(sw, g.x + g.w), g.screen_h = std::max(sh, g.y + g.h);
+  g.alone = g.w > 0 && g.h > 0 && (g.x > 0 || g.y > 0 || g.w != sw || g.h != sh);
+  if (!end && transparency.empty() && !g.alone && junk.empty() && palette) return g;
+  const size_t keep = end ? i : n;
+  g.bytes.reserve(keep + 2);
+  for (size_t k = 0, j = 0; k < keep; ++k) {
+    if (j < junk.size() && junk[j] == k) ++j;
+    else g.bytes.push_back(d[k]);
+  }
+  // Where a byte before the data went in the copy, the junk before it taken out.
+  auto moved = [&](size_t at) { return at - static_cast<size_t>(std::lower_bound(junk.begin(), junk.end(), at) - junk.begin()); };
+  for (size_t t : transparency) g.bytes[moved(t)] &= 0xfe;
+  if (g.alone) {
+    std::memcpy(&g.bytes[6], d + descriptor + 5, 4);  // the screen: the frame's width and height
+    std::memset(&g.bytes[moved(descriptor) + 1], 0, 4);  // the frame at 0,0
+  }
+  if (!palette) {  // a local table of 256 grey levels
+    const size_t at = moved(descriptor);
+    g.bytes[at + 9] |= 0x87;
+    std::vector<uint8_t> grey(768);
+    for (size_t k = 0; k < grey.size(); ++k) grey[k] = static_cast<uint8_t>(k / 3);
+    g.bytes.insert(g.bytes.begin() + static_cast<std::ptrdiff_t>(at + 10), grey.begin(), grey.end());
+  }
   if (end) {
     g.bytes.push_back(0x00);  // the block terminator
     g.bytes.push_back(0x3b);  // the trailer
@@ -735,22 +777,27 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     const char* why = stbi_failure_reason();
     fail(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
-  if (static_cast<long long>(w) * h > kMaxImagePixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
-  if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
   long long pw = 0, ph = 0;
   const bool png = png_size(data, size, pw, ph);
+  // A GIF as stb must see it to decode as Pillow (gif_for_stb): with its first frame alone when
+  // the frame does not fill the screen, placed on the screen below.
+  GifForStb gif = png ? GifForStb{} : gif_for_stb(data, size);
+  if (gif.alone) {
+    if (static_cast<long long>(gif.screen_w) * gif.screen_h > kMaxImagePixels)
+      fail(name, "image too large (" + size_text(gif.screen_w, gif.screen_h) + " pixels)");
+    w = gif.w, h = gif.h;  // what stb decodes
+  }
+  if (static_cast<long long>(w) * h > kMaxImagePixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
+  if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
   // No format stb reads packs more pixels into a byte than about 2730 (GIF's longest LZW code)
   // or, for PNG, about 8300 (1-bit rows at deflate's best ratio): a header that declares more
   // for the bytes there are belongs to a truncated or damaged file, refused before its pixels
   // are allocated (a 68-byte TGA may declare 150 million).
   if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
     fail(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
-  // A PNG without its IEND, given one (its data, a CRC, IEND); a GIF as stb must see it to
-  // decode as Pillow (gif_for_stb).
-  GifForStb gif = png ? GifForStb{} : gif_for_stb(data, size);
   if (gif.incomplete) fail(name, "truncated image (the first frame's data ends before its last pixel)");
   std::vector<uint8_t> ended = std::move(gif.bytes);
-  if (png) {
+  if (png) {  // a PNG without its IEND, given one (its data, a CRC, IEND)
     const PngChunks c = png_chunks(data, size);
     if (!c.past_end.empty())
       fail(name, "truncated or corrupt PNG (its " + printable(c.past_end) + " chunk runs past the end of the file)");
@@ -774,15 +821,20 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     fail(name, "truncated image (the data ends before the last pixel)");
   }
   ImageU8 img;
-  img.width = w;
-  img.height = h;
-  img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
+  if (gif.alone) {  // the frame on its screen, the rest filled as Pillow fills it
+    img.width = gif.screen_w;
+    img.height = gif.screen_h;
+    img.rgb.resize(static_cast<size_t>(img.width) * img.height * 3);
+    for (size_t p = 0; p < img.rgb.size(); p += 3) std::memcpy(&img.rgb[p], gif.outside, 3);
+    for (int y = 0; y < h; ++y)
+      std::memcpy(&img.rgb[(static_cast<size_t>(gif.y + y) * img.width + gif.x) * 3], px + static_cast<size_t>(y) * w * 3,
+                  static_cast<size_t>(w) * 3);
+  } else {
+    img.width = w;
+    img.height = h;
+    img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
+  }
   stbi_image_free(px);
-  if (gif.w > 0 && (gif.x > 0 || gif.y > 0 || gif.x + gif.w < w || gif.y + gif.h < h))
-    for (int y = 0; y < h; ++y)  // the screen outside the first frame, as Pillow fills it
-      for (int x = 0; x < w; ++x)
-        if (x < gif.x || x >= gif.x + gif.w || y < gif.y || y >= gif.y + gif.h)
-          std::memcpy(&img.rgb[(static_cast<size_t>(y) * w + x) * 3], gif.outside, 3);
   return img;
 }
 

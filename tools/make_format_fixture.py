@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """make_format_fixture.py — writes tests/fixtures/image/formats/: small Netpbm files (P1-P6, plain
 and raw, maxvals 1 to 65535, damaged headers and data) and GIFs (transparency, a first frame
-smaller than the screen, interlaced, two frames; cut short at the places that matter) and what
-Pillow makes of them with Image.open(f).convert("RGB"), for tests/test_image.cpp to check
-loaders/pnm.cpp and lcam's GIF path byte for byte.
+smaller than the screen or reaching past it, interlaced, two frames; cut short at the places
+that matter; stray bytes; no colour table) and what Pillow makes of them with Image.open(f).convert("RGB"), for
+tests/test_image.cpp to check loaders/pnm.cpp and lcam's GIF path byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
@@ -155,6 +155,12 @@ def gifs(rng):
     small = gif_bytes(a[:5, :7], 8)
     out["gif_frame_inside.gif"] = on_screen(small, 12, 9, 3, 2)
     out["gif_frame_inside_transparent.gif"] = on_screen(gif_bytes(a[:5, :7], 8, transparency=2), 12, 9, 0, 4)
+    # A first frame reaching past the screen: Pillow grows the picture to hold it.
+    out["gif_frame_past_right.gif"] = on_screen(small, 9, 5, 4, 0)
+    out["gif_frame_past_both_transparent.gif"] = on_screen(gif_bytes(a[:5, :7], 8, transparency=2), 4, 3, 2, 1)
+    out["gif_frame_larger_than_screen.gif"] = on_screen(small, 3, 2, 0, 0)
+    out["gif_frame_past_interlaced.gif"] = on_screen(gif_bytes(a[:9, :6], 8, interlace=1), 5, 5, 1, 3)
+    out["gif_frame_far_away.gif"] = on_screen(small, 7, 5, 30000, 30000)  # 30007x30005: too large
     b = io.BytesIO()
     im = Image.fromarray(a).convert("P", palette=Image.ADAPTIVE, colors=32)
     im.save(b, "GIF", save_all=True, append_images=[Image.fromarray(255 - a).convert("P", palette=Image.ADAPTIVE, colors=32)])
@@ -177,6 +183,17 @@ def gifs(rng):
     if g[last] < 255:
         padded = g[:last] + bytes([g[last] + 1]) + g[last + 1:i] + b"\x00" + g[i:]
         out["gif_padded_block_cut.gif"] = padded[: i + 1 - 1]  # up to the codes, without the pad byte
+        # One more block after the frame's codes, the file cut inside it: the whole blocks
+        # before it write every pixel, so Pillow reads the file.
+        out["gif_cut_in_later_block.gif"] = g[:i] + bytes([9]) + bytes(4)
+    # Stray bytes before the first image, which Pillow skips.
+    k = 13 + 3 * (2 << (g[10] & 7))
+    out["gif_stray_bytes.gif"] = g[:k] + b"\x00\x07\xff" + g[k:]
+    # No colour table: Pillow reads the indices as grey levels.
+    bare = bytearray(small[:13] + small[13 + 3 * (2 << (small[10] & 7)):])
+    bare[10] &= 0x7F
+    out["gif_no_palette.gif"] = bytes(bare)
+    out["gif_no_palette_past_screen.gif"] = on_screen(bytes(bare), 4, 4, 2, 3)
     # A 2x2 frame whose codes end after one pixel (clear, 0, end), with and without a terminator.
     early = b"GIF89a" + struct.pack("<HH", 2, 2) + bytes([0x80, 0, 0]) + bytes([0, 0, 0, 255, 255, 255])
     early += b"," + struct.pack("<HHHH", 0, 0, 2, 2) + bytes([0, 2, 2, 0x44, 0x01])
