@@ -3,6 +3,7 @@
 // error).
 #include <cstdio>     // std::fprintf
 #include <exception>  // std::exception
+#include <filesystem> // is_regular_file (a file name taken for a flag)
 #include <malloc.h>   // mallopt
 #include <new>        // std::bad_alloc
 
@@ -70,6 +71,14 @@ int main(int argc, char** argv) {
       const bool word = argc > 1 && argv[1][0] != '-';
       what = word ? "'" + lcam::app::one_line(argv[1]) + "' is not a command (one of " + names + ")"
                   : "give a command first: one of " + names;
+    }
+    // A file whose name starts with '-' is taken for a flag: say how to give it.
+    for (int i = 1; i < argc && std::string(argv[i]) != "--"; ++i) {
+      std::error_code ec;
+      if (argv[i][0] == '-' && argv[i][1] != '\0' && std::filesystem::is_regular_file(argv[i], ec)) {
+        what += "; the file " + lcam::app::one_line(argv[i]) + " was read as a flag (put -- before file names that start with -)";
+        break;
+      }
     }
     std::fprintf(stderr, "lcam: error: %s (see lcam --help)\n", what.c_str());
     return 2;

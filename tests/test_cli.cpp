@@ -291,6 +291,15 @@ TEST_CASE("bad input exits 2 with one line naming the culprit") {
     CHECK(r.err.find(c.needle) != std::string::npos);
     CHECK(r.err.find("internal error") == std::string::npos);
   }
+  {  // A file whose name starts with '-' is taken for a flag; the message says how to give it.
+    const fs::path dash = fs::current_path() / "-dash.jpg";
+    fs::copy_file(good, dash, fs::copy_options::overwrite_existing);
+    Result r = run("predict " + kTiny + " -dash.jpg");
+    CHECK(r.status == 2);
+    CHECK(r.err.find("the file -dash.jpg was read as a flag (put -- before file names that start with -)") != std::string::npos);
+    CHECK(run("predict " + kTiny + " -- -dash.jpg").status == 0);
+    fs::remove(dash);
+  }
   {  // A newline inside a name stays inside the one line of its message, written as \x0a.
     Result r = run("predict " + kTiny + " '/nonexistent/two\nlines.jpg'");
     CHECK(r.status == 2);
