@@ -540,180 +540,9 @@ PngChunks png_chunks(const uint8_t* d, size_t n) {
   return c;
 }
 
-// ---- GIF: what stb_image is given, so that it decodes the first frame as Pillow does ----
-// Most differences are mended in a copy of the file (gif_for_stb; empty when none applies):
-// - Transparency. Pillow's convert("RGB") of the first frame gives every pixel its palette
-//   colour, the transparent index's included; stb_image leaves transparent pixels at its
-//   background (black). The transparency flag of the graphic control extensions before the
-//   first image is cleared.
-// - A missing terminator. Pillow takes the first frame's data blocks one whole block at a time
-//   and stops reading once the frame's last pixel is written, so it reads a GIF that ends after
-//   the block completing the frame, or inside a later one: without the blocks' terminator and
-//   the trailer. stb_image reads on to the terminator, which such a file lacks: it is given the
-//   whole blocks, a terminator and the trailer, when their codes write every pixel of the frame
-//   (gif_pixels); a GIF cut before that is still refused as Pillow refuses it.
-// - Stray bytes where a block should begin, before the first image. Pillow skips them;
-//   stb_image refuses the file ("unknown code"). They are left out of the copy.
-// - No colour table, global or local. Pillow reads the indices as grey levels; stb_image
-//   refuses the file ("missing color table"). The frame is given a table of 256 greys.
-// - A first frame whose codes end before its last pixel (cut inside its data, or an early end
-//   code): Pillow refuses it as truncated; stb_image would fill the rest. Refused.
-// - A first frame that does not fill the screen exactly. Pillow's picture is the screen, grown
-//   to hold the frame where the frame reaches past it (stb_image refuses such a frame as a "bad
-//   Image Descriptor"), and fills what lies outside the frame with the palette colour of the
-//   transparent index, or of index 0 (stb_image leaves it black). stb_image is given the frame
-//   alone (the screen set to its size, the frame moved to 0,0), which lcam then places on the
-//   screen so filled.
-
-// Pixels the LZW codes in `data` (minimum code size `mcs`) write, up to the end code, a code no
-// decoder takes, the end of the data, or `enough`.
-int64_t gif_pixels(const std::vector<uint8_t>& data, int mcs, int64_t enough) {
-  if (mcs < 1 || mcs > 11) return 0;
-  const int clear = 1 << mcs, end = clear + 1;
-  std::vector<int32_t> length(4096, 1);  // each table entry's string length
-  int size = mcs + 1, next = end + 1, prev = -1;
-  int64_t written = 0;
-  uint32_t bits = 0;
-  int nbits = 0;
-  for (size_t i = 0; written < enough;) {
-    while (nbits < size && i < data.size()) bits |= static_cast<uint32_t>(data[i++]) << nbits, nbits += 8;
-    if (nbits < size) break;
-    const int code = static_cast<int>(bits & ((1u << size) - 1));
-    bits >>= size;
-    nbits -= size;
-    if (code == clear) {
-      size = mcs + 1, next = end + 1, prev = -1;
-      continue;
-    }
-    if (code == end) break;
-    int32_t len;
-    if (prev < 0) {  // a literal after a clear (or at the start)
-      if (code > clear) break;
-      len = 1;
-    } else if (code < next) {
-      len = length[code];
-      if (next < 4096) length[next] = length[prev] + 1;
-    } else if (code == next && next < 4096) {
-      len = length[next] = length[prev] + 1;
-    } else {
-      break;
-    }
-    if (prev >= 0 && next < 4096 && ++next == (1 << size) && size < 12) ++size;
-    written += len;
-    prev = code;
-  }
-  return written;
-}
-
-struct GifForStb {
-  std::vector<uint8_t> bytes;  // the mended copy, or empty: the file as it is
-  // The first frame's rectangle, and the colour Pillow gives the screen outside it: the
-  // palette's entry for the transparent index, or for index 0 without one.
-  int x = 0, y = 0, w = 0, h = 0;
-  uint8_t outside[3] = {0, 0, 0};
-  // The frame does not fill the screen exactly: `bytes` holds it alone, to be placed on a
-  // screen_w x screen_h picture (the screen, grown to hold the frame).
-  bool alone = false;
-  int screen_w = 0, screen_h = 0;
-  // The first frame's codes, in whole data blocks, write fewer pixels than it has (the file is
-  // cut, or its codes end early): Pillow says "truncated", whatever stb_image would make of it.
-  bool incomplete = false;
-};
-
-GifForStb gif_for_stb(const uint8_t* d, size_t n) {
-  GifForStb g;
-  if (n < 13 || std::memcmp(d, "GIF8", 4) != 0) return g;
-  auto le16 = [&](size_t i) { return static_cast<int>(d[i]) | static_cast<int>(d[i + 1]) << 8; };
-  size_t i = 13, palette = d[10] & 0x80 ? 13 : 0;  // the palette's offset, 0 for none
-  int entries = d[10] & 0x80 ? 2 << (d[10] & 7) : 0;
-  i += static_cast<size_t>(3 * entries);
-  std::vector<size_t> transparency;  // graphic control extensions' packed fields with the flag set
-  int transparent = -1, mcs = 0;
-  size_t descriptor = 0;
-  std::vector<size_t> junk;  // bytes between the blocks that are none (Pillow skips them)
-  for (;;) {  // extensions, up to the first image descriptor
-    if (i >= n) return g;
-    if (d[i] == 0x21) {
-      if (i + 6 < n && d[i + 1] == 0xf9 && d[i + 2] >= 4 && (d[i + 3] & 1)) {
-        transparency.push_back(i + 3);
-        transparent = d[i + 6];
-      }
-      i += 2;
-      while (i < n && d[i] != 0) i += size_t{1} + d[i];
-      if (i >= n) return g;
-      ++i;
-    } else if (d[i] == 0x2c) {
-      if (i + 11 > n) return g;
-      descriptor = i;
-      g.x = le16(i + 1), g.y = le16(i + 3), g.w = le16(i + 5), g.h = le16(i + 7);
-      const uint8_t flags = d[i + 9];
-      i += 10;
-      if (flags & 0x80) palette = i, entries = 2 << (flags & 7), i += static_cast<size_t>(3 * entries);
-      if (i >= n) return g;
-      mcs = d[i++];
-      break;
-    } else if (d[i] == 0x3b) {
-      return g;  // the trailer before any image
-    } else {
-      junk.push_back(i++);
-    }
-  }
-  const int fill = transparent >= 0 ? transparent : 0;
-  if (palette && fill < entries && palette + 3 * static_cast<size_t>(fill) + 3 <= n)
-    std::memcpy(g.outside, d + palette + 3 * fill, 3);
-  if (!palette) std::memset(g.outside, fill, 3);  // no colour table: grey levels
-  // The whole data blocks there are (Pillow never reads a partial one), up to the terminator;
-  // i ends after the last of them.
-  std::vector<uint8_t> codes;
-  bool terminated = false;
-  while (i < n) {
-    const size_t len = d[i];
-    if (len == 0) {
-      terminated = true;
-      break;
-    }
-    if (len > n - i - 1) break;
-    codes.insert(codes.end(), d + i + 1, d + i + 1 + len);
-    i += 1 + len;
-  }
-  const int64_t frame = static_cast<int64_t>(g.w) * g.h;
-  g.incomplete = frame > 0 && gif_pixels(codes, mcs, frame) < frame;
-  // The file ends after those blocks, or inside the next: given the terminator and the trailer.
-  const bool end = !terminated && !g.incomplete && (frame > 0 || i == n);
-  const int sw = le16(6), sh = le16(8);
-  g.screen_w = std::max(sw, g.x + g.w), g.screen_h = std::max(sh, g.y + g.h);
-  g.alone = g.w > 0 && g.h > 0 && (g.x > 0 || g.y > 0 || g.w != sw || g.h != sh);
-  if (!end && transparency.empty() && !g.alone && junk.empty() && palette) return g;
-  const size_t keep = end ? i : n;
-  g.bytes.reserve(keep + 2);
-  for (size_t k = 0, j = 0; k < keep; ++k) {
-    if (j < junk.size() && junk[j] == k) ++j;
-    else g.bytes.push_back(d[k]);
-  }
-  // Where a byte before the data went in the copy, the junk before it taken out.
-  auto moved = [&](size_t at) { return at - static_cast<size_t>(std::lower_bound(junk.begin(), junk.end(), at) - junk.begin()); };
-  for (size_t t : transparency) g.bytes[moved(t)] &= 0xfe;
-  if (g.alone) {
-    std::memcpy(&g.bytes[6], d + descriptor + 5, 4);  // the screen: the frame's width and height
-    std::memset(&g.bytes[moved(descriptor) + 1], 0, 4);  // the frame at 0,0
-  }
-  if (!palette) {  // a local table of 256 grey levels
-    const size_t at = moved(descriptor);
-    g.bytes[at + 9] |= 0x87;
-    std::vector<uint8_t> grey(768);
-    for (size_t k = 0; k < grey.size(); ++k) grey[k] = static_cast<uint8_t>(k / 3);
-    g.bytes.insert(g.bytes.begin() + static_cast<std::ptrdiff_t>(at + 10), grey.begin(), grey.end());
-  }
-  if (end) {
-    g.bytes.push_back(0x00);  // the block terminator
-    g.bytes.push_back(0x3b);  // the trailer
-  }
-  return g;
-}
-
 // The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
 // data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
-// truncated BMP, TGA or GIF without complaint; Pillow refuses those ("image file is
+// truncated BMP or TGA without complaint; Pillow refuses those ("image file is
 // truncated"), and so does lcam. A decoder asks for more only when it needs more.
 struct StbSource {
   const uint8_t* data;
@@ -764,6 +593,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (size == 0) fail(name, "empty file, not an image");
   if (is_jpeg(data, size)) return decode_jpeg_memory(data, size, name);
   if (is_pnm(data, size)) return decode_pnm_memory(data, size, name);
+  if (is_gif(data, size)) return decode_gif_memory(data, size, name);
   if (size > static_cast<size_t>(INT32_MAX)) fail(name, "file too large to decode");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;
@@ -777,26 +607,17 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     const char* why = stbi_failure_reason();
     fail(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
-  long long pw = 0, ph = 0;
-  const bool png = png_size(data, size, pw, ph);
-  // A GIF as stb must see it to decode as Pillow (gif_for_stb): with its first frame alone when
-  // the frame does not fill the screen, placed on the screen below.
-  GifForStb gif = png ? GifForStb{} : gif_for_stb(data, size);
-  if (gif.alone) {
-    if (static_cast<long long>(gif.screen_w) * gif.screen_h > kMaxImagePixels)
-      fail(name, "image too large (" + size_text(gif.screen_w, gif.screen_h) + " pixels)");
-    w = gif.w, h = gif.h;  // what stb decodes
-  }
   if (static_cast<long long>(w) * h > kMaxImagePixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
   if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
-  // No format stb reads packs more pixels into a byte than about 2730 (GIF's longest LZW code)
-  // or, for PNG, about 8300 (1-bit rows at deflate's best ratio): a header that declares more
+  long long pw = 0, ph = 0;
+  const bool png = png_size(data, size, pw, ph);
+  // No format stb reads packs 4096 pixels into a byte (its runs are at most a few hundred
+  // pixels per byte) or, for PNG, about 8300 (1-bit rows at deflate's best ratio): a header that declares more
   // for the bytes there are belongs to a truncated or damaged file, refused before its pixels
   // are allocated (a 68-byte TGA may declare 150 million).
   if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
     fail(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
-  if (gif.incomplete) fail(name, "truncated image (the first frame's data ends before its last pixel)");
-  std::vector<uint8_t> ended = std::move(gif.bytes);
+  std::vector<uint8_t> ended;
   if (png) {  // a PNG without its IEND, given one (its data, a CRC, IEND)
     const PngChunks c = png_chunks(data, size);
     if (!c.past_end.empty())
@@ -821,19 +642,9 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
     fail(name, "truncated image (the data ends before the last pixel)");
   }
   ImageU8 img;
-  if (gif.alone) {  // the frame on its screen, the rest filled as Pillow fills it
-    img.width = gif.screen_w;
-    img.height = gif.screen_h;
-    img.rgb.resize(static_cast<size_t>(img.width) * img.height * 3);
-    for (size_t p = 0; p < img.rgb.size(); p += 3) std::memcpy(&img.rgb[p], gif.outside, 3);
-    for (int y = 0; y < h; ++y)
-      std::memcpy(&img.rgb[(static_cast<size_t>(gif.y + y) * img.width + gif.x) * 3], px + static_cast<size_t>(y) * w * 3,
-                  static_cast<size_t>(w) * 3);
-  } else {
-    img.width = w;
-    img.height = h;
-    img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
-  }
+  img.width = w;
+  img.height = h;
+  img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
   stbi_image_free(px);
   return img;
 }

@@ -29,15 +29,13 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // Decodes an image file into RGB as Pillow 9's Image.open(path).convert("RGB") does (the same
 // bytes for JPEG, 8-bit PNG/BMP/GIF and every PNM). The format is recognised by content, never by
 // the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up (see
-// decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; PNG/BMP/GIF (first frame: its
-// transparent pixels in their palette colour, the screen outside it filled as Pillow fills it)/TGA...
-// through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to 8 bits
-// (1-bit TGA is not read). Throws lcam::InputError with a one-line message
-// "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or corrupt
-// (as Pillow refuses truncated files, and reads a PNG that ends after its image data, or a GIF
-// that ends after the data block completing its first frame), or is
-// implausibly large (more pixels than Pillow's decompression-bomb limit, or than its bytes
-// can encode).
+// decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame) through
+// decode_gif_memory; PNG/BMP/TGA... through stb_image: grey is expanded, alpha is dropped, 16-bit
+// samples are reduced to 8 bits (1-bit TGA is not read). Throws lcam::InputError with a one-line
+// message "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or
+// corrupt (as Pillow refuses truncated files, and reads a PNG that ends after its image data), or
+// is implausibly large (more pixels than Pillow's decompression-bomb limit, or than its bytes can
+// encode).
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
@@ -59,6 +57,17 @@ bool is_pnm(const uint8_t* data, size_t size);
 // (InputError "NAME: reason"): a damaged header or data, too few samples, Pillow's own variants
 // (Pf, P0CMYK, Py*), a size of 0, more pixels than Pillow's decompression-bomb limit.
 ImageU8 decode_pnm_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with GIF87a or GIF89a, Pillow's test.
+bool is_gif(const uint8_t* data, size_t size);
+
+// The first frame of a GIF, bit-exact with Pillow 13's GifImagePlugin and LZW decoder followed by
+// convert("RGB") (loaders/gif.cpp lists its rules): transparent pixels in their palette colour,
+// the screen grown to hold the frame and filled outside it as Pillow fills it, indices as grey
+// levels without a colour table. Errors (InputError "NAME: reason"): no image, a damaged header or
+// LZW stream, data ending before the frame's last pixel, a frame of no pixels, more pixels than
+// Pillow's decompression-bomb limit.
+ImageU8 decode_gif_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // JPEG only, bit-exact with Pillow 9 on the same libjpeg-turbo: default integer DCT and fancy
 // upsampling, libjpeg's colour-space guess, grey replicated to RGB, Adobe CMYK/YCCK converted with

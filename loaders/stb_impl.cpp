@@ -3,8 +3,10 @@
 // configuration so that any file including the headers sees matching declarations, except that
 // stb's own JPEG decoder is left out: JPEG is libjpeg-turbo's (loaders/image.cpp, for Pillow's
 // bytes), and stb would otherwise take data that Pillow does not call JPEG (FF D8 without the
-// third FF, or fill bytes FF FF D8 before the start marker) into a decoder of its own. So is its
-// PNM decoder (no plain or 1-bit files, maxval ignored): loaders/pnm.cpp reads those as Pillow.
+// third FF, or fill bytes FF FF D8 before the start marker) into a decoder of its own. So are its
+// PNM decoder (no plain or 1-bit files, maxval ignored): loaders/pnm.cpp reads those as Pillow,
+// and its GIF decoder (strict where Pillow's LZW decoder reads on: no leading clear code, a
+// deferred clear, codes after the frame's last pixel): loaders/gif.cpp.
 // Deliberately omits: any code of its own; loaders/image.cpp is the project's interface to stb.
 #include <cstring>  // std::memcpy, before stb's own <string.h> so that the macro below reaches stb alone
 
@@ -16,6 +18,7 @@ static void* stb_copy(void* dst, const void* src, size_t n) { return n ? std::me
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_JPEG
 #define STBI_NO_PNM  // loaders/pnm.cpp reads Netpbm files as Pillow does
+#define STBI_NO_GIF  // loaders/gif.cpp reads GIFs as Pillow does
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image.h>        // the decoder's definitions
 #include <stb_image_write.h>  // the encoders' definitions

@@ -737,11 +737,12 @@ TEST_SUITE("image") {
 
   TEST_CASE("PBM/PGM/PPM (plain and raw, every maxval) and GIF decode or fail exactly as Pillow 13") {
     // tests/fixtures/image/formats/index.txt (tools/make_format_fixture.py): each file's outcome under
-    // Image.open(f).convert("RGB"), and files over Pillow's 1 MiB read block built here by
-    // inserting spaces or a comment where make_format_fixture.py inserted them. The GIFs: Pillow
-    // gives transparent pixels their palette colour, fills the screen outside a smaller first
-    // frame with the transparent index's colour (or index 0's), and reads a GIF that ends after
-    // its first frame's end code.
+    // Image.open(f).convert("RGB"), and files over Pillow's read blocks (1 MiB for PNM, 64 KiB for
+    // GIF) built here by inserting spaces, a comment or empty GIF sub-blocks where
+    // make_format_fixture.py inserted them. The GIFs (loaders/gif.cpp lists Pillow's rules):
+    // transparency, frames inside and past the screen, interlacing, stray bytes, no colour table,
+    // streams without a leading clear code or with a deferred clear, end codes inside the data,
+    // odd extensions, files cut at the places that matter.
     const auto lines = [] {
       std::vector<std::vector<std::string>> out;
       for (const char* kind : {"file", "pad"})
@@ -758,6 +759,7 @@ TEST_SUITE("image") {
         const size_t offset = std::stoul(l[3]), k = std::stoul(l[5]);
         std::string ins;
         if (l[4] == "space") ins.assign(k, ' ');
+        else if (l[4] == "zeros") ins.assign(k, '\0');  // empty GIF sub-blocks
         else if (l[4] == "comment") ins = "#" + std::string(k - 2, 'c') + "\n";
         else ins.assign(k, 'c');  // comment_open: the source's own LF ends it
         REQUIRE(offset <= bytes.size());

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """make_format_fixture.py — writes tests/fixtures/image/formats/: small Netpbm files (P1-P6, plain
 and raw, maxvals 1 to 65535, damaged headers and data) and GIFs (transparency, a first frame
-smaller than the screen or reaching past it, interlaced, two frames; cut short at the places
-that matter; stray bytes; no colour table) and what Pillow makes of them with Image.open(f).convert("RGB"), for
-tests/test_image.cpp to check loaders/pnm.cpp and lcam's GIF path byte for byte.
+smaller than the screen or reaching past it, interlaced, two frames, stray bytes, no colour
+table, LZW without a leading clear code or with a deferred clear, end codes inside the data,
+odd extensions; cut short at the places that matter) and what Pillow makes of them with
+Image.open(f).convert("RGB"), for tests/test_image.cpp to check loaders/pnm.cpp and
+loaders/gif.cpp byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
@@ -17,9 +19,11 @@ differ in their bytes, and the index records that Pillow's outcomes for them.
 index.txt lines:
   file NAME OK W H SUM64 | file NAME ERR          the file as it is
   pad NAME SRC OFFSET KIND K OK W H SUM64 | ... ERR
-      SRC with K bytes inserted at OFFSET: KIND "space" (K spaces) or "comment" ('#', K - 2
-      'c', LF): files over Pillow's 1 MiB read block, built by the test the same way, so that
-      tokens and comments straddle a block boundary without a megabyte in the repository.
+      SRC with K bytes inserted at OFFSET: KIND "space" (K spaces), "comment" ('#', K - 2
+      'c', LF), "comment_open" (K 'c') or "zeros" (K zero bytes: empty GIF sub-blocks): files
+      over Pillow's read blocks (1 MiB for PNM, 64 KiB for GIF), built by the test the same
+      way, so that tokens, comments and codes straddle a block boundary without a megabyte in
+      the repository.
 SUM64 is tools/fixture_sum.py's checksum of the HWC RGB bytes.
 
 Deliberately omits: randomness at run time (a seeded generator), and Pillow's own variants
@@ -137,6 +141,84 @@ def on_screen(d, sw, sh, x, y):
     return bytes(d)
 
 
+def lzw(indices, mcs, lead_clear=True, deferred=False, end_after=None):
+    """GIF LZW data for the indices: a clear code first (lead_clear), a clear when the table is
+    full or not (deferred: the table frozen, codes staying 12 bits), and an end code after
+    end_after codes as well as at the end. Returns the bytes and the bit where the first end
+    code ends."""
+    clear, end = 1 << mcs, (1 << mcs) + 1
+
+    def reset():
+        return {(i,): i for i in range(clear)}, end + 1, mcs + 1
+
+    table, nxt, size = reset()
+    codes = []
+
+    def put(c):
+        nonlocal size
+        while nxt - 1 >= (1 << size) and size < 12:  # the decoder's size for this code
+            size += 1
+        codes.append((c, size))
+
+    if lead_clear:
+        codes.append((clear, size))
+    w = ()
+    for k in indices:
+        if w + (k,) in table:
+            w += (k,)
+            continue
+        put(table[w])
+        if end_after is not None and len(codes) == end_after:
+            put(end)
+        if nxt < 4096:
+            table[w + (k,)] = nxt
+            nxt += 1
+        elif not deferred:
+            put(clear)
+            table, nxt, size = reset()
+        w = (k,)
+    put(table[w])
+    put(end)
+    bits = nb = at = 0
+    first_end = None
+    out = bytearray()
+    for c, n in codes:
+        bits |= c << nb
+        nb += n
+        at += n
+        if c == end and first_end is None:
+            first_end = at
+        while nb >= 8:
+            out.append(bits & 255)
+            bits >>= 8
+            nb -= 8
+    if nb:
+        out.append(bits & 255)
+    return bytes(out), first_end
+
+
+def sub_blocks(data, size=255):
+    return b"".join(bytes([len(data[i:i + size])]) + data[i:i + size] for i in range(0, len(data), size))
+
+
+def gif_of(w, h, indices, palette, **kw):
+    """A one-frame GIF with a global table of the palette's colours and LZW data from lzw(), cut
+    into sub-blocks after the byte ending the first end code. Returns the bytes and the offset
+    of that cut (where the second run of sub-blocks starts)."""
+    bits = max(1, (len(palette) - 1).bit_length())
+    head = b"GIF89a" + struct.pack("<HHBBB", w, h, 0x80 | (bits - 1), 0, 0)
+    head += bytes(v for c in palette for v in c) + bytes(3 * ((2 << (bits - 1)) - len(palette)))
+    head += b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + bytes([max(2, bits)])
+    data, first_end = lzw(indices, max(2, bits), **kw)
+    cut = (first_end + 7) // 8
+    first = head + sub_blocks(data[:cut])
+    return first + sub_blocks(data[cut:]) + b"\x00;", len(first)
+
+
+# Where the GIF "pad" lines insert their empty sub-blocks (set by gifs()).
+GIF_CUTS = {}
+
+
 def gifs(rng):
     """GIFs whole and cut: Pillow reads one that ends after its first frame's end code."""
     out = {}
@@ -199,6 +281,25 @@ def gifs(rng):
     early += b"," + struct.pack("<HHHH", 0, 0, 2, 2) + bytes([0, 2, 2, 0x44, 0x01])
     out["gif_early_end.gif"] = early
     out["gif_early_end_terminated.gif"] = early + b"\x00;"
+    # LZW streams other encoders write: no clear code first; a full table kept ("deferred
+    # clear": more than 4096 codes after it fills, which stb_image refused).
+    noise = rng.integers(0, 256, 140 * 140)
+    palette = [tuple(int(v) for v in c) for c in rng.integers(0, 256, (256, 3))]
+    out["gif_no_leading_clear.gif"] = gif_of(31, 17, noise[:31 * 17], palette, lead_clear=False)[0]
+    out["gif_deferred_clear.gif"] = gif_of(140, 140, noise, palette, deferred=True)[0]
+    # An end code after 40 codes, and the rest of the codes after it. Pillow's decoder stops at
+    # the end code; ImageFile.load calls it again, with the codes after it, only when a further
+    # 64 KiB read finds more of the file: refused here, read when the "pad" line inserts 70,000
+    # empty sub-blocks after it (tests pad_gif_end_code_read_on).
+    mid, cut = gif_of(31, 17, noise[:31 * 17], palette, end_after=40)
+    out["gif_end_code_inside.gif"] = mid
+    GIF_CUTS["gif_end_code_inside.gif"] = cut
+    # Extensions as Pillow reads them: a NETSCAPE2.0 block without its looping sub-block makes it
+    # take the image descriptor for sub-blocks (refused: no image); an empty comment is skipped.
+    k = 13 + 3 * (2 << (g[10] & 7))
+    out["gif_netscape_short.gif"] = g[:k] + b"\x21\xff\x0bNETSCAPE2.0\x00" + g[k:]
+    out["gif_empty_comment.gif"] = g[:k] + b"\x21\xfe\x00" + g[k:]
+    out["gif_gce_short.gif"] = g[:k] + b"\x21\xf9\x02\x01\x00\x00" + g[k:]
     return out
 
 
@@ -210,6 +311,9 @@ def pads():
     d2 = len(b"P2\n4 1\n255\n")  # the data start of pad_p2 and pad_quirk
     d1 = len(b"P1\n4 1\n")
     return [
+        # Empty GIF sub-blocks after the one holding an end code (see gifs()).
+        ("pad_gif_end_code_read_on", "gif_end_code_inside.gif", GIF_CUTS["gif_end_code_inside.gif"], "zeros", 70000),
+        ("pad_gif_end_code_small", "gif_end_code_inside.gif", GIF_CUTS["gif_end_code_inside.gif"], "zeros", 1000),
         # "34" cut by the block boundary: the half token is stitched to the next block.
         ("pad_p2_token_cut", "pad_p2.pgm", d2 + 3, "space", BLOCK - 4),
         # The boundary just before "34", just after it.
@@ -230,6 +334,8 @@ def pads():
 def padded(data, offset, kind, k):
     if kind == "space":
         ins = b" " * k
+    elif kind == "zeros":
+        ins = bytes(k)
     elif kind == "comment":
         ins = b"#" + b"c" * (k - 2) + b"\n"
     else:  # comment_open: K bytes of comment text with no end (the source's own LF follows)
