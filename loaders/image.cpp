@@ -630,7 +630,11 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   }
   StbSource src{ended.empty() ? data : ended.data(), ended.empty() ? size : ended.size()};
   const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
-  unsigned char* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);
+  // A 16-bit grey PNG is Pillow's mode I;16, whose convert("RGB") clips each value to 255;
+  // stb_image would keep its high byte. Read at 16 bits, then clipped.
+  const bool grey16 = png && size > 25 && data[24] == 16 && data[25] == 0;
+  void* px = grey16 ? static_cast<void*>(stbi_load_16_from_callbacks(&io, &src, &w, &h, &comp, 1))
+                    : static_cast<void*>(stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3));
   if (!px) {
     const char* why = stbi_failure_reason();
     fail(name, std::string("corrupt or truncated image (") + (why ? why : "decode failed") + ")");
@@ -644,7 +648,15 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   ImageU8 img;
   img.width = w;
   img.height = h;
-  img.rgb.assign(px, px + static_cast<size_t>(w) * h * 3);
+  const size_t pixels = static_cast<size_t>(w) * h;
+  if (grey16) {
+    img.rgb.resize(pixels * 3);
+    const auto* v = static_cast<const uint16_t*>(px);
+    for (size_t i = 0; i < pixels; ++i) img.rgb[3 * i] = img.rgb[3 * i + 1] = img.rgb[3 * i + 2] = static_cast<uint8_t>(std::min<uint16_t>(v[i], 255));
+  } else {
+    const auto* p8 = static_cast<const uint8_t*>(px);
+    img.rgb.assign(p8, p8 + pixels * 3);
+  }
   stbi_image_free(px);
   return img;
 }

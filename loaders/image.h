@@ -31,7 +31,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up (see
 // decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame) through
 // decode_gif_memory; PNG/BMP/TGA... through stb_image: grey is expanded, alpha is dropped, 16-bit
-// samples are reduced to 8 bits (1-bit TGA is not read). Throws lcam::InputError with a one-line
+// samples are reduced to their high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's
+// mode I;16 converts (1-bit TGA is not read). Throws lcam::InputError with a one-line
 // message "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or
 // corrupt (as Pillow refuses truncated files, and reads a PNG that ends after its image data), or
 // is implausibly large (more pixels than Pillow's decompression-bomb limit, or than its bytes can

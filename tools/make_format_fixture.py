@@ -3,9 +3,9 @@
 and raw, maxvals 1 to 65535, damaged headers and data) and GIFs (transparency, a first frame
 smaller than the screen or reaching past it, interlaced, two frames, stray bytes, no colour
 table, LZW without a leading clear code or with a deferred clear, end codes inside the data,
-odd extensions; cut short at the places that matter) and what Pillow makes of them with
-Image.open(f).convert("RGB"), for tests/test_image.cpp to check loaders/pnm.cpp and
-loaders/gif.cpp byte for byte.
+odd extensions; cut short at the places that matter) and 16-bit grey PNGs, and what Pillow
+makes of them with Image.open(f).convert("RGB"), for tests/test_image.cpp to check
+loaders/pnm.cpp, loaders/gif.cpp and the 16-bit grey PNG rule byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
@@ -32,7 +32,8 @@ Deliberately omits: randomness at run time (a seeded generator), and Pillow's ow
 import argparse  # command line
 import io  # decoding from memory
 import os  # paths
-import struct  # GIF screen and frame fields
+import struct  # GIF screen and frame fields, PNG chunks
+import zlib  # PNG chunk CRC
 
 import numpy as np  # sample arrays
 import PIL  # the version, for the header
@@ -117,7 +118,22 @@ def files():
     out["pad_p1.pbm"] = b"P1\n4 1\n01 10\n"
     out["pad_quirk.pgm"] = b"P2\n4 1\n255\n12 #\n34 56\r78 90\n"
     out.update(gifs(rng))
+    out.update(pngs(rng))
     return out
+
+
+def pngs(rng):
+    """16-bit grey PNGs: Pillow's mode I;16, whose convert("RGB") clips to 255."""
+    a = rng.integers(0, 1024, (9, 14)).astype(np.uint16)
+    a[0, :6] = [0, 1, 254, 255, 256, 65535]
+    im = Image.frombytes("I;16", (14, 9), a.astype("<u2").tobytes())
+    b = io.BytesIO()
+    im.save(b, "PNG")
+    plain = b.getvalue()
+    # A tRNS chunk (grey 300 transparent) after IHDR, written here: Pillow 9.4 cannot save one.
+    trns = b"tRNS" + struct.pack(">H", 300)
+    chunk = struct.pack(">I", 2) + trns + struct.pack(">I", zlib.crc32(trns))
+    return {"png_grey16.png": plain, "png_grey16_transparent.png": plain[:33] + chunk + plain[33:]}
 
 
 def gif_bytes(a, colors, **kw):
