@@ -542,7 +542,7 @@ PngChunks png_chunks(const uint8_t* d, size_t n) {
 
 // The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
 // data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
-// truncated BMP or TGA without complaint; Pillow refuses those ("image file is
+// truncated TGA without complaint; Pillow refuses those ("image file is
 // truncated"), and so does lcam. A decoder asks for more only when it needs more.
 struct StbSource {
   const uint8_t* data;
@@ -594,6 +594,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_jpeg(data, size)) return decode_jpeg_memory(data, size, name);
   if (is_pnm(data, size)) return decode_pnm_memory(data, size, name);
   if (is_gif(data, size)) return decode_gif_memory(data, size, name);
+  if (is_bmp(data, size)) return decode_bmp_memory(data, size, name);
   if (size > static_cast<size_t>(INT32_MAX)) fail(name, "file too large to decode");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;

@@ -30,7 +30,7 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // bytes for JPEG, 8-bit PNG/BMP/GIF and every PNM). The format is recognised by content, never by
 // the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up (see
 // decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame) through
-// decode_gif_memory; PNG/BMP/TGA... through stb_image: grey is expanded, alpha is dropped, 16-bit
+// decode_gif_memory; BMP through decode_bmp_memory; PNG/TGA... through stb_image: grey is expanded, alpha is dropped, 16-bit
 // samples are reduced to their high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's
 // mode I;16 converts (1-bit TGA is not read). Throws lcam::InputError with a one-line
 // message "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or
@@ -69,6 +69,17 @@ bool is_gif(const uint8_t* data, size_t size);
 // LZW stream, data ending before the frame's last pixel, a frame of no pixels, more pixels than
 // Pillow's decompression-bomb limit.
 ImageU8 decode_gif_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with "BM", Pillow's test.
+bool is_bmp(const uint8_t* data, size_t size);
+
+// A Windows bitmap, bit-exact with Pillow 13's BmpImagePlugin followed by convert("RGB")
+// (loaders/bmp.cpp lists its rules): every header Pillow reads, palette depths raw and RLE,
+// 16-bit channels scaled as Pillow scales them, the bitfield layouts Pillow knows, rows top-down
+// or bottom-up. Errors (InputError "NAME: reason"): what Pillow refuses (other headers, depths,
+// compressions and bitfields, palettes over 256 colours), truncated data, a size of 0, more
+// pixels than Pillow's decompression-bomb limit.
+ImageU8 decode_bmp_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // JPEG only, bit-exact with Pillow 9 on the same libjpeg-turbo: default integer DCT and fancy
 // upsampling, libjpeg's colour-space guess, grey replicated to RGB, Adobe CMYK/YCCK converted with

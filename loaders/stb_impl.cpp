@@ -6,7 +6,8 @@
 // third FF, or fill bytes FF FF D8 before the start marker) into a decoder of its own. So are its
 // PNM decoder (no plain or 1-bit files, maxval ignored): loaders/pnm.cpp reads those as Pillow,
 // and its GIF decoder (strict where Pillow's LZW decoder reads on: no leading clear code, a
-// deferred clear, codes after the frame's last pixel): loaders/gif.cpp.
+// deferred clear, codes after the frame's last pixel): loaders/gif.cpp; and its BMP decoder
+// (no RLE, no top-down rows, other 16-bit scaling, bitfields Pillow refuses): loaders/bmp.cpp.
 // Deliberately omits: any code of its own; loaders/image.cpp is the project's interface to stb.
 #include <cstring>  // std::memcpy, before stb's own <string.h> so that the macro below reaches stb alone
 
@@ -19,6 +20,7 @@ static void* stb_copy(void* dst, const void* src, size_t n) { return n ? std::me
 #define STBI_NO_JPEG
 #define STBI_NO_PNM  // loaders/pnm.cpp reads Netpbm files as Pillow does
 #define STBI_NO_GIF  // loaders/gif.cpp reads GIFs as Pillow does
+#define STBI_NO_BMP  // loaders/bmp.cpp reads BMPs as Pillow does
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image.h>        // the decoder's definitions
 #include <stb_image_write.h>  // the encoders' definitions

@@ -3,16 +3,18 @@
 and raw, maxvals 1 to 65535, damaged headers and data) and GIFs (transparency, a first frame
 smaller than the screen or reaching past it, interlaced, two frames, stray bytes, no colour
 table, LZW without a leading clear code or with a deferred clear, end codes inside the data,
-odd extensions; cut short at the places that matter) and 16-bit grey PNGs, and what Pillow
-makes of them with Image.open(f).convert("RGB"), for tests/test_image.cpp to check
-loaders/pnm.cpp, loaders/gif.cpp and the 16-bit grey PNG rule byte for byte.
+odd extensions; cut short at the places that matter), 16-bit grey PNGs and BMPs (rows either
+way up, RLE8/RLE4, 16-bit, bitfields, OS/2 headers, grey-ramp palettes, cuts), and what Pillow
+makes of them with Image.open(path).convert("RGB"), for tests/test_image.cpp to check
+loaders/pnm.cpp, loaders/gif.cpp, loaders/bmp.cpp and the 16-bit grey PNG rule byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
 With --compare, writes nothing and prints the cases where this Pillow disagrees with the index
-already written (Debian's Pillow 9.4: only the negative plain value, which 9.4 wraps to a byte;
-9.4 also reads a plain file's last value twice when no whitespace follows it, which no case here
-tells apart).
+already written (Debian's Pillow 9.4: the negative plain value, which 9.4 wraps to a byte, and
+six BMPs: 9.4's RLE decoder, its 32-bit ABGR bitfields and its grey-ramp rows differ; 9.4 also
+reads a plain file's last value twice when no whitespace follows it, which no case here tells
+apart).
 The GIFs are written by the Pillow that runs the script: rerun with another Pillow, they may
 differ in their bytes, and the index records that Pillow's outcomes for them.
 
@@ -32,7 +34,8 @@ Deliberately omits: randomness at run time (a seeded generator), and Pillow's ow
 import argparse  # command line
 import io  # decoding from memory
 import os  # paths
-import struct  # GIF screen and frame fields, PNG chunks
+import struct  # GIF screen and frame fields, PNG chunks, BMP headers
+import tempfile  # each case is opened from a file
 import zlib  # PNG chunk CRC
 
 import numpy as np  # sample arrays
@@ -119,6 +122,76 @@ def files():
     out["pad_quirk.pgm"] = b"P2\n4 1\n255\n12 #\n34 56\r78 90\n"
     out.update(gifs(rng))
     out.update(pngs(rng))
+    out.update(bmps(rng))
+    return out
+
+
+def bmp_file(w, h, bits, data, palette=b"", comp=0, colors=0, header=40, topdown=False, masks=None, offset=None):
+    """A BMP with the given info header size (12: OS/2), rows `data` as they are in the file."""
+    if header == 12:
+        info = struct.pack("<IHHHH", 12, w, h, 1, bits)
+    else:
+        info = struct.pack("<IiIHHIIiiII", header, w, (-h) & 0xFFFFFFFF if topdown else h, 1, bits, comp, len(data), 0, 0, colors, 0)
+        if header > 40:
+            info += (struct.pack("<IIII", *(masks or (0, 0, 0, 0))) + bytes(header))[: header - 40]
+        elif masks:
+            info += struct.pack("<III", *masks[:3])
+    at = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", at + len(data), 0, 0, at if offset is None else offset) + info + palette + data
+
+
+def bmp_rows(rows, bits):
+    """Rows of values packed at `bits` bits (MSB first), each padded to 4 bytes, bottom row first."""
+    out = b""
+    for row in rows[::-1]:
+        v = 0
+        for x in row:
+            v = (v << bits) | int(x)
+        n = len(row) * bits
+        b = (v << ((-n) % 8)).to_bytes((n + 7) // 8, "big") if n else b""
+        out += b + bytes((-len(b)) % 4)
+    return out
+
+
+def bmps(rng):
+    """BMPs as Pillow reads them: rows either way up, RLE, 16-bit scaling, bitfields, OS/2
+    headers, grey-ramp palettes and their quirks, cuts."""
+    out = {}
+    w, h = 11, 6
+    pal16 = bytes(int(v) for v in rng.integers(0, 256, 64))  # 16 BGRX entries
+    idx = rng.integers(0, 16, (h, w))
+    rgb = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    bgr = bytes(b"".join(rgb[y, :, ::-1].tobytes() + bytes((-3 * w) % 4) for y in range(h - 1, -1, -1)))
+    out["bmp_24.bmp"] = bmp_file(w, h, 24, bgr)
+    top = bytes(b"".join(rgb[y, :, ::-1].tobytes() + bytes((-3 * w) % 4) for y in range(h)))
+    out["bmp_24_top_down.bmp"] = bmp_file(w, h, 24, top, topdown=True)
+    out["bmp_24_cut_padding.bmp"] = out["bmp_24.bmp"][:-1]  # the last row's padding: read
+    out["bmp_24_cut_pixel.bmp"] = out["bmp_24.bmp"][:-4]  # its last pixel: truncated
+    out["bmp_4.bmp"] = bmp_file(w, h, 4, bmp_rows(idx, 4), pal16)
+    out["bmp_8_os2.bmp"] = bmp_file(w, h, 8, bmp_rows(idx, 8), b"".join(pal16[4 * i:4 * i + 3] for i in range(16)) + bytes(3 * 240), header=12)
+    v16 = rng.integers(0, 65536, (h, w))
+    rows16 = b"".join(b"".join(struct.pack("<H", int(v)) for v in v16[y]) + bytes((-2 * w) % 4) for y in range(h))
+    out["bmp_16_555.bmp"] = bmp_file(w, h, 16, rows16)
+    out["bmp_16_565.bmp"] = bmp_file(w, h, 16, rows16, comp=3, masks=(0xF800, 0x7E0, 0x1F))
+    out["bmp_16_444_bitfields.bmp"] = bmp_file(w, h, 16, rows16, comp=3, masks=(0xF00, 0xF0, 0xF))  # Pillow: unsupported
+    rows32 = bytes(int(v) for v in rng.integers(0, 256, 4 * w * h))
+    out["bmp_32.bmp"] = bmp_file(w, h, 32, rows32)
+    out["bmp_32_abgr.bmp"] = bmp_file(w, h, 32, rows32, comp=3, header=56, masks=(0xFF000000, 0xFF0000, 0xFF00, 0xFF))
+    # RLE8: a run, an absolute run (padded to an even offset), a delta, end of line, end of bitmap.
+    rle8 = bytes([3, 5, 0, 3, 1, 2, 3, 0, 0, 2, 2, 0, 4, 9, 0, 0]) + bytes([11, 7, 0, 0]) * (h - 1) + bytes([0, 1])
+    out["bmp_rle8.bmp"] = bmp_file(w, h, 8, rle8, pal16 + bytes(4 * 240), comp=1)
+    out["bmp_rle8_early_end.bmp"] = bmp_file(w, h, 8, rle8[:20] + bytes([0, 1]), pal16 + bytes(4 * 240), comp=1)
+    rle4 = bytes([5, 0x12, 0, 5, 0x34, 0x50, 0, 0, 6, 0xAB, 0, 0]) + bytes([11, 0xC3, 0, 0]) * (h - 1) + bytes([0, 1])
+    out["bmp_rle4.bmp"] = bmp_file(w, h, 4, rle4, pal16, comp=2)
+    out["bmp_rle4_top_down.bmp"] = bmp_file(w, h, 4, rle4, pal16, comp=2, topdown=True)
+    # Palettes: black and white at 8 bits (Pillow's mode 1, whose rows it reads as bits); a
+    # grey ramp at 4 bits (mode L, rows read as bytes, the file mapped); 300 colours (refused).
+    bw = b"\0\0\0\0\xff\xff\xff\0"
+    out["bmp_8_black_white.bmp"] = bmp_file(w, h, 8, bmp_rows(idx % 2, 8), bw, colors=2)
+    ramp = b"".join(bytes([i, i, i, 0]) for i in range(16))
+    out["bmp_4_grey_ramp.bmp"] = bmp_file(w, h, 4, bmp_rows(idx, 4) + bytes(64), ramp)
+    out["bmp_8_300_colours.bmp"] = bmp_file(w, h, 8, bmp_rows(idx, 8), pal16 * 75, colors=300)
+    out["bmp_offset_at_palette.bmp"] = bmp_file(w, h, 4, bmp_rows(idx, 4), pal16, offset=54)
     return out
 
 
@@ -360,11 +433,15 @@ def padded(data, offset, kind, k):
 
 
 def outcome(data):
-    try:
-        im = Image.open(io.BytesIO(data))
-        a = np.asarray(im.convert("RGB"))
-    except Exception:  # Pillow's refusal, whatever its type
-        return "ERR"
+    # From a file, as lcam reads: Image.open(path) maps some raw images (BMP rows) where
+    # Image.open(BytesIO) would decode them.
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        try:
+            a = np.asarray(Image.open(f.name).convert("RGB"))
+        except Exception:  # Pillow's refusal, whatever its type
+            return "ERR"
     return f"OK {a.shape[1]} {a.shape[0]} {sum64(a)}"
 
 

@@ -1,0 +1,287 @@
+// bmp.cpp — Windows bitmaps decoded as Pillow 13's BmpImagePlugin reads them (the raw decoder
+// with its unpackers, or its RLE decoder), then convert("RGB"): the same pixels and the same
+// refusals. Pillow's rules, mirrored here:
+// - "BM", the data offset, an info header of 12 (OS/2: 16-bit sizes, 3-byte palette entries),
+//   40, 52, 56, 64, 108 or 124 bytes. Rows run bottom-up unless the height's top byte is 0xFF
+//   (then the height is 2^32 minus it, top-down). Widths are unsigned.
+// - depths 1, 4, 8 (palette), 16 (5-5-5), 24, 32 (the fourth byte ignored); compression none,
+//   RLE8 or RLE4 (palette depths), or bitfields: 16-bit 5-6-5 or 5-5-5, 24-bit BGR, and seven
+//   32-bit byte layouts (masks read after a 40-byte header, or from it when it holds them).
+//   Anything else is refused, as Pillow refuses it.
+// - the palette (colours from the header, or 2^depth) is read after the header; a data offset
+//   that points right after the header is moved past it. A palette that is the grey ramp
+//   (black and white for 2 colours) makes the image mode 1 (at most 2 colours) or L, whose raw
+//   rows Pillow then reads as bits (1) or bytes (L) whatever the file's depth. More than 256
+//   entries is refused ("invalid palette size"); indices past the palette are black.
+// - 5-bit and 6-bit channels scale as v * 255 / 31 and v * 255 / 63 (integer division).
+// - raw rows are ((width * depth + 31) / 32) * 4 bytes apart; the last row needs no padding,
+//   a shorter file is truncated. A row stride shorter than the unpacker's row is refused, but
+//   where Image.open(path) maps the file (modes L and P, whose rows are bytes): then rows of
+//   `width` bytes are read one after the other.
+// - RLE as Pillow's Python decoder: runs clipped to the row, end of line pads the row with
+//   index 0, a delta skips with index 0, absolute runs are padded to an even file offset; the
+//   end of bitmap or of the file before the last pixel is refused ("not enough image data").
+// Deliberately omits: headerless DIB data, JPEG and PNG inside BMP, which Pillow refuses too.
+#include <algorithm>  // std::min
+#include <array>      // std::array
+#include <cstdint>    // uint8_t, uint32_t, int64_t
+#include <cstring>    // std::memcpy
+#include <string>     // std::string
+#include <vector>     // std::vector
+
+#include "engine/common.h"  // InputError
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, the declarations implemented here
+
+namespace lcam {
+namespace {
+
+[[noreturn]] void fail(const std::string& name, const std::string& reason) { throw InputError(name + ": " + reason); }
+
+uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
+uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
+
+// How each raw row becomes pixels: Pillow's unpacker for the image's mode and raw mode.
+enum class Unpack { kBits1, kIndex1, kIndex4, kByte, kBgr15, kBgr16, kBgr, kFour };
+
+struct Layout {
+  Unpack unpack;
+  int bits;                 // bits per pixel the unpacker reads
+  int r = 0, g = 0, b = 0;  // kFour: the byte holding each channel
+};
+
+std::string depth_text(uint32_t bits) { return std::to_string(bits); }
+
+}  // namespace
+
+bool is_bmp(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'B' && d[1] == 'M'; }
+
+ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
+  if (n < 18) fail(name, "truncated BMP (its file header)");
+  uint64_t offset = le32(d + 10);
+  const uint32_t header = le32(d + 14);
+  if (header != 12 && header != 40 && header != 52 && header != 56 && header != 64 && header != 108 && header != 124)
+    fail(name, "unsupported BMP header type (" + std::to_string(header) + ")");
+  if (n - 18 < header - 4) fail(name, "truncated BMP (its info header)");
+  const uint8_t* h = d + 18;  // the header after its size
+  size_t pos = 14 + header;   // where the file is read next
+  uint64_t width, height;
+  uint32_t bits, compression = 0, colors = 0;
+  int direction = -1;  // -1: the first row in the file is the bottom one
+  int padding;         // bytes per palette entry
+  uint32_t masks[4] = {0, 0, 0, 0};
+  if (header == 12) {
+    width = le16(h), height = le16(h + 2), bits = le16(h + 6);
+    padding = 3;
+  } else {
+    const bool flip = h[7] == 0xff;
+    direction = flip ? 1 : -1;
+    width = le32(h);
+    height = flip ? (uint64_t{1} << 32) - le32(h + 4) : le32(h + 4);
+    bits = le16(h + 10), compression = le32(h + 12), colors = le32(h + 28);
+    padding = 4;
+    if (compression == 3) {
+      if (header >= 52) {
+        for (int k = 0; k < 3; ++k) masks[k] = le32(h + 36 + 4 * k);
+        masks[3] = header >= 56 ? le32(h + 48) : 0;
+      } else {
+        if (n - pos < 12) fail(name, "truncated BMP (its bitfield masks)");
+        for (int k = 0; k < 3; ++k) masks[k] = le32(d + pos + 4 * k);
+        pos += 12;
+      }
+    }
+  }
+  if (colors == 0 && bits < 32) colors = uint32_t{1} << bits;
+  if (offset == 14 + header && bits <= 8) offset += static_cast<uint64_t>(padding) * colors;
+  Layout layout{Unpack::kIndex1, 1};
+  bool palette_mode = false;
+  switch (bits) {
+    case 1: layout = {Unpack::kIndex1, 1}, palette_mode = true; break;
+    case 4: layout = {Unpack::kIndex4, 4}, palette_mode = true; break;
+    case 8: layout = {Unpack::kByte, 8}, palette_mode = true; break;
+    case 16: layout = {Unpack::kBgr15, 16}; break;
+    case 24: layout = {Unpack::kBgr, 24}; break;
+    case 32: layout = {Unpack::kFour, 32, 2, 1, 0}; break;
+    default: fail(name, "unsupported BMP pixel depth (" + depth_text(bits) + ")");
+  }
+  bool rle = false, rle4 = false;
+  if (compression == 3) {
+    const uint32_t r = masks[0], g = masks[1], b = masks[2], a = masks[3];
+    auto is = [&](uint32_t mr, uint32_t mg, uint32_t mb) { return r == mr && g == mg && b == mb; };
+    if (bits == 32) {
+      // The byte of each channel for the seven layouts Pillow reads (BGRX, XBGR, BGXR, ABGR,
+      // RGBA, BGRA, BGAR) and all-zero masks (read as BGRA).
+      struct Known {
+        uint32_t r, g, b, a;
+        int rb, gb, bb;
+      };
+      static const Known kKnown[] = {
+          {0xff0000, 0xff00, 0xff, 0, 2, 1, 0},          {0xff000000, 0xff0000, 0xff00, 0, 3, 2, 1},
+          {0xff000000, 0xff00, 0xff, 0, 3, 1, 0},        {0xff000000, 0xff0000, 0xff00, 0xff, 3, 2, 1},
+          {0xff, 0xff00, 0xff0000, 0xff000000, 0, 1, 2}, {0xff0000, 0xff00, 0xff, 0xff000000, 2, 1, 0},
+          {0xff000000, 0xff00, 0xff, 0xff0000, 3, 1, 0}, {0, 0, 0, 0, 2, 1, 0}};
+      bool found = false;
+      for (const Known& k : kKnown)
+        if (is(k.r, k.g, k.b) && a == k.a) layout = {Unpack::kFour, 32, k.rb, k.gb, k.bb}, found = true;
+      if (!found) fail(name, "unsupported BMP bitfields layout");
+    } else if (bits == 24 && is(0xff0000, 0xff00, 0xff)) {
+      layout = {Unpack::kBgr, 24};
+    } else if (bits == 16 && (is(0xf800, 0x7e0, 0x1f) || is(0x7c00, 0x3e0, 0x1f))) {
+      layout = {r == 0xf800 ? Unpack::kBgr16 : Unpack::kBgr15, 16};
+    } else {
+      fail(name, "unsupported BMP bitfields layout");
+    }
+  } else if (compression == 1 || compression == 2) {
+    rle = true, rle4 = compression == 2;
+  } else if (compression != 0) {
+    fail(name, "unsupported BMP compression (" + std::to_string(compression) + ")");
+  }
+  // The palette, and Pillow's mode: 1 or L for a grey ramp, else P.
+  std::array<std::array<uint8_t, 3>, 256> palette{};  // entries past the file's are black
+  enum class Mode { kRgb, kP, kL, k1 } mode = Mode::kRgb;
+  if (palette_mode) {
+    if (colors == 0 || colors > 65536) fail(name, "unsupported BMP palette size (" + std::to_string(colors) + ")");
+    const size_t want = static_cast<size_t>(padding) * colors;
+    const size_t got = pos < n ? std::min(want, n - pos) : 0;
+    const uint8_t* p = d + std::min(pos, n);
+    pos += got;
+    bool grey = true;
+    for (uint32_t i = 0; i < colors && grey; ++i) {
+      const uint32_t val = colors == 2 ? (i ? 255 : 0) : i & 255;
+      const size_t at = static_cast<size_t>(i) * padding;
+      grey = at + 3 <= got && p[at] == val && p[at + 1] == val && p[at + 2] == val;
+    }
+    if (grey) {
+      mode = colors <= 2 ? Mode::k1 : Mode::kL;
+      if (!rle) layout = {mode == Mode::k1 ? Unpack::kBits1 : Unpack::kByte, mode == Mode::k1 ? 1 : 8};
+    } else {
+      mode = Mode::kP;
+      const size_t entries = got / static_cast<size_t>(padding);
+      if (entries > 256) fail(name, "invalid BMP palette size (" + std::to_string(entries) + " colours, at most 256)");
+      for (size_t i = 0; i < entries; ++i)  // stored as blue, green, red
+        palette[i] = {p[i * padding + 2], p[i * padding + 1], p[i * padding]};
+    }
+  } else if (rle) {
+    fail(name, "unsupported BMP: RLE compression at " + depth_text(bits) + " bits per pixel");
+  }
+  if (width == 0 || height == 0) fail(name, "BMP of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
+  if (width > static_cast<uint64_t>(kMaxImagePixels) || height > static_cast<uint64_t>(kMaxImagePixels) ||
+      width * height > static_cast<uint64_t>(kMaxImagePixels))
+    fail(name, "image too large (" + std::to_string(width) + "x" + std::to_string(height) + " pixels)");
+  const size_t w = static_cast<size_t>(width), rows = static_cast<size_t>(height);
+  const size_t start = offset ? static_cast<size_t>(std::min<uint64_t>(offset, n)) : pos;
+  // Each row's values: palette indices or grey levels (one byte per pixel), or RGB.
+  std::vector<uint8_t> values;
+  ImageU8 img;
+  img.width = static_cast<int>(w);
+  img.height = static_cast<int>(rows);
+  img.rgb.resize(w * rows * 3);
+  auto put_indexed = [&](size_t y, const uint8_t* v) {  // one row of indices or grey levels
+    uint8_t* out = &img.rgb[y * w * 3];
+    for (size_t x = 0; x < w; ++x, out += 3) {
+      if (mode == Mode::kP) std::memcpy(out, palette[v[x]].data(), 3);
+      else out[0] = out[1] = out[2] = mode == Mode::k1 ? (v[x] ? 255 : 0) : v[x];
+    }
+  };
+  if (rle) {
+    // Pillow's BmpRleDecoder, reading the file from the data offset.
+    const size_t dest = w * rows;
+    std::vector<uint8_t> data;
+    data.reserve(dest);
+    size_t at = start, x = 0;
+    auto read = [&](size_t k, const uint8_t** p) {  // up to k bytes; how many there were
+      const size_t got = std::min(k, n - std::min(at, n));
+      *p = d + std::min(at, n);
+      at += got;
+      return got;
+    };
+    while (data.size() < dest) {
+      const uint8_t* p;
+      if (read(2, &p) < 2) break;
+      const size_t count = p[0];
+      const uint8_t byte = p[1];
+      if (count) {
+        const size_t run = x + count > w ? (w > x ? w - x : 0) : count;
+        for (size_t i = 0; i < run; ++i) data.push_back(rle4 ? (i % 2 ? byte & 15 : byte >> 4) : byte);
+        x += run;
+      } else if (byte == 0) {  // end of line
+        while (data.size() % w) data.push_back(0);
+        x = 0;
+      } else if (byte == 1) {  // end of bitmap
+        break;
+      } else if (byte == 2) {  // delta: right, up
+        if (read(2, &p) < 2) break;
+        data.resize(data.size() + std::min(dest - data.size(), p[0] + static_cast<size_t>(p[1]) * w), 0);
+        x = data.size() % w;
+      } else {  // an absolute run of `byte` indices
+        const size_t want = std::min(dest - data.size(), static_cast<size_t>(byte));
+        const size_t bytes = rle4 ? (want + 1) / 2 : want;
+        const size_t got = read(bytes, &p);
+        for (size_t i = 0; i < got; ++i) {
+          if (rle4) {
+            data.push_back(p[i] >> 4);
+            if (i * 2 + 1 < want) data.push_back(p[i] & 15);
+          } else {
+            data.push_back(p[i]);
+          }
+        }
+        if (got < bytes || data.size() == dest) break;
+        x += byte;
+        if (at % 2) ++at;  // to an even offset in the file
+      }
+    }
+    if (data.size() < dest) fail(name, "truncated or corrupt BMP (its RLE data ends before the last pixel)");
+    for (size_t r = 0; r < rows; ++r) put_indexed(direction < 0 ? rows - 1 - r : r, &data[r * w]);
+    return img;
+  }
+  const uint64_t stride = ((width * bits + 31) >> 3) & ~uint64_t{3};
+  const uint64_t row_bytes = (width * static_cast<uint64_t>(layout.bits) + 7) / 8;
+  // Image.open of a path maps the file for byte rows read as they are (modes L and P), with
+  // rows the longer of the stride and the width apart, when the file holds that many. Where the
+  // stride is shorter (a grey ramp at 1 or 4 bits) rows are then `width` bytes apart, and
+  // Pillow's raw decoder refuses the file when it is too short to map.
+  const bool mapped = layout.unpack == Unpack::kByte && stride < width && start <= n && rows * width <= n - start;
+  if (stride < row_bytes && !mapped)
+    fail(name, "corrupt BMP (rows of " + std::to_string(stride) + " bytes for " + std::to_string(row_bytes) + ")");
+  if (!mapped && (start > n || (rows - 1) * stride + row_bytes > n - start))
+    fail(name, "truncated image (the data ends before the last pixel)");
+  values.resize(w);
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* in = d + start + r * (mapped ? width : stride);
+    const size_t y = direction < 0 ? rows - 1 - r : r;
+    uint8_t* out = &img.rgb[y * w * 3];
+    switch (layout.unpack) {
+      case Unpack::kBits1:
+      case Unpack::kIndex1:
+        for (size_t x = 0; x < w; ++x) values[x] = (in[x >> 3] >> (7 - (x & 7))) & 1;
+        put_indexed(y, values.data());
+        break;
+      case Unpack::kIndex4:
+        for (size_t x = 0; x < w; ++x) values[x] = x & 1 ? in[x >> 1] & 15 : in[x >> 1] >> 4;
+        put_indexed(y, values.data());
+        break;
+      case Unpack::kByte:
+        put_indexed(y, in);
+        break;
+      case Unpack::kBgr15:
+      case Unpack::kBgr16:
+        for (size_t x = 0; x < w; ++x, out += 3) {
+          const uint32_t v = le16(in + 2 * x);
+          const bool six = layout.unpack == Unpack::kBgr16;
+          out[0] = static_cast<uint8_t>(((v >> (six ? 11 : 10)) & 31) * 255 / 31);
+          out[1] = static_cast<uint8_t>(six ? ((v >> 5) & 63) * 255 / 63 : ((v >> 5) & 31) * 255 / 31);
+          out[2] = static_cast<uint8_t>((v & 31) * 255 / 31);
+        }
+        break;
+      case Unpack::kBgr:
+        for (size_t x = 0; x < w; ++x, out += 3) out[0] = in[3 * x + 2], out[1] = in[3 * x + 1], out[2] = in[3 * x];
+        break;
+      case Unpack::kFour:
+        for (size_t x = 0; x < w; ++x, out += 3)
+          out[0] = in[4 * x + layout.r], out[1] = in[4 * x + layout.g], out[2] = in[4 * x + layout.b];
+        break;
+    }
+  }
+  return img;
+}
+
+}  // namespace lcam
