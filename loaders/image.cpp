@@ -595,6 +595,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_pnm(data, size)) return decode_pnm_memory(data, size, name);
   if (is_gif(data, size)) return decode_gif_memory(data, size, name);
   if (is_bmp(data, size)) return decode_bmp_memory(data, size, name);
+  if (is_tga(data, size)) return decode_tga_memory(data, size, name);
   if (size > static_cast<size_t>(INT32_MAX)) fail(name, "file too large to decode");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;

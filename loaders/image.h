@@ -26,17 +26,17 @@ struct ImageU8 {
 // unreadable.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
-// Decodes an image file into RGB as Pillow 9's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, 8-bit PNG/BMP/GIF and every PNM). The format is recognised by content, never by
-// the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up (see
-// decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame) through
-// decode_gif_memory; BMP through decode_bmp_memory; PNG/TGA... through stb_image: grey is expanded, alpha is dropped, 16-bit
-// samples are reduced to their high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's
-// mode I;16 converts (1-bit TGA is not read). Throws lcam::InputError with a one-line
-// message "PATH: reason" when the file is missing or unreadable, is not an image, is truncated or
-// corrupt (as Pillow refuses truncated files, and reads a PNG that ends after its image data), or
-// is implausibly large (more pixels than Pillow's decompression-bomb limit, or than its bytes can
-// encode).
+// Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
+// bytes for JPEG, PNG, BMP, GIF, TGA and every PNM). The format is recognised by content, never
+// by the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up
+// (see decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame) through
+// decode_gif_memory; BMP through decode_bmp_memory; TGA through decode_tga_memory; PNG and PSD
+// through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to their
+// high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's mode I;16 converts. Throws
+// lcam::InputError with a one-line message "PATH: reason" when the file is missing or
+// unreadable, is not an image, is truncated or corrupt (as Pillow refuses truncated files, and
+// reads a PNG that ends after its image data), or is implausibly large (more pixels than
+// Pillow's decompression-bomb limit, or than its bytes can encode).
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
@@ -80,6 +80,17 @@ bool is_bmp(const uint8_t* data, size_t size);
 // compressions and bitfields, palettes over 256 colours), truncated data, a size of 0, more
 // pixels than Pillow's decompression-bomb limit.
 ImageU8 decode_bmp_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when an 18-byte TGA header passes Pillow's checks (a colour map type of 0 or 1, a size
+// above 0, a depth of 1, 8, 16, 24 or 32). TGA has no signature: Pillow tries it on files no
+// other format claims, and lcam after JPEG, PNM, GIF and BMP (PNG and PSD never pass).
+bool is_tga(const uint8_t* data, size_t size);
+
+// A Targa image, bit-exact with Pillow 13's TgaImagePlugin followed by convert("RGB")
+// (loaders/tga.cpp lists its rules): raw and RLE, colour maps with their first index, rows either
+// way up and mirrored, 1-bit grey. Errors (InputError "NAME: reason"): what Pillow refuses,
+// truncated data, more pixels than Pillow's decompression-bomb limit.
+ImageU8 decode_tga_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // JPEG only, bit-exact with Pillow 9 on the same libjpeg-turbo: default integer DCT and fancy
 // upsampling, libjpeg's colour-space guess, grey replicated to RGB, Adobe CMYK/YCCK converted with

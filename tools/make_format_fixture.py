@@ -3,10 +3,11 @@
 and raw, maxvals 1 to 65535, damaged headers and data) and GIFs (transparency, a first frame
 smaller than the screen or reaching past it, interlaced, two frames, stray bytes, no colour
 table, LZW without a leading clear code or with a deferred clear, end codes inside the data,
-odd extensions; cut short at the places that matter), 16-bit grey PNGs and BMPs (rows either
-way up, RLE8/RLE4, 16-bit, bitfields, OS/2 headers, grey-ramp palettes, cuts), and what Pillow
+odd extensions; cut short at the places that matter), 16-bit grey PNGs, BMPs (rows either
+way up, RLE8/RLE4, 16-bit, bitfields, OS/2 headers, grey-ramp palettes, cuts) and TGAs (rows
+either way up and mirrored, RLE, 1-bit, colour maps, Pillow's refusals), and what Pillow
 makes of them with Image.open(path).convert("RGB"), for tests/test_image.cpp to check
-loaders/pnm.cpp, loaders/gif.cpp, loaders/bmp.cpp and the 16-bit grey PNG rule byte for byte.
+loaders/pnm.cpp, gif.cpp, bmp.cpp, tga.cpp and the 16-bit grey PNG rule byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
@@ -123,6 +124,44 @@ def files():
     out.update(gifs(rng))
     out.update(pngs(rng))
     out.update(bmps(rng))
+    out.update(tgas(rng))
+    return out
+
+
+def tga_file(w, h, kind, depth, data, flags=0x20, cmap=b"", first=0, entries=0, entry_bits=0, ident=b""):
+    """A TGA: image type `kind` (1-3, 9-11), the colour map (if any) and the data as given."""
+    head = struct.pack("<BBBHHBHHHHBB", len(ident), 1 if entry_bits else 0, kind, first, entries, entry_bits, 0, 0, w, h, depth, flags)
+    return head + ident + cmap + data
+
+
+def tgas(rng):
+    """TGAs as Pillow reads them: rows either way up and mirrored, RLE literals crossing rows,
+    1-bit grey, colour maps with a first index, on grey images too; Pillow's refusals."""
+    out = {}
+    w, h = 7, 5
+    rgb = bytes(int(v) for v in rng.integers(0, 256, 3 * w * h))
+    out["tga_24_bottom_up.tga"] = tga_file(w, h, 2, 24, rgb, flags=0)
+    out["tga_24_top_down.tga"] = tga_file(w, h, 2, 24, rgb)
+    out["tga_24_mirrored.tga"] = tga_file(w, h, 2, 24, rgb, flags=0x30, ident=b"id field")
+    out["tga_16.tga"] = tga_file(w, h, 2, 16, rgb[: 2 * w * h])
+    out["tga_16_short.tga"] = tga_file(2, 1, 2, 16, rgb[:4])  # RGBA in 22 bytes: Pillow's footer seek fails
+    grey = bytes(int(v) for v in rng.integers(0, 256, w * h))
+    # RLE: a literal of 10 pixels crossing the first row, a run, a literal finishing the image.
+    rle = bytes([9]) + grey[:10] + bytes([0x83, 200]) + bytes([w * h - 15]) + grey[: w * h - 14]
+    out["tga_grey_rle_literal_crossing.tga"] = tga_file(w, h, 11, 8, rle)
+    out["tga_grey_rle_run_crossing.tga"] = tga_file(w, h, 11, 8, bytes([0x80 | 9, 7]) + rle)  # refused: overrun
+    bits = bytes(int(v) for v in rng.integers(0, 256, h))  # one byte per row of 7 pixels
+    out["tga_grey_1bit.tga"] = tga_file(w, h, 3, 1, bits)
+    out["tga_grey_1bit_rle.tga"] = tga_file(w, h, 11, 1, bytes([0x84]) + bits)  # Pillow never finishes
+    cmap16 = b"".join(struct.pack("<H", int(v)) for v in rng.integers(0, 65536, 12))
+    idx = bytes(int(v) for v in rng.integers(0, 18, w * h))  # indices 0-2 (black) and past 14 (black)
+    out["tga_cmap16_first_index.tga"] = tga_file(w, h, 1, 8, idx, cmap=cmap16, first=3, entries=12, entry_bits=16)
+    cmap24 = bytes(int(v) for v in rng.integers(0, 256, 3 * 16))
+    out["tga_grey_with_cmap.tga"] = tga_file(w, h, 3, 8, idx, cmap=cmap24, entries=16, entry_bits=24)
+    out["tga_24_with_cmap.tga"] = tga_file(w, h, 2, 24, rgb, cmap=cmap24, entries=16, entry_bits=24)  # refused
+    out["tga_cmap_300.tga"] = tga_file(w, h, 1, 8, idx, cmap=bytes(900), entries=300, entry_bits=24)  # refused
+    out["tga_cmap_without_map.tga"] = tga_file(w, h, 1, 8, idx)  # refused
+    out["tga_24_cut.tga"] = out["tga_24_top_down.tga"][:-1]
     return out
 
 
