@@ -595,7 +595,17 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_pnm(data, size)) return decode_pnm_memory(data, size, name);
   if (is_gif(data, size)) return decode_gif_memory(data, size, name);
   if (is_bmp(data, size)) return decode_bmp_memory(data, size, name);
+  if (is_webp(data, size)) return decode_webp_memory(data, size, name);
   if (is_tga(data, size)) return decode_tga_memory(data, size, name);
+  // PSD through stb_image only where it gives Pillow's pixels: 8-bit RGB, three channels. Pillow
+  // reads grey, CMYK and extra channels differently (stb_image refuses the first two and
+  // un-premultiplies against white with a fourth) and refuses 16 bits, which stb_image reads.
+  if (size >= 26 && std::memcmp(data, "8BPS", 4) == 0) {
+    const int channels = data[12] << 8 | data[13], depth = data[22] << 8 | data[23], mode = data[24] << 8 | data[25];
+    if (depth != 8 || mode != 3 || channels != 3)
+      fail(name, "PSD of " + std::to_string(channels) + " channels at " + std::to_string(depth) + " bits in colour mode " +
+                     std::to_string(mode) + " (lcam reads 8-bit RGB PSD files of three channels)");
+  }
   if (size > static_cast<size_t>(INT32_MAX)) fail(name, "file too large to decode");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;

@@ -27,10 +27,10 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, GIF, TGA and every PNM). The format is recognised by content, never
+// bytes for JPEG, PNG, BMP, GIF, WebP, TGA and every PNM). The format is recognised by content, never
 // by the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up
 // (see decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame) through
-// decode_gif_memory; BMP through decode_bmp_memory; TGA through decode_tga_memory; PNG and PSD
+// decode_gif_memory; BMP, WebP and TGA through decode_bmp/webp/tga_memory; PNG and PSD
 // through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to their
 // high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's mode I;16 converts. Throws
 // lcam::InputError with a one-line message "PATH: reason" when the file is missing or
@@ -80,6 +80,14 @@ bool is_bmp(const uint8_t* data, size_t size);
 // compressions and bitfields, palettes over 256 colours), truncated data, a size of 0, more
 // pixels than Pillow's decompression-bomb limit.
 ImageU8 decode_bmp_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with RIFF....WEBP, Pillow's test.
+bool is_webp(const uint8_t* data, size_t size);
+
+// A WebP image (its first frame), as Pillow 13 decodes it: through libwebp's animation decoder,
+// RGBA, then RGB. Errors (InputError "NAME: reason"): what libwebp cannot decode (damaged or
+// truncated data), a canvas over Pillow's decompression-bomb limit.
+ImageU8 decode_webp_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when an 18-byte TGA header passes Pillow's checks (a colour map type of 0 or 1, a size
 // above 0, a depth of 1, 8, 16, 24 or 32). TGA has no signature: Pillow tries it on files no

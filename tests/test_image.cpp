@@ -735,7 +735,7 @@ TEST_SUITE("image") {
     }
   }
 
-  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, TGA and 16-bit grey PNG decode or fail exactly as Pillow 13") {
+  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, TGA, WebP, PSD and 16-bit grey PNG decode or fail exactly as Pillow 13") {
     // tests/fixtures/image/formats/index.txt (tools/make_format_fixture.py): each file's outcome under
     // Image.open(f).convert("RGB"), and files over Pillow's read blocks (1 MiB for PNM, 64 KiB for
     // GIF) built here by inserting spaces, a comment or empty GIF sub-blocks where
@@ -745,14 +745,16 @@ TEST_SUITE("image") {
     // odd extensions, files cut at the places that matter. The BMPs (loaders/bmp.cpp): rows
     // either way up, RLE8/RLE4, 5-5-5 and 5-6-5, bitfields, OS/2 headers, grey-ramp palettes.
     // The TGAs (loaders/tga.cpp): rows either way up and mirrored, RLE literals crossing rows,
-    // 1-bit grey, colour maps with a first index and on grey images, Pillow's refusals.
+    // 1-bit grey, colour maps with a first index and on grey images, Pillow's refusals. The
+    // WebPs (loaders/webp.cpp, libwebp's animation decoder as Pillow's): lossy, lossless, with
+    // transparent pixels, animated, cut.
     const auto lines = [] {
       std::vector<std::vector<std::string>> out;
       for (const char* kind : {"file", "pad"})
         for (auto& l : index_lines(kind, "formats/index.txt")) out.push_back(l);
       return out;
     }();
-    REQUIRE(lines.size() >= 131);
+    REQUIRE(lines.size() >= 140);
     int ok = 0, refused = 0;
     for (const auto& l : lines) {
       CAPTURE(l[1]);
@@ -786,8 +788,20 @@ TEST_SUITE("image") {
       CHECK(img.height == std::stoi(l[at + 2]));
       CHECK(sum64(img.rgb) == std::stoull(l[at + 3]));
     }
-    CHECK(ok >= 78);
-    CHECK(refused >= 43);
+    CHECK(ok >= 83);
+    CHECK(refused >= 44);
+    // PSD other than 8-bit RGB of three channels (Pillow reads some of it, stb_image differs) is
+    // refused, naming what the file holds.
+    {
+      std::vector<uint8_t> psd = read_bytes(fixture("formats/psd_rgb_raw.psd"));
+      psd[13] = 4;  // a fourth channel
+      try {
+        (void)lcam::decode_image_memory(psd.data(), psd.size(), "p");
+        FAIL("no exception");
+      } catch (const lcam::InputError& e) {
+        CHECK(std::string(e.what()) == "p: PSD of 4 channels at 8 bits in colour mode 3 (lcam reads 8-bit RGB PSD files of three channels)");
+      }
+    }
     // Pillow's own variants are refused by name; the 8-bit raw files are the bytes themselves.
     for (const std::string head : {"Pf\n2 1\n-1.0\n", "P0CMYK 1 1 255\n", "PyP 1 1 255\n"}) {
       try {

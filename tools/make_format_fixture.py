@@ -4,20 +4,21 @@ and raw, maxvals 1 to 65535, damaged headers and data) and GIFs (transparency, a
 smaller than the screen or reaching past it, interlaced, two frames, stray bytes, no colour
 table, LZW without a leading clear code or with a deferred clear, end codes inside the data,
 odd extensions; cut short at the places that matter), 16-bit grey PNGs, BMPs (rows either
-way up, RLE8/RLE4, 16-bit, bitfields, OS/2 headers, grey-ramp palettes, cuts) and TGAs (rows
-either way up and mirrored, RLE, 1-bit, colour maps, Pillow's refusals), and what Pillow
-makes of them with Image.open(path).convert("RGB"), for tests/test_image.cpp to check
-loaders/pnm.cpp, gif.cpp, bmp.cpp, tga.cpp and the 16-bit grey PNG rule byte for byte.
+way up, RLE8/RLE4, 16-bit, bitfields, OS/2 headers, grey-ramp palettes, cuts), TGAs (rows
+either way up and mirrored, RLE, 1-bit, colour maps, Pillow's refusals), WebPs and 8-bit RGB
+PSDs, and what Pillow makes of them with Image.open(path).convert("RGB"), for
+tests/test_image.cpp to check lcam's decoders (loaders/pnm.cpp, gif.cpp, bmp.cpp, tga.cpp,
+webp.cpp, and the PNG and PSD rules of image.cpp) byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
 With --compare, writes nothing and prints the cases where this Pillow disagrees with the index
-already written (Debian's Pillow 9.4: the negative plain value, which 9.4 wraps to a byte, and
-six BMPs: 9.4's RLE decoder, its 32-bit ABGR bitfields and its grey-ramp rows differ; 9.4 also
-reads a plain file's last value twice when no whitespace follows it, which no case here tells
-apart).
-The GIFs are written by the Pillow that runs the script: rerun with another Pillow, they may
-differ in their bytes, and the index records that Pillow's outcomes for them.
+already written (Debian's Pillow 9.4: the negative plain value, which 9.4 wraps to a byte; six
+BMPs: 9.4's RLE decoder, its 32-bit ABGR bitfields and its grey-ramp rows differ; four TGAs: its
+colour maps and its footer seek differ; 9.4 also reads a plain file's last value twice when no
+whitespace follows it, which no case here tells apart).
+The GIFs and WebPs are written by the Pillow that runs the script: rerun with another Pillow,
+they may differ in their bytes, and the index records that Pillow's outcomes for them.
 
 index.txt lines:
   file NAME OK W H SUM64 | file NAME ERR          the file as it is
@@ -125,6 +126,57 @@ def files():
     out.update(pngs(rng))
     out.update(bmps(rng))
     out.update(tgas(rng))
+    out.update(webps(rng))
+    out.update(psds(rng))
+    return out
+
+
+def psds(rng):
+    """8-bit RGB PSDs (the PSDs lcam reads), raw and PackBits, and one cut short."""
+    w, h = 9, 4
+    planes = rng.integers(0, 256, (3, h, w)).astype(np.uint8)
+    planes[:, 1, 2:7] = 77  # a run for PackBits
+    head = b"8BPS" + struct.pack(">H", 1) + bytes(6) + struct.pack(">HIIHH", 3, h, w, 8, 3) + struct.pack(">III", 0, 0, 0)
+    raw = head + struct.pack(">H", 0) + planes.tobytes()
+    rows = []
+    for row in planes.reshape(3 * h, w):
+        packed, i = b"", 0
+        while i < w:
+            j = i
+            while j < w and row[j] == row[i]:
+                j += 1
+            if j - i >= 2:
+                packed += bytes([257 - (j - i), int(row[i])])
+            else:
+                j = i + 1
+                while j < w and (j + 1 >= w or row[j] != row[j + 1]):
+                    j += 1
+                packed += bytes([j - i - 1]) + row[i:j].tobytes()
+            i = j
+        rows.append(packed)
+    rle = head + struct.pack(">H", 1) + b"".join(struct.pack(">H", len(r)) for r in rows) + b"".join(rows)
+    return {"psd_rgb_raw.psd": raw, "psd_rgb_packbits.psd": rle, "psd_rgb_cut.psd": raw[:-5]}
+
+
+def webps(rng):
+    """WebPs written by this Pillow: lossy, lossless, with transparent pixels, animated (the
+    first frame is read), cut short."""
+    out = {}
+    a = rng.integers(0, 256, (13, 17, 4)).astype(np.uint8)
+    a[:4, :, 3] = 0  # fully transparent rows keep their colour in the file (exact)
+    rgba = Image.frombytes("RGBA", (17, 13), a.tobytes())
+    for name, im, kw in (("webp_lossy.webp", rgba.convert("RGB"), {"quality": 80}),
+                         ("webp_lossless.webp", rgba.convert("RGB"), {"lossless": True}),
+                         ("webp_alpha_exact.webp", rgba, {"lossless": True, "exact": True}),
+                         ("webp_alpha_lossy.webp", rgba, {"quality": 60})):
+        b = io.BytesIO()
+        im.save(b, "WEBP", **kw)
+        out[name] = b.getvalue()
+    b = io.BytesIO()
+    second = Image.frombytes("RGB", (17, 13), (255 - a[..., :3]).tobytes())
+    rgba.convert("RGB").save(b, "WEBP", save_all=True, append_images=[second], lossless=True)
+    out["webp_animated.webp"] = b.getvalue()
+    out["webp_cut.webp"] = out["webp_lossy.webp"][:-20]
     return out
 
 
