@@ -29,13 +29,10 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
-#include "engine/common.h"  // InputError
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-[[noreturn]] void fail(const std::string& name, const std::string& reason) { throw InputError(name + ": " + reason); }
 
 uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
@@ -56,12 +53,12 @@ std::string depth_text(uint32_t bits) { return std::to_string(bits); }
 bool is_bmp(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'B' && d[1] == 'M'; }
 
 ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
-  if (n < 18) fail(name, "truncated BMP (its file header)");
+  if (n < 18) fail_decode(name, "truncated BMP (its file header)");
   uint64_t offset = le32(d + 10);
   const uint32_t header = le32(d + 14);
   if (header != 12 && header != 40 && header != 52 && header != 56 && header != 64 && header != 108 && header != 124)
-    fail(name, "unsupported BMP header type (" + std::to_string(header) + ")");
-  if (n - 18 < header - 4) fail(name, "truncated BMP (its info header)");
+    fail_decode(name, "unsupported BMP header type (" + std::to_string(header) + ")");
+  if (n - 18 < header - 4) fail_decode(name, "truncated BMP (its info header)");
   const uint8_t* h = d + 18;  // the header after its size
   size_t pos = 14 + header;   // where the file is read next
   uint64_t width, height;
@@ -84,7 +81,7 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
         for (int k = 0; k < 3; ++k) masks[k] = le32(h + 36 + 4 * k);
         masks[3] = header >= 56 ? le32(h + 48) : 0;
       } else {
-        if (n - pos < 12) fail(name, "truncated BMP (its bitfield masks)");
+        if (n - pos < 12) fail_decode(name, "truncated BMP (its bitfield masks)");
         for (int k = 0; k < 3; ++k) masks[k] = le32(d + pos + 4 * k);
         pos += 12;
       }
@@ -101,7 +98,7 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
     case 16: layout = {Unpack::kBgr15, 16}; break;
     case 24: layout = {Unpack::kBgr, 24}; break;
     case 32: layout = {Unpack::kFour, 32, 2, 1, 0}; break;
-    default: fail(name, "unsupported BMP pixel depth (" + depth_text(bits) + ")");
+    default: fail_decode(name, "unsupported BMP pixel depth (" + depth_text(bits) + ")");
   }
   bool rle = false, rle4 = false;
   if (compression == 3) {
@@ -122,24 +119,24 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
       bool found = false;
       for (const Known& k : kKnown)
         if (is(k.r, k.g, k.b) && a == k.a) layout = {Unpack::kFour, 32, k.rb, k.gb, k.bb}, found = true;
-      if (!found) fail(name, "unsupported BMP bitfields layout");
+      if (!found) fail_decode(name, "unsupported BMP bitfields layout");
     } else if (bits == 24 && is(0xff0000, 0xff00, 0xff)) {
       layout = {Unpack::kBgr, 24};
     } else if (bits == 16 && (is(0xf800, 0x7e0, 0x1f) || is(0x7c00, 0x3e0, 0x1f))) {
       layout = {r == 0xf800 ? Unpack::kBgr16 : Unpack::kBgr15, 16};
     } else {
-      fail(name, "unsupported BMP bitfields layout");
+      fail_decode(name, "unsupported BMP bitfields layout");
     }
   } else if (compression == 1 || compression == 2) {
     rle = true, rle4 = compression == 2;
   } else if (compression != 0) {
-    fail(name, "unsupported BMP compression (" + std::to_string(compression) + ")");
+    fail_decode(name, "unsupported BMP compression (" + std::to_string(compression) + ")");
   }
   // The palette, and Pillow's mode: 1 or L for a grey ramp, else P.
   std::array<std::array<uint8_t, 3>, 256> palette{};  // entries past the file's are black
   enum class Mode { kRgb, kP, kL, k1 } mode = Mode::kRgb;
   if (palette_mode) {
-    if (colors == 0 || colors > 65536) fail(name, "unsupported BMP palette size (" + std::to_string(colors) + ")");
+    if (colors == 0 || colors > 65536) fail_decode(name, "unsupported BMP palette size (" + std::to_string(colors) + ")");
     const size_t want = static_cast<size_t>(padding) * colors;
     const size_t got = pos < n ? std::min(want, n - pos) : 0;
     const uint8_t* p = d + std::min(pos, n);
@@ -156,17 +153,17 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
     } else {
       mode = Mode::kP;
       const size_t entries = got / static_cast<size_t>(padding);
-      if (entries > 256) fail(name, "invalid BMP palette size (" + std::to_string(entries) + " colours, at most 256)");
+      if (entries > 256) fail_decode(name, "invalid BMP palette size (" + std::to_string(entries) + " colours, at most 256)");
       for (size_t i = 0; i < entries; ++i)  // stored as blue, green, red
         palette[i] = {p[i * padding + 2], p[i * padding + 1], p[i * padding]};
     }
   } else if (rle) {
-    fail(name, "unsupported BMP: RLE compression at " + depth_text(bits) + " bits per pixel");
+    fail_decode(name, "unsupported BMP: RLE compression at " + depth_text(bits) + " bits per pixel");
   }
-  if (width == 0 || height == 0) fail(name, "BMP of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
+  if (width == 0 || height == 0) fail_decode(name, "BMP of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
   if (width > static_cast<uint64_t>(kMaxImagePixels) || height > static_cast<uint64_t>(kMaxImagePixels) ||
       width * height > static_cast<uint64_t>(kMaxImagePixels))
-    fail(name, "image too large (" + std::to_string(width) + "x" + std::to_string(height) + " pixels)");
+    fail_decode(name, "image too large (" + std::to_string(width) + "x" + std::to_string(height) + " pixels)");
   const size_t w = static_cast<size_t>(width), rows = static_cast<size_t>(height);
   const size_t start = offset ? static_cast<size_t>(std::min<uint64_t>(offset, n)) : pos;
   // Each row's values: palette indices or grey levels (one byte per pixel), or RGB.
@@ -229,7 +226,7 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
         if (at % 2) ++at;  // to an even offset in the file
       }
     }
-    if (data.size() < dest) fail(name, "truncated or corrupt BMP (its RLE data ends before the last pixel)");
+    if (data.size() < dest) fail_decode(name, "truncated or corrupt BMP (its RLE data ends before the last pixel)");
     for (size_t r = 0; r < rows; ++r) put_indexed(direction < 0 ? rows - 1 - r : r, &data[r * w]);
     return img;
   }
@@ -241,9 +238,9 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
   // Pillow's raw decoder refuses the file when it is too short to map.
   const bool mapped = layout.unpack == Unpack::kByte && stride < width && start <= n && rows * width <= n - start;
   if (stride < row_bytes && !mapped)
-    fail(name, "corrupt BMP (rows of " + std::to_string(stride) + " bytes for " + std::to_string(row_bytes) + ")");
+    fail_decode(name, "corrupt BMP (rows of " + std::to_string(stride) + " bytes for " + std::to_string(row_bytes) + ")");
   if (!mapped && (start > n || (rows - 1) * stride + row_bytes > n - start))
-    fail(name, "truncated image (the data ends before the last pixel)");
+    fail_decode(name, "truncated image (the data ends before the last pixel)");
   values.resize(w);
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* in = d + start + r * (mapped ? width : stride);

@@ -28,13 +28,10 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
-#include "engine/common.h"  // InputError
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-[[noreturn]] void fail(const std::string& name, const std::string& reason) { throw InputError(name + ": " + reason); }
 
 int le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 
@@ -158,15 +155,15 @@ bool is_gif(const uint8_t* d, size_t n) {
 }
 
 ImageU8 decode_gif_memory(const uint8_t* d, size_t n, const std::string& name) {
-  if (!is_gif(d, n)) fail(name, "not a GIF");
-  if (n < 13) fail(name, "truncated GIF (its header)");
+  if (!is_gif(d, n)) fail_decode(name, "not a GIF");
+  if (n < 13) fail_decode(name, "truncated GIF (its header)");
   int screen_w = le16(d + 6), screen_h = le16(d + 8);
   size_t i = 13;
   const uint8_t* table = nullptr;  // the colour table in use, null for grey levels
   size_t table_bytes = 0;
   if (d[10] & 0x80) {
     table_bytes = size_t{3} << ((d[10] & 7) + 1);
-    if (table_bytes > n - i) fail(name, "truncated GIF (its colour table)");
+    if (table_bytes > n - i) fail_decode(name, "truncated GIF (its colour table)");
     if (!grey_ramp(d + i, table_bytes)) table = d + i;
     i += table_bytes;
   }
@@ -182,17 +179,17 @@ ImageU8 decode_gif_memory(const uint8_t* d, size_t n, const std::string& name) {
     return static_cast<long>(got);
   };
   int transparent = -1;
-  if (i >= n || d[i] == 0x3b) fail(name, "no image in the GIF");
+  if (i >= n || d[i] == 0x3b) fail_decode(name, "no image in the GIF");
   for (;;) {
-    if (i >= n || d[i] == 0x3b) fail(name, "no image in the GIF (image not found in GIF frame)");
+    if (i >= n || d[i] == 0x3b) fail_decode(name, "no image in the GIF (image not found in GIF frame)");
     const uint8_t tag = d[i++];
     if (tag == 0x21) {  // an extension: its label, then sub-blocks
-      if (i >= n) fail(name, "no image in the GIF");
+      if (i >= n) fail_decode(name, "no image in the GIF");
       const uint8_t label = d[i++];
       const size_t at = i + 1;
       long block = data();
       if (label == 0xf9 && block >= 0) {  // graphic control: flags, delay, transparent index
-        if (block < 3 || ((d[at] & 1) && block < 4)) fail(name, "truncated or corrupt GIF (a graphic control extension)");
+        if (block < 3 || ((d[at] & 1) && block < 4)) fail_decode(name, "truncated or corrupt GIF (a graphic control extension)");
         if (d[at] & 1) transparent = d[at + 3];
       } else if (label == 0xfe) {  // a comment: its sub-blocks, up to the empty one
         while (block > 0) block = data();
@@ -209,30 +206,30 @@ ImageU8 decode_gif_memory(const uint8_t* d, size_t n, const std::string& name) {
     }
     // Any other byte is skipped.
   }
-  if (n - i < 9) fail(name, "truncated GIF (its image descriptor)");
+  if (n - i < 9) fail_decode(name, "truncated GIF (its image descriptor)");
   const int x0 = le16(d + i), y0 = le16(d + i + 2), w = le16(d + i + 4), h = le16(d + i + 6);
   const uint8_t flags = d[i + 8];
   i += 9;
   if (flags & 0x80) {
     const size_t bytes = size_t{3} << ((flags & 7) + 1);
-    if (bytes > n - i) fail(name, "truncated GIF (its local colour table)");
+    if (bytes > n - i) fail_decode(name, "truncated GIF (its local colour table)");
     table = grey_ramp(d + i, bytes) ? nullptr : d + i;
     table_bytes = bytes;
     i += bytes;
   }
-  if (i >= n) fail(name, "truncated GIF (before its image data)");
+  if (i >= n) fail_decode(name, "truncated GIF (before its image data)");
   const int bits = d[i++];
   const long long pic_w = std::max(screen_w, x0 + w), pic_h = std::max(screen_h, y0 + h);
   if (pic_w * pic_h > kMaxImagePixels)
-    fail(name, "image too large (" + std::to_string(pic_w) + "x" + std::to_string(pic_h) + " pixels)");
-  if (w <= 0 || h <= 0) fail(name, "GIF frame of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
+    fail_decode(name, "image too large (" + std::to_string(pic_w) + "x" + std::to_string(pic_h) + " pixels)");
+  if (w <= 0 || h <= 0) fail_decode(name, "GIF frame of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
   // No code writes more than 4096 pixels, and each takes at least one bit: a frame larger than
   // that allows for the bytes there are is truncated (refused before its pixels are allocated).
   if (static_cast<long long>(w) * h > 8LL * 4096 * static_cast<long long>(n - i))
-    fail(name, "truncated image (the first frame's data ends before its last pixel)");
+    fail_decode(name, "truncated image (the first frame's data ends before its last pixel)");
   std::vector<uint8_t> index(static_cast<size_t>(w) * h);
   const std::string why = lzw_frame(d, n, i, bits, (flags & 0x40) != 0, w, h, index.data());
-  if (!why.empty()) fail(name, why);
+  if (!why.empty()) fail_decode(name, why);
   // The colour of each index: the table's entry, black past it; grey levels without a table.
   uint8_t rgb[256][3];
   for (int k = 0; k < 256; ++k) {

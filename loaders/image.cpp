@@ -34,12 +34,10 @@
 #endif
 
 namespace lcam {
+
+void fail_decode(const std::string& name, const std::string& reason) { throw InputError(name + ": " + reason); }
+
 namespace {
-
-
-[[noreturn]] void fail(const std::string& name, const std::string& reason) {
-  throw InputError(name + ": " + reason);
-}
 
 // ---- Pillow's resampling (src/libImaging/Resample.c), bilinear filter, 8 bits per channel ----
 
@@ -585,12 +583,12 @@ struct StbSource {
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   std::vector<uint8_t> bytes;
   std::string reason;
-  if (!read_file(path, bytes, reason)) fail(path, reason);
+  if (!read_file(path, bytes, reason)) fail_decode(path, reason);
   return bytes;
 }
 
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name) {
-  if (size == 0) fail(name, "empty file, not an image");
+  if (size == 0) fail_decode(name, "empty file, not an image");
   if (is_jpeg(data, size)) return decode_jpeg_memory(data, size, name);
   if (is_pnm(data, size)) return decode_pnm_memory(data, size, name);
   if (is_gif(data, size)) return decode_gif_memory(data, size, name);
@@ -603,24 +601,24 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (size >= 26 && std::memcmp(data, "8BPS", 4) == 0) {
     const int channels = data[12] << 8 | data[13], depth = data[22] << 8 | data[23], mode = data[24] << 8 | data[25];
     if (depth != 8 || mode != 3 || channels != 3)
-      fail(name, "PSD of " + std::to_string(channels) + " channels at " + std::to_string(depth) + " bits in colour mode " +
+      fail_decode(name, "PSD of " + std::to_string(channels) + " channels at " + std::to_string(depth) + " bits in colour mode " +
                      std::to_string(mode) + " (lcam reads 8-bit RGB PSD files of three channels)");
   }
-  if (size > static_cast<size_t>(INT32_MAX)) fail(name, "file too large to decode");
+  if (size > static_cast<size_t>(INT32_MAX)) fail_decode(name, "file too large to decode");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     long long pw = 0, ph = 0;
     if (png_size(data, size, pw, ph)) {
       // Each side is below 2^32, so the product cannot overflow once one side alone is checked.
-      if (pw > kMaxImagePixels || ph > kMaxImagePixels || pw * ph > kMaxImagePixels) fail(name, "image too large (" + size_text(pw, ph) + " pixels)");
-      fail(name, "corrupt or unsupported PNG header (" + size_text(pw, ph) + " pixels)");
+      if (pw > kMaxImagePixels || ph > kMaxImagePixels || pw * ph > kMaxImagePixels) fail_decode(name, "image too large (" + size_text(pw, ph) + " pixels)");
+      fail_decode(name, "corrupt or unsupported PNG header (" + size_text(pw, ph) + " pixels)");
     }
     const char* why = stbi_failure_reason();
-    fail(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
+    fail_decode(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
-  if (static_cast<long long>(w) * h > kMaxImagePixels) fail(name, "image too large (" + size_text(w, h) + " pixels)");
-  if (w <= 0 || h <= 0) fail(name, "image of " + size_text(w, h) + " pixels");
+  if (static_cast<long long>(w) * h > kMaxImagePixels) fail_decode(name, "image too large (" + size_text(w, h) + " pixels)");
+  if (w <= 0 || h <= 0) fail_decode(name, "image of " + size_text(w, h) + " pixels");
   long long pw = 0, ph = 0;
   const bool png = png_size(data, size, pw, ph);
   // No format stb reads packs 4096 pixels into a byte (its runs are at most a few hundred
@@ -628,12 +626,12 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   // for the bytes there are belongs to a truncated or damaged file, refused before its pixels
   // are allocated (a 68-byte TGA may declare 150 million).
   if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
-    fail(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
+    fail_decode(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
   std::vector<uint8_t> ended;
   if (png) {  // a PNG without its IEND, given one (its data, a CRC, IEND)
     const PngChunks c = png_chunks(data, size);
     if (!c.past_end.empty())
-      fail(name, "truncated or corrupt PNG (its " + printable(c.past_end) + " chunk runs past the end of the file)");
+      fail_decode(name, "truncated or corrupt PNG (its " + printable(c.past_end) + " chunk runs past the end of the file)");
     if (c.no_end) {
       static const uint8_t kEnd[16] = {0, 0, 0, 0, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
       ended.assign(data, data + c.data_end);
@@ -649,13 +647,13 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
                     : static_cast<void*>(stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3));
   if (!px) {
     const char* why = stbi_failure_reason();
-    fail(name, std::string("corrupt or truncated image (") + (why ? why : "decode failed") + ")");
+    fail_decode(name, std::string("corrupt or truncated image (") + (why ? why : "decode failed") + ")");
   }
   // PNG excepted: its data is checked by zlib (and a PNG that ends after its image data was
   // given an IEND above).
   if (src.past_end && !png) {
     stbi_image_free(px);
-    fail(name, "truncated image (the data ends before the last pixel)");
+    fail_decode(name, "truncated image (the data ends before the last pixel)");
   }
   ImageU8 img;
   img.width = w;
@@ -883,22 +881,22 @@ void write_png(const std::string& path, const ImageU8& img) {
   };
   if (!stbi_write_png_to_func(sink, &encoded, img.width, img.height, 3, img.rgb.data(),
                               img.width * 3))
-    fail(path, "PNG encoding failed");
+    fail_decode(path, "PNG encoding failed");
   const std::string tmp = temp_path_for(path);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) fail(path, "cannot open " + tmp + " for writing");
+    if (!f) fail_decode(path, "cannot open " + tmp + " for writing");
     f.write(reinterpret_cast<const char*>(encoded.data()),
             static_cast<std::streamsize>(encoded.size()));
     f.close();
     if (!f) {
       std::remove(tmp.c_str());
-      fail(path, "write error on " + tmp);
+      fail_decode(path, "write error on " + tmp);
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    fail(path, "cannot rename " + tmp + " to the final name");
+    fail_decode(path, "cannot rename " + tmp + " to the final name");
   }
 }
 

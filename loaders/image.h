@@ -40,6 +40,9 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
+// Throws InputError "NAME: reason": every decoder's one-line refusal.
+[[noreturn]] void fail_decode(const std::string& name, const std::string& reason);
+
 // Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that; so
 // does every decoder of lcam.
 constexpr long long kMaxImagePixels = 2LL * 89478485LL;

@@ -29,13 +29,10 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
-#include "engine/common.h"  // InputError
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-[[noreturn]] void fail(const std::string& name, const std::string& reason) { throw InputError(name + ": " + reason); }
 
 // Python's bytes.isspace() set: space, \t, \n, \v, \f, \r.
 inline bool is_ws(uint8_t c) { return c == ' ' || (c >= 0x09 && c <= 0x0d); }
@@ -121,10 +118,10 @@ class Reader {
       }
       token += static_cast<char>(c);
     }
-    if (token.empty()) fail(name_, std::string("truncated PNM header (the file ends before its ") + what + ")");
-    if (token.size() > 10) fail(name_, std::string("corrupt PNM header (its ") + what + " '" + shown(token) + "...' is longer than 10 bytes)");
+    if (token.empty()) fail_decode(name_, std::string("truncated PNM header (the file ends before its ") + what + ")");
+    if (token.size() > 10) fail_decode(name_, std::string("corrupt PNM header (its ") + what + " '" + shown(token) + "...' is longer than 10 bytes)");
     int64_t v = 0;
-    if (!python_int(token, v)) fail(name_, std::string("corrupt PNM header (its ") + what + " '" + shown(token) + "' is not an integer)");
+    if (!python_int(token, v)) fail_decode(name_, std::string("corrupt PNM header (its ") + what + " '" + shown(token) + "' is not an integer)");
     return v;
   }
 
@@ -218,11 +215,11 @@ std::vector<uint8_t> plain_bitmap(Reader& r, size_t total, const std::string& na
     b = r.without_comments(std::move(b));
     for (unsigned char c : b) {
       if (is_ws(c)) continue;
-      if (c != '0' && c != '1') fail(name, "corrupt PBM data (byte '" + shown(std::string(1, static_cast<char>(c))) + "' where 0 or 1 was expected)");
+      if (c != '0' && c != '1') fail_decode(name, "corrupt PBM data (byte '" + shown(std::string(1, static_cast<char>(c))) + "' where 0 or 1 was expected)");
       if (px.size() < total) px.push_back(c == '0' ? 255 : 0);
     }
   }
-  if (px.size() != total) fail(name, "truncated image (the data ends before the last pixel)");
+  if (px.size() != total) fail_decode(name, "truncated image (the data ends before the last pixel)");
   return px;
 }
 
@@ -230,7 +227,7 @@ std::vector<uint8_t> plain_bitmap(Reader& r, size_t total, const std::string& na
 std::vector<int64_t> plain_values(Reader& r, size_t total, int64_t maxval, int64_t out_max, const std::string& name) {
   constexpr size_t kMaxLen = 10;
   auto too_long = [&](const std::string& t) {
-    fail(name, "corrupt PNM data (a value '" + shown(t.substr(0, kMaxLen + 1)) + "...' longer than 10 bytes)");
+    fail_decode(name, "corrupt PNM data (a value '" + shown(t.substr(0, kMaxLen + 1)) + "...' longer than 10 bytes)");
   };
   std::vector<int64_t> values;
   values.reserve(total);
@@ -255,18 +252,18 @@ std::vector<int64_t> plain_values(Reader& r, size_t total, int64_t maxval, int64
     for (const std::string& t : tokens) {
       if (t.size() > kMaxLen) too_long(t);
       int64_t v = 0;
-      if (!python_int(t, v)) fail(name, "corrupt PNM data ('" + shown(t) + "' is not an integer)");
-      if (v < 0) fail(name, "corrupt PNM data (negative value " + std::to_string(v) + ")");
-      if (v > maxval) fail(name, "corrupt PNM data (value " + std::to_string(v) + " above maxval " + std::to_string(maxval) + ")");
+      if (!python_int(t, v)) fail_decode(name, "corrupt PNM data ('" + shown(t) + "' is not an integer)");
+      if (v < 0) fail_decode(name, "corrupt PNM data (negative value " + std::to_string(v) + ")");
+      if (v > maxval) fail_decode(name, "corrupt PNM data (value " + std::to_string(v) + " above maxval " + std::to_string(maxval) + ")");
       values.push_back(scaled(v, maxval, out_max));
       if (values.size() == total) break;
     }
   }
-  if (values.size() != total) fail(name, "truncated image (the data ends before the last pixel)");
+  if (values.size() != total) fail_decode(name, "truncated image (the data ends before the last pixel)");
   return values;
 }
 
-[[noreturn]] void truncated(const std::string& name) { fail(name, "truncated image (the data ends before the last pixel)"); }
+[[noreturn]] void truncated(const std::string& name) { fail_decode(name, "truncated image (the data ends before the last pixel)"); }
 
 }  // namespace
 
@@ -298,18 +295,18 @@ ImageU8 decode_pnm_memory(const uint8_t* data, size_t size, const std::string& n
   const std::string magic = magic_of(data, size);
   Reader r(data, size, name);
   r.skip_magic(magic.size());
-  if (is_variant(magic)) fail(name, "unsupported PNM variant '" + magic + "' (lcam reads P1-P6)");
-  if (!is_netpbm(magic)) fail(name, "not a PNM image (magic '" + shown(magic) + "')");
+  if (is_variant(magic)) fail_decode(name, "unsupported PNM variant '" + magic + "' (lcam reads P1-P6)");
+  if (!is_netpbm(magic)) fail_decode(name, "not a PNM image (magic '" + shown(magic) + "')");
   const char kind = magic[1];
   const bool bitmap = kind == '1' || kind == '4', plain = kind <= '3';
   const int bands = (kind == '3' || kind == '6') ? 3 : 1;
   const int64_t w = r.field("width"), h = r.field("height");
   const int64_t maxval = bitmap ? 1 : r.field("maxval");
   if (!bitmap && (maxval <= 0 || maxval >= 65536))
-    fail(name, "corrupt PNM header (maxval " + std::to_string(maxval) + ", expected 1 to 65535)");
+    fail_decode(name, "corrupt PNM header (maxval " + std::to_string(maxval) + ", expected 1 to 65535)");
   const std::string size_text = std::to_string(w) + "x" + std::to_string(h);
-  if (w <= 0 || h <= 0) fail(name, "image of " + size_text + " pixels");
-  if (w > kMaxImagePixels || h > kMaxImagePixels || w * h > kMaxImagePixels) fail(name, "image too large (" + size_text + " pixels)");
+  if (w <= 0 || h <= 0) fail_decode(name, "image of " + size_text + " pixels");
+  if (w > kMaxImagePixels || h > kMaxImagePixels || w * h > kMaxImagePixels) fail_decode(name, "image too large (" + size_text + " pixels)");
   const size_t pixels = static_cast<size_t>(w) * static_cast<size_t>(h);
   const size_t samples = pixels * static_cast<size_t>(bands);
   // Before anything is allocated: plain data needs a byte per sample, raw data its exact length.

@@ -29,13 +29,10 @@
 #include <utility>    // std::swap
 #include <vector>     // std::vector
 
-#include "engine/common.h"  // InputError
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-[[noreturn]] void fail(const std::string& name, const std::string& reason) { throw InputError(name + ": " + reason); }
 
 uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 
@@ -56,11 +53,11 @@ bool is_tga(const uint8_t* d, size_t n) {
 }
 
 ImageU8 decode_tga_memory(const uint8_t* d, size_t n, const std::string& name) {
-  if (!is_tga(d, n)) fail(name, "not a TGA file");
+  if (!is_tga(d, n)) fail_decode(name, "not a TGA file");
   const int id_len = d[0], map_type = d[1], type = d[2], depth = d[16], flags = d[17];
   const size_t w = le16(d + 12), h = le16(d + 14);
   if (type != 1 && type != 2 && type != 3 && type != 9 && type != 10 && type != 11)
-    fail(name, "unknown TGA image type (" + std::to_string(type) + ")");
+    fail_decode(name, "unknown TGA image type (" + std::to_string(type) + ")");
   enum class Kind { kIndex, kGrey, kGreyAlpha, kBits, kRgb15, kBgr, kBgra } kind;
   switch ((type & 7) * 100 + depth) {
     case 108: kind = Kind::kIndex; break;
@@ -71,12 +68,12 @@ ImageU8 decode_tga_memory(const uint8_t* d, size_t n, const std::string& name) {
     case 224: kind = Kind::kBgr; break;
     case 232: kind = Kind::kBgra; break;
     default:
-      fail(name, "cannot load this image (TGA image type " + std::to_string(type) + " at " + std::to_string(depth) +
+      fail_decode(name, "cannot load this image (TGA image type " + std::to_string(type) + " at " + std::to_string(depth) +
                      " bits per pixel)");
   }
   const bool rle = (type & 8) != 0;
   if (w * h > static_cast<size_t>(kMaxImagePixels))
-    fail(name, "image too large (" + std::to_string(w) + "x" + std::to_string(h) + " pixels)");
+    fail_decode(name, "image too large (" + std::to_string(w) + "x" + std::to_string(h) + " pixels)");
   size_t pos = 18 + static_cast<size_t>(id_len);
   // The colour map: `first` black entries, then the file's.
   std::array<std::array<uint8_t, 3>, 256> palette{};
@@ -84,12 +81,12 @@ ImageU8 decode_tga_memory(const uint8_t* d, size_t n, const std::string& name) {
   if (mapped) {
     const size_t first = le16(d + 3), size = le16(d + 5), entry_bits = d[7];
     if (entry_bits != 16 && entry_bits != 24 && entry_bits != 32)
-      fail(name, "unknown TGA colour map depth (" + std::to_string(entry_bits) + ")");
+      fail_decode(name, "unknown TGA colour map depth (" + std::to_string(entry_bits) + ")");
     if (kind != Kind::kIndex && kind != Kind::kGrey && kind != Kind::kGreyAlpha)
-      fail(name, "a colour map on a TGA image without palette indices or grey levels (Pillow: unrecognized image mode)");
+      fail_decode(name, "a colour map on a TGA image without palette indices or grey levels (Pillow: unrecognized image mode)");
     const size_t bytes = entry_bits / 8;
     const size_t got = pos < n ? std::min(bytes * size, n - pos) / bytes : 0;  // whole entries in the file
-    if (first + got > 256) fail(name, "invalid TGA palette size (" + std::to_string(first + got) + " colours, at most 256)");
+    if (first + got > 256) fail_decode(name, "invalid TGA palette size (" + std::to_string(first + got) + " colours, at most 256)");
     for (size_t i = 0; i < got; ++i) {
       const uint8_t* e = d + pos + i * bytes;
       if (bytes == 2) rgb555(le16(e), palette[first + i].data());
@@ -97,16 +94,16 @@ ImageU8 decode_tga_memory(const uint8_t* d, size_t n, const std::string& name) {
     }
     pos += bytes * size;
   } else if (kind == Kind::kIndex) {
-    fail(name, "a colour-mapped TGA without a colour map (Pillow: unknown raw mode)");
+    fail_decode(name, "a colour-mapped TGA without a colour map (Pillow: unknown raw mode)");
   }
   const int pixel_bits = kind == Kind::kBits ? 1 : kind == Kind::kIndex || kind == Kind::kGrey ? 8 : kind == Kind::kBgr ? 24
                          : kind == Kind::kBgra ? 32 : 16;
   const size_t row_bytes = (w * static_cast<size_t>(pixel_bits) + 7) / 8;
   // Before the pixels are allocated: raw data must hold every row; a run-length packet writes
   // at most 128 pixels from 2 bytes, so fewer than w * h / 64 bytes cannot finish the image.
-  if (!rle && (pos > n || row_bytes * h > n - pos)) fail(name, "truncated image (the data ends before the last pixel)");
+  if (!rle && (pos > n || row_bytes * h > n - pos)) fail_decode(name, "truncated image (the data ends before the last pixel)");
   if (rle && (pos > n || w * h > 64 * (n - pos)))
-    fail(name, "truncated or corrupt image (" + std::to_string(w) + "x" + std::to_string(h) + " pixels in " + std::to_string(n) + " bytes)");
+    fail_decode(name, "truncated or corrupt image (" + std::to_string(w) + "x" + std::to_string(h) + " pixels in " + std::to_string(n) + " bytes)");
   // The rows as stored, top row first once placed.
   std::vector<uint8_t> rows(row_bytes * h);
   const bool top_down = (flags & 0x20) != 0;
@@ -114,7 +111,7 @@ ImageU8 decode_tga_memory(const uint8_t* d, size_t n, const std::string& name) {
   if (!rle) {
     for (size_t k = 0; k < h; ++k) std::memcpy(row_at(k), d + pos + k * row_bytes, row_bytes);
   } else {
-    if (kind == Kind::kBits) fail(name, "truncated image (1-bit TGA run-length data, which Pillow never decodes)");
+    if (kind == Kind::kBits) fail_decode(name, "truncated image (1-bit TGA run-length data, which Pillow never decodes)");
     const size_t px = static_cast<size_t>(pixel_bits) / 8;
     size_t k = 0, x = 0;  // the row being filled and its bytes so far
     auto full = [&]() {   // x reached the end of the row: the next row
@@ -123,19 +120,19 @@ ImageU8 decode_tga_memory(const uint8_t* d, size_t n, const std::string& name) {
       return ++k == h;
     };
     for (bool done = false; !done;) {
-      if (pos >= n) fail(name, "truncated image (the data ends before the last pixel)");
+      if (pos >= n) fail_decode(name, "truncated image (the data ends before the last pixel)");
       const uint8_t head = d[pos];
       size_t count = px * ((head & 0x7f) + 1);
       if (head & 0x80) {  // a run: one pixel repeated, within the row
-        if (n - pos < 1 + px) fail(name, "truncated image (the data ends before the last pixel)");
-        if (x + count > row_bytes) fail(name, "corrupt TGA (a run crosses the end of a row: buffer overrun)");
+        if (n - pos < 1 + px) fail_decode(name, "truncated image (the data ends before the last pixel)");
+        if (x + count > row_bytes) fail_decode(name, "corrupt TGA (a run crosses the end of a row: buffer overrun)");
         uint8_t* out = row_at(k);
         for (size_t i = 0; i < count; i += px) std::memcpy(out + x + i, d + pos + 1, px);
         pos += 1 + px;
         x += count;
         done = full();
       } else {  // a literal: may go on into the following rows
-        if (n - pos < 1 + count) fail(name, "truncated image (the data ends before the last pixel)");
+        if (n - pos < 1 + count) fail_decode(name, "truncated image (the data ends before the last pixel)");
         const uint8_t* src = d + pos + 1;
         pos += 1 + count;
         while (count > 0 && !done) {
@@ -150,7 +147,7 @@ ImageU8 decode_tga_memory(const uint8_t* d, size_t n, const std::string& name) {
   // Pillow then looks for the TGA 2.0 footer of an RGBA image 26 bytes before the end of the
   // file: a shorter file fails that seek.
   if ((kind == Kind::kRgb15 || kind == Kind::kBgra) && n < 26)
-    fail(name, "truncated TGA (an RGBA image in fewer than 26 bytes, where Pillow looks for the footer)");
+    fail_decode(name, "truncated TGA (an RGBA image in fewer than 26 bytes, where Pillow looks for the footer)");
   ImageU8 img;
   img.width = static_cast<int>(w);
   img.height = static_cast<int>(h);

@@ -12,15 +12,9 @@
 #include <webp/decode.h>  // WebPGetFeatures
 #include <webp/demux.h>   // WebPAnimDecoder
 
-#include "engine/common.h"  // InputError
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
 
 namespace lcam {
-namespace {
-
-[[noreturn]] void fail(const std::string& name, const std::string& reason) { throw InputError(name + ": " + reason); }
-
-}  // namespace
 
 bool is_webp(const uint8_t* d, size_t n) { return n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0; }
 
@@ -28,22 +22,22 @@ ImageU8 decode_webp_memory(const uint8_t* d, size_t n, const std::string& name) 
   WebPBitstreamFeatures features;
   if (WebPGetFeatures(d, n, &features) == VP8_STATUS_OK &&
       static_cast<long long>(features.width) * features.height > kMaxImagePixels)
-    fail(name, "image too large (" + std::to_string(features.width) + "x" + std::to_string(features.height) + " pixels)");
+    fail_decode(name, "image too large (" + std::to_string(features.width) + "x" + std::to_string(features.height) + " pixels)");
   WebPAnimDecoderOptions options;
-  if (!WebPAnimDecoderOptionsInit(&options)) fail(name, "libwebp: version mismatch");
+  if (!WebPAnimDecoderOptionsInit(&options)) fail_decode(name, "libwebp: version mismatch");
   options.color_mode = MODE_RGBA;
   options.use_threads = 0;
   const WebPData data = {d, n};
   std::unique_ptr<WebPAnimDecoder, void (*)(WebPAnimDecoder*)> dec(WebPAnimDecoderNew(&data, &options), WebPAnimDecoderDelete);
-  if (!dec) fail(name, "corrupt or truncated WebP (libwebp cannot read it)");
+  if (!dec) fail_decode(name, "corrupt or truncated WebP (libwebp cannot read it)");
   WebPAnimInfo info;
-  if (!WebPAnimDecoderGetInfo(dec.get(), &info)) fail(name, "corrupt WebP (libwebp cannot read its header)");
+  if (!WebPAnimDecoderGetInfo(dec.get(), &info)) fail_decode(name, "corrupt WebP (libwebp cannot read its header)");
   if (static_cast<long long>(info.canvas_width) * info.canvas_height > kMaxImagePixels)
-    fail(name, "image too large (" + std::to_string(info.canvas_width) + "x" + std::to_string(info.canvas_height) + " pixels)");
+    fail_decode(name, "image too large (" + std::to_string(info.canvas_width) + "x" + std::to_string(info.canvas_height) + " pixels)");
   uint8_t* rgba = nullptr;
   int timestamp = 0;
   if (!WebPAnimDecoderGetNext(dec.get(), &rgba, &timestamp) || !rgba)
-    fail(name, "corrupt or truncated WebP (its first frame cannot be decoded)");
+    fail_decode(name, "corrupt or truncated WebP (its first frame cannot be decoded)");
   ImageU8 img;
   img.width = static_cast<int>(info.canvas_width);
   img.height = static_cast<int>(info.canvas_height);
