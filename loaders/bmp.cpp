@@ -46,8 +46,6 @@ struct Layout {
   int r = 0, g = 0, b = 0;  // kFour: the byte holding each channel
 };
 
-std::string depth_text(uint32_t bits) { return std::to_string(bits); }
-
 }  // namespace
 
 bool is_bmp(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'B' && d[1] == 'M'; }
@@ -98,7 +96,7 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
     case 16: layout = {Unpack::kBgr15, 16}; break;
     case 24: layout = {Unpack::kBgr, 24}; break;
     case 32: layout = {Unpack::kFour, 32, 2, 1, 0}; break;
-    default: fail_decode(name, "unsupported BMP pixel depth (" + depth_text(bits) + ")");
+    default: fail_decode(name, "unsupported BMP pixel depth (" + std::to_string(bits) + ")");
   }
   bool rle = false, rle4 = false;
   if (compression == 3) {
@@ -158,7 +156,7 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
         palette[i] = {p[i * padding + 2], p[i * padding + 1], p[i * padding]};
     }
   } else if (rle) {
-    fail_decode(name, "unsupported BMP: RLE compression at " + depth_text(bits) + " bits per pixel");
+    fail_decode(name, "unsupported BMP: RLE compression at " + std::to_string(bits) + " bits per pixel");
   }
   if (width == 0 || height == 0) fail_decode(name, "BMP of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
   if (width > static_cast<uint64_t>(kMaxImagePixels) || height > static_cast<uint64_t>(kMaxImagePixels) ||
