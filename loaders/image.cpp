@@ -594,6 +594,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_gif(data, size)) return decode_gif_memory(data, size, name);
   if (is_bmp(data, size)) return decode_bmp_memory(data, size, name);
   if (is_webp(data, size)) return decode_webp_memory(data, size, name);
+  if (is_tiff(data, size)) return decode_tiff_memory(data, size, name);
   if (is_tga(data, size)) return decode_tga_memory(data, size, name);
   // PSD through stb_image only where it gives Pillow's pixels: 8-bit RGB, three channels. Pillow
   // reads grey, CMYK and extra channels differently (stb_image refuses the first two and

@@ -1,12 +1,14 @@
-// image.h — image decoding as Pillow 9 decodes (JPEG with libjpeg-turbo set up like Pillow, PNM
-// with a reader of lcam's own, other formats with stb_image) and the torchvision eval transforms on 8-bit RGB images: Pillow-exact
-// antialiased bilinear resize, Resize(int) / CenterCrop / crop / flip / ToTensor, a fused eval
-// transform that computes only what the crop keeps, and PNG writing for visualisations.
+// image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
+// libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with libtiff under Pillow's modes, PNM,
+// GIF, BMP and TGA with readers of lcam's own, PNG and PSD with stb_image) and the torchvision
+// eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
+// CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
+// keeps, and PNG writing for visualisations.
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
-// orientation (neither Pillow's Image.open nor torchvision applies it), colour management (ICC
-// profiles are ignored, as Pillow's convert("RGB") ignores them), and bit-exactness with Pillow for
-// formats beyond JPEG, PNM and 8-bit PNG/BMP/GIF (stb_image's 16-bit reduction and rarer formats
-// are not checked against Pillow).
+// orientation of JPEGs (neither Pillow's Image.open nor torchvision applies it; Pillow 13 applies
+// a TIFF's, and so does lcam), colour management (ICC profiles are ignored, as Pillow's
+// convert("RGB") ignores them), and formats Pillow reads that lcam does not (ICO, PCX, JPEG 2000,
+// AVIF and the rest of Pillow's plugins).
 #pragma once
 #include <cstddef>     // size_t
 #include <cstdint>     // uint8_t
@@ -27,10 +29,10 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, GIF, WebP, TGA and every PNM). The format is recognised by content, never
-// by the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow sets it up
-// (see decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame) through
-// decode_gif_memory; BMP, WebP and TGA through decode_bmp/webp/tga_memory; PNG and PSD
+// bytes for JPEG, PNG, BMP, GIF, WebP, TIFF, TGA and every PNM). The format is recognised by
+// content, never by the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow
+// sets it up (see decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame)
+// through decode_gif_memory; BMP, WebP, TIFF and TGA through decode_bmp/webp/tiff/tga_memory; PNG and PSD
 // through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to their
 // high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's mode I;16 converts. Throws
 // lcam::InputError with a one-line message "PATH: reason" when the file is missing or
@@ -91,6 +93,17 @@ bool is_webp(const uint8_t* data, size_t size);
 // RGBA, then RGB. Errors (InputError "NAME: reason"): what libwebp cannot decode (damaged or
 // truncated data), a canvas over Pillow's decompression-bomb limit.
 ImageU8 decode_webp_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with one of Pillow's six TIFF prefixes (II*\0, MM\0*, their
+// swapped forms, and BigTIFF's II+\0 / MM\0+).
+bool is_tiff(const uint8_t* data, size_t size);
+
+// A TIFF image (its first page), as Pillow 13 decodes it then converts it to RGB (loaders/tiff.cpp
+// lists its rules): strips and tiles through libtiff, Pillow's pixel modes and conversions, the
+// Orientation tag applied. Errors (InputError "NAME: reason"): a pixel mode Pillow does not know,
+// modes lcam does not read (each named), data libtiff cannot decode, more pixels than Pillow's
+// decompression-bomb limit.
+ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when an 18-byte TGA header passes Pillow's checks (a colour map type of 0 or 1, a size
 // above 0, a depth of 1, 8, 16, 24 or 32). TGA has no signature: Pillow tries it on files no

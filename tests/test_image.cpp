@@ -735,7 +735,7 @@ TEST_SUITE("image") {
     }
   }
 
-  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, TGA, WebP, PSD and 16-bit grey PNG decode or fail exactly as Pillow 13") {
+  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, TGA, WebP, TIFF, PSD and 16-bit grey PNG decode or fail exactly as Pillow 13") {
     // tests/fixtures/image/formats/index.txt (tools/make_format_fixture.py): each file's outcome under
     // Image.open(f).convert("RGB"), and files over Pillow's read blocks (1 MiB for PNM, 64 KiB for
     // GIF) built here by inserting spaces, a comment or empty GIF sub-blocks where
@@ -747,15 +747,20 @@ TEST_SUITE("image") {
     // The TGAs (loaders/tga.cpp): rows either way up and mirrored, RLE literals crossing rows,
     // 1-bit grey, colour maps with a first index and on grey images, Pillow's refusals. The
     // WebPs (loaders/webp.cpp, libwebp's animation decoder as Pillow's): lossy, lossless, with
-    // transparent pixels, animated, cut.
+    // transparent pixels, animated, cut. The TIFFs (loaders/tiff.cpp): every compression Pillow
+    // writes, the layouts it does not (min-is-white, 2- and 4-bit samples, fill order 2,
+    // associated alpha, extra samples, tiles, separate planes, 16-bit RGB and CMYK, signed
+    // samples, a predictor, BigTIFF, swapped version fields), Orientation, Pillow's refusals and
+    // files cut short; a line ending "lcam-refuses" is a file Pillow reads that lcam refuses on
+    // purpose (pixels that do not describe the image, or modes lcam does not read).
     const auto lines = [] {
       std::vector<std::vector<std::string>> out;
       for (const char* kind : {"file", "pad"})
         for (auto& l : index_lines(kind, "formats/index.txt")) out.push_back(l);
       return out;
     }();
-    REQUIRE(lines.size() >= 140);
-    int ok = 0, refused = 0;
+    REQUIRE(lines.size() >= 226);
+    int ok = 0, refused = 0, refused_by_lcam = 0;
     for (const auto& l : lines) {
       CAPTURE(l[1]);
       std::vector<uint8_t> bytes = read_bytes(fixture("formats/" + (l[0] == "file" ? l[1] : l[2])));
@@ -771,8 +776,8 @@ TEST_SUITE("image") {
         bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(offset), ins.begin(), ins.end());
         at = 6;
       }
-      if (l[at] == "ERR") {
-        ++refused;
+      if (l[at] == "ERR" || l.back() == "lcam-refuses") {
+        ++(l[at] == "ERR" ? refused : refused_by_lcam);
         try {
           (void)lcam::decode_image_memory(bytes.data(), bytes.size(), "f.pnm");
           FAIL("decoded a file Pillow refuses");
@@ -788,8 +793,9 @@ TEST_SUITE("image") {
       CHECK(img.height == std::stoi(l[at + 2]));
       CHECK(sum64(img.rgb) == std::stoull(l[at + 3]));
     }
-    CHECK(ok >= 83);
-    CHECK(refused >= 44);
+    CHECK(ok >= 160);
+    CHECK(refused >= 58);
+    CHECK(refused_by_lcam == 6);
     // PSD other than 8-bit RGB of three channels (Pillow reads some of it, stb_image differs) is
     // refused, naming what the file holds.
     {
@@ -800,6 +806,21 @@ TEST_SUITE("image") {
         FAIL("no exception");
       } catch (const lcam::InputError& e) {
         CHECK(std::string(e.what()) == "p: PSD of 4 channels at 8 bits in colour mode 3 (lcam reads 8-bit RGB PSD files of three channels)");
+      }
+    }
+    // TIFFs lcam refuses name what they hold.
+    for (const auto& [file, message] : std::vector<std::pair<std::string, std::string>>{
+             {"tif_ycbcr_raw.tif", "t: TIFF of uncompressed YCbCr (Pillow ignores its subsampling) (lcam does not read it)"},
+             {"tif_float32.tif", "t: TIFF of 32-bit samples (lcam does not read it)"},
+             {"tif_bigtiff_mm.tif", "t: big-endian BigTIFF (Pillow reads its header as classic TIFF's; lcam does not read it)"},
+             {"tif_unknown_mode.tif", "t: TIFF of an unknown pixel mode (photometric 2, 2 samples of 8 bits, sample format 1, fill order 1)"}}) {
+      CAPTURE(file);
+      const std::vector<uint8_t> tif = read_bytes(fixture("formats/" + file));
+      try {
+        (void)lcam::decode_image_memory(tif.data(), tif.size(), "t");
+        FAIL("no exception");
+      } catch (const lcam::InputError& e) {
+        CHECK(std::string(e.what()) == message);
       }
     }
     // Pillow's own variants are refused by name; the 8-bit raw files are the bytes themselves.

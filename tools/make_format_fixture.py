@@ -6,9 +6,10 @@ table, LZW without a leading clear code or with a deferred clear, end codes insi
 odd extensions; cut short at the places that matter), 16-bit grey PNGs, BMPs (rows either
 way up, RLE8/RLE4, 16-bit, bitfields, OS/2 headers, grey-ramp palettes, cuts), TGAs (rows
 either way up and mirrored, RLE, 1-bit, colour maps, Pillow's refusals), WebPs and 8-bit RGB
-PSDs, and what Pillow makes of them with Image.open(path).convert("RGB"), for
-tests/test_image.cpp to check lcam's decoders (loaders/pnm.cpp, gif.cpp, bmp.cpp, tga.cpp,
-webp.cpp, and the PNG and PSD rules of image.cpp) byte for byte.
+PSDs, TIFFs (every compression Pillow writes, and hand-written layouts it does not write), and
+what Pillow makes of them with Image.open(path).convert("RGB"), for tests/test_image.cpp to check
+lcam's decoders (loaders/pnm.cpp, gif.cpp, bmp.cpp, tga.cpp, webp.cpp, tiff.cpp, and the PNG
+and PSD rules of image.cpp) byte for byte.
 
 Run by Pillow 13 (the reference: e.g. a virtual environment with Pillow 13 and numpy from PyPI):
     PYTHON tools/make_format_fixture.py [--out tests/fixtures/image/formats]
@@ -22,6 +23,7 @@ they may differ in their bytes, and the index records that Pillow's outcomes for
 
 index.txt lines:
   file NAME OK W H SUM64 | file NAME ERR          the file as it is
+  file NAME OK W H SUM64 lcam-refuses             a TIFF Pillow reads and lcam refuses on purpose
   pad NAME SRC OFFSET KIND K OK W H SUM64 | ... ERR
       SRC with K bytes inserted at OFFSET: KIND "space" (K spaces), "comment" ('#', K - 2
       'c', LF), "comment_open" (K 'c') or "zeros" (K zero bytes: empty GIF sub-blocks): files
@@ -128,6 +130,238 @@ def files():
     out.update(tgas(rng))
     out.update(webps(rng))
     out.update(psds(rng))
+    out.update(tiffs(rng))
+    return out
+
+
+# TIFFs lcam refuses on purpose although Pillow reads them (loaders/tiff.cpp says why): their
+# index lines end with "lcam-refuses".
+LCAM_REFUSES = {"tif_ycbcr_raw.tif", "tif_rgb16_planar_raw.tif", "tif_orient5_wide_tile.tif", "tif_float32.tif",
+                "tif_lab.tif", "tif_grey12.tif"}
+
+
+def packbits(row):
+    """PackBits: runs of 2-128 equal bytes, literals of up to 128."""
+    out, i, n = b"", 0, len(row)
+    while i < n:
+        j = i
+        while j < n and j - i < 128 and row[j] == row[i]:
+            j += 1
+        if j - i >= 2:
+            out += bytes([257 - (j - i), row[i]])
+        else:
+            j = i + 1
+            while j < n and j - i < 128 and (j + 1 >= n or row[j] != row[j + 1]):
+                j += 1
+            out += bytes([j - i - 1]) + bytes(row[i:j])
+        i = j
+    return out
+
+
+def tiff_file(w, h, photo, bits, planes, spp=None, order="<", big=False, comp=1, rows=None, tile=None, extras=(),
+              fill=1, orientation=None, colormap=None, fmt=None, predictor=None, header=None, planar=None):
+    """A TIFF of one directory from `planes`: a list of byte strings of packed rows, one for
+    contiguous samples or one per sample (planar configuration 2). Strips of `rows` rows or tiles
+    of `tile` (w, h) pixels, each compressed with `comp` (1 none, 8 deflate, 32773 PackBits)."""
+    spp = spp or (len(planes) if len(planes) > 1 else 1)
+    per_plane = spp if len(planes) == 1 else 1
+    row_bytes = (w * bits * per_plane + 7) // 8
+    pieces = []
+    for plane in planes:
+        if tile:
+            tw, th = tile
+            trow = (tw * bits * per_plane + 7) // 8
+            for ty in range(0, h, th):
+                for tx in range(0, w, tw):
+                    t = bytearray(trow * th)
+                    x0 = tx * bits * per_plane // 8
+                    for r in range(min(th, h - ty)):
+                        src = plane[(ty + r) * row_bytes + x0:(ty + r) * row_bytes + min(row_bytes, x0 + trow)]
+                        t[r * trow:r * trow + len(src)] = src
+                    pieces.append(bytes(t))
+        else:
+            rr = rows or h
+            for y in range(0, h, rr):
+                pieces.append(plane[y * row_bytes:min(h, y + rr) * row_bytes])
+    if comp == 8:
+        pieces = [zlib.compress(p) for p in pieces]
+    elif comp == 32773:
+        rb = ((tile[0] if tile else w) * bits * per_plane + 7) // 8
+        pieces = [b"".join(packbits(p[i:i + rb]) for i in range(0, len(p), rb)) for p in pieces]
+    tags = {256: (4, [w]), 257: (4, [h]), 258: (3, [bits] * spp), 259: (3, [comp]), 262: (3, [photo]),
+            277: (3, [spp]), 284: (3, [planar or (1 if len(planes) == 1 else 2)])}
+    if fill != 1:
+        tags[266] = (3, [fill])
+    if orientation:
+        tags[274] = (3, [orientation])
+    if extras:
+        tags[338] = (3, list(extras))
+    if fmt:
+        tags[339] = (3, [fmt] * spp)
+    if predictor:
+        tags[317] = (3, [predictor])
+    if colormap is not None:
+        tags[320] = (3, list(colormap))
+    off_tag, cnt_tag = (324, 325) if tile else (273, 279)
+    if tile:
+        tags[322], tags[323] = (3, [tile[0]]), (3, [tile[1]])
+    else:
+        tags[278] = (4, [rows or h])
+    head = 16 if big else 8
+    data_at = head
+    offsets = []
+    for p in pieces:
+        offsets.append(data_at)
+        data_at += len(p)
+    tags[off_tag] = (16 if big else 4, offsets)
+    tags[cnt_tag] = (16 if big else 4, [len(p) for p in pieces])
+    fmt_of = {3: "H", 4: "I", 16: "Q"}
+    entry, count_fmt, next_fmt, inline = (20, "Q", "Q", 8) if big else (12, "H", "I", 4)
+    ifd_at = data_at + (data_at & 1)
+    extra_at = ifd_at + struct.calcsize(order + count_fmt) + entry * len(tags) + struct.calcsize(order + next_fmt)
+    ifd, extra = struct.pack(order + count_fmt, len(tags)), b""
+    for tag in sorted(tags):
+        typ, vals = tags[tag]
+        raw = struct.pack(order + fmt_of[typ] * len(vals), *vals)
+        if len(raw) <= inline:
+            value = raw + bytes(inline - len(raw))
+        else:
+            value = struct.pack(order + ("Q" if big else "I"), extra_at + len(extra))
+            extra += raw
+        ifd += struct.pack(order + ("HHQ" if big else "HHI"), tag, typ, len(vals)) + value
+    ifd += struct.pack(order + next_fmt, 0)
+    if big:
+        hdr = (b"II" if order == "<" else b"MM") + struct.pack(order + "HHHQ", 43, 8, 0, ifd_at)
+    else:
+        hdr = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, ifd_at)
+    if header:
+        hdr = header + hdr[4:]
+    return hdr + b"".join(pieces) + bytes(ifd_at - data_at) + ifd + extra
+
+
+def pack_bits(values, bits):
+    """Rows of samples packed MSB first, each row padded to a byte."""
+    out = b""
+    for row in values:
+        acc, n, line = 0, 0, bytearray()
+        for v in row:
+            acc, n = acc << bits | int(v), n + bits
+            if n == 8:
+                line.append(acc)
+                acc, n = 0, 0
+        if n:
+            line.append(acc << (8 - n))
+        out += bytes(line)
+    return out
+
+
+def reverse_bits(data):
+    return bytes(int(f"{b:08b}"[::-1], 2) for b in data)
+
+
+def reverse_fill2_deflate(data):
+    """The one deflate strip of a file from tiff_file, its bytes bit-reversed as fill order 2 stores them."""
+    start = 8
+    end = struct.unpack("<I", data[4:8])[0]
+    return data[:start] + reverse_bits(data[start:end]) + data[end:]
+
+
+def tiffs(rng):
+    """TIFFs Pillow writes (every compression it has), and hand-written ones for the layouts
+    it does not write: min-is-white, 2- and 4-bit grey and palettes, fill order 2, associated
+    alpha, extra samples, tiles, separate planes, 16-bit RGB and CMYK, signed samples,
+    predictors, BigTIFF, swapped version fields, Orientation (and Pillow's mapped-file reading
+    of it), what Pillow refuses and what lcam refuses, files cut short."""
+    out = {}
+    w, h = 19, 11
+    rgb = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    rgb[2:5, 3:12] = (10, 200, 30)  # runs for PackBits and LZW
+    im = Image.fromarray(rgb)
+    saves = [("rgb", im, None), ("rgb", im, "tiff_lzw"), ("rgb", im, "tiff_adobe_deflate"), ("rgb", im, "packbits"),
+             ("rgb", im, "jpeg"), ("rgb", im, "lzma"), ("rgb", im, "zstd"), ("ycbcr", im.convert("YCbCr"), "jpeg"),
+             ("ycbcr", im.convert("YCbCr"), "tiff_lzw"), ("l", im.convert("L"), None), ("l", im.convert("L"), "jpeg"),
+             ("1", im.convert("1"), None), ("1", im.convert("1"), "group4"), ("1", im.convert("1"), "group3"),
+             ("1", im.convert("1"), "tiff_ccitt"), ("p", im.convert("P", palette=Image.ADAPTIVE, colors=37), None),
+             ("p", im.convert("P", palette=Image.ADAPTIVE, colors=37), "tiff_lzw"), ("pa", im.convert("PA"), None),
+             ("rgba", im.convert("RGBA"), "tiff_adobe_deflate"), ("la", im.convert("LA"), None),
+             ("cmyk", im.convert("CMYK"), None), ("cmyk", im.convert("CMYK"), "jpeg"),
+             ("i16", Image.fromarray((rng.integers(0, 700, (h, w))).astype(np.uint16)), None),
+             ("i16b", Image.fromarray((rng.integers(0, 700, (h, w))).astype(np.uint16)).convert("I;16B"), None)]
+    for name, image, comp in saves:
+        b = io.BytesIO()
+        image.save(b, "TIFF", **({"compression": comp} if comp else {}))
+        out[f"tif_{name}_{comp or 'raw'}.tif"] = b.getvalue()
+    b = io.BytesIO()
+    im.save(b, "TIFF", compression="tiff_adobe_deflate", tiffinfo={274: 6})
+    out["tif_rgb_orient6_deflate.tif"] = b.getvalue()
+    grey = rng.integers(0, 256, (h, w)).astype(np.uint8)
+    c = rgb.tobytes()
+    alpha = rng.integers(0, 256, (h, w, 1)).astype(np.uint8)
+    alpha[0, :4, 0] = (0, 255, 1, 128)
+    premul = (rgb.astype(np.uint32) * alpha // 255).astype(np.uint8)
+    rgba_assoc = np.concatenate([premul, alpha], -1)
+    cmap = list(rng.integers(0, 65536, 3 * 16))
+    four = rng.integers(0, 16, (h, w))
+    two = rng.integers(0, 4, (h, w))
+    rgb16 = rng.integers(0, 65536, (h, w, 3)).astype(np.uint16)
+    t = out
+    t["tif_l_miniswhite.tif"] = tiff_file(w, h, 0, 8, [grey.tobytes()])
+    t["tif_l4_miniswhite.tif"] = tiff_file(w, h, 0, 4, [pack_bits(four, 4)], rows=3)
+    t["tif_l2_minisblack.tif"] = tiff_file(w, h, 1, 2, [pack_bits(two, 2)])
+    t["tif_p4.tif"] = tiff_file(w, h, 3, 4, [pack_bits(four, 4)], colormap=cmap)
+    t["tif_p2_fill2.tif"] = tiff_file(w, h, 3, 2, [reverse_bits(pack_bits(two, 2))], fill=2, colormap=cmap[:4] + cmap[16:20] + cmap[32:36])
+    t["tif_l_fill2.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], fill=2)
+    t["tif_l_fill2_deflate.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], fill=2, comp=8)  # deflate data left unreversed
+    t["tif_p2_fill2_deflate.tif"] = reverse_fill2_deflate(tiff_file(w, h, 3, 2, [pack_bits(two, 2)], fill=2, comp=8,
+                                                                     colormap=cmap[:4] + cmap[16:20] + cmap[32:36]))
+    t["tif_rgb_fill2.tif"] = tiff_file(w, h, 2, 8, [reverse_bits(c)], spp=3, fill=2)
+    t["tif_l_miniswhite_fill2.tif"] = tiff_file(w, h, 0, 8, [grey.tobytes()], fill=2)
+    t["tif_1_miniswhite_fill2.tif"] = tiff_file(w, h, 0, 1, [pack_bits(two & 1, 1)], fill=2, rows=4)
+    t["tif_l_signed.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], fmt=2)
+    t["tif_i16_signed_mm.tif"] = tiff_file(w, h, 1, 16, [(rng.integers(-300, 600, (h, w))).astype(">i2").tobytes()], fmt=2, order=">")
+    t["tif_i16_miniswhite.tif"] = tiff_file(w, h, 0, 16, [(rng.integers(0, 600, (h, w))).astype("<u2").tobytes()])
+    t["tif_rgba_assoc.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc.tobytes()], spp=4, extras=(1,))
+    t["tif_rgba_assoc_planar_deflate.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc[..., k].tobytes() for k in range(4)], extras=(1,), comp=8)
+    t["tif_rgba_assoc_planar_raw.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc[..., k].tobytes() for k in range(4)], extras=(1,))
+    t["tif_rgba_999.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc.tobytes()], spp=4, extras=(999,))
+    t["tif_rgb_extras_ax.tif"] = tiff_file(w, h, 2, 8, [np.concatenate([rgba_assoc, alpha], -1).tobytes()], spp=5, extras=(2, 0))
+    t["tif_rgb_extras_xx.tif"] = tiff_file(w, h, 2, 8, [np.concatenate([rgba_assoc, alpha], -1).tobytes()], spp=5, extras=(0, 0), comp=32773)
+    t["tif_rgb_tiles_deflate.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, tile=(16, 16), comp=8)
+    t["tif_rgb_tiles_raw.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, tile=(16, 16))
+    t["tif_rgb_planar_raw.tif"] = tiff_file(w, h, 2, 8, [rgb[..., k].tobytes() for k in range(3)], rows=4)
+    t["tif_rgb_planar_deflate_tiles.tif"] = tiff_file(w, h, 2, 8, [rgb[..., k].tobytes() for k in range(3)], tile=(16, 16), comp=8)
+    t["tif_rgb_planar_extra_raw.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc[..., k].tobytes() for k in range(4)], extras=(0,))
+    t["tif_rgb_planar_extra_deflate.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc[..., k].tobytes() for k in range(4)], extras=(0,), comp=8)
+    t["tif_l_planar_miniswhite.tif"] = tiff_file(w, h, 0, 8, [grey.tobytes()], rows=4, planar=2)
+    t["tif_l_planar_miniswhite_orient6.tif"] = tiff_file(w, h, 0, 8, [grey.tobytes()], planar=2, orientation=6)
+    t["tif_rgb16_mm.tif"] = tiff_file(w, h, 2, 16, [rgb16.astype(">u2").tobytes()], spp=3, order=">")
+    t["tif_rgb16_deflate.tif"] = tiff_file(w, h, 2, 16, [rgb16.astype("<u2").tobytes()], spp=3, comp=8)
+    t["tif_rgb16_planar_raw.tif"] = tiff_file(w, h, 2, 16, [rgb16[..., k].astype("<u2").tobytes() for k in range(3)])
+    t["tif_cmyk16.tif"] = tiff_file(w, h, 5, 16, [rng.integers(0, 65536, (h, w, 4)).astype("<u2").tobytes()], spp=4)
+    t["tif_rgb_predictor_deflate.tif"] = tiff_file(w, h, 2, 8, [np.concatenate([rgb[:, :1], (rgb[:, 1:].astype(int) - rgb[:, :-1]) % 256], 1).astype(np.uint8).tobytes()], spp=3, comp=8, predictor=2)
+    t["tif_bigtiff_ii.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, big=True, rows=5)
+    t["tif_bigtiff_mm.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, big=True, order=">")
+    t["tif_swapped_version_raw.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, header=b"II\x00\x2a")
+    t["tif_swapped_version_deflate.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, comp=8, order=">", header=b"MM\x2a\x00")
+    for o in range(2, 9):
+        t[f"tif_orient{o}_rgb_strips.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, rows=4, orientation=o)
+    t["tif_orient6_l_one_strip.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], orientation=6)
+    t["tif_orient7_p_one_strip.tif"] = tiff_file(w, h, 3, 8, [grey.tobytes()], orientation=7, colormap=list(rng.integers(0, 65536, 3 * 256)))
+    t["tif_orient8_rgba_one_strip.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc.tobytes()], spp=4, extras=(2,), orientation=8)
+    t["tif_orient5_cmyk_one_strip.tif"] = tiff_file(w, h, 5, 8, [rgba_assoc.tobytes()], spp=4, orientation=5)
+    t["tif_orient6_i16_one_strip.tif"] = tiff_file(w, h, 1, 16, [(rng.integers(0, 400, (h, w))).astype("<u2").tobytes()], orientation=6)
+    t["tif_orient6_l_tile_fits.tif"] = tiff_file(16, 16, 1, 8, [rng.integers(0, 256, (16, 16)).astype(np.uint8).tobytes()], tile=(16, 16), orientation=6)
+    t["tif_orient5_wide_tile.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], tile=(32, 16), orientation=5)
+    t["tif_ycbcr_raw.tif"] = tiff_file(w, h, 6, 8, [c], spp=3)
+    t["tif_float32.tif"] = tiff_file(w, h, 1, 32, [(rng.random((h, w)) * 300).astype("<f4").tobytes()], fmt=3)
+    t["tif_lab.tif"] = tiff_file(w, h, 8, 8, [c], spp=3)
+    t["tif_grey12.tif"] = tiff_file(w, h, 1, 12, [rng.integers(0, 256, ((w * 12 + 7) // 8) * h).astype(np.uint8).tobytes()])
+    t["tif_la_assoc.tif"] = tiff_file(w, h, 1, 8, [np.concatenate([grey[..., None], alpha], -1).tobytes()], spp=2, extras=(1,))
+    t["tif_unknown_mode.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc[..., :2].tobytes()], spp=2)
+    t["tif_webp_compression.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, comp=50001)
+    t["tif_rgb_raw_cut.tif"] = out["tif_rgb_raw.tif"][:300]
+    t["tif_rgb_deflate_cut.tif"] = out["tif_rgb_tiff_adobe_deflate.tif"][:-300]
+    t["tif_rgb_tiles_deflate_cut.tif"] = t["tif_rgb_tiles_deflate.tif"][:400]
     return out
 
 
@@ -542,7 +776,8 @@ def main():
     ap.add_argument("--compare", action="store_true", help="print disagreements with the index, write nothing")
     args = ap.parse_args()
     fs = files()
-    lines = [f"file {name} {outcome(data)}" for name, data in sorted(fs.items())]
+    lines = [f"file {name} {outcome(data)}" + (" lcam-refuses" if name in LCAM_REFUSES else "")
+             for name, data in sorted(fs.items())]
     for name, src, off, kind, k in pads():
         lines.append(f"pad {name} {src} {off} {kind} {k} {outcome(padded(fs[src], off, kind, k))}")
     index = os.path.join(args.out, "index.txt")
