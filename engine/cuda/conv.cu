@@ -394,7 +394,7 @@ cudnnStatus_t run_fused(Plan& plan, const Choice& c, bool relu, float* y, const 
                                                plan.y, y);
 }
 
-// Median time in ms of `reps` calls of run() after one untimed call; negative when that first
+// Least time in ms of `reps` calls of run() after one untimed call; negative when that first
 // call does not succeed (the fused call rejects some algorithms).
 template <class Run>
 float time_calls(Run run, int reps) {
