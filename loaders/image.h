@@ -99,9 +99,10 @@ ImageU8 decode_webp_memory(const uint8_t* data, size_t size, const std::string& 
 bool is_tiff(const uint8_t* data, size_t size);
 
 // A TIFF image (its first page), as Pillow 13 decodes it then converts it to RGB (loaders/tiff.cpp
-// lists its rules): strips and tiles through libtiff, Pillow's pixel modes and conversions, the
-// Orientation tag applied. Errors (InputError "NAME: reason"): a pixel mode Pillow does not know,
-// modes lcam does not read (each named), data libtiff cannot decode, more pixels than Pillow's
+// lists its rules): Pillow's directory parser, pixel modes, raw reading and conversions, libtiff
+// for compressed data as Pillow calls it, the Orientation tag applied. Errors (InputError "NAME:
+// reason"): what Pillow refuses (an unknown pixel mode, a damaged directory, data ending early,
+// data libtiff cannot decode), modes lcam does not read (each named), more pixels than Pillow's
 // decompression-bomb limit.
 ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 

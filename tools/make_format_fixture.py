@@ -136,8 +136,7 @@ def files():
 
 # TIFFs lcam refuses on purpose although Pillow reads them (loaders/tiff.cpp says why): their
 # index lines end with "lcam-refuses".
-LCAM_REFUSES = {"tif_ycbcr_raw.tif", "tif_rgb16_planar_raw.tif", "tif_orient5_wide_tile.tif", "tif_float32.tif",
-                "tif_lab.tif", "tif_grey12.tif"}
+LCAM_REFUSES = {"tif_ycbcr_raw.tif", "tif_lab.tif"}
 
 
 def packbits(row):
@@ -159,10 +158,13 @@ def packbits(row):
 
 
 def tiff_file(w, h, photo, bits, planes, spp=None, order="<", big=False, comp=1, rows=None, tile=None, extras=(),
-              fill=1, orientation=None, colormap=None, fmt=None, predictor=None, header=None, planar=None):
+              fill=1, orientation=None, colormap=None, fmt=None, predictor=None, header=None, planar=None,
+              retype=None, more=(), count=None):
     """A TIFF of one directory from `planes`: a list of byte strings of packed rows, one for
     contiguous samples or one per sample (planar configuration 2). Strips of `rows` rows or tiles
-    of `tile` (w, h) pixels, each compressed with `comp` (1 none, 8 deflate, 32773 PackBits)."""
+    of `tile` (w, h) pixels, each compressed with `comp` (1 none, 8 deflate, 32773 PackBits).
+    `retype` {tag: (type, values)} replaces entries (None drops one), `more` appends entries
+    (duplicates included), `count` overrides the directory's entry count."""
     spp = spp or (len(planes) if len(planes) > 1 else 1)
     per_plane = spp if len(planes) == 1 else 1
     row_bytes = (w * bits * per_plane + 7) // 8
@@ -215,20 +217,29 @@ def tiff_file(w, h, photo, bits, planes, spp=None, order="<", big=False, comp=1,
         data_at += len(p)
     tags[off_tag] = (16 if big else 4, offsets)
     tags[cnt_tag] = (16 if big else 4, [len(p) for p in pieces])
-    fmt_of = {3: "H", 4: "I", 16: "Q"}
+    for tag, tv in (retype or {}).items():
+        if tv is None:
+            tags.pop(tag, None)
+        else:
+            tags[tag] = tv
+    entries = [(tag, *tags[tag]) for tag in sorted(tags)] + list(more)
+    fmt_of = {1: "B", 3: "H", 4: "I", 5: "II", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d", 16: "Q"}
     entry, count_fmt, next_fmt, inline = (20, "Q", "Q", 8) if big else (12, "H", "I", 4)
     ifd_at = data_at + (data_at & 1)
-    extra_at = ifd_at + struct.calcsize(order + count_fmt) + entry * len(tags) + struct.calcsize(order + next_fmt)
-    ifd, extra = struct.pack(order + count_fmt, len(tags)), b""
-    for tag in sorted(tags):
-        typ, vals = tags[tag]
-        raw = struct.pack(order + fmt_of[typ] * len(vals), *vals)
+    extra_at = ifd_at + struct.calcsize(order + count_fmt) + entry * len(entries) + struct.calcsize(order + next_fmt)
+    ifd, extra = struct.pack(order + count_fmt, len(entries) if count is None else count), b""
+    for tag, typ, vals in entries:
+        if typ in (2, 7) or typ not in fmt_of:  # ASCII, UNDEFINED, unknown types: bytes
+            raw, n = bytes(vals), len(vals)
+        else:
+            raw = struct.pack(order + fmt_of[typ] * (len(vals) // (2 if typ == 5 else 1)), *vals)
+            n = len(vals) // (2 if typ == 5 else 1)
         if len(raw) <= inline:
             value = raw + bytes(inline - len(raw))
         else:
             value = struct.pack(order + ("Q" if big else "I"), extra_at + len(extra))
             extra += raw
-        ifd += struct.pack(order + ("HHQ" if big else "HHI"), tag, typ, len(vals)) + value
+        ifd += struct.pack(order + ("HHQ" if big else "HHI"), tag, typ, n) + value
     ifd += struct.pack(order + next_fmt, 0)
     if big:
         hdr = (b"II" if order == "<" else b"MM") + struct.pack(order + "HHHQ", 43, 8, 0, ifd_at)
@@ -352,6 +363,23 @@ def tiffs(rng):
     t["tif_orient6_i16_one_strip.tif"] = tiff_file(w, h, 1, 16, [(rng.integers(0, 400, (h, w))).astype("<u2").tobytes()], orientation=6)
     t["tif_orient6_l_tile_fits.tif"] = tiff_file(16, 16, 1, 8, [rng.integers(0, 256, (16, 16)).astype(np.uint8).tobytes()], tile=(16, 16), orientation=6)
     t["tif_orient5_wide_tile.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], tile=(32, 16), orientation=5)
+    # Pillow's directory: Python types, first entries, skipped and cut entries, XMP.
+    t["tif_ifd_width_rational.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, retype={256: (5, [w, 1])})
+    t["tif_ifd_compression_float.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, retype={259: (11, [1.0])})
+    t["tif_ifd_photometric_two.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], retype={262: (3, [1, 1])})
+    t["tif_ifd_rows_float_above.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], retype={278: (12, [h + 0.5])})
+    t["tif_ifd_rows_float_below.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], rows=4, retype={278: (11, [4.0])})
+    t["tif_ifd_rows_float_one_strip.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], retype={278: (11, [3.0])})
+    t["tif_ifd_offsets_byte.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], retype={273: (1, [8])})
+    t["tif_ifd_duplicate_first_wins.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], more=[(262, 3, [0])])
+    t["tif_ifd_bits_signed.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, retype={258: (8, [8, 8, 8])})
+    t["tif_ifd_cut_entries.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], count=40)
+    t["tif_ifd_data_past_end.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], more=[(305, 2, list(b"x" * 9000))])[:-8000]
+    t["tif_ifd_one_strip_short_rows.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], retype={278: (3, [2])})
+    t["tif_ifd_unknown_type.tif"] = tiff_file(w, h, 1, 8, [grey.tobytes()], more=[(274, 99, [0]), (274, 3, [3])])
+    xmp = b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+    t["tif_xmp_orientation.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, more=[(700, 1, list(xmp))])
+    t["tif_xmp_not_bytes.tif"] = tiff_file(w, h, 2, 8, [c], spp=3, more=[(700, 3, [5, 6])])
     t["tif_ycbcr_raw.tif"] = tiff_file(w, h, 6, 8, [c], spp=3)
     t["tif_float32.tif"] = tiff_file(w, h, 1, 32, [(rng.random((h, w)) * 300).astype("<f4").tobytes()], fmt=3)
     t["tif_lab.tif"] = tiff_file(w, h, 8, 8, [c], spp=3)
