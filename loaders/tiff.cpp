@@ -765,13 +765,20 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
     Py cmap = dir.get(320);
     if (!cmap.present) refuse(name, "palette image without a colour map");
     std::vector<int64_t> vals;
+    auto floor_div = [](int64_t a, int64_t b) {  // Python's //, b > 0
+      return a >= 0 ? a / b : -((-a + b - 1) / b);
+    };
     for (const Value& v : cmap.items) {
-      if (!v.is_int()) refuse(name, "of a colour map that is not integers");
-      const int64_t q = v.i >= 0 ? v.i / 256 : -((-v.i + 255) / 256);  // Python's floor division
+      // b // 256: ints stay ints, rationals floor exactly (Fraction's //), floats give floats,
+      // which array("B", ...) refuses.
+      int64_t q;
+      if (v.is_int()) q = floor_div(v.i, 256);
+      else if (v.kind == Value::Ratio && v.den != 0) q = v.den > 0 ? floor_div(v.i, v.den * 256) : floor_div(-v.i, -v.den * 256);
+      else refuse(name, "of a colour map that is not integers");
       if (q < 0 || q > 255) refuse(name, "of a colour map out of range");
       vals.push_back(q);
     }
-    if (vals.size() > 768) refuse(name, "of an invalid palette size");
+    if (vals.size() / 3 > 256) refuse(name, "of an invalid palette size");
     const size_t entries = vals.size() / 3;
     for (size_t k = 0; k < entries; ++k)
       for (int c = 0; c < 3; ++c) palette[3 * k + c] = static_cast<uint8_t>(vals[k + c * entries]);
@@ -950,6 +957,10 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
     TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &lw);
     TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &lh);
     if (static_cast<int64_t>(lw) != xsize || static_cast<int64_t>(lh) != ysize) broken("libtiff reads another image size");
+    // Deflate through zlib, as the libtiff of Pillow's wheels inflates (Debian's libtiff prefers
+    // libdeflate, which leaves a strip unfilled when its data inflate to more than the strip).
+    if (compression == COMPRESSION_ADOBE_DEFLATE || compression == COMPRESSION_DEFLATE)
+      TIFFSetField(tif.get(), TIFFTAG_DEFLATE_SUBCODEC, DEFLATE_SUBCODEC_ZLIB);
     uint16_t lphoto = 0, lcomp = 0, lplanar = 0;
     TIFFGetField(tif.get(), TIFFTAG_PHOTOMETRIC, &lphoto);
     TIFFGetField(tif.get(), TIFFTAG_COMPRESSION, &lcomp);
