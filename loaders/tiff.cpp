@@ -693,12 +693,10 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
     double mx = extras.items[0].number();
     for (const Value& v : extras.items) mx = std::max(mx, v.number());
     if (mx == 0) {
-      if (!spp_v.is_int() && spp_v.kind != Value::Float) refuse(name, "of a samples-per-pixel value Pillow cannot subtract from");
-      const size_t k = extras.items.size();
-      if (bps.items.size() >= k) bps.items.resize(bps.items.size() - k);
-      else bps.items.clear();
-      spp_v.i -= static_cast<int64_t>(k), spp_v.f -= static_cast<double>(k);
-      if (spp_v.kind == Value::Ratio) refuse(name, "of a samples-per-pixel value Pillow cannot subtract from");
+      const int64_t k = static_cast<int64_t>(extras.items.size());
+      bps.items.resize(bps.items.size() >= static_cast<size_t>(k) ? bps.items.size() - k : 0);
+      if (spp_v.kind == Value::Float) spp_v.f -= static_cast<double>(k);
+      else spp_v.i -= spp_v.kind == Value::Ratio ? k * spp_v.den : k;
       extras = Py{};
       extras.present = true;
     }
