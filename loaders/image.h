@@ -1,5 +1,5 @@
 // image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
-// libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with libtiff under Pillow's modes, PNM,
+// libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNM,
 // GIF, BMP and TGA with readers of lcam's own, PNG and PSD with stb_image) and the torchvision
 // eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
 // CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
