@@ -36,7 +36,7 @@
 // refuse or decode differently.
 #include <tiffio.h>  // libtiff
 
-#include <algorithm>  // std::min, std::max, std::stable_sort, std::swap
+#include <algorithm>  // std::min, std::max, std::stable_sort
 #include <cmath>      // NAN
 #include <cstdarg>    // va_list
 #include <cstdint>    // uint8_t, uint16_t, uint32_t, int64_t
