@@ -540,8 +540,8 @@ PngChunks png_chunks(const uint8_t* d, size_t n) {
 
 // The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
 // data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
-// truncated TGA without complaint; Pillow refuses those ("image file is
-// truncated"), and so does lcam. A decoder asks for more only when it needs more.
+// truncated PSD without complaint; Pillow refuses those ("image file is truncated"), and so
+// does lcam. A decoder asks for more only when it needs more.
 struct StbSource {
   const uint8_t* data;
   size_t size, pos = 0;
@@ -625,7 +625,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   // No format stb reads packs 4096 pixels into a byte (its runs are at most a few hundred
   // pixels per byte) or, for PNG, about 8300 (1-bit rows at deflate's best ratio): a header that declares more
   // for the bytes there are belongs to a truncated or damaged file, refused before its pixels
-  // are allocated (a 68-byte TGA may declare 150 million).
+  // are allocated (a header of a few dozen bytes may declare hundreds of millions).
   if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
     fail_decode(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
   std::vector<uint8_t> ended;

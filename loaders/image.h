@@ -45,6 +45,13 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
 // Throws InputError "NAME: reason": every decoder's one-line refusal.
 [[noreturn]] void fail_decode(const std::string& name, const std::string& reason);
 
+// One channel of Pillow's CMYK -> RGB (Convert.c's cmyk2rgb): nk - MULDIV255(c, nk), where
+// nk = 255 - k and MULDIV255 is a * b / 255 rounded in integers; never outside [0, 255].
+inline uint8_t cmyk_to_rgb_channel(int c, int nk) {
+  const int t = c * nk + 128;
+  return static_cast<uint8_t>(nk - (((t >> 8) + t) >> 8));
+}
+
 // Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that; so
 // does every decoder of lcam.
 constexpr long long kMaxImagePixels = 2LL * 89478485LL;

@@ -19,7 +19,7 @@
 #include <jerror.h>   // JWRN_JPEG_EOF (after jpeglib.h, which it needs)
 
 #include "engine/common.h"  // InputError
-#include "loaders/image.h"  // ImageU8, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, cmyk_to_rgb_channel, the declarations implemented here
 
 namespace lcam {
 namespace {
@@ -59,22 +59,15 @@ void on_emit_message(j_common_ptr cinfo, int level) {
 
 void on_output_message(j_common_ptr) {}
 
-// Pillow's MULDIV255: a * b / 255 rounded, in integers.
-inline int muldiv255(int a, int b) {
-  const int t = a * b + 128;
-  return ((t >> 8) + t) >> 8;
-}
-
 // One CMYK row as libjpeg writes it -> RGB, as Pillow computes it: the "CMYK;I" unpacker inverts
-// every channel, then Convert.c's cmyk2rgb gives CLIP8(nk - MULDIV255(c, nk)) with nk = 255 - k.
-// With c' = 255 - c and k' = 255 - k from the inversion, nk is libjpeg's K sample itself. The
-// result is never outside [0, 255], so the clip is a no-op.
+// every channel, then Convert.c's cmyk2rgb (cmyk_to_rgb_channel) with nk = 255 - k. With
+// c' = 255 - c and k' = 255 - k from the inversion, nk is libjpeg's K sample itself.
 void cmyk_row_to_rgb(const JSAMPLE* in, uint8_t* out, JDIMENSION width) {
   for (JDIMENSION x = 0; x < width; ++x, in += 4, out += 3) {
     const int nk = in[3];
-    out[0] = static_cast<uint8_t>(nk - muldiv255(255 - in[0], nk));
-    out[1] = static_cast<uint8_t>(nk - muldiv255(255 - in[1], nk));
-    out[2] = static_cast<uint8_t>(nk - muldiv255(255 - in[2], nk));
+    out[0] = cmyk_to_rgb_channel(255 - in[0], nk);
+    out[1] = cmyk_to_rgb_channel(255 - in[1], nk);
+    out[2] = cmyk_to_rgb_channel(255 - in[2], nk);
   }
 }
 

@@ -520,12 +520,6 @@ struct ModeImage {
   uint8_t* row(int y) { return data.get() + static_cast<size_t>(y) * w * px; }
 };
 
-inline uint8_t cmyk_channel(int c, int nk) {  // Pillow's MULDIV255 in its CMYK -> RGB
-  const int t = c * nk + 128;
-  const int v = nk - (((t >> 8) + t) >> 8);
-  return static_cast<uint8_t>(v < 0 ? 0 : v);
-}
-
 // convert("RGB") of each mode, one loop per mode.
 ImageU8 to_rgb(const ModeImage& m, const std::vector<uint8_t>& palette) {
   ImageU8 img;
@@ -561,7 +555,7 @@ ImageU8 to_rgb(const ModeImage& m, const std::vector<uint8_t>& palette) {
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* q = p + 4 * i;
       const int nk = 255 - q[3];
-      o[3 * i] = cmyk_channel(q[0], nk), o[3 * i + 1] = cmyk_channel(q[1], nk), o[3 * i + 2] = cmyk_channel(q[2], nk);
+      o[3 * i] = cmyk_to_rgb_channel(q[0], nk), o[3 * i + 1] = cmyk_to_rgb_channel(q[1], nk), o[3 * i + 2] = cmyk_to_rgb_channel(q[2], nk);
     }
   } else {  // RGB, RGBA
     for (size_t i = 0; i < n; ++i) std::memcpy(o + 3 * i, p + 4 * i, 3);
@@ -1091,7 +1085,7 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
       for (size_t at = s.find("tiff:Orientation"); at != std::string::npos; at = s.find("tiff:Orientation", at + 1)) {
         const size_t k = at + 16;
         size_t digit = std::string::npos;
-        if (k + 2 < s.size() + 0 && s.compare(k, 2, "=\"") == 0) digit = k + 2;
+        if (k + 2 < s.size() && s.compare(k, 2, "=\"") == 0) digit = k + 2;
         else if (k < s.size() && s[k] == '>') digit = k + 1;
         if (digit != std::string::npos && digit < s.size() && s[digit] >= '0' && s[digit] <= '9') {
           const int o = s[digit] - '0';
