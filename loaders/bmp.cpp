@@ -29,13 +29,10 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, le16/le32, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
-uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
 
 // How each raw row becomes pixels: Pillow's unpacker for the image's mode and raw mode.
 enum class Unpack { kBits1, kIndex1, kIndex4, kByte, kBgr15, kBgr16, kBgr, kFour };

@@ -28,12 +28,10 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, le16, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-int le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 
 // Whether a colour table of `bytes` bytes is Pillow's "not needed" case: entry i is (i, i, i).
 bool grey_ramp(const uint8_t* p, size_t bytes) {

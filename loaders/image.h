@@ -52,6 +52,10 @@ inline uint8_t cmyk_to_rgb_channel(int c, int nk) {
   return static_cast<uint8_t>(nk - (((t >> 8) + t) >> 8));
 }
 
+// Little-endian 16- and 32-bit fields of the BMP, GIF and TGA headers.
+inline uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
+inline uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
+
 // Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that; so
 // does every decoder of lcam.
 constexpr long long kMaxImagePixels = 2LL * 89478485LL;

@@ -29,12 +29,10 @@
 #include <utility>    // std::swap
 #include <vector>     // std::vector
 
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, le16, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 
 // A 5-5-5 value (Pillow's BGR;15 / BGRA;15Z) as RGB.
 void rgb555(uint32_t v, uint8_t* out) {
