@@ -588,128 +588,42 @@ ImageU8 apply_orientation(ImageU8 img, int orientation) {
   return out;
 }
 
-// A tile of Pillow's raw reading: extents, file offset, raw mode, stride.
-struct RawTile {
-  int64_t x0, y0, x1, y1;
-  int64_t offset;
-  std::string raw;
-  int64_t stride;
-};
-
 [[noreturn]] void refuse(const std::string& name, const std::string& why) { fail_decode(name, "TIFF " + why); }
 
-// Python's int(x) of the float `w * sum(bits) / 8` (and `/ count` for planes).
-int64_t py_stride(int64_t w, double bits_sum, int planes_divisor) {
-  double s = static_cast<double>(w) * bits_sum / 8.0;
-  if (planes_divisor > 0) s /= planes_divisor;
-  return static_cast<int64_t>(s);
+// ---- _setup: the mode, the palette and the size from the first directory ---------------------
+
+// A tag's value, or `dflt` where the directory lacks it (Pillow's tag_v2.get(tag, dflt)).
+Value tag_or(const Directory& dir, uint16_t tag, int64_t dflt) {
+  Py p = dir.get(tag);
+  if (p.present) return p.one;
+  Value v;
+  v.i = dflt;
+  return v;
 }
 
-}  // namespace
-
-bool is_tiff(const uint8_t* d, size_t n) {
-  if (n < 4) return false;
-  static const char* prefixes[] = {"MM\x00\x2a", "II\x2a\x00", "MM\x2a\x00", "II\x00\x2a", "MM\x00\x2b", "II\x2b\x00"};
-  for (const char* p : prefixes)
-    if (std::memcmp(d, p, 4) == 0) return true;
-  return false;
+// Whether a tag is a tuple (or bytes) of numbers only, as OPEN_INFO's keys need.
+bool all_numeric(const Py& p) {
+  if (p.single && !p.is_bytes) return false;
+  for (const Value& v : p.items)
+    if (!v.numeric()) return false;
+  return true;
 }
 
-ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& name) {
-  // ---- TiffImageFile._open and _seek(0) ----
-  const bool little = data[0] == 'I';
-  const bool big = size >= 3 && data[2] == 43;  // Pillow's test, so "MM\0+" is classic TIFF to it
-  if (size < (big ? 16u : 8u)) refuse(name, "header cut short");
-  Directory dir(data, size, little, big);
-  const uint64_t first = big ? dir.uint_of(std::string(reinterpret_cast<const char*>(data + 8), 8))
-                             : dir.uint_of(std::string(reinterpret_cast<const char*>(data + 4), 4));
-  if (first == 0) refuse(name, "with no image (its first directory offset is 0)");
-  if (first >= (uint64_t{1} << 63)) refuse(name, "whose first directory offset is past 2^63");
-  dir.load(first);
+// What TiffImageFile._setup decides: the tags it reads, Pillow's mode and raw mode, the palette.
+struct Setup {
+  bool little = false;
+  int64_t compression = 1;
+  Value planar, photo, fill, orientation;
+  int64_t xsize = 0, ysize = 0;
+  Py sample_format, bps, extras;
+  int bps_count = 1;  // the planes a tile's stride divides by
+  std::string mode, rawmode;
+  std::vector<uint8_t> palette = std::vector<uint8_t>(256 * 3, 0);
 
-  // ---- _setup ----
-  if (dir.has(0xBC01)) refuse(name, "of Windows Media Photo data");
-  auto num_or = [&](uint16_t tag, int64_t dflt) {
-    Py p = dir.get(tag);
-    if (!p.present) {
-      Value v;
-      v.i = dflt;
-      return v;
-    }
-    return p.one;
-  };
-  const Value compression_v = num_or(259, 1);
-  static const int64_t known[] = {1, 2, 3, 4, 5, 6, 7, 8, 32771, 32773, 32809, 32946, 34676, 34677, 34925, 50000, 50001};
-  int64_t compression = -1;
-  for (int64_t k : known)
-    if (compression_v == k) compression = k;
-  if (compression < 0) refuse(name, "of an unknown compression");
-  const Value planar = num_or(284, 1);
-  Value photo = num_or(262, 0);
-  if (compression == 6) photo = Value{}, photo.i = 6;  // old-style JPEG: Pillow assumes YCbCr
-  const Value fill = num_or(266, 1);
-  Py width = dir.get(256), height = dir.get(257);
-  if (!width.present || !height.present) refuse(name, "without its image size");
-  if (!width.one.is_int() || !height.one.is_int()) refuse(name, "of an image size that is not an integer");
-  const int64_t xsize = width.one.i, ysize = height.one.i;
-  const Value orientation = num_or(274, 1);
-  const bool turned = orientation == 5 || orientation == 6 || orientation == 7 || orientation == 8;
+  bool turned() const { return orientation == 5 || orientation == 6 || orientation == 7 || orientation == 8; }
 
-  // sample format, bits, extras, samples per pixel
-  Py sample_format = dir.get(339);
-  if (!sample_format.present) sample_format.present = true, sample_format.items = {Value{}}, sample_format.items[0].i = 1;
-  {
-    std::vector<Value>& s = sample_format.items;
-    bool all_numeric = true;
-    for (const Value& v : s) all_numeric = all_numeric && v.numeric();
-    if (s.size() > 1 && all_numeric) {
-      bool same = true;
-      for (const Value& v : s) same = same && v.number() == s[0].number();
-      if (same) s.resize(1), sample_format.is_bytes = false;
-    }
-  }
-  Py bps = dir.get(258);
-  if (!bps.present) bps.present = true, bps.items = {Value{}}, bps.items[0].i = 1;
-  Py extras = dir.get(338);
-  if (!extras.present) extras.present = true;
-  const bool ycbcr_jpeg_default = compression == 6 && (photo == 2 || photo == 6);
-  Value spp_v = num_or(277, ycbcr_jpeg_default ? 3 : 1);
-  int bps_count = (photo == 2 || photo == 6 || photo == 8) ? 3 : photo == 5 ? 4 : 1;
-  auto all_numeric = [](const Py& p) {
-    if (p.single && !p.is_bytes) return false;
-    for (const Value& v : p.items)
-      if (!v.numeric()) return false;
-    return true;
-  };
-  if (!spp_v.numeric()) refuse(name, "of a samples-per-pixel value that is not a number");
-  if (planar == 2 && !extras.items.empty()) {
-    if (!all_numeric(extras)) refuse(name, "of extra samples that are not numbers");
-    double mx = extras.items[0].number();
-    for (const Value& v : extras.items) mx = std::max(mx, v.number());
-    if (mx == 0) {
-      const int64_t k = static_cast<int64_t>(extras.items.size());
-      bps.items.resize(bps.items.size() >= static_cast<size_t>(k) ? bps.items.size() - k : 0);
-      if (spp_v.kind == Value::Float) spp_v.f -= static_cast<double>(k);
-      else spp_v.i -= spp_v.kind == Value::Ratio ? k * spp_v.den : k;
-      extras = Py{};
-      extras.present = true;
-    }
-  }
-  bps_count += static_cast<int>(extras.items.size());
-  const size_t bps_actual = bps.items.size();
-  const double spp_num = spp_v.number();
-  if (spp_num > 6) refuse(name, "of more samples per pixel than Pillow decodes");
-  if (spp_num < static_cast<double>(bps_actual)) {
-    if (!spp_v.is_int()) refuse(name, "of a samples-per-pixel value that is not an integer");
-    bps.items.resize(static_cast<size_t>(std::max<int64_t>(0, spp_v.i)));
-  } else if (spp_num > static_cast<double>(bps_actual) && bps_actual == 1) {
-    if (!spp_v.is_int()) refuse(name, "of a samples-per-pixel value that is not an integer");
-    bps.items.assign(static_cast<size_t>(spp_v.i), bps.items[0]);
-  }
-  if (!(spp_v == static_cast<int64_t>(bps.items.size()))) refuse(name, "of an unknown data organization");
-
-  // The mode, from Pillow's table.
-  auto lookup = [&](const Value& fill_value) -> const ModeRow* {
+  // OPEN_INFO's row for these tags with the given fill order, or null.
+  const ModeRow* lookup(const Value& fill_value) const {
     if (sample_format.is_bytes || bps.is_bytes || extras.is_bytes) return nullptr;
     if (sample_format.items.size() != 1 || !all_numeric(sample_format) || !all_numeric(bps) || !all_numeric(extras)) return nullptr;
     for (const ModeRow& row : open_info()) {
@@ -722,16 +636,112 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
       if (eq) return &row;
     }
     return nullptr;
+  }
+};
+
+// Sample format, bits per sample, extra samples and samples per pixel, adjusted as _setup does
+// (unspecified extra planes dropped, one bits value repeated, too many cut).
+void read_samples(const Directory& dir, Setup& s, const std::string& name) {
+  s.sample_format = dir.get(339);
+  if (!s.sample_format.present) s.sample_format.present = true, s.sample_format.items = {Value{}}, s.sample_format.items[0].i = 1;
+  std::vector<Value>& formats = s.sample_format.items;
+  bool formats_numeric = true;
+  for (const Value& v : formats) formats_numeric = formats_numeric && v.numeric();
+  if (formats.size() > 1 && formats_numeric) {
+    bool same = true;
+    for (const Value& v : formats) same = same && v.number() == formats[0].number();
+    if (same) formats.resize(1), s.sample_format.is_bytes = false;
+  }
+  Py& bps = s.bps;
+  bps = dir.get(258);
+  if (!bps.present) bps.present = true, bps.items = {Value{}}, bps.items[0].i = 1;
+  s.extras = dir.get(338);
+  if (!s.extras.present) s.extras.present = true;
+  const bool ycbcr_jpeg_default = s.compression == 6 && (s.photo == 2 || s.photo == 6);
+  Value spp = tag_or(dir, 277, ycbcr_jpeg_default ? 3 : 1);
+  s.bps_count = (s.photo == 2 || s.photo == 6 || s.photo == 8) ? 3 : s.photo == 5 ? 4 : 1;
+  if (!spp.numeric()) refuse(name, "of a samples-per-pixel value that is not a number");
+  if (s.planar == 2 && !s.extras.items.empty()) {
+    if (!all_numeric(s.extras)) refuse(name, "of extra samples that are not numbers");
+    double mx = s.extras.items[0].number();
+    for (const Value& v : s.extras.items) mx = std::max(mx, v.number());
+    if (mx == 0) {
+      const int64_t k = static_cast<int64_t>(s.extras.items.size());
+      bps.items.resize(bps.items.size() >= static_cast<size_t>(k) ? bps.items.size() - k : 0);
+      if (spp.kind == Value::Float) spp.f -= static_cast<double>(k);
+      else spp.i -= spp.kind == Value::Ratio ? k * spp.den : k;
+      s.extras = Py{};
+      s.extras.present = true;
+    }
+  }
+  s.bps_count += static_cast<int>(s.extras.items.size());
+  const size_t bps_actual = bps.items.size();
+  const double spp_num = spp.number();
+  if (spp_num > 6) refuse(name, "of more samples per pixel than Pillow decodes");
+  if (spp_num < static_cast<double>(bps_actual)) {
+    if (!spp.is_int()) refuse(name, "of a samples-per-pixel value that is not an integer");
+    bps.items.resize(static_cast<size_t>(std::max<int64_t>(0, spp.i)));
+  } else if (spp_num > static_cast<double>(bps_actual) && bps_actual == 1) {
+    if (!spp.is_int()) refuse(name, "of a samples-per-pixel value that is not an integer");
+    bps.items.assign(static_cast<size_t>(spp.i), bps.items[0]);
+  }
+  if (!(spp == static_cast<int64_t>(bps.items.size()))) refuse(name, "of an unknown data organization");
+}
+
+// The palette of P and PA: the colour map's high bytes as an "RGB;L" palette.
+void read_palette(const Directory& dir, Setup& s, const std::string& name) {
+  Py cmap = dir.get(320);
+  if (!cmap.present) refuse(name, "palette image without a colour map");
+  std::vector<int64_t> vals;
+  auto floor_div = [](int64_t a, int64_t b) {  // Python's //, b > 0
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
   };
-  const ModeRow* row = lookup(fill);
+  for (const Value& v : cmap.items) {
+    // b // 256: ints stay ints, rationals floor exactly (Fraction's //), floats give floats,
+    // which array("B", ...) refuses.
+    int64_t q;
+    if (v.is_int()) q = floor_div(v.i, 256);
+    else if (v.kind == Value::Ratio && v.den != 0) q = v.den > 0 ? floor_div(v.i, v.den * 256) : floor_div(-v.i, -v.den * 256);
+    else refuse(name, "of a colour map that is not integers");
+    if (q < 0 || q > 255) refuse(name, "of a colour map out of range");
+    vals.push_back(q);
+  }
+  if (vals.size() / 3 > 256) refuse(name, "of an invalid palette size");
+  const size_t entries = vals.size() / 3;
+  for (size_t k = 0; k < entries; ++k)
+    for (int c = 0; c < 3; ++c) s.palette[3 * k + c] = static_cast<uint8_t>(vals[k + c * entries]);
+}
+
+Setup read_setup(const Directory& dir, bool little, const std::string& name) {
+  if (dir.has(0xBC01)) refuse(name, "of Windows Media Photo data");
+  Setup s;
+  s.little = little;
+  const Value compression = tag_or(dir, 259, 1);
+  static const int64_t known[] = {1, 2, 3, 4, 5, 6, 7, 8, 32771, 32773, 32809, 32946, 34676, 34677, 34925, 50000, 50001};
+  s.compression = -1;
+  for (int64_t k : known)
+    if (compression == k) s.compression = k;
+  if (s.compression < 0) refuse(name, "of an unknown compression");
+  s.planar = tag_or(dir, 284, 1);
+  s.photo = tag_or(dir, 262, 0);
+  if (s.compression == 6) s.photo = Value{}, s.photo.i = 6;  // old-style JPEG: Pillow assumes YCbCr
+  s.fill = tag_or(dir, 266, 1);
+  Py width = dir.get(256), height = dir.get(257);
+  if (!width.present || !height.present) refuse(name, "without its image size");
+  if (!width.one.is_int() || !height.one.is_int()) refuse(name, "of an image size that is not an integer");
+  s.xsize = width.one.i, s.ysize = height.one.i;
+  s.orientation = tag_or(dir, 274, 1);
+  read_samples(dir, s, name);
+
+  const ModeRow* row = s.lookup(s.fill);
   if (!row) {
     std::string bits_text;
-    for (const Value& v : bps.items) bits_text += (bits_text.empty() ? "" : ",") + std::to_string(static_cast<long long>(v.number()));
-    fail_decode(name, "TIFF of an unknown pixel mode (photometric " + std::to_string(static_cast<long long>(photo.number())) +
+    for (const Value& v : s.bps.items) bits_text += (bits_text.empty() ? "" : ",") + std::to_string(static_cast<long long>(v.number()));
+    fail_decode(name, "TIFF of an unknown pixel mode (photometric " + std::to_string(static_cast<long long>(s.photo.number())) +
                           ", bits per sample " + (bits_text.empty() ? "none" : bits_text) + ", " +
-                          std::to_string(extras.items.size()) + " extra samples)");
+                          std::to_string(s.extras.items.size()) + " extra samples)");
   }
-  std::string mode = row->mode, rawmode = row->raw;
+  s.mode = row->mode, s.rawmode = row->raw;
 
   // Resolution: Pillow multiplies centimetres into inches, which fails on bytes and text.
   {
@@ -745,334 +755,369 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
       for (const Py* p : {&xres, &yres})
         if (p->present && !p->one.numeric()) refuse(name, "of a resolution that is not a number");
   }
-  const bool libtiff_path = compression != 1;
-  if (mode == "YCbCr" && !libtiff_path) refuse(name, "of uncompressed YCbCr (Pillow ignores its subsampling) (lcam does not read it)");
-  if (mode == "LAB") refuse(name, "in the CIE L*a*b* colour space (lcam does not read it)");
-  if (compression == 6) refuse(name, "of old-style JPEG compression (lcam does not read it)");
-  if (compression == 50001) refuse(name, "of WebP compression (the libtiff of Pillow's wheels does not decode it, nor does lcam)");
-
-  // The palette (P and PA): the colour map's high bytes as an "RGB;L" palette.
-  std::vector<uint8_t> palette(256 * 3, 0);
-  if (mode == "P" || mode == "PA") {
-    Py cmap = dir.get(320);
-    if (!cmap.present) refuse(name, "palette image without a colour map");
-    std::vector<int64_t> vals;
-    auto floor_div = [](int64_t a, int64_t b) {  // Python's //, b > 0
-      return a >= 0 ? a / b : -((-a + b - 1) / b);
-    };
-    for (const Value& v : cmap.items) {
-      // b // 256: ints stay ints, rationals floor exactly (Fraction's //), floats give floats,
-      // which array("B", ...) refuses.
-      int64_t q;
-      if (v.is_int()) q = floor_div(v.i, 256);
-      else if (v.kind == Value::Ratio && v.den != 0) q = v.den > 0 ? floor_div(v.i, v.den * 256) : floor_div(-v.i, -v.den * 256);
-      else refuse(name, "of a colour map that is not integers");
-      if (q < 0 || q > 255) refuse(name, "of a colour map out of range");
-      vals.push_back(q);
-    }
-    if (vals.size() / 3 > 256) refuse(name, "of an invalid palette size");
-    const size_t entries = vals.size() / 3;
-    for (size_t k = 0; k < entries; ++k)
-      for (int c = 0; c < 3; ++c) palette[3 * k + c] = static_cast<uint8_t>(vals[k + c * entries]);
-  }
+  if (s.mode == "YCbCr" && s.compression == 1) refuse(name, "of uncompressed YCbCr (Pillow ignores its subsampling) (lcam does not read it)");
+  if (s.mode == "LAB") refuse(name, "in the CIE L*a*b* colour space (lcam does not read it)");
+  if (s.compression == 6) refuse(name, "of old-style JPEG compression (lcam does not read it)");
+  if (s.compression == 50001) refuse(name, "of WebP compression (the libtiff of Pillow's wheels does not decode it, nor does lcam)");
+  if (s.mode == "P" || s.mode == "PA") read_palette(dir, s, name);
 
   // Sizes: Image.open's decompression-bomb check, then a new image of the file's size.
-  const int64_t wide = std::max<int64_t>(1, xsize), tall = std::max<int64_t>(1, ysize);
+  const int64_t wide = std::max<int64_t>(1, s.xsize), tall = std::max<int64_t>(1, s.ysize);
   if (wide > kMaxImagePixels || tall > kMaxImagePixels || wide * tall > kMaxImagePixels)
-    fail_decode(name, "image too large (" + std::to_string(xsize) + "x" + std::to_string(ysize) + " pixels)");
-  if (xsize < 0 || ysize < 0) refuse(name, "of a negative size");
-  if (xsize == 0 || ysize == 0)
-    refuse(name, "of " + std::to_string(xsize) + "x" + std::to_string(ysize) + " pixels (lcam does not read empty images)");
-  if (mode == "La") refuse(name, "of grey with premultiplied alpha (Pillow's mode La has no RGB conversion)");
+    fail_decode(name, "image too large (" + std::to_string(s.xsize) + "x" + std::to_string(s.ysize) + " pixels)");
+  if (s.xsize < 0 || s.ysize < 0) refuse(name, "of a negative size");
+  if (s.xsize == 0 || s.ysize == 0)
+    refuse(name, "of " + std::to_string(s.xsize) + "x" + std::to_string(s.ysize) + " pixels (lcam does not read empty images)");
+  if (s.mode == "La") refuse(name, "of grey with premultiplied alpha (Pillow's mode La has no RGB conversion)");
+  return s;
+}
 
-  ModeImage img;
-  img.mode = mode;
-  img.w = static_cast<int>(xsize), img.h = static_cast<int>(ysize), img.px = pixel_bytes(mode);
-  img.allocate();
-  bool mapped = false;
+// ---- uncompressed data: Pillow's raw reading ---------------------------------------------------
 
-  if (!libtiff_path) {
-    // ---- raw tiles, as _setup builds them ----
-    std::vector<RawTile> tiles;
-    Py offsets;
-    int64_t w = 0, h = 0;
-    bool fractional = false;  // a rows-per-strip that is no int: tiles Pillow cannot place, but can map
-    if (dir.has(273)) {
-      offsets = dir.get(273);
-      const Value hv = num_or(278, ysize);
-      if (!hv.numeric()) refuse(name, "of a rows-per-strip value that is not a number");
-      if (hv.is_int()) {
-        h = hv.i;
-      } else {
-        // A float or rational: the first strip's rows end at min(0 + h, ysize), an int only where
-        // h > ysize, and then every strip starts at row 0 again; otherwise the tiles' places are
-        // floats, which Pillow's decoder refuses (a mapped file never uses them).
-        const double f = hv.number();
-        if (f > static_cast<double>(ysize)) {
-          h = ysize + 1;
-        } else {
-          fractional = true;
-          h = f == f && f > -9e18 ? static_cast<int64_t>(f) : 0;
-        }
-      }
-      w = xsize;
-    } else if (dir.has(324)) {
-      offsets = dir.get(324);
-      Py tw = dir.get(322), th = dir.get(323);
-      if (!tw.present || !th.present || !tw.one.is_int() || !th.one.is_int()) refuse(name, "of invalid tile dimensions");
-      w = tw.one.i, h = th.one.i;
+// A tile of Pillow's raw reading: extents, file offset, raw mode, stride.
+struct RawTile {
+  int64_t x0, y0, x1, y1;
+  int64_t offset;
+  std::string raw;
+  int64_t stride;
+};
+
+// Python's int(x) of the float `w * sum(bits) / 8` (and `/ count` for planes).
+int64_t py_stride(int64_t w, double bits_sum, int planes_divisor) {
+  double s = static_cast<double>(w) * bits_sum / 8.0;
+  if (planes_divisor > 0) s /= planes_divisor;
+  return static_cast<int64_t>(s);
+}
+
+// The tiles _setup builds from the strip or tile offsets. `fractional` is set for a
+// rows-per-strip that is no int: tiles Pillow cannot place, but a mapped file never uses them.
+std::vector<RawTile> raw_tiles(const Directory& dir, const Setup& s, bool& fractional, const std::string& name) {
+  Py offsets;
+  int64_t w = 0, h = 0;
+  fractional = false;
+  if (dir.has(273)) {
+    offsets = dir.get(273);
+    const Value hv = tag_or(dir, 278, s.ysize);
+    if (!hv.numeric()) refuse(name, "of a rows-per-strip value that is not a number");
+    if (hv.is_int()) {
+      h = hv.i;
     } else {
-      refuse(name, "of an unknown data organization (no strip or tile offsets)");
-    }
-    std::vector<Value> offs = offsets.single && !offsets.is_bytes ? std::vector<Value>{offsets.one} : offsets.items;
-    if (w == xsize && h == ysize && !(planar == 2) && !offs.empty()) offs.erase(offs.begin(), offs.end() - 1);
-    double bits_sum = 0;
-    for (const Value& v : bps.items) bits_sum += v.number();
-    int64_t x = 0, y = 0;
-    size_t layer = 0;
-    for (const Value& off : offs) {
-      if (!off.is_int()) refuse(name, "of a strip or tile offset that is not an integer");
-      int64_t stride = 0;
-      std::string tile_raw = rawmode;
-      const bool past_edge = x + w > xsize;
-      if (planar == 2) {
-        if (layer >= rawmode.size()) refuse(name, "of more planes than its raw mode has letters");
-        tile_raw = std::string(1, rawmode[layer]);
-        stride = past_edge ? py_stride(w, bits_sum, bps_count) : 0;
+      // A float or rational: the first strip's rows end at min(0 + h, ysize), an int only where
+      // h > ysize, and then every strip starts at row 0 again; otherwise the tiles' places are
+      // floats, which Pillow's decoder refuses.
+      const double f = hv.number();
+      if (f > static_cast<double>(s.ysize)) {
+        h = s.ysize + 1;
       } else {
-        stride = past_edge ? py_stride(w, bits_sum, 0) : 0;
-      }
-      tiles.push_back({x, y, std::min(x + w, xsize), std::min(y + h, ysize), off.i, tile_raw, stride});
-      x += w;
-      if (x >= xsize) {
-        x = 0, y += h;
-        if (y >= ysize) y = 0, ++layer;
+        fractional = true;
+        h = f == f && f > -9e18 ? static_cast<int64_t>(f) : 0;
       }
     }
-    // ---- ImageFile.load: the mapped file, or the tiles in order ----
-    if (tiles.size() == 1 && tiles[0].raw == mode &&
-        (mode == "L" || mode == "P" || mode == "RGBA" || mode == "CMYK" || mode == "I;16" || mode == "I;16B")) {
-      const RawTile& t = tiles[0];
-      if (t.offset < 0) refuse(name, "of a negative tile offset");
-      const int pix = mode == "L" || mode == "P" ? 1 : mode[0] == 'I' ? 2 : 4;
-      const int64_t mw = turned ? ysize : xsize, mh = turned ? xsize : ysize;  // Pillow's size
-      const int64_t stride = std::max(t.stride, mw * pix);
-      if (t.offset + static_cast<__int128>(mh) * stride <= static_cast<__int128>(size)) {
-        const int64_t map_stride = t.stride > 0 ? t.stride : mw * pix;
-        img.w = static_cast<int>(mw), img.h = static_cast<int>(mh);
-        for (int64_t yy = 0; yy < mh; ++yy) {
-          const uint8_t* src = data + t.offset + yy * map_stride;
-          uint8_t* dst = img.row(static_cast<int>(yy));
-          if (mode == "I;16B")
-            for (int64_t xx = 0; xx < mw; ++xx) {
-              const uint16_t v = static_cast<uint16_t>(src[2 * xx] << 8 | src[2 * xx + 1]);
-              std::memcpy(dst + 2 * xx, &v, 2);
-            }
-          else
-            std::memcpy(dst, src, static_cast<size_t>(mw * pix));
-        }
-        mapped = true;
-      }
-    }
-    if (!mapped && fractional) refuse(name, "of a rows-per-strip value that is not an integer (tiles Pillow cannot place)");
-    if (!mapped) {
-      std::stable_sort(tiles.begin(), tiles.end(), [](const RawTile& a, const RawTile& b) { return a.offset < b.offset; });
-      std::vector<RawTile> kept;
-      for (size_t k = 0; k < tiles.size(); ++k) {
-        const RawTile& t = tiles[k];
-        const bool same_next = k + 1 < tiles.size() && tiles[k + 1].x0 == t.x0 && tiles[k + 1].y0 == t.y0 &&
-                               tiles[k + 1].x1 == t.x1 && tiles[k + 1].y1 == t.y1 && tiles[k + 1].raw == t.raw &&
-                               tiles[k + 1].stride == t.stride;
-        if (!same_next) kept.push_back(t);
-      }
-      int last_error = 0;
-      for (const RawTile& t : kept) {
-        const Unpacker u = find_unpacker(mode, t.raw);
-        if (!u.found()) refuse(name, "whose raw mode " + t.raw + " has no unpacker for mode " + mode + " (unknown raw mode)");
-        if (t.offset < 0) refuse(name, "of a negative strip or tile offset");
-        int64_t tx0 = t.x0, ty0 = t.y0, tw = t.x1 - t.x0, th = t.y1 - t.y0;
-        if (t.x0 == 0 && t.x1 == 0) tx0 = 0, ty0 = 0, tw = xsize, th = ysize;
-        if (tw <= 0 || tx0 + tw > xsize || th <= 0 || ty0 + th > ysize) refuse(name, "of a strip or tile outside the image");
-        const int64_t bytes = (tw * u.bits + 7) / 8;
-        if (t.stride && t.stride < bytes) {  // the raw decoder's configuration error, kept as this tile's error
-          last_error = -8;
-          continue;
-        }
-        last_error = 0;
-        const int64_t step = t.stride ? t.stride : bytes;
-        if (t.offset > static_cast<int64_t>(size) || static_cast<__int128>(t.offset) + (th - 1) * static_cast<__int128>(step) + bytes >
-                                                          static_cast<__int128>(size))
-          refuse(name, "truncated (the image file is truncated)");
-        for (int64_t r = 0; r < th; ++r)
-          unpack(u, mode, data + t.offset + r * step, img.row(static_cast<int>(ty0 + r)) + tx0 * img.px, static_cast<int>(tw));
-      }
-      if (last_error < 0) refuse(name, "whose strips are narrower than their stride (decoder error)");
-    }
+    w = s.xsize;
+  } else if (dir.has(324)) {
+    offsets = dir.get(324);
+    Py tw = dir.get(322), th = dir.get(323);
+    if (!tw.present || !th.present || !tw.one.is_int() || !th.one.is_int()) refuse(name, "of invalid tile dimensions");
+    w = tw.one.i, h = th.one.i;
   } else {
-    // ---- _load_libtiff: libtiff reads the file, its rows unpacked with Pillow's raw mode ----
-    if (!TIFFIsCODECConfigured(static_cast<uint16_t>(compression)))
-      refuse(name, "of compression " + std::to_string(compression) + ", which this build's libtiff cannot decode");
-    if (fill == 2) {
-      Value one;
-      one.i = 1;
-      const ModeRow* r1 = lookup(one);
-      if (!r1) refuse(name, "of an unknown pixel mode (fill order 1)");
-      mode = r1->mode, rawmode = r1->raw;
-    }
-    if (photo == 6) {
-      mode = "RGB";
-      rawmode = compression == 7 && planar == 1 ? "RGB" : "RGBX";
-    } else if (rawmode == "I;16") {
-      rawmode = "I;16N";
-    } else if (rawmode.size() > 4 && (rawmode.compare(rawmode.size() - 4, 4, ";16B") == 0 || rawmode.compare(rawmode.size() - 4, 4, ";16L") == 0)) {
-      rawmode = rawmode.substr(0, rawmode.size() - 1) + "N";
-    }
-    img.mode = mode, img.px = pixel_bytes(mode);
-    img.allocate();
-    const Unpacker shuffle = find_unpacker(mode, rawmode);
-    if (!shuffle.found()) refuse(name, "whose raw mode " + rawmode + " has no unpacker for mode " + mode + " (unknown raw mode)");
-
-    MemFile file{data, static_cast<toff_t>(size), 0, {}};
-    std::unique_ptr<TIFFOpenOptions, void (*)(TIFFOpenOptions*)> options(TIFFOpenOptionsAlloc(), TIFFOpenOptionsFree);
-    if (!options) fail_decode(name, "libtiff: out of memory");
-    TIFFOpenOptionsSetErrorHandlerExtR(options.get(), keep_error, &file);
-    TIFFOpenOptionsSetWarningHandlerExtR(options.get(), ignore_warning, nullptr);
-    std::unique_ptr<TIFF, void (*)(TIFF*)> tif(
-        TIFFClientOpenExt("tiff", "rC", &file, mem_read, mem_write, mem_seek, mem_close, mem_size, mem_map, mem_unmap, options.get()),
-        TIFFClose);
-    auto broken = [&](const char* what) {
-      fail_decode(name, std::string("corrupt or truncated TIFF (") + (file.error.empty() ? what : "libtiff: " + file.error) + ")");
-    };
-    if (!tif) broken("libtiff cannot read its header or first directory");
-    if (!TIFFSetSubDirectory(tif.get(), first)) broken("libtiff cannot read its first directory");
-    uint32_t lw = 0, lh = 0;
-    TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &lw);
-    TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &lh);
-    if (static_cast<int64_t>(lw) != xsize || static_cast<int64_t>(lh) != ysize) broken("libtiff reads another image size");
-    // Deflate through zlib, as the libtiff of Pillow's wheels inflates (Debian's libtiff prefers
-    // libdeflate, which leaves a strip unfilled when its data inflate to more than the strip).
-    if (compression == COMPRESSION_ADOBE_DEFLATE || compression == COMPRESSION_DEFLATE)
-      TIFFSetField(tif.get(), TIFFTAG_DEFLATE_SUBCODEC, DEFLATE_SUBCODEC_ZLIB);
-    uint16_t lphoto = 0, lcomp = 0, lplanar = 0;
-    TIFFGetField(tif.get(), TIFFTAG_PHOTOMETRIC, &lphoto);
-    TIFFGetField(tif.get(), TIFFTAG_COMPRESSION, &lcomp);
-    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_PLANARCONFIG, &lplanar);
-    bool as_rgba = lphoto == PHOTOMETRIC_YCBCR;
-    if (as_rgba && lcomp == COMPRESSION_JPEG && lplanar == PLANARCONFIG_CONTIG) {
-      TIFFSetField(tif.get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
-      as_rgba = false;
-    }
-    const int64_t W = xsize, H = ysize;
-    if (as_rgba) {
-      // _decodeAsRGBA: blocks of a strip or a tile row through TIFFRGBAImage, unpacked from RGBA.
-      uint32_t block = 0;
-      const int got = TIFFIsTiled(tif.get()) ? TIFFGetFieldDefaulted(tif.get(), TIFFTAG_TILELENGTH, &block)
-                                             : TIFFGetFieldDefaulted(tif.get(), TIFFTAG_ROWSPERSTRIP, &block);
-      if (got != 1 || block == static_cast<uint32_t>(-1)) block = static_cast<uint32_t>(H);
-      char emsg[1024] = "";
-      TIFFRGBAImage rgba;
-      if (!TIFFRGBAImageOK(tif.get(), emsg) || !TIFFRGBAImageBegin(&rgba, tif.get(), 0, emsg))
-        fail_decode(name, std::string("corrupt TIFF (libtiff cannot convert it to RGB: ") + emsg + ")");
-      std::unique_ptr<TIFFRGBAImage, void (*)(TIFFRGBAImage*)> end(&rgba, TIFFRGBAImageEnd);
-      rgba.orientation = ORIENTATION_TOPLEFT;
-      rgba.req_orientation = ORIENTATION_TOPLEFT;
-      rgba.col_offset = 0;
-      if (block == 0) broken("blocks of no rows");
-      if (INT32_MAX / 4 < rgba.width || INT32_MAX / (rgba.width * 4u) < block) broken("blocks too large for Pillow's buffer");
-      std::vector<uint32_t> raster(static_cast<size_t>(rgba.width) * block);
-      for (int64_t y = 0; y < H; y += block) {
-        rgba.row_offset = static_cast<int>(y);
-        const uint32_t rows = static_cast<uint32_t>(std::min<int64_t>(block, static_cast<int64_t>(rgba.height) - y));
-        if (!TIFFRGBAImageGet(&rgba, raster.data(), rgba.width, rows)) broken("a block cannot be decoded");
-        for (int64_t r = 0; r < std::min<int64_t>(block, H - y); ++r)
-          unpack(shuffle, mode, reinterpret_cast<const uint8_t*>(raster.data() + r * rgba.width), img.row(static_cast<int>(y + r)),
-                 static_cast<int>(W));
-      }
+    refuse(name, "of an unknown data organization (no strip or tile offsets)");
+  }
+  std::vector<Value> offs = offsets.single && !offsets.is_bytes ? std::vector<Value>{offsets.one} : offsets.items;
+  if (w == s.xsize && h == s.ysize && !(s.planar == 2) && !offs.empty()) offs.erase(offs.begin(), offs.end() - 1);
+  double bits_sum = 0;
+  for (const Value& v : s.bps.items) bits_sum += v.number();
+  std::vector<RawTile> tiles;
+  int64_t x = 0, y = 0;
+  size_t layer = 0;
+  for (const Value& off : offs) {
+    if (!off.is_int()) refuse(name, "of a strip or tile offset that is not an integer");
+    int64_t stride = 0;
+    std::string tile_raw = s.rawmode;
+    const bool past_edge = x + w > s.xsize;
+    if (s.planar == 2) {
+      if (layer >= s.rawmode.size()) refuse(name, "of more planes than its raw mode has letters");
+      tile_raw = std::string(1, s.rawmode[layer]);
+      stride = past_edge ? py_stride(w, bits_sum, s.bps_count) : 0;
     } else {
-      // _pickUnpackers: separate planes through the RGBA bands, 8 or 16 bits.
-      int planes = 1;
-      std::vector<Unpacker> unpackers{shuffle};
-      const int bands = mode == "RGB" ? 3 : mode == "RGBA" || mode == "CMYK" ? 4 : mode == "LA" || mode == "PA" ? 2 : 1;
-      const int bits_per_pixel = shuffle.bits;
-      if (lplanar == PLANARCONFIG_SEPARATE && bands > 1) {
-        uint16_t b = 8;
-        TIFFGetFieldDefaulted(tif.get(), TIFFTAG_BITSPERSAMPLE, &b);
-        if (b != 8 && b != 16) broken("separate planes of other than 8 or 16 bits");
-        unpackers.clear();
-        for (int k = 0; k < 4; ++k) unpackers.push_back(band_unpacker(k, b == 16));
-        planes = bands;
+      stride = past_edge ? py_stride(w, bits_sum, 0) : 0;
+    }
+    tiles.push_back({x, y, std::min(x + w, s.xsize), std::min(y + h, s.ysize), off.i, tile_raw, stride});
+    x += w;
+    if (x >= s.xsize) {
+      x = 0, y += h;
+      if (y >= s.ysize) y = 0, ++layer;
+    }
+  }
+  return tiles;
+}
+
+// Image.open(path)'s mapping of a single tile whose raw mode is the mode: the pixels straight from
+// the file, at the size Pillow gives the image (under Orientation 5-8 already transposed).
+// False where Pillow does not map it (the file is too short for it).
+bool read_mapped(const Setup& s, const RawTile& t, const uint8_t* data, size_t size, ModeImage& img, const std::string& name) {
+  const std::string& mode = s.mode;
+  if (t.offset < 0) refuse(name, "of a negative tile offset");
+  const int pix = mode == "L" || mode == "P" ? 1 : mode[0] == 'I' ? 2 : 4;
+  const int64_t mw = s.turned() ? s.ysize : s.xsize, mh = s.turned() ? s.xsize : s.ysize;  // Pillow's size
+  const int64_t stride = std::max(t.stride, mw * pix);
+  if (t.offset + static_cast<__int128>(mh) * stride > static_cast<__int128>(size)) return false;
+  const int64_t map_stride = t.stride > 0 ? t.stride : mw * pix;
+  img.w = static_cast<int>(mw), img.h = static_cast<int>(mh);
+  for (int64_t yy = 0; yy < mh; ++yy) {
+    const uint8_t* src = data + t.offset + yy * map_stride;
+    uint8_t* dst = img.row(static_cast<int>(yy));
+    if (mode == "I;16B")
+      for (int64_t xx = 0; xx < mw; ++xx) {
+        const uint16_t v = static_cast<uint16_t>(src[2 * xx] << 8 | src[2 * xx + 1]);
+        std::memcpy(dst + 2 * xx, &v, 2);
       }
-      if (TIFFIsTiled(tif.get())) {
-        const tmsize_t tile_size = TIFFTileSize(tif.get()), tile_row = TIFFTileRowSize(tif.get());
-        if (tile_size == 0 || tile_row == 0 || tile_row > tile_size) broken("tiles of no size");
-        if (tile_size > INT32_MAX - 1) fail_decode(name, "TIFF of tiles larger than Pillow allocates (decoder error -9)");
-        uint32_t tw = 0, th = 0;
-        TIFFGetField(tif.get(), TIFFTAG_TILEWIDTH, &tw);
-        TIFFGetField(tif.get(), TIFFTAG_TILELENGTH, &th);
-        if (static_cast<uint64_t>(tile_size) >
-            ((static_cast<uint64_t>(th) * bits_per_pixel / planes + 7) / 8) * static_cast<uint64_t>(tw))
-          broken("tiles larger than Pillow expects");
-        if (tw == 0 || th == 0) broken("tiles of no size");
-        // Pillow's buffer holds one tile; rows of a raw mode wider than libtiff's run past it
-        // there, and into zeros here.
-        if (tw > static_cast<uint32_t>(INT32_MAX) || th > static_cast<uint32_t>(INT32_MAX)) fail_decode(name, "TIFF of tiles larger than Pillow allocates (decoder error -9)");
-        std::vector<uint8_t> buf(std::max<size_t>(static_cast<size_t>(tile_size), static_cast<size_t>(tile_row) * std::min<int64_t>(th, H)) + 8 * W + 8);
-        for (int64_t y = 0; y < H; y += th)
-          for (int p = 0; p < planes; ++p)
-            for (int64_t x = 0; x < W; x += tw) {
-              if (TIFFReadTile(tif.get(), buf.data(), static_cast<uint32_t>(x), static_cast<uint32_t>(y), 0, static_cast<uint16_t>(p)) == -1)
-                broken("a tile cannot be decoded");
-              const int64_t cw = std::min<int64_t>(tw, W - x), ch = std::min<int64_t>(th, H - y);
-              for (int64_t r = 0; r < ch; ++r)
-                unpack(unpackers[p], mode, buf.data() + r * tile_row, img.row(static_cast<int>(y + r)) + x * img.px, static_cast<int>(cw));
-            }
-      } else {
-        uint32_t per_strip = 0;
-        if (TIFFGetField(tif.get(), TIFFTAG_ROWSPERSTRIP, &per_strip) != 1 || per_strip == static_cast<uint32_t>(-1))
-          per_strip = static_cast<uint32_t>(H);
-        if (per_strip > static_cast<uint32_t>(INT32_MAX)) fail_decode(name, "TIFF of more rows per strip than Pillow allocates (decoder error -9)");
-        const tmsize_t strip_size = TIFFStripSize(tif.get());
-        if (strip_size > INT32_MAX - 1) fail_decode(name, "TIFF of strips larger than Pillow allocates (decoder error -9)");
-        const int64_t unpacker_row = (W * bits_per_pixel / planes + 7) / 8;
-        if (static_cast<__int128>(strip_size) > static_cast<__int128>(unpacker_row) * per_strip) broken("strips larger than Pillow expects");
-        const tmsize_t scanline = TIFFScanlineSize(tif.get());
-        if (scanline == 0 || unpacker_row > scanline) broken("rows shorter than Pillow expects");
-        if (per_strip == 0) broken("strips of no rows");
-        if (strip_size <= 0) broken("strips of no bytes");
-        const int64_t rows_read = std::min<int64_t>(per_strip, H);
-        std::vector<uint8_t> buf(std::max<size_t>(static_cast<size_t>(strip_size), static_cast<size_t>(scanline) * rows_read) + 8);
-        for (int64_t y = 0; y < H; y += per_strip)
-          for (int p = 0; p < planes; ++p) {
-            if (TIFFReadEncodedStrip(tif.get(), TIFFComputeStrip(tif.get(), static_cast<uint32_t>(y), static_cast<uint16_t>(p)), buf.data(),
-                                     strip_size) == -1)
-              broken("a strip cannot be decoded");
-            for (int64_t r = 0; r < std::min<int64_t>(per_strip, H - y); ++r)
-              unpack(unpackers[p], mode, buf.data() + r * scanline, img.row(static_cast<int>(y + r)), static_cast<int>(W));
-          }
+    else
+      std::memcpy(dst, src, static_cast<size_t>(mw * pix));
+  }
+  return true;
+}
+
+// ImageFile.load: the mapped file, or the tiles in order of offset.
+void read_raw(const Directory& dir, const Setup& s, const uint8_t* data, size_t size, ModeImage& img, const std::string& name) {
+  const std::string& mode = s.mode;
+  img.mode = mode, img.w = static_cast<int>(s.xsize), img.h = static_cast<int>(s.ysize), img.px = pixel_bytes(mode);
+  img.allocate();
+  bool fractional = false;
+  std::vector<RawTile> tiles = raw_tiles(dir, s, fractional, name);
+  if (tiles.size() == 1 && tiles[0].raw == mode &&
+      (mode == "L" || mode == "P" || mode == "RGBA" || mode == "CMYK" || mode == "I;16" || mode == "I;16B") &&
+      read_mapped(s, tiles[0], data, size, img, name))
+    return;
+  if (fractional) refuse(name, "of a rows-per-strip value that is not an integer (tiles Pillow cannot place)");
+  std::stable_sort(tiles.begin(), tiles.end(), [](const RawTile& a, const RawTile& b) { return a.offset < b.offset; });
+  std::vector<RawTile> kept;
+  for (size_t k = 0; k < tiles.size(); ++k) {
+    const RawTile& t = tiles[k];
+    const bool same_next = k + 1 < tiles.size() && tiles[k + 1].x0 == t.x0 && tiles[k + 1].y0 == t.y0 &&
+                           tiles[k + 1].x1 == t.x1 && tiles[k + 1].y1 == t.y1 && tiles[k + 1].raw == t.raw &&
+                           tiles[k + 1].stride == t.stride;
+    if (!same_next) kept.push_back(t);
+  }
+  int last_error = 0;
+  for (const RawTile& t : kept) {
+    const Unpacker u = find_unpacker(mode, t.raw);
+    if (!u.found()) refuse(name, "whose raw mode " + t.raw + " has no unpacker for mode " + mode + " (unknown raw mode)");
+    if (t.offset < 0) refuse(name, "of a negative strip or tile offset");
+    int64_t tx0 = t.x0, ty0 = t.y0, tw = t.x1 - t.x0, th = t.y1 - t.y0;
+    if (t.x0 == 0 && t.x1 == 0) tx0 = 0, ty0 = 0, tw = s.xsize, th = s.ysize;
+    if (tw <= 0 || tx0 + tw > s.xsize || th <= 0 || ty0 + th > s.ysize) refuse(name, "of a strip or tile outside the image");
+    const int64_t bytes = (tw * u.bits + 7) / 8;
+    if (t.stride && t.stride < bytes) {  // the raw decoder's configuration error, kept as this tile's error
+      last_error = -8;
+      continue;
+    }
+    last_error = 0;
+    const int64_t step = t.stride ? t.stride : bytes;
+    if (t.offset > static_cast<int64_t>(size) ||
+        static_cast<__int128>(t.offset) + (th - 1) * static_cast<__int128>(step) + bytes > static_cast<__int128>(size))
+      refuse(name, "truncated (the image file is truncated)");
+    for (int64_t r = 0; r < th; ++r)
+      unpack(u, mode, data + t.offset + r * step, img.row(static_cast<int>(ty0 + r)) + tx0 * img.px, static_cast<int>(tw));
+  }
+  if (last_error < 0) refuse(name, "whose strips are narrower than their stride (decoder error)");
+}
+
+// ---- compressed data: _load_libtiff and TiffDecode.c -------------------------------------------
+
+// libtiff open on the file in memory, at its first directory.
+struct LibTiff {
+  MemFile file;
+  std::unique_ptr<TIFF, void (*)(TIFF*)> tif{nullptr, TIFFClose};
+  std::string name;
+  TIFF* get() const { return tif.get(); }
+  [[noreturn]] void broken(const char* what) const {
+    fail_decode(name, std::string("corrupt or truncated TIFF (") + (file.error.empty() ? what : "libtiff: " + file.error) + ")");
+  }
+};
+
+void open_libtiff(LibTiff& lt, const uint8_t* data, size_t size, uint64_t first, const Setup& s) {
+  lt.file = MemFile{data, static_cast<toff_t>(size), 0, {}};
+  std::unique_ptr<TIFFOpenOptions, void (*)(TIFFOpenOptions*)> options(TIFFOpenOptionsAlloc(), TIFFOpenOptionsFree);
+  if (!options) fail_decode(lt.name, "libtiff: out of memory");
+  TIFFOpenOptionsSetErrorHandlerExtR(options.get(), keep_error, &lt.file);
+  TIFFOpenOptionsSetWarningHandlerExtR(options.get(), ignore_warning, nullptr);
+  lt.tif.reset(TIFFClientOpenExt("tiff", "rC", &lt.file, mem_read, mem_write, mem_seek, mem_close, mem_size, mem_map, mem_unmap,
+                                 options.get()));
+  if (!lt.tif) lt.broken("libtiff cannot read its header or first directory");
+  if (!TIFFSetSubDirectory(lt.get(), first)) lt.broken("libtiff cannot read its first directory");
+  uint32_t lw = 0, lh = 0;
+  TIFFGetField(lt.get(), TIFFTAG_IMAGEWIDTH, &lw);
+  TIFFGetField(lt.get(), TIFFTAG_IMAGELENGTH, &lh);
+  if (static_cast<int64_t>(lw) != s.xsize || static_cast<int64_t>(lh) != s.ysize) lt.broken("libtiff reads another image size");
+  // Deflate through zlib, as the libtiff of Pillow's wheels inflates (Debian's libtiff prefers
+  // libdeflate, which leaves a strip unfilled when its data inflate to more than the strip).
+  if (s.compression == COMPRESSION_ADOBE_DEFLATE || s.compression == COMPRESSION_DEFLATE)
+    TIFFSetField(lt.get(), TIFFTAG_DEFLATE_SUBCODEC, DEFLATE_SUBCODEC_ZLIB);
+}
+
+// _decodeAsRGBA: blocks of a strip or a tile row through TIFFRGBAImage, unpacked from RGBA.
+void decode_as_rgba(const LibTiff& lt, const Unpacker& shuffle, ModeImage& img) {
+  const int64_t H = img.h;
+  uint32_t block = 0;
+  const int got = TIFFIsTiled(lt.get()) ? TIFFGetFieldDefaulted(lt.get(), TIFFTAG_TILELENGTH, &block)
+                                        : TIFFGetFieldDefaulted(lt.get(), TIFFTAG_ROWSPERSTRIP, &block);
+  if (got != 1 || block == static_cast<uint32_t>(-1)) block = static_cast<uint32_t>(H);
+  char emsg[1024] = "";
+  TIFFRGBAImage rgba;
+  if (!TIFFRGBAImageOK(lt.get(), emsg) || !TIFFRGBAImageBegin(&rgba, lt.get(), 0, emsg))
+    fail_decode(lt.name, std::string("corrupt TIFF (libtiff cannot convert it to RGB: ") + emsg + ")");
+  std::unique_ptr<TIFFRGBAImage, void (*)(TIFFRGBAImage*)> end(&rgba, TIFFRGBAImageEnd);
+  rgba.orientation = ORIENTATION_TOPLEFT;
+  rgba.req_orientation = ORIENTATION_TOPLEFT;
+  rgba.col_offset = 0;
+  if (block == 0) lt.broken("blocks of no rows");
+  if (INT32_MAX / 4 < rgba.width || INT32_MAX / (rgba.width * 4u) < block) lt.broken("blocks too large for Pillow's buffer");
+  std::vector<uint32_t> raster(static_cast<size_t>(rgba.width) * block);
+  for (int64_t y = 0; y < H; y += block) {
+    rgba.row_offset = static_cast<int>(y);
+    const uint32_t rows = static_cast<uint32_t>(std::min<int64_t>(block, static_cast<int64_t>(rgba.height) - y));
+    if (!TIFFRGBAImageGet(&rgba, raster.data(), rgba.width, rows)) lt.broken("a block cannot be decoded");
+    for (int64_t r = 0; r < std::min<int64_t>(block, H - y); ++r)
+      unpack(shuffle, img.mode, reinterpret_cast<const uint8_t*>(raster.data() + r * rgba.width), img.row(static_cast<int>(y + r)),
+             img.w);
+  }
+}
+
+// _decodeTile: each tile of each plane through the plane's unpacker.
+void decode_tiles(const LibTiff& lt, const std::vector<Unpacker>& unpackers, int bits_per_pixel, ModeImage& img) {
+  const int64_t W = img.w, H = img.h;
+  const int planes = static_cast<int>(unpackers.size());
+  const tmsize_t tile_size = TIFFTileSize(lt.get()), tile_row = TIFFTileRowSize(lt.get());
+  if (tile_size == 0 || tile_row == 0 || tile_row > tile_size) lt.broken("tiles of no size");
+  if (tile_size > INT32_MAX - 1) fail_decode(lt.name, "TIFF of tiles larger than Pillow allocates (decoder error -9)");
+  uint32_t tw = 0, th = 0;
+  TIFFGetField(lt.get(), TIFFTAG_TILEWIDTH, &tw);
+  TIFFGetField(lt.get(), TIFFTAG_TILELENGTH, &th);
+  if (static_cast<uint64_t>(tile_size) > ((static_cast<uint64_t>(th) * bits_per_pixel / planes + 7) / 8) * static_cast<uint64_t>(tw))
+    lt.broken("tiles larger than Pillow expects");
+  if (tw == 0 || th == 0) lt.broken("tiles of no size");
+  // Pillow's buffer holds one tile; rows of a raw mode wider than libtiff's run past it there,
+  // and into zeros here.
+  if (tw > static_cast<uint32_t>(INT32_MAX) || th > static_cast<uint32_t>(INT32_MAX))
+    fail_decode(lt.name, "TIFF of tiles larger than Pillow allocates (decoder error -9)");
+  std::vector<uint8_t> buf(std::max<size_t>(static_cast<size_t>(tile_size), static_cast<size_t>(tile_row) * std::min<int64_t>(th, H)) +
+                           8 * W + 8);
+  for (int64_t y = 0; y < H; y += th)
+    for (int p = 0; p < planes; ++p)
+      for (int64_t x = 0; x < W; x += tw) {
+        if (TIFFReadTile(lt.get(), buf.data(), static_cast<uint32_t>(x), static_cast<uint32_t>(y), 0, static_cast<uint16_t>(p)) == -1)
+          lt.broken("a tile cannot be decoded");
+        const int64_t cw = std::min<int64_t>(tw, W - x), ch = std::min<int64_t>(th, H - y);
+        for (int64_t r = 0; r < ch; ++r)
+          unpack(unpackers[p], img.mode, buf.data() + r * tile_row, img.row(static_cast<int>(y + r)) + x * img.px, static_cast<int>(cw));
       }
-      // Associated (or unspecified) alpha read as separate planes: divided out afterwards.
-      if (planes > 3 && mode == "RGBA") {
-        uint16_t n_extra = 0;
-        uint16_t* info = nullptr;
-        TIFFGetFieldDefaulted(tif.get(), TIFFTAG_EXTRASAMPLES, &n_extra, &info);
-        if (n_extra >= 1 && info && (info[0] == EXTRASAMPLE_UNSPECIFIED || info[0] == EXTRASAMPLE_ASSOCALPHA)) {
-          Unpacker un;
-          un.bits = 32, un.raw = "RGBa";
-          for (int y = 0; y < img.h; ++y) {
-            std::vector<uint8_t> copy(img.row(y), img.row(y) + static_cast<size_t>(img.w) * 4);
-            unpack(un, mode, copy.data(), img.row(y), img.w);
-          }
-        }
+}
+
+// _decodeStrip: each strip of each plane through the plane's unpacker.
+void decode_strips(const LibTiff& lt, const std::vector<Unpacker>& unpackers, int bits_per_pixel, ModeImage& img) {
+  const int64_t W = img.w, H = img.h;
+  const int planes = static_cast<int>(unpackers.size());
+  uint32_t per_strip = 0;
+  if (TIFFGetField(lt.get(), TIFFTAG_ROWSPERSTRIP, &per_strip) != 1 || per_strip == static_cast<uint32_t>(-1))
+    per_strip = static_cast<uint32_t>(H);
+  if (per_strip > static_cast<uint32_t>(INT32_MAX))
+    fail_decode(lt.name, "TIFF of more rows per strip than Pillow allocates (decoder error -9)");
+  const tmsize_t strip_size = TIFFStripSize(lt.get());
+  if (strip_size > INT32_MAX - 1) fail_decode(lt.name, "TIFF of strips larger than Pillow allocates (decoder error -9)");
+  const int64_t unpacker_row = (W * bits_per_pixel / planes + 7) / 8;
+  if (static_cast<__int128>(strip_size) > static_cast<__int128>(unpacker_row) * per_strip) lt.broken("strips larger than Pillow expects");
+  const tmsize_t scanline = TIFFScanlineSize(lt.get());
+  if (scanline == 0 || unpacker_row > scanline) lt.broken("rows shorter than Pillow expects");
+  if (per_strip == 0) lt.broken("strips of no rows");
+  if (strip_size <= 0) lt.broken("strips of no bytes");
+  const int64_t rows_read = std::min<int64_t>(per_strip, H);
+  std::vector<uint8_t> buf(std::max<size_t>(static_cast<size_t>(strip_size), static_cast<size_t>(scanline) * rows_read) + 8);
+  for (int64_t y = 0; y < H; y += per_strip)
+    for (int p = 0; p < planes; ++p) {
+      const uint32_t strip = TIFFComputeStrip(lt.get(), static_cast<uint32_t>(y), static_cast<uint16_t>(p));
+      if (TIFFReadEncodedStrip(lt.get(), strip, buf.data(), strip_size) == -1) lt.broken("a strip cannot be decoded");
+      for (int64_t r = 0; r < std::min<int64_t>(per_strip, H - y); ++r)
+        unpack(unpackers[p], img.mode, buf.data() + r * scanline, img.row(static_cast<int>(y + r)), static_cast<int>(W));
+    }
+}
+
+// _load_libtiff: libtiff reads the file, its rows unpacked with the raw mode Pillow picks.
+void read_libtiff(const Setup& s, uint64_t first, const uint8_t* data, size_t size, ModeImage& img, const std::string& name) {
+  if (!TIFFIsCODECConfigured(static_cast<uint16_t>(s.compression)))
+    refuse(name, "of compression " + std::to_string(s.compression) + ", which this build's libtiff cannot decode");
+  std::string mode = s.mode, rawmode = s.rawmode;
+  if (s.fill == 2) {
+    Value one;
+    one.i = 1;
+    const ModeRow* r1 = s.lookup(one);
+    if (!r1) refuse(name, "of an unknown pixel mode (fill order 1)");
+    mode = r1->mode, rawmode = r1->raw;
+  }
+  if (s.photo == 6) {
+    mode = "RGB";
+    rawmode = s.compression == 7 && s.planar == 1 ? "RGB" : "RGBX";
+  } else if (rawmode == "I;16") {
+    rawmode = "I;16N";
+  } else if (rawmode.size() > 4 && (rawmode.compare(rawmode.size() - 4, 4, ";16B") == 0 || rawmode.compare(rawmode.size() - 4, 4, ";16L") == 0)) {
+    rawmode = rawmode.substr(0, rawmode.size() - 1) + "N";
+  }
+  img.mode = mode, img.w = static_cast<int>(s.xsize), img.h = static_cast<int>(s.ysize), img.px = pixel_bytes(mode);
+  img.allocate();
+  const Unpacker shuffle = find_unpacker(mode, rawmode);
+  if (!shuffle.found()) refuse(name, "whose raw mode " + rawmode + " has no unpacker for mode " + mode + " (unknown raw mode)");
+
+  LibTiff lt;
+  lt.name = name;
+  open_libtiff(lt, data, size, first, s);
+  uint16_t lphoto = 0, lcomp = 0, lplanar = 0;
+  TIFFGetField(lt.get(), TIFFTAG_PHOTOMETRIC, &lphoto);
+  TIFFGetField(lt.get(), TIFFTAG_COMPRESSION, &lcomp);
+  TIFFGetFieldDefaulted(lt.get(), TIFFTAG_PLANARCONFIG, &lplanar);
+  bool as_rgba = lphoto == PHOTOMETRIC_YCBCR;
+  if (as_rgba && lcomp == COMPRESSION_JPEG && lplanar == PLANARCONFIG_CONTIG) {
+    TIFFSetField(lt.get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    as_rgba = false;
+  }
+  if (as_rgba) return decode_as_rgba(lt, shuffle, img);
+
+  // _pickUnpackers: separate planes through the RGBA bands, 8 or 16 bits.
+  std::vector<Unpacker> unpackers{shuffle};
+  const int bands = mode == "RGB" ? 3 : mode == "RGBA" || mode == "CMYK" ? 4 : mode == "LA" || mode == "PA" ? 2 : 1;
+  if (lplanar == PLANARCONFIG_SEPARATE && bands > 1) {
+    uint16_t b = 8;
+    TIFFGetFieldDefaulted(lt.get(), TIFFTAG_BITSPERSAMPLE, &b);
+    if (b != 8 && b != 16) lt.broken("separate planes of other than 8 or 16 bits");
+    unpackers.clear();
+    for (int k = 0; k < bands; ++k) unpackers.push_back(band_unpacker(k, b == 16));
+  }
+  if (TIFFIsTiled(lt.get())) decode_tiles(lt, unpackers, shuffle.bits, img);
+  else decode_strips(lt, unpackers, shuffle.bits, img);
+
+  // Associated (or unspecified) alpha read as separate planes: divided out afterwards.
+  if (unpackers.size() > 3 && mode == "RGBA") {
+    uint16_t n_extra = 0;
+    uint16_t* info = nullptr;
+    TIFFGetFieldDefaulted(lt.get(), TIFFTAG_EXTRASAMPLES, &n_extra, &info);
+    if (n_extra >= 1 && info && (info[0] == EXTRASAMPLE_UNSPECIFIED || info[0] == EXTRASAMPLE_ASSOCALPHA)) {
+      Unpacker un;
+      un.bits = 32, un.raw = "RGBa";
+      for (int y = 0; y < img.h; ++y) {
+        std::vector<uint8_t> copy(img.row(y), img.row(y) + static_cast<size_t>(img.w) * 4);
+        unpack(un, mode, copy.data(), img.row(y), img.w);
       }
     }
   }
+}
 
-  // ---- load_end: exif_transpose, then convert("RGB") ----
+// ---- load_end: exif_transpose's orientation ----------------------------------------------------
+
+// The turn exif_transpose applies: the Orientation tag, or where it is absent XMP's
+// tiff:Orientation (info["xmp"], a 1-tuple unwrapped). Searching XMP, and scrubbing it of the
+// orientation after a turn, both fail on anything but bytes or text.
+int turn_to_apply(const Directory& dir, const Setup& s, const std::string& name) {
   int turn = 1;
   for (int o = 2; o <= 8; ++o)
-    if (orientation == o) turn = o;
-  // XMP (info["xmp"], a 1-tuple unwrapped): searched for tiff:Orientation where the tag is
-  // absent; scrubbed of it after a turn. Both fail on anything but bytes or text.
+    if (s.orientation == o) turn = o;
   Py xmp = dir.get(700);
   const bool xmp_tuple = xmp.present && !xmp.single && xmp.items.size() != 1;
   const Value xmp_value = !xmp.present ? Value{} : xmp.single ? xmp.one : xmp.items.size() == 1 ? xmp.items[0] : Value{};
@@ -1081,14 +1126,14 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
     const Value& v = xmp_value;
     const bool falsy = !xmp_tuple && v.numeric() && v.number() == 0;
     if (v.kind == Value::Bytes && !xmp_tuple) {
-      const std::string& s = v.s;
-      for (size_t at = s.find("tiff:Orientation"); at != std::string::npos; at = s.find("tiff:Orientation", at + 1)) {
+      const std::string& t = v.s;
+      for (size_t at = t.find("tiff:Orientation"); at != std::string::npos; at = t.find("tiff:Orientation", at + 1)) {
         const size_t k = at + 16;
         size_t digit = std::string::npos;
-        if (k + 2 < s.size() && s.compare(k, 2, "=\"") == 0) digit = k + 2;
-        else if (k < s.size() && s[k] == '>') digit = k + 1;
-        if (digit != std::string::npos && digit < s.size() && s[digit] >= '0' && s[digit] <= '9') {
-          const int o = s[digit] - '0';
+        if (k + 2 < t.size() && t.compare(k, 2, "=\"") == 0) digit = k + 2;
+        else if (k < t.size() && t[k] == '>') digit = k + 1;
+        if (digit != std::string::npos && digit < t.size() && t[digit] >= '0' && t[digit] <= '9') {
+          const int o = t[digit] - '0';
           turn = o >= 2 && o <= 8 ? o : 1;
           break;
         }
@@ -1098,8 +1143,38 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
     }
   }
   if (turn != 1 && xmp.present && !xmp_text) refuse(name, "whose XMP data is not bytes (Pillow fails removing the orientation from it)");
-  ImageU8 rgb = to_rgb(img, palette);
-  return apply_orientation(std::move(rgb), turn);
+  return turn;
+}
+
+}  // namespace
+
+bool is_tiff(const uint8_t* d, size_t n) {
+  if (n < 4) return false;
+  static const char* prefixes[] = {"MM\x00\x2a", "II\x2a\x00", "MM\x2a\x00", "II\x00\x2a", "MM\x00\x2b", "II\x2b\x00"};
+  for (const char* p : prefixes)
+    if (std::memcmp(d, p, 4) == 0) return true;
+  return false;
+}
+
+ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& name) {
+  // TiffImageFile._open and _seek(0): the header and the first directory.
+  const bool little = data[0] == 'I';
+  const bool big = size >= 3 && data[2] == 43;  // Pillow's test, so "MM\0+" is classic TIFF to it
+  if (size < (big ? 16u : 8u)) refuse(name, "header cut short");
+  Directory dir(data, size, little, big);
+  const uint64_t first = big ? dir.uint_of(std::string(reinterpret_cast<const char*>(data + 8), 8))
+                             : dir.uint_of(std::string(reinterpret_cast<const char*>(data + 4), 4));
+  if (first == 0) refuse(name, "with no image (its first directory offset is 0)");
+  if (first >= (uint64_t{1} << 63)) refuse(name, "whose first directory offset is past 2^63");
+  dir.load(first);
+
+  const Setup s = read_setup(dir, little, name);
+  ModeImage img;
+  if (s.compression == 1) read_raw(dir, s, data, size, img, name);
+  else read_libtiff(s, first, data, size, img, name);
+  // load_end: exif_transpose, then convert("RGB").
+  const int turn = turn_to_apply(dir, s, name);
+  return apply_orientation(to_rgb(img, s.palette), turn);
 }
 
 }  // namespace lcam
