@@ -401,6 +401,9 @@ failed=$(grep -c -E ' (FAIL|TIMEOUT)' "$SUMMARY")
   skipped=$(grep -c 'SKIP(no time)' "$SUMMARY")
   echo "total ${total}s; $passed passed, $failed failed or timed out, $skipped skipped for time"
   [ "$skipped" -gt 0 ] && echo "skipped for time: run their parts again (./gpu-check.sh OUT PARTS; GPU_CHECK_BUDGET=seconds)"
+  # Without a usable device every CUDA case skips and every GPU benchmark fails: say why once.
+  nodev=$(grep -h -o -m1 'skipped (no CUDA device: [^)]*)' "$OUT"/tests-cuda.log 2>/dev/null | head -n 1)
+  [ -n "$nodev" ] && echo "NO CUDA DEVICE: the CUDA suite was ${nodev}; the GPU steps above could not run"
   # The runner's closing lines (counts, then each case that did not pass), else doctest's own.
   for part in cuda rest; do
     log=$OUT/tests-$part.log
