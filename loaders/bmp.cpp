@@ -22,8 +22,9 @@
 //   index 0, a delta skips with index 0, absolute runs are padded to an even file offset; the
 //   end of bitmap or of the file before the last pixel is refused ("not enough image data").
 // Deliberately omits: headerless DIB data, JPEG and PNG inside BMP, which Pillow refuses too.
-#include <algorithm>  // std::min
+#include <algorithm>  // std::min, std::stable_sort
 #include <array>      // std::array
+#include <cmath>      // std::ceil, std::log (an icon entry's colour depth)
 #include <cstdint>    // uint8_t, uint32_t, int64_t
 #include <cstring>    // std::memcpy
 #include <string>     // std::string
@@ -43,19 +44,24 @@ struct Layout {
   int r = 0, g = 0, b = 0;  // kFour: the byte holding each channel
 };
 
-}  // namespace
+// What an icon's directory entry says of its bitmap (IcoFile.frame's own rules).
+struct IcoEntry {
+  uint32_t bpp, size, offset;
+};
 
-bool is_bmp(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'B' && d[1] == 'M'; }
-
-ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
-  if (n < 18) fail_decode(name, "truncated BMP (its file header)");
-  uint64_t offset = le32(d + 10);
-  const uint32_t header = le32(d + 14);
+// The bitmap whose info header starts at `at` (BmpImageFile._bitmap): in a BMP (`ico` null) at
+// 14 with the file header's data offset, in an icon at its entry's offset with none (the data
+// then follows the palette), half the header's height (the other half is the AND mask), and
+// the file never mapped (Pillow decodes an icon's bitmap from the open file).
+ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const IcoEntry* ico, const std::string& name) {
+  const std::string kind = ico ? "ICO bitmap" : "BMP";
+  if (at > n || n - at < 4) fail_decode(name, "truncated " + kind + " (its info header)");
+  const uint32_t header = le32(d + at);
   if (header != 12 && header != 40 && header != 52 && header != 56 && header != 64 && header != 108 && header != 124)
-    fail_decode(name, "unsupported BMP header type (" + std::to_string(header) + ")");
-  if (n - 18 < header - 4) fail_decode(name, "truncated BMP (its info header)");
-  const uint8_t* h = d + 18;  // the header after its size
-  size_t pos = 14 + header;   // where the file is read next
+    fail_decode(name, "unsupported " + kind + " header type (" + std::to_string(header) + ")");
+  if (n - at - 4 < header - 4) fail_decode(name, "truncated " + kind + " (its info header)");
+  const uint8_t* h = d + at + 4;  // the header after its size
+  size_t pos = at + header;       // where the file is read next
   uint64_t width, height;
   uint32_t bits, compression = 0, colors = 0;
   int direction = -1;  // -1: the first row in the file is the bottom one
@@ -76,14 +82,14 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
         for (int k = 0; k < 3; ++k) masks[k] = le32(h + 36 + 4 * k);
         masks[3] = header >= 56 ? le32(h + 48) : 0;
       } else {
-        if (n - pos < 12) fail_decode(name, "truncated BMP (its bitfield masks)");
+        if (n - pos < 12) fail_decode(name, "truncated " + kind + " (its bitfield masks)");
         for (int k = 0; k < 3; ++k) masks[k] = le32(d + pos + 4 * k);
         pos += 12;
       }
     }
   }
   if (colors == 0 && bits < 32) colors = uint32_t{1} << bits;
-  if (offset == 14 + header && bits <= 8) offset += static_cast<uint64_t>(padding) * colors;
+  if (offset == at + header && bits <= 8) offset += static_cast<uint64_t>(padding) * colors;
   Layout layout{Unpack::kIndex1, 1};
   bool palette_mode = false;
   switch (bits) {
@@ -93,7 +99,7 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
     case 16: layout = {Unpack::kBgr15, 16}; break;
     case 24: layout = {Unpack::kBgr, 24}; break;
     case 32: layout = {Unpack::kFour, 32, 2, 1, 0}; break;
-    default: fail_decode(name, "unsupported BMP pixel depth (" + std::to_string(bits) + ")");
+    default: fail_decode(name, "unsupported " + kind + " pixel depth (" + std::to_string(bits) + ")");
   }
   bool rle = false, rle4 = false;
   if (compression == 3) {
@@ -114,24 +120,24 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
       bool found = false;
       for (const Known& k : kKnown)
         if (is(k.r, k.g, k.b) && a == k.a) layout = {Unpack::kFour, 32, k.rb, k.gb, k.bb}, found = true;
-      if (!found) fail_decode(name, "unsupported BMP bitfields layout");
+      if (!found) fail_decode(name, "unsupported " + kind + " bitfields layout");
     } else if (bits == 24 && is(0xff0000, 0xff00, 0xff)) {
       layout = {Unpack::kBgr, 24};
     } else if (bits == 16 && (is(0xf800, 0x7e0, 0x1f) || is(0x7c00, 0x3e0, 0x1f))) {
       layout = {r == 0xf800 ? Unpack::kBgr16 : Unpack::kBgr15, 16};
     } else {
-      fail_decode(name, "unsupported BMP bitfields layout");
+      fail_decode(name, "unsupported " + kind + " bitfields layout");
     }
   } else if (compression == 1 || compression == 2) {
     rle = true, rle4 = compression == 2;
   } else if (compression != 0) {
-    fail_decode(name, "unsupported BMP compression (" + std::to_string(compression) + ")");
+    fail_decode(name, "unsupported " + kind + " compression (" + std::to_string(compression) + ")");
   }
   // The palette, and Pillow's mode: 1 or L for a grey ramp, else P.
   std::array<std::array<uint8_t, 3>, 256> palette{};  // entries past the file's are black
   enum class Mode { kRgb, kP, kL, k1 } mode = Mode::kRgb;
   if (palette_mode) {
-    if (colors == 0 || colors > 65536) fail_decode(name, "unsupported BMP palette size (" + std::to_string(colors) + ")");
+    if (colors == 0 || colors > 65536) fail_decode(name, "unsupported " + kind + " palette size (" + std::to_string(colors) + ")");
     const size_t want = static_cast<size_t>(padding) * colors;
     const size_t got = pos < n ? std::min(want, n - pos) : 0;
     const uint8_t* p = d + std::min(pos, n);
@@ -148,19 +154,32 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
     } else {
       mode = Mode::kP;
       const size_t entries = got / static_cast<size_t>(padding);
-      if (entries > 256) fail_decode(name, "invalid BMP palette size (" + std::to_string(entries) + " colours, at most 256)");
+      if (entries > 256) fail_decode(name, "invalid " + kind + " palette size (" + std::to_string(entries) + " colours, at most 256)");
       for (size_t i = 0; i < entries; ++i)  // stored as blue, green, red
         palette[i] = {p[i * padding + 2], p[i * padding + 1], p[i * padding]};
     }
   } else if (rle) {
-    fail_decode(name, "unsupported BMP: RLE compression at " + std::to_string(bits) + " bits per pixel");
+    fail_decode(name, "unsupported " + kind + ": RLE compression at " + std::to_string(bits) + " bits per pixel");
   }
-  if (width == 0 || height == 0) fail_decode(name, "BMP of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
   if (width > static_cast<uint64_t>(kMaxImagePixels) || height > static_cast<uint64_t>(kMaxImagePixels) ||
       width * height > static_cast<uint64_t>(kMaxImagePixels))
     fail_decode(name, "image too large (" + std::to_string(width) + "x" + std::to_string(height) + " pixels)");
+  if (ico) height /= 2;  // the XOR bitmap; the AND mask follows it
+  if (width == 0 || height == 0) fail_decode(name, kind + " of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
   const size_t w = static_cast<size_t>(width), rows = static_cast<size_t>(height);
   const size_t start = offset ? static_cast<size_t>(std::min<uint64_t>(offset, n)) : pos;
+  if (ico && ico->bpp == 32) {
+    // The alpha channel, read as every fourth byte of w * h * 4 from the data: frombuffer
+    // refuses fewer bytes than pixels.
+    if (n - start < 4 * w * rows) fail_decode(name, "truncated ICO (its 32-bit bitmap's alpha data)");
+  } else if (ico) {
+    // The AND mask: rows padded to 32 pixels, at the end of the entry's data, read by the raw
+    // decoder (the last row needs its own bytes only).
+    const uint64_t stride = (w + 31) / 32 * 4, mask_bytes = stride * rows;
+    const int64_t mask_at = static_cast<int64_t>(ico->offset) + ico->size - static_cast<int64_t>(mask_bytes);
+    if (mask_at < 0 || static_cast<uint64_t>(mask_at) > n || n - static_cast<uint64_t>(mask_at) < (rows - 1) * stride + (w + 7) / 8)
+      fail_decode(name, "truncated or corrupt ICO (its bitmap's AND mask lies outside the file)");
+  }
   // Each row's values: palette indices or grey levels (one byte per pixel), or RGB.
   std::vector<uint8_t> values;
   ImageU8 img;
@@ -221,7 +240,7 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
         if (at % 2) ++at;  // to an even offset in the file
       }
     }
-    if (data.size() < dest) fail_decode(name, "truncated or corrupt BMP (its RLE data ends before the last pixel)");
+    if (data.size() < dest) fail_decode(name, "truncated or corrupt " + kind + " (its RLE data ends before the last pixel)");
     for (size_t r = 0; r < rows; ++r) put_indexed(direction < 0 ? rows - 1 - r : r, &data[r * w]);
     return img;
   }
@@ -231,9 +250,9 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
   // rows the longer of the stride and the width apart, when the file holds that many. Where the
   // stride is shorter (a grey ramp at 1 or 4 bits) rows are then `width` bytes apart, and
   // Pillow's raw decoder refuses the file when it is too short to map.
-  const bool mapped = layout.unpack == Unpack::kByte && stride < width && start <= n && rows * width <= n - start;
+  const bool mapped = !ico && layout.unpack == Unpack::kByte && stride < width && start <= n && rows * width <= n - start;
   if (stride < row_bytes && !mapped)
-    fail_decode(name, "corrupt BMP (rows of " + std::to_string(stride) + " bytes for " + std::to_string(row_bytes) + ")");
+    fail_decode(name, "corrupt " + kind + " (rows of " + std::to_string(stride) + " bytes for " + std::to_string(row_bytes) + ")");
   if (!mapped && (start > n || (rows - 1) * stride + row_bytes > n - start))
     fail_decode(name, "truncated image (the data ends before the last pixel)");
   values.resize(w);
@@ -274,6 +293,52 @@ ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
     }
   }
   return img;
+}
+
+}  // namespace
+
+bool is_bmp(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'B' && d[1] == 'M'; }
+
+ImageU8 decode_bmp_memory(const uint8_t* d, size_t n, const std::string& name) {
+  if (n < 18) fail_decode(name, "truncated BMP (its file header)");
+  return decode_dib(d, n, 14, le32(d + 10), nullptr, name);
+}
+
+bool is_ico(const uint8_t* d, size_t n) { return n >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 1 && d[3] == 0; }
+
+ImageU8 decode_ico_memory(const uint8_t* d, size_t n, const std::string& name) {
+  // IcoFile: the directory, then the entries sorted by colour depth, then (stably) by area,
+  // largest first; the image is the first entry's (the first of that size). Where Pillow gives
+  // up on an icon with a SyntaxError (a short directory, no entries, a header cut short), its
+  // Image.open tries the formats after ICO, of which only TGA has no signature to check; but a
+  // file starting 00 00 01 00 is to TGA a colour-mapped image without a colour map, which it
+  // cannot load.
+  if (n < 6) fail_decode(name, "truncated ICO (its header)");
+  const size_t count = le16(d + 4);
+  if ((n - 6) / 16 < count) fail_decode(name, "truncated ICO (its directory of " + std::to_string(count) + " entries)");
+  if (count == 0) fail_decode(name, "ICO of no images");
+  struct Entry {
+    IcoEntry e;
+    uint64_t area;
+    int depth;
+  };
+  std::vector<Entry> entries;
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t* s = d + 6 + 16 * i;
+    const uint64_t width = s[0] ? s[0] : 256, height = s[1] ? s[1] : 256;
+    const uint32_t colors = s[2], bpp = le16(s + 6);
+    // bpp or (colors != 0 and ceil(log(colors, 2))) or 256
+    int depth = static_cast<int>(bpp);
+    if (!depth && colors) depth = static_cast<int>(std::ceil(std::log(static_cast<double>(colors)) / std::log(2.0)));
+    if (!depth) depth = 256;
+    entries.push_back({{bpp, le32(s + 8), le32(s + 12)}, width * height, depth});
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.depth < b.depth; });
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.area > b.area; });
+  const IcoEntry& e = entries[0].e;
+  if (e.offset <= n && is_png(d + e.offset, n - e.offset))
+    return decode_png_memory(d + e.offset, n - e.offset, name);  // the PNG, read to the file's end
+  return decode_dib(d, n, e.offset, 0, &e, name);
 }
 
 }  // namespace lcam

@@ -14,7 +14,6 @@
 
 #include <algorithm>     // std::min, std::max, std::copy_n, std::fill
 #include <atomic>        // std::atomic switches: the SIMD kernels, the Pillow version
-#include <cctype>        // std::isalnum (chunk names in messages)
 #include <cerrno>        // errno after a failed open
 #include <chrono>        // std::chrono::steady_clock (EvalTimings)
 #include <cmath>         // std::ceil
@@ -481,62 +480,7 @@ bool read_file(const std::string& path, std::vector<uint8_t>& bytes, std::string
   return true;
 }
 
-// A big-endian 32-bit value.
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
-// The width and height in a PNG's IHDR (big-endian, bytes 16-23), where the data starts with
-// PNG's signature. stb_image refuses a PNG too large for it (or one with a bad header) and then
-// tries the other formats, so that its reason reads "unknown image type".
-bool png_size(const uint8_t* d, size_t n, long long& w, long long& h) {
-  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (n < 24 || std::memcmp(d, kSignature, sizeof kSignature) != 0) return false;
-  w = be32(d + 16);
-  h = be32(d + 20);
-  return true;
-}
-
-// A chunk type as text: its letters, other bytes as '?'.
-std::string printable(std::string s) {
-  for (char& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '?';
-  return s;
-}
-
 std::string size_text(long long w, long long h) { return std::to_string(w) + "x" + std::to_string(h); }
-
-// A PNG's chunks, walked from the signature up to IEND or the end of the file.
-struct PngChunks {
-  // The type of a chunk whose declared data runs past the end of the file (stb_image would
-  // first grow its buffer to that length, up to 2 GiB from a file of a few bytes), else empty.
-  std::string past_end;
-  // No IEND: the file ends after an IDAT, at a chunk boundary, inside a CRC or inside the next
-  // chunk's header. Pillow reads such a file (what follows the image data is read leniently);
-  // stb_image would read the missing bytes as an unknown chunk and fail.
-  bool no_end = false;
-  size_t data_end = 0;  // where the last whole chunk's data ends
-};
-
-PngChunks png_chunks(const uint8_t* d, size_t n) {
-  PngChunks c;
-  bool idat = false;
-  size_t at = 8;  // after the signature
-  while (at + 8 <= n) {
-    const uint64_t end = at + 8 + uint64_t{be32(d + at)};
-    const std::string type(reinterpret_cast<const char*>(d + at + 4), 4);
-    if (end > n) {
-      c.past_end = type;
-      return c;
-    }
-    if (type == "IEND") return c;
-    idat = idat || type == "IDAT";
-    c.data_end = static_cast<size_t>(end);
-    at = c.data_end + 4;  // the CRC
-  }
-  c.no_end = idat;
-  return c;
-}
 
 // The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
 // data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
@@ -595,6 +539,8 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_bmp(data, size)) return decode_bmp_memory(data, size, name);
   if (is_webp(data, size)) return decode_webp_memory(data, size, name);
   if (is_tiff(data, size)) return decode_tiff_memory(data, size, name);
+  if (is_png(data, size)) return decode_png_memory(data, size, name);
+  if (is_ico(data, size)) return decode_ico_memory(data, size, name);
   if (is_tga(data, size)) return decode_tga_memory(data, size, name);
   // PSD through stb_image only where it gives Pillow's pixels: 8-bit RGB, three channels. Pillow
   // reads grey, CMYK and extra channels differently (stb_image refuses the first two and
@@ -609,65 +555,33 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
-    long long pw = 0, ph = 0;
-    if (png_size(data, size, pw, ph)) {
-      // Each side is below 2^32, so the product cannot overflow once one side alone is checked.
-      if (pw > kMaxImagePixels || ph > kMaxImagePixels || pw * ph > kMaxImagePixels) fail_decode(name, "image too large (" + size_text(pw, ph) + " pixels)");
-      fail_decode(name, "corrupt or unsupported PNG header (" + size_text(pw, ph) + " pixels)");
-    }
     const char* why = stbi_failure_reason();
     fail_decode(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
   }
   if (static_cast<long long>(w) * h > kMaxImagePixels) fail_decode(name, "image too large (" + size_text(w, h) + " pixels)");
   if (w <= 0 || h <= 0) fail_decode(name, "image of " + size_text(w, h) + " pixels");
-  long long pw = 0, ph = 0;
-  const bool png = png_size(data, size, pw, ph);
-  // No format stb reads packs 4096 pixels into a byte (its runs are at most a few hundred
-  // pixels per byte) or, for PNG, about 8300 (1-bit rows at deflate's best ratio): a header that declares more
-  // for the bytes there are belongs to a truncated or damaged file, refused before its pixels
-  // are allocated (a header of a few dozen bytes may declare hundreds of millions).
-  if (static_cast<long long>(w) * h > (png ? 16384LL : 4096LL) * static_cast<long long>(size))
+  // No format stb reads packs 4096 pixels into a byte (PSD's runs are at most 128 pixels per two
+  // bytes): a header that declares more for the bytes there are belongs to a truncated or
+  // damaged file, refused before its pixels are allocated (a header of a few dozen bytes may
+  // declare hundreds of millions).
+  if (static_cast<long long>(w) * h > 4096LL * static_cast<long long>(size))
     fail_decode(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
-  std::vector<uint8_t> ended;
-  if (png) {  // a PNG without its IEND, given one (its data, a CRC, IEND)
-    const PngChunks c = png_chunks(data, size);
-    if (!c.past_end.empty())
-      fail_decode(name, "truncated or corrupt PNG (its " + printable(c.past_end) + " chunk runs past the end of the file)");
-    if (c.no_end) {
-      static const uint8_t kEnd[16] = {0, 0, 0, 0, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
-      ended.assign(data, data + c.data_end);
-      ended.insert(ended.end(), kEnd, kEnd + sizeof kEnd);
-    }
-  }
-  StbSource src{ended.empty() ? data : ended.data(), ended.empty() ? size : ended.size()};
+  StbSource src{data, size};
   const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
-  // A 16-bit grey PNG is Pillow's mode I;16, whose convert("RGB") clips each value to 255;
-  // stb_image would keep its high byte. Read at 16 bits, then clipped.
-  const bool grey16 = png && size > 25 && data[24] == 16 && data[25] == 0;
-  void* px = grey16 ? static_cast<void*>(stbi_load_16_from_callbacks(&io, &src, &w, &h, &comp, 1))
-                    : static_cast<void*>(stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3));
+  void* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);
   if (!px) {
     const char* why = stbi_failure_reason();
     fail_decode(name, std::string("corrupt or truncated image (") + (why ? why : "decode failed") + ")");
   }
-  // PNG excepted: its data is checked by zlib (and a PNG that ends after its image data was
-  // given an IEND above).
-  if (src.past_end && !png) {
+  if (src.past_end) {
     stbi_image_free(px);
     fail_decode(name, "truncated image (the data ends before the last pixel)");
   }
   ImageU8 img;
   img.width = w;
   img.height = h;
-  const size_t pixels = static_cast<size_t>(w) * h;
-  if (grey16) {
-    img.rgb.resize(pixels * 3);
-    const auto* v = static_cast<const uint16_t*>(px);
-    for (size_t i = 0; i < pixels; ++i) img.rgb[3 * i] = img.rgb[3 * i + 1] = img.rgb[3 * i + 2] = static_cast<uint8_t>(std::min<uint16_t>(v[i], 255));
-  } else {
-    const auto* p8 = static_cast<const uint8_t*>(px);
-    img.rgb.assign(p8, p8 + pixels * 3);
-  }
+  const auto* p8 = static_cast<const uint8_t*>(px);
+  img.rgb.assign(p8, p8 + static_cast<size_t>(w) * h * 3);
   stbi_image_free(px);
   return img;
 }

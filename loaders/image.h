@@ -1,13 +1,14 @@
 // image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
-// libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNM,
-// GIF, BMP and TGA with readers of lcam's own, PNG and PSD with stb_image) and the torchvision
+// libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNG
+// with Pillow's rules and zlib, PNM, GIF, BMP, ICO and TGA with readers of lcam's own, PSD with
+// stb_image) and the torchvision
 // eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
 // CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
 // keeps, and PNG writing for visualisations.
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
 // orientation of JPEGs (neither Pillow's Image.open nor torchvision applies it; Pillow 13 applies
 // a TIFF's, and so does lcam), colour management (ICC profiles are ignored, as Pillow's
-// convert("RGB") ignores them), and formats Pillow reads that lcam does not (ICO, PCX, JPEG 2000,
+// convert("RGB") ignores them), and formats Pillow reads that lcam does not (CUR, PCX, JPEG 2000,
 // AVIF and the rest of Pillow's plugins).
 #pragma once
 #include <cstddef>     // size_t
@@ -29,10 +30,10 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, GIF, WebP, TIFF, TGA and every PNM). The format is recognised by
+// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA and every PNM). The format is recognised by
 // content, never by the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow
 // sets it up (see decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame)
-// through decode_gif_memory; BMP, WebP, TIFF and TGA through decode_bmp/webp/tiff/tga_memory; PNG and PSD
+// through decode_gif_memory; BMP, ICO, WebP, TIFF and TGA through decode_bmp/ico/webp/tiff/tga_memory; PNG and PSD
 // through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to their
 // high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's mode I;16 converts. Throws
 // lcam::InputError with a one-line message "PATH: reason" when the file is missing or
@@ -96,6 +97,27 @@ bool is_bmp(const uint8_t* data, size_t size);
 // compressions and bitfields, palettes over 256 colours), truncated data, a size of 0, more
 // pixels than Pillow's decompression-bomb limit.
 ImageU8 decode_bmp_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with PNG's signature.
+bool is_png(const uint8_t* data, size_t size);
+
+// A PNG (its first frame), bit-exact with Pillow 13's PngImagePlugin followed by convert("RGB")
+// (loaders/png.cpp lists its rules): every bit depth and colour type, Adam7, palettes shorter
+// than the indices (black past them), 16-bit samples by their high byte but grey clipped to 255,
+// and damaged files read or refused as Pillow reads or refuses them (CRCs before the image data,
+// zlib errors, data ending before the last row, chunks cut short). Errors (InputError "NAME:
+// reason"): what Pillow refuses, a size of 0, more pixels than Pillow's decompression-bomb limit.
+ImageU8 decode_png_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with 00 00 01 00, Pillow's test for a Windows icon.
+bool is_ico(const uint8_t* data, size_t size);
+
+// A Windows icon as Pillow 13's IcoImagePlugin reads it, then convert("RGB"): the largest image
+// (of equal areas, the least colour depth first), a PNG read by the PNG rules (the file from its
+// offset) or a bitmap by the BMP rules at half its height, with the checks Pillow's alpha and AND
+// mask reading makes (their data must lie in the file). Errors (InputError "NAME: reason"): those
+// of the BMP and PNG rules, and the icon's own (a short directory, no entries).
+ImageU8 decode_ico_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when the data starts with RIFF....WEBP, Pillow's test.
 bool is_webp(const uint8_t* data, size_t size);

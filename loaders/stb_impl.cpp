@@ -8,8 +8,9 @@
 // and its GIF decoder (strict where Pillow's LZW decoder reads on: no leading clear code, a
 // deferred clear, codes after the frame's last pixel): loaders/gif.cpp; and its BMP decoder
 // (no RLE, no top-down rows, other 16-bit scaling, bitfields Pillow refuses): loaders/bmp.cpp;
-// its TGA decoder (no mirrored rows, no colour map index offset, no 1-bit): loaders/tga.cpp.
-// Left are PNG and PSD.
+// its TGA decoder (no mirrored rows, no colour map index offset, no 1-bit): loaders/tga.cpp;
+// its PNG decoder (uninitialized palette entries past a short PLTE, no CRC or adler-32 checks,
+// strict where Pillow stops at the last row): loaders/png.cpp. Left is PSD.
 // Deliberately omits: any code of its own; loaders/image.cpp is the project's interface to stb.
 #include <cstring>  // std::memcpy, before stb's own <string.h> so that the macro below reaches stb alone
 
@@ -23,6 +24,7 @@ static void* stb_copy(void* dst, const void* src, size_t n) { return n ? std::me
 #define STBI_NO_PNM  // loaders/pnm.cpp reads Netpbm files as Pillow does
 #define STBI_NO_GIF  // loaders/gif.cpp reads GIFs as Pillow does
 #define STBI_NO_BMP  // loaders/bmp.cpp reads BMPs as Pillow does
+#define STBI_NO_PNG  // loaders/png.cpp reads PNGs as Pillow does
 #define STBI_NO_TGA  // loaders/tga.cpp reads TGAs as Pillow does
 #define STBI_NO_PIC  // Softimage PIC and Radiance HDR: formats Pillow does not read
 #define STBI_NO_HDR

@@ -6,6 +6,7 @@
 // photos of ../shared/data/imagenet-sample (skipped with a message when that directory is absent).
 // Deliberately omits: speed measurements (lcam bench-data) and formats other than JPEG/PNG.
 #include <doctest/doctest.h>  // TEST_SUITE, TEST_CASE, CHECK, REQUIRE
+#include <zlib.h>              // crc32 (PNG headers)
 
 #include <algorithm>   // std::max, std::clamp, std::equal
 #include <atomic>      // std::atomic counter for unique temp dir names
@@ -601,16 +602,23 @@ TEST_SUITE("image") {
         check_decode_error(cut);
       }
     }
-    // PNGs stb_image refuses by their header are named as such, with their size: one over
-    // Pillow's limit (more than 2 x 89478485 pixels, where Pillow raises DecompressionBombError)
-    // is "too large", one with a bad header is not "unknown image type".
-    const auto png_header = [](uint32_t w, uint32_t h, uint8_t depth) {
+    // PNG headers Pillow refuses, each named: one over Pillow's limit (more than 2 x 89478485
+    // pixels, where Pillow raises DecompressionBombError) is "too large" once the image data
+    // begins, one of an unknown bit depth is no image Pillow knows, one whose IHDR's CRC is wrong
+    // is a broken file, one that ends after its header has no image.
+    const auto png_header = [](uint32_t w, uint32_t h, uint8_t depth, bool good_crc = true) {
       std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
       for (uint32_t v : {w, h})
         for (int k = 3; k >= 0; --k) b.push_back(static_cast<uint8_t>(v >> (8 * k)));
-      for (uint8_t v : {depth, uint8_t{2}, uint8_t{0}, uint8_t{0}, uint8_t{0}, uint8_t{0}, uint8_t{0}, uint8_t{0},
-                        uint8_t{0}})
-        b.push_back(v);  // colour type 2 (RGB), compression, filter, interlace, a CRC (unchecked)
+      for (uint8_t v : {depth, uint8_t{2}, uint8_t{0}, uint8_t{0}, uint8_t{0}}) b.push_back(v);  // RGB, no interlace
+      const uLong crc = crc32(0, b.data() + 12, 17) ^ (good_crc ? 0u : 1u);
+      for (int k = 3; k >= 0; --k) b.push_back(static_cast<uint8_t>(crc >> (8 * k)));
+      return b;
+    };
+    // The image data begins: an IDAT of `length` bytes (two given) after the header.
+    const auto with_idat = [](std::vector<uint8_t> b, uint32_t length) {
+      for (int k = 3; k >= 0; --k) b.push_back(static_cast<uint8_t>(length >> (8 * k)));
+      for (uint8_t v : {uint8_t{'I'}, uint8_t{'D'}, uint8_t{'A'}, uint8_t{'T'}, uint8_t{0x78}, uint8_t{0xda}}) b.push_back(v);
       return b;
     };
     const auto png_error = [](const std::vector<uint8_t>& b) {
@@ -621,17 +629,16 @@ TEST_SUITE("image") {
       }
       return std::string("no exception");
     };
-    CHECK(png_error(png_header(20000, 20000, 8)) == "h.png: image too large (20000x20000 pixels)");
-    CHECK(png_error(png_header(13000, 13766, 8)) == "h.png: image too large (13000x13766 pixels)");
-    CHECK(png_error(png_header(64, 48, 7)) == "h.png: corrupt or unsupported PNG header (64x48 pixels)");
-    // A chunk that declares 2 GiB in a file of a few bytes: refused before anything allocates it.
-    std::vector<uint8_t> idat = png_header(64, 48, 8);
-    for (uint8_t v : {uint8_t{0x7f}, uint8_t{0xff}, uint8_t{0}, uint8_t{0}, uint8_t{'I'}, uint8_t{'D'}, uint8_t{'A'},
-                      uint8_t{'T'}, uint8_t{0x78}, uint8_t{0xda}})
-      idat.push_back(v);
-    CHECK(png_error(idat) == "h.png: truncated or corrupt PNG (its IDAT chunk runs past the end of the file)");
+    CHECK(png_error(with_idat(png_header(20000, 20000, 8), 2)) == "h.png: image too large (20000x20000 pixels)");
+    CHECK(png_error(with_idat(png_header(13000, 13766, 8), 2)) == "h.png: image too large (13000x13766 pixels)");
+    CHECK(png_error(with_idat(png_header(64, 48, 7), 2)) == "h.png: PNG of an unknown bit depth and colour type (or no IHDR)");
+    CHECK(png_error(with_idat(png_header(64, 48, 8, false), 2)) == "h.png: broken PNG file (bad checksum in IHDR)");
+    CHECK(png_error(png_header(64, 48, 8)) == "h.png: truncated PNG (a chunk header cut short)");
+    // A chunk that declares 2 GiB in a file of a few bytes: read 64 KiB at a time, as Pillow
+    // reads it, so nothing allocates the 2 GiB; the data ends before the first row.
+    CHECK(png_error(with_idat(png_header(64, 48, 8), 0x7fff0000u)) == "h.png: truncated PNG (image file is truncated)");
     // Sides near 2^32, whose product overflows 64 bits: still "too large".
-    CHECK(png_error(png_header(0xe2e2e2e2u, 0xe2e2e2e2u, 8)) == "h.png: image too large (3806520034x3806520034 pixels)");
+    CHECK(png_error(with_idat(png_header(0xe2e2e2e2u, 0xe2e2e2e2u, 8), 2)) == "h.png: image too large (3806520034x3806520034 pixels)");
     // Pillow calls JPEG only what starts FF D8 FF: with fill bytes before the start marker, or
     // no third FF, it is no image at all (not one for a second JPEG decoder).
     for (const std::vector<uint8_t>& b : {std::vector<uint8_t>{0xff, 0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0},
@@ -721,13 +728,14 @@ TEST_SUITE("image") {
       }
     }
     // Pillow reads a PNG that ends after its image data: inside IEND (1, 5 bytes short), without
-    // IEND (12), inside the last image chunk's CRC (14); so does lcam, with the same pixels.
-    // Cut inside the image data (17), it is refused.
+    // IEND (12), inside the last image chunk's CRC (14), and inside the zlib stream's adler-32
+    // (17, 20), which the last row does not need; so does lcam, with the same pixels. Cut inside
+    // the last rows' data (25), it is refused.
     const std::vector<uint8_t> png = read_bytes(fixture("palette.png"));
-    for (size_t cut : {size_t{1}, size_t{5}, size_t{12}, size_t{14}, size_t{17}}) {
+    for (size_t cut : {size_t{1}, size_t{5}, size_t{12}, size_t{14}, size_t{17}, size_t{20}, size_t{25}}) {
       CAPTURE(cut);
       const std::vector<uint8_t> short_png(png.begin(), png.end() - static_cast<std::ptrdiff_t>(cut));
-      if (cut < 17) {
+      if (cut < 25) {
         CHECK(decode(short_png).rgb == decode(png).rgb);
       } else {
         CHECK_THROWS_AS((void)decode(short_png), lcam::InputError);
@@ -735,7 +743,7 @@ TEST_SUITE("image") {
     }
   }
 
-  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, TGA, WebP, TIFF, PSD and 16-bit grey PNG decode or fail exactly as Pillow 13") {
+  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, ICO, TGA, WebP, TIFF, PSD and PNG decode or fail exactly as Pillow 13") {
     // tests/fixtures/image/formats/index.txt (tools/make_format_fixture.py): each file's outcome under
     // Image.open(f).convert("RGB"), and files over Pillow's read blocks (1 MiB for PNM, 64 KiB for
     // GIF) built here by inserting spaces, a comment or empty GIF sub-blocks where
@@ -752,14 +760,19 @@ TEST_SUITE("image") {
     // associated alpha, extra samples, tiles, separate planes, 16-bit RGB and CMYK, signed
     // samples, a predictor, BigTIFF, swapped version fields), Orientation, Pillow's refusals and
     // files cut short; a line ending "lcam-refuses" is a file Pillow reads that lcam refuses on
-    // purpose (pixels that do not describe the image, or modes lcam does not read).
+    // purpose (pixels that do not describe the image, or modes lcam does not read). The PNGs
+    // (loaders/png.cpp): every bit depth and colour type, straight and Adam7, all five filters,
+    // palettes shorter than the indices or missing, CRCs, chunks too short or cut, APNG frame
+    // controls, image data split, damaged, ending early or cut inside its adler-32. The icons
+    // (loaders/bmp.cpp): Pillow's own, PNG and bitmap frames at every depth, the choice among
+    // entries, the alpha and AND mask reads.
     const auto lines = [] {
       std::vector<std::vector<std::string>> out;
       for (const char* kind : {"file", "pad"})
         for (auto& l : index_lines(kind, "formats/index.txt")) out.push_back(l);
       return out;
     }();
-    REQUIRE(lines.size() >= 241);
+    REQUIRE(lines.size() >= 328);
     int ok = 0, refused = 0, refused_by_lcam = 0;
     for (const auto& l : lines) {
       CAPTURE(l[1]);
@@ -793,8 +806,8 @@ TEST_SUITE("image") {
       CHECK(img.height == std::stoi(l[at + 2]));
       CHECK(sum64(img.rgb) == std::stoull(l[at + 3]));
     }
-    CHECK(ok >= 178);
-    CHECK(refused >= 61);
+    CHECK(ok >= 237);
+    CHECK(refused >= 89);
     CHECK(refused_by_lcam == 2);
     // PSD other than 8-bit RGB of three channels (Pillow reads some of it, stb_image differs) is
     // refused, naming what the file holds.

@@ -131,6 +131,7 @@ def files():
     out.update(webps(rng))
     out.update(psds(rng))
     out.update(tiffs(rng))
+    out.update(icos(np.random.default_rng(20261208)))
     return out
 
 
@@ -548,8 +549,76 @@ def bmps(rng):
     return out
 
 
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def png_filtered(samples, depth, filters):
+    """Rows of samples (h, w * channels) packed at `depth` bits, each behind its filter type
+    (cycling through `filters`) and filtered by it."""
+    h = samples.shape[0]
+    rows = []
+    for r in samples:
+        if depth == 16:
+            rows.append(b"".join(struct.pack(">H", int(v)) for v in r))
+        elif depth == 8:
+            rows.append(bytes(int(v) for v in r))
+        else:
+            v = 0
+            for x in r:
+                v = (v << depth) | int(x)
+            n = len(r) * depth
+            rows.append((v << ((-n) % 8)).to_bytes((n + 7) // 8, "big") if n else b"")
+    return rows
+
+
+def png_filter(rows, bpp, filters):
+    out, prev = b"", bytes(len(rows[0])) if rows else b""
+    for k, r in enumerate(rows):
+        ft = filters[k % len(filters)]
+        f = bytearray(len(r))
+        for i in range(len(r)):
+            a = r[i - bpp] if i >= bpp else 0
+            b, c = prev[i], (prev[i - bpp] if i >= bpp else 0)
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = (0, a, b, (a + b) // 2, a if pa <= pb and pa <= pc else (b if pb <= pc else c))[ft]
+            f[i] = (r[i] - pred) & 255
+        out += bytes([ft]) + bytes(f)
+        prev = r
+    return out
+
+
+def png_raw(samples, colour, depth, interlace, filters=(0, 1, 2, 3, 4)):
+    """The filtered image data (before zlib) of samples (h, w, channels), Adam7 or not."""
+    ch = samples.shape[2]
+    bpp = max(1, depth * ch // 8)
+    if not interlace:
+        return png_filter(png_filtered(samples.reshape(samples.shape[0], -1), depth, filters), bpp, filters)
+    raw = b""
+    for x0, y0, dx, dy in ADAM7:
+        sub = samples[y0::dy, x0::dx]
+        if sub.shape[0] and sub.shape[1]:
+            raw += png_filter(png_filtered(sub.reshape(sub.shape[0], -1), depth, filters), bpp, filters)
+    return raw
+
+
+def png_file(w, h, colour, depth, data, interlace=0, before=b"", after=b"", ihdr_extra=None):
+    """A PNG of the given IHDR, with `before` chunks ahead of IDAT(data) and `after` chunks
+    between it and IEND."""
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0 if ihdr_extra is None else ihdr_extra, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + before + png_chunk(b"IDAT", data) + after
+            + png_chunk(b"IEND", b""))
+
+
 def pngs(rng):
-    """16-bit grey PNGs: Pillow's mode I;16, whose convert("RGB") clips to 255."""
+    """PNGs as Pillow reads them: every bit depth and colour type, Adam7, all five filters,
+    palettes shorter than the indices, the chunk rules (CRCs, chunks too short, APNG frame
+    controls), and damaged or cut image data."""
+    out = {}
     a = rng.integers(0, 1024, (9, 14)).astype(np.uint16)
     a[0, :6] = [0, 1, 254, 255, 256, 65535]
     im = Image.frombytes("I;16", (14, 9), a.astype("<u2").tobytes())
@@ -559,7 +628,154 @@ def pngs(rng):
     # A tRNS chunk (grey 300 transparent) after IHDR, written here: Pillow 9.4 cannot save one.
     trns = b"tRNS" + struct.pack(">H", 300)
     chunk = struct.pack(">I", 2) + trns + struct.pack(">I", zlib.crc32(trns))
-    return {"png_grey16.png": plain, "png_grey16_transparent.png": plain[:33] + chunk + plain[33:]}
+    out["png_grey16.png"] = plain
+    out["png_grey16_transparent.png"] = plain[:33] + chunk + plain[33:]
+    rng = np.random.default_rng(20261207)  # the cases below: their own draws, the other formats' unchanged
+    # Every depth and colour type, straight and Adam7 (7x6: some passes hold one column).
+    w, h = 7, 6
+    for colour, depths in ((0, (1, 2, 4, 8, 16)), (2, (8, 16)), (3, (1, 2, 4, 8)), (4, (8, 16)), (6, (8, 16))):
+        ch = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+        for depth in depths:
+            s = rng.integers(0, 1 << depth, (h, w, ch))
+            plte = png_chunk(b"PLTE", bytes(int(v) for v in rng.integers(0, 256, 3 << depth))) if colour == 3 else b""
+            for il in (0, 1):
+                raw = png_raw(s, colour, depth, il)
+                out[f"png_c{colour}_d{depth}{'_adam7' if il else ''}.png"] = png_file(w, h, colour, depth, zlib.compress(raw), il, plte)
+    # Palettes: indices past a short PLTE (black), no PLTE (black), 256 entries and a byte
+    # (read), 266 entries (refused).
+    idx = rng.integers(0, 16, (h, w, 1))
+    raw = zlib.compress(png_raw(idx, 3, 4, 0))
+    out["png_palette_short.png"] = png_file(w, h, 3, 4, raw, 0, png_chunk(b"PLTE", bytes(range(10, 25))))
+    out["png_palette_missing.png"] = png_file(w, h, 3, 4, raw)
+    out["png_palette_769.png"] = png_file(w, h, 3, 4, raw, 0, png_chunk(b"PLTE", bytes(i % 251 for i in range(769))))
+    out["png_palette_800.png"] = png_file(w, h, 3, 4, raw, 0, png_chunk(b"PLTE", bytes(i % 251 for i in range(800))))
+    # The chunk rules before the image data.
+    rgb = rng.integers(0, 256, (h, w, 3))
+    data = zlib.compress(png_raw(rgb, 2, 8, 0))
+    good = png_file(w, h, 2, 8, data)
+    out["png_rgb.png"] = good
+    bad_crc = bytearray(good)
+    bad_crc[29] ^= 1  # IHDR's CRC
+    out["png_ihdr_bad_crc.png"] = bytes(bad_crc)
+    gama = png_chunk(b"gAMA", struct.pack(">I", 45455))
+    out["png_gama_bad_crc.png"] = png_file(w, h, 2, 8, data, 0, gama[:-1] + bytes([gama[-1] ^ 1]))
+    out["png_gama_short.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"gAMA", b"\0\0"))
+    out["png_trns_short.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"tRNS", b"\0\0\0\0"))
+    out["png_phys_short_after.png"] = png_file(w, h, 2, 8, data, after=png_chunk(b"pHYs", b"\0" * 8))
+    out["png_private_chunk.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"prVt", b"hello"), png_chunk(b"prVt", b"again"))
+    out["png_bad_chunk_type.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"pr t", b"x"))
+    out["png_iccp_method.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"iCCP", b"name\0\x05xx"))
+    out["png_iccp_garbage.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"iCCP", b"name\0\0not zlib"))
+    out["png_ztxt_method.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"zTXt", b"k\0\x01zz"))
+    out["png_itxt_garbage.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"iTXt", b"k\0\x01\0en\0\0not zlib"))
+    out["png_filter_category.png"] = png_file(w, h, 2, 8, data, ihdr_extra=1)
+    out["png_no_ihdr.png"] = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+    out["png_iend_first.png"] = good[:33] + png_chunk(b"IEND", b"")
+    out["png_depth_7.png"] = png_file(w, h, 2, 7, data)
+    # The image data: split over chunks (one empty, one DDAT), extra data after the last row,
+    # a zlib stream ending early (rows after it stay black), an unknown filter type, damage.
+    parts = [data[:5], b"", data[5:20], data[20:]]
+    split = good[:33] + b"".join(png_chunk(b"DDAT" if k == 2 else b"IDAT", q) for k, q in enumerate(parts)) + png_chunk(b"IEND", b"")
+    out["png_idat_split.png"] = split
+    raw = png_raw(rgb, 2, 8, 0)
+    out["png_extra_data.png"] = png_file(w, h, 2, 8, zlib.compress(raw + b"\0" * 40))
+    out["png_stream_ends_early.png"] = png_file(w, h, 2, 8, zlib.compress(raw[: 3 * (1 + 3 * w)]))
+    out["png_filter_5.png"] = png_file(w, h, 2, 8, zlib.compress(b"\x05" + raw[1:]))
+    out["png_adler_wrong.png"] = png_file(w, h, 2, 8, data[:-1] + bytes([data[-1] ^ 1]))
+    out["png_deflate_damaged.png"] = png_file(w, h, 2, 8, data[:6] + bytes([data[6] ^ 0xff]) + data[7:])
+    end = len(good) - 12  # IEND
+    out["png_cut_in_adler.png"] = good[: end - 4 - 2]  # the CRC and two adler bytes gone: read
+    out["png_cut_in_rows.png"] = good[: end - 4 - 12]  # refused: the last row's data is not there
+    out["png_cut_trailing_chunk.png"] = png_file(w, h, 2, 8, data, after=png_chunk(b"tEXt", b"k\0" + b"v" * 30))[: end + 20]
+    # APNG: the first frame's bounds place the image data; sequence numbers are checked.
+    small = zlib.compress(png_raw(rgb[:3, :4], 2, 8, 0))
+    actl = png_chunk(b"acTL", struct.pack(">II", 1, 0))
+    fctl = lambda seq, fw, fh, x, y: png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, fw, fh, x, y, 1, 10, 0, 0))
+    out["png_apng_frame_offset.png"] = png_file(w, h, 2, 8, small, 0, actl + fctl(0, 4, 3, 2, 1))
+    out["png_apng_frame_outside.png"] = png_file(w, h, 2, 8, small, 0, actl + fctl(0, 4, 3, 5, 1))
+    out["png_apng_bad_sequence.png"] = png_file(w, h, 2, 8, small, 0, actl + fctl(1, 4, 3, 0, 0))
+    out["png_apng_default_image.png"] = png_file(w, h, 2, 8, data, 0, actl, fctl(0, 4, 3, 0, 0) +
+                                                 png_chunk(b"fdAT", struct.pack(">I", 1) + small))
+    return out
+
+
+def ico_file(entries):
+    """An icon of (width byte, height byte, colours, bpp, data[, size, offset]) entries, the data
+    after the directory in order; size and offset default to the data's."""
+    at = 6 + 16 * len(entries)
+    head, body = struct.pack("<HHH", 0, 1, len(entries)), b""
+    for e in entries:
+        wb, hb, nc, bpp, data = e[:5]
+        size = e[5] if len(e) > 5 else len(data)
+        off = e[6] if len(e) > 6 else at + len(body)
+        head += struct.pack("<BBBBHHII", wb, hb, nc, 0, 1, bpp, size, off)
+        body += data
+    return head + body
+
+
+def ico_dib(w, h, bits, rows, palette=b"", comp=0, topdown=False, mask=None):
+    """An icon's bitmap: an info header of twice the height, the palette, the XOR rows (bottom-up
+    unless top-down) and the AND mask (all opaque unless given)."""
+    info = struct.pack("<IiiHHIIiiII", 40, w, -2 * h if topdown else 2 * h, 1, bits, comp, 0, 0, 0, len(palette) // 4, 0)
+    if mask is None:
+        mask = bytes(((w + 31) // 32 * 4) * h)
+    return info + palette + rows + mask
+
+
+def icos(rng):
+    """Icons as Pillow reads them: the largest image (of equal areas the least colour depth),
+    PNG or bitmap frames at every depth, and the checks of the alpha and AND mask reading."""
+    out = {}
+    a = rng.integers(0, 256, (24, 24, 4)).astype(np.uint8)
+    for mode, fmt in (("RGBA", "png"), ("RGB", "png"), ("RGBA", "bmp"), ("P", "bmp"), ("L", "bmp")):
+        b = io.BytesIO()
+        im = Image.fromarray(a, "RGBA").convert(mode)
+        im.save(b, "ICO", sizes=[(16, 16), (24, 24)], **({"bitmap_format": "bmp"} if fmt == "bmp" else {}))
+        out[f"ico_pillow_{mode.lower()}_{fmt}.ico"] = b.getvalue()
+    w, h = 11, 6
+    pal16 = bytes(int(v) for v in rng.integers(0, 256, 64))
+    idx = rng.integers(0, 16, (h, w))
+    rgb = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    bgr = b"".join(rgb[y, :, ::-1].tobytes() + bytes((-3 * w) % 4) for y in range(h - 1, -1, -1))
+    bgrx = b"".join(np.concatenate([rgb[y, :, ::-1], np.full((w, 1), 200, np.uint8)], 1).tobytes() for y in range(h - 1, -1, -1))
+    d4 = ico_dib(w, h, 4, bmp_rows(idx, 4), pal16)
+    d24 = ico_dib(w, h, 24, bgr)
+    d32 = ico_dib(w, h, 32, bgrx)
+    out["ico_bmp_4.ico"] = ico_file([(w, h, 16, 4, d4)])
+    out["ico_bmp_1.ico"] = ico_file([(w, h, 2, 1, ico_dib(w, h, 1, bmp_rows(idx % 2, 1), pal16[:8]))])
+    out["ico_bmp_8.ico"] = ico_file([(w, h, 0, 8, ico_dib(w, h, 8, bmp_rows(idx, 8), pal16 + bytes(960)))])
+    out["ico_bmp_24.ico"] = ico_file([(w, h, 0, 24, d24)])
+    out["ico_bmp_32.ico"] = ico_file([(w, h, 0, 32, d32)])
+    out["ico_bmp_top_down.ico"] = ico_file([(w, h, 0, 24, ico_dib(w, h, 24, b"".join(
+        rgb[y, :, ::-1].tobytes() + bytes((-3 * w) % 4) for y in range(h)), topdown=True))])
+    rle8 = bytes([11, 7, 0, 0]) * h + bytes([0, 1])
+    out["ico_bmp_rle8.ico"] = ico_file([(w, h, 0, 8, ico_dib(w, h, 8, rle8, pal16 + bytes(960), comp=1))])
+    # The choice: the largest area first, then the least colour depth (the 24-bit frame here,
+    # not the 32-bit one of the same size nor the smaller 4-bit one).
+    out["ico_choice.ico"] = ico_file([(5, 3, 16, 4, ico_dib(5, 3, 4, bmp_rows(idx[:3, :5], 4), pal16)),
+                                      (w, h, 0, 32, d32), (w, h, 0, 24, d24)])
+    png = io.BytesIO()
+    Image.fromarray(rgb).save(png, "PNG")
+    out["ico_png_frame.ico"] = ico_file([(w, h, 0, 32, png.getvalue()), (5, 3, 0, 24, d24)])
+    # The AND mask at the entry's end: a size that puts it before the file's start (refused),
+    # one that puts it inside the XOR rows (read), one whose last row lacks its padding (read),
+    # one a byte past that (refused).
+    out["ico_mask_before_file.ico"] = ico_file([(w, h, 0, 24, d24, 1)])
+    out["ico_mask_in_rows.ico"] = ico_file([(w, h, 0, 24, d24, 40)])
+    cut = ico_file([(w, h, 0, 24, d24)])
+    out["ico_mask_last_row_short.ico"] = cut[:-2]
+    out["ico_mask_cut.ico"] = cut[:-3]
+    # 32 bits: the alpha read is every fourth byte of w * h * 4 from the data (refused one short).
+    out["ico_alpha_cut.ico"] = ico_file([(w, h, 0, 32, d32[: 40 + 4 * w * h - 1])])
+    out["ico_entry_says_32.ico"] = ico_file([(w, h, 0, 32, d4)])  # a 4-bit bitmap read as 32 says
+    out["ico_no_entries.ico"] = b"\0\0\1\0\0\0"
+    out["ico_directory_cut.ico"] = ico_file([(w, h, 0, 24, d24)])[:20]
+    out["ico_height_1.ico"] = ico_file([(w, 1, 0, 24, ico_dib(w, 0, 24, b"", mask=b"")[:8] + struct.pack("<i", 1) +
+                                         ico_dib(w, 0, 24, b"", mask=b"")[12:] + bgr[: ((3 * w + 3) // 4) * 4])])
+    # What an icon's first entry makes of a TGA reading: Pillow cannot load it either.
+    out["ico_tga_reading.ico"] = (struct.pack("<HHH", 0, 1, 3) + struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 4, 0x00080002, 22)
+                                  + bytes(range(100, 118)))
+    return out
 
 
 def gif_bytes(a, colors, **kw):
