@@ -38,6 +38,7 @@
 #include <new>        // std::bad_alloc
 #include <optional>   // std::optional
 #include <string>     // std::string
+#include <type_traits>  // std::integral_constant
 #include <vector>     // std::vector
 
 #include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
@@ -291,9 +292,12 @@ void unpack(const Mode& m, const uint8_t* in, int64_t count, uint8_t* rgb, uint8
   auto grey = [&](auto value) {
     for (int64_t x = 0; x < count; ++x) rgb[3 * x] = rgb[3 * x + 1] = rgb[3 * x + 2] = value(x);
   };
-  auto colour = [&](int step, int wide) {
-    for (int64_t x = 0; x < count; ++x)
-      for (int c = 0; c < 3; ++c) rgb[3 * x + c] = in[x * step + c * wide];
+  auto colour = [&](auto step, auto wide) {  // constants, so that each layout gets a loop of its own
+    for (int64_t x = 0; x < count; ++x) {
+      rgb[3 * x] = in[x * step];
+      rgb[3 * x + 1] = in[x * step + wide];
+      rgb[3 * x + 2] = in[x * step + 2 * wide];
+    }
   };
   auto sample = [&](int64_t x) {  // a sample of m.bits < 8 bits, most significant first
     const int64_t bit = first_bit + x * m.bits;
@@ -310,9 +314,9 @@ void unpack(const Mode& m, const uint8_t* in, int64_t count, uint8_t* rgb, uint8
     case Raw::kRGB:
       std::memcpy(rgb, in, static_cast<size_t>(3 * count));
       break;
-    case Raw::kRGB16B: colour(6, 2); break;
-    case Raw::kRGBA: colour(4, 1); break;
-    case Raw::kRGBA16B: colour(8, 2); break;
+    case Raw::kRGB16B: colour(std::integral_constant<int, 6>(), std::integral_constant<int, 2>()); break;
+    case Raw::kRGBA: colour(std::integral_constant<int, 4>(), std::integral_constant<int, 1>()); break;
+    case Raw::kRGBA16B: colour(std::integral_constant<int, 8>(), std::integral_constant<int, 2>()); break;
     case Raw::kP1:
     case Raw::kP2:
     case Raw::kP4:
@@ -370,8 +374,8 @@ struct ZipDecoder {
         break;
       }
       const int bpp = (m.bits + 7) / 8;
-      uint8_t* b = row.data();
-      const uint8_t* p = previous.data();
+      uint8_t* __restrict b = row.data();
+      const uint8_t* __restrict p = previous.data();
       switch (b[0]) {
         case 0: break;
         case 1:
@@ -392,7 +396,8 @@ struct ZipDecoder {
           for (; i <= row_len; ++i) {
             const int a = b[i - bpp], bb = p[i], c = p[i - bpp];
             const int pa = std::abs(bb - c), pb = std::abs(a - c), pc = std::abs(a + bb - 2 * c);
-            b[i] = static_cast<uint8_t>(b[i] + (pa <= pb && pa <= pc ? a : pb <= pc ? bb : c));
+            const int near_bc = pb <= pc ? bb : c;  // the predictor, without branches
+            b[i] = static_cast<uint8_t>(b[i] + ((pa <= pb) & (pa <= pc) ? a : near_bc));
           }
           break;
         }
