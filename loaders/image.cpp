@@ -9,7 +9,6 @@
 
 #include "loaders/image.h"  // the declarations implemented here
 
-#include <stb_image.h>        // stbi_info_from_memory, stbi_load_from_callbacks, stbi_failure_reason
 #include <stb_image_write.h>  // stbi_write_png_to_func
 
 #include <algorithm>     // std::min, std::max, std::copy_n, std::fill
@@ -480,48 +479,6 @@ bool read_file(const std::string& path, std::vector<uint8_t>& bytes, std::string
   return true;
 }
 
-std::string size_text(long long w, long long h) { return std::to_string(w) + "x" + std::to_string(h); }
-
-// The encoded bytes as stb_image's callbacks read them, noting whether the decoder asked for
-// data after the last byte. From memory, stb_image hands out zeros past the end and decodes a
-// truncated PSD without complaint; Pillow refuses those ("image file is truncated"), and so
-// does lcam. A decoder asks for more only when it needs more.
-struct StbSource {
-  const uint8_t* data;
-  size_t size, pos = 0;
-  bool past_end = false;
-
-  // stb asks for data two ways: to refill its read-ahead buffer (the first request, and every
-  // later one into the same buffer), where a short answer near the end is normal; and for an
-  // exact count straight into its pixels (stbi__getn), whose short answer some of its decoders
-  // (TGA) do not check. Either way, a request at the end asks for data that is not there.
-  char* refill_buffer = nullptr;
-
-  static int read(void* user, char* out, int n) {
-    auto* s = static_cast<StbSource*>(user);
-    if (!s->refill_buffer) s->refill_buffer = out;
-    const size_t left = s->size - s->pos;
-    if (left == 0 || n <= 0) {
-      s->past_end = s->past_end || n > 0;
-      return 0;
-    }
-    const size_t k = std::min(left, static_cast<size_t>(n));
-    if (k < static_cast<size_t>(n) && out != s->refill_buffer) s->past_end = true;
-    std::memcpy(out, s->data + s->pos, k);
-    s->pos += k;
-    return static_cast<int>(k);
-  }
-  static void skip(void* user, int n) {
-    auto* s = static_cast<StbSource*>(user);
-    if (n < 0) s->pos -= std::min(s->pos, static_cast<size_t>(-static_cast<long long>(n)));
-    else s->pos += std::min(s->size - s->pos, static_cast<size_t>(n));
-  }
-  static int eof(void* user) {
-    const auto* s = static_cast<const StbSource*>(user);
-    return s->pos >= s->size;
-  }
-};
-
 }  // namespace
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
@@ -542,48 +499,8 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_png(data, size)) return decode_png_memory(data, size, name);
   if (is_ico(data, size)) return decode_ico_memory(data, size, name);
   if (is_tga(data, size)) return decode_tga_memory(data, size, name);
-  // PSD through stb_image only where it gives Pillow's pixels: 8-bit RGB, three channels. Pillow
-  // reads grey, CMYK and extra channels differently (stb_image refuses the first two and
-  // un-premultiplies against white with a fourth) and refuses 16 bits, which stb_image reads.
-  if (size >= 26 && std::memcmp(data, "8BPS", 4) == 0) {
-    const int channels = data[12] << 8 | data[13], depth = data[22] << 8 | data[23], mode = data[24] << 8 | data[25];
-    if (depth != 8 || mode != 3 || channels != 3)
-      fail_decode(name, "PSD of " + std::to_string(channels) + " channels at " + std::to_string(depth) + " bits in colour mode " +
-                     std::to_string(mode) + " (lcam reads 8-bit RGB PSD files of three channels)");
-  }
-  if (size > static_cast<size_t>(INT32_MAX)) fail_decode(name, "file too large to decode");
-  const int len = static_cast<int>(size);
-  int w = 0, h = 0, comp = 0;
-  if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
-    const char* why = stbi_failure_reason();
-    fail_decode(name, std::string("not a decodable image (") + (why ? why : "unknown format") + ")");
-  }
-  if (static_cast<long long>(w) * h > kMaxImagePixels) fail_decode(name, "image too large (" + size_text(w, h) + " pixels)");
-  if (w <= 0 || h <= 0) fail_decode(name, "image of " + size_text(w, h) + " pixels");
-  // No format stb reads packs 4096 pixels into a byte (PSD's runs are at most 128 pixels per two
-  // bytes): a header that declares more for the bytes there are belongs to a truncated or
-  // damaged file, refused before its pixels are allocated (a header of a few dozen bytes may
-  // declare hundreds of millions).
-  if (static_cast<long long>(w) * h > 4096LL * static_cast<long long>(size))
-    fail_decode(name, "truncated or corrupt image (" + size_text(w, h) + " pixels in " + std::to_string(size) + " bytes)");
-  StbSource src{data, size};
-  const stbi_io_callbacks io = {StbSource::read, StbSource::skip, StbSource::eof};
-  void* px = stbi_load_from_callbacks(&io, &src, &w, &h, &comp, 3);
-  if (!px) {
-    const char* why = stbi_failure_reason();
-    fail_decode(name, std::string("corrupt or truncated image (") + (why ? why : "decode failed") + ")");
-  }
-  if (src.past_end) {
-    stbi_image_free(px);
-    fail_decode(name, "truncated image (the data ends before the last pixel)");
-  }
-  ImageU8 img;
-  img.width = w;
-  img.height = h;
-  const auto* p8 = static_cast<const uint8_t*>(px);
-  img.rgb.assign(p8, p8 + static_cast<size_t>(w) * h * 3);
-  stbi_image_free(px);
-  return img;
+  if (is_psd(data, size)) return decode_psd_memory(data, size, name);
+  fail_decode(name, "not a decodable image (unknown image type)");
 }
 
 ImageU8 decode_image(const std::string& path) {

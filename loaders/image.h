@@ -1,7 +1,7 @@
 // image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
 // libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNG
-// with Pillow's rules and zlib, PNM, GIF, BMP, ICO and TGA with readers of lcam's own, PSD with
-// stb_image) and the torchvision
+// with Pillow's rules and zlib, PNM, GIF, BMP, ICO, TGA and PSD with readers of lcam's own) and
+// the torchvision
 // eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
 // CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
 // keeps, and PNG writing for visualisations.
@@ -30,16 +30,14 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA and every PNM). The format is recognised by
-// content, never by the file name. JPEG (bytes FF D8 FF) goes through libjpeg-turbo set up as Pillow
-// sets it up (see decode_jpeg_memory); PBM/PGM/PPM through decode_pnm_memory; GIF (its first frame)
-// through decode_gif_memory; BMP, ICO, WebP, TIFF and TGA through decode_bmp/ico/webp/tiff/tga_memory; PNG and PSD
-// through stb_image: grey is expanded, alpha is dropped, 16-bit samples are reduced to their
-// high byte, but for 16-bit grey PNG, clipped to 255 as Pillow's mode I;16 converts. Throws
-// lcam::InputError with a one-line message "PATH: reason" when the file is missing or
-// unreadable, is not an image, is truncated or corrupt (as Pillow refuses truncated files, and
-// reads a PNG that ends after its image data), or is implausibly large (more pixels than
-// Pillow's decompression-bomb limit, or than its bytes can encode).
+// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA, PSD and every PNM). The format is
+// recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
+// libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PBM/PGM/PPM through
+// decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, WebP, TIFF,
+// TGA and PSD through decode_png/bmp/ico/webp/tiff/tga/psd_memory. Throws lcam::InputError with
+// a one-line message "PATH: reason" when the file is missing or unreadable, is not an image, is
+// truncated or corrupt (where Pillow refuses it), or has more pixels than Pillow's
+// decompression-bomb limit.
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
@@ -109,6 +107,17 @@ bool is_png(const uint8_t* data, size_t size);
 // reason"): what Pillow refuses, a size of 0, more pixels than Pillow's decompression-bomb limit.
 ImageU8 decode_png_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
+// True when the data starts with "8BPS", Pillow's test for a Photoshop file.
+bool is_psd(const uint8_t* data, size_t size);
+
+// A Photoshop file's merged image, bit-exact with Pillow 13's PsdImagePlugin followed by
+// convert("RGB") (loaders/psd.cpp lists its rules): 1-bit bitmaps, 8-bit grey, duotone,
+// multichannel, indexed, RGB (with alpha) and CMYK, raw or PackBits. Errors (InputError "NAME:
+// reason"): what Pillow refuses (16- and 32-bit data, too few channels, other compressions),
+// LAB (which Pillow reads and lcam does not), truncated data, a size of 0, more pixels than
+// Pillow's decompression-bomb limit.
+ImageU8 decode_psd_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
 // True when the data starts with 00 00 01 00, Pillow's test for a Windows icon.
 bool is_ico(const uint8_t* data, size_t size);
 
@@ -141,7 +150,7 @@ ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& 
 
 // True when an 18-byte TGA header passes Pillow's checks (a colour map type of 0 or 1, a size
 // above 0, a depth of 1, 8, 16, 24 or 32). TGA has no signature: Pillow tries it on files no
-// other format claims, and lcam after JPEG, PNM, GIF and BMP (PNG and PSD never pass).
+// other format claims, and lcam after the formats with a signature (PNG and PSD never pass).
 bool is_tga(const uint8_t* data, size_t size);
 
 // A Targa image, bit-exact with Pillow 13's TgaImagePlugin followed by convert("RGB")

@@ -135,9 +135,9 @@ def files():
     return out
 
 
-# TIFFs lcam refuses on purpose although Pillow reads them (loaders/tiff.cpp says why): their
-# index lines end with "lcam-refuses".
-LCAM_REFUSES = {"tif_ycbcr_raw.tif", "tif_lab.tif"}
+# Files lcam refuses on purpose although Pillow reads them (loaders/tiff.cpp and psd.cpp say
+# why): their index lines end with "lcam-refuses".
+LCAM_REFUSES = {"tif_ycbcr_raw.tif", "tif_lab.tif", "psd_lab.psd"}
 
 
 def packbits(row):
@@ -418,7 +418,59 @@ def psds(rng):
             i = j
         rows.append(packed)
     rle = head + struct.pack(">H", 1) + b"".join(struct.pack(">H", len(r)) for r in rows) + b"".join(rows)
-    return {"psd_rgb_raw.psd": raw, "psd_rgb_packbits.psd": rle, "psd_rgb_cut.psd": raw[:-5]}
+    out = {"psd_rgb_raw.psd": raw, "psd_rgb_packbits.psd": rle, "psd_rgb_cut.psd": raw[:-5]}
+    out.update(psd_modes(np.random.default_rng(20261209)))
+    return out
+
+
+def psd_file(w, h, colour, depth, planes, channels=None, compression=0, colour_data=b"", resources=b"",
+             layers=b"", rows=None, version=1):
+    """A PSD of the given channel planes (each h rows of bytes), raw or PackBits (`rows`: the
+    packed rows of every channel in order)."""
+    channels = len(planes) if channels is None else channels
+    head = b"8BPS" + struct.pack(">H", version) + bytes(6) + struct.pack(">HIIHH", channels, h, w, depth, colour)
+    head += struct.pack(">I", len(colour_data)) + colour_data + struct.pack(">I", len(resources)) + resources
+    head += struct.pack(">I", len(layers)) + layers
+    if rows is None:
+        return head + struct.pack(">H", compression) + b"".join(b"".join(p) for p in planes)
+    return head + struct.pack(">H", 1) + b"".join(struct.pack(">H", len(r)) for r in rows) + b"".join(rows)
+
+
+def psd_modes(rng):
+    """PSDs of every mode Pillow reads (bitmap, grey, duotone, multichannel, indexed, RGB with
+    and without alpha, CMYK), resources and layers skipped, PackBits runs past a row (dropped),
+    and Pillow's refusals (16 bits, too few channels, other compressions, version 2, no pixels)."""
+    out = {}
+    w, h = 7, 3
+    plane = lambda: [bytes(int(v) for v in rng.integers(0, 256, w)) for _ in range(h)]
+    out["psd_bitmap.psd"] = psd_file(w, h, 0, 1, [[bytes(int(v) for v in rng.integers(0, 256, 1)) for _ in range(h)]])
+    out["psd_grey.psd"] = psd_file(w, h, 1, 8, [plane(), plane()])  # grey and an extra channel
+    out["psd_duotone.psd"] = psd_file(w, h, 8, 8, [plane()])
+    out["psd_multichannel.psd"] = psd_file(w, h, 7, 8, [plane(), plane(), plane()])
+    pal = bytes(int(v) for v in rng.integers(0, 256, 768))
+    out["psd_indexed.psd"] = psd_file(w, h, 2, 8, [plane()], colour_data=pal)
+    out["psd_indexed_no_palette.psd"] = psd_file(w, h, 2, 8, [plane()], colour_data=pal[:300])
+    out["psd_rgba.psd"] = psd_file(w, h, 3, 8, [plane() for _ in range(4)])
+    out["psd_rgb_5_channels.psd"] = psd_file(w, h, 3, 8, [plane() for _ in range(5)])
+    out["psd_cmyk.psd"] = psd_file(w, h, 4, 8, [plane() for _ in range(4)])
+    # Five channels: Pillow reads a row-length table of four (so the rows start 6 bytes early).
+    out["psd_cmyk_extra_channel_packbits.psd"] = psd_file(w, h, 4, 8, [plane() for _ in range(5)],
+                                                   rows=[bytes([w - 1]) + plane()[0] for _ in range(5 * h)])
+    out["psd_lab.psd"] = psd_file(w, h, 9, 8, [plane() for _ in range(3)])
+    resources = b"8BIM" + struct.pack(">H", 1005) + b"\x03abc" + struct.pack(">I", 3) + b"xyz\0"
+    layers = struct.pack(">I", 6) + bytes(6)
+    out["psd_resources_layers.psd"] = psd_file(w, h, 3, 8, [plane() for _ in range(3)], resources=resources, layers=layers)
+    # PackBits: a run of 9 into rows of 7 (the rest dropped), a no-op, a literal past the row.
+    runs = [bytes([257 - 9, 5]), bytes([0x80, 257 - 7, 6]), bytes([8]) + bytes(range(9))]
+    out["psd_packbits_past_row.psd"] = psd_file(w, h, 1, 8, [plane()], rows=runs)
+    out["psd_packbits_cut.psd"] = psd_file(w, h, 1, 8, [plane()], rows=runs)[:-3]
+    out["psd_16_bit.psd"] = psd_file(w, h, 3, 16, [[r + r for r in plane()] for _ in range(3)])
+    out["psd_too_few_channels.psd"] = psd_file(w, h, 4, 8, [plane() for _ in range(3)])
+    out["psd_compression_2.psd"] = psd_file(w, h, 1, 8, [plane()], compression=2)
+    out["psd_version_2.psd"] = psd_file(w, h, 1, 8, [plane()], version=2)
+    out["psd_no_pixels.psd"] = psd_file(0, h, 1, 8, [[b""] * h])
+    out["psd_resources_cut.psd"] = psd_file(w, h, 1, 8, [plane()], resources=resources)[:60]
+    return out
 
 
 def webps(rng):
