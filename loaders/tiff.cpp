@@ -735,9 +735,16 @@ Setup read_setup(const Directory& dir, bool little, const std::string& name) {
 
   const ModeRow* row = s.lookup(s.fill);
   if (!row) {
+    // A value as text: an int as it is, anything else (a float, a ratio, even NaN) as %g.
+    auto text = [](const Value& v) {
+      if (v.is_int()) return std::to_string(v.i);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", v.number());
+      return std::string(buf);
+    };
     std::string bits_text;
-    for (const Value& v : s.bps.items) bits_text += (bits_text.empty() ? "" : ",") + std::to_string(static_cast<long long>(v.number()));
-    fail_decode(name, "TIFF of an unknown pixel mode (photometric " + std::to_string(static_cast<long long>(s.photo.number())) +
+    for (const Value& v : s.bps.items) bits_text += (bits_text.empty() ? "" : ",") + text(v);
+    fail_decode(name, "TIFF of an unknown pixel mode (photometric " + text(s.photo) +
                           ", bits per sample " + (bits_text.empty() ? "none" : bits_text) + ", " +
                           std::to_string(s.extras.items.size()) + " extra samples)");
   }
@@ -783,9 +790,11 @@ struct RawTile {
 };
 
 // Python's int(x) of the float `w * sum(bits) / 8` (and `/ count` for planes).
+// -1 where it does not fit the C int Pillow's raw decoder takes it as (an OverflowError).
 int64_t py_stride(int64_t w, double bits_sum, int planes_divisor) {
   double s = static_cast<double>(w) * bits_sum / 8.0;
   if (planes_divisor > 0) s /= planes_divisor;
+  if (!(s > -2147483649.0 && s < 2147483648.0)) return -1;
   return static_cast<int64_t>(s);
 }
 
@@ -857,6 +866,7 @@ std::vector<RawTile> raw_tiles(const Directory& dir, const Setup& s, bool& fract
 bool read_mapped(const Setup& s, const RawTile& t, const uint8_t* data, size_t size, ModeImage& img, const std::string& name) {
   const std::string& mode = s.mode;
   if (t.offset < 0) refuse(name, "of a negative tile offset");
+  if (t.stride < 0) refuse(name, "of a tile stride past a C int (Pillow's raw decoder refuses it)");
   const int pix = mode == "L" || mode == "P" ? 1 : mode[0] == 'I' ? 2 : 4;
   const int64_t mw = s.turned() ? s.ysize : s.xsize, mh = s.turned() ? s.xsize : s.ysize;  // Pillow's size
   const int64_t stride = std::max(t.stride, mw * pix);
@@ -903,6 +913,7 @@ void read_raw(const Directory& dir, const Setup& s, const uint8_t* data, size_t 
     const Unpacker u = find_unpacker(mode, t.raw);
     if (!u.found()) refuse(name, "whose raw mode " + t.raw + " has no unpacker for mode " + mode + " (unknown raw mode)");
     if (t.offset < 0) refuse(name, "of a negative strip or tile offset");
+    if (t.stride < 0) refuse(name, "of a tile stride past a C int (Pillow's raw decoder refuses it)");
     int64_t tx0 = t.x0, ty0 = t.y0, tw = t.x1 - t.x0, th = t.y1 - t.y0;
     if (t.x0 == 0 && t.x1 == 0) tx0 = 0, ty0 = 0, tw = s.xsize, th = s.ysize;
     if (tw <= 0 || tx0 + tw > s.xsize || th <= 0 || ty0 + th > s.ysize) refuse(name, "of a strip or tile outside the image");
