@@ -51,9 +51,12 @@ inline uint8_t cmyk_to_rgb_channel(int c, int nk) {
   return static_cast<uint8_t>(nk - (((t >> 8) + t) >> 8));
 }
 
-// Little-endian 16- and 32-bit fields of the BMP, GIF and TGA headers.
+// Little-endian 16- and 32-bit fields of the BMP, GIF, ICO and TGA headers; big-endian ones of
+// PNG's and PSD's.
 inline uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 inline uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
+inline uint32_t be16(const uint8_t* p) { return uint32_t{p[0]} << 8 | p[1]; }
+inline uint32_t be32(const uint8_t* p) { return be16(p) << 16 | be16(p + 2); }
 
 // Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that; so
 // does every decoder of lcam.

@@ -41,7 +41,7 @@
 #include <type_traits>  // std::integral_constant
 #include <vector>     // std::vector
 
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, be32, the declarations implemented here
 
 namespace lcam {
 namespace {
@@ -49,8 +49,6 @@ namespace {
 constexpr size_t kMaxText = 1 << 20;          // MAX_TEXT_CHUNK (ImageFile.SAFEBLOCK)
 constexpr uint64_t kMaxTextMemory = 64 << 20;  // MAX_TEXT_MEMORY
 constexpr size_t kReadBlock = 65536;          // ImageFile.decodermaxblock
-
-uint32_t be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3]; }
 
 // The file as Python's fp sees it: reads return what there is.
 struct Reader {

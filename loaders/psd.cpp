@@ -21,13 +21,10 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
-#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, cmyk_to_rgb_channel, the declarations implemented here
+#include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, cmyk_to_rgb_channel, be16/be32, the declarations implemented here
 
 namespace lcam {
 namespace {
-
-uint32_t be16(const uint8_t* p) { return uint32_t{p[0]} << 8 | p[1]; }
-uint32_t be32(const uint8_t* p) { return be16(p) << 16 | be16(p + 2); }
 
 // The file as Pillow's fp reads it: a read past the end returns what there is.
 struct File {
