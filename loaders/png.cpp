@@ -100,25 +100,29 @@ std::optional<Mode> png_mode(int depth, int colour) {
 }
 
 // _safe_zlib_decompress: inflate at most 1 MiB. 1: text, 0: data zlib rejects (zlib.error),
-// -1: more than 1 MiB (ValueError).
+// -1: more than 1 MiB (ValueError). Output grows as it comes, 64 KiB at a time, so that many
+// small text chunks cost little.
 int inflate_text(const std::string& in, std::string* out) {
   z_stream z{};
   if (inflateInit(&z) != Z_OK) throw std::bad_alloc();
-  std::vector<uint8_t> buf(kMaxText);
+  uint8_t buf[65536];
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = buf.data();
-  z.avail_out = static_cast<uInt>(buf.size());
+  size_t got = 0;
   int err = Z_OK;
-  while (err == Z_OK && z.avail_in > 0 && z.avail_out > 0) err = inflate(&z, Z_NO_FLUSH);
-  const size_t got = buf.size() - z.avail_out;
-  const bool tail = z.avail_in > 0 && err != Z_STREAM_END;
+  while (err == Z_OK && z.avail_in > 0 && got < kMaxText) {
+    z.next_out = buf;
+    z.avail_out = static_cast<uInt>(std::min(sizeof buf, kMaxText - got));
+    err = inflate(&z, Z_NO_FLUSH);
+    const size_t k = static_cast<size_t>(z.next_out - buf);
+    if (out) out->append(reinterpret_cast<const char*>(buf), k);
+    got += k;
+  }
+  const bool tail = z.avail_in > 0 && err == Z_OK;  // input left over once 1 MiB is out
   inflateEnd(&z);
   if (err == Z_DATA_ERROR || err == Z_NEED_DICT || err == Z_STREAM_ERROR) return 0;
   if (err == Z_MEM_ERROR) throw std::bad_alloc();
-  if (tail && z.avail_out == 0) return -1;  // the unconsumed tail of a full buffer
-  if (out) out->assign(reinterpret_cast<const char*>(buf.data()), got);
-  return 1;
+  return tail ? -1 : 1;
 }
 
 // Code points of valid UTF-8 (iTXt's text), or -1.

@@ -720,6 +720,9 @@ def pngs(rng):
     out["png_iccp_garbage.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"iCCP", b"name\0\0not zlib"))
     out["png_ztxt_method.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"zTXt", b"k\0\x01zz"))
     out["png_itxt_garbage.png"] = png_file(w, h, 2, 8, data, 0, png_chunk(b"iTXt", b"k\0\x01\0en\0\0not zlib"))
+    # Compressed text of exactly 1 MiB (read) and of a byte more (refused: MAX_TEXT_CHUNK).
+    for name, k in (("png_ztxt_1mib.png", 1 << 20), ("png_ztxt_over_1mib.png", (1 << 20) + 1)):
+        out[name] = png_file(w, h, 2, 8, data, 0, png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"t" * k, 9)))
     out["png_filter_category.png"] = png_file(w, h, 2, 8, data, ihdr_extra=1)
     out["png_no_ihdr.png"] = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
     out["png_iend_first.png"] = good[:33] + png_chunk(b"IEND", b"")
