@@ -1,6 +1,6 @@
-// bmp.cpp — Windows bitmaps decoded as Pillow 13's BmpImagePlugin reads them (the raw decoder
-// with its unpackers, or its RLE decoder), then convert("RGB"): the same pixels and the same
-// refusals. Pillow's rules, mirrored here:
+// bmp.cpp — Windows bitmaps and icons decoded as Pillow 13's BmpImagePlugin and IcoImagePlugin
+// read them (the raw decoder with its unpackers, or its RLE decoder), then convert("RGB"): the
+// same pixels and the same refusals. Pillow's rules, mirrored here:
 // - "BM", the data offset, an info header of 12 (OS/2: 16-bit sizes, 3-byte palette entries),
 //   40, 52, 56, 64, 108 or 124 bytes. Rows run bottom-up unless the height's top byte is 0xFF
 //   (then the height is 2^32 minus it, top-down). Widths are unsigned.
@@ -21,7 +21,12 @@
 // - RLE as Pillow's Python decoder: runs clipped to the row, end of line pads the row with
 //   index 0, a delta skips with index 0, absolute runs are padded to an even file offset; the
 //   end of bitmap or of the file before the last pixel is refused ("not enough image data").
-// Deliberately omits: headerless DIB data, JPEG and PNG inside BMP, which Pillow refuses too.
+// - Windows icons (IcoImagePlugin): the largest entry (of equal areas, the least colour depth),
+//   a PNG frame through loaders/png.cpp, a bitmap frame by the rules above from the entry's
+//   offset (no file header: the data follows the palette) at half the header's height, never
+//   mapped, with the bounds of Pillow's alpha read (32 bits) and AND mask read.
+// Deliberately omits: headerless DIB files, JPEG and PNG inside BMP, which Pillow refuses too;
+// cursors (CUR), which Pillow reads with rules of their own.
 #include <algorithm>  // std::min, std::stable_sort
 #include <array>      // std::array
 #include <cmath>      // std::ceil, std::log (an icon entry's colour depth)
