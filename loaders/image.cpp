@@ -17,7 +17,7 @@
 #include <chrono>        // std::chrono::steady_clock (EvalTimings)
 #include <cmath>         // std::ceil
 #include <cstdio>        // std::rename, std::remove
-#include <cstring>       // std::memcpy, std::memcmp
+#include <cstring>       // std::memcpy
 #include <filesystem>    // std::filesystem::status, is_directory
 #include <fstream>       // std::ifstream, std::ofstream
 #include <system_error>  // std::error_code, std::generic_category

@@ -526,7 +526,6 @@ ImageU8 decode_png_memory(const uint8_t* d, size_t n, const std::string& name) {
       }
       if (!is_cid(next)) fail_decode(name, "broken PNG file (a chunk type of other than letters and digits)");
       if (next != "IDAT" && next != "DDAT" && next != "fdAT") {
-        f.pos -= 8;  // pushed back for load_end
         truncated = "truncated PNG (image file is truncated: its image data ends before the last row)";
         break;
       }
@@ -562,10 +561,7 @@ ImageU8 decode_png_memory(const uint8_t* d, size_t n, const std::string& name) {
     if (next == "IEND") break;
     if (next == "fcTL" && animated) break;
     std::string s;
-    if (st.call(next, len, &s)) {
-      if (next == "fdAT") len -= 4;
-      if (next != "IEND") st.safe_read(len);
-    }
+    if (st.call(next, len, &s)) st.safe_read(next == "fdAT" ? len - 4 : len);  // IDAT or fdAT: EOFError
   }
   if (result == -1) fail_decode(name, "corrupt PNG (broken data stream when reading image file)");
   if (result == -2) fail_decode(name, "corrupt PNG (a row of an unknown filter type)");

@@ -113,7 +113,6 @@ ImageU8 decode_psd_memory(const uint8_t* d, size_t n, const std::string& name) {
   const uint32_t compression = f.u16("its image data compression");
   std::vector<Tile> tiles;
   const uint64_t row_bytes = mode == Mode::k1 ? (w + 7) / 8 : w;
-  std::vector<uint64_t> row_lengths;  // PackBits: every channel's rows, in order
   if (compression == 0) {
     uint64_t offset = f.pos;
     for (int c = 0; c < channels; ++c) tiles.push_back({offset, c}), offset += w * h;
