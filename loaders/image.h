@@ -1,6 +1,7 @@
 // image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
 // libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNG
-// with Pillow's rules and zlib, PNM, GIF, BMP, ICO, TGA and PSD with readers of lcam's own) and
+// with Pillow's rules and zlib, JPEG 2000 with Pillow's rules and OpenJPEG, PNM, GIF, BMP, ICO, TGA
+// and PSD with readers of lcam's own) and
 // the torchvision
 // eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
 // CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
@@ -8,8 +9,8 @@
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
 // orientation of JPEGs (neither Pillow's Image.open nor torchvision applies it; Pillow 13 applies
 // a TIFF's, and so does lcam), colour management (ICC profiles are ignored, as Pillow's
-// convert("RGB") ignores them), and formats Pillow reads that lcam does not (CUR, PCX, JPEG 2000,
-// AVIF and the rest of Pillow's plugins).
+// convert("RGB") ignores them), and formats Pillow reads that lcam does not (CUR, PCX, AVIF and
+// the rest of Pillow's plugins).
 #pragma once
 #include <cstddef>     // size_t
 #include <cstdint>     // uint8_t
@@ -30,14 +31,14 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA, PSD and every PNM). The format is
-// recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
+// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA, PSD, JPEG 2000 and every PNM). The
+// format is recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
 // libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PBM/PGM/PPM through
-// decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, WebP, TIFF,
-// TGA and PSD through decode_png/bmp/ico/webp/tiff/tga/psd_memory. Throws lcam::InputError with
-// a one-line message "PATH: reason" when the file is missing or unreadable, is not an image, is
-// truncated or corrupt (where Pillow refuses it), or has more pixels than Pillow's
-// decompression-bomb limit.
+// decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, WebP,
+// TIFF, JPEG 2000, TGA and PSD through decode_png/bmp/ico/webp/tiff/jpeg2000/tga/psd_memory.
+// Throws lcam::InputError with a one-line message "PATH: reason" when the file is missing or
+// unreadable, is not an image, is truncated or corrupt (where Pillow refuses it), or has more
+// pixels than Pillow's decompression-bomb limit.
 ImageU8 decode_image(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
@@ -138,6 +139,17 @@ bool is_webp(const uint8_t* data, size_t size);
 // RGBA, then RGB. Errors (InputError "NAME: reason"): what libwebp cannot decode (damaged or
 // truncated data), a canvas over Pillow's decompression-bomb limit.
 ImageU8 decode_webp_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts as a raw JPEG 2000 codestream (SOC then SIZ: FF 4F FF 51) or with
+// the JP2 signature box, Pillow's two prefixes.
+bool is_jpeg2000(const uint8_t* data, size_t size);
+
+// A JPEG 2000 image (JP2 file or J2K codestream) as Pillow 13 decodes it, through OpenJPEG called
+// as Pillow calls it, then convert("RGB") (loaders/jpeg2000.cpp lists its rules). Errors
+// (InputError "NAME: reason"): what Pillow refuses (a damaged header or box, data OpenJPEG cannot
+// decode, palette and CMYK images, which Pillow's decoder cannot unpack), more pixels than
+// Pillow's decompression-bomb limit.
+ImageU8 decode_jpeg2000_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when the data starts with one of Pillow's six TIFF prefixes (II*\0, MM\0*, their
 // swapped forms, and BigTIFF's II+\0 / MM\0+).

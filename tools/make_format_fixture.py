@@ -132,6 +132,7 @@ def files():
     out.update(psds(rng))
     out.update(tiffs(rng))
     out.update(icos(np.random.default_rng(20261208)))
+    out.update(jpeg2000s(np.random.default_rng(20261207)))
     return out
 
 
@@ -751,6 +752,104 @@ def pngs(rng):
     out["png_apng_bad_sequence.png"] = png_file(w, h, 2, 8, small, 0, actl + fctl(1, 4, 3, 0, 0))
     out["png_apng_default_image.png"] = png_file(w, h, 2, 8, data, 0, actl, fctl(0, 4, 3, 0, 0) +
                                                  png_chunk(b"fdAT", struct.pack(">I", 1) + small))
+    return out
+
+
+def jp2_boxes(d, start=12):
+    """(offset, length, type) of the boxes from START up to the end of D."""
+    out, i = [], start
+    while i + 8 <= len(d):
+        n, t = struct.unpack(">I4s", d[i:i + 8])
+        if n < 8:
+            break
+        out.append((i, n, t))
+        i += n
+    return out
+
+
+def jp2_header_edit(d, edit):
+    """D with its jp2h box's contents replaced by EDIT(contents)."""
+    o, n, _ = next(b for b in jp2_boxes(d) if b[2] == b"jp2h")
+    inner = edit(d[o + 8:o + n])
+    return d[:o] + struct.pack(">I4s", 8 + len(inner), b"jp2h") + inner + d[o + n:]
+
+
+def jp2_colr(d, enumcs, meth=1):
+    """D with the enumerated colour space of its colr box set to ENUMCS."""
+    def edit(inner):
+        k = inner.find(b"colr")
+        return inner[:k + 4] + bytes([meth]) + inner[k + 5:k + 7] + struct.pack(">I", enumcs) + inner[k + 11:]
+    return jp2_header_edit(d, edit)
+
+
+def jp2_pclr(d, colours, bits=7):
+    """D (one component) with a palette box of COLOURS (tuples of one size) after its colr box."""
+    npc = len(colours[0])
+    body = struct.pack(">HB", len(colours), npc) + bytes([bits] * npc) + b"".join(bytes(c) for c in colours)
+    return jp2_header_edit(d, lambda inner: inner + struct.pack(">I4s", 8 + len(body), b"pclr") + body)
+
+
+def jpeg2000s(rng):
+    """JPEG 2000 as Pillow 13 reads it through OpenJPEG: every mode Pillow writes, J2K and JP2,
+    tiles and image offsets, lossy and lossless; the colour spaces of the colr box (sYCC
+    converted, unknown ones guessed, grey data in an RGB image placed x0 bytes in), palettes
+    (P and PA through Pillow's deduplicating palette), CMYK, and damaged or cut files."""
+    out = {}
+    a = rng.integers(0, 256, (19, 27, 4)).astype(np.uint8)
+    y, x = np.mgrid[0:45, 0:50]
+    smooth = np.stack([(x * 5 + y) % 256, (y * 5) % 256, (x * y) % 256], -1).astype(np.uint8)
+
+    def save(im, **kw):
+        b = io.BytesIO()
+        im.save(b, "JPEG2000", **kw)
+        return b.getvalue()
+
+    rgb = Image.fromarray(a[..., :3], "RGB")
+    out["j2k_rgb.j2k"] = save(rgb, no_jp2=True)
+    out["j2k_rgb.jp2"] = save(rgb)
+    out["j2k_l.jp2"] = save(rgb.convert("L"))
+    out["j2k_la.jp2"] = save(Image.fromarray(a[..., :2].copy(), "LA"))
+    out["j2k_rgba.jp2"] = save(Image.fromarray(a, "RGBA"))
+    out["j2k_i16.jp2"] = save(Image.fromarray(rng.integers(0, 700, (7, 9)).astype(np.uint16)).convert("I;16"))
+    out["j2k_lossy.jp2"] = save(Image.fromarray(smooth, "RGB"), irreversible=True, quality_mode="rates", quality_layers=[30])
+    out["j2k_tiles_offset.jp2"] = save(rgb, tile_size=(8, 8), tile_offset=(1, 2), offset=(3, 4))
+    out["j2k_layers_resolutions.j2k"] = save(rgb, no_jp2=True, quality_layers=[20, 5], num_resolutions=3,
+                                             progression="RPCL")
+    out["j2k_signed.j2k"] = save(rgb, no_jp2=True, signed=True)
+    out["j2k_comment.j2k"] = save(rgb, no_jp2=True, comment=b"lcam")
+    # Colour spaces: sYCC converted with Pillow's fixed-point YCbCr -> RGB; 0 (bilevel) and 3
+    # unknown, so guessed from the component count; grey (17) in a three-component image fails,
+    # in a two-component RGB-declared one reads through Pillow's grey unpacker.
+    out["j2k_sycc.jp2"] = jp2_colr(out["j2k_rgb.jp2"], 18)
+    out["j2k_colr_bilevel.jp2"] = jp2_colr(out["j2k_rgb.jp2"], 0)
+    out["j2k_colr_3.jp2"] = jp2_colr(out["j2k_rgb.jp2"], 3)
+    out["j2k_colr_icc.jp2"] = jp2_colr(out["j2k_rgb.jp2"], 0, meth=2)
+    out["j2k_colr_grey_rgb.jp2"] = jp2_colr(out["j2k_rgb.jp2"], 17)
+    tiled_la = save(Image.fromarray(a[..., :2].copy(), "LA"), tile_size=(10, 8), offset=(3, 0), tile_offset=(0, 0))
+    out["j2k_grey_in_rgb_x0.jp2"] = jp2_header_edit(
+        tiled_la, lambda inner: inner[:inner.find(b"ihdr") + 12] + struct.pack(">H", 3) + inner[inner.find(b"ihdr") + 14:])
+    # Palettes: P and PA (the colours deduplicated as Pillow's palette does), CMYK.
+    grey = save(Image.fromarray((a[..., 0] % 5).astype(np.uint8), "L"))
+    colours = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(5)]
+    out["j2k_palette.jp2"] = jp2_pclr(jp2_colr(grey, 16), colours)
+    out["j2k_palette_duplicates.jp2"] = jp2_pclr(jp2_colr(grey, 16), [colours[0], colours[1], colours[0], colours[2], colours[3]])
+    out["j2k_palette_rgba.jp2"] = jp2_pclr(jp2_colr(grey, 16), [c + (128,) for c in colours])
+    out["j2k_palette_grey_colr.jp2"] = jp2_pclr(grey, colours)  # colr 17: stays L
+    la = save(Image.fromarray(np.stack([a[..., 0] % 5, a[..., 1]], -1).astype(np.uint8), "LA"))
+    out["j2k_palette_alpha.jp2"] = jp2_pclr(jp2_colr(la, 16), colours)
+    out["j2k_cmyk.jp2"] = jp2_colr(out["j2k_rgba.jp2"], 12)
+    # Damage: a SIZ segment too short, box lengths, a cut codestream, a cut header.
+    d = bytearray(out["j2k_rgb.j2k"])
+    d[4:6] = struct.pack(">H", 30)
+    out["j2k_siz_short.j2k"] = bytes(d)
+    d = bytearray(out["j2k_rgb.jp2"])
+    o, n, _ = next(b for b in jp2_boxes(d) if b[2] == b"jp2h")
+    d[o:o + 4] = struct.pack(">I", 4)
+    out["j2k_box_length_4.jp2"] = bytes(d)
+    out["j2k_cut_half.jp2"] = out["j2k_rgb.jp2"][:len(out["j2k_rgb.jp2"]) // 2]
+    out["j2k_cut_end.j2k"] = out["j2k_rgb.j2k"][:-2]
+    out["j2k_cut_header.jp2"] = out["j2k_rgb.jp2"][:60]
+    out["j2k_signature_only.jp2"] = out["j2k_rgb.jp2"][:12]
     return out
 
 
