@@ -1,7 +1,7 @@
 // image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
 // libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNG
-// with Pillow's rules and zlib, JPEG 2000 with Pillow's rules and OpenJPEG, PNM, GIF, BMP, ICO, TGA
-// and PSD with readers of lcam's own) and
+// with Pillow's rules and zlib, JPEG 2000 with Pillow's rules and OpenJPEG, PNM, GIF, BMP, ICO,
+// PCX, TGA and PSD with readers of lcam's own) and
 // the torchvision
 // eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
 // CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
@@ -9,8 +9,8 @@
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
 // orientation of JPEGs (neither Pillow's Image.open nor torchvision applies it; Pillow 13 applies
 // a TIFF's, and so does lcam), colour management (ICC profiles are ignored, as Pillow's
-// convert("RGB") ignores them), and formats Pillow reads that lcam does not (CUR, PCX, AVIF and
-// the rest of Pillow's plugins).
+// convert("RGB") ignores them), and formats Pillow reads that lcam does not (CUR, AVIF and the
+// rest of Pillow's plugins).
 #pragma once
 #include <cstddef>     // size_t
 #include <cstdint>     // uint8_t
@@ -31,11 +31,12 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA, PSD, JPEG 2000 and every PNM). The
-// format is recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
+// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA, PSD, JPEG 2000, PCX and every PNM).
+// The format is recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
 // libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PBM/PGM/PPM through
 // decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, WebP,
-// TIFF, JPEG 2000, TGA and PSD through decode_png/bmp/ico/webp/tiff/jpeg2000/tga/psd_memory.
+// TIFF, JPEG 2000, PCX, TGA and PSD through decode_png/bmp/ico/webp/tiff/jpeg2000/pcx/tga/
+// psd_memory (a PCX header Pillow gives up on goes to TGA, as Pillow's next try).
 // Throws lcam::InputError with a one-line message "PATH: reason" when the file is missing or
 // unreadable, is not an image, is truncated or corrupt (where Pillow refuses it), or has more
 // pixels than Pillow's decompression-bomb limit.
@@ -162,6 +163,19 @@ bool is_tiff(const uint8_t* data, size_t size);
 // data libtiff cannot decode), modes lcam does not read (each named), more pixels than Pillow's
 // decompression-bomb limit.
 ImageU8 decode_tiff_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts as Pillow's PCX test asks: byte 10, then version 0, 2, 3 or 5.
+bool is_pcx(const uint8_t* data, size_t size);
+
+// True when Pillow's PCX plugin gives up on the header in a way that lets Image.open try its
+// other formats (fewer than 68 bytes, or an empty box): TGA may then read the file.
+bool pcx_header_rejected(const uint8_t* data, size_t size);
+
+// A PCX image as Pillow 13 decodes it, then convert("RGB") (loaders/pcx.cpp lists its rules):
+// black and white, 16-colour planes, 8-bit grey or palette, 24-bit RGB planes; RLE as Pillow's
+// decoder reads it. Errors (InputError "NAME: reason"): what Pillow refuses (other layouts, a
+// run past a line's end, data ending early), more pixels than Pillow's decompression-bomb limit.
+ImageU8 decode_pcx_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when an 18-byte TGA header passes Pillow's checks (a colour map type of 0 or 1, a size
 // above 0, a depth of 1, 8, 16, 24 or 32). TGA has no signature: Pillow tries it on files no

@@ -133,6 +133,7 @@ def files():
     out.update(tiffs(rng))
     out.update(icos(np.random.default_rng(20261208)))
     out.update(jpeg2000s(np.random.default_rng(20261207)))
+    out.update(pcxs(np.random.default_rng(20261210)))
     return out
 
 
@@ -850,6 +851,76 @@ def jpeg2000s(rng):
     out["j2k_cut_end.j2k"] = out["j2k_rgb.j2k"][:-2]
     out["j2k_cut_header.jp2"] = out["j2k_rgb.jp2"][:60]
     out["j2k_signature_only.jp2"] = out["j2k_rgb.jp2"][:12]
+    return out
+
+
+def pcx_rle(data):
+    """PCX run-length coding: runs of up to 63, and any byte of 0xC0 or more as a run of one."""
+    out, i = bytearray(), 0
+    while i < len(data):
+        k = 1
+        while i + k < len(data) and data[i + k] == data[i] and k < 63:
+            k += 1
+        out += bytes([0xC0 | k, data[i]]) if k > 1 or data[i] >= 0xC0 else bytes([data[i]])
+        i += k
+    return bytes(out)
+
+
+def pcx_file(w, h, bits, planes, lines, version=5, stride=None, palette16=b"", tail=b"", box=None):
+    """A PCX of W x H: the header (STRIDE: the bytes-per-line field), then LINES run-length coded."""
+    hdr = bytearray(128)
+    hdr[0:4] = bytes([10, version, 1, bits])
+    struct.pack_into("<HHHH", hdr, 4, *(box or (0, 0, w - 1, h - 1)))
+    hdr[16:16 + len(palette16)] = palette16
+    hdr[65] = planes
+    struct.pack_into("<H", hdr, 66, (w * bits + 7) // 8 if stride is None else stride)
+    return bytes(hdr) + b"".join(pcx_rle(line) for line in lines) + tail
+
+
+def pcxs(rng):
+    """PCX as Pillow 13 reads it: what Pillow writes (1, L, P, RGB), 16-colour images of 2 and 4
+    one-bit planes, grey with a grey-ramp palette at the end, strides the header gets wrong,
+    and its refusals: other layouts, a run past a line, data ending early; headers Pillow gives
+    up on, which its TGA reader may then take."""
+    out = {}
+    a = rng.integers(0, 256, (9, 14, 3)).astype(np.uint8)
+    a[2:5, 3:9] = a[0, 0]  # runs
+    for mode in ("1", "L", "P", "RGB"):
+        b = io.BytesIO()
+        Image.fromarray(a).convert(mode).save(b, "PCX")
+        out[f"pcx_pillow_{mode.lower()}.pcx"] = b.getvalue()
+    w, h = 13, 5
+    pal16 = bytes(int(v) for v in rng.integers(0, 256, 48))
+    for planes in (2, 4):
+        stride = (w + 7) // 8 + 1  # even
+        lines = [bytes(int(v) for v in rng.integers(0, 256, stride * planes)) for _ in range(h)]
+        out[f"pcx_planes_{planes}.pcx"] = pcx_file(w, h, 1, planes, lines, version=2, stride=stride, palette16=pal16)
+    grey = [bytes(int(v) for v in rng.integers(0, 256, 14)) for _ in range(h)]
+    ramp = b"\x0c" + b"".join(bytes([i, i, i]) for i in range(256))
+    colours = b"\x0c" + bytes(int(v) for v in rng.integers(0, 256, 768))
+    out["pcx_grey_ramp_palette.pcx"] = pcx_file(w, h, 8, 1, grey, stride=14, tail=ramp)
+    out["pcx_8bit_palette.pcx"] = pcx_file(w, h, 8, 1, grey, stride=14, tail=colours)
+    out["pcx_grey_no_palette_marker.pcx"] = pcx_file(w, h, 8, 1, grey, stride=14, tail=b"\x0b" + colours[1:])
+    out["pcx_grey_file_short.pcx"] = pcx_file(w, h, 8, 1, grey, stride=14)  # < 769 bytes: refused
+    odd = [bytes(int(v) for v in rng.integers(0, 256, 13)) for _ in range(h)]
+    out["pcx_stride_odd_trusted.pcx"] = pcx_file(w, h, 8, 1, odd, stride=13, tail=colours)
+    out["pcx_stride_field_wrong.pcx"] = pcx_file(w, h, 8, 1, grey, stride=40, tail=colours)  # data rows of 14
+    rgb = [bytes(int(v) for v in rng.integers(0, 256, 42)) for _ in range(h)]
+    out["pcx_rgb_planes.pcx"] = pcx_file(w, h, 8, 3, rgb, stride=14)
+    d = bytearray(out["pcx_rgb_planes.pcx"])
+    out["pcx_cut.pcx"] = bytes(d[:-3])
+    out["pcx_run_past_line.pcx"] = pcx_file(2, 2, 8, 3, [], stride=2) + bytes([0xC0 | 8, 7, 0xC0 | 6, 9]) + bytes(769)
+    out["pcx_unknown_mode.pcx"] = pcx_file(w, h, 4, 1, grey, stride=14)
+    out["pcx_version_2_8bit.pcx"] = pcx_file(w, h, 8, 1, grey, version=2, stride=14, tail=colours)
+    out["pcx_bad_box.pcx"] = pcx_file(w, h, 8, 1, grey, stride=14, tail=colours, box=(5, 0, 4, 4))
+    out["pcx_offset_box.pcx"] = pcx_file(w, h, 8, 1, grey, stride=14, tail=colours, box=(100, 7, 112, 11))
+    # Pillow's TGA takes what its PCX reader gives up on: a 2x2 grey TGA with a 10-byte ID of
+    # 32 bytes (byte 1, the TGA colour map type, is PCX version 0), and a 68-byte one with an
+    # empty PCX box.
+    out["pcx_short_is_tga.pcx"] = struct.pack("<BBBHHBHHHHBB", 10, 0, 3, 0, 0, 0, 0, 0, 2, 2, 8, 0x20) + bytes(10) + bytes([1, 2, 3, 4])
+    # (the TGA colour map's first index, unused without a map, is the PCX box's left edge: 5 > 0)
+    out["pcx_bad_box_is_tga.pcx"] = (struct.pack("<BBBHHBHHHHBB", 10, 0, 3, 0x500, 0, 0, 0, 0, 5, 10, 8, 0x20) + bytes(10) +
+                                     bytes(range(50)))
     return out
 
 
