@@ -1,6 +1,7 @@
-// bmp.cpp — Windows bitmaps and icons decoded as Pillow 13's BmpImagePlugin and IcoImagePlugin
-// read them (the raw decoder with its unpackers, or its RLE decoder), then convert("RGB"): the
-// same pixels and the same refusals. Pillow's rules, mirrored here:
+// bmp.cpp — Windows bitmaps, icons and cursors decoded as Pillow 13's BmpImagePlugin,
+// IcoImagePlugin and CurImagePlugin read them (the raw decoder with its unpackers, or its RLE
+// decoder), then convert("RGB"): the same pixels and the same refusals. Pillow's rules, mirrored
+// here:
 // - "BM", the data offset, an info header of 12 (OS/2: 16-bit sizes, 3-byte palette entries),
 //   40, 52, 56, 64, 108 or 124 bytes. Rows run bottom-up unless the height's top byte is 0xFF
 //   (then the height is 2^32 minus it, top-down). Widths are unsigned.
@@ -25,8 +26,13 @@
 //   a PNG frame through loaders/png.cpp, a bitmap frame by the rules above from the entry's
 //   offset (no file header: the data follows the palette) at half the header's height, never
 //   mapped, with the bounds of Pillow's alpha read (32 bits) and AND mask read.
-// Deliberately omits: headerless DIB files, JPEG and PNG inside BMP, which Pillow refuses too;
-// cursors (CUR), which Pillow reads with rules of their own.
+// - Windows cursors (CurImagePlugin): the first entry, replaced by any later one both wider and
+//   taller; its bitmap by the rules above from the entry's offset (or, where that is 0, from
+//   after the directory) at half the header's height, mapped as a BMP; black-and-white and grey
+//   ones read whole (an odd height is refused), their top half inverted masking the bottom one
+//   pasted on black. A directory or bitmap header cut short, no entries or a size of 0 make
+//   Pillow try its other formats: TGA then reads the file where it can.
+// Deliberately omits: headerless DIB files, JPEG and PNG inside BMP, which Pillow refuses too.
 #include <algorithm>  // std::min, std::stable_sort
 #include <array>      // std::array
 #include <cmath>      // std::ceil, std::log (an icon entry's colour depth)
@@ -54,13 +60,43 @@ struct IcoEntry {
   uint32_t bpp, size, offset;
 };
 
-// The bitmap whose info header starts at `at` (BmpImageFile._bitmap): in a BMP (`ico` null) at
-// 14 with the file header's data offset, in an icon at its entry's offset with none (the data
-// then follows the palette), half the header's height (the other half is the AND mask), and
-// the file never mapped (Pillow decodes an icon's bitmap from the open file).
-ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const IcoEntry* ico, const std::string& name) {
-  const std::string kind = ico ? "ICO bitmap" : "BMP";
-  if (at > n || n - at < 4) fail_decode(name, "truncated " + kind + " (its info header)");
+// A cursor's header that Pillow's CUR reader gives up on with an error Image.open catches (a
+// struct.error reading the header, a size of 0): Pillow then tries its other formats.
+struct NotThisFormat {
+  std::string why;
+};
+
+// CurImageFile.load_end for black-and-white and grey cursors: the decoded image's top half (the
+// AND mask, read at the image's depth) inverted masks its bottom half pasted on black, each
+// grey level v under mask m = 255 - and becoming (v * m + 128) / 255 as Pillow's paste rounds.
+ImageU8 cur_mask(ImageU8 full) {
+  const size_t w = static_cast<size_t>(full.width), half = static_cast<size_t>(full.height) / 2;
+  ImageU8 img;
+  img.width = full.width;
+  img.height = static_cast<int>(half);
+  img.rgb.resize(w * half * 3);
+  for (size_t i = 0; i < w * half; ++i) {
+    const uint32_t m = 255u - full.rgb[3 * i], v = full.rgb[3 * (i + w * half)];
+    const uint32_t t = v * m + 128;
+    img.rgb[3 * i] = img.rgb[3 * i + 1] = img.rgb[3 * i + 2] = static_cast<uint8_t>(((t >> 8) + t) >> 8);
+  }
+  return img;
+}
+
+// The bitmap whose info header starts at `at` (BmpImageFile._bitmap): in a BMP (`ico` null,
+// `cur` false) at 14 with the file header's data offset, in an icon at its entry's offset with
+// none (the data then follows the palette), half the header's height (the other half is the
+// AND mask), and the file never mapped (Pillow decodes an icon's bitmap from the open file). In
+// a cursor (`cur`), from its entry's offset: half the height too, mapped as a BMP, unless the
+// image is black and white or a grey ramp: then all of it is read, the top half (the AND mask
+// read at the image's depth) masking the bottom one (CurImageFile.load_end).
+ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const IcoEntry* ico, const std::string& name,
+                   bool cur = false) {
+  const std::string kind = ico ? "ICO bitmap" : cur ? "CUR bitmap" : "BMP";
+  if (at > n || n - at < 4) {
+    if (cur) throw NotThisFormat{"truncated CUR (its bitmap's info header)"};
+    fail_decode(name, "truncated " + kind + " (its info header)");
+  }
   const uint32_t header = le32(d + at);
   if (header != 12 && header != 40 && header != 52 && header != 56 && header != 64 && header != 108 && header != 124)
     fail_decode(name, "unsupported " + kind + " header type (" + std::to_string(header) + ")");
@@ -87,7 +123,10 @@ ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const
         for (int k = 0; k < 3; ++k) masks[k] = le32(h + 36 + 4 * k);
         masks[3] = header >= 56 ? le32(h + 48) : 0;
       } else {
-        if (n - pos < 12) fail_decode(name, "truncated " + kind + " (its bitfield masks)");
+        if (n - pos < 12) {
+          if (cur) throw NotThisFormat{"truncated CUR (its bitmap's bitfield masks)"};
+          fail_decode(name, "truncated " + kind + " (its bitfield masks)");
+        }
         for (int k = 0; k < 3; ++k) masks[k] = le32(d + pos + 4 * k);
         pos += 12;
       }
@@ -166,11 +205,24 @@ ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const
   } else if (rle) {
     fail_decode(name, "unsupported " + kind + ": RLE compression at " + std::to_string(bits) + " bits per pixel");
   }
+  const bool masked = cur && (mode == Mode::k1 || mode == Mode::kL);
+  const uint64_t full_height = height;
+  if (cur) {
+    // CurImageFile: the size is (width, height // 2); Image.open checks it, then its bomb limit.
+    if (width == 0 || height / 2 == 0) throw NotThisFormat{"CUR of " + std::to_string(width) + "x" + std::to_string(height / 2) + " pixels"};
+    height /= 2;
+  }
   if (width > static_cast<uint64_t>(kMaxImagePixels) || height > static_cast<uint64_t>(kMaxImagePixels) ||
       width * height > static_cast<uint64_t>(kMaxImagePixels))
     fail_decode(name, "image too large (" + std::to_string(width) + "x" + std::to_string(height) + " pixels)");
   if (ico) height /= 2;  // the XOR bitmap; the AND mask follows it
   if (width == 0 || height == 0) fail_decode(name, kind + " of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
+  if (masked) {
+    // The whole bitmap, read into an image of twice the halved height: an odd height leaves
+    // the tile a row outside it ("tile cannot extend outside image").
+    if (full_height % 2) fail_decode(name, "CUR bitmap of an odd height (tile cannot extend outside image)");
+    height = full_height;
+  }
   const size_t w = static_cast<size_t>(width), rows = static_cast<size_t>(height);
   const size_t start = offset ? static_cast<size_t>(std::min<uint64_t>(offset, n)) : pos;
   if (ico && ico->bpp == 32) {
@@ -247,7 +299,7 @@ ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const
     }
     if (data.size() < dest) fail_decode(name, "truncated or corrupt " + kind + " (its RLE data ends before the last pixel)");
     for (size_t r = 0; r < rows; ++r) put_indexed(direction < 0 ? rows - 1 - r : r, &data[r * w]);
-    return img;
+    return masked ? cur_mask(std::move(img)) : img;
   }
   const uint64_t stride = ((width * bits + 31) >> 3) & ~uint64_t{3};
   const uint64_t row_bytes = (width * static_cast<uint64_t>(layout.bits) + 7) / 8;
@@ -255,7 +307,7 @@ ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const
   // rows the longer of the stride and the width apart, when the file holds that many. Where the
   // stride is shorter (a grey ramp at 1 or 4 bits) rows are then `width` bytes apart, and
   // Pillow's raw decoder refuses the file when it is too short to map.
-  const bool mapped = !ico && layout.unpack == Unpack::kByte && stride < width && start <= n && rows * width <= n - start;
+  const bool mapped = !ico && !masked && layout.unpack == Unpack::kByte && stride < width && start <= n && rows * width <= n - start;
   if (stride < row_bytes && !mapped)
     fail_decode(name, "corrupt " + kind + " (rows of " + std::to_string(stride) + " bytes for " + std::to_string(row_bytes) + ")");
   if (!mapped && (start > n || (rows - 1) * stride + row_bytes > n - start))
@@ -297,7 +349,7 @@ ImageU8 decode_dib(const uint8_t* d, size_t n, size_t at, uint64_t offset, const
         break;
     }
   }
-  return img;
+  return masked ? cur_mask(std::move(img)) : img;
 }
 
 }  // namespace
@@ -344,6 +396,41 @@ ImageU8 decode_ico_memory(const uint8_t* d, size_t n, const std::string& name) {
   if (e.offset <= n && is_png(d + e.offset, n - e.offset))
     return decode_png_memory(d + e.offset, n - e.offset, name);  // the PNG, read to the file's end
   return decode_dib(d, n, e.offset, 0, &e, name);
+}
+
+bool is_cur(const uint8_t* d, size_t n) { return n >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 2 && d[3] == 0; }
+
+ImageU8 decode_cur_memory(const uint8_t* d, size_t n, const std::string& name) {
+  // CurImageFile._open: the first entry, replaced by any later one both wider and taller (by
+  // their bytes); each read 16 bytes at a time, a short read leaving what there was.
+  try {
+    const size_t count = n >= 6 ? le16(d + 4) : 0;
+    if (n < 6) throw NotThisFormat{"truncated CUR (its header)"};
+    size_t pos = 6, m_at = 0, m_len = 0;
+    for (size_t i = 0; i < count; ++i) {
+      const size_t got = std::min<size_t>(16, n - std::min(pos, n));
+      const uint8_t* s = d + std::min(pos, n);
+      pos += got;
+      if (m_len == 0) {
+        m_at = static_cast<size_t>(s - d), m_len = got;
+        continue;
+      }
+      // s[0] > m[0] and s[1] > m[1]: an IndexError on a short entry
+      if (got == 0 || m_len < 1) throw NotThisFormat{"truncated CUR (its directory)"};
+      if (s[0] > d[m_at]) {
+        if (got < 2 || m_len < 2) throw NotThisFormat{"truncated CUR (its directory)"};
+        if (s[1] > d[m_at + 1]) m_at = static_cast<size_t>(s - d), m_len = got;
+      }
+    }
+    if (m_len == 0) throw NotThisFormat{"CUR of no cursors"};
+    if (m_len < 16) throw NotThisFormat{"truncated CUR (its directory)"};
+    const uint64_t header = le32(d + m_at + 12);  // seek(header) where it is not 0
+    return decode_dib(d, n, header ? static_cast<size_t>(std::min<uint64_t>(header, n + 1)) : std::min(pos, n), 0, nullptr, name, true);
+  } catch (const NotThisFormat& e) {
+    // Image.open goes on to the formats after CUR; of them only TGA can take such a file.
+    if (is_tga(d, n)) return decode_tga_memory(d, n, name);
+    fail_decode(name, e.why);
+  }
 }
 
 }  // namespace lcam

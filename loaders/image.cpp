@@ -498,6 +498,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_tiff(data, size)) return decode_tiff_memory(data, size, name);
   if (is_png(data, size)) return decode_png_memory(data, size, name);
   if (is_ico(data, size)) return decode_ico_memory(data, size, name);
+  if (is_cur(data, size)) return decode_cur_memory(data, size, name);
   if (is_jpeg2000(data, size)) return decode_jpeg2000_memory(data, size, name);
   if (is_pcx(data, size) && !(pcx_header_rejected(data, size) && is_tga(data, size))) return decode_pcx_memory(data, size, name);
   if (is_tga(data, size)) return decode_tga_memory(data, size, name);

@@ -1,7 +1,7 @@
 // image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
 // libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNG
 // with Pillow's rules and zlib, JPEG 2000 with Pillow's rules and OpenJPEG, PNM, GIF, BMP, ICO,
-// PCX, TGA and PSD with readers of lcam's own) and
+// CUR, PCX, TGA and PSD with readers of lcam's own) and
 // the torchvision
 // eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
 // CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
@@ -9,8 +9,8 @@
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
 // orientation of JPEGs (neither Pillow's Image.open nor torchvision applies it; Pillow 13 applies
 // a TIFF's, and so does lcam), colour management (ICC profiles are ignored, as Pillow's
-// convert("RGB") ignores them), and formats Pillow reads that lcam does not (CUR, AVIF and the
-// rest of Pillow's plugins).
+// convert("RGB") ignores them), and formats Pillow reads that lcam does not (AVIF and the rest
+// of Pillow's plugins).
 #pragma once
 #include <cstddef>     // size_t
 #include <cstdint>     // uint8_t
@@ -31,12 +31,12 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, ICO, GIF, WebP, TIFF, TGA, PSD, JPEG 2000, PCX and every PNM).
+// bytes for JPEG, PNG, BMP, ICO, CUR, GIF, WebP, TIFF, TGA, PSD, JPEG 2000, PCX and every PNM).
 // The format is recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
 // libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PBM/PGM/PPM through
-// decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, WebP,
-// TIFF, JPEG 2000, PCX, TGA and PSD through decode_png/bmp/ico/webp/tiff/jpeg2000/pcx/tga/
-// psd_memory (a PCX header Pillow gives up on goes to TGA, as Pillow's next try).
+// decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, CUR,
+// WebP, TIFF, JPEG 2000, PCX, TGA and PSD through decode_png/bmp/ico/cur/webp/tiff/jpeg2000/
+// pcx/tga/psd_memory (a PCX or CUR header Pillow gives up on goes to TGA, as Pillow's next try).
 // Throws lcam::InputError with a one-line message "PATH: reason" when the file is missing or
 // unreadable, is not an image, is truncated or corrupt (where Pillow refuses it), or has more
 // pixels than Pillow's decompression-bomb limit.
@@ -132,6 +132,17 @@ bool is_ico(const uint8_t* data, size_t size);
 // mask reading makes (their data must lie in the file). Errors (InputError "NAME: reason"): those
 // of the BMP and PNG rules, and the icon's own (a short directory, no entries).
 ImageU8 decode_ico_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts 00 00 02 00, Pillow's test for a Windows cursor.
+bool is_cur(const uint8_t* data, size_t size);
+
+// A Windows cursor as Pillow 13's CurImagePlugin reads it, then convert("RGB") (loaders/bmp.cpp
+// lists its rules): the first entry, or a later one both wider and taller; its bitmap by the BMP
+// rules at half the height, or, black and white or grey, the whole of it with its top half
+// masking the bottom one. Where Pillow gives up on the header in a way Image.open catches, TGA
+// is tried, as Pillow tries it. Errors (InputError "NAME: reason"): those of the BMP rules and
+// the cursor's own.
+ImageU8 decode_cur_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when the data starts with RIFF....WEBP, Pillow's test.
 bool is_webp(const uint8_t* data, size_t size);

@@ -134,6 +134,7 @@ def files():
     out.update(icos(np.random.default_rng(20261208)))
     out.update(jpeg2000s(np.random.default_rng(20261207)))
     out.update(pcxs(np.random.default_rng(20261210)))
+    out.update(curs(np.random.default_rng(20261211)))
     return out
 
 
@@ -921,6 +922,55 @@ def pcxs(rng):
     # (the TGA colour map's first index, unused without a map, is the PCX box's left edge: 5 > 0)
     out["pcx_bad_box_is_tga.pcx"] = (struct.pack("<BBBHHBHHHHBB", 10, 0, 3, 0x500, 0, 0, 0, 0, 5, 10, 8, 0x20) + bytes(10) +
                                      bytes(range(50)))
+    return out
+
+
+def cur_file(entries):
+    """A cursor: the directory (width, height, bitmap; the entry's offset unless given), then
+    the bitmaps."""
+    head = struct.pack("<HHH", 0, 2, len(entries))
+    at = 6 + 16 * len(entries)
+    directory, body = b"", b""
+    for e in entries:
+        w, h, data = e[:3]
+        offset = e[3] if len(e) > 3 else at + len(body)
+        directory += struct.pack("<BBBBHHII", w % 256, h % 256, 0, 0, 1, 2, len(data), offset)
+        body += data
+    return head + directory + body
+
+
+def curs(rng):
+    """Cursors as Pillow 13 reads them: the bitmap at half its height, black-and-white and grey
+    ones through the top half (the AND mask, read at the image's depth) masking the bottom one,
+    the choice among entries, a height Pillow cannot halve, and the headers it gives up on, which
+    its TGA reader then takes."""
+    out = {}
+    w, h = 11, 6
+    grey_pal = b"".join(bytes([i, i, i, 0]) for i in range(256))
+    colour_pal = bytes(int(v) for v in rng.integers(0, 256, 1024))
+    rows8 = b"".join(bytes(int(v) for v in rng.integers(0, 256, 12)) for _ in range(2 * h))  # XOR, then more rows
+    bw = b"\0\0\0\0\xff\xff\xff\0"
+    rows1 = bytes(int(v) for v in rng.integers(0, 256, 4 * 2 * h))
+    bgr = b"".join(bytes(int(v) for v in rng.integers(0, 256, 36)) for _ in range(h))
+    bgrx = bytes(int(v) for v in rng.integers(0, 256, 4 * w * h))
+    out["cur_bw_masked.cur"] = cur_file([(w, h, ico_dib(w, h, 1, rows1, bw, mask=b""))])
+    out["cur_grey_masked.cur"] = cur_file([(w, h, ico_dib(w, h, 8, rows8, grey_pal, mask=b""))])
+    out["cur_colour_8.cur"] = cur_file([(w, h, ico_dib(w, h, 8, rows8[:12 * h], colour_pal))])
+    out["cur_24.cur"] = cur_file([(w, h, ico_dib(w, h, 24, bgr))])
+    out["cur_32_at_22.cur"] = cur_file([(w, h, ico_dib(w, h, 32, bgrx))])
+    out["cur_choice.cur"] = cur_file([(5, 3, ico_dib(5, 3, 24, bgr[:3 * 16])), (w, h, ico_dib(w, h, 24, bgr)),
+                                      (w + 1, h, ico_dib(w, h, 8, rows8[:12 * h], colour_pal))])
+    odd = bytearray(ico_dib(w, h, 8, rows8 + bytes(12), grey_pal, mask=b""))
+    odd[8:12] = struct.pack("<i", 2 * h + 1)
+    out["cur_grey_odd_height.cur"] = cur_file([(w, h, bytes(odd))])
+    out["cur_grey_cut.cur"] = out["cur_grey_masked.cur"][:-5]
+    out["cur_header_at_0.cur"] = cur_file([(w, h, ico_dib(w, h, 24, bgr), 0)])
+    out["cur_no_entries.cur"] = cur_file([])
+    out["cur_offset_past_end.cur"] = cur_file([(w, h, ico_dib(w, h, 24, bgr), 100000)])
+    # A header Pillow's CUR reader gives up on, read by its TGA reader: no entries, and a TGA of
+    # 3x2 24-bit pixels (its width the entry's hotspot, as bytes 12-13).
+    tga = bytearray(struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, 3, 2, 24, 0x20))
+    out["cur_no_entries_is_tga.cur"] = bytes(tga) + bytes(int(v) for v in rng.integers(0, 256, 18))
     return out
 
 
