@@ -27,6 +27,7 @@
 // 2.5.0 refuses and the 2.5.4 of Pillow's wheel reads.
 #include <algorithm>  // std::min
 #include <array>      // std::array
+#include <atomic>     // std::atomic (decodes in flight)
 #include <cmath>      // std::trunc
 #include <cstdint>    // uint8_t, uint32_t, uint64_t
 #include <cstdlib>    // std::calloc, std::free
@@ -35,6 +36,7 @@
 #include <map>        // std::map
 #include <string>     // std::string
 #include <string_view>  // std::string_view
+#include <thread>     // std::thread::hardware_concurrency
 #include <vector>     // std::vector
 
 #include <openjpeg.h>  // opj_*: the decoder Pillow calls
@@ -75,13 +77,13 @@ struct BoxReader {
   BoxReader(File file, bool bounded) : f(file), has_length(bounded) {}
 
   bool can_read(uint64_t k) const {
-    if (has_length && f.pos + k > f.n) return false;
+    if (has_length && (f.pos > f.n || k > f.n - f.pos)) return false;  // tell() + k > length, without overflow
     if (remaining >= 0) return k <= static_cast<uint64_t>(remaining);
     return true;
   }
   const uint8_t* read_bytes(uint64_t k) {
     if (!can_read(k)) throw Refused{"not enough data in a JP2 header box"};
-    if (f.pos + k >= kMaxOffset) throw Refused{"a JP2 box length too large"};
+    if (k >= kMaxOffset || f.pos + k >= kMaxOffset) throw Refused{"a JP2 box length too large"};
     uint64_t got = 0;
     const uint8_t* p = f.read(k, &got);
     if (got < k) throw Refused{"a JP2 header box cut short by the end of the file"};
@@ -483,6 +485,17 @@ ImageU8 decode_jpeg2000_memory(const uint8_t* d, size_t n, const std::string& na
   opj_dparameters_t params;
   opj_set_default_decoder_parameters(&params);
   opj_setup_decoder(codec.get(), &params);
+  // OpenJPEG decodes a tile's code blocks on a pool of threads (the same pixels for any count):
+  // the cores shared among the JPEG 2000 decodes running at the time, so that one image alone
+  // gets them all and the batch loader's workers, decoding side by side, one each.
+  static std::atomic<int> in_flight{0};
+  struct Count {
+    Count() { ++in_flight; }
+    ~Count() { --in_flight; }
+  } count;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = std::max(1, cores / std::max(1, in_flight.load()));
+  if (threads > 1) opj_codec_set_threads(codec.get(), threads);
   auto broken = [&](const char* what) {
     fail_decode(name, std::string("corrupt JPEG 2000 (") + what + (message.empty() ? "" : ": openjpeg: " + message) + ")");
   };
