@@ -53,6 +53,10 @@ inline uint8_t cmyk_to_rgb_channel(int c, int nk) {
   return static_cast<uint8_t>(nk - (((t >> 8) + t) >> 8));
 }
 
+// Pillow's convert("RGB") of a LAB image (TIFF and PSD): `pixels` LAB pixels of four bytes (L,
+// a + 128, b + 128, unused) into RGB triples, through littleCMS with Pillow's transform.
+void lab_to_rgb(const uint8_t* labx, size_t pixels, uint8_t* rgb);
+
 // Little-endian 16- and 32-bit fields of the BMP, GIF, ICO and TGA headers; big-endian ones of
 // PNG's and PSD's.
 inline uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
@@ -117,10 +121,10 @@ bool is_psd(const uint8_t* data, size_t size);
 
 // A Photoshop file's merged image, bit-exact with Pillow 13's PsdImagePlugin followed by
 // convert("RGB") (loaders/psd.cpp lists its rules): 1-bit bitmaps, 8-bit grey, duotone,
-// multichannel, indexed, RGB (with alpha) and CMYK, raw or PackBits. Errors (InputError "NAME:
-// reason"): what Pillow refuses (16- and 32-bit data, too few channels, other compressions),
-// LAB (which Pillow reads and lcam does not), truncated data, a size of 0, more pixels than
-// Pillow's decompression-bomb limit.
+// multichannel, indexed, RGB (with alpha), CMYK and LAB, raw or PackBits. Errors (InputError
+// "NAME: reason"): what Pillow refuses (16- and 32-bit data, too few channels, other
+// compressions), truncated data, a size of 0, more pixels than Pillow's decompression-bomb
+// limit.
 ImageU8 decode_psd_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when the data starts with 00 00 01 00, Pillow's test for a Windows icon.

@@ -1,7 +1,7 @@
 // psd.cpp — Photoshop files (the merged image) decoded as Pillow 13's PsdImagePlugin reads them,
 // then convert("RGB"): the same pixels and the same refusals. Pillow's rules, mirrored here:
 // - the header: "8BPS", version 1, and a (colour mode, depth) Pillow knows: bitmap 1-bit,
-//   grey, duotone and multichannel 8-bit (as grey), indexed, RGB, CMYK 8-bit; at least the
+//   grey, duotone and multichannel 8-bit (as grey), indexed, RGB, CMYK and LAB 8-bit; at least the
 //   channels the mode needs (RGB with exactly four is RGBA, other extra channels are ignored);
 // - the colour mode data (a palette where it is 768 bytes and the mode indexed: 256 reds, then
 //   greens, then blues), the image resources walked entry by entry, the layer section skipped
@@ -12,9 +12,9 @@
 //   puts past its row's end dropped; data ending before a channel's last row fails; any other
 //   compression leaves no image to load;
 // - convert("RGB"): bitmap 0/255, grey, palettes (none or a short one: black past it), CMYK
-//   stored inverted and converted as Pillow converts it, alpha dropped.
-// Deliberately omits: layers (Pillow reads the merged image); and refuses by name, as TIFF's,
-// the LAB mode Pillow reads.
+//   stored inverted and converted as Pillow converts it, LAB through littleCMS as Pillow's
+//   ImageCms transform converts it, alpha dropped.
+// Deliberately omits: layers (Pillow reads the merged image).
 #include <algorithm>  // std::min, std::stable_sort
 #include <cstdint>    // uint8_t, uint32_t, uint64_t
 #include <cstring>    // std::memcmp, std::memcpy
@@ -108,7 +108,6 @@ ImageU8 decode_psd_memory(const uint8_t* d, size_t n, const std::string& name) {
     f.u32("its layer info length");
     f.pos = end;
   }
-  if (mode == Mode::kLAB) fail_decode(name, "PSD in the CIE L*a*b* colour space (lcam does not read it)");
   // _maketile: the merged image's channels.
   const uint32_t compression = f.u16("its image data compression");
   std::vector<Tile> tiles;
@@ -194,6 +193,11 @@ ImageU8 decode_psd_memory(const uint8_t* d, size_t n, const std::string& name) {
       const int nk = planes[3][i];  // 255 - k, as k is stored inverted
       for (int c = 0; c < 3; ++c) o[3 * i + c] = cmyk_to_rgb_channel(255 - planes[static_cast<size_t>(c)][i], nk);
     }
+  } else if (mode == Mode::kLAB) {
+    // Bands L, A and B as they are (a and b unsigned, offset by 128), through littleCMS.
+    std::vector<uint8_t> labx(pixels * 4, 0);
+    for (size_t i = 0; i < pixels; ++i) labx[4 * i] = planes[0][i], labx[4 * i + 1] = planes[1][i], labx[4 * i + 2] = planes[2][i];
+    lab_to_rgb(labx.data(), pixels, o);
   } else if (mode == Mode::kP) {
     // "RGB;L": len // 3 entries, all reds, then greens, then blues; black past them.
     uint8_t lut[256][3] = {};

@@ -24,11 +24,11 @@
 // - Pillow's unpackers (bits, inversion, bit reversal, 2- and 4-bit scaling, 12-bit grey, the
 //   high byte of 16-bit samples, associated alpha divided out: v * 255 / a truncated) and its
 //   conversions to RGB (I and F clipped, CMYK with its rounding, palettes from the colour map's
-//   high bytes, missing entries black), then the Orientation tag (or XMP's tiff:Orientation)
+//   high bytes, missing entries black, LAB through littleCMS), then the Orientation tag (or XMP's tiff:Orientation)
 //   applied as exif_transpose applies it.
 // Deliberately omits: pages after the first; sub-IFDs (Exif, GPS) Pillow reads while loading,
 // whose damage could make it fail; and refuses, naming the reason, what Pillow reads but lcam
-// does not: uncompressed YCbCr (Pillow ignores its subsampling), LAB, old-style JPEG (libtiff's
+// does not: uncompressed YCbCr (Pillow ignores its subsampling), old-style JPEG (libtiff's
 // OJPEG), images of no pixels (Pillow returns an empty image), and the WebP compression the
 // libtiff of Pillow's wheels lacks. Where lcam and Pillow can still part is inside libtiff and its
 // codecs: on damaged compressed data or directories libtiff alone reads, Debian's libtiff 4.5
@@ -366,6 +366,7 @@ Unpacker find_unpacker(const std::string& mode, const std::string& raw) {
       {"RGBA", {{"RGBA", 32}, {"RGBa", 32}, {"RGBaX", 40}, {"RGBaXX", 48}, {"RGBAX", 40}, {"RGBAXX", 48}, {"RGBA;16L", 64},
                 {"RGBA;16B", 64}, {"RGBA;16N", 64}, {"RGBa;16L", 64}, {"RGBa;16B", 64}, {"RGBa;16N", 64}}},
       {"CMYK", {{"CMYK", 32}, {"CMYKX", 40}, {"CMYKXX", 48}, {"CMYK;16L", 64}, {"CMYK;16B", 64}, {"CMYK;16N", 64}}},
+      {"LAB", {{"LAB", 24}}},
   };
   Unpacker u;
   u.raw = raw;
@@ -481,6 +482,11 @@ void unpack(const Unpacker& u, const std::string& mode, const uint8_t* in, uint8
     for (int x = 0; x < n; ++x) out[4 * x] = in[3 * x], out[4 * x + 1] = in[3 * x + 1], out[4 * x + 2] = in[3 * x + 2], out[4 * x + 3] = 255;
     return;
   }
+  if (r == "LAB") {  // a and b are signed in the file (ImagingUnpackLAB)
+    for (int x = 0; x < n; ++x)
+      out[4 * x] = in[3 * x], out[4 * x + 1] = in[3 * x + 1] ^ 128, out[4 * x + 2] = in[3 * x + 2] ^ 128, out[4 * x + 3] = 255;
+    return;
+  }
   if (r == "RGBA" || r == "CMYK" || (mode == "RGB" && r == "RGBX")) {
     std::memcpy(out, in, static_cast<size_t>(n) * 4);
     if (mode == "RGB")
@@ -551,6 +557,8 @@ ImageU8 to_rgb(const ModeImage& m, const std::vector<uint8_t>& palette) {
       std::memcpy(&v, p + 4 * i, 4);
       o[3 * i] = o[3 * i + 1] = o[3 * i + 2] = static_cast<uint8_t>(v >= 255.f ? 255 : v > 0.f ? static_cast<int>(v) : 0);
     }
+  } else if (mode == "LAB") {
+    lab_to_rgb(p, n, o);
   } else if (mode == "CMYK") {
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* q = p + 4 * i;
@@ -763,7 +771,6 @@ Setup read_setup(const Directory& dir, bool little, const std::string& name) {
         if (p->present && !p->one.numeric()) refuse(name, "of a resolution that is not a number");
   }
   if (s.mode == "YCbCr" && s.compression == 1) refuse(name, "of uncompressed YCbCr (Pillow ignores its subsampling) (lcam does not read it)");
-  if (s.mode == "LAB") refuse(name, "in the CIE L*a*b* colour space (lcam does not read it)");
   if (s.compression == 6) refuse(name, "of old-style JPEG compression (lcam does not read it)");
   if (s.compression == 50001) refuse(name, "of WebP compression (the libtiff of Pillow's wheels does not decode it, nor does lcam)");
   if (s.mode == "P" || s.mode == "PA") read_palette(dir, s, name);

@@ -135,12 +135,13 @@ def files():
     out.update(jpeg2000s(np.random.default_rng(20261207)))
     out.update(pcxs(np.random.default_rng(20261210)))
     out.update(curs(np.random.default_rng(20261211)))
+    out.update(labs(np.random.default_rng(20261212)))
     return out
 
 
 # Files lcam refuses on purpose although Pillow reads them (loaders/tiff.cpp and psd.cpp say
 # why): their index lines end with "lcam-refuses".
-LCAM_REFUSES = {"tif_ycbcr_raw.tif", "tif_lab.tif", "psd_lab.psd"}
+LCAM_REFUSES = {"tif_ycbcr_raw.tif"}
 
 
 def packbits(row):
@@ -387,6 +388,7 @@ def tiffs(rng):
     t["tif_ycbcr_raw.tif"] = tiff_file(w, h, 6, 8, [c], spp=3)
     t["tif_float32.tif"] = tiff_file(w, h, 1, 32, [(rng.random((h, w)) * 300).astype("<f4").tobytes()], fmt=3)
     t["tif_lab.tif"] = tiff_file(w, h, 8, 8, [c], spp=3)
+    t["tif_lab_deflate.tif"] = tiff_file(w, h, 8, 8, [c], spp=3, comp=8)
     t["tif_grey12.tif"] = tiff_file(w, h, 1, 12, [rng.integers(0, 256, ((w * 12 + 7) // 8) * h).astype(np.uint8).tobytes()])
     t["tif_la_assoc.tif"] = tiff_file(w, h, 1, 8, [np.concatenate([grey[..., None], alpha], -1).tobytes()], spp=2, extras=(1,))
     t["tif_unknown_mode.tif"] = tiff_file(w, h, 2, 8, [rgba_assoc[..., :2].tobytes()], spp=2)
@@ -972,6 +974,14 @@ def curs(rng):
     tga = bytearray(struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, 3, 2, 24, 0x20))
     out["cur_no_entries_is_tga.cur"] = bytes(tga) + bytes(int(v) for v in rng.integers(0, 256, 18))
     return out
+
+
+def labs(rng):
+    """LAB as Pillow 13 converts it (through littleCMS): a PSD in PackBits beside the raw ones."""
+    w, h = 7, 3
+    lab = rng.integers(0, 256, (3, h, w)).astype(np.uint8)
+    rows = [bytes([w - 1]) + lab[c, y].tobytes() for c in range(3) for y in range(h)]
+    return {"psd_lab_packbits.psd": psd_file(w, h, 9, 8, [[r.tobytes() for r in lab[c]] for c in range(3)], rows=rows)}
 
 
 def ico_file(entries):
