@@ -73,7 +73,11 @@ ImageU8 decode_pcx_memory(const uint8_t* d, size_t n, const std::string& name) {
 
   // Pillow's image in its mode: 0/255 (1), indices (P), grey (L), RGB.
   const size_t W = static_cast<size_t>(width), H = static_cast<size_t>(height);
-  std::vector<uint8_t> mode_image(W * H * (kind == Kind::kRgb ? 3 : 1));
+  // Rows arrive top to bottom: the image is reserved and grown a row at a time, so that a small
+  // damaged file declaring a huge image touches memory only for the rows it holds.
+  const size_t pixel_bytes = kind == Kind::kRgb ? 3 : 1;
+  std::vector<uint8_t> mode_image;
+  mode_image.reserve(W * H * pixel_bytes);
   std::vector<uint8_t> line(static_cast<size_t>(line_bytes));
   bool overrun = false;
   size_t x = 0, y = 0, at = 128;
@@ -83,7 +87,8 @@ ImageU8 decode_pcx_memory(const uint8_t* d, size_t n, const std::string& name) {
     const size_t plane_stride = line.size() / bands;
     if (plane_stride > plane_width)
       for (size_t i = 1; i < bands; ++i) std::memmove(&line[i * plane_width], &line[i * plane_stride], plane_width);
-    uint8_t* out = mode_image.data() + y * W * (kind == Kind::kRgb ? 3 : 1);
+    mode_image.resize((y + 1) * W * pixel_bytes);
+    uint8_t* out = mode_image.data() + y * W * pixel_bytes;
     const uint8_t* in = line.data();
     switch (kind) {
       case Kind::kBilevel:
