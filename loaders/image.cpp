@@ -501,6 +501,7 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_cur(data, size)) return decode_cur_memory(data, size, name);
   if (is_jpeg2000(data, size)) return decode_jpeg2000_memory(data, size, name);
   if (is_pcx(data, size) && !(pcx_header_rejected(data, size) && is_tga(data, size))) return decode_pcx_memory(data, size, name);
+  if (is_dcx(data, size)) return decode_dcx_memory(data, size, name);
   if (is_tga(data, size)) return decode_tga_memory(data, size, name);
   if (is_psd(data, size)) return decode_psd_memory(data, size, name);
   fail_decode(name, "not a decodable image (unknown image type)");

@@ -31,12 +31,14 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, ICO, CUR, GIF, WebP, TIFF, TGA, PSD, JPEG 2000, PCX and every PNM).
+// bytes for JPEG, PNG, BMP, ICO, CUR, GIF, WebP, TIFF, TGA, PSD, JPEG 2000, PCX, DCX and every
+// PNM).
 // The format is recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
 // libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PBM/PGM/PPM through
 // decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, CUR,
-// WebP, TIFF, JPEG 2000, PCX, TGA and PSD through decode_png/bmp/ico/cur/webp/tiff/jpeg2000/
-// pcx/tga/psd_memory (a PCX or CUR header Pillow gives up on goes to TGA, as Pillow's next try).
+// WebP, TIFF, JPEG 2000, PCX, DCX, TGA and PSD through decode_png/bmp/ico/cur/webp/tiff/
+// jpeg2000/pcx/dcx/tga/psd_memory (a PCX or CUR header Pillow gives up on goes to TGA, as
+// Pillow's next try).
 // Throws lcam::InputError with a one-line message "PATH: reason" when the file is missing or
 // unreadable, is not an image, is truncated or corrupt (where Pillow refuses it), or has more
 // pixels than Pillow's decompression-bomb limit.
@@ -191,6 +193,15 @@ bool pcx_header_rejected(const uint8_t* data, size_t size);
 // decoder reads it. Errors (InputError "NAME: reason"): what Pillow refuses (other layouts, a
 // run past a line's end, data ending early), more pixels than Pillow's decompression-bomb limit.
 ImageU8 decode_pcx_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when the data starts with DCX's magic number (0x3ADE68B1, little-endian).
+bool is_dcx(const uint8_t* data, size_t size);
+
+// A DCX (multi-page PCX) as Pillow 13's DcxImagePlugin opens it: its first frame, a PCX at the
+// first offset of the directory, by the PCX rules (an 8-bit palette still looked for at the
+// end of the whole file). Errors (InputError "NAME: reason"): a directory cut short or empty,
+// and the PCX rules' own.
+ImageU8 decode_dcx_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
 // True when an 18-byte TGA header passes Pillow's checks (a colour map type of 0 or 1, a size
 // above 0, a depth of 1, 8, 16, 24 or 32). TGA has no signature: Pillow tries it on files no

@@ -15,6 +15,9 @@
 // - the line: planes packed to their own width, then unpacked: bits most significant first,
 //   1-bit planes combined into 2- or 4-bit indices, 3 planes of R, G and B;
 // - convert("RGB"): black and white 0/255, palettes of len // 3 entries (black past them).
+// DCX (DcxImagePlugin): a directory of frame offsets ended by 0, read to its end; the first frame
+// is a PCX at its offset (its data 128 bytes on, an 8-bit palette still 769 bytes before the end
+// of the file), any error of it leaving the file unread.
 #include <algorithm>  // std::min
 #include <cstdint>    // uint8_t, uint32_t
 #include <cstring>    // std::memcpy, std::memmove
@@ -32,12 +35,18 @@ bool pcx_header_rejected(const uint8_t* d, size_t n) {
   return le16(d + 8) + 1 <= le16(d + 4) || le16(d + 10) + 1 <= le16(d + 6);  // "bad PCX image size"
 }
 
-ImageU8 decode_pcx_memory(const uint8_t* d, size_t n, const std::string& name) {
-  if (pcx_header_rejected(d, n)) fail_decode(name, "not a PCX file (a header of less than 68 bytes, or an empty box)");
-  const int64_t width = static_cast<int64_t>(le16(d + 8)) + 1 - le16(d + 4);
-  const int64_t height = static_cast<int64_t>(le16(d + 10)) + 1 - le16(d + 6);
-  const int version = d[1], bits = d[3], planes = d[65];
-  const int64_t provided_stride = le16(d + 66);
+namespace {
+
+// The PCX whose header starts at `base` (0, or a DCX frame's offset): its data from base + 128,
+// an 8-bit palette looked for 769 bytes before the end of the whole file.
+ImageU8 decode_pcx_at(const uint8_t* d, size_t n, size_t base, const std::string& name) {
+  if (base > n || !is_pcx(d + base, n - base) || pcx_header_rejected(d + base, n - base))
+    fail_decode(name, "not a PCX file (a header of less than 68 bytes, or an empty box)");
+  const uint8_t* hd = d + base;
+  const int64_t width = static_cast<int64_t>(le16(hd + 8)) + 1 - le16(hd + 4);
+  const int64_t height = static_cast<int64_t>(le16(hd + 10)) + 1 - le16(hd + 6);
+  const int version = hd[1], bits = hd[3], planes = hd[65];
+  const int64_t provided_stride = le16(hd + 66);
 
   enum class Kind { kBilevel, kPlanes, kGrey, kPalette, kRgb } kind;
   std::vector<uint8_t> palette;  // RGB triples as Pillow keeps them
@@ -45,7 +54,7 @@ ImageU8 decode_pcx_memory(const uint8_t* d, size_t n, const std::string& name) {
     kind = Kind::kBilevel;
   } else if (bits == 1 && (planes == 2 || planes == 4)) {
     kind = Kind::kPlanes;
-    palette.assign(d + 16, d + 64);
+    palette.assign(hd + 16, hd + 64);
   } else if (version == 5 && bits == 8 && planes == 1) {
     if (n < 769) fail_decode(name, "PCX grey image in a file of less than 769 bytes (its palette is looked for 769 bytes from the end)");
     kind = Kind::kGrey;
@@ -80,7 +89,7 @@ ImageU8 decode_pcx_memory(const uint8_t* d, size_t n, const std::string& name) {
   mode_image.reserve(W * H * pixel_bytes);
   std::vector<uint8_t> line(static_cast<size_t>(line_bytes));
   bool overrun = false;
-  size_t x = 0, y = 0, at = 128;
+  size_t x = 0, y = 0, at = base + 128;
   auto unpack_line = [&] {
     const size_t plane_width = kind == Kind::kPlanes ? (W + 7) / 8 : W;  // PcxDecode.c's xsize
     const size_t bands = kind == Kind::kPlanes ? static_cast<size_t>(planes) : kind == Kind::kRgb ? 3 : 1;
@@ -153,6 +162,25 @@ ImageU8 decode_pcx_memory(const uint8_t* d, size_t n, const std::string& name) {
   img.rgb.resize(W * H * 3);
   for (size_t i = 0; i < W * H; ++i) std::memcpy(&img.rgb[3 * i], lut[mode_image[i]], 3);
   return img;
+}
+
+}  // namespace
+
+ImageU8 decode_pcx_memory(const uint8_t* d, size_t n, const std::string& name) { return decode_pcx_at(d, n, 0, name); }
+
+bool is_dcx(const uint8_t* d, size_t n) { return n >= 4 && le32(d) == 0x3ADE68B1u; }
+
+ImageU8 decode_dcx_memory(const uint8_t* d, size_t n, const std::string& name) {
+  // DcxImageFile: a directory of up to 1024 frame offsets ended by 0; the first frame is a PCX
+  // read from its offset (any error of it, or of the directory, leaves the file unread).
+  if (n < 8) fail_decode(name, "truncated DCX (its frame directory)");
+  const uint32_t first = le32(d + 4);
+  if (first == 0) fail_decode(name, "DCX of no frames (attempt to seek outside sequence)");
+  for (size_t i = 1; i < 1024; ++i) {  // the directory is read to its 0 (a short read fails)
+    if (n - 4 < 4 * (i + 1)) fail_decode(name, "truncated DCX (its frame directory)");
+    if (le32(d + 4 + 4 * i) == 0) break;
+  }
+  return decode_pcx_at(d, n, first, name);
 }
 
 }  // namespace lcam

@@ -743,7 +743,7 @@ TEST_SUITE("image") {
     }
   }
 
-  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, ICO, CUR, TGA, WebP, TIFF, PSD, PNG, JPEG 2000 and PCX decode or fail exactly as Pillow 13") {
+  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, ICO, CUR, TGA, WebP, TIFF, PSD, PNG, JPEG 2000, PCX and DCX decode or fail exactly as Pillow 13") {
     // tests/fixtures/image/formats/index.txt (tools/make_format_fixture.py): each file's outcome under
     // Image.open(f).convert("RGB"), and files over Pillow's read blocks (1 MiB for PNM, 64 KiB for
     // GIF) built here by inserting spaces, a comment or empty GIF sub-blocks where
@@ -772,7 +772,8 @@ TEST_SUITE("image") {
     // data in an RGB image), palettes deduplicated as Pillow's, CMYK, damaged and cut files. The
     // PCXs (loaders/pcx.cpp): what Pillow writes, 16-colour bit planes, grey and 8-bit palettes,
     // strides the header gets wrong, runs past a line, cut data, and the headers Pillow gives up
-    // on that its TGA reader then takes. The cursors (loaders/bmp.cpp): halved bitmaps, black-and-
+    // on that its TGA reader then takes; a DCX's first frame (its palette at the end of the
+    // file). The cursors (loaders/bmp.cpp): halved bitmaps, black-and-
     // white and grey ones masked by their top half, the choice among entries, an odd height, and
     // a header left to the TGA reader.
     const auto lines = [] {
@@ -781,7 +782,7 @@ TEST_SUITE("image") {
         for (auto& l : index_lines(kind, "formats/index.txt")) out.push_back(l);
       return out;
     }();
-    REQUIRE(lines.size() >= 414);
+    REQUIRE(lines.size() >= 417);
     int ok = 0, refused = 0, refused_by_lcam = 0;
     for (const auto& l : lines) {
       CAPTURE(l[1]);
@@ -815,8 +816,8 @@ TEST_SUITE("image") {
       CHECK(img.height == std::stoi(l[at + 2]));
       CHECK(sum64(img.rgb) == std::stoull(l[at + 3]));
     }
-    CHECK(ok >= 298);
-    CHECK(refused >= 115);
+    CHECK(ok >= 299);
+    CHECK(refused >= 117);
     CHECK(refused_by_lcam == 1);
     // TIFFs and PSDs lcam refuses name what they hold.
     for (const auto& [file, message] : std::vector<std::pair<std::string, std::string>>{

@@ -136,6 +136,7 @@ def files():
     out.update(pcxs(np.random.default_rng(20261210)))
     out.update(curs(np.random.default_rng(20261211)))
     out.update(labs(np.random.default_rng(20261212)))
+    out.update(dcxs(np.random.default_rng(20261213)))
     return out
 
 
@@ -982,6 +983,24 @@ def labs(rng):
     lab = rng.integers(0, 256, (3, h, w)).astype(np.uint8)
     rows = [bytes([w - 1]) + lab[c, y].tobytes() for c in range(3) for y in range(h)]
     return {"psd_lab_packbits.psd": psd_file(w, h, 9, 8, [[r.tobytes() for r in lab[c]] for c in range(3)], rows=rows)}
+
+
+def dcxs(rng):
+    """DCX as Pillow 13 opens it: the first frame of the directory, a PCX whose 8-bit palette is
+    looked for at the end of the whole file (here the second frame's); no frames; a cut
+    directory."""
+    w, h = 13, 5
+    lines = [bytes(int(v) for v in rng.integers(0, 256, 14)) for _ in range(h)]
+    pal_a = b"\x0c" + bytes(int(v) for v in rng.integers(0, 256, 768))
+    pal_b = b"\x0c" + bytes(int(v) for v in rng.integers(0, 256, 768))
+    first = pcx_file(w, h, 8, 1, lines, stride=14, tail=pal_a)
+    second = pcx_file(w, h, 8, 1, lines[::-1], stride=14, tail=pal_b)
+    magic = struct.pack("<I", 0x3ADE68B1)
+    at = 4 + 12
+    out = {"dcx_two_frames.dcx": magic + struct.pack("<III", at, at + len(first), 0) + first + second}
+    out["dcx_no_frames.dcx"] = magic + struct.pack("<I", 0) + first
+    out["dcx_directory_cut.dcx"] = magic + struct.pack("<I", 8)[:3]
+    return out
 
 
 def ico_file(entries):
