@@ -404,8 +404,8 @@ ImageU8 decode_cur_memory(const uint8_t* d, size_t n, const std::string& name) {
   // CurImageFile._open: the first entry, replaced by any later one both wider and taller (by
   // their bytes); each read 16 bytes at a time, a short read leaving what there was.
   try {
-    const size_t count = n >= 6 ? le16(d + 4) : 0;
     if (n < 6) throw NotThisFormat{"truncated CUR (its header)"};
+    const size_t count = le16(d + 4);
     size_t pos = 6, m_at = 0, m_len = 0;
     for (size_t i = 0; i < count; ++i) {
       const size_t got = std::min<size_t>(16, n - std::min(pos, n));

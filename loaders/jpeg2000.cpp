@@ -367,6 +367,25 @@ constexpr Row kUnpackers[] = {  // Pillow 13's table, in its order: the first th
     {"RGBA", OPJ_CLRSPC_SYCC, 4, true, Unpacker::kSyccaRgba},  {"CMYK", OPJ_CLRSPC_CMYK, 4, true, Unpacker::kSrgbaRgba},
 };
 
+// Bytes per sample in OpenJPEG's tile data: 1, 2, or 4 for 17-31 bits.
+int sample_bytes(uint32_t prec) {
+  const int size = static_cast<int>((prec + 7) >> 3);
+  return size == 3 ? 4 : size;
+}
+
+// The components each unpacker reads.
+uint32_t planes_read(Unpacker u) {
+  switch (u) {
+    case Unpacker::kGrayL:
+    case Unpacker::kGrayI:
+    case Unpacker::kGrayRgb: return 1;
+    case Unpacker::kGrayaLa: return 2;
+    case Unpacker::kSrgbRgb:
+    case Unpacker::kSyccRgb: return 3;
+    default: return 4;
+  }
+}
+
 // One component's plane in a decoded tile, and its shift to `bits` bits as j2ku_shift does it
 // (unsigned arithmetic: a signed sample wraps, then its offset brings it back).
 // A subsampled component is read as Pillow reads it: rows of w / dx samples (rounded down, though
@@ -379,8 +398,7 @@ struct Plane {
   unsigned dx, dy, stride;
   Plane(const opj_image_comp_t& c, const uint8_t* at, int bits, unsigned w) : data(at), dx(c.dx), dy(c.dy), stride(w / c.dx) {
     const int prec = static_cast<int>(c.prec);
-    size = (prec + 7) >> 3;
-    if (size == 3) size = 4;
+    size = sample_bytes(c.prec);
     shift = bits - prec;
     offset = c.sgnd ? uint32_t{1} << (prec - 1) : 0;
     if (shift < 0) offset += uint32_t{1} << (-shift - 1);
@@ -547,10 +565,7 @@ ImageU8 decode_jpeg2000_memory(const uint8_t* d, size_t n, const std::string& na
     // Pillow's bytes per pixel, summed over the components: they size the buffer (zeroed for
     // every tile) and bound the tile.
     unsigned widths = 0;
-    for (uint32_t c = 0; c < nb_comps; ++c) {
-      const unsigned size = (image->comps[c].prec + 7) >> 3;
-      widths += size == 3 ? 4 : size;
-    }
+    for (uint32_t c = 0; c < nb_comps; ++c) widths += static_cast<unsigned>(sample_bytes(image->comps[c].prec));
     if (w > UINT32_MAX / widths || th > UINT32_MAX / widths || w > UINT32_MAX / (th * widths) || th > UINT32_MAX / (w * widths))
       broken("a tile too large");
     data_size = std::max<OPJ_UINT32>(data_size, w * th * widths);
@@ -561,11 +576,7 @@ ImageU8 decode_jpeg2000_memory(const uint8_t* d, size_t n, const std::string& na
     const int bits = row->unpack == Unpacker::kGrayI ? 16 : 8;
     std::vector<Plane> planes;
     const uint8_t* at = buffer.data();
-    const uint32_t used = row->unpack == Unpacker::kGrayL || row->unpack == Unpacker::kGrayI || row->unpack == Unpacker::kGrayRgb ? 1
-                          : row->unpack == Unpacker::kGrayaLa                                                                   ? 2
-                          : row->unpack == Unpacker::kSrgbRgb || row->unpack == Unpacker::kSyccRgb                              ? 3
-                                                                                                                                : 4;
-    for (uint32_t c = 0; c < used; ++c) {
+    for (uint32_t c = 0; c < planes_read(row->unpack); ++c) {
       planes.emplace_back(image->comps[c], at, bits, w);
       const Plane& p = planes.back();
       at += static_cast<size_t>(static_cast<unsigned>(p.size) * p.stride * (th / p.dy));
