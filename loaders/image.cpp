@@ -497,6 +497,11 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_webp(data, size)) return decode_webp_memory(data, size, name);
   if (is_tiff(data, size)) return decode_tiff_memory(data, size, name);
   if (is_png(data, size)) return decode_png_memory(data, size, name);
+  std::string avif_declined;  // why AVIF gave up on the file, when it did
+  if (is_avif(data, size)) {  // Pillow's next format after the five it loads first
+    ImageU8 img;
+    if (decode_avif_memory(data, size, name, img, avif_declined)) return img;
+  }
   if (is_ico(data, size)) return decode_ico_memory(data, size, name);
   if (is_cur(data, size)) return decode_cur_memory(data, size, name);
   if (is_jpeg2000(data, size)) return decode_jpeg2000_memory(data, size, name);
@@ -504,7 +509,8 @@ ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string&
   if (is_dcx(data, size)) return decode_dcx_memory(data, size, name);
   if (is_tga(data, size)) return decode_tga_memory(data, size, name);
   if (is_psd(data, size)) return decode_psd_memory(data, size, name);
-  fail_decode(name, "not a decodable image (unknown image type)");
+  fail_decode(name, avif_declined.empty() ? "not a decodable image (unknown image type)"
+                                          : avif_declined + ", and no other format reads it");
 }
 
 ImageU8 decode_image(const std::string& path) {

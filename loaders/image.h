@@ -1,7 +1,8 @@
 // image.h — image decoding as Pillow's Image.open(path).convert("RGB") decodes (JPEG with
 // libjpeg-turbo set up like Pillow, WebP with libwebp, TIFF with Pillow's own rules and libtiff, PNG
-// with Pillow's rules and zlib, JPEG 2000 with Pillow's rules and OpenJPEG, PNM, GIF, BMP, ICO,
-// CUR, PCX, TGA and PSD with readers of lcam's own) and
+// with Pillow's rules and zlib, JPEG 2000 with Pillow's rules and OpenJPEG, AVIF with libavif
+// and libavif 1.4's conversion, PNM, GIF, BMP, ICO, CUR, PCX, TGA and PSD with readers of lcam's
+// own) and
 // the torchvision
 // eval transforms on 8-bit RGB images: Pillow-exact antialiased bilinear resize, Resize(int) /
 // CenterCrop / crop / flip / ToTensor, a fused eval transform that computes only what the crop
@@ -9,8 +10,8 @@
 // Deliberately omits: normalization (done on the device), other interpolation filters, EXIF
 // orientation of JPEGs (neither Pillow's Image.open nor torchvision applies it; Pillow 13 applies
 // a TIFF's, and so does lcam), colour management (ICC profiles are ignored, as Pillow's
-// convert("RGB") ignores them), and formats Pillow reads that lcam does not (AVIF and the rest
-// of Pillow's plugins).
+// convert("RGB") ignores them), and formats Pillow reads that lcam does not (the rest of
+// Pillow's plugins).
 #pragma once
 #include <cstddef>     // size_t
 #include <cstdint>     // uint8_t
@@ -31,14 +32,14 @@ struct ImageU8 {
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Decodes an image file into RGB as Pillow's Image.open(path).convert("RGB") does (the same
-// bytes for JPEG, PNG, BMP, ICO, CUR, GIF, WebP, TIFF, TGA, PSD, JPEG 2000, PCX, DCX and every
-// PNM).
+// bytes for JPEG, PNG, BMP, ICO, CUR, GIF, WebP, TIFF, TGA, PSD, JPEG 2000, PCX, DCX, AVIF and
+// every PNM).
 // The format is recognised by content, never by the file name. JPEG (bytes FF D8 FF) goes through
 // libjpeg-turbo set up as Pillow sets it up (see decode_jpeg_memory); PBM/PGM/PPM through
 // decode_pnm_memory; GIF (its first frame) through decode_gif_memory; PNG, BMP, ICO, CUR,
-// WebP, TIFF, JPEG 2000, PCX, DCX, TGA and PSD through decode_png/bmp/ico/cur/webp/tiff/
-// jpeg2000/pcx/dcx/tga/psd_memory (a PCX or CUR header Pillow gives up on goes to TGA, as
-// Pillow's next try).
+// WebP, TIFF, JPEG 2000, PCX, DCX, TGA, PSD and AVIF through decode_png/bmp/ico/cur/webp/tiff/
+// jpeg2000/pcx/dcx/tga/psd/avif_memory (a PCX or CUR header Pillow gives up on goes to TGA, as
+// Pillow's next try; an AVIF Pillow gives up on goes on to the formats after AVIF).
 // Throws lcam::InputError with a one-line message "PATH: reason" when the file is missing or
 // unreadable, is not an image, is truncated or corrupt (where Pillow refuses it), or has more
 // pixels than Pillow's decompression-bomb limit.
@@ -128,6 +129,22 @@ bool is_psd(const uint8_t* data, size_t size);
 // compressions), truncated data, a size of 0, more pixels than Pillow's decompression-bomb
 // limit.
 ImageU8 decode_psd_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// True when bytes 4-7 are "ftyp" and the major brand after them avif, avis, mif1 or msf1,
+// Pillow's test for an AVIF file.
+bool is_avif(const uint8_t* data, size_t size);
+
+// An AVIF image's first frame as Pillow 13's AvifImagePlugin reads it, then convert("RGB")
+// (loaders/avif.cpp lists its rules), through libavif loaded at the first AVIF file. Returns
+// false, with the reason in `declined`, where Pillow gives up on the file in a way Image.open
+// catches (a damaged box structure, an Exif block that is not TIFF), so that the formats after
+// AVIF can try it. Errors (InputError "NAME: reason"): libavif missing, what libavif or Pillow
+// refuses otherwise, more pixels than Pillow's decompression-bomb limit.
+bool decode_avif_memory(const uint8_t* data, size_t size, const std::string& name_for_errors,
+                        ImageU8& out, std::string& declined);
+
+// Whether AVIF files can be decoded here: libavif loads (why not, into `why`, when it does not).
+bool avif_available(std::string* why = nullptr);
 
 // True when the data starts with 00 00 01 00, Pillow's test for a Windows icon.
 bool is_ico(const uint8_t* data, size_t size);

@@ -24,6 +24,7 @@
 
 #include "engine/common.h"   // lcam::InputError
 #include "loaders/image.h"   // the functions under test
+#include "loaders/yuv.h"     // lcam::yuv_to_rgb: AVIF's conversion, without libavif
 #include "tests/test_util.h" // lcam::test::fixture, lcam::test::source_dir
 
 namespace fs = std::filesystem;
@@ -743,7 +744,7 @@ TEST_SUITE("image") {
     }
   }
 
-  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, ICO, CUR, TGA, WebP, TIFF, PSD, PNG, JPEG 2000, PCX and DCX decode or fail exactly as Pillow 13") {
+  TEST_CASE("image formats: PBM/PGM/PPM, GIF, BMP, ICO, CUR, TGA, WebP, TIFF, PSD, PNG, JPEG 2000, PCX, DCX and AVIF decode or fail exactly as Pillow 13") {
     // tests/fixtures/image/formats/index.txt (tools/make_format_fixture.py): each file's outcome under
     // Image.open(f).convert("RGB"), and files over Pillow's read blocks (1 MiB for PNM, 64 KiB for
     // GIF) built here by inserting spaces, a comment or empty GIF sub-blocks where
@@ -775,17 +776,30 @@ TEST_SUITE("image") {
     // on that its TGA reader then takes; a DCX's first frame (its palette at the end of the
     // file). The cursors (loaders/bmp.cpp): halved bitmaps, black-and-
     // white and grey ones masked by their top half, the choice among entries, an odd height, and
-    // a header left to the TGA reader.
+    // a header left to the TGA reader. The AVIFs (loaders/avif.cpp for the container, as Pillow
+    // opens it with libavif; loaders/yuv.cpp for libavif 1.4's conversion to RGB): Pillow-written
+    // subsamplings, ranges, alpha straight and premultiplied, an animation, Exif blocks Pillow
+    // takes or gives up on, a wrong Exif offset; 10- and 12-bit files with and without alpha,
+    // grey, identity, YCgCo, chromaticity-derived, SMPTE 240 and FCC matrices, an unconverted
+    // one, a grid, irot/imir/clap, cut files, a colour box with reserved bits set. Where libavif
+    // cannot be loaded (a machine without it), the AVIF lines are skipped with a message.
+    std::string avif_why;
+    const bool avif = lcam::avif_available(&avif_why);
+    if (!avif) MESSAGE("AVIF fixtures skipped: " << avif_why);
     const auto lines = [] {
       std::vector<std::vector<std::string>> out;
       for (const char* kind : {"file", "pad"})
         for (auto& l : index_lines(kind, "formats/index.txt")) out.push_back(l);
       return out;
     }();
-    REQUIRE(lines.size() >= 417);
-    int ok = 0, refused = 0, refused_by_lcam = 0;
+    REQUIRE(lines.size() >= 455);
+    int ok = 0, refused = 0, refused_by_lcam = 0, avif_lines = 0;
     for (const auto& l : lines) {
       CAPTURE(l[1]);
+      if (l[1].rfind("avif", 0) == 0) {
+        ++avif_lines;
+        if (!avif) continue;
+      }
       std::vector<uint8_t> bytes = read_bytes(fixture("formats/" + (l[0] == "file" ? l[1] : l[2])));
       size_t at = 2;  // the outcome's first word
       if (l[0] == "pad") {
@@ -816,8 +830,9 @@ TEST_SUITE("image") {
       CHECK(img.height == std::stoi(l[at + 2]));
       CHECK(sum64(img.rgb) == std::stoull(l[at + 3]));
     }
-    CHECK(ok >= 299);
-    CHECK(refused >= 117);
+    CHECK(avif_lines == 38);
+    CHECK(ok >= (avif ? 330 : 299));
+    CHECK(refused >= (avif ? 124 : 117));
     CHECK(refused_by_lcam == 1);
     // TIFFs and PSDs lcam refuses name what they hold.
     for (const auto& [file, message] : std::vector<std::pair<std::string, std::string>>{
@@ -948,5 +963,56 @@ TEST_SUITE("image") {
     } catch (const lcam::InputError& e) {
       CHECK(std::string(e.what()).rfind(bad + ": ", 0) == 0);
     }
+  }
+
+  TEST_CASE("AVIF's YUV to RGB: libyuv's fixed point, libavif's float paths, grey, premultiplied alpha, refusals") {
+    // Values worked out from libyuv's and libavif's arithmetic (loaders/yuv.cpp), on one-pixel
+    // pictures; they need no libavif.
+    auto convert = [](int depth, lcam::YuvPicture::Format format, bool full, int matrix, std::vector<uint16_t> yuva,
+                      bool alpha, bool premultiplied = false) {
+      static std::vector<uint16_t> keep16;
+      static std::vector<uint8_t> keep8;
+      keep16 = yuva;
+      keep8.assign(yuva.begin(), yuva.end());
+      lcam::YuvPicture p;
+      p.width = p.height = 1;
+      p.depth = depth;
+      p.format = format;
+      p.full_range = full;
+      p.matrix = matrix;
+      for (int i = 0; i < 4; ++i) {
+        p.planes[i] = depth == 8 ? static_cast<const void*>(&keep8[i]) : static_cast<const void*>(&keep16[i]);
+        p.strides[i] = 1;
+      }
+      if (!alpha) p.planes[3] = nullptr;
+      p.alpha_premultiplied = premultiplied;
+      ImageU8 out;
+      const std::string why = lcam::yuv_to_rgb(p, out);
+      return why.empty() ? std::vector<int>(out.rgb.begin(), out.rgb.end()) : std::vector<int>{-1};
+    };
+    using F = lcam::YuvPicture;
+    // libyuv's BT.601 limited and full (JPEG) constants at 8 bits.
+    CHECK(convert(8, F::k444, false, 6, {81, 90, 240, 255}, false) == std::vector<int>{254, 0, 0});
+    CHECK(convert(8, F::k444, false, 6, {145, 54, 34, 255}, false) == std::vector<int>{0, 255, 2});
+    CHECK(convert(8, F::k444, true, 6, {255, 255, 255, 255}, false) == std::vector<int>{255, 120, 255});
+    // 10-bit limited white: RGB cuts the planes to 8 bits first (235: white); RGBA keeps 10-bit
+    // luma in libyuv's pixel, which gives 254.
+    CHECK(convert(10, F::k444, false, 6, {940, 512, 512, 1023}, false) == std::vector<int>{255, 255, 255});
+    CHECK(convert(10, F::k444, false, 6, {940, 512, 512, 1023}, true) == std::vector<int>{254, 254, 254});
+    // Grey: (s - 64) * 255 / 876 = 42.5 at 10 bits limited, rounded up.
+    CHECK(convert(10, F::k400, false, 6, {210, 0, 0, 0}, false) == std::vector<int>{43, 43, 43});
+    // libavif's own path (SMPTE 240 has no libyuv constants): the float formulas.
+    CHECK(convert(8, F::k444, true, 7, {128, 128, 128, 255}, false) == std::vector<int>{128, 128, 128});
+    // The identity matrix at 8 bits full range is G, B, R = Y, U, V; premultiplied alpha is then
+    // undone as libyuv's x86 ARGBUnattenuate does it, signed saturation included (alpha 1).
+    CHECK(convert(8, F::k444, true, 0, {10, 20, 30, 255}, true, true) == std::vector<int>{30, 10, 20});
+    CHECK(convert(8, F::k444, true, 0, {100, 100, 100, 200}, true, true) == std::vector<int>{128, 128, 128});
+    CHECK(convert(8, F::k444, true, 0, {200, 100, 100, 1}, true, true) == std::vector<int>{255, 0, 255});
+    // What libavif refuses.
+    CHECK(convert(10, F::k420, true, 10, {500, 500, 500, 0}, false) == std::vector<int>{-1});
+    CHECK(convert(8, F::k420, true, 0, {1, 2, 3, 0}, false) == std::vector<int>{-1});
+    CHECK(convert(8, F::k444, false, 8, {1, 2, 3, 0}, false) == std::vector<int>{-1});
+    CHECK(convert(12, F::k444, true, 16, {1, 2, 3, 0}, false) == std::vector<int>{-1});
+    CHECK(convert(10, F::k444, true, 16, {100, 512, 512, 0}, false) != std::vector<int>{-1});
   }
 }

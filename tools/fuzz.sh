@@ -65,7 +65,7 @@ fi
 seeds() {  # the fixtures each target starts from
   case $1 in
     pth) ls tests/fixtures/pth/zoo*.pth ;;
-    image) ls tests/fixtures/image/*.jpg tests/fixtures/image/{grey,grey_alpha,palette,rgba,img_97x131}.png tests/fixtures/image/formats/*.{p?m,gif,bmp,ico,cur,png,tga,webp,tif,psd,jp2,j2k,pcx,dcx} ;;
+    image) ls tests/fixtures/image/*.jpg tests/fixtures/image/{grey,grey_alpha,palette,rgba,img_97x131}.png tests/fixtures/image/formats/*.{p?m,gif,bmp,ico,cur,png,tga,webp,tif,psd,jp2,j2k,pcx,dcx,avif} ;;
     idx) ls tests/fuzz/seeds/idx/* ;;
     text) ls tests/fuzz/seeds/text/* tests/fixtures/image/index.txt ;;
     hdf5) ls tests/fixtures/pth/tiny_vgg16_lcam.ref.h5 tests/fuzz/seeds/hdf5/* ;;

@@ -6,7 +6,9 @@ table, LZW without a leading clear code or with a deferred clear, end codes insi
 odd extensions; cut short at the places that matter), 16-bit grey PNGs, BMPs (rows either
 way up, RLE8/RLE4, 16-bit, bitfields, OS/2 headers, grey-ramp palettes, cuts), TGAs (rows
 either way up and mirrored, RLE, 1-bit, colour maps, Pillow's refusals), WebPs and 8-bit RGB
-PSDs, TIFFs (every compression Pillow writes, and hand-written layouts it does not write), and
+PSDs, TIFFs (every compression Pillow writes, and hand-written layouts it does not write), JPEG
+2000s, PCXs, DCXs, cursors, LAB images, AVIFs (Pillow-written, and at 10 and 12 bits, with other
+matrices, grids and transforms by Debian's avifenc, from libavif-bin, when it is installed), and
 what Pillow makes of them with Image.open(path).convert("RGB"), for tests/test_image.cpp to check
 lcam's decoders (loaders/pnm.cpp, gif.cpp, bmp.cpp, tga.cpp, webp.cpp, tiff.cpp, and the PNG
 and PSD rules of image.cpp) byte for byte.
@@ -137,6 +139,7 @@ def files():
     out.update(curs(np.random.default_rng(20261211)))
     out.update(labs(np.random.default_rng(20261212)))
     out.update(dcxs(np.random.default_rng(20261213)))
+    out.update(avifs(np.random.default_rng(20261214)))
     return out
 
 
@@ -1000,6 +1003,129 @@ def dcxs(rng):
     out = {"dcx_two_frames.dcx": magic + struct.pack("<III", at, at + len(first), 0) + first + second}
     out["dcx_no_frames.dcx"] = magic + struct.pack("<I", 0) + first
     out["dcx_directory_cut.dcx"] = magic + struct.pack("<I", 8)[:3]
+    return out
+
+
+def avifs(rng):
+    """AVIF as Pillow 13 reads it (libavif 1.4's conversion at 8 bits): Pillow-written files of each
+    subsampling, range, alpha (straight and premultiplied), an animation, Exif blocks Pillow takes
+    and ones it gives up on; avifenc-written ones (Debian's libavif-bin) at 10 and 12 bits, grey,
+    identity and YCgCo matrices, a chroma-derived one, a grid, irot/imir/clap, other encoders; cut
+    files. Without avifenc, only the Pillow-written ones."""
+    w, h = 23, 17
+    y, x = np.mgrid[0:h, 0:w]
+    smooth = np.stack([(x * 11 + y * 3) % 256, (x * 5 + y * 13) % 256, (x * 7 + y * 7 + 90) % 256], -1).astype(np.uint8)
+    noise = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    rgb = ((smooth.astype(int) + noise // 4) % 256).astype(np.uint8)
+    alpha = rng.integers(0, 256, (h, w, 1)).astype(np.uint8)
+    rgba = Image.fromarray(np.concatenate([rgb, alpha], -1), "RGBA")
+    im = Image.fromarray(rgb)
+
+    def save(image, **kw):
+        b = io.BytesIO()
+        image.save(b, "AVIF", speed=9, **kw)
+        return b.getvalue()
+
+    exif6 = Image.Exif()
+    exif6[0x0112] = 6  # Pillow's writer turns it into irot/imir and drops it from the block
+    make = Image.Exif()
+    make[0x010F] = "lcam"
+    tiff = make.tobytes()[6:]
+    out = {
+        "avif_420.avif": save(im),
+        "avif_444_q100.avif": save(im, subsampling="4:4:4", quality=100),
+        "avif_422_limited.avif": save(im, subsampling="4:2:2", range="limited"),
+        "avif_400.avif": save(im, subsampling="4:0:0"),
+        "avif_rgba_420.avif": save(rgba),
+        "avif_rgba_444_premultiplied.avif": save(rgba, subsampling="4:4:4", alpha_premultiplied=True),
+        "avif_animation.avif": save(im, save_all=True, append_images=[rgba.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)], duration=50),
+        "avif_exif_orientation6.avif": save(im, exif=exif6.tobytes()),
+        "avif_exif.avif": save(im, exif=b"Exif\x00\x00" + tiff),
+        "avif_exif_twice_prefixed.avif": save(im, exif=b"Exif\x00\x00Exif\x00\x00" + tiff),
+    }
+    # Exif blocks Pillow gives up on (the TIFF header is still where exif_tiff_header_offset
+    # says, as libavif checks): six bytes before it that are not "Exif\0\0", or BigTIFF's
+    # "II+\0", which Pillow reads as a head without room for its IFD offset.
+    with_exif = out["avif_exif.avif"]
+    k = with_exif.find(b"Exif\x00\x00" + tiff[:4])
+    out["avif_exif_not_tiff.avif"] = with_exif[:k] + b"Exif\x00X" + with_exif[k + 6:]
+    out["avif_exif_bigtiff.avif"] = with_exif[:k] + b"II+\x00\x00\x00" + with_exif[k + 6:]
+    # exif_tiff_header_offset pointing elsewhere than the TIFF header: libavif >= 1.0 refuses it.
+    out["avif_exif_wrong_offset.avif"] = with_exif[:k - 4] + struct.pack(">I", 2) + with_exif[k:]
+    base = out["avif_420.avif"]
+    out["avif_cut_in_boxes.avif"] = base[:200]
+    out["avif_cut_in_data.avif"] = base[:len(base) - 40]
+    # The colour box's reserved bits: libavif >= 1.0 refuses them, Pillow gives up on the file.
+    k = base.find(b"colr")
+    out["avif_colr_reserved_bits.avif"] = base[:k + 14] + bytes([base[k + 14] | 0x3f]) + base[k + 15:]
+    out.update(avifenc_files(rng))
+    return out
+
+
+def avifenc_files(rng):
+    import shutil, subprocess
+    if not shutil.which("avifenc"):
+        return {}
+    w, h = 21, 14
+    y, x = np.mgrid[0:h, 0:w]
+    deep = np.stack([(x * 2900 + y * 700) % 65536, (x * 1300 + y * 3100) % 65536, (x * 1700 + y * 1900 + 9000) % 65536,
+                     (x * 3001 + y * 511) % 65536], -1).astype(np.uint16)
+    deep = (deep.astype(np.int64) + rng.integers(0, 8192, deep.shape)) % 65536
+
+    def png16(channels):
+        a = deep[..., :channels]
+        ctype = {1: 0, 3: 2, 4: 6}[channels]
+        raw = b"".join(b"\x00" + a[r].astype(">u2").tobytes() for r in range(a.shape[0]))
+        return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", a.shape[1], a.shape[0], 16, ctype, 0, 0, 0))
+                + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
+
+    cases = {
+        "avifenc_10bit_420.avif": (3, ["-d", "10", "-y", "420"]),
+        "avifenc_10bit_422_limited.avif": (3, ["-d", "10", "-y", "422", "-r", "l"]),
+        "avifenc_10bit_444_alpha.avif": (4, ["-d", "10", "-y", "444"]),
+        "avifenc_10bit_420_alpha_premultiplied.avif": (4, ["-d", "10", "-y", "420", "-p"]),
+        "avifenc_12bit_420.avif": (3, ["-d", "12", "-y", "420"]),
+        "avifenc_12bit_420_alpha.avif": (4, ["-d", "12", "-y", "420"]),
+        "avifenc_12bit_422_alpha_limited.avif": (4, ["-d", "12", "-y", "422", "-r", "l"]),
+        "avifenc_12bit_444.avif": (3, ["-d", "12", "-y", "444"]),
+        "avifenc_8bit_422_alpha.avif": (4, ["-d", "8", "-y", "422"]),
+        "avifenc_8bit_444_alpha_premultiplied.avif": (4, ["-d", "8", "-y", "444", "-p"]),
+        "avifenc_grey_10bit_limited.avif": (1, ["-d", "10", "-y", "400", "-r", "l"]),
+        "avifenc_grey_12bit.avif": (1, ["-d", "12", "-y", "400"]),
+        "avifenc_lossless_identity.avif": (3, ["-l"]),
+        "avifenc_identity_10bit.avif": (3, ["-d", "10", "-y", "444", "--cicp", "1/13/0"]),
+        "avifenc_ycgco_12bit.avif": (3, ["-d", "12", "-y", "444", "--cicp", "1/13/8"]),
+        "avifenc_chroma_derived_bt2020.avif": (3, ["-d", "10", "-y", "420", "--cicp", "9/16/12"]),
+        "avifenc_smpte240_10bit_420.avif": (3, ["-d", "10", "-y", "420", "--cicp", "1/13/7"]),
+        "avifenc_irot_imir_clap.avif": (3, ["-d", "8", "-y", "420", "--irot", "1", "--imir", "1", "--crop", "2,2,16,10"]),
+        "avifenc_rav1e_10bit_422.avif": (3, ["-c", "rav1e", "-d", "10", "-y", "422"]),
+    }
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (channels, args) in cases.items():
+            src, dst = os.path.join(tmp, "in.png"), os.path.join(tmp, "out.avif")
+            with open(src, "wb") as f:
+                f.write(png16(channels))
+            subprocess.run(["avifenc", "-j", "1", "-s", "9", *args, src, dst], check=True, capture_output=True)
+            with open(dst, "rb") as f:
+                out[name] = f.read()
+        # Matrices avifenc cannot write, put into an nclx box: BT.2020 constant luminance (which
+        # libavif does not convert), and FCC at 8 bits.
+        for name, src, matrix in (("avifenc_bt2020_cl.avif", "avifenc_smpte240_10bit_420.avif", 10),
+                                  ("avifenc_fcc_8bit_444.avif", "avifenc_8bit_444_alpha_premultiplied.avif", 4)):
+            d = out[src]
+            k = d.find(b"colrnclx")
+            out[name] = d[:k + 12] + struct.pack(">H", matrix) + d[k + 14:]
+        # A 2x2 grid of 64x64 cells (AV1 tiles of a grid must be at least 64 pixels).
+        grid = np.tile(deep[..., :3], (10, 7, 1))[:128, :128]
+        raw = b"".join(b"\x00" + grid[r].astype(">u2").tobytes() for r in range(128))
+        with open(os.path.join(tmp, "in.png"), "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 128, 128, 16, 2, 0, 0, 0))
+                    + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
+        subprocess.run(["avifenc", "-j", "1", "-s", "9", "-d", "10", "-y", "420", "-g", "2x2", os.path.join(tmp, "in.png"),
+                        os.path.join(tmp, "out.avif")], check=True, capture_output=True)
+        with open(os.path.join(tmp, "out.avif"), "rb") as f:
+            out["avifenc_grid_2x2_10bit.avif"] = f.read()
     return out
 
 
