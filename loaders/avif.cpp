@@ -17,6 +17,10 @@
 // - decoding: the first frame (of an image sequence too), at 8 bits per sample: RGBA when the
 //   decoder reports alpha (which convert("RGB") drops, premultiplied colour undone first), grey
 //   for 4:0:0, RGB otherwise; irot, imir and clap are not applied, as Pillow applies none;
+// - the mode (RGBA with alpha, L for 4:0:0, else RGB) and size are the parse's, as Pillow's
+//   open takes them; where damaged AV1 data decodes to another layout than the properties say,
+//   that mode's rows are read from the decoded frame's bytes, and too few bytes refuse the file
+//   (Pillow's "image file is truncated");
 // - more pixels than Pillow's decompression-bomb limit refuse the file.
 // libavif is loaded when the first AVIF file is met (dlopen of the soname the build found), so
 // that lcam and its bundle do not carry libavif's AV1 codec libraries; without it, an AVIF file
@@ -34,6 +38,7 @@
 #include <mutex>      // std::once_flag
 #include <string>     // std::string
 #include <thread>     // std::thread::hardware_concurrency
+#include <vector>     // std::vector
 
 #include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, be32, the declarations implemented here
 #include "loaders/yuv.h"    // yuv_to_rgb: libavif 1.4's conversion, as Pillow gets it
@@ -247,6 +252,9 @@ bool decode_avif_memory(const uint8_t* data, size_t size, const std::string& nam
     fail_decode(name, "AVIF: " + std::to_string(w) + "x" + std::to_string(h) +
                           " is more pixels than the decompression-bomb limit");
   }
+  // Pillow's open takes the mode (RGBA with alpha, L for 4:0:0, else RGB) and the size from the
+  // parse; its load then reads that mode's rows from the bytes of the decoded frame.
+  const int open_bpp = dec.d->alphaPresent ? 4 : im->yuvFormat == AVIF_PIXEL_FORMAT_YUV400 ? 1 : 3;
   r = lib.nth_image(dec.d, 0);
   if (r != AVIF_RESULT_OK) {
     fail_decode(name, std::string("AVIF: failed to decode frame 0: ") + lib.result_to_string(r));
@@ -283,8 +291,29 @@ bool decode_avif_memory(const uint8_t* data, size_t size, const std::string& nam
   if (p.depth != 8 && p.depth != 10 && p.depth != 12) {
     fail_decode(name, "AVIF: conversion from YUV failed: " + std::to_string(p.depth) + "-bit samples");
   }
-  if (const std::string why = yuv_to_rgb(p, out); !why.empty()) {
+  std::vector<uint8_t> alpha;
+  if (const std::string why = yuv_to_rgb(p, out, &alpha); !why.empty()) {
     fail_decode(name, "AVIF: conversion from YUV failed: " + why);
+  }
+  const int frame_bpp = p.planes[3] ? 4 : p.format == YuvPicture::k400 ? 1 : 3;
+  if (frame_bpp != open_bpp || p.width != static_cast<int>(w) || p.height != static_cast<int>(h)) {
+    // A damaged file whose AV1 data disagrees with its properties: the frame's bytes (RGB, RGBA
+    // or grey, row after row) read as the image Pillow opened.
+    const size_t pixels = static_cast<size_t>(p.width) * p.height, need = w * h * open_bpp;
+    if (pixels * frame_bpp < need) {
+      fail_decode(name, "AVIF: image file is truncated (the decoded frame is smaller than the image the file "
+                        "describes)");
+    }
+    std::vector<uint8_t> bytes(pixels * frame_bpp);
+    for (size_t k = 0; k < pixels; ++k) {
+      for (int c = 0; c < std::min(frame_bpp, 3); ++c) bytes[k * frame_bpp + c] = out.rgb[k * 3 + c];
+      if (frame_bpp == 4) bytes[k * 4 + 3] = alpha[k];
+    }
+    ImageU8 as_opened{static_cast<int>(w), static_cast<int>(h), std::vector<uint8_t>(w * h * 3)};
+    for (size_t k = 0; k < w * h; ++k) {
+      for (int c = 0; c < 3; ++c) as_opened.rgb[k * 3 + c] = bytes[k * open_bpp + (open_bpp == 1 ? 0 : c)];
+    }
+    out = std::move(as_opened);
   }
   return true;
 }

@@ -495,7 +495,7 @@ std::vector<uint8_t> reformat_alpha(const YuvPicture& p) {
 
 }  // namespace
 
-std::string yuv_to_rgb(const YuvPicture& p, ImageU8& out) {
+std::string yuv_to_rgb(const YuvPicture& p, ImageU8& out, std::vector<uint8_t>* alpha_out) {
   State st;
   if (std::string why = prepare(p, st); !why.empty()) return why;
   const int w = p.width, h = p.height;
@@ -504,6 +504,7 @@ std::string yuv_to_rgb(const YuvPicture& p, ImageU8& out) {
   out.rgb.assign(static_cast<size_t>(3) * w * h, 0);
   uint8_t* rgb = out.rgb.data();
   const bool has_alpha = p.planes[3] != nullptr;
+  if (alpha_out) alpha_out->clear();
   if (p.format == YuvPicture::k400 && !has_alpha) {  // GRAY
     for (int j = 0; j < h; ++j) {
       for (int i = 0; i < w; ++i, rgb += 3) {
@@ -537,6 +538,7 @@ std::string yuv_to_rgb(const YuvPicture& p, ImageU8& out) {
       for (int c = 0; c < 3; ++c) out.rgb[px * 3 + c] = unattenuate(out.rgb[px * 3 + c], alpha[px]);
     }
   }
+  if (alpha_out) *alpha_out = std::move(alpha);
   return "";
 }
 

@@ -5,7 +5,9 @@
 // whose own conversion differs by version.
 #pragma once
 #include <cstddef>  // size_t
+#include <cstdint>  // uint8_t
 #include <string>   // std::string
+#include <vector>   // std::vector
 
 #include "loaders/image.h"  // ImageU8
 
@@ -30,6 +32,8 @@ struct YuvPicture {
 // refusing the conversion (a matrix it does not convert: BT.2020 constant luminance, SMPTE 2085,
 // chromaticity-derived constant luminance, ICtCp, reserved values, YCgCo at limited range or
 // YCgCo-R at a depth it does not fit, the identity matrix with subsampled chroma).
-std::string yuv_to_rgb(const YuvPicture& picture, ImageU8& out);
+// With `alpha`, also the 8-bit alpha of the RGBA output when the picture has alpha (empty
+// otherwise).
+std::string yuv_to_rgb(const YuvPicture& picture, ImageU8& out, std::vector<uint8_t>* alpha = nullptr);
 
 }  // namespace lcam

@@ -1052,6 +1052,22 @@ def avifs(rng):
     out["avif_exif_bigtiff.avif"] = with_exif[:k] + b"II+\x00\x00\x00" + with_exif[k + 6:]
     # exif_tiff_header_offset pointing elsewhere than the TIFF header: libavif >= 1.0 refuses it.
     out["avif_exif_wrong_offset.avif"] = with_exif[:k - 4] + struct.pack(">I", 2) + with_exif[k:]
+    # An image sequence's movie, track and media headers carry the time of writing: zeroed, so
+    # that the file's bytes do not change from run to run.
+    anim = bytearray(out["avif_animation.avif"])
+    for box in (b"mvhd", b"tkhd", b"mdhd"):
+        k = anim.find(box)
+        n = 16 if anim[k + 4] == 1 else 8
+        anim[k + 8:k + 8 + n] = bytes(n)
+    out["avif_animation.avif"] = bytes(anim)
+    # The av1C property's monochrome flag flipped: Pillow takes its mode from the properties
+    # (RGB, or L for 4:0:0) and reads that mode's rows from the decoded frame's bytes (grey, too
+    # few for RGB; RGB, of which the first third make the grey image).
+    for src, name in (("avif_400.avif", "avif_av1c_says_420.avif"), ("avif_420.avif", "avif_av1c_says_400.avif")):
+        d = bytearray(out[src])
+        k = d.find(b"av1C")
+        d[k + 6] ^= 0x10
+        out[name] = bytes(d)
     base = out["avif_420.avif"]
     out["avif_cut_in_boxes.avif"] = base[:200]
     out["avif_cut_in_data.avif"] = base[:len(base) - 40]
