@@ -179,63 +179,59 @@ void up_linear(const T* s, int w, T* d) {
   d[w - 1] = s[(w - 1) / 2];
 }
 
-// libyuv's ScaleRowUp2_Bilinear_Any: chroma rows s and t to the two luma rows between them, da
-// nearer s, db nearer t.
+// One of the two luma rows libyuv's ScaleRowUp2_Bilinear_Any makes between chroma rows: the
+// one nearer `n` (weights 9, 3, 3, 1 over n, its neighbour, f, its neighbour; the first and
+// last columns 3, 1 along the column only).
 template <typename T>
-void up_bilinear(const T* s, const T* t, int w, T* da, T* db) {
-  da[0] = static_cast<T>((3 * s[0] + t[0] + 2) >> 2);
-  db[0] = static_cast<T>((s[0] + 3 * t[0] + 2) >> 2);
+void up_bilinear(const T* n, const T* f, int w, T* d) {
+  d[0] = static_cast<T>((3 * n[0] + f[0] + 2) >> 2);
   const int work = (w - 1) & ~1;
   for (int x = 0; x < work / 2; ++x) {
-    da[1 + 2 * x] = static_cast<T>((s[x] * 9 + s[x + 1] * 3 + t[x] * 3 + t[x + 1] + 8) >> 4);
-    da[2 + 2 * x] = static_cast<T>((s[x] * 3 + s[x + 1] * 9 + t[x] + t[x + 1] * 3 + 8) >> 4);
-    db[1 + 2 * x] = static_cast<T>((s[x] * 3 + s[x + 1] + t[x] * 9 + t[x + 1] * 3 + 8) >> 4);
-    db[2 + 2 * x] = static_cast<T>((s[x] + s[x + 1] * 3 + t[x] * 3 + t[x + 1] * 9 + 8) >> 4);
+    d[1 + 2 * x] = static_cast<T>((n[x] * 9 + n[x + 1] * 3 + f[x] * 3 + f[x + 1] + 8) >> 4);
+    d[2 + 2 * x] = static_cast<T>((n[x] * 3 + n[x + 1] * 9 + f[x] + f[x + 1] * 3 + 8) >> 4);
   }
   const int i = (w - 1) / 2;
-  da[w - 1] = static_cast<T>((3 * s[i] + t[i] + 2) >> 2);
-  db[w - 1] = static_cast<T>((s[i] + 3 * t[i] + 2) >> 2);
+  d[w - 1] = static_cast<T>((3 * n[i] + f[i] + 2) >> 2);
 }
 
-// A chroma plane at the picture's size, as libyuv's Filter functions upsample it (4:4:4 as it
-// is).
+// Luma row j's chroma, as libyuv's Filter functions give it: 4:2:2 linear along the row; 4:2:0
+// bilinear between chroma rows (j - 1) / 2 and (j + 1) / 2 for odd j, j / 2 and j / 2 - 1 for
+// even j, except the first row and an even height's last, which are linear along their row.
 template <typename T>
-Plane<T> upsample(View<T> c, YuvPicture::Format format, int w, int h) {
-  Plane<T> out{w, h, std::vector<T>(static_cast<size_t>(w) * h)};
-  T* o = out.s.data();
-  auto at = [&](int j) { return o + static_cast<size_t>(j) * w; };
-  if (format == YuvPicture::k444) {
-    for (int j = 0; j < h; ++j) std::copy(c.row(j), c.row(j) + w, at(j));
-  } else if (format == YuvPicture::k422) {
-    for (int j = 0; j < h; ++j) up_linear(c.row(j), w, at(j));
+const T* chroma_row(View<T> c, YuvPicture::Format format, int j, int w, int h, T* buf) {
+  if (format == YuvPicture::k444) return c.row(j);
+  if (format == YuvPicture::k422 || j == 0 || (h % 2 == 0 && j == h - 1)) {
+    up_linear(c.row(format == YuvPicture::k422 ? j : j / 2), w, buf);
+  } else if (j % 2 != 0) {
+    up_bilinear(c.row((j - 1) / 2), c.row((j + 1) / 2), w, buf);
   } else {
-    up_linear(c.row(0), w, at(0));
-    int k = 0, j = 1;
-    for (; j + 1 < h; j += 2, ++k) up_bilinear(c.row(k), c.row(k + 1), w, at(j), at(j + 1));
-    if (j < h) up_linear(c.row(k), w, at(j));  // an even height's last row
+    up_bilinear(c.row(j / 2), c.row(j / 2 - 1), w, buf);
   }
-  return out;
+  return buf;
 }
 
-// The chroma sample libyuv's unfiltered functions take for pixel (i, j).
+// Luma row j's chroma as libyuv's unfiltered functions take it: the sample at (i / 2, j / 2)
+// for 4:2:0.
 template <typename T>
-T nearest(View<T> c, YuvPicture::Format format, int i, int j) {
-  const int cj = format == YuvPicture::k420 ? j >> 1 : j;
-  const int ci = format == YuvPicture::k444 ? i : i >> 1;
-  return c.row(cj)[ci];
+const T* chroma_row_nearest(View<T> c, int j, int w, T* buf) {
+  const T* s = c.row(j / 2);
+  for (int i = 0; i < w; ++i) buf[i] = s[i / 2];
+  return buf;
 }
 
-// libyuv with constants k: luma at `depth` (8, 10 or 12; 16-bit samples for 10 and 12), chroma
-// full-size or taken nearest, reduced to 8 bits as libyuv reduces it.
-template <typename T>
-void libyuv_convert(const Constants& k, View<T> y, View<T> u, View<T> v, bool upsampled,
-                    YuvPicture::Format format, int depth, int w, int h, uint8_t* rgb) {
-  const int shift = depth - 8;
+// libyuv with constants k, row by row: luma at `depth` (8; 10 or 12 in 16-bit samples), chroma
+// upsampled as its Filter functions do (or taken nearest) at its own depth, then cut to 8 bits.
+template <int depth, typename T>
+void libyuv_convert(const Constants& k, View<T> y, View<T> u, View<T> v, bool filter,
+                    YuvPicture::Format format, int w, int h, uint8_t* rgb) {
+  constexpr int shift = depth - 8;
+  std::vector<T> ub(static_cast<size_t>(w)), vb(static_cast<size_t>(w));
   for (int j = 0; j < h; ++j) {
+    const T* yr = y.row(j);
+    const T* ur = filter ? chroma_row(u, format, j, w, h, ub.data()) : chroma_row_nearest(u, j, w, ub.data());
+    const T* vr = filter ? chroma_row(v, format, j, w, h, vb.data()) : chroma_row_nearest(v, j, w, vb.data());
     for (int i = 0; i < w; ++i, rgb += 3) {
-      const int cu = upsampled ? u.row(j)[i] : nearest(u, format, i, j);
-      const int cv = upsampled ? v.row(j)[i] : nearest(v, format, i, j);
-      libyuv_pixel(k, expand_luma(y.row(j)[i], depth), std::min(255, cu >> shift), std::min(255, cv >> shift), rgb);
+      libyuv_pixel(k, expand_luma(yr[i], depth), std::min(255, ur[i] >> shift), std::min(255, vr[i] >> shift), rgb);
     }
   }
 }
@@ -432,8 +428,7 @@ void libyuv_rgba(const YuvPicture& p, const Constants& k, uint8_t* rgb, std::vec
     if (p.format == YuvPicture::k400) return libyuv_grey(k, Y, w, h, rgb);
     const View<uint8_t> U{static_cast<const uint8_t*>(p.planes[1]), p.strides[1]};
     const View<uint8_t> V{static_cast<const uint8_t*>(p.planes[2]), p.strides[2]};
-    const Plane<uint8_t> uu = upsample(U, p.format, w, h), vv = upsample(V, p.format, w, h);
-    return libyuv_convert(k, Y, uu.view(), vv.view(), true, p.format, 8, w, h, rgb);
+    return libyuv_convert<8>(k, Y, U, V, true, p.format, w, h, rgb);
   }
   const View<uint16_t> Y{static_cast<const uint16_t*>(p.planes[0]), p.strides[0]};
   const View<uint16_t> U{static_cast<const uint16_t*>(p.planes[1]), p.strides[1]};
@@ -446,19 +441,17 @@ void libyuv_rgba(const YuvPicture& p, const Constants& k, uint8_t* rgb, std::vec
   }
   if (depth == 10) {  // I410/I210/I010 with alpha: 10-bit luma, chroma upsampled at 10 bits
     fill_alpha(A, [](uint16_t a) { return clamp255(a >> 2); });
-    const Plane<uint16_t> uu = upsample(U, p.format, w, h), vv = upsample(V, p.format, w, h);
-    return libyuv_convert(k, Y, uu.view(), vv.view(), true, p.format, 10, w, h, rgb);
+    return libyuv_convert<10>(k, Y, U, V, true, p.format, w, h, rgb);
   }
   if (p.format == YuvPicture::k420) {  // I012ToARGB: nearest chroma at 12 bits; libavif's alpha
     fill_alpha(A, [depth](uint16_t a) { return alpha_to_8(a, depth); });
-    return libyuv_convert(k, Y, U, V, false, p.format, 12, w, h, rgb);
+    return libyuv_convert<12>(k, Y, U, V, false, p.format, w, h, rgb);
   }
   // 12-bit 4:4:4 and 4:2:2: every plane cut to 8 bits, then the 8-bit alpha functions.
   const Plane<uint8_t> a8 = downshift(A, w, h, depth);
   fill_alpha(a8.view(), [](uint8_t a) { return a; });
   const Plane<uint8_t> y8 = downshift(Y, w, h, depth), u8 = downshift(U, cw, ch, depth), v8 = downshift(V, cw, ch, depth);
-  const Plane<uint8_t> uu = upsample(u8.view(), p.format, w, h), vv = upsample(v8.view(), p.format, w, h);
-  libyuv_convert(k, y8.view(), uu.view(), vv.view(), true, p.format, 8, w, h, rgb);
+  libyuv_convert<8>(k, y8.view(), u8.view(), v8.view(), true, p.format, w, h, rgb);
 }
 
 // libavif's RGB (no alpha, not grey) through libyuv: planes cut to 8 bits, then the 8-bit
@@ -466,18 +459,15 @@ void libyuv_rgba(const YuvPicture& p, const Constants& k, uint8_t* rgb, std::vec
 void libyuv_rgb(const YuvPicture& p, const Constants& k, uint8_t* rgb) {
   const int w = p.width, h = p.height, cw = p.format == YuvPicture::k444 ? w : (w + 1) / 2;
   const int ch = p.format == YuvPicture::k420 ? (h + 1) / 2 : h;
-  Plane<uint8_t> y8, u8, v8;
-  View<uint8_t> Y{static_cast<const uint8_t*>(p.planes[0]), p.strides[0]};
-  View<uint8_t> U{static_cast<const uint8_t*>(p.planes[1]), p.strides[1]};
-  View<uint8_t> V{static_cast<const uint8_t*>(p.planes[2]), p.strides[2]};
-  if (p.depth > 8) {
-    y8 = downshift({static_cast<const uint16_t*>(p.planes[0]), p.strides[0]}, w, h, p.depth);
-    u8 = downshift({static_cast<const uint16_t*>(p.planes[1]), p.strides[1]}, cw, ch, p.depth);
-    v8 = downshift({static_cast<const uint16_t*>(p.planes[2]), p.strides[2]}, cw, ch, p.depth);
-    Y = y8.view(), U = u8.view(), V = v8.view();
+  if (p.depth == 8) {
+    return libyuv_convert<8>(k, View<uint8_t>{static_cast<const uint8_t*>(p.planes[0]), p.strides[0]},
+                          View<uint8_t>{static_cast<const uint8_t*>(p.planes[1]), p.strides[1]},
+                          View<uint8_t>{static_cast<const uint8_t*>(p.planes[2]), p.strides[2]}, true, p.format, w, h, rgb);
   }
-  const Plane<uint8_t> uu = upsample(U, p.format, w, h), vv = upsample(V, p.format, w, h);
-  libyuv_convert(k, Y, uu.view(), vv.view(), true, p.format, 8, w, h, rgb);
+  const Plane<uint8_t> y8 = downshift({static_cast<const uint16_t*>(p.planes[0]), p.strides[0]}, w, h, p.depth);
+  const Plane<uint8_t> u8 = downshift({static_cast<const uint16_t*>(p.planes[1]), p.strides[1]}, cw, ch, p.depth);
+  const Plane<uint8_t> v8 = downshift({static_cast<const uint16_t*>(p.planes[2]), p.strides[2]}, cw, ch, p.depth);
+  libyuv_convert<8>(k, y8.view(), u8.view(), v8.view(), true, p.format, w, h, rgb);
 }
 
 // libavif's alpha for an RGBA destination it converts itself (avifReformatAlpha).
