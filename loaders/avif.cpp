@@ -33,11 +33,11 @@
 // it does under Pillow.
 #include <algorithm>  // std::search
 #include <atomic>     // std::atomic (decodes in flight)
+#include <cstddef>    // size_t
 #include <cstdint>    // uint8_t, uint32_t, uint64_t
 #include <cstring>    // std::memcmp, std::memcpy
 #include <mutex>      // std::once_flag
 #include <string>     // std::string
-#include <thread>     // std::thread::hardware_concurrency
 #include <vector>     // std::vector
 
 #include "loaders/image.h"  // ImageU8, kMaxImagePixels, fail_decode, be32, the declarations implemented here
@@ -215,16 +215,13 @@ bool decode_avif_memory(const uint8_t* data, size_t size, const std::string& nam
                         std::string& declined) {
   const Avif& lib = avif();
   if (!lib.version) fail_decode(name, lib.error);
-  // Pillow gives libavif all the CPUs; the loader's workers share them here.
+  // Pillow gives libavif all the CPUs (the pixels are the same for any count); the loader's
+  // workers share them here.
   static std::atomic<int> in_flight{0};
-  struct Count {
-    Count() { ++in_flight; }
-    ~Count() { --in_flight; }
-  } count;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const SharedCores cores(in_flight);
   Decoder dec{lib, lib.decoder_create()};
   if (!dec.d) fail_decode(name, "AVIF: cannot allocate a decoder");
-  dec.d->maxThreads = std::max(1, cores / std::max(1, in_flight.load()));
+  dec.d->maxThreads = cores.threads();
   dec.d->strictFlags &= ~AVIF_STRICT_CLAP_VALID;
   dec.d->strictFlags &= ~AVIF_STRICT_PIXI_REQUIRED;
   dec.d->codecChoice = AVIF_CODEC_CHOICE_AUTO;

@@ -21,6 +21,7 @@
 #include <filesystem>    // std::filesystem::status, is_directory
 #include <fstream>       // std::ifstream, std::ofstream
 #include <system_error>  // std::error_code, std::generic_category
+#include <thread>        // std::thread::hardware_concurrency (SharedCores)
 
 #include "engine/common.h"  // InputError, LCAM_REQUIRE
 
@@ -480,6 +481,14 @@ bool read_file(const std::string& path, std::vector<uint8_t>& bytes, std::string
 }
 
 }  // namespace
+
+SharedCores::SharedCores(std::atomic<int>& in_flight) : in_flight_(in_flight) {
+  const int running = ++in_flight_;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads_ = std::max(1, cores / std::max(1, running));
+}
+
+SharedCores::~SharedCores() { --in_flight_; }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   std::vector<uint8_t> bytes;

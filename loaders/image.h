@@ -13,6 +13,7 @@
 // convert("RGB") ignores them), and formats Pillow reads that lcam does not (the rest of
 // Pillow's plugins).
 #pragma once
+#include <atomic>      // std::atomic (SharedCores)
 #include <cstddef>     // size_t
 #include <cstdint>     // uint8_t
 #include <functional>  // std::function (choosing the JPEG rows to decode)
@@ -66,6 +67,23 @@ inline uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 inline uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
 inline uint32_t be16(const uint8_t* p) { return uint32_t{p[0]} << 8 | p[1]; }
 inline uint32_t be32(const uint8_t* p) { return be16(p) << 16 | be16(p + 2); }
+
+// The threads a decoder with its own thread pool (OpenJPEG, libavif) may use: the cores divided
+// by the decodes of its kind running at the time, counted in `in_flight` (one per kind) while the
+// object lives; one image alone gets every core, the batch loader's workers side by side one
+// each.
+class SharedCores {
+ public:
+  explicit SharedCores(std::atomic<int>& in_flight);
+  ~SharedCores();
+  SharedCores(const SharedCores&) = delete;
+  SharedCores& operator=(const SharedCores&) = delete;
+  int threads() const { return threads_; }
+
+ private:
+  std::atomic<int>& in_flight_;
+  int threads_;
+};
 
 // Pillow's Image.MAX_IMAGE_PIXELS is 89478485 and it refuses images of more than twice that; so
 // does every decoder of lcam.

@@ -36,7 +36,6 @@
 #include <map>        // std::map
 #include <string>     // std::string
 #include <string_view>  // std::string_view
-#include <thread>     // std::thread::hardware_concurrency
 #include <vector>     // std::vector
 
 #include <openjpeg.h>  // opj_*: the decoder Pillow calls
@@ -507,13 +506,8 @@ ImageU8 decode_jpeg2000_memory(const uint8_t* d, size_t n, const std::string& na
   // the cores shared among the JPEG 2000 decodes running at the time, so that one image alone
   // gets them all and the batch loader's workers, decoding side by side, one each.
   static std::atomic<int> in_flight{0};
-  struct Count {
-    Count() { ++in_flight; }
-    ~Count() { --in_flight; }
-  } count;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = std::max(1, cores / std::max(1, in_flight.load()));
-  if (threads > 1) opj_codec_set_threads(codec.get(), threads);
+  const SharedCores cores(in_flight);
+  if (cores.threads() > 1) opj_codec_set_threads(codec.get(), cores.threads());
   auto broken = [&](const char* what) {
     fail_decode(name, std::string("corrupt JPEG 2000 (") + what + (message.empty() ? "" : ": openjpeg: " + message) + ")");
   };
