@@ -29,6 +29,7 @@
 #include "loaders/yuv.h"
 
 #include <algorithm>  // std::min, std::max, std::clamp, std::copy
+#include <atomic>     // std::atomic (the SIMD switch)
 #include <cmath>      // std::floor
 #include <cstdint>    // uint8_t, uint16_t, uint32_t
 #include <vector>     // std::vector
@@ -219,20 +220,49 @@ const T* chroma_row_nearest(View<T> c, int j, int w, T* buf) {
   return buf;
 }
 
+// libyuv's pixel over a row: luma expanded from `depth` bits, chroma cut to 8.
+template <int depth, typename T>
+[[gnu::always_inline]] inline void pixel_row_body(const Constants& k, const T* yr, const T* ur, const T* vr, int w,
+                                                  uint8_t* rgb) {
+  constexpr int shift = depth - 8;
+  for (int i = 0; i < w; ++i, rgb += 3) {
+    libyuv_pixel(k, expand_luma(yr[i], depth), std::min(255, ur[i] >> shift), std::min(255, vr[i] >> shift), rgb);
+  }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// The same integer arithmetic compiled for AVX2, whose 32-bit multiplies let the compiler
+// vectorize it (SSE2 has none); the same bytes, chosen at run time.
+template <int depth, typename T>
+__attribute__((target("avx2"))) void pixel_row_avx2(const Constants& k, const T* yr, const T* ur, const T* vr,
+                                                    int w, uint8_t* rgb) {
+  pixel_row_body<depth>(k, yr, ur, vr, w, rgb);
+}
+#endif
+
+std::atomic<bool> g_simd{true};
+
+template <int depth, typename T>
+void pixel_row(const Constants& k, const T* yr, const T* ur, const T* vr, int w, uint8_t* rgb) {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2 && g_simd.load(std::memory_order_relaxed)) return pixel_row_avx2<depth>(k, yr, ur, vr, w, rgb);
+#endif
+  pixel_row_body<depth>(k, yr, ur, vr, w, rgb);
+}
+
 // libyuv with constants k, row by row: luma at `depth` (8; 10 or 12 in 16-bit samples), chroma
 // upsampled as its Filter functions do (or taken nearest) at its own depth, then cut to 8 bits.
 template <int depth, typename T>
 void libyuv_convert(const Constants& k, View<T> y, View<T> u, View<T> v, bool filter,
                     YuvPicture::Format format, int w, int h, uint8_t* rgb) {
-  constexpr int shift = depth - 8;
   std::vector<T> ub(static_cast<size_t>(w)), vb(static_cast<size_t>(w));
   for (int j = 0; j < h; ++j) {
     const T* yr = y.row(j);
     const T* ur = filter ? chroma_row(u, format, j, w, h, ub.data()) : chroma_row_nearest(u, j, w, ub.data());
     const T* vr = filter ? chroma_row(v, format, j, w, h, vb.data()) : chroma_row_nearest(v, j, w, vb.data());
-    for (int i = 0; i < w; ++i, rgb += 3) {
-      libyuv_pixel(k, expand_luma(yr[i], depth), std::min(255, ur[i] >> shift), std::min(255, vr[i] >> shift), rgb);
-    }
+    pixel_row<depth>(k, yr, ur, vr, w, rgb);
+    rgb += static_cast<size_t>(3) * w;
   }
 }
 
@@ -484,6 +514,8 @@ std::vector<uint8_t> reformat_alpha(const YuvPicture& p) {
 }
 
 }  // namespace
+
+bool set_yuv_simd(bool enabled) { return g_simd.exchange(enabled); }
 
 std::string yuv_to_rgb(const YuvPicture& p, ImageU8& out, std::vector<uint8_t>* alpha_out) {
   State st;

@@ -36,4 +36,8 @@ struct YuvPicture {
 // otherwise).
 std::string yuv_to_rgb(const YuvPicture& picture, ImageU8& out, std::vector<uint8_t>* alpha = nullptr);
 
+// Whether the AVX2 build of libyuv's pixel row may run where the CPU has it (default true; the
+// same bytes either way). Returns the previous setting; for tests that compare the two.
+bool set_yuv_simd(bool enabled);
+
 }  // namespace lcam

@@ -1017,4 +1017,41 @@ TEST_SUITE("image") {
     CHECK(convert(12, F::k444, true, 16, {1, 2, 3, 0}, false) == std::vector<int>{-1});
     CHECK(convert(10, F::k444, true, 16, {100, 512, 512, 0}, false) != std::vector<int>{-1});
   }
+
+  TEST_CASE("AVIF's YUV to RGB: the AVX2 pixel rows give the bytes of the portable ones") {
+    // Every libyuv path (each subsampling, 8/10/12 bits, with and without alpha) on a 37x23
+    // random picture, converted with the run-time AVX2 choice allowed and then refused.
+    std::mt19937 rng(7);
+    const int w = 37, h = 23;
+    for (int depth : {8, 10, 12}) {
+      for (auto format : {lcam::YuvPicture::k444, lcam::YuvPicture::k422, lcam::YuvPicture::k420, lcam::YuvPicture::k400}) {
+        for (bool alpha : {false, true}) {
+          CAPTURE(depth);
+          CAPTURE(static_cast<int>(format));
+          CAPTURE(alpha);
+          std::vector<uint16_t> s16(static_cast<size_t>(w) * h * 4);
+          for (auto& v : s16) v = static_cast<uint16_t>(rng() % (1u << depth));
+          std::vector<uint8_t> s8(s16.begin(), s16.end());
+          lcam::YuvPicture p;
+          p.width = w;
+          p.height = h;
+          p.depth = depth;
+          p.format = format;
+          p.matrix = 1;
+          for (int i = 0; i < 4; ++i) {
+            const size_t at = static_cast<size_t>(i) * w * h;
+            p.planes[i] = depth == 8 ? static_cast<const void*>(s8.data() + at) : static_cast<const void*>(s16.data() + at);
+            p.strides[i] = w;
+          }
+          if (!alpha) p.planes[3] = nullptr;
+          ImageU8 simd, portable;
+          REQUIRE(lcam::yuv_to_rgb(p, simd).empty());
+          const bool was = lcam::set_yuv_simd(false);
+          REQUIRE(lcam::yuv_to_rgb(p, portable).empty());
+          lcam::set_yuv_simd(was);
+          CHECK(simd.rgb == portable.rgb);
+        }
+      }
+    }
+  }
 }
