@@ -149,7 +149,7 @@ bool exif_offset_valid(const uint8_t* file, size_t size, const avifRWData& exif)
   const uint8_t* at = std::search(file, file + size, exif.data, exif.data + exif.size);
   if (at == file + size || at - file < 4) return true;  // not found as one extent: unchecked
   const uint32_t declared = be32(at - 4);
-  for (size_t i = 0; i + 4 <= exif.size; ++i) {
+  for (size_t i = 0; i + 4 < exif.size; ++i) {  // libavif's loop: a header with nothing after is not one
     if (std::memcmp(exif.data + i, "MM\x00\x2a", 4) == 0 ||
         std::memcmp(exif.data + i, "II\x2a\x00", 4) == 0) {
       return declared == i;
@@ -273,16 +273,16 @@ bool decode_avif_memory(const uint8_t* data, size_t size, const std::string& nam
   p.full_range = im->yuvRange == AVIF_RANGE_FULL;
   p.matrix = im->matrixCoefficients;
   p.primaries = im->colorPrimaries;
-  const int bytes = p.depth > 8 ? 2 : 1;
+  const int sample_bytes = p.depth > 8 ? 2 : 1;
   const int planes = p.format == YuvPicture::k400 ? 1 : 3;
   for (int i = 0; i < planes; ++i) {
     if (!im->yuvPlanes[i]) fail_decode(name, "AVIF: conversion from YUV failed: a plane is missing");
     p.planes[i] = im->yuvPlanes[i];
-    p.strides[i] = im->yuvRowBytes[i] / bytes;
+    p.strides[i] = im->yuvRowBytes[i] / sample_bytes;
   }
   if (dec.d->alphaPresent && im->alphaPlane) {
     p.planes[3] = im->alphaPlane;
-    p.strides[3] = im->alphaRowBytes / bytes;
+    p.strides[3] = im->alphaRowBytes / sample_bytes;
     p.alpha_premultiplied = im->alphaPremultiplied;
   }
   if (p.depth != 8 && p.depth != 10 && p.depth != 12) {
@@ -301,14 +301,13 @@ bool decode_avif_memory(const uint8_t* data, size_t size, const std::string& nam
       fail_decode(name, "AVIF: image file is truncated (the decoded frame is smaller than the image the file "
                         "describes)");
     }
-    std::vector<uint8_t> bytes(pixels * frame_bpp);
-    for (size_t k = 0; k < pixels; ++k) {
-      for (int c = 0; c < std::min(frame_bpp, 3); ++c) bytes[k * frame_bpp + c] = out.rgb[k * 3 + c];
-      if (frame_bpp == 4) bytes[k * 4 + 3] = alpha[k];
-    }
+    auto frame_byte = [&](size_t b) {  // byte b of the frame as libavif hands it to Pillow
+      const size_t px = b / frame_bpp, c = b % frame_bpp;
+      return frame_bpp == 1 ? out.rgb[px * 3] : c < 3 ? out.rgb[px * 3 + c] : alpha[px];
+    };
     ImageU8 as_opened{static_cast<int>(w), static_cast<int>(h), std::vector<uint8_t>(w * h * 3)};
     for (size_t k = 0; k < w * h; ++k) {
-      for (int c = 0; c < 3; ++c) as_opened.rgb[k * 3 + c] = bytes[k * open_bpp + (open_bpp == 1 ? 0 : c)];
+      for (size_t c = 0; c < 3; ++c) as_opened.rgb[k * 3 + c] = frame_byte(k * open_bpp + (open_bpp == 1 ? 0 : c));
     }
     out = std::move(as_opened);
   }
