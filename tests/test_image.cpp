@@ -780,11 +780,11 @@ TEST_SUITE("image") {
     // opens it with libavif; loaders/yuv.cpp for libavif 1.4's conversion to RGB): Pillow-written
     // subsamplings, ranges, alpha straight and premultiplied, an animation, Exif blocks Pillow
     // takes or gives up on, a wrong Exif offset; 10- and 12-bit files with and without alpha,
-    // grey, identity, YCgCo, chromaticity-derived, SMPTE 240 and FCC matrices, an unconverted
-    // one, a grid, irot/imir/clap, cut files, a colour box with reserved bits set, AV1 data
-    // that disagrees with the av1C property (Pillow reads its mode from one, its bytes from the
-    // other). Where libavif cannot be loaded (a machine without it), the AVIF lines are skipped
-    // with a message.
+    // grey, identity, YCgCo, YCgCo-Re, chromaticity-derived, SMPTE 240, FCC and reserved
+    // matrices, an unconverted one, a grid, irot/imir/clap, cut files, a colour box with
+    // reserved bits set, AV1 data that disagrees with the av1C property (Pillow reads its mode
+    // from one, its bytes from the other). Where libavif cannot be loaded (a machine without it),
+    // the AVIF lines are skipped with a message.
     std::string avif_why;
     const bool avif = lcam::avif_available(&avif_why);
     if (!avif) MESSAGE("AVIF fixtures skipped: " << avif_why);
@@ -794,7 +794,7 @@ TEST_SUITE("image") {
         for (auto& l : index_lines(kind, "formats/index.txt")) out.push_back(l);
       return out;
     }();
-    REQUIRE(lines.size() >= 457);
+    REQUIRE(lines.size() >= 459);
     int ok = 0, refused = 0, refused_by_lcam = 0, avif_lines = 0;
     for (const auto& l : lines) {
       CAPTURE(l[1]);
@@ -832,8 +832,8 @@ TEST_SUITE("image") {
       CHECK(img.height == std::stoi(l[at + 2]));
       CHECK(sum64(img.rgb) == std::stoull(l[at + 3]));
     }
-    CHECK(avif_lines == 40);
-    CHECK(ok >= (avif ? 331 : 299));
+    CHECK(avif_lines == 42);
+    CHECK(ok >= (avif ? 333 : 299));
     CHECK(refused >= (avif ? 125 : 117));
     CHECK(refused_by_lcam == 1);
     // TIFFs and PSDs lcam refuses name what they hold.

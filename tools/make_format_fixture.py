@@ -1126,9 +1126,12 @@ def avifenc_files(rng):
             with open(dst, "rb") as f:
                 out[name] = f.read()
         # Matrices avifenc cannot write, put into an nclx box: BT.2020 constant luminance (which
-        # libavif does not convert), and FCC at 8 bits.
+        # libavif does not convert), FCC at 8 bits, YCgCo-Re at 10 bits, and the reserved 15
+        # (which libavif converts with BT.601's coefficients in its own float path).
         for name, src, matrix in (("avifenc_bt2020_cl.avif", "avifenc_smpte240_10bit_420.avif", 10),
-                                  ("avifenc_fcc_8bit_444.avif", "avifenc_8bit_444_alpha_premultiplied.avif", 4)):
+                                  ("avifenc_fcc_8bit_444.avif", "avifenc_8bit_444_alpha_premultiplied.avif", 4),
+                                  ("avifenc_ycgco_re_10bit.avif", "avifenc_identity_10bit.avif", 16),
+                                  ("avifenc_reserved15_10bit_420.avif", "avifenc_10bit_420.avif", 15)):
             d = out[src]
             k = d.find(b"colrnclx")
             out[name] = d[:k + 12] + struct.pack(">H", matrix) + d[k + 14:]
