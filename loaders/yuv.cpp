@@ -273,11 +273,21 @@ void libyuv_grey(const Constants& k, View<uint8_t> y, int w, int h, uint8_t* rgb
   }
 }
 
-// libavif's (int)(0.5f + a / max * 255.0f), which is a * 255 / max rounded half up.
+// q * 255 / range rounded half up, for q in [0, range]: what libavif's single-precision
+// (uint8_t)(0.5f + q / range * 255.0f) gives at every depth and range (checked exhaustively).
+uint8_t scale_to_255(uint32_t q, uint32_t range) { return static_cast<uint8_t>((q * 510 + range) / (2 * range)); }
+
+// Sample (i, j) of plane `plane`, 8- or 16-bit by the picture's depth.
+uint32_t sample(const YuvPicture& p, int plane, int i, int j) {
+  const size_t at = static_cast<size_t>(j) * p.strides[plane] + i;
+  return p.depth == 8 ? static_cast<const uint8_t*>(p.planes[plane])[at] : static_cast<const uint16_t*>(p.planes[plane])[at];
+}
+
+// libavif's alpha at 8 bits (avifReformatAlpha): copied, or a * 255 / max rounded half up.
 uint8_t alpha_to_8(uint32_t a, int depth) {
   if (depth == 8) return static_cast<uint8_t>(a);
   const uint32_t max = (1u << depth) - 1;
-  return clamp255(static_cast<int>((a * 510 + max) / (2 * max)));
+  return scale_to_255(std::min(a, max), max);
 }
 
 // libyuv's x86 ARGBUnattenuate (what Pillow's x86 wheels run): ((c * 257) * ia) >> 16 with
@@ -441,10 +451,28 @@ bool builtin(const YuvPicture& p, const State& st, bool unmultiply, uint8_t* rgb
   return false;
 }
 
+// libyuv's 8-bit Filter functions on Y, U and V, cut to 8 bits first where deeper (libavif's
+// avifImageDownshiftTo8bpc): libavif's RGB at any depth, and its RGBA at 8 bits and at 12 bits
+// for 4:4:4 and 4:2:2.
+void libyuv_8bit(const YuvPicture& p, const Constants& k, uint8_t* rgb) {
+  const int w = p.width, h = p.height;
+  if (p.depth == 8) {
+    return libyuv_convert<8>(k, View<uint8_t>{static_cast<const uint8_t*>(p.planes[0]), p.strides[0]},
+                             View<uint8_t>{static_cast<const uint8_t*>(p.planes[1]), p.strides[1]},
+                             View<uint8_t>{static_cast<const uint8_t*>(p.planes[2]), p.strides[2]}, true, p.format, w,
+                             h, rgb);
+  }
+  const int cw = p.format == YuvPicture::k444 ? w : (w + 1) / 2, ch = p.format == YuvPicture::k420 ? (h + 1) / 2 : h;
+  auto cut = [&](int i, int pw, int ph) {
+    return downshift({static_cast<const uint16_t*>(p.planes[i]), p.strides[i]}, pw, ph, p.depth);
+  };
+  const Plane<uint8_t> y8 = cut(0, w, h), u8 = cut(1, cw, ch), v8 = cut(2, cw, ch);
+  libyuv_convert<8>(k, y8.view(), u8.view(), v8.view(), true, p.format, w, h, rgb);
+}
+
 // libavif's RGBA through libyuv: colour into rgb, the 8-bit alpha its functions give into alpha.
 void libyuv_rgba(const YuvPicture& p, const Constants& k, uint8_t* rgb, std::vector<uint8_t>& alpha) {
-  const int w = p.width, h = p.height, cw = p.format == YuvPicture::k444 ? w : (w + 1) / 2;
-  const int ch = p.format == YuvPicture::k420 ? (h + 1) / 2 : h;
+  const int w = p.width, h = p.height;
   alpha.resize(static_cast<size_t>(w) * h);
   auto fill_alpha = [&](auto a_view, auto to8) {
     for (int j = 0; j < h; ++j) {
@@ -456,9 +484,7 @@ void libyuv_rgba(const YuvPicture& p, const Constants& k, uint8_t* rgb, std::vec
     const View<uint8_t> A{static_cast<const uint8_t*>(p.planes[3]), p.strides[3]};
     fill_alpha(A, [](uint8_t a) { return a; });
     if (p.format == YuvPicture::k400) return libyuv_grey(k, Y, w, h, rgb);
-    const View<uint8_t> U{static_cast<const uint8_t*>(p.planes[1]), p.strides[1]};
-    const View<uint8_t> V{static_cast<const uint8_t*>(p.planes[2]), p.strides[2]};
-    return libyuv_convert<8>(k, Y, U, V, true, p.format, w, h, rgb);
+    return libyuv_8bit(p, k, rgb);
   }
   const View<uint16_t> Y{static_cast<const uint16_t*>(p.planes[0]), p.strides[0]};
   const View<uint16_t> U{static_cast<const uint16_t*>(p.planes[1]), p.strides[1]};
@@ -477,27 +503,9 @@ void libyuv_rgba(const YuvPicture& p, const Constants& k, uint8_t* rgb, std::vec
     fill_alpha(A, [depth](uint16_t a) { return alpha_to_8(a, depth); });
     return libyuv_convert<12>(k, Y, U, V, false, p.format, w, h, rgb);
   }
-  // 12-bit 4:4:4 and 4:2:2: every plane cut to 8 bits, then the 8-bit alpha functions.
-  const Plane<uint8_t> a8 = downshift(A, w, h, depth);
-  fill_alpha(a8.view(), [](uint8_t a) { return a; });
-  const Plane<uint8_t> y8 = downshift(Y, w, h, depth), u8 = downshift(U, cw, ch, depth), v8 = downshift(V, cw, ch, depth);
-  libyuv_convert<8>(k, y8.view(), u8.view(), v8.view(), true, p.format, w, h, rgb);
-}
-
-// libavif's RGB (no alpha, not grey) through libyuv: planes cut to 8 bits, then the 8-bit
-// functions.
-void libyuv_rgb(const YuvPicture& p, const Constants& k, uint8_t* rgb) {
-  const int w = p.width, h = p.height, cw = p.format == YuvPicture::k444 ? w : (w + 1) / 2;
-  const int ch = p.format == YuvPicture::k420 ? (h + 1) / 2 : h;
-  if (p.depth == 8) {
-    return libyuv_convert<8>(k, View<uint8_t>{static_cast<const uint8_t*>(p.planes[0]), p.strides[0]},
-                          View<uint8_t>{static_cast<const uint8_t*>(p.planes[1]), p.strides[1]},
-                          View<uint8_t>{static_cast<const uint8_t*>(p.planes[2]), p.strides[2]}, true, p.format, w, h, rgb);
-  }
-  const Plane<uint8_t> y8 = downshift({static_cast<const uint16_t*>(p.planes[0]), p.strides[0]}, w, h, p.depth);
-  const Plane<uint8_t> u8 = downshift({static_cast<const uint16_t*>(p.planes[1]), p.strides[1]}, cw, ch, p.depth);
-  const Plane<uint8_t> v8 = downshift({static_cast<const uint16_t*>(p.planes[2]), p.strides[2]}, cw, ch, p.depth);
-  libyuv_convert<8>(k, y8.view(), u8.view(), v8.view(), true, p.format, w, h, rgb);
+  // 12-bit 4:4:4 and 4:2:2: every plane, alpha too, cut to 8 bits, then the 8-bit alpha functions.
+  fill_alpha(A, [](uint16_t a) { return clamp255(a >> 4); });
+  libyuv_8bit(p, k, rgb);
 }
 
 // libavif's alpha for an RGBA destination it converts itself (avifReformatAlpha).
@@ -505,9 +513,7 @@ std::vector<uint8_t> reformat_alpha(const YuvPicture& p) {
   std::vector<uint8_t> alpha(static_cast<size_t>(p.width) * p.height);
   for (int j = 0; j < p.height; ++j) {
     for (int i = 0; i < p.width; ++i) {
-      const uint32_t a = p.depth == 8 ? static_cast<const uint8_t*>(p.planes[3])[j * p.strides[3] + i]
-                                      : static_cast<const uint16_t*>(p.planes[3])[j * p.strides[3] + i];
-      alpha[static_cast<size_t>(j) * p.width + i] = alpha_to_8(a, p.depth);
+      alpha[static_cast<size_t>(j) * p.width + i] = alpha_to_8(sample(p, 3, i, j), p.depth);
     }
   }
   return alpha;
@@ -527,29 +533,23 @@ std::string yuv_to_rgb(const YuvPicture& p, ImageU8& out, std::vector<uint8_t>* 
   uint8_t* rgb = out.rgb.data();
   const bool has_alpha = p.planes[3] != nullptr;
   if (alpha_out) alpha_out->clear();
-  if (p.format == YuvPicture::k400 && !has_alpha) {  // GRAY
+  if (p.format == YuvPicture::k400 && !has_alpha) {  // GRAY: clamp((s - bias) / range), to 8 bits
+    const int bias = static_cast<int>(st.bias_y), range = static_cast<int>(st.range_y);
     for (int j = 0; j < h; ++j) {
       for (int i = 0; i < w; ++i, rgb += 3) {
-        const uint32_t s = p.depth == 8 ? static_cast<const uint8_t*>(p.planes[0])[j * p.strides[0] + i]
-                                        : static_cast<const uint16_t*>(p.planes[0])[j * p.strides[0] + i];
-        // (uint8_t)(0.5f + clamp((s - bias) / range) * 255.0f): the exact quotient rounded half
-        // up, at every depth and range.
-        const int bias = p.full_range ? 0 : 16 << (p.depth - 8);
-        const int range = p.full_range ? static_cast<int>(st.max) : 219 << (p.depth - 8);
-        const int q = std::clamp(static_cast<int>(std::min(s, st.max)) - bias, 0, range);
-        rgb[0] = rgb[1] = rgb[2] = static_cast<uint8_t>((q * 510 + range) / (2 * range));
+        const int s = static_cast<int>(std::min(sample(p, 0, i, j), st.max));
+        rgb[0] = rgb[1] = rgb[2] = scale_to_255(static_cast<uint32_t>(std::clamp(s - bias, 0, range)), range);
       }
     }
     return "";
   }
-  const bool unmultiply_wanted = has_alpha && p.alpha_premultiplied;
-  bool unmultiply = unmultiply_wanted;
+  bool unmultiply = has_alpha && p.alpha_premultiplied;
   std::vector<uint8_t> alpha;
   if (const Constants* k = libyuv_constants(p)) {
     if (has_alpha) {
       libyuv_rgba(p, *k, rgb, alpha);
     } else {
-      libyuv_rgb(p, *k, rgb);
+      libyuv_8bit(p, *k, rgb);
     }
   } else {
     if (has_alpha) alpha = reformat_alpha(p);

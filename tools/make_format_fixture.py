@@ -1088,9 +1088,8 @@ def avifenc_files(rng):
                      (x * 3001 + y * 511) % 65536], -1).astype(np.uint16)
     deep = (deep.astype(np.int64) + rng.integers(0, 8192, deep.shape)) % 65536
 
-    def png16(channels):
-        a = deep[..., :channels]
-        ctype = {1: 0, 3: 2, 4: 6}[channels]
+    def png16(a):  # a 16-bit PNG of an HxWxC array
+        ctype = {1: 0, 3: 2, 4: 6}[a.shape[2]]
         raw = b"".join(b"\x00" + a[r].astype(">u2").tobytes() for r in range(a.shape[0]))
         return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", a.shape[1], a.shape[0], 16, ctype, 0, 0, 0))
                 + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
@@ -1121,7 +1120,7 @@ def avifenc_files(rng):
         for name, (channels, args) in cases.items():
             src, dst = os.path.join(tmp, "in.png"), os.path.join(tmp, "out.avif")
             with open(src, "wb") as f:
-                f.write(png16(channels))
+                f.write(png16(deep[..., :channels]))
             subprocess.run(["avifenc", "-j", "1", "-s", "9", *args, src, dst], check=True, capture_output=True)
             with open(dst, "rb") as f:
                 out[name] = f.read()
@@ -1136,11 +1135,8 @@ def avifenc_files(rng):
             k = d.find(b"colrnclx")
             out[name] = d[:k + 12] + struct.pack(">H", matrix) + d[k + 14:]
         # A 2x2 grid of 64x64 cells (AV1 tiles of a grid must be at least 64 pixels).
-        grid = np.tile(deep[..., :3], (10, 7, 1))[:128, :128]
-        raw = b"".join(b"\x00" + grid[r].astype(">u2").tobytes() for r in range(128))
         with open(os.path.join(tmp, "in.png"), "wb") as f:
-            f.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 128, 128, 16, 2, 0, 0, 0))
-                    + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
+            f.write(png16(np.tile(deep[..., :3], (10, 7, 1))[:128, :128]))
         subprocess.run(["avifenc", "-j", "1", "-s", "9", "-d", "10", "-y", "420", "-g", "2x2", os.path.join(tmp, "in.png"),
                         os.path.join(tmp, "out.avif")], check=True, capture_output=True)
         with open(os.path.join(tmp, "out.avif"), "rb") as f:
