@@ -25,7 +25,11 @@
 //   alpha is libyuv's (copied, or >> 2, >> 4 where its functions cut it) or libavif's
 //   (a * 255 / max rounded half up).
 // Every float expression is evaluated in libavif's order, without contraction into FMAs (the
-// build's -ffp-contract=off).
+// build's -ffp-contract=off), so every CPU gives the bytes of Pillow's x86-64 wheels. Its
+// aarch64 wheels differ on some files (tests/fixtures/image/formats/index.aarch64.txt): libyuv
+// has no Arm unattenuate (its C formula, (c * ia) >> 8, is 1 lower on some pixels), GCC fuses
+// libavif's float arithmetic there, and libyuv's Arm grey-with-alpha row at limited range
+// writes 255 into green.
 #include "loaders/yuv.h"
 
 #include <algorithm>  // std::min, std::max, std::clamp, std::copy

@@ -34,6 +34,18 @@ index.txt lines:
       the repository.
 SUM64 is tools/fixture_sum.py's checksum of the HWC RGB bytes.
 
+With --platform-index, run by Pillow 13 on another CPU than x86-64, writes nothing but
+index.MACHINE.txt (MACHINE: platform.machine(), e.g. aarch64): the index lines whose outcome
+this Pillow gives differently for the committed files, each ending with who lcam follows there:
+"lcam" where lcam on that CPU gives the same (a library's own floating point: OpenJPEG's
+irreversible wavelet), "x86-64" where lcam keeps index.txt's bytes on every CPU (Pillow's
+wheels for that CPU take other SIMD paths in libyuv and fuse libavif's float arithmetic). For
+aarch64, under qemu-aarch64 from an x86-64 machine: a Debian arm64 tree with python3.11
+(mmdebstrap --variant=extract --include=python3.11,libstdc++6 bookworm DIR), PyPI's Pillow 13
+and numpy aarch64 wheels unpacked into DIR/opt/pil, then
+    QEMU_LD_PREFIX=DIR PYTHONPATH=DIR/opt/pil qemu-aarch64 DIR/usr/bin/python3.11 \
+        tools/make_format_fixture.py --platform-index
+
 Deliberately omits: randomness at run time (a seeded generator), and Pillow's own variants
 (Pf, P0CMYK, Py*), which lcam refuses by name (checked in the test without Pillow).
 """
@@ -1459,11 +1471,51 @@ def outcome(data):
     return f"OK {a.shape[1]} {a.shape[0]} {sum64(a)}"
 
 
+# Where lcam on a CPU other than x86-64 gives what that CPU's Pillow gives, when it differs from
+# index.txt: files decoded by a library's own floating point (see the module's docstring).
+FOLLOWED_ON_OTHER_CPUS = ("j2k_",)
+
+
+def platform_index(out):
+    """Writes index.MACHINE.txt: the lines whose outcome this Pillow gives differently."""
+    import platform
+    machine = platform.machine()
+    lines = []
+    with open(os.path.join(out, "index.txt")) as f:
+        for ln in f:
+            t = ln.split()
+            if not t or t[0].startswith("#"):
+                continue
+            if t[0] == "file":
+                with open(os.path.join(out, t[1]), "rb") as g:
+                    data = g.read()
+                head, want = t[:2], [w for w in t[2:] if w != "lcam-refuses"]
+            else:
+                with open(os.path.join(out, t[2]), "rb") as g:
+                    data = padded(g.read(), int(t[3]), t[4], int(t[5]))
+                head, want = t[:6], t[6:]
+            got = outcome(data)
+            if got != " ".join(want):
+                who = "lcam" if t[1].startswith(FOLLOWED_ON_OTHER_CPUS) else "x86-64"
+                lines.append(" ".join(head) + f" {got} {who}")
+    path = os.path.join(out, f"index.{machine}.txt")
+    with open(path, "w") as f:
+        f.write(f"# Pillow {PIL.__version__} on {machine}: the lines of index.txt whose outcome differs there,\n")
+        f.write("# written by tools/make_format_fixture.py --platform-index; the last word says whom lcam follows\n")
+        f.write("# on that CPU: lcam (the same outcome) or x86-64 (index.txt's, on every CPU)\n")
+        f.write("\n".join(lines) + ("\n" if lines else ""))
+    print(f"wrote {len(lines)} lines to {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "fixtures", "image", "formats"))
     ap.add_argument("--compare", action="store_true", help="print disagreements with the index, write nothing")
+    ap.add_argument("--platform-index", action="store_true",
+                    help="write index.MACHINE.txt: where this CPU's Pillow differs from index.txt")
     args = ap.parse_args()
+    if args.platform_index:
+        return platform_index(args.out)
     fs = files()
     lines = [f"file {name} {outcome(data)}" + (" lcam-refuses" if name in LCAM_REFUSES else "")
              for name, data in sorted(fs.items())]
