@@ -262,13 +262,15 @@ size_t bf16_bytes(int64_t n) { return sizeof(uint16_t) * static_cast<size_t>(n);
 // device cannot give counts as a refusal (the next candidate may need less); a refusal's
 // non-sticky CUDA error is cleared so that it is not blamed on what runs next; a sticky one (the
 // context is lost) is thrown as itself.
+// `oom`, when given, is set when the workspace could not be had.
 template <class Run>
-cudnnStatus_t trial(Run run) {
+cudnnStatus_t trial(Run run, bool* oom = nullptr) {
   cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
   try {
     st = run();
   } catch (const OutOfMemory&) {
     st = CUDNN_STATUS_ALLOC_FAILED;
+    if (oom) *oom = true;
   }
   if (st == CUDNN_STATUS_SUCCESS) {
     CUDA_CHECK(cudaPeekAtLastError());  // a refusal is a status; a failed launch is not
@@ -324,6 +326,7 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
   CUDNN_CHECK(get(max_count, &heur_n, heur.data()));
   const std::vector<AlgoCandidate> listed = candidates(heur, heur_n, false);
   cudnnStatus_t refusal = CUDNN_STATUS_NOT_SUPPORTED;  // the last candidate's, for the message
+  bool out_of_memory = false;                          // a candidate's workspace could not be had
   auto first_that_runs = [&](Choice& out) {
     CUDA_CHECK(cudaPeekAtLastError());  // an earlier error is reported as itself, not as a refusal
     for (int i = 0; i < heur_n; ++i) {
@@ -331,10 +334,12 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
       const Choice k = choice_of(heur[i], plan.tf32);
       // In a buffer of its own, returned right after: only the chosen algorithm's workspace
       // stays (the shared one, grown at the call), not the largest candidate tried.
-      const cudnnStatus_t st = trial([&] {
-        const Scratch ws(k.workspace);
-        return run(k, ws.p);
-      });
+      const cudnnStatus_t st = trial(
+          [&] {
+            const Scratch ws(k.workspace);
+            return run(k, ws.p);
+          },
+          &out_of_memory);
       if (st != CUDNN_STATUS_SUCCESS) {
         refusal = st;
         continue;
@@ -368,13 +373,32 @@ Choice choose(const char* what, const Plan& plan, int max_count, Get get, Find f
       st = find(max_count, &timed_n, timed.data(), scratch.p, ws_bytes);
       if (st == CUDNN_STATUS_SUCCESS) {
         const int i = choose_algo(candidates(timed, timed_n, true), ws_bytes, kTimeSlack);
-        if (i >= 0) return choice_of(timed[i], plan.tf32);
+        if (i >= 0) {
+          c = choice_of(timed[i], plan.tf32);
+          // The workspace reported is the result's own math's; with TF32 off the choice runs
+          // under FMA math, whose workspace may differ: run it once first, as the untimed ones.
+          if (c.math == timed[i].mathType) return c;
+          const cudnnStatus_t tried = trial(
+              [&] {
+                const Scratch ws(c.workspace);
+                return run(c, ws.p);
+              },
+              &out_of_memory);
+          if (tried == CUDNN_STATUS_SUCCESS) return c;
+          refusal = tried;
+        }
       }
     } catch (const OutOfMemory&) {
       st = CUDNN_STATUS_ALLOC_FAILED;
+      out_of_memory = true;
     }
   }
   if (first_that_runs(c)) return c;
+  // Not a refusal by cuDNN when memory was what failed: the bf16 path must not take it for one
+  // (cudnn_accepts) and run this shape in float32 for the rest of the process.
+  if (out_of_memory)
+    throw OutOfMemory(std::string("out of device memory for every ") + what + " algorithm's workspace for " +
+                      shape_of(plan.p) + " (last cuDNN status: " + cudnnGetErrorString(refusal) + ")");
   throw CudnnError(std::string("cuDNN has no usable ") + what + " algorithm for " +
                       shape_of(plan.p) + " within a " + std::to_string(limit >> 20) +
                       " MiB workspace (timing: " + cudnnGetErrorString(st) + "; last refusal: " +
@@ -589,7 +613,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
                     bool relu) {
   if (p.N <= 0 || p.K <= 0) return;
   if (Plan* bp = bf16_plan_for(p); bp && forward_bf16(*bp, y, x, w, b, z, relu)) return;
-  Plan& plan = plan_for(p, aligned16({y, x, w, z}));
+  Plan& plan = plan_for(p, aligned16({y, x, w, b, z}));
   choose_forward(plan, y, x, w);
   const int mode = g_fusion_mode;
   if (b && mode != 2) {  // a bias to fuse, and fusion not switched off
