@@ -1,6 +1,7 @@
 // cuda_absent.cpp — cuda_runtime.h for builds without LCAM_CUDA: no device is ever available,
 // and anything that would need one throws an InputError saying so. Excluded from CUDA builds.
-#include <string>  // std::string
+#include <cstdint>  // INT32_MAX
+#include <string>   // std::string
 
 #include "engine/common.h"        // InputError
 #include "engine/cuda_runtime.h"  // the interface implemented here
@@ -39,6 +40,7 @@ FusionCounts conv_fusion_counts() { return {}; }
 void set_conv_bf16(bool) {}
 Bf16Counts conv_bf16_counts() { return {}; }
 void set_deterministic(bool) {}
+int64_t set_conv_elements_per_call(int64_t) { return INT32_MAX; }
 AlgoCounts conv_algo_counts() { return {}; }
 std::string device_summary() { return "none (built without CUDA)"; }
 void range_push(const char*) {}

@@ -104,6 +104,11 @@ FusionCounts conv_fusion_counts();
 // tensor cores with float32 accumulation (outputs stay float32 NCHW); the rest as before.
 // Shapes cuDNN refuses in bf16 fall back to float32 and are counted.
 void set_conv_bf16(bool on);
+// The most elements a tensor of one cuDNN convolution call may have: cuDNN's 4-d descriptors
+// take int sizes (2^31 - 1, the default). A forward or data-gradient convolution over a batch
+// whose input or output is larger runs in groups of images that fit. Returns the previous
+// limit; tests lower it to check the grouping.
+int64_t set_conv_elements_per_call(int64_t limit);
 struct Bf16Counts {
   int used = 0, refused = 0;
 };

@@ -409,6 +409,34 @@ TEST_CASE("cuda parity: conv2d forward/backward, fp32 (TF32 off)") {
   }
 }
 
+TEST_CASE("cuda parity: conv2d over a batch larger than one cuDNN call takes, in groups of images") {
+  if (skip_without_cuda()) return;
+  Tf32Scope fp32(false);
+  // 5 images of 16x13x11 in, 24x13x11 out: with at most 7000 elements per call, 2 images per
+  // call (3 calls, the last of one image), as a batch past 2^31 elements would go.
+  const ConvParams p = conv(5, 16, 13, 11, 24, 3, 1, 1);
+  const Shape ys = {p.N, p.K, p.P(), p.Q()}, xs = {p.N, p.C, p.H, p.W}, ws = {p.K, p.C, p.R, p.S};
+  const Tensor x = random(xs, 700), w = random(ws, 701), b = random({p.K}, 702), z = random(ys, 703),
+               dy = random(ys, 704);
+  const Tensor xg = on_gpu(x), wg = on_gpu(w), bg = on_gpu(b), zg = on_gpu(z), dyg = on_gpu(dy);
+  Tensor yc = Tensor::empty(ys), rc = Tensor::empty(ys), dxc = Tensor::empty(xs);
+  lcam::conv2d_forward(yc, x, w, b, p, true);
+  lcam::conv2d_forward_add(rc, x, w, b, z, p, false);
+  lcam::conv2d_backward_data(dxc, dy, w, p);
+  struct Limit {  // restored whatever happens
+    int64_t before = lcam::cuda::set_conv_elements_per_call(7000);
+    ~Limit() { lcam::cuda::set_conv_elements_per_call(before); }
+  } limit;
+  CHECK(limit.before == INT32_MAX);
+  Tensor yg = Tensor::empty(ys, Device::CUDA), rg = Tensor::empty(ys, Device::CUDA), dxg = Tensor::empty(xs, Device::CUDA);
+  lcam::conv2d_forward(yg, xg, wg, bg, p, true);
+  lcam::conv2d_forward_add(rg, xg, wg, bg, zg, p, false);
+  lcam::conv2d_backward_data(dxg, dyg, wg, p);
+  check_close("grouped forward + bias + relu", yc, yg, kTolGemm);
+  check_close("grouped forward + residual", rc, rg, kTolGemm);
+  check_close("grouped backward data", dxc, dxg, kTolGemm);
+}
+
 TEST_CASE("cuda parity: conv2d bias and ReLU fused by cuDNN, and not fused") {
   if (skip_without_cuda()) return;
   Tf32Scope fp32(false);

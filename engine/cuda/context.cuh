@@ -65,5 +65,8 @@ void conv_bf16_counts(int& used, int& refused);
 // cuda::set_deterministic, cuda::conv_algo_counts)
 void set_conv_deterministic(bool on);
 void conv_algo_counts(int& chosen, int& nondeterministic);
+// The most elements a tensor of one cuDNN call may have; larger batches go in groups of images.
+// (conv.cu; cuda::set_conv_elements_per_call)
+int64_t set_conv_elements_per_call(int64_t limit);
 
 }  // namespace lcam::gpu::detail

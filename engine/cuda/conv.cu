@@ -30,17 +30,20 @@
 // freed and reallocated tensor could alias. A direction of a shape that cuDNN refuses in bf16
 // (an error status or no algorithm, on its first call) falls back to the float32 path, counted
 // (conv_bf16_counts); other failures propagate. Weight gradients stay float32.
+// A batch whose input or output has 2^31 elements or more (cuDNN's int sizes) runs its forward
+// and data-gradient convolutions in groups of images (images_per_call).
 // Deliberately omits: grouped and dilated convolutions, NHWC outside the bf16 calls, and a
 // cache limit (a model has a few dozen shapes).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output.
-#include <algorithm>         // std::min_element (timings)
-#include <cstdint>           // std::uintptr_t
+#include <algorithm>         // std::min_element (timings), std::min, std::max
+#include <cstdint>           // std::uintptr_t, INT32_MAX
 #include <initializer_list>  // aligned16's argument
 #include <map>               // std::map plan cache
 #include <set>               // std::set (shapes refused in bf16)
 #include <memory>            // std::unique_ptr
 #include <string>            // std::string (error messages)
 #include <tuple>             // std::tuple cache key
+#include <utility>           // std::exchange
 #include <vector>            // perf result lists
 
 #include <cuda_runtime_api.h>  // cudaEvent* (timing the fused call)
@@ -59,6 +62,7 @@ namespace {
 int g_fusion_mode = 0;  // 0 auto, 1 on, 2 off (set_conv_fusion_mode)
 bool g_bf16 = false;    // set_conv_bf16
 bool g_deterministic = false;  // set_conv_deterministic
+int64_t g_elements_per_call = INT32_MAX;  // set_conv_elements_per_call
 
 using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, bool, bool, bool>;
 
@@ -70,6 +74,14 @@ Key key_of(const ConvParams& p, bool tf32, bool aligned, bool bf16) {
 // Pixels of an input plane and of an output plane.
 int64_t in_plane(const ConvParams& p) { return static_cast<int64_t>(p.H) * p.W; }
 int64_t out_plane(const ConvParams& p) { return static_cast<int64_t>(p.P()) * p.Q(); }
+
+// Images per cuDNN call: its 4-d descriptors take int sizes and it refuses a tensor of 2^31
+// elements or more (VGG-16's first layer at 224x224 from 666 images), so larger batches go
+// through in groups of images that fit.
+int64_t images_per_call(const ConvParams& p) {
+  const int64_t per_image = std::max(static_cast<int64_t>(p.C) * in_plane(p), static_cast<int64_t>(p.K) * out_plane(p));
+  return std::max<int64_t>(1, g_elements_per_call / std::max<int64_t>(1, per_image));
+}
 
 bool aligned16(std::initializer_list<const void*> ptrs) {
   for (const void* q : ptrs)
@@ -612,6 +624,15 @@ bool forward_bf16(Plan& plan, float* y, const float* x, const float* w, const fl
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
                     bool relu) {
   if (p.N <= 0 || p.K <= 0) return;
+  if (const int64_t n = images_per_call(p); n < p.N) {
+    const int64_t xs = static_cast<int64_t>(p.C) * in_plane(p), ys = static_cast<int64_t>(p.K) * out_plane(p);
+    for (int64_t i = 0; i < p.N; i += n) {
+      ConvParams q = p;
+      q.N = static_cast<int>(std::min<int64_t>(n, p.N - i));
+      conv2d_forward(y + i * ys, x + i * xs, w, b, z ? z + i * ys : nullptr, q, relu);
+    }
+    return;
+  }
   if (Plan* bp = bf16_plan_for(p); bp && forward_bf16(*bp, y, x, w, b, z, relu)) return;
   Plan& plan = plan_for(p, aligned16({y, x, w, b, z}));
   choose_forward(plan, y, x, w);
@@ -677,6 +698,15 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
     cuda::fill_zero(dx, sizeof(float) * static_cast<size_t>(p.N) * p.C * in_plane(p));
     return;
   }
+  if (const int64_t n = images_per_call(p); n < p.N) {
+    const int64_t xs = static_cast<int64_t>(p.C) * in_plane(p), ys = static_cast<int64_t>(p.K) * out_plane(p);
+    for (int64_t i = 0; i < p.N; i += n) {
+      ConvParams q = p;
+      q.N = static_cast<int>(std::min<int64_t>(n, p.N - i));
+      conv2d_backward_data(dx + i * xs, dy + i * ys, w, q);
+    }
+    return;
+  }
   if (Plan* bp = bf16_plan_for(p); bp && backward_data_bf16(*bp, dx, dy, w)) return;
   backward_data(plan_for(p, aligned16({dx, dy, w})), dx, dy, w);
 }
@@ -689,6 +719,7 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
     if (db) cuda::fill_zero(db, sizeof(float) * static_cast<size_t>(p.K));
     return;
   }
+  LCAM_REQUIRE(images_per_call(p) >= p.N, "a weight gradient over a batch whose tensors have 2^31 elements or more");
   Plan& plan = plan_for(p, aligned16({dw, dy, x}));
   cudnnHandle_t h = cuda::ctx::cudnn();
   // dw = the weight gradient with one choice.
@@ -737,6 +768,11 @@ void conv_fusion_counts(int& fused, int& decided) {
 void set_conv_bf16(bool on) { g_bf16 = on; }
 
 void set_conv_deterministic(bool on) { g_deterministic = on; }
+
+int64_t set_conv_elements_per_call(int64_t limit) {
+  LCAM_REQUIRE(limit >= 1 && limit <= INT32_MAX, "a cuDNN call takes 1 to 2^31 - 1 elements per tensor");
+  return std::exchange(g_elements_per_call, limit);
+}
 
 void conv_algo_counts(int& chosen, int& nondeterministic) {
   chosen = nondeterministic = 0;

@@ -471,6 +471,8 @@ Bf16Counts conv_bf16_counts() {
 
 void set_deterministic(bool on) { gpu::detail::set_conv_deterministic(on); }
 
+int64_t set_conv_elements_per_call(int64_t limit) { return gpu::detail::set_conv_elements_per_call(limit); }
+
 AlgoCounts conv_algo_counts() {
   AlgoCounts c;
   gpu::detail::conv_algo_counts(c.chosen, c.nondeterministic);
