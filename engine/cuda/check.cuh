@@ -25,10 +25,19 @@ inline std::string str(cudaError_t e) {
 inline std::string str(cublasStatus_t s) { return cublasGetStatusString(s); }
 inline std::string str(cudnnStatus_t s) { return cudnnGetErrorString(s); }
 
+// The message of a failed CUDA runtime call. The call also left its code as the thread's last
+// error: a non-sticky one is cleared here, so that whoever catches the exception and carries on
+// does not see it reported by the next launch check as that kernel's failure (a sticky one
+// stays whatever is done: every later call fails with it).
+inline std::string failure(cudaError_t e) {
+  if (cudaPeekAtLastError() == e) (void)cudaGetLastError();
+  return str(e);
+}
+
 }  // namespace lcam::cuda::check
 
 #define CUDA_CHECK(expr) \
-  ENGINE_CHECK_GEN("CUDA call", expr, ::lcam::cuda::check::ok, ::lcam::cuda::check::str)
+  ENGINE_CHECK_GEN("CUDA call", expr, ::lcam::cuda::check::ok, ::lcam::cuda::check::failure)
 #define CUBLAS_CHECK(expr) \
   ENGINE_CHECK_GEN("cuBLAS call", expr, ::lcam::cuda::check::ok, ::lcam::cuda::check::str)
 #define CUDNN_CHECK(expr) \

@@ -216,7 +216,7 @@ void reset_peak() { device_cache().reset_peaks(); }
 namespace {
 struct Parked {
   void* p;
-  cudaEvent_t done;  // nullptr: freed during a capture, no event recorded yet
+  cudaEvent_t done;  // nullptr: freed during a capture (or its event could not tell), none recorded yet
 };
 // Never destroyed, as the caches: a page-locked block freed during static destruction still
 // finds them.
@@ -256,12 +256,21 @@ void reclaim_parked() {
         CUDA_CHECK_PRINT(cudaStreamSynchronize(ctx::stream()));  // without an event: drained
       } else {
         const cudaError_t q = cudaEventQuery(v[i].done);
-        if (q == cudaErrorNotReady) {
-          (void)cudaGetLastError();  // not an error, but it must not be reported by the next check
-          ++i;
-          continue;
+        if (q != cudaSuccess) {
+          (void)cudaGetLastError();  // not-ready is no error, but the next check must not see it
+          // Still set: sticky, the device is lost and nothing writes the block any more.
+          const bool lost = q != cudaErrorNotReady && cudaPeekAtLastError() != cudaSuccess;
+          if (!lost) {
+            if (q != cudaErrorNotReady) {
+              // An event that cannot tell (recorded into a capture another thread began between
+              // the check above and the record): the block waits for a new one.
+              CUDA_CHECK_PRINT(cudaEventDestroy(v[i].done));
+              v[i].done = nullptr;
+            }
+            ++i;
+            continue;
+          }
         }
-        if (q != cudaSuccess) (void)cudaGetLastError();  // a lost device: nothing writes the block
         CUDA_CHECK_PRINT(cudaEventDestroy(v[i].done));
       }
       ready.push_back(v[i].p);
@@ -315,8 +324,14 @@ void copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size
   }
   // A graph would keep the host address of a captured copy for every replay, while the host
   // block goes back to its cache: work to be captured stages its uploads before the capture.
-  if (dst_dev != src_dev && ctx::capturing())
-    throw InternalError("cuda::copy_async: a copy between host and device inside a CUDA graph capture");
+  if (dst_dev != src_dev) {
+    // The query's own failure (a kernel's fault left sticky, say) is reported as itself, not
+    // taken for a capture.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(ctx::stream(), &capture));
+    if (capture != cudaStreamCaptureStatusNone)
+      throw InternalError("cuda::copy_async: a copy between host and device inside a CUDA graph capture");
+  }
   // Unified addressing lets the runtime infer the direction from the pointers.
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ctx::stream()));
 }
