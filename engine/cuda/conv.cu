@@ -83,6 +83,21 @@ int64_t images_per_call(const ConvParams& p) {
   return std::max<int64_t>(1, g_elements_per_call / std::max<int64_t>(1, per_image));
 }
 
+// When p's batch is larger than one cuDNN call takes: call(q, x_offset, y_offset) for each group
+// of images (q: the group's parameters, offsets in elements of input and output), and true.
+template <class Call>
+bool in_groups(const ConvParams& p, Call call) {
+  const int64_t n = images_per_call(p);
+  if (n >= p.N) return false;
+  const int64_t xs = static_cast<int64_t>(p.C) * in_plane(p), ys = static_cast<int64_t>(p.K) * out_plane(p);
+  for (int64_t i = 0; i < p.N; i += n) {
+    ConvParams q = p;
+    q.N = static_cast<int>(std::min<int64_t>(n, p.N - i));
+    call(q, i * xs, i * ys);
+  }
+  return true;
+}
+
 bool aligned16(std::initializer_list<const void*> ptrs) {
   for (const void* q : ptrs)
     if (reinterpret_cast<std::uintptr_t>(q) % 16 != 0) return false;
@@ -624,15 +639,10 @@ bool forward_bf16(Plan& plan, float* y, const float* x, const float* w, const fl
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
                     bool relu) {
   if (p.N <= 0 || p.K <= 0) return;
-  if (const int64_t n = images_per_call(p); n < p.N) {
-    const int64_t xs = static_cast<int64_t>(p.C) * in_plane(p), ys = static_cast<int64_t>(p.K) * out_plane(p);
-    for (int64_t i = 0; i < p.N; i += n) {
-      ConvParams q = p;
-      q.N = static_cast<int>(std::min<int64_t>(n, p.N - i));
-      conv2d_forward(y + i * ys, x + i * xs, w, b, z ? z + i * ys : nullptr, q, relu);
-    }
+  if (in_groups(p, [&](const ConvParams& q, int64_t xo, int64_t yo) {
+        conv2d_forward(y + yo, x + xo, w, b, z ? z + yo : nullptr, q, relu);
+      }))
     return;
-  }
   if (Plan* bp = bf16_plan_for(p); bp && forward_bf16(*bp, y, x, w, b, z, relu)) return;
   Plan& plan = plan_for(p, aligned16({y, x, w, b, z}));
   choose_forward(plan, y, x, w);
@@ -698,15 +708,8 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
     cuda::fill_zero(dx, sizeof(float) * static_cast<size_t>(p.N) * p.C * in_plane(p));
     return;
   }
-  if (const int64_t n = images_per_call(p); n < p.N) {
-    const int64_t xs = static_cast<int64_t>(p.C) * in_plane(p), ys = static_cast<int64_t>(p.K) * out_plane(p);
-    for (int64_t i = 0; i < p.N; i += n) {
-      ConvParams q = p;
-      q.N = static_cast<int>(std::min<int64_t>(n, p.N - i));
-      conv2d_backward_data(dx + i * xs, dy + i * ys, w, q);
-    }
+  if (in_groups(p, [&](const ConvParams& q, int64_t xo, int64_t yo) { conv2d_backward_data(dx + xo, dy + yo, w, q); }))
     return;
-  }
   if (Plan* bp = bf16_plan_for(p); bp && backward_data_bf16(*bp, dx, dy, w)) return;
   backward_data(plan_for(p, aligned16({dx, dy, w})), dx, dy, w);
 }
