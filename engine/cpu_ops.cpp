@@ -217,10 +217,10 @@ std::string blas_core() {
 }
 
 // Direct convolution for stride-1 layers with few output channels (8 to 32; 64 from few inputs),
-// where a GEMM of K rows runs far below its speed: for one output row of one image, the C*R input rows it
-// reads are copied once, zero-padded; each block of 8 output columns keeps 8 channels'
-// accumulators in AVX2 registers while it walks over (c, r, s): one input vector times 8
-// broadcast weights per step. Rows of all images are spread over the threads. Chosen at run
+// where a GEMM of K rows runs far below its speed: for one output row of one image, the C*R
+// input rows it reads are zero-padded copies (kept from one output row to the next); each block
+// of 8 output columns keeps 8 channels' accumulators in AVX2 registers while it walks over
+// (c, r, s): one input vector times 8 broadcast weights per step. Rows of all images are spread over the threads. Chosen at run
 // time on CPUs with AVX2 and FMA; the GEMM path otherwise.
 #if LCAM_CPU_X86
 bool have_avx2_fma() {
@@ -228,9 +228,9 @@ bool have_avx2_fma() {
   return yes;
 }
 
-// One output row (all K channels) from the padded input rows in[C*R][len] (in[cr][i] is input
-// column i - pad): out + k * plane is channel k's row.
-__attribute__((target("avx2,fma"))) void direct_row_avx2(const float* in, int rows, int len, const ConvParams& p,
+// One output row (all K channels) from the C*R padded input rows in[c * R + r] (in[cr][i] is
+// input column i - pad): out + k * plane is channel k's row.
+__attribute__((target("avx2,fma"))) void direct_row_avx2(const float* const* in, int rows, const ConvParams& p,
                                                           const float* w, const float* b, bool relu, float* out,
                                                           int64_t plane) {
   const int Q = p.Q(), QB = (Q + 7) / 8 * 8;
@@ -240,7 +240,7 @@ __attribute__((target("avx2,fma"))) void direct_row_avx2(const float* in, int ro
       __m256 acc[8];
       for (int kk = 0; kk < 8; ++kk) acc[kk] = _mm256_set1_ps(b ? b[k0 + kk] : 0.f);
       for (int cr = 0; cr < rows; ++cr) {
-        const float* row = in + static_cast<int64_t>(cr) * len + ow0;
+        const float* row = in[cr] + ow0;
         const float* wcr = w + static_cast<int64_t>(k0) * CRS + static_cast<int64_t>(cr) * p.S;
         for (int s = 0; s < p.S; ++s) {
           const __m256 v = _mm256_loadu_ps(row + s);
@@ -269,37 +269,53 @@ bool have_avx512f() {
 }
 bool g_direct_avx512 = true;  // set_direct_avx512 (tests); used only where the CPU has AVX-512F
 
-// The same row with AVX-512: blocks of 16 output columns, the 8 channels' accumulators in zmm
-// registers, the same products added in the same order as direct_row_avx2 (so the same bits),
-// twice the columns per instruction where the CPU executes 512-bit vectors at full width.
-// (Blocks of 16 channels, with 16 accumulators, measured slower.)
+// The same row with AVX-512: the 8 channels' accumulators in zmm registers over blocks of 32
+// output columns (two vectors: each broadcast weight serves two products, where one vector per
+// block spent a load on every product), then blocks of 16 for the rest; the same products
+// added in the same order as direct_row_avx2 (so the same bits). (Blocks of 16 channels, with
+// 16 accumulators per vector, measured slower.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_max_ps (its __Y)
-__attribute__((target("avx512f"))) void direct_row_avx512(const float* in, int rows, int len, const ConvParams& p,
+template <int V>  // column vectors per block
+__attribute__((target("avx512f"))) inline void direct_block_avx512(const float* const* in, int rows, int S, int64_t CRS,
+                                                                   const float* w, const float* b, bool relu, int k0, int ow0,
+                                                                   int Q, float* out, int64_t plane) {
+  __m512 acc[V][8];
+  for (int kk = 0; kk < 8; ++kk)
+    for (int j = 0; j < V; ++j) acc[j][kk] = _mm512_set1_ps(b ? b[k0 + kk] : 0.f);
+  for (int cr = 0; cr < rows; ++cr) {
+    const float* row = in[cr] + ow0;
+    const float* wcr = w + static_cast<int64_t>(k0) * CRS + static_cast<int64_t>(cr) * S;
+    for (int s = 0; s < S; ++s) {
+      __m512 v[V];
+      for (int j = 0; j < V; ++j) v[j] = _mm512_loadu_ps(row + s + 16 * j);
+      for (int kk = 0; kk < 8; ++kk) {
+        const __m512 wk = _mm512_set1_ps(wcr[kk * CRS + s]);
+        for (int j = 0; j < V; ++j) acc[j][kk] = _mm512_fmadd_ps(wk, v[j], acc[j][kk]);
+      }
+    }
+  }
+  const __m512 zero = _mm512_set1_ps(0.f);
+  for (int j = 0; j < V; ++j) {
+    const int m = std::min(16, Q - ow0 - 16 * j);
+    if (m <= 0) break;
+    const __mmask16 mask = static_cast<__mmask16>(m == 16 ? 0xFFFF : (1u << m) - 1);
+    for (int kk = 0; kk < 8; ++kk) {
+      const __m512 a = relu ? _mm512_max_ps(acc[j][kk], zero) : acc[j][kk];
+      _mm512_mask_storeu_ps(out + (k0 + kk) * plane + ow0 + 16 * j, mask, a);
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void direct_row_avx512(const float* const* in, int rows, const ConvParams& p,
                                                            const float* w, const float* b, bool relu, float* out,
                                                            int64_t plane) {
   const int Q = p.Q(), QB = (Q + 15) / 16 * 16;
   const int64_t CRS = static_cast<int64_t>(p.C) * p.R * p.S;
-  const __m512 zero = _mm512_set1_ps(0.f);
   for (int k0 = 0; k0 < p.K; k0 += 8) {
-    for (int ow0 = 0; ow0 < QB; ow0 += 16) {
-      __m512 acc[8];
-      for (int kk = 0; kk < 8; ++kk) acc[kk] = _mm512_set1_ps(b ? b[k0 + kk] : 0.f);
-      for (int cr = 0; cr < rows; ++cr) {
-        const float* row = in + static_cast<int64_t>(cr) * len + ow0;
-        const float* wcr = w + static_cast<int64_t>(k0) * CRS + static_cast<int64_t>(cr) * p.S;
-        for (int s = 0; s < p.S; ++s) {
-          const __m512 v = _mm512_loadu_ps(row + s);
-          for (int kk = 0; kk < 8; ++kk) acc[kk] = _mm512_fmadd_ps(_mm512_set1_ps(wcr[kk * CRS + s]), v, acc[kk]);
-        }
-      }
-      const int m = std::min(16, Q - ow0);
-      const __mmask16 mask = static_cast<__mmask16>(m == 16 ? 0xFFFF : (1u << m) - 1);
-      for (int kk = 0; kk < 8; ++kk) {
-        const __m512 a = relu ? _mm512_max_ps(acc[kk], zero) : acc[kk];
-        _mm512_mask_storeu_ps(out + (k0 + kk) * plane + ow0, mask, a);
-      }
-    }
+    int ow0 = 0;
+    for (; ow0 + 32 <= QB; ow0 += 32) direct_block_avx512<2>(in, rows, p.S, CRS, w, b, relu, k0, ow0, Q, out, plane);
+    for (; ow0 < QB; ow0 += 16) direct_block_avx512<1>(in, rows, p.S, CRS, w, b, relu, k0, ow0, Q, out, plane);
   }
 }
 #pragma GCC diagnostic pop
@@ -310,27 +326,40 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
   const int P = p.P(), Q = p.Q(), QB = (Q + vw - 1) / vw * vw;
   const int rows = p.C * p.R, len = QB + p.S - 1;  // a padded row covers ow + s - pad for ow < QB
   const int64_t plane = static_cast<int64_t>(P) * Q;
+  // Each thread keeps, per input channel, a ring of R padded rows (row h in slot h % R; the pads
+  // zeroed once): the next output row of the same image needs one new input row per channel,
+  // not R (copying every row R times had taken 40% of these layers). Rows above and below the
+  // image point at a row of zeros.
 #pragma omp parallel
   {
-    std::vector<float> in(static_cast<size_t>(rows) * len);
+    std::vector<float> ring(static_cast<size_t>(rows) * len, 0.f), zero(len, 0.f);
+    std::vector<int64_t> held(p.R, -1);  // n * H + h of the row each slot holds
+    std::vector<const float*> in(rows);
+    const int lo = std::max(0, p.pad_w), hi = std::min(len, p.W + p.pad_w);  // row[i] = x[c, h, i - pad]
 #pragma omp for schedule(static)
     for (int64_t nh = 0; nh < static_cast<int64_t>(p.N) * P; ++nh) {
       const int64_t n = nh / P;
       const int oh = static_cast<int>(nh % P);
       const float* xn = x + n * p.C * p.H * p.W;
-      for (int c = 0; c < p.C; ++c)
-        for (int r = 0; r < p.R; ++r) {
-          float* row = in.data() + static_cast<int64_t>(c * p.R + r) * len;
-          const int h = oh - p.pad_h + r;
-          std::fill(row, row + len, 0.f);
-          if (h < 0 || h >= p.H) continue;
-          // row[i] = x[c, h, i - pad] for i - pad in [0, W)
-          const int lo = std::max(0, p.pad_w), hi = std::min(len, p.W + p.pad_w);
-          if (lo < hi) std::memcpy(row + lo, xn + (static_cast<int64_t>(c) * p.H + h) * p.W + (lo - p.pad_w), sizeof(float) * (hi - lo));
+      for (int r = 0; r < p.R; ++r) {
+        const int h = oh - p.pad_h + r;
+        if (h < 0 || h >= p.H || lo >= hi) {
+          for (int c = 0; c < p.C; ++c) in[c * p.R + r] = zero.data();
+          continue;
         }
+        const int slot = h % p.R;
+        float* base = ring.data() + static_cast<int64_t>(slot) * len;  // channel c's at + c * R * len
+        if (held[slot] != n * p.H + h) {
+          for (int c = 0; c < p.C; ++c)
+            std::memcpy(base + static_cast<int64_t>(c) * p.R * len + lo,
+                        xn + (static_cast<int64_t>(c) * p.H + h) * p.W + (lo - p.pad_w), sizeof(float) * (hi - lo));
+          held[slot] = n * p.H + h;
+        }
+        for (int c = 0; c < p.C; ++c) in[c * p.R + r] = base + static_cast<int64_t>(c) * p.R * len;
+      }
       float* out = y + n * p.K * plane + static_cast<int64_t>(oh) * Q;
-      if (wide) direct_row_avx512(in.data(), rows, len, p, w, b, relu, out, plane);
-      else direct_row_avx2(in.data(), rows, len, p, w, b, relu, out, plane);
+      if (wide) direct_row_avx512(in.data(), rows, p, w, b, relu, out, plane);
+      else direct_row_avx2(in.data(), rows, p, w, b, relu, out, plane);
     }
   }
 }
@@ -580,6 +609,7 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
 
 void set_winograd(bool on) { g_winograd = on; }
 bool uses_winograd(const ConvParams& p) { return winograd_fits(p); }
+bool uses_direct(const ConvParams& p) { return direct_fits(p, p.K, static_cast<int64_t>(p.C) * p.R * p.S); }
 
 // Five schedules. Stride 1 with 8 to 32 output channels (or up to 64 from at most 64 inputs
 // per output) on an AVX2 CPU: the direct kernel above. Many-channel 3x3 stride-1 layers with

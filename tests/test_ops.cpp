@@ -752,15 +752,57 @@ TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops")
   CHECK(lcam::cpu::uses_winograd(ConvParams{8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1}));
 }
 
+TEST_CASE("direct convolution over many images and wide rows against naive loops") {
+  // Each thread walks its output rows keeping R input rows per channel: rows taken over from
+  // the previous output row, a new image (its rows must not be taken over), the rows above and
+  // below the image, a one-row window, padding wider than the window's half; rows wide enough
+  // for several blocks of 32 columns and a tail. Forward and data gradient (the transposed
+  // convolution runs the same kernel when the input has 8 to 32 channels).
+  for (const ConvParams p : {ConvParams{3, 8, 9, 75, 16, 3, 3, 1, 1, 1, 1}, ConvParams{4, 3, 6, 40, 8, 5, 5, 1, 1, 2, 2},
+                             ConvParams{3, 8, 5, 33, 8, 1, 3, 1, 1, 0, 1}, ConvParams{5, 16, 4, 20, 8, 3, 3, 1, 1, 0, 0},
+                             ConvParams{2, 8, 6, 18, 24, 3, 3, 1, 1, 2, 2}}) {
+    CAPTURE(p.W);
+    CAPTURE(p.R);
+    if (!lcam::cpu::uses_direct(p)) MESSAGE("direct convolution: not taken on this CPU (no AVX2/FMA), the GEMM path is checked");
+    const Tensor x = randn_t({p.N, p.C, p.H, p.W}, 31), w = randn_t({p.K, p.C, p.R, p.S}, 32, 0.3f), b = randn_t({p.K}, 33);
+    const Vec xd = to_double(x), wd = to_double(w);
+    Tensor y = Tensor::empty({p.N, p.K, p.P(), p.Q()});
+    conv2d_forward(y, x, w, b, p, /*relu=*/false);
+    check_close("direct conv forward", y.to_vector(), conv_ref(xd, wd, to_double(b), p), 1e-5);
+    // dx[n, c, h, w] = sum over k, r, s of dy[n, k, h + pad - r, w + pad - s] w[k, c, r, s]
+    const Tensor dy = randn_t({p.N, p.K, p.P(), p.Q()}, 34);
+    const Vec dyd = to_double(dy);
+    Vec want(xd.size(), 0.0);
+    const int P = p.P(), Q = p.Q();
+    for (int n = 0; n < p.N; ++n)
+      for (int k = 0; k < p.K; ++k)
+        for (int oh = 0; oh < P; ++oh)
+          for (int ow = 0; ow < Q; ++ow)
+            for (int c = 0; c < p.C; ++c)
+              for (int r = 0; r < p.R; ++r)
+                for (int s = 0; s < p.S; ++s) {
+                  const int h = oh - p.pad_h + r, ww = ow - p.pad_w + s;
+                  if (h < 0 || h >= p.H || ww < 0 || ww >= p.W) continue;
+                  want[((static_cast<size_t>(n) * p.C + c) * p.H + h) * p.W + ww] +=
+                      dyd[((static_cast<size_t>(n) * p.K + k) * P + oh) * Q + ow] * wd[((static_cast<size_t>(k) * p.C + c) * p.R + r) * p.S + s];
+                }
+    Tensor dx = Tensor::empty(x.shape());
+    conv2d_backward_data(dx, dy, w, p);
+    check_close("direct conv dx", dx.to_vector(), want, 1e-5);
+  }
+}
+
 TEST_CASE("direct convolution: the AVX-512 rows give the AVX2 rows' bits") {
   if (!lcam::cpu::direct_avx512()) {
     MESSAGE("direct convolution AVX-512: skipped (this CPU has no AVX-512F)");
     return;
   }
   const auto restore = lcam::test::on_exit([] { lcam::cpu::set_direct_avx512(true); });
-  // First layers (3 inputs), 8-32 channels, widths that are not multiples of 16 (masked tails).
+  // First layers (3 inputs), 8-32 channels, widths that are not multiples of 16 (masked tails),
+  // one of several blocks of 32 columns.
   for (const ConvParams p : {ConvParams{2, 3, 37, 37, 8, 3, 3, 1, 1, 1, 1}, ConvParams{2, 16, 23, 29, 32, 3, 3, 1, 1, 1, 1},
-                             ConvParams{1, 8, 17, 40, 16, 3, 3, 1, 1, 1, 1}, ConvParams{2, 8, 12, 19, 8, 5, 5, 1, 1, 2, 2}}) {
+                             ConvParams{1, 8, 17, 40, 16, 3, 3, 1, 1, 1, 1}, ConvParams{2, 8, 12, 19, 8, 5, 5, 1, 1, 2, 2},
+                             ConvParams{2, 8, 7, 75, 16, 3, 3, 1, 1, 1, 1}}) {
     CAPTURE(p.C);
     CAPTURE(p.W);
     const Tensor x = randn_t({p.N, p.C, p.H, p.W}, 21), w = randn_t({p.K, p.C, p.R, p.S}, 22), b = randn_t({p.K}, 23);
