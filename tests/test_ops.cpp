@@ -756,11 +756,12 @@ TEST_CASE("direct convolution over many images and wide rows against naive loops
   // Each thread walks its output rows keeping R input rows per channel: rows taken over from
   // the previous output row, a new image (its rows must not be taken over), the rows above and
   // below the image, a one-row window, padding wider than the window's half; rows wide enough
-  // for several blocks of 32 columns and a tail. Forward and data gradient (the transposed
-  // convolution runs the same kernel when the input has 8 to 32 channels).
+  // for several blocks of 32 columns and a tail; 64 channels from 64 (direct with the AVX-512
+  // rows only). Forward and data gradient (the transposed convolution runs the same kernel when
+  // the input has 8 to 32 channels, or 64 with the AVX-512 rows).
   for (const ConvParams p : {ConvParams{3, 8, 9, 75, 16, 3, 3, 1, 1, 1, 1}, ConvParams{4, 3, 6, 40, 8, 5, 5, 1, 1, 2, 2},
                              ConvParams{3, 8, 5, 33, 8, 1, 3, 1, 1, 0, 1}, ConvParams{5, 16, 4, 20, 8, 3, 3, 1, 1, 0, 0},
-                             ConvParams{2, 8, 6, 18, 24, 3, 3, 1, 1, 2, 2}}) {
+                             ConvParams{2, 8, 6, 18, 24, 3, 3, 1, 1, 2, 2}, ConvParams{2, 64, 5, 20, 64, 3, 3, 1, 1, 1, 1}}) {
     CAPTURE(p.W);
     CAPTURE(p.R);
     if (!lcam::cpu::uses_direct(p)) MESSAGE("direct convolution: not taken on this CPU (no AVX2/FMA), the GEMM path is checked");
