@@ -1147,7 +1147,17 @@ void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t L) {
   parallel_for(L, [&](int64_t i) { kern::sigmoid_bwd_at(dx, dy, y, i); });
 }
 void upsample_bilinear_forward(float* y, const float* x, int NC, int H, int W, int P, int Q) {
-  parallel_for(static_cast<int64_t>(NC) * P * Q, [&](int64_t i) { kern::upsample_fwd_at(y, x, H, W, P, Q, i); });
+  // kern::upsample_fwd_at with the rows' and columns' taps computed once (the same floats), an
+  // output row at a time: no divisions per value (they had taken 4 ns per value).
+  std::vector<kern::Lerp> rows(P), cols(Q);
+  for (int p = 0; p < P; ++p) rows[p] = kern::bilinear_src(p, H, static_cast<float>(H) / static_cast<float>(P));
+  for (int q = 0; q < Q; ++q) cols[q] = kern::bilinear_src(q, W, static_cast<float>(W) / static_cast<float>(Q));
+  parallel_planes(static_cast<int64_t>(NC) * P, Q, [&](int64_t row, int64_t i0, int64_t) {
+    const kern::Lerp& a = rows[row % P];
+    const float* xp = x + (row / P) * H * W;
+    float* yr = y + i0;
+    for (int q = 0; q < Q; ++q) yr[q] = kern::bilinear_mix(a, cols[q], xp, W);
+  });
 }
 // Per input index along one axis, the output indices that read it and their weights
 // (kern::lerp_weight of kern::bilinear_src, the same floats), in ascending output order.

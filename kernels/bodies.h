@@ -279,15 +279,19 @@ ENGINE_HD inline Lerp bilinear_src(int dst, int in, float scale) {
   return r;
 }
 
+// One upsampled value from a plane xp[H, W] (row stride W): a the row's taps, b the column's.
+ENGINE_HD inline float bilinear_mix(const Lerp& a, const Lerp& b, const float* xp, int W) {
+  return a.l0 * (b.l0 * xp[a.i0 * W + b.i0] + b.l1 * xp[a.i0 * W + b.i1]) +
+         a.l1 * (b.l0 * xp[a.i1 * W + b.i0] + b.l1 * xp[a.i1 * W + b.i1]);
+}
+
 // i indexes y[NC, P, Q] upsampled (or resized) from x[NC, H, W].
 ENGINE_HD inline void upsample_fwd_at(float* y, const float* x, int H, int W, int P, int Q, int64_t i) {
   const int q = static_cast<int>(i % Q), p = static_cast<int>((i / Q) % P);
   const int64_t plane = i / (static_cast<int64_t>(P) * Q);
   const Lerp a = bilinear_src(p, H, static_cast<float>(H) / static_cast<float>(P));
   const Lerp b = bilinear_src(q, W, static_cast<float>(W) / static_cast<float>(Q));
-  const float* xp = x + plane * H * W;
-  y[i] = a.l0 * (b.l0 * xp[a.i0 * W + b.i0] + b.l1 * xp[a.i0 * W + b.i1]) +
-         a.l1 * (b.l0 * xp[a.i1 * W + b.i0] + b.l1 * xp[a.i1 * W + b.i1]);
+  y[i] = bilinear_mix(a, b, x + plane * H * W, W);
 }
 
 // Weight of input index `src` in output index `dst` along one axis.
