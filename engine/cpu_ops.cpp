@@ -276,12 +276,12 @@ bool g_direct_avx512 = true;  // set_direct_avx512 (tests); used only where the 
 // 16 accumulators per vector, measured slower.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_max_ps (its __Y)
-template <int V>  // column vectors per block
+template <int V, int KB = 8>  // column vectors and channels per block
 __attribute__((target("avx512f"))) inline void direct_block_avx512(const float* const* in, int rows, int S, int64_t CRS,
                                                                    const float* w, const float* b, bool relu, int k0, int ow0,
                                                                    int Q, float* out, int64_t plane) {
-  __m512 acc[V][8];
-  for (int kk = 0; kk < 8; ++kk)
+  __m512 acc[V][KB];
+  for (int kk = 0; kk < KB; ++kk)
     for (int j = 0; j < V; ++j) acc[j][kk] = _mm512_set1_ps(b ? b[k0 + kk] : 0.f);
   for (int cr = 0; cr < rows; ++cr) {
     const float* row = in[cr] + ow0;
@@ -289,7 +289,7 @@ __attribute__((target("avx512f"))) inline void direct_block_avx512(const float* 
     for (int s = 0; s < S; ++s) {
       __m512 v[V];
       for (int j = 0; j < V; ++j) v[j] = _mm512_loadu_ps(row + s + 16 * j);
-      for (int kk = 0; kk < 8; ++kk) {
+      for (int kk = 0; kk < KB; ++kk) {
         const __m512 wk = _mm512_set1_ps(wcr[kk * CRS + s]);
         for (int j = 0; j < V; ++j) acc[j][kk] = _mm512_fmadd_ps(wk, v[j], acc[j][kk]);
       }
@@ -300,7 +300,7 @@ __attribute__((target("avx512f"))) inline void direct_block_avx512(const float* 
     const int m = std::min(16, Q - ow0 - 16 * j);
     if (m <= 0) break;
     const __mmask16 mask = static_cast<__mmask16>(m == 16 ? 0xFFFF : (1u << m) - 1);
-    for (int kk = 0; kk < 8; ++kk) {
+    for (int kk = 0; kk < KB; ++kk) {
       const __m512 a = relu ? _mm512_max_ps(acc[j][kk], zero) : acc[j][kk];
       _mm512_mask_storeu_ps(out + (k0 + kk) * plane + ow0 + 16 * j, mask, a);
     }
@@ -312,6 +312,12 @@ __attribute__((target("avx512f"))) void direct_row_avx512(const float* const* in
                                                            int64_t plane) {
   const int Q = p.Q(), QB = (Q + 15) / 16 * 16;
   const int64_t CRS = static_cast<int64_t>(p.C) * p.R * p.S;
+  if (p.K == 3) {  // an image's gradient (RGB): the three channels over blocks of 64 columns
+    int ow0 = 0;
+    for (; ow0 + 64 <= QB; ow0 += 64) direct_block_avx512<4, 3>(in, rows, p.S, CRS, w, b, relu, 0, ow0, Q, out, plane);
+    for (; ow0 < QB; ow0 += 16) direct_block_avx512<1, 3>(in, rows, p.S, CRS, w, b, relu, 0, ow0, Q, out, plane);
+    return;
+  }
   for (int k0 = 0; k0 < p.K; k0 += 8) {
     int ow0 = 0;
     for (; ow0 + 32 <= QB; ow0 += 32) direct_block_avx512<2>(in, rows, p.S, CRS, w, b, relu, k0, ow0, Q, out, plane);
@@ -382,6 +388,10 @@ bool direct_avx512() { return g_direct_avx512 && have_avx512f(); }
 bool direct_fits(const ConvParams& p, int outs, int64_t per_out) {
   return p.stride_h == 1 && p.stride_w == 1 && !is_pointwise(p) && outs % 8 == 0 &&
          (outs <= 32 || (outs <= 64 && (per_out <= 64 || direct_avx512()))) && have_avx2_fma();
+}
+// ... and the data gradient of a first layer (3 input channels) with the AVX-512 rows.
+bool direct_fits_rgb(const ConvParams& p, int outs) {
+  return outs == 3 && p.stride_h == 1 && p.stride_w == 1 && !is_pointwise(p) && direct_avx512();
 }
 
 namespace {
@@ -726,7 +736,7 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
   // Stride 1: dx is the convolution of dy with the weights flipped and transposed, padded by
   // R-1-pad; with few input channels (the backward's outputs) the direct kernel runs it.
   const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
-  if (direct_fits(p, p.C, KRS) && p.pad_h < p.R && p.pad_w < p.S) {
+  if ((direct_fits(p, p.C, KRS) || direct_fits_rgb(p, p.C)) && p.pad_h < p.R && p.pad_w < p.S) {
     float* wt = scratch(static_cast<size_t>(KRS) * p.C);
     for (int c = 0; c < p.C; ++c)
       for (int k = 0; k < p.K; ++k)

@@ -49,6 +49,28 @@ Vec conv_ref(const Vec& x, const Vec& w, const Vec& b, const ConvParams& p) {
   return y;
 }
 
+// The data gradient of conv_ref (stride 1): dx[n, c, h, w] = sum over k, r, s of
+// dy[n, k, h + pad - r, w + pad - s] w[k, c, r, s].
+Vec conv_dx_ref(const Vec& dy, const Vec& w, const ConvParams& p) {
+  const int P = p.P(), Q = p.Q();
+  Vec dx(static_cast<size_t>(p.N) * p.C * p.H * p.W, 0.0);
+  for (int n = 0; n < p.N; ++n)
+    for (int k = 0; k < p.K; ++k)
+      for (int oh = 0; oh < P; ++oh)
+        for (int ow = 0; ow < Q; ++ow) {
+          const double g = dy[((static_cast<size_t>(n) * p.K + k) * P + oh) * Q + ow];
+          for (int c = 0; c < p.C; ++c)
+            for (int r = 0; r < p.R; ++r)
+              for (int s = 0; s < p.S; ++s) {
+                const int h = oh - p.pad_h + r, ww = ow - p.pad_w + s;
+                if (h < 0 || h >= p.H || ww < 0 || ww >= p.W) continue;
+                dx[((static_cast<size_t>(n) * p.C + c) * p.H + h) * p.W + ww] +=
+                    g * w[((static_cast<size_t>(k) * p.C + c) * p.R + r) * p.S + s];
+              }
+        }
+  return dx;
+}
+
 struct ConvCase {
   const char* name;
   ConvParams p;
@@ -707,24 +729,7 @@ TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops")
     Tensor y0 = Tensor::empty(z.shape());
     conv2d_forward(y0, x, w, Tensor(), p);
     check_close("Winograd conv without bias", y0.to_vector(), conv_ref(xd, wd, {}, p), 2e-6);
-    // dx[n,c,h,w] = sum over k, r, s of dy[n,k,h+pad-r,w+pad-s] w[k,c,r,s].
-    const Vec dyd = to_double(dy);
-    Vec dx_want(xd.size(), 0.0);
-    const int P = p.P(), Q = p.Q();
-    for (int n = 0; n < p.N; ++n)
-      for (int k = 0; k < p.K; ++k)
-        for (int oh = 0; oh < P; ++oh)
-          for (int ow = 0; ow < Q; ++ow) {
-            const double g = dyd[((static_cast<size_t>(n) * p.K + k) * P + oh) * Q + ow];
-            for (int c = 0; c < p.C; ++c)
-              for (int r = 0; r < 3; ++r)
-                for (int s = 0; s < 3; ++s) {
-                  const int h = oh - p.pad_h + r, ww = ow - p.pad_w + s;
-                  if (h < 0 || h >= p.H || ww < 0 || ww >= p.W) continue;
-                  dx_want[((static_cast<size_t>(n) * p.C + c) * p.H + h) * p.W + ww] +=
-                      g * wd[((static_cast<size_t>(k) * p.C + c) * 3 + r) * 3 + s];
-                }
-          }
+    const Vec dx_want = conv_dx_ref(to_double(dy), wd, p);
     Tensor dx = Tensor::empty(x.shape());
     conv2d_backward_data(dx, dy, w, p);
     check_close("Winograd conv dx", dx.to_vector(), dx_want, 2e-6);
@@ -758,10 +763,11 @@ TEST_CASE("direct convolution over many images and wide rows against naive loops
   // below the image, a one-row window, padding wider than the window's half; rows wide enough
   // for several blocks of 32 columns and a tail; 64 channels from 64 (direct with the AVX-512
   // rows only). Forward and data gradient (the transposed convolution runs the same kernel when
-  // the input has 8 to 32 channels, or 64 with the AVX-512 rows).
+  // the input has 8 to 32 channels, or 64 or 3 (an image's gradient) with the AVX-512 rows).
   for (const ConvParams p : {ConvParams{3, 8, 9, 75, 16, 3, 3, 1, 1, 1, 1}, ConvParams{4, 3, 6, 40, 8, 5, 5, 1, 1, 2, 2},
                              ConvParams{3, 8, 5, 33, 8, 1, 3, 1, 1, 0, 1}, ConvParams{5, 16, 4, 20, 8, 3, 3, 1, 1, 0, 0},
-                             ConvParams{2, 8, 6, 18, 24, 3, 3, 1, 1, 2, 2}, ConvParams{2, 64, 5, 20, 64, 3, 3, 1, 1, 1, 1}}) {
+                             ConvParams{2, 8, 6, 18, 24, 3, 3, 1, 1, 2, 2}, ConvParams{2, 64, 5, 20, 64, 3, 3, 1, 1, 1, 1},
+                             ConvParams{3, 3, 7, 150, 8, 3, 3, 1, 1, 1, 1}}) {
     CAPTURE(p.W);
     CAPTURE(p.R);
     if (!lcam::cpu::uses_direct(p)) MESSAGE("direct convolution: not taken on this CPU (no AVX2/FMA), the GEMM path is checked");
@@ -770,23 +776,8 @@ TEST_CASE("direct convolution over many images and wide rows against naive loops
     Tensor y = Tensor::empty({p.N, p.K, p.P(), p.Q()});
     conv2d_forward(y, x, w, b, p, /*relu=*/false);
     check_close("direct conv forward", y.to_vector(), conv_ref(xd, wd, to_double(b), p), 1e-5);
-    // dx[n, c, h, w] = sum over k, r, s of dy[n, k, h + pad - r, w + pad - s] w[k, c, r, s]
     const Tensor dy = randn_t({p.N, p.K, p.P(), p.Q()}, 34);
-    const Vec dyd = to_double(dy);
-    Vec want(xd.size(), 0.0);
-    const int P = p.P(), Q = p.Q();
-    for (int n = 0; n < p.N; ++n)
-      for (int k = 0; k < p.K; ++k)
-        for (int oh = 0; oh < P; ++oh)
-          for (int ow = 0; ow < Q; ++ow)
-            for (int c = 0; c < p.C; ++c)
-              for (int r = 0; r < p.R; ++r)
-                for (int s = 0; s < p.S; ++s) {
-                  const int h = oh - p.pad_h + r, ww = ow - p.pad_w + s;
-                  if (h < 0 || h >= p.H || ww < 0 || ww >= p.W) continue;
-                  want[((static_cast<size_t>(n) * p.C + c) * p.H + h) * p.W + ww] +=
-                      dyd[((static_cast<size_t>(n) * p.K + k) * P + oh) * Q + ow] * wd[((static_cast<size_t>(k) * p.C + c) * p.R + r) * p.S + s];
-                }
+    const Vec want = conv_dx_ref(to_double(dy), wd, p);
     Tensor dx = Tensor::empty(x.shape());
     conv2d_backward_data(dx, dy, w, p);
     check_close("direct conv dx", dx.to_vector(), want, 1e-5);
@@ -819,6 +810,6 @@ TEST_CASE("direct convolution: the AVX-512 rows give the AVX2 rows' bits") {
       got[wide][1] = dx.to_vector();
     }
     CHECK(got[0][0] == got[1][0]);
-    CHECK(got[0][1] == got[1][1]);
+    if (p.C % 8 == 0) CHECK(got[0][1] == got[1][1]);  // a 3-channel gradient is direct with AVX-512 only
   }
 }
