@@ -87,7 +87,7 @@ void set_direct_avx512(bool on);
 bool direct_avx512();
 // Whether a forward convolution with p takes the direct kernel (stride 1, on CPUs with AVX2 and
 // FMA: 8 to 32 output channels, or 64 from a first layer's few inputs or, with the AVX-512 rows,
-// from any number).
+// from any number; with the AVX-512 rows also 3).
 bool uses_direct(const ConvParams& p);
 // Winograd F(2x2, 3x3) for stride-1 3x3 convolutions of at least 128 input and output channels
 // whose output has at least as many pixels as channels (VGG-16's blocks 2 to 4 at 224x224) or

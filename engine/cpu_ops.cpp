@@ -216,12 +216,12 @@ std::string blas_core() {
   return s;
 }
 
-// Direct convolution for stride-1 layers with few output channels (8 to 32; 64 from few inputs),
-// where a GEMM of K rows runs far below its speed: for one output row of one image, the C*R
-// input rows it reads are zero-padded copies (kept from one output row to the next); each block
-// of 8 output columns keeps 8 channels' accumulators in AVX2 registers while it walks over
-// (c, r, s): one input vector times 8 broadcast weights per step. Rows of all images are spread over the threads. Chosen at run
-// time on CPUs with AVX2 and FMA; the GEMM path otherwise.
+// Direct convolution for stride-1 layers with few output channels (direct_fits: 8 to 32, 64, or an
+// image's 3), where a GEMM of K rows runs far below its speed: for one output row of one image,
+// the C*R input rows it reads are zero-padded copies (kept from one output row to the next); each
+// block of 8 output columns keeps 8 channels' accumulators in AVX2 registers while it walks over
+// (c, r, s): one input vector times 8 broadcast weights per step. Rows of all images are spread
+// over the threads. Chosen at run time on CPUs with AVX2 and FMA; the GEMM path otherwise.
 #if LCAM_CPU_X86
 bool have_avx2_fma() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -383,15 +383,13 @@ bool direct_avx512() { return g_direct_avx512 && have_avx512f(); }
 // channels from `per_out` inputs per output value: 8 to 32 channels, or 64 from at most 64 inputs
 // (a first layer) or, with the AVX-512 rows, from any number (measured on an AVX-512 Xeon: 64 ->
 // 64 channels at 224x224, 56x56 and 14x14 in 0.62-0.98 of the GEMM's time, where the AVX2 rows
-// took 0.97-1.32 of it against OpenBLAS's AVX-512 GEMM); on CPUs with AVX2 and FMA. The forward
-// pass asks with (K, C*R*S), the data gradient with (C, K*R*S).
+// took 0.97-1.32 of it against OpenBLAS's AVX-512 GEMM); with the AVX-512 rows also 3 channels
+// (an image's gradient, whose GEMM has a first layer's few channels as inner dimension); on CPUs
+// with AVX2 and FMA. The forward pass asks with (K, C*R*S), the data gradient with (C, K*R*S).
 bool direct_fits(const ConvParams& p, int outs, int64_t per_out) {
-  return p.stride_h == 1 && p.stride_w == 1 && !is_pointwise(p) && outs % 8 == 0 &&
-         (outs <= 32 || (outs <= 64 && (per_out <= 64 || direct_avx512()))) && have_avx2_fma();
-}
-// ... and the data gradient of a first layer (3 input channels) with the AVX-512 rows.
-bool direct_fits_rgb(const ConvParams& p, int outs) {
-  return outs == 3 && p.stride_h == 1 && p.stride_w == 1 && !is_pointwise(p) && direct_avx512();
+  const bool channels = (outs % 8 == 0 && (outs <= 32 || (outs <= 64 && (per_out <= 64 || direct_avx512())))) ||
+                        (outs == 3 && direct_avx512());
+  return p.stride_h == 1 && p.stride_w == 1 && !is_pointwise(p) && channels && have_avx2_fma();
 }
 
 namespace {
@@ -623,8 +621,8 @@ void set_winograd(bool on) { g_winograd = on; }
 bool uses_winograd(const ConvParams& p) { return winograd_fits(p); }
 bool uses_direct(const ConvParams& p) { return direct_fits(p, p.K, static_cast<int64_t>(p.C) * p.R * p.S); }
 
-// Five schedules. Stride 1 with 8 to 32 output channels (or up to 64 from at most 64 inputs
-// per output) on an AVX2 CPU: the direct kernel above. Many-channel 3x3 stride-1 layers with
+// Five schedules. Stride 1 with few output channels (direct_fits) on an AVX2 CPU: the direct
+// kernel above. Many-channel 3x3 stride-1 layers with
 // enough pixels: Winograd (above). Wide outputs (pixels >= output channels,
 // the early layers): tiles of output pixels, each a task for one thread — im2col of the tile
 // into a per-thread buffer sized for the cache, a single-threaded GEMM into y's columns, then
@@ -736,7 +734,7 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
   // Stride 1: dx is the convolution of dy with the weights flipped and transposed, padded by
   // R-1-pad; with few input channels (the backward's outputs) the direct kernel runs it.
   const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
-  if ((direct_fits(p, p.C, KRS) || direct_fits_rgb(p, p.C)) && p.pad_h < p.R && p.pad_w < p.S) {
+  if (direct_fits(p, p.C, KRS) && p.pad_h < p.R && p.pad_w < p.S) {
     float* wt = scratch(static_cast<size_t>(KRS) * p.C);
     for (int c = 0; c < p.C; ++c)
       for (int k = 0; k < p.K; ++k)

@@ -763,11 +763,12 @@ TEST_CASE("direct convolution over many images and wide rows against naive loops
   // below the image, a one-row window, padding wider than the window's half; rows wide enough
   // for several blocks of 32 columns and a tail; 64 channels from 64 (direct with the AVX-512
   // rows only). Forward and data gradient (the transposed convolution runs the same kernel when
-  // the input has 8 to 32 channels, or 64 or 3 (an image's gradient) with the AVX-512 rows).
+  // the input has 8 to 32 channels, or 64 or 3 (an image's gradient) with the AVX-512 rows; 3
+  // outputs go the same way in the forward pass).
   for (const ConvParams p : {ConvParams{3, 8, 9, 75, 16, 3, 3, 1, 1, 1, 1}, ConvParams{4, 3, 6, 40, 8, 5, 5, 1, 1, 2, 2},
                              ConvParams{3, 8, 5, 33, 8, 1, 3, 1, 1, 0, 1}, ConvParams{5, 16, 4, 20, 8, 3, 3, 1, 1, 0, 0},
                              ConvParams{2, 8, 6, 18, 24, 3, 3, 1, 1, 2, 2}, ConvParams{2, 64, 5, 20, 64, 3, 3, 1, 1, 1, 1},
-                             ConvParams{3, 3, 7, 150, 8, 3, 3, 1, 1, 1, 1}}) {
+                             ConvParams{3, 3, 7, 150, 8, 3, 3, 1, 1, 1, 1}, ConvParams{2, 8, 5, 70, 3, 3, 3, 1, 1, 1, 1}}) {
     CAPTURE(p.W);
     CAPTURE(p.R);
     if (!lcam::cpu::uses_direct(p)) MESSAGE("direct convolution: not taken on this CPU (no AVX2/FMA), the GEMM path is checked");
