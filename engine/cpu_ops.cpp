@@ -22,6 +22,7 @@
 #include <vector>     // std::vector (upsampling taps)
 
 #include "engine/backend.h"  // the interface implemented here
+#include "engine/cuda_runtime.h"  // cuda::TraceRange (each convolution's schedule, for bench --profile)
 #include "kernels/bodies.h"  // kern::* shared bodies
 
 namespace lcam::cpu {
@@ -631,21 +632,29 @@ bool uses_direct(const ConvParams& p) { return direct_fits(p, p.K, static_cast<i
 // of one image: im2col of the whole image by all threads, then a GEMM split by output
 // channels, so no thread packs weights it does not use.
 namespace {
+// Each schedule runs inside a profiler range named after it, nested in the op's
+// ("conv2d_forward" > "direct AVX-512"), so that `bench --profile` shows which one every layer
+// took.
+const char* direct_name() { return direct_avx512() ? "direct AVX-512" : "direct AVX2"; }
+
 void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b, const float* z, const ConvParams& p,
                         bool relu) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
   const int nt = omp_get_max_threads();
   if (direct_fits(p, p.K, CRS)) {
+    const cuda::TraceRange schedule(direct_name());
     conv2d_forward_direct(y, x, w, b, p, relu && !z);
     if (z) parallel_for(static_cast<int64_t>(p.N) * p.K * PQ, [&](int64_t i) { kern::add_at(y, y, z, relu, i); });
     return;
   }
   if (winograd_fits(p)) {
+    const cuda::TraceRange schedule("Winograd F(2x2,3x3)");
     conv2d_forward_winograd(y, x, winograd_u(w, p.K, p.C, false), b, z, p, relu);
     return;
   }
   if (PQ < p.K && p.N > 1 && PQ < 512) {
+    const cuda::TraceRange schedule("GEMM over images side by side");
     // Deep layers with few pixels: the columns of G images side by side (about 1024 in all),
     // so that one GEMM [K,CRS] x [CRS, G*PQ] is wide enough to run well, then the product is
     // copied to the images' planes with bias and ReLU. (Per image, ResNet-50's layer4 GEMMs
@@ -686,6 +695,7 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
     return;
   }
   if (PQ < p.K) {
+    const cuda::TraceRange schedule("GEMM per image by output channels");
     float* col = pw ? nullptr : scratch(static_cast<size_t>(CRS * PQ));
     for (int n = 0; n < p.N; ++n) {
       const float* xn = x + static_cast<int64_t>(n) * p.C * p.H * p.W;
@@ -710,6 +720,7 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
   int64_t T = std::min(by_cache, std::max<int64_t>(PQ, 1));
   if (p.N * ((PQ + T - 1) / T) < nt) T = std::max<int64_t>(16, (PQ * p.N + nt - 1) / nt);
   const int64_t tiles = (PQ + T - 1) / T;
+  const cuda::TraceRange schedule("GEMM per tile of pixels");
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < p.N * tiles; ++task) {
     const int64_t n = task / tiles, p0 = (task % tiles) * T, len = std::min(T, PQ - p0);
@@ -735,6 +746,7 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
   // R-1-pad; with few input channels (the backward's outputs) the direct kernel runs it.
   const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
   if (direct_fits(p, p.C, KRS) && p.pad_h < p.R && p.pad_w < p.S) {
+    const cuda::TraceRange schedule(direct_name());
     float* wt = scratch(static_cast<size_t>(KRS) * p.C);
     for (int c = 0; c < p.C; ++c)
       for (int k = 0; k < p.K; ++k)
@@ -749,10 +761,12 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
   // Winograd for the data gradient where the forward takes it (the transposed convolution has
   // the same tiles and channel counts swapped).
   if (winograd_fits(p)) {
+    const cuda::TraceRange schedule("Winograd F(2x2,3x3)");
     const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w};
     conv2d_forward_winograd(dx, dy, winograd_u(w, p.C, p.K, true), nullptr, nullptr, t, false);
     return;
   }
+  const cuda::TraceRange schedule(pw ? "GEMM per image" : "GEMM per image, col2im");
   float* col = pw ? nullptr : scratch(CRS * PQ);
   for (int n = 0; n < p.N; ++n) {
     const float* dyn = dy + static_cast<int64_t>(n) * p.K * PQ;

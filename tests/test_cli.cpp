@@ -501,6 +501,22 @@ TEST_CASE("bench: every work runs and reports; flags that do not fit are refused
     CHECK(has("  backward conv1 conv7x7/2+bn+relu"));
     CHECK(has("sgd"));
     CHECK(j["profile"][0]["calls"].get<double>() == 1.0);  // per batch
+    // Each convolution names the schedule it ran in a range nested in the op's.
+    const std::vector<std::string> schedules = {"direct AVX-512", "direct AVX2", "Winograd F(2x2,3x3)",
+                                                "GEMM over images side by side", "GEMM per image by output channels",
+                                                "GEMM per tile of pixels", "GEMM per image", "GEMM per image, col2im"};
+    const auto& rows = j["profile"];
+    int convs = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const std::string name = rows[i]["name"].get<std::string>();
+      if (name != "conv2d_forward" && name != "conv2d_backward_data") continue;
+      ++convs;
+      REQUIRE(i + 1 < rows.size());
+      CHECK(rows[i + 1]["depth"].get<int>() == rows[i]["depth"].get<int>() + 1);
+      const std::string next = rows[i + 1]["name"].get<std::string>();
+      CHECK_MESSAGE(std::find(schedules.begin(), schedules.end(), next) != schedules.end(), "after " << name << ": " << next);
+    }
+    CHECK(convs > 10);
   }
   for (const char* bad : {"--work rise --layers", "--work forward --graph --profile", "--work explain --train img", "--work nope", "--work explain, --arch vgg",
                           "--arch resnet50,vgg16 --weights w.h5"}) {
