@@ -328,7 +328,7 @@ __attribute__((target("avx512f"))) void direct_row_avx512(const float* const* in
 #pragma GCC diagnostic pop
 
 void conv2d_forward_direct(float* y, const float* x, const float* w, const float* b, const ConvParams& p, bool relu) {
-  const bool wide = g_direct_avx512 && have_avx512f();
+  const bool wide = direct_avx512();  // the rule direct_fits judged by (3 channels: these rows only)
   const int vw = wide ? 16 : 8;  // output columns per block
   const int P = p.P(), Q = p.Q(), QB = (Q + vw - 1) / vw * vw;
   const int rows = p.C * p.R, len = QB + p.S - 1;  // a padded row covers ow + s - pad for ow < QB
