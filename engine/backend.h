@@ -89,6 +89,10 @@ bool direct_avx512();
 // FMA: 8 to 32 output channels, or 64 from a first layer's few inputs or, with the AVX-512 rows,
 // from any number; with the AVX-512 rows also 3).
 bool uses_direct(const ConvParams& p);
+// Whether a linear layer of N rows takes the few-row kernels (1 to 8 rows, CPUs with AVX2 and
+// FMA): y[n,o] as 16 partial sums, lane l taking the columns f = l (mod 16) in increasing f by
+// FMAs, added as (l, l+8), (l, l+4), (l, l+2), (l, l+1); dx[n,f] by FMAs in increasing o.
+bool uses_linear_rows(int N);
 // Winograd F(2x2, 3x3) for stride-1 3x3 convolutions of at least 128 input and output channels
 // whose output has at least as many pixels as channels (VGG-16's blocks 2 to 4 at 224x224) or
 // 64 2x2 tiles over the batch (14x14 layers from batch 2), in the forward pass and the data

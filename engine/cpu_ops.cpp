@@ -1,7 +1,8 @@
 // cpu_ops.cpp — the CPU backend of engine/backend.h. Convolutions and linear layers are
 // im2col + OpenBLAS sgemm (1x1 stride-1 convolutions skip im2col; 8-32-channel stride-1 layers
 // take a direct AVX2/FMA kernel where the CPU has it; many-channel 3x3 layers Winograd
-// F(2x2, 3x3) with OpenBLAS GEMMs); everything else loops the shared bodies
+// F(2x2, 3x3) with OpenBLAS GEMMs; linear layers of 1 to 8 rows an AVX2/FMA kernel that streams
+// the weights once); everything else loops the shared bodies
 // of kernels/bodies.h with OpenMP, or, for a few elementwise ops with per-plane operands and the
 // upsampling's backward, the same expressions as plain per-plane loops (the same values).
 // Letters: N,C,H,W input; K,R,S weight; P,Q output; F,O linear in/out features; L elements.
@@ -9,6 +10,7 @@
 #include <cblas.h>  // cblas_sgemm, openblas_set_num_threads
 
 #include <algorithm>  // std::fill
+#include <cmath>      // std::fma (linear layers of a few rows)
 #include <cstdlib>    // std::getenv (blas_core)
 #include <cstring>    // std::memcpy, std::memset
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -859,15 +861,173 @@ void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* 
   }
 }
 
+namespace {
+// ---- Linear layers of a few rows ------------------------------------------------------------
+// With a batch of a few images a linear layer is bound by reading its weights W[O,F] once, and
+// OpenBLAS's sgemm packs all of W first: VGG-16's fc6 (411 MB) took 31.6-31.9 ms at batch 4,
+// where one pass over W takes about 17. These kernels stream W once, with the rows of x
+// (forward) or of dy (data gradient) in cache, on CPUs with AVX2 and FMA: 17.5-17.9 ms. Each
+// output is one fixed sequence of FMAs (uses_linear_rows in backend.h), whatever the batch
+// size, thread count or tiling: an image's logits do not depend on the other images of its
+// batch (up to kLinearRows of them).
+constexpr int kLinearRows = 8;  // at most this many rows (from 12-16 OpenBLAS is faster, docs/PERFORMANCE.md)
+constexpr int kLinearChunk = 1024;  // forward: floats of F per pass over a tile's W rows (4 KiB each, in L1)
+constexpr int kLinearRowsO = 16;  // data gradient: rows of W per pass over a thread's columns
+
+bool linear_rows_fit(int N) {
+#if LCAM_CPU_X86
+  return N >= 1 && N <= kLinearRows && have_avx2_fma();
+#else
+  (void)N;
+  return false;
+#endif
+}
+
+#if LCAM_CPU_X86
+// Forward: y[n,o] = sum_f x[n,f] w[o,f] as 16 partial sums, lane l taking f = l (mod 16) in
+// increasing f, then added as (l, l+8), (l, l+4), (l, l+2), (l, l+1). A tile of NX rows of x by
+// NW rows of W over columns [f0, f1) (a multiple of 16 long): acc[(i*NW + j)*16 + l] is lane l
+// of x[i] and w[j], continued unless first.
+template <int NX, int NW>
+__attribute__((target("avx2,fma"))) void linear_tile_avx2(float* acc, const float* const* x, const float* const* w,
+                                                          int f0, int f1, bool first) {
+  for (int h = 0; h < 16; h += 8) {  // lanes 0-7, then 8-15 (in L1 the second time)
+    __m256 a[NX][NW];
+    for (int i = 0; i < NX; ++i)
+      for (int j = 0; j < NW; ++j) a[i][j] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + (i * NW + j) * 16 + h);
+    for (int f = f0 + h; f < f1; f += 16) {
+      __m256 wv[NW];
+      for (int j = 0; j < NW; ++j) wv[j] = _mm256_loadu_ps(w[j] + f);
+      for (int i = 0; i < NX; ++i) {
+        const __m256 xv = _mm256_loadu_ps(x[i] + f);
+        for (int j = 0; j < NW; ++j) a[i][j] = _mm256_fmadd_ps(xv, wv[j], a[i][j]);
+      }
+    }
+    for (int i = 0; i < NX; ++i)
+      for (int j = 0; j < NW; ++j) _mm256_storeu_ps(acc + (i * NW + j) * 16 + h, a[i][j]);
+  }
+}
+
+// The columns F16.. of the lanes (l = f - F16), then the lanes' sum.
+__attribute__((target("avx2,fma"))) float linear_lanes_sum(float* lanes, const float* x, const float* w, int F16, int F) {
+  for (int f = F16; f < F; ++f) lanes[f - F16] = std::fma(x[f], w[f], lanes[f - F16]);
+  for (int half = 8; half >= 1; half /= 2)
+    for (int l = 0; l < half; ++l) lanes[l] += lanes[l + half];
+  return lanes[0];
+}
+
+// Tiles of NX rows of x by NW rows of W (the last ones repeated where N or O runs out).
+template <int NX, int NW>
+void linear_forward_tiles(float* y, const float* x, const float* w, int N, int F, int O) {
+  const int F16 = F / 16 * 16, NT = (N + NX - 1) / NX;
+#pragma omp parallel
+  {
+    float acc[kLinearRows][NW * 16];  // per tile of x's rows: [i][j][lane]
+#pragma omp for schedule(static)
+    for (int ot = 0; ot < (O + NW - 1) / NW; ++ot) {
+      int o[NW];
+      const float* wr[NW];
+      for (int j = 0; j < NW; ++j) {
+        o[j] = std::min(ot * NW + j, O - 1);
+        wr[j] = w + static_cast<int64_t>(o[j]) * F;
+      }
+      for (int f0 = 0; f0 == 0 || f0 < F16; f0 += kLinearChunk)
+        for (int nt = 0; nt < NT; ++nt) {
+          const float* xr[NX];
+          for (int i = 0; i < NX; ++i) xr[i] = x + static_cast<int64_t>(std::min(nt * NX + i, N - 1)) * F;
+          linear_tile_avx2<NX, NW>(acc[nt * NX], xr, wr, f0, std::min(F16, f0 + kLinearChunk), f0 == 0);
+        }
+      for (int n = 0; n < N; ++n)
+        for (int j = 0; j < NW; ++j)
+          y[static_cast<int64_t>(n) * O + o[j]] =
+              linear_lanes_sum(acc[n - n % NX] + ((n % NX) * NW + j) * 16, x + static_cast<int64_t>(n) * F,
+                               w + static_cast<int64_t>(o[j]) * F, F16, F);
+    }
+  }
+}
+
+void linear_forward_rows(float* y, const float* x, const float* w, int N, int F, int O) {
+  // Tiles of 1 x 4 and 2 x 4 rows (measured against 2 x 2, 4 x 2 and 3 x 3 on VGG-16's fc6).
+  if (N == 1) linear_forward_tiles<1, 4>(y, x, w, N, F, O);
+  else linear_forward_tiles<2, 4>(y, x, w, N, F, O);
+}
+
+// Data gradient: dx[n,f] = sum_o dy[n,o] w[o,f], one FMA per o in increasing o from 0. A tile is
+// up to NR rows of dx by 8*NV columns (from f0) over rows [o0, o1) of W, continuing from dx
+// unless first.
+template <int NR, int NV>
+__attribute__((target("avx2,fma"))) void linear_dx_tile_avx2(float* dx, const float* dy, const float* w, int rows, int F,
+                                                             int O, int f0, int o0, int o1, bool first) {
+  __m256 a[NR][NV];
+  for (int i = 0; i < NR; ++i)
+    for (int h = 0; h < NV; ++h)
+      a[i][h] = first || i >= rows ? _mm256_setzero_ps() : _mm256_loadu_ps(dx + static_cast<int64_t>(i) * F + f0 + 8 * h);
+  for (int o = o0; o < o1; ++o) {
+    const float* wo = w + static_cast<int64_t>(o) * F + f0;
+    __m256 wv[NV];
+    for (int h = 0; h < NV; ++h) wv[h] = _mm256_loadu_ps(wo + 8 * h);
+    for (int i = 0; i < NR; ++i) {
+      if (i >= rows) break;
+      const __m256 d = _mm256_broadcast_ss(dy + static_cast<int64_t>(i) * O + o);
+      for (int h = 0; h < NV; ++h) a[i][h] = _mm256_fmadd_ps(d, wv[h], a[i][h]);
+    }
+  }
+  for (int i = 0; i < rows; ++i)
+    for (int h = 0; h < NV; ++h) _mm256_storeu_ps(dx + static_cast<int64_t>(i) * F + f0 + 8 * h, a[i][h]);
+}
+
+__attribute__((target("avx2,fma"))) void linear_dx_column(float* dx, const float* dy, const float* w, int N, int F, int O,
+                                                          int f) {
+  for (int n = 0; n < N; ++n) {
+    float s = 0.f;
+    for (int o = 0; o < O; ++o) s = std::fma(dy[static_cast<int64_t>(n) * O + o], w[static_cast<int64_t>(o) * F + f], s);
+    dx[static_cast<int64_t>(n) * F + f] = s;
+  }
+}
+
+template <int NR, int NV>
+void linear_backward_data_tiles(float* dx, const float* dy, const float* w, int N, int F, int O) {
+  constexpr int TW = 8 * NV;  // columns per tile
+  const int tiles = F / TW;
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int t0 = static_cast<int>(static_cast<int64_t>(tiles) * t / nt),
+              t1 = static_cast<int>(static_cast<int64_t>(tiles) * (t + 1) / nt);
+    // Rows of W in groups of kLinearRowsO, each over all of this thread's columns: W is read
+    // once, as kLinearRowsO sequential streams.
+    for (int o0 = 0; o0 == 0 || o0 < O; o0 += kLinearRowsO)
+      for (int tile = t0; tile < t1; ++tile)
+        for (int n = 0; n < N; n += NR)
+          linear_dx_tile_avx2<NR, NV>(dx + static_cast<int64_t>(n) * F, dy + static_cast<int64_t>(n) * O, w,
+                                      std::min(NR, N - n), F, O, tile * TW, o0, std::min(O, o0 + kLinearRowsO), o0 == 0);
+#pragma omp for schedule(static)
+    for (int f = tiles * TW; f < F; ++f) linear_dx_column(dx, dy, w, N, F, O, f);
+  }
+}
+
+void linear_backward_data_rows(float* dx, const float* dy, const float* w, int N, int F, int O) {
+  linear_backward_data_tiles<4, 2>(dx, dy, w, N, F, O);  // (8x1, 4x3, 2x4 and 6x2 tiles: no faster)
+}
+#else
+void linear_forward_rows(float*, const float*, const float*, int, int, int) {}
+void linear_backward_data_rows(float*, const float*, const float*, int, int, int) {}
+#endif
+}  // namespace
+
+bool uses_linear_rows(int N) { return linear_rows_fit(N); }
+
 void linear_forward(float* y, const float* x, const float* w, const float* b, int N, int F, int O,
                     bool relu) {
-  gemm(false, true, N, O, F, x, w, y, 0.f);
+  if (linear_rows_fit(N)) linear_forward_rows(y, x, w, N, F, O);
+  else gemm(false, true, N, O, F, x, w, y, 0.f);
   if (b || relu)
     parallel_for(static_cast<int64_t>(N) * O, [&](int64_t i) { kern::bias_act_at(y, b, nullptr, O, 1, relu, i); });
 }
 
 void linear_backward_data(float* dx, const float* dy, const float* w, int N, int F, int O) {
-  gemm(false, false, N, F, O, dy, w, dx, 0.f);
+  if (linear_rows_fit(N)) linear_backward_data_rows(dx, dy, w, N, F, O);
+  else gemm(false, false, N, F, O, dy, w, dx, 0.f);
 }
 
 void linear_backward_weight(float* dw, float* db, const float* dy, const float* x, int N, int F,

@@ -236,7 +236,7 @@ TEST_CASE("bf16 convolution emulation: rounded operands, output rounded, then th
 }
 
 TEST_CASE("linear forward and backward") {
-  for (const int N : {1, 3}) {  // N = 1 takes the GEMV path
+  for (const int N : {1, 3, 11}) {  // up to 8 rows: the kernels of a few rows; 11: OpenBLAS
   CAPTURE(N);
   const int F = 7, O = 5;
   Tensor x = randn_t({N, F}, 5), w = randn_t({O, F}, 6), b = randn_t({O}, 7), g = randn_t({N, O}, 8);
@@ -264,6 +264,79 @@ TEST_CASE("linear forward and backward") {
   check_close("linear dx", dx.to_vector(), numeric_grad([&](const Vec& v) { return ref(v, wd, bd); }, xd, gd), 1e-6);
   check_close("linear dw", dw.to_vector(), numeric_grad([&](const Vec& v) { return ref(xd, v, bd); }, wd, gd), 1e-6);
   check_close("linear db", db.to_vector(), numeric_grad([&](const Vec& v) { return ref(xd, wd, v); }, bd, gd), 1e-6);
+  }
+}
+
+TEST_CASE("linear layers of a few rows: double sums, and each row's bits whatever its batch or the threads") {
+  // The few-row kernels (up to 8 rows, CPUs with AVX2/FMA): F across the forward's chunks of
+  // 1024 columns with a tail of F % 16, O across the data gradient's groups of 16 rows of W, odd
+  // N and O (tiles of 2 x 4 rows repeat their last rows).
+  struct Shape {
+    int F, O;
+  };
+  const auto restore = lcam::test::on_exit([] { lcam::cpu::set_num_threads(0); });
+  for (const Shape s : {Shape{7, 5}, Shape{16, 3}, Shape{33, 37}, Shape{2100, 6}, Shape{1077, 9}}) {
+    CAPTURE(s.F);
+    CAPTURE(s.O);
+    const int F = s.F, O = s.O, NMAX = 8;
+    const Tensor x = randn_t({NMAX, F}, 41), w = randn_t({O, F}, 42), g = randn_t({NMAX, O}, 43);
+    const Vec xd = to_double(x), wd = to_double(w), gd = to_double(g);
+    Vec y_ref(NMAX * O, 0.0), dx_ref(static_cast<size_t>(NMAX) * F, 0.0);
+    for (int n = 0; n < NMAX; ++n)
+      for (int o = 0; o < O; ++o)
+        for (int f = 0; f < F; ++f) {
+          y_ref[n * O + o] += xd[n * F + f] * wd[o * F + f];
+          dx_ref[static_cast<size_t>(n) * F + f] += gd[n * O + o] * wd[o * F + f];
+        }
+    std::vector<float> rows_y[NMAX + 1], rows_dx[NMAX + 1];  // by batch size, all rows in order
+    for (int N = 1; N <= NMAX; ++N) {
+      CAPTURE(N);
+      const std::vector<float> xv = x.to_vector(), gv = g.to_vector();
+      const Tensor xn = Tensor::from_vector(std::vector<float>(xv.begin(), xv.begin() + static_cast<size_t>(N) * F), {N, F});
+      const Tensor gn = Tensor::from_vector(std::vector<float>(gv.begin(), gv.begin() + N * O), {N, O});
+      Tensor y = Tensor::empty({N, O}), dx = Tensor::empty({N, F});
+      linear_forward(y, xn, w, Tensor());
+      linear_backward_data(dx, gn, w);
+      rows_y[N] = y.to_vector();
+      rows_dx[N] = dx.to_vector();
+      check_close("few-row linear forward", rows_y[N], Vec(y_ref.begin(), y_ref.begin() + N * O), 1e-6);
+      check_close("few-row linear dx", rows_dx[N], Vec(dx_ref.begin(), dx_ref.begin() + static_cast<size_t>(N) * F), 1e-6);
+    }
+    if (lcam::cpu::uses_linear_rows(NMAX)) {  // the documented order of the sums, to the bit
+      const std::vector<float> xv = x.to_vector(), wv = w.to_vector(), gv = g.to_vector();
+      std::vector<float> y_bits(NMAX * O), dx_bits(static_cast<size_t>(NMAX) * F);
+      for (int n = 0; n < NMAX; ++n) {
+        for (int o = 0; o < O; ++o) {
+          float lanes[16] = {};
+          for (int f = 0; f < F; ++f) lanes[f % 16] = std::fma(xv[n * F + f], wv[o * F + f], lanes[f % 16]);
+          for (int half = 8; half >= 1; half /= 2)
+            for (int l = 0; l < half; ++l) lanes[l] += lanes[l + half];
+          y_bits[n * O + o] = lanes[0];
+        }
+        for (int f = 0; f < F; ++f) {
+          float acc = 0.f;
+          for (int o = 0; o < O; ++o) acc = std::fma(gv[n * O + o], wv[o * F + f], acc);
+          dx_bits[static_cast<size_t>(n) * F + f] = acc;
+        }
+      }
+      CHECK(rows_y[NMAX] == y_bits);
+      CHECK(rows_dx[NMAX] == dx_bits);
+    } else {
+      MESSAGE("linear layers of a few rows: not taken on this CPU (no AVX2/FMA), OpenBLAS is checked");
+    }
+    // Row n of a batch of N is row n of the batch of 8: the same bits.
+    for (int N = 1; N < NMAX; ++N) {
+      CAPTURE(N);
+      CHECK(std::equal(rows_y[N].begin(), rows_y[N].end(), rows_y[NMAX].begin()));
+      CHECK(std::equal(rows_dx[N].begin(), rows_dx[N].end(), rows_dx[NMAX].begin()));
+    }
+    lcam::cpu::set_num_threads(1);
+    Tensor y1 = Tensor::empty({NMAX, O}), dx1 = Tensor::empty({NMAX, F});
+    linear_forward(y1, x, w, Tensor());
+    linear_backward_data(dx1, g, w);
+    CHECK(y1.to_vector() == rows_y[NMAX]);
+    CHECK(dx1.to_vector() == rows_dx[NMAX]);
+    lcam::cpu::set_num_threads(0);
   }
 }
 
