@@ -89,6 +89,12 @@ bool direct_avx512();
 // FMA: 8 to 32 output channels, or 64 from a first layer's few inputs or, with the AVX-512 rows,
 // from any number; with the AVX-512 rows also 3).
 bool uses_direct(const ConvParams& p);
+// The data gradient of a convolution whose output went through a ReLU, from that ReLU's packed
+// mask (relu_mask_pack): relu_mask_backward then conv2d_backward_data, the same values, where
+// fuses_relu_data(p) (the layers the direct kernel runs it for): the kernel masks dy's rows as it
+// copies them, without a masked copy of dy. Only for such p.
+bool fuses_relu_data(const ConvParams& p);
+void conv2d_backward_data_relu(float* dx, const float* dy, const uint32_t* bits, const float* w, const ConvParams& p);
 // Whether a linear layer of N rows takes the few-row kernels (1 to 8 rows, CPUs with AVX2 and
 // FMA): y[n,o] as 16 partial sums, lane l taking the columns f = l (mod 16) in increasing f by
 // FMAs, added as (l, l+8), (l, l+4), (l, l+2), (l, l+1); dx[n,f] by FMAs in increasing o.

@@ -24,6 +24,7 @@
 #include <vector>     // std::vector (upsampling taps)
 
 #include "engine/backend.h"  // the interface implemented here
+#include "engine/common.h"   // LCAM_REQUIRE
 #include "engine/cuda_runtime.h"  // cuda::TraceRange (each convolution's schedule, for bench --profile)
 #include "kernels/bodies.h"  // kern::* shared bodies
 
@@ -329,7 +330,31 @@ __attribute__((target("avx512f"))) void direct_row_avx512(const float* const* in
 }
 #pragma GCC diagnostic pop
 
-void conv2d_forward_direct(float* y, const float* x, const float* w, const float* b, const ConvParams& p, bool relu) {
+// dst[i] = src[i] where bit j0 + i of a packed ReLU mask is set, else 0 (kern::relu_mask_bwd_at's
+// values), for i < n: eight lanes per step from the 8 bits at j0 + i.
+__attribute__((target("avx2"))) void masked_row_copy(float* dst, const float* src, const uint32_t* bits, int64_t j0,
+                                                     int n) {
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const int64_t j = j0 + i;
+    const int sh = static_cast<int>(j & 31);
+    uint64_t word = bits[j >> 5];
+    if (sh > 24) word |= static_cast<uint64_t>(bits[(j >> 5) + 1]) << 32;  // element j + 7 is there
+    const __m256i v = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>((word >> sh) & 0xFF)), lane_bit);
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, lane_bit));
+    _mm256_storeu_ps(dst + i, _mm256_and_ps(keep, _mm256_loadu_ps(src + i)));
+  }
+  for (; i < n; ++i) {
+    const int64_t j = j0 + i;
+    dst[i] = (bits[j >> 5] >> (j & 31)) & 1u ? src[i] : 0.f;
+  }
+}
+
+// xbits (may be null): x's packed ReLU mask, applied to each row as it is copied (a data gradient
+// through a fused ReLU, without a masked copy of the whole of dy).
+void conv2d_forward_direct(float* y, const float* x, const float* w, const float* b, const ConvParams& p, bool relu,
+                           const uint32_t* xbits = nullptr) {
   const bool wide = direct_avx512();  // the rule direct_fits judged by (3 channels: these rows only)
   const int vw = wide ? 16 : 8;  // output columns per block
   const int P = p.P(), Q = p.Q(), QB = (Q + vw - 1) / vw * vw;
@@ -372,9 +397,12 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
         const int slot = h % p.R;
         float* base = ring.data() + static_cast<int64_t>(slot) * len;  // channel c's at + c * R * len
         if (held[slot] != n * p.H + h) {
-          for (int c = 0; c < p.C; ++c)
-            std::memcpy(base + static_cast<int64_t>(c) * p.R * len + lo,
-                        xn + (static_cast<int64_t>(c) * p.H + h) * p.W + (lo - p.pad_w), sizeof(float) * (hi - lo));
+          for (int c = 0; c < p.C; ++c) {
+            const int64_t at = (static_cast<int64_t>(c) * p.H + h) * p.W + (lo - p.pad_w);  // in image n
+            float* dst = base + static_cast<int64_t>(c) * p.R * len + lo;
+            if (xbits) masked_row_copy(dst, xn + at, xbits, n * p.C * p.H * p.W + at, hi - lo);
+            else std::memcpy(dst, xn + at, sizeof(float) * (hi - lo));
+          }
           held[slot] = n * p.H + h;
         }
         for (int c = 0; c < p.C; ++c) in[c * p.R + r] = base + static_cast<int64_t>(c) * p.R * len;
@@ -389,7 +417,8 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
 bool have_avx2_fma() { return false; }
 bool have_avx512f() { return false; }
 bool g_direct_avx512 = false;
-void conv2d_forward_direct(float*, const float*, const float*, const float*, const ConvParams&, bool) {}
+void conv2d_forward_direct(float*, const float*, const float*, const float*, const ConvParams&, bool,
+                           const uint32_t* = nullptr) {}
 #endif
 
 void set_direct_avx512(bool on) { g_direct_avx512 = on; }
@@ -754,23 +783,33 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
   }
 }
 
+// Stride 1: dx is the convolution of dy with the weights flipped and transposed, padded by
+// R-1-pad; with few input channels (the backward's outputs) the direct kernel runs it, masking
+// dy's rows by a fused ReLU's bits as it copies them when bits are given.
+bool direct_data_fits(const ConvParams& p) {
+  return direct_fits(p, p.C, static_cast<int64_t>(p.K) * p.R * p.S) && p.pad_h < p.R && p.pad_w < p.S;
+}
+
+void conv2d_backward_data_direct(float* dx, const float* dy, const uint32_t* dybits, const float* w,
+                                 const ConvParams& p) {
+  const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
+  float* wt = scratch(static_cast<size_t>(KRS) * p.C);
+  for (int c = 0; c < p.C; ++c)
+    for (int k = 0; k < p.K; ++k)
+      for (int r = 0; r < p.R; ++r)
+        for (int s = 0; s < p.S; ++s)
+          wt[((static_cast<int64_t>(c) * p.K + k) * p.R + r) * p.S + s] =
+              w[((static_cast<int64_t>(k) * p.C + c) * p.R + (p.R - 1 - r)) * p.S + (p.S - 1 - s)];
+  const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, p.R, p.S, 1, 1, p.R - 1 - p.pad_h, p.S - 1 - p.pad_w};
+  conv2d_forward_direct(dx, dy, wt, nullptr, t, false, dybits);
+}
+
 void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const ConvParams& p) {
   const int64_t PQ = static_cast<int64_t>(p.P()) * p.Q(), CRS = static_cast<int64_t>(p.C) * p.R * p.S;
   const bool pw = is_pointwise(p);
-  // Stride 1: dx is the convolution of dy with the weights flipped and transposed, padded by
-  // R-1-pad; with few input channels (the backward's outputs) the direct kernel runs it.
-  const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
-  if (direct_fits(p, p.C, KRS) && p.pad_h < p.R && p.pad_w < p.S) {
+  if (direct_data_fits(p)) {
     const cuda::TraceRange schedule(direct_name());
-    float* wt = scratch(static_cast<size_t>(KRS) * p.C);
-    for (int c = 0; c < p.C; ++c)
-      for (int k = 0; k < p.K; ++k)
-        for (int r = 0; r < p.R; ++r)
-          for (int s = 0; s < p.S; ++s)
-            wt[((static_cast<int64_t>(c) * p.K + k) * p.R + r) * p.S + s] =
-                w[((static_cast<int64_t>(k) * p.C + c) * p.R + (p.R - 1 - r)) * p.S + (p.S - 1 - s)];
-    const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, p.R, p.S, 1, 1, p.R - 1 - p.pad_h, p.S - 1 - p.pad_w};
-    conv2d_forward_direct(dx, dy, wt, nullptr, t, false);
+    conv2d_backward_data_direct(dx, dy, nullptr, w, p);
     return;
   }
   // Winograd for the data gradient where the forward takes it (the transposed convolution has
@@ -831,6 +870,14 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
   const auto wr = rounded_bf16(w, static_cast<int64_t>(p.K) * p.C * p.R * p.S);
   conv2d_backward_data_f32(dx, dyr.get(), wr.get(), p);
   round_bf16(dx, dx, static_cast<int64_t>(p.N) * p.C * p.H * p.W);
+}
+
+bool fuses_relu_data(const ConvParams& p) { return !bf16_applies(p) && direct_data_fits(p); }
+
+void conv2d_backward_data_relu(float* dx, const float* dy, const uint32_t* bits, const float* w, const ConvParams& p) {
+  LCAM_REQUIRE(fuses_relu_data(p), "conv2d_backward_data_relu: not a direct-kernel layer (ask fuses_relu_data)");
+  const cuda::TraceRange schedule(direct_avx512() ? "direct AVX-512, ReLU mask fused" : "direct AVX2, ReLU mask fused");
+  conv2d_backward_data_direct(dx, dy, bits, w, p);
 }
 
 void conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x,

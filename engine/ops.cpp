@@ -89,6 +89,24 @@ void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const C
   LCAM_DISPATCH(d, conv2d_backward_data, dx.data(), dy.data(), w.data(), p);
 }
 
+void conv2d_backward_data_relu(Tensor& dx, const Tensor& dy, const Tensor& bits, const Tensor& w, const ConvParams& p) {
+  const char* op = "conv2d_backward_data";
+  expect_shape(op, "dy", dy, {p.N, p.K, p.P(), p.Q()});
+  expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
+  expect_shape(op, "dx", dx, {p.N, p.C, p.H, p.W});
+  LCAM_REQUIRE(bits.dtype() == DType::I32 && bits.ndim() == 1 && bits.dim(0) == (dy.numel() + 31) / 32,
+               fmt::format("{}: ReLU bits {} do not pack {} elements", op, bits.shape_str(), dy.numel()));
+  const Device d = common_device(op, {&dx, &dy, &w, &bits});
+  if (d == Device::CPU && cpu::fuses_relu_data(p)) {
+    const cuda::TraceRange range(op);
+    cpu::conv2d_backward_data_relu(dx.data(), dy.data(), reinterpret_cast<const uint32_t*>(bits.data_i32()), w.data(), p);
+    return;
+  }
+  Tensor g = Tensor::empty(dy.shape(), d);
+  relu_mask_backward(g, dy, bits);
+  conv2d_backward_data(dx, g, w, p);
+}
+
 void conv2d_backward_weight(Tensor& dw, Tensor& db, const Tensor& dy, const Tensor& x,
                             const ConvParams& p) {
   const char* op = "conv2d_backward_weight";

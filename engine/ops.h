@@ -38,6 +38,10 @@ void conv2d_forward_add(Tensor& y, const Tensor& x, const Tensor& w, const Tenso
                         const ConvParams& p, bool relu);
 // dx[N,C,H,W] = conv_transpose(dy[N,K,P,Q], w).
 void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p);
+// The same through the convolution's fused ReLU: dy masked by that ReLU's packed bits
+// (relu_mask_pack of the forward's output) first. Equal to relu_mask_backward then
+// conv2d_backward_data; on the CPU, where the direct kernel runs the layer, in one pass.
+void conv2d_backward_data_relu(Tensor& dx, const Tensor& dy, const Tensor& bits, const Tensor& w, const ConvParams& p);
 // dw[K,C,R,S] and db[K] (db may be undefined) from dy and the forward input x.
 void conv2d_backward_weight(Tensor& dw, Tensor& db, const Tensor& dy, const Tensor& x,
                             const ConvParams& p);

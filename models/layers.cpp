@@ -78,12 +78,13 @@ Tensor Conv2d::forward_add(const Tensor& x, const Tensor& z, bool relu, Tape* ta
 }
 
 Tensor Conv2d::backward(Tape& tape, const Tensor& dy) {
-  const Tensor g = through_relu(relu_, tape, dy);
+  const Tensor bits = relu_ ? tape.pop() : Tensor();  // the fused ReLU's mask, pushed last
   std::vector<int64_t> xs = tape.pop_shape();
   ConvParams p{static_cast<int>(xs[0]), C_, static_cast<int>(xs[2]), static_cast<int>(xs[3]), K_, R_, R_,
                stride_, stride_, pad_, pad_};
   Tensor dx = like(xs, dy);
-  conv2d_backward_data(dx, g, w_, p);
+  if (relu_) conv2d_backward_data_relu(dx, dy, bits, w_, p);
+  else conv2d_backward_data(dx, dy, w_, p);
   return dx;
 }
 

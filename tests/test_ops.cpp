@@ -321,21 +321,21 @@ TEST_CASE("linear layers of a few rows: double sums, and each row's bits whateve
       }
       CHECK(rows_y[NMAX] == y_bits);
       CHECK(rows_dx[NMAX] == dx_bits);
+      // Row n of a batch of N is row n of the batch of 8, and one thread gives two threads' bits.
+      for (int N = 1; N < NMAX; ++N) {
+        CAPTURE(N);
+        CHECK(std::equal(rows_y[N].begin(), rows_y[N].end(), rows_y[NMAX].begin()));
+        CHECK(std::equal(rows_dx[N].begin(), rows_dx[N].end(), rows_dx[NMAX].begin()));
+      }
+      lcam::cpu::set_num_threads(1);
+      Tensor y1 = Tensor::empty({NMAX, O}), dx1 = Tensor::empty({NMAX, F});
+      linear_forward(y1, x, w, Tensor());
+      linear_backward_data(dx1, g, w);
+      CHECK(y1.to_vector() == rows_y[NMAX]);
+      CHECK(dx1.to_vector() == rows_dx[NMAX]);
     } else {
       MESSAGE("linear layers of a few rows: not taken on this CPU (no AVX2/FMA), OpenBLAS is checked");
     }
-    // Row n of a batch of N is row n of the batch of 8: the same bits.
-    for (int N = 1; N < NMAX; ++N) {
-      CAPTURE(N);
-      CHECK(std::equal(rows_y[N].begin(), rows_y[N].end(), rows_y[NMAX].begin()));
-      CHECK(std::equal(rows_dx[N].begin(), rows_dx[N].end(), rows_dx[NMAX].begin()));
-    }
-    lcam::cpu::set_num_threads(1);
-    Tensor y1 = Tensor::empty({NMAX, O}), dx1 = Tensor::empty({NMAX, F});
-    linear_forward(y1, x, w, Tensor());
-    linear_backward_data(dx1, g, w);
-    CHECK(y1.to_vector() == rows_y[NMAX]);
-    CHECK(dx1.to_vector() == rows_dx[NMAX]);
     lcam::cpu::set_num_threads(0);
   }
 }
@@ -855,6 +855,37 @@ TEST_CASE("direct convolution over many images and wide rows against naive loops
     Tensor dx = Tensor::empty(x.shape());
     conv2d_backward_data(dx, dy, w, p);
     check_close("direct conv dx", dx.to_vector(), want, 1e-5);
+  }
+}
+
+TEST_CASE("data gradient through a fused ReLU: the mask's bits, then the data gradient, to the bit") {
+  // The direct kernel masks dy's rows as it copies them: rows whose first element sits anywhere
+  // in a 32-bit word of the mask (widths 75, 37, 20), padding (the copy starts past column 0),
+  // masked-out NaNs (must become 0), several images; then a layer the direct kernel does not run
+  // (128 channels: mask, then the GEMM path).
+  for (const ConvParams p : {ConvParams{3, 8, 9, 75, 16, 3, 3, 1, 1, 1, 1}, ConvParams{2, 16, 7, 37, 8, 3, 3, 1, 1, 1, 1},
+                             ConvParams{2, 64, 5, 20, 64, 3, 3, 1, 1, 1, 1}, ConvParams{2, 3, 6, 29, 8, 3, 3, 1, 1, 1, 1},
+                             ConvParams{2, 8, 5, 33, 8, 5, 5, 1, 1, 2, 2}, ConvParams{1, 128, 4, 6, 128, 3, 3, 1, 1, 1, 1}}) {
+    CAPTURE(p.C);
+    CAPTURE(p.W);
+    const std::vector<int64_t> ys{p.N, p.K, p.P(), p.Q()};
+    const Tensor w = randn_t({p.K, p.C, p.R, p.S}, 51, 0.3f), bits = relu_mask_pack(randn_t(ys, 52));
+    std::vector<float> dyv = randn_t(ys, 53).to_vector();
+    const std::vector<float> yv = randn_t(ys, 52).to_vector();
+    for (size_t i = 0; i < dyv.size(); i += 7)
+      if (!(yv[i] > 0.f)) dyv[i] = std::numeric_limits<float>::quiet_NaN();  // masked out
+    const Tensor dy = Tensor::from_vector(dyv, ys);
+    Tensor g = Tensor::empty(ys), want = Tensor::empty({p.N, p.C, p.H, p.W}), got = Tensor::empty(want.shape());
+    relu_mask_backward(g, dy, bits);
+    conv2d_backward_data(want, g, w, p);
+    conv2d_backward_data_relu(got, dy, bits, w, p);
+    if (p.C == 128) CHECK_FALSE(lcam::cpu::fuses_relu_data(p));
+    else if (!lcam::cpu::uses_direct(ConvParams{p.N, p.K, p.P(), p.Q(), p.C, p.R, p.S, 1, 1, p.R - 1 - p.pad_h, p.S - 1 - p.pad_w}))
+      MESSAGE("fused ReLU mask: the direct kernel does not run here (no AVX2/FMA, or 64/3 channels without AVX-512)");
+    else CHECK(lcam::cpu::fuses_relu_data(p));
+    const std::vector<float> a = want.to_vector(), b = got.to_vector();
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    CHECK(std::all_of(b.begin(), b.end(), [](float v) { return std::isfinite(v); }));
   }
 }
 
