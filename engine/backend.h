@@ -95,6 +95,12 @@ bool uses_direct(const ConvParams& p);
 // copies them, without a masked copy of dy. Only for such p.
 bool fuses_relu_data(const ConvParams& p);
 void conv2d_backward_data_relu(float* dx, const float* dy, const uint32_t* bits, const float* w, const ConvParams& p);
+// Inference through a convolution, its bias and ReLU, then a 2x2/2 max-pool (floor mode, no
+// indices): y[N, K, P/2, Q/2], the same values as conv2d_forward then maxpool2d_forward, in one
+// pass where fuses_conv_pool(p) (the layers the direct kernel runs): the convolution's output is
+// pooled two rows at a time in cache and never written. Only for such p.
+bool fuses_conv_pool(const ConvParams& p);
+void conv2d_relu_maxpool2_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p);
 // Whether a linear layer of N rows takes the few-row kernels (1 to 8 rows, CPUs with AVX2 and
 // FMA): y[n,o] as 16 partial sums, lane l taking the columns f = l (mod 16) in increasing f by
 // FMAs, added as (l, l+8), (l, l+4), (l, l+2), (l, l+1); dx[n,f] by FMAs in increasing o.

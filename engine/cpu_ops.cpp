@@ -352,14 +352,17 @@ __attribute__((target("avx2"))) void masked_row_copy(float* dst, const float* sr
 }
 
 // xbits (may be null): x's packed ReLU mask, applied to each row as it is copied (a data gradient
-// through a fused ReLU, without a masked copy of the whole of dy).
+// through a fused ReLU, without a masked copy of the whole of dy). pool2: y is the 2x2/2 max-pool
+// of the (ReLU'd) convolution, [N, K, P/2, Q/2]: each thread runs the two rows of a window into
+// a buffer and pools them there, so the convolution's output is never written (inference).
 void conv2d_forward_direct(float* y, const float* x, const float* w, const float* b, const ConvParams& p, bool relu,
-                           const uint32_t* xbits = nullptr) {
+                           const uint32_t* xbits = nullptr, bool pool2 = false) {
   const bool wide = direct_avx512();  // the rule direct_fits judged by (3 channels: these rows only)
   const int vw = wide ? 16 : 8;  // output columns per block
   const int P = p.P(), Q = p.Q(), QB = (Q + vw - 1) / vw * vw;
   const int rows = p.C * p.R, len = QB + p.S - 1;  // a padded row covers ow + s - pad for ow < QB
-  const int64_t plane = static_cast<int64_t>(P) * Q;
+  const int YP = pool2 ? P / 2 : P, YQ = pool2 ? Q / 2 : Q;  // y's rows and columns
+  const int64_t plane = static_cast<int64_t>(YP) * YQ;
   // The weights packed per block of KB output channels as [c*R + r][s][KB], in the order the
   // rows read them: one stream of consecutive broadcasts, where [K][C][R][S] had KB streams
   // CRS apart (3-8% faster on an AVX-512 Xeon; same products in the same order).
@@ -382,11 +385,10 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
     std::vector<float> ring(static_cast<size_t>(rows) * len, 0.f), zero(len, 0.f);
     std::vector<int64_t> held(p.R, -1);  // n * H + h of the row each slot holds
     std::vector<const float*> in(rows);
+    std::vector<float> pair(pool2 ? static_cast<size_t>(2) * p.K * Q : 0);  // a window's two rows, [2][K][Q]
     const int lo = std::max(0, p.pad_w), hi = std::min(len, p.W + p.pad_w);  // row[i] = x[c, h, i - pad]
-#pragma omp for schedule(static)
-    for (int64_t nh = 0; nh < static_cast<int64_t>(p.N) * P; ++nh) {
-      const int64_t n = nh / P;
-      const int oh = static_cast<int>(nh % P);
+    // Output row oh of image n (all K channels) into out, channel k's at out + k * ld.
+    const auto conv_row = [&](int64_t n, int oh, float* out, int64_t ld) {
       const float* xn = x + n * p.C * p.H * p.W;
       for (int r = 0; r < p.R; ++r) {
         const int h = oh - p.pad_h + r;
@@ -407,9 +409,32 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
         }
         for (int c = 0; c < p.C; ++c) in[c * p.R + r] = base + static_cast<int64_t>(c) * p.R * len;
       }
-      float* out = y + n * p.K * plane + static_cast<int64_t>(oh) * Q;
-      if (wide) direct_row_avx512(in.data(), rows, p, w, b, relu, out, plane);
-      else direct_row_avx2(in.data(), rows, p, w, b, relu, out, plane);
+      if (wide) direct_row_avx512(in.data(), rows, p, w, b, relu, out, ld);
+      else direct_row_avx2(in.data(), rows, p, w, b, relu, out, ld);
+    };
+#pragma omp for schedule(static)
+    for (int64_t na = 0; na < static_cast<int64_t>(p.N) * YP; ++na) {
+      const int64_t n = na / YP;
+      const int a = static_cast<int>(na % YP);
+      float* out = y + n * p.K * plane + static_cast<int64_t>(a) * YQ;
+      if (!pool2) {
+        conv_row(n, a, out, plane);
+        continue;
+      }
+      conv_row(n, 2 * a, pair.data(), Q);
+      conv_row(n, 2 * a + 1, pair.data() + static_cast<int64_t>(p.K) * Q, Q);
+      for (int k = 0; k < p.K; ++k) {
+        const float* r0 = pair.data() + static_cast<int64_t>(k) * Q;
+        const float* r1 = r0 + static_cast<int64_t>(p.K) * Q;
+        float* o = out + k * plane;
+        for (int q = 0; q < YQ; ++q) {  // maxpool2d_forward's rule: the first maximum, a NaN replaces
+          const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
+          float best = v[0];
+          for (int t = 1; t < 4; ++t)
+            if (v[t] > best || v[t] != v[t]) best = v[t];
+          o[q] = best;
+        }
+      }
     }
   }
 }
@@ -418,7 +443,7 @@ bool have_avx2_fma() { return false; }
 bool have_avx512f() { return false; }
 bool g_direct_avx512 = false;
 void conv2d_forward_direct(float*, const float*, const float*, const float*, const ConvParams&, bool,
-                           const uint32_t* = nullptr) {}
+                           const uint32_t* = nullptr, bool = false) {}
 #endif
 
 void set_direct_avx512(bool on) { g_direct_avx512 = on; }
@@ -873,6 +898,16 @@ void conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv
 }
 
 bool fuses_relu_data(const ConvParams& p) { return !bf16_applies(p) && direct_data_fits(p); }
+
+bool fuses_conv_pool(const ConvParams& p) {
+  return !bf16_applies(p) && p.P() >= 2 && p.Q() >= 2 && direct_fits(p, p.K, static_cast<int64_t>(p.C) * p.R * p.S);
+}
+
+void conv2d_relu_maxpool2_forward(float* y, const float* x, const float* w, const float* b, const ConvParams& p) {
+  LCAM_REQUIRE(fuses_conv_pool(p), "conv2d_relu_maxpool2_forward: not a direct-kernel layer (ask fuses_conv_pool)");
+  const cuda::TraceRange schedule(direct_avx512() ? "direct AVX-512, 2x2 max-pool fused" : "direct AVX2, 2x2 max-pool fused");
+  conv2d_forward_direct(y, x, w, b, p, true, nullptr, true);
+}
 
 void conv2d_backward_data_relu(float* dx, const float* dy, const uint32_t* bits, const float* w, const ConvParams& p) {
   LCAM_REQUIRE(fuses_relu_data(p), "conv2d_backward_data_relu: not a direct-kernel layer (ask fuses_relu_data)");

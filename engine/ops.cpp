@@ -80,6 +80,24 @@ void conv2d_forward_add(Tensor& y, const Tensor& x, const Tensor& w, const Tenso
   LCAM_DISPATCH(d, conv2d_forward, y.data(), x.data(), w.data(), opt(b), opt(z), p, relu);
 }
 
+void conv2d_relu_maxpool2_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const ConvParams& p) {
+  const char* op = "conv2d_forward";
+  expect_shape(op, "x", x, {p.N, p.C, p.H, p.W});
+  expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
+  if (b.defined()) expect_shape(op, "b", b, {p.K});
+  LCAM_REQUIRE(p.P() >= 2 && p.Q() >= 2, fmt::format("{}: no 2x2 window in the output of {}", op, x.shape_str()));
+  expect_shape(op, "y", y, {p.N, p.K, p.P() / 2, p.Q() / 2});
+  const Device d = common_device(op, {&y, &x, &w, &b});
+  if (d == Device::CPU && cpu::fuses_conv_pool(p)) {
+    const cuda::TraceRange range(op);
+    cpu::conv2d_relu_maxpool2_forward(y.data(), x.data(), w.data(), opt(b), p);
+    return;
+  }
+  Tensor c = Tensor::empty({p.N, p.K, p.P(), p.Q()}, d), none;
+  conv2d_forward(c, x, w, b, p, /*relu=*/true);
+  maxpool2d_forward(y, none, c, PoolParams{p.N, p.K, p.P(), p.Q(), 2, 2, 2, 2, 0, 0});
+}
+
 void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p) {
   const char* op = "conv2d_backward_data";
   expect_shape(op, "dy", dy, {p.N, p.K, p.P(), p.Q()});

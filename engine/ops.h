@@ -36,6 +36,10 @@ void conv2d_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b
 // y, or one cuDNN call).
 void conv2d_forward_add(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& z,
                         const ConvParams& p, bool relu);
+// Inference: relu(conv(x, w) + b), then a 2x2/2 max-pool (floor mode, no indices): y is
+// [N, K, P/2, Q/2]. Equal to conv2d_forward (relu) then maxpool2d_forward; on the CPU, where the
+// direct kernel runs the convolution, in one pass that never writes the convolution's output.
+void conv2d_relu_maxpool2_forward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const ConvParams& p);
 // dx[N,C,H,W] = conv_transpose(dy[N,K,P,Q], w).
 void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p);
 // The same through the convolution's fused ReLU: dy masked by that ReLU's packed bits

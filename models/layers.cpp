@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>  // fmt::format
 
+#include "engine/backend.h"  // cpu::fuses_conv_pool
 #include "engine/common.h"  // LCAM_REQUIRE, InputError
 
 namespace lcam {
@@ -74,6 +75,21 @@ Tensor Conv2d::forward_add(const Tensor& x, const Tensor& z, bool relu, Tape* ta
     tape->push_shape(x.shape());
     if (relu) tape->push(relu_mask_pack(y));
   }
+  return y;
+}
+
+bool Conv2d::pools_in_one_pass(const Tensor& x) const {
+  return relu_ && x.device() == Device::CPU && x.ndim() == 4 && x.dim(1) == C_ && cpu::fuses_conv_pool(shape_for(x));
+}
+
+Tensor Conv2d::forward_pooled(const Tensor& x) {
+  require_nchw(name_, x, C_);
+  const ConvParams p = shape_for(x);
+  if (p.P() < 2 || p.Q() < 2)
+    throw InputError(fmt::format("{}: input {} is too small for a {}x{} convolution and a 2x2 max-pool", name_,
+                                 x.shape_str(), R_, R_));
+  Tensor y = like({p.N, K_, p.P() / 2, p.Q() / 2}, x);
+  conv2d_relu_maxpool2_forward(y, x, w_, b_, p);
   return y;
 }
 

@@ -66,6 +66,10 @@ class Conv2d : public Module {
   // convolution that ends a bottleneck, with the shortcut z. The tape gets x's shape, then the
   // ReLU's mask, which the caller pops itself (backward() pops only what forward() pushes).
   Tensor forward_add(const Tensor& x, const Tensor& z, bool relu, Tape* tape);
+  // Inference through this layer (with its ReLU) and a 2x2/2 max-pool after it, in one pass
+  // where the backend fuses them (pools_in_one_pass); conv2d_relu_maxpool2_forward.
+  bool pools_in_one_pass(const Tensor& x) const;
+  Tensor forward_pooled(const Tensor& x);
   void params(std::vector<Param>& out) override;
   void finalize() override;
   void to(Device d) override;
@@ -92,6 +96,7 @@ class MaxPool2d : public Module {
   Tensor forward(const Tensor& x, Tape* tape) override;
   Tensor backward(Tape& tape, const Tensor& dy) override;
   PoolParams shape_for(const std::vector<int64_t>& x) const;
+  bool is_2x2_stride2() const { return k_ == 2 && stride_ == 2 && pad_ == 0; }
 
  private:
   int k_, stride_, pad_;

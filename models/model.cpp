@@ -185,6 +185,18 @@ void Model::finalize() {
 Tensor Model::forward_plain(const Tensor& x, int begin, int end, Tape* tape, const ModuleHook& hook) {
   Tensor h = x;
   for (int i = begin; i < end; ++i) {
+    // Inference (no tape, no per-layer hook): a convolution with its ReLU and the 2x2/2 max-pool
+    // after it in one pass where the backend fuses them (VGG's block ends on the CPU).
+    if (!tape && !hook && i + 1 < end) {
+      auto* conv = dynamic_cast<Conv2d*>(modules_[i].get());
+      auto* pool = dynamic_cast<MaxPool2d*>(modules_[i + 1].get());
+      if (conv && pool && pool->is_2x2_stride2() && conv->pools_in_one_pass(h)) {
+        cuda::TraceRange range(trace_fwd_[i] + " + " + trace_fwd_[i + 1]);
+        h = conv->forward_pooled(h);
+        ++i;
+        continue;
+      }
+    }
     {
       cuda::TraceRange range(trace_fwd_[i]);
       h = modules_[i]->forward(h, tape);

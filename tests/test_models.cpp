@@ -12,9 +12,12 @@
 #include <csignal>             // SIGSEGV
 
 #include <cstdio>      // std::remove
+#include <cstring>     // std::memcmp
 #include <filesystem>  // temp paths, file_size, resize_file
 
+#include "engine/backend.h"   // cpu::fuses_conv_pool
 #include "engine/common.h"    // InputError
+#include "engine/profile.h"   // prof::start, rows (which layers ran fused)
 #include "loaders/hdf5.h"     // h5::Reader, h5::Writer
 #include "models/model.h"     // load_model, random_model, save_weights
 #include "tests/test_util.h"  // fixture, check_close
@@ -116,6 +119,30 @@ TEST_CASE("early layers in chunks of the batch: the same logits and input gradie
     CHECK(model->chunk_images(x, 0) == 2);
   }
 }
+TEST_CASE("inference through a convolution and its 2x2 max-pool in one pass: the layers' bits") {
+  // The tiny VGG's blocks 2 to 5 end in convolutions of 8 to 32 channels, which the direct kernel
+  // runs (on CPUs with AVX2/FMA): without a tape or hook each runs with its pool in one pass
+  // (block 1's 4 channels take the GEMM, then the pool). A per-layer hook turns that off; odd
+  // sizes leave last rows and columns that the pools drop.
+  h5::Reader ref(fixture("tiny_vgg16.ref.h5"));
+  auto model = load_model(fixture("tiny_vgg16.weights.h5"), ref.attr_string("arch").value(), Device::CPU);
+  for (const int size : {48, 45}) {
+    CAPTURE(size);
+    const Tensor x = lcam::test::randn_t({3, 3, size, size}, 43);
+    prof::start(Device::CPU);
+    const Tensor fused = model->logits(x);
+    prof::stop();
+    int fused_ranges = 0;
+    for (const prof::Row& r : prof::rows())
+      if (r.name.find(" + ") != std::string::npos) ++fused_ranges;
+    const Tensor layers = model->forward_range(x, 0, model->size(), nullptr, [](int) {});
+    const std::vector<float> a = fused.to_vector(), b = layers.to_vector();
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    if (lcam::cpu::fuses_conv_pool(ConvParams{3, 8, 12, 12, 8, 3, 3, 1, 1, 1, 1})) CHECK(fused_ranges == 4);
+    else MESSAGE("convolution + max-pool in one pass: not on this CPU (no AVX2/FMA)");
+  }
+}
+
 TEST_CASE("tiny ResNet-50 matches PyTorch (float64 reference)") { check_model("tiny_resnet50"); }
 
 TEST_CASE("standard configurations have torchvision's parameter names and counts") {

@@ -889,6 +889,30 @@ TEST_CASE("data gradient through a fused ReLU: the mask's bits, then the data gr
   }
 }
 
+TEST_CASE("convolution, ReLU and 2x2 max-pool in one pass: the two ops' bits") {
+  // The direct kernel pools each pair of output rows in a buffer: odd output sizes (the pool
+  // drops the last row and column), widths of several blocks, 64 and 3 -> 8 channels, a NaN in
+  // the input, and a layer the direct kernel does not run (128 channels: the two ops).
+  for (const ConvParams p : {ConvParams{3, 8, 9, 75, 16, 3, 3, 1, 1, 1, 1}, ConvParams{2, 3, 10, 37, 8, 3, 3, 1, 1, 1, 1},
+                             ConvParams{2, 64, 6, 20, 64, 3, 3, 1, 1, 1, 1}, ConvParams{2, 8, 7, 33, 8, 5, 5, 1, 1, 2, 2},
+                             ConvParams{1, 128, 4, 6, 128, 3, 3, 1, 1, 1, 1}}) {
+    CAPTURE(p.C);
+    CAPTURE(p.W);
+    std::vector<float> xv = randn_t({p.N, p.C, p.H, p.W}, 61).to_vector();
+    xv[xv.size() / 3] = std::numeric_limits<float>::quiet_NaN();
+    const Tensor x = Tensor::from_vector(xv, {p.N, p.C, p.H, p.W});
+    const Tensor w = randn_t({p.K, p.C, p.R, p.S}, 62, 0.3f), b = randn_t({p.K}, 63);
+    Tensor c = Tensor::empty({p.N, p.K, p.P(), p.Q()}), none;
+    Tensor want = Tensor::empty({p.N, p.K, p.P() / 2, p.Q() / 2}), got = Tensor::empty(want.shape());
+    conv2d_forward(c, x, w, b, p, /*relu=*/true);
+    maxpool2d_forward(want, none, c, PoolParams{p.N, p.K, p.P(), p.Q(), 2, 2, 2, 2, 0, 0});
+    conv2d_relu_maxpool2_forward(got, x, w, b, p);
+    CHECK(lcam::cpu::fuses_conv_pool(p) == lcam::cpu::uses_direct(p));
+    const std::vector<float> a = want.to_vector(), g = got.to_vector();
+    CHECK(std::memcmp(a.data(), g.data(), a.size() * sizeof(float)) == 0);
+  }
+}
+
 TEST_CASE("direct convolution: the AVX-512 rows give the AVX2 rows' bits") {
   if (!lcam::cpu::direct_avx512()) {
     MESSAGE("direct convolution AVX-512: skipped (this CPU has no AVX-512F)");
