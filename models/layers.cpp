@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>  // fmt::format
 
-#include "engine/backend.h"  // cpu::fuses_conv_pool
+#include "engine/backend.h"  // cpu::fuses_conv_pool, cpu::fuses_relu_data
 #include "engine/common.h"  // LCAM_REQUIRE, InputError
 
 namespace lcam {
@@ -94,13 +94,19 @@ Tensor Conv2d::forward_pooled(const Tensor& x) {
 }
 
 Tensor Conv2d::backward(Tape& tape, const Tensor& dy) {
-  const Tensor bits = relu_ ? tape.pop() : Tensor();  // the fused ReLU's mask, pushed last
   std::vector<int64_t> xs = tape.pop_shape();
   ConvParams p{static_cast<int>(xs[0]), C_, static_cast<int>(xs[2]), static_cast<int>(xs[3]), K_, R_, R_,
                stride_, stride_, pad_, pad_};
+  if (relu_ && dy.device() == Device::CPU && cpu::fuses_relu_data(p)) {  // dy masked as it is read
+    const Tensor bits = tape.pop();
+    Tensor dx = like(xs, dy);
+    conv2d_backward_data_relu(dx, dy, bits, w_, p);
+    return dx;
+  }
+  // Elsewhere a masked copy of dy, its mask released before dx is allocated.
+  const Tensor g = through_relu(relu_, tape, dy);
   Tensor dx = like(xs, dy);
-  if (relu_) conv2d_backward_data_relu(dx, dy, bits, w_, p);
-  else conv2d_backward_data(dx, dy, w_, p);
+  conv2d_backward_data(dx, g, w_, p);
   return dx;
 }
 
