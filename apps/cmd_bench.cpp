@@ -324,7 +324,8 @@ Run setup_bench(CLI::App& sub) {
   sub.add_option("--iters", o->iters, "timed repetitions")->transform(kPositive);
   sub.add_option("--warmup", o->warmup, "untimed repetitions first")->transform(kNonNegative);
   sub.add_option("--size", o->size, "input height and width")->transform(integer_in(32, 4096, "an integer from 32 to 4096"));
-  sub.add_flag("--layers", o->layers, "also time each layer (forward; a device sync after each)");
+  sub.add_flag("--layers", o->layers,
+               "also time each layer (forward; each layer on its own, a device sync after each: no convolution + max-pool in one pass)");
   sub.add_flag("--profile", o->profile,
                "also time every profiler range of the work (each layer's forward and backward, the L-CAM step's "
                "phases; on the GPU with events, no syncs)");
