@@ -52,6 +52,16 @@ bool is_pointwise(const ConvParams& p) {
   return p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
 }
 
+// A 2x2 window's maximum by max-pooling's rule (kern::maxpool_fwd_at's): the first maximum in
+// row-major order wins, a NaN replaces; o gets its index.
+inline float window4_max(const float (&v)[4], uint8_t& o) {
+  float best = v[0];
+  o = 0;
+  for (uint8_t t = 1; t < 4; ++t)
+    if (v[t] > best || v[t] != v[t]) best = v[t], o = t;
+  return best;
+}
+
 // Output columns ow whose input column ow*stride - pad + s lies inside [0, W): [lo, hi).
 inline void valid_cols(int Q, int W, int stride, int pad, int s, int& lo, int& hi) {
   lo = 0;
@@ -427,13 +437,8 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
         const float* r0 = pair.data() + static_cast<int64_t>(k) * Q;
         const float* r1 = r0 + static_cast<int64_t>(p.K) * Q;
         float* o = out + k * plane;
-        for (int q = 0; q < YQ; ++q) {  // maxpool2d_forward's rule: the first maximum, a NaN replaces
-          const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
-          float best = v[0];
-          for (int t = 1; t < 4; ++t)
-            if (v[t] > best || v[t] != v[t]) best = v[t];
-          o[q] = best;
-        }
+        uint8_t at;
+        for (int q = 0; q < YQ; ++q) o[q] = window4_max({r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]}, at);
       }
     }
   }
@@ -1248,12 +1253,8 @@ void maxpool2d_forward(float* y, uint8_t* argmax, const float* x, const PoolPara
         float* out = y + (plane * P + a) * Q;
         uint8_t* am = argmax ? argmax + (plane * P + a) * Q : nullptr;
         for (int b = 0; b < Q; ++b) {
-          const float v[4] = {r0[2 * b], r0[2 * b + 1], r1[2 * b], r1[2 * b + 1]};
-          float best = v[0];
-          uint8_t o = 0;
-          for (uint8_t t = 1; t < 4; ++t)
-            if (v[t] > best || v[t] != v[t]) best = v[t], o = t;
-          out[b] = best;
+          uint8_t o;
+          out[b] = window4_max({r0[2 * b], r0[2 * b + 1], r1[2 * b], r1[2 * b + 1]}, o);
           if (am) am[b] = o;
         }
       }
