@@ -39,6 +39,19 @@ Device common_device(const char* op, std::initializer_list<const Tensor*> ts) {
 
 float* opt(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 
+// A ReLU's packed mask (relu_mask_pack) of `elements` values.
+void expect_relu_bits(const char* op, const Tensor& bits, int64_t elements) {
+  LCAM_REQUIRE(bits.dtype() == DType::I32 && bits.ndim() == 1 && bits.dim(0) == (elements + 31) / 32,
+               fmt::format("{}: bits {} do not pack {} elements", op, bits.shape_str(), elements));
+}
+
+// The operands of a convolution's data gradient.
+void expect_conv_data(const char* op, const Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p) {
+  expect_shape(op, "dy", dy, {p.N, p.K, p.P(), p.Q()});
+  expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
+  expect_shape(op, "dx", dx, {p.N, p.C, p.H, p.W});
+}
+
 }  // namespace
 
 // Calls lcam::cpu::NAME or lcam::gpu::NAME with the same arguments, inside a profiler range
@@ -100,20 +113,15 @@ void conv2d_relu_maxpool2_forward(Tensor& y, const Tensor& x, const Tensor& w, c
 
 void conv2d_backward_data(Tensor& dx, const Tensor& dy, const Tensor& w, const ConvParams& p) {
   const char* op = "conv2d_backward_data";
-  expect_shape(op, "dy", dy, {p.N, p.K, p.P(), p.Q()});
-  expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
-  expect_shape(op, "dx", dx, {p.N, p.C, p.H, p.W});
+  expect_conv_data(op, dx, dy, w, p);
   Device d = common_device(op, {&dx, &dy, &w});
   LCAM_DISPATCH(d, conv2d_backward_data, dx.data(), dy.data(), w.data(), p);
 }
 
 void conv2d_backward_data_relu(Tensor& dx, const Tensor& dy, const Tensor& bits, const Tensor& w, const ConvParams& p) {
   const char* op = "conv2d_backward_data";
-  expect_shape(op, "dy", dy, {p.N, p.K, p.P(), p.Q()});
-  expect_shape(op, "w", w, {p.K, p.C, p.R, p.S});
-  expect_shape(op, "dx", dx, {p.N, p.C, p.H, p.W});
-  LCAM_REQUIRE(bits.dtype() == DType::I32 && bits.ndim() == 1 && bits.dim(0) == (dy.numel() + 31) / 32,
-               fmt::format("{}: ReLU bits {} do not pack {} elements", op, bits.shape_str(), dy.numel()));
+  expect_conv_data(op, dx, dy, w, p);
+  expect_relu_bits(op, bits, dy.numel());
   const Device d = common_device(op, {&dx, &dy, &w, &bits});
   if (d == Device::CPU && cpu::fuses_relu_data(p)) {
     const cuda::TraceRange range(op);
@@ -191,8 +199,7 @@ Tensor relu_mask_pack(const Tensor& y) {
 void relu_mask_backward(Tensor& dx, const Tensor& dy, const Tensor& bits) {
   const char* op = "relu_mask_backward";
   expect_shape(op, "dx", dx, dy.shape());
-  LCAM_REQUIRE(bits.dtype() == DType::I32 && bits.ndim() == 1 && bits.dim(0) == (dy.numel() + 31) / 32,
-               fmt::format("{}: bits {} do not pack {} elements", op, bits.shape_str(), dy.numel()));
+  expect_relu_bits(op, bits, dy.numel());
   Device d = common_device(op, {&dx, &dy, &bits});
   LCAM_DISPATCH(d, relu_mask_backward, dx.data(), dy.data(), reinterpret_cast<const uint32_t*>(bits.data_i32()), dy.numel());
 }
