@@ -105,12 +105,18 @@ void conv2d_relu_maxpool2_forward(float* y, const float* x, const float* w, cons
 // FMA): y[n,o] as 16 partial sums, lane l taking the columns f = l (mod 16) in increasing f by
 // FMAs, added as (l, l+8), (l, l+4), (l, l+2), (l, l+1); dx[n,f] by FMAs in increasing o.
 bool uses_linear_rows(int N);
-// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions of at least 128 input and output channels
-// whose output has at least as many pixels as channels (VGG-16's blocks 2 to 4 at 224x224) or
-// 64 2x2 tiles over the batch (14x14 layers from batch 2), in the forward pass and the data
-// gradient alike. Default on. uses_winograd(p) says whether a forward with p takes it.
+// Winograd for stride-1 3x3 convolutions of at least 128 input and output channels whose
+// output has at least as many pixels as channels (VGG-16's blocks 2 to 4 at 224x224) or 64 2x2
+// tiles over the batch (14x14 layers from batch 2), in the forward pass and the data gradient
+// alike. Default on. uses_winograd(p) says whether a forward with p takes it. Tiles of 4x4
+// outputs, F(4x4, 3x3), with at least 192 of them over the batch and little of them past the
+// output's edge (56x56 from batch 1, 28x28 from batch 4), else F(2x2, 3x3): winograd_tile_of(p)
+// says which (4 or 2; 0 without Winograd). set_winograd_tile(2 or 4) forces one where Winograd
+// runs, 0 restores the rule (tests).
 void set_winograd(bool on);
 bool uses_winograd(const ConvParams& p);
+void set_winograd_tile(int m);
+int winograd_tile_of(const ConvParams& p);
 // Emulates the GPU's bf16 convolutions (cuda::set_conv_bf16) with the same rounding: for
 // checking what bf16 changes, not for speed. Default off.
 void set_conv_bf16(bool on);

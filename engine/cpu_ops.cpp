@@ -1,7 +1,7 @@
 // cpu_ops.cpp — the CPU backend of engine/backend.h. Convolutions and linear layers are
 // im2col + OpenBLAS sgemm (1x1 stride-1 convolutions skip im2col; 8-32-channel stride-1 layers
 // take a direct AVX2/FMA kernel where the CPU has it; many-channel 3x3 layers Winograd
-// F(2x2, 3x3) with OpenBLAS GEMMs; linear layers of 1 to 8 rows an AVX2/FMA kernel that streams
+// F(4x4, 3x3) or F(2x2, 3x3) with OpenBLAS GEMMs; linear layers of 1 to 8 rows an AVX2/FMA kernel that streams
 // the weights once); everything else loops the shared bodies
 // of kernels/bodies.h with OpenMP, or, for a few elementwise ops with per-plane operands and the
 // upsampling's backward, the same expressions as plain per-plane loops (the same values).
@@ -480,7 +480,8 @@ namespace {
 // ones from batch 4); with fewer tiles the 16 GEMMs are too narrow, and with 64 channels the
 // memory-bound transforms cost more than the products saved.
 // The transforms run over chunks of tiles (of all images) whose transformed inputs and
-// products take about 16 MiB, so that the GEMMs read them from cache.
+// products take about 16 MiB (F(4x4): 32 MiB, so that its GEMMs, over a quarter of the tiles,
+// stay as wide), so that the GEMMs read them from cache.
 bool g_winograd = true;  // set_winograd (tests)
 
 bool winograd_fits(const ConvParams& p) {
@@ -488,6 +489,21 @@ bool winograd_fits(const ConvParams& p) {
          p.pad_w <= 2 && p.C >= 128 && p.K >= 128 &&
          (static_cast<int64_t>(p.P()) * p.Q() >= p.K ||
           static_cast<int64_t>(p.N) * ((p.P() + 1) / 2) * ((p.Q() + 1) / 2) >= 64);
+}
+
+// The tile size. F(4x4) (below) needs 36 products per channel pair for 16 outputs where F(2x2)
+// needs 64, but writes and packs 36 planes of transformed weights instead of 16 at every call:
+// it is taken where that is paid for, with at least 192 tiles of 4x4 over the batch, and where
+// its tiles cover the output with little waste (its products at most 0.6 of F(2x2)'s: not at
+// 14x14, whose 4x4 tiles cover 16x16). Measured, VGG-16 forward (docs/PERFORMANCE.md): 56x56
+// from batch 1 and 28x28 from batch 4 faster as F(4x4), 28x28 at batch 2 and 14x14 slower.
+int g_winograd_tile = 0;  // set_winograd_tile: 0 = by the rule
+int winograd_tile(const ConvParams& p) {
+  if (g_winograd_tile) return g_winograd_tile;
+  const int P = p.P(), Q = p.Q();
+  const int64_t tiles4 = static_cast<int64_t>(p.N) * ((P + 3) / 4) * ((Q + 3) / 4);
+  const int64_t tiles2 = static_cast<int64_t>(p.N) * ((P + 1) / 2) * ((Q + 1) / 2);
+  return tiles4 >= 192 && 36 * tiles4 * 10 <= 16 * tiles2 * 6 ? 4 : 2;
 }
 
 // The 16 planes of U, V and M lie one cache line further apart than their size: planes of
@@ -565,12 +581,11 @@ void winograd_b_row(float* __restrict v, int64_t st, const float* __restrict t, 
     v3[b] = o0 - o1;
   }
 }
-void winograd_input_run(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
-  constexpr int ld = 2 * kWinogradInRun + 2;
-  const int len = 2 * nb + 2;
-  float d[4 * ld], t[4 * ld];
+// The rows h0 .. h0 + rows - 1 of the plane xc [H,W], columns w0 .. w0 + len - 1 (zeros outside
+// the plane), into d (rows ld apart).
+void winograd_load_rows(float* d, int rows, int ld, const float* xc, int H, int W, int h0, int w0, int len) {
   const int c0 = std::max(0, -w0), c1 = std::min(len, W - w0);  // the columns inside the plane
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < rows; ++r) {
     float* row = d + r * ld;
     const int h = h0 + r;
     if (h < 0 || h >= H || c0 >= c1) {
@@ -581,8 +596,25 @@ void winograd_input_run(const float* xc, int H, int W, int h0, int w0, int nb, f
     std::memcpy(row + c0, xc + static_cast<int64_t>(h) * W + w0 + c0, sizeof(float) * (c1 - c0));
     std::fill(row + c1, row + len, 0.f);
   }
+}
+void winograd_input_run(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
+  constexpr int ld = 2 * kWinogradInRun + 2;
+  const int len = 2 * nb + 2;
+  float d[4 * ld], t[4 * ld];
+  winograd_load_rows(d, 4, ld, xc, H, W, h0, w0, len);
   winograd_bt_rows(t, d, len, ld);
   for (int i = 0; i < 4; ++i) winograd_b_row(v + 4 * i * st, st, t + i * ld, nb);
+}
+
+// An output row's width values o at y + at, plus bias bk, residual z + at (or none) and ReLU.
+void winograd_store_row(float* y, const float* z, int64_t at, const float* o, int width, float bk, bool relu) {
+  float* yr = y + at;
+  const float* zr = z ? z + at : nullptr;
+  for (int c = 0; c < width; ++c) {
+    float v = o[c] + bk;
+    if (zr) v += zr[c];
+    yr[c] = relu ? kern::relu(v) : v;
+  }
 }
 
 // A^T m A of nb <= kWinogradRun side-by-side tiles (element e of tile b at m[e * st + b]), whose
@@ -609,14 +641,115 @@ void winograd_output_run(const float* m, int64_t st, int nb, int oh0, int ow0, i
       o[2 * c] = t[i][0][c] + t[i][1][c] + t[i][2][c];
       o[2 * c + 1] = t[i][1][c] - t[i][2][c] - t[i][3][c];
     }
-    const int64_t at = static_cast<int64_t>(oh0 + i) * Q + ow0;
-    float* yr = y + at;
-    const float* zr = z ? z + at : nullptr;
-    for (int c = 0; c < width; ++c) {
-      float v = o[c] + bk;
-      if (zr) v += zr[c];
-      yr[c] = relu ? kern::relu(v) : v;
+    winograd_store_row(y, z, static_cast<int64_t>(oh0 + i) * Q + ow0, o, width, bk, relu);
+  }
+}
+
+// Winograd F(4x4, 3x3): each 4x4 block of outputs from a 6x6 block of inputs, with 36 products
+// per channel pair where the direct sum takes 144 and F(2x2) 64 (four tiles of 16), as 36
+// GEMMs over a quarter of F(2x2)'s tiles. Interpolation points 0, 1, -1, 1/2, -2 and infinity: of the sets
+// tried (tools/winograd_points.py), the one with the smallest float32 error, 1.7e-6 of the
+// output's rms against 2.6e-6 for 0, +-1, +-2 and 4.3e-7 for F(2x2) (256 channels, 28x28).
+// B^T and A^T hold halves, quarters and eighths (exact in binary); G's thirds and fifteenths
+// are applied in double, so U is rounded once.
+constexpr double kWinogradG4[6][3] = {{1, 0, 0},
+                                      {1.0 / 3, 1.0 / 3, 1.0 / 3},
+                                      {-1.0 / 3, 1.0 / 3, -1.0 / 3},
+                                      {-16.0 / 15, -8.0 / 15, -4.0 / 15},
+                                      {1.0 / 15, -2.0 / 15, 4.0 / 15},
+                                      {0, 0, 1}};
+
+// U[36][K][C] = G g G^T, as winograd_weights (blocks of 8 input channels), in double.
+void winograd4_weights(float* U, const float* w, int K, int C, bool flip) {
+  const int64_t KC = winograd_plane(static_cast<int64_t>(K) * C);
+  constexpr int B = 8;
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < K; ++k)
+    for (int c0 = 0; c0 < C; c0 += B) {
+      const int nb = std::min(B, C - c0);
+      double g[9][B] = {};
+      for (int cc = 0; cc < nb; ++cc) {
+        const int c = c0 + cc;
+        for (int e = 0; e < 9; ++e)
+          g[e][cc] = flip ? w[(static_cast<int64_t>(c) * K + k) * 9 + (8 - e)] : w[(static_cast<int64_t>(k) * C + c) * 9 + e];
+      }
+      double t[6][3][B];  // G g
+      for (int i = 0; i < 6; ++i)
+        for (int s = 0; s < 3; ++s)
+          for (int cc = 0; cc < B; ++cc)
+            t[i][s][cc] = kWinogradG4[i][0] * g[s][cc] + kWinogradG4[i][1] * g[3 + s][cc] + kWinogradG4[i][2] * g[6 + s][cc];
+      float u[36][B];  // (G g) G^T
+      for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j)
+          for (int cc = 0; cc < B; ++cc)
+            u[i * 6 + j][cc] = static_cast<float>(kWinogradG4[j][0] * t[i][0][cc] + kWinogradG4[j][1] * t[i][1][cc] +
+                                                  kWinogradG4[j][2] * t[i][2][cc]);
+      float* dst = U + static_cast<int64_t>(k) * C + c0;
+      for (int e = 0; e < 36; ++e) std::memcpy(dst + e * KC, u[e], sizeof(float) * nb);
     }
+}
+
+// B^T of six values (one column or row of a 6x6 input block), left to right as written.
+inline void winograd4_bt(float d0, float d1, float d2, float d3, float d4, float d5, float* o0, float* o1, float* o2,
+                         float* o3, float* o4, float* o5) {
+  *o0 = d0 - 1.5f * d1 - 2.f * d2 + 1.5f * d3 + d4;
+  *o1 = -d1 + 0.5f * d2 + 2.5f * d3 + d4;
+  *o2 = d1 - 2.5f * d2 + 0.5f * d3 + d4;
+  *o3 = -2.f * d1 - d2 + 2.f * d3 + d4;
+  *o4 = 0.5f * d1 - d2 - 0.5f * d3 + d4;
+  *o5 = d1 - 1.5f * d2 - 2.f * d3 + 1.5f * d4 + d5;
+}
+
+// B^T d B of nb <= kWinograd4InRun side-by-side tiles, as winograd_input_run: six line buffers,
+// B^T down whole rows, then B across each tile's six columns.
+constexpr int kWinograd4InRun = 32;
+void winograd4_input_run(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
+  constexpr int ld = 4 * kWinograd4InRun + 2;
+  const int len = 4 * nb + 2;
+  float d[6 * ld], t[6 * ld];
+  winograd_load_rows(d, 6, ld, xc, H, W, h0, w0, len);
+  for (int q = 0; q < len; ++q)
+    winograd4_bt(d[q], d[ld + q], d[2 * ld + q], d[3 * ld + q], d[4 * ld + q], d[5 * ld + q], &t[q], &t[ld + q],
+                 &t[2 * ld + q], &t[3 * ld + q], &t[4 * ld + q], &t[5 * ld + q]);
+  for (int i = 0; i < 6; ++i) {
+    const float* ti = t + i * ld;
+    float* vi = v + 6 * i * st;
+    for (int b = 0; b < nb; ++b) {
+      const float* c = ti + 4 * b;
+      winograd4_bt(c[0], c[1], c[2], c[3], c[4], c[5], &vi[b], &vi[st + b], &vi[2 * st + b], &vi[3 * st + b],
+                   &vi[4 * st + b], &vi[5 * st + b]);
+    }
+  }
+}
+
+// A^T of six values, left to right as written.
+inline void winograd4_at(float m0, float m1, float m2, float m3, float m4, float m5, float* o0, float* o1, float* o2,
+                         float* o3) {
+  *o0 = m0 + m1 + m2 + m3 + m4;
+  *o1 = m1 - m2 + 0.5f * m3 - 2.f * m4;
+  *o2 = m1 + m2 + 0.25f * m3 + 4.f * m4;
+  *o3 = m1 - m2 + 0.125f * m3 - 8.f * m4 + m5;
+}
+
+// A^T m A of nb <= kWinogradRun side-by-side tiles, as winograd_output_run: four output rows of
+// 4 nb values each.
+void winograd4_output_run(const float* m, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk,
+                          const float* z, bool relu, float* y) {
+  constexpr int B = kWinogradRun;
+  float a[36][B] = {};
+  for (int e = 0; e < 36; ++e) std::memcpy(a[e], m + e * st, sizeof(float) * nb);
+  float t[4][6][B];  // A^T m
+  for (int s = 0; s < 6; ++s)
+    for (int c = 0; c < B; ++c)
+      winograd4_at(a[s][c], a[6 + s][c], a[12 + s][c], a[18 + s][c], a[24 + s][c], a[30 + s][c], &t[0][s][c],
+                   &t[1][s][c], &t[2][s][c], &t[3][s][c]);
+  const int width = std::min(4 * nb, Q - ow0);
+  for (int i = 0; i < 4 && oh0 + i < P; ++i) {
+    float o[4 * B];  // the output row's values, tile by tile: (A^T m) A
+    for (int c = 0; c < B; ++c)
+      winograd4_at(t[i][0][c], t[i][1][c], t[i][2][c], t[i][3][c], t[i][4][c], t[i][5][c], &o[4 * c], &o[4 * c + 1],
+                   &o[4 * c + 2], &o[4 * c + 3]);
+    winograd_store_row(y, z, static_cast<int64_t>(oh0 + i) * Q + ow0, o, width, bk, relu);
   }
 }
 
@@ -632,45 +765,69 @@ TileRun tile_run(int64_t tile, int64_t per_image, int TQ, int most, int64_t left
   return {tile / per_image, ty, tx, static_cast<int>(std::min<int64_t>({most, TQ - tx, left}))};
 }
 
-// U for a 3x3 layer of K outputs and C inputs (flip: for its data gradient, K and C as the
-// transposed convolution has them), in this thread's third scratch buffer.
-const float* winograd_u(const float* w, int K, int C, bool flip) {
-  float* U = scratch(static_cast<size_t>(16 * winograd_plane(static_cast<int64_t>(K) * C)), 2);
-  winograd_weights(U, w, K, C, flip);
-  return U;
-}
+// The two tile sizes' transforms: m outputs square per tile from (m + 2)^2 inputs, E = (m + 2)^2
+// products per channel pair.
+struct WinogradF2 {
+  static constexpr int m = 2, E = 16, in_run = kWinogradInRun;
+  static constexpr int64_t chunk_floats = int64_t{1} << 22;
+  static constexpr const char* name = "Winograd F(2x2,3x3)";
+  static void weights(float* U, const float* w, int K, int C, bool flip) { winograd_weights(U, w, K, C, flip); }
+  static void input(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
+    winograd_input_run(xc, H, W, h0, w0, nb, v, st);
+  }
+  static void output(const float* mm, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk, const float* z,
+                     bool relu, float* y) {
+    winograd_output_run(mm, st, nb, oh0, ow0, P, Q, bk, z, relu, y);
+  }
+};
+struct WinogradF4 {
+  static constexpr int m = 4, E = 36, in_run = kWinograd4InRun;
+  static constexpr int64_t chunk_floats = int64_t{1} << 23;
+  static constexpr const char* name = "Winograd F(4x4,3x3)";
+  static void weights(float* U, const float* w, int K, int C, bool flip) { winograd4_weights(U, w, K, C, flip); }
+  static void input(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
+    winograd4_input_run(xc, H, W, h0, w0, nb, v, st);
+  }
+  static void output(const float* mm, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk, const float* z,
+                     bool relu, float* y) {
+    winograd4_output_run(mm, st, nb, oh0, ow0, P, Q, bk, z, relu, y);
+  }
+};
 
-void conv2d_forward_winograd(float* y, const float* x, const float* U, const float* b, const float* z,
-                             const ConvParams& p, bool relu) {
-  const int P = p.P(), Q = p.Q(), TP = (P + 1) / 2, TQ = (Q + 1) / 2;
+// y = the convolution of x with U (the transformed weights of a layer of p.K outputs and p.C
+// inputs), plus bias, residual and ReLU.
+template <class F>
+void conv2d_winograd(float* y, const float* x, const float* U, const float* b, const float* z, const ConvParams& p,
+                     bool relu) {
+  constexpr int m = F::m, E = F::E;
+  const int P = p.P(), Q = p.Q(), TP = (P + m - 1) / m, TQ = (Q + m - 1) / m;
   const int64_t per_image = static_cast<int64_t>(TP) * TQ, tiles = per_image * p.N;
   const int64_t HW = static_cast<int64_t>(p.H) * p.W, PQ = static_cast<int64_t>(P) * Q;
   const int64_t KC = winograd_plane(static_cast<int64_t>(p.K) * p.C);
   // Tiles per chunk: the chunk's transformed inputs and products about 16 MiB together.
   // At least 64 (or all of them): std::min after std::max, as clamp's bounds may cross.
-  const int64_t cols = std::min(tiles, std::max<int64_t>(64, (int64_t{1} << 22) / (16 * (p.C + p.K)) / 16 * 16));
-  float* V = scratch(static_cast<size_t>(16 * winograd_plane(p.C * cols)));
-  float* M = scratch(static_cast<size_t>(16 * winograd_plane(p.K * cols)), 1);
+  const int64_t cols = std::min(tiles, std::max<int64_t>(64, F::chunk_floats / (E * (p.C + p.K)) / 16 * 16));
+  float* V = scratch(static_cast<size_t>(E * winograd_plane(p.C * cols)));
+  float* M = scratch(static_cast<size_t>(E * winograd_plane(p.K * cols)), 1);
   const int nt = omp_get_max_threads();
   for (int64_t t0 = 0; t0 < tiles; t0 += cols) {
     const int64_t nc = std::min(cols, tiles - t0);
     const int64_t ldv = nc;
     const int64_t vst = winograd_plane(p.C * ldv), mst = winograd_plane(p.K * ldv);  // plane strides
-    // Input transform V[16][C][nc] = B^T d B, in runs of tiles of one tile row
-    // (winograd_input_run).
+    // Input transform V[E][C][nc] = B^T d B, in runs of tiles of one tile row.
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < p.C; ++c)
       for (int64_t j = 0; j < nc;) {
-        const TileRun r = tile_run(t0 + j, per_image, TQ, kWinogradInRun, nc - j);
-        winograd_input_run(x + (r.n * p.C + c) * HW, p.H, p.W, 2 * r.ty - p.pad_h, 2 * r.tx - p.pad_w, r.nb,
-                           V + static_cast<int64_t>(c) * ldv + j, vst);
+        const TileRun r = tile_run(t0 + j, per_image, TQ, F::in_run, nc - j);
+        F::input(x + (r.n * p.C + c) * HW, p.H, p.W, m * r.ty - p.pad_h, m * r.tx - p.pad_w, r.nb,
+                 V + static_cast<int64_t>(c) * ldv + j, vst);
         j += r.nb;
       }
-    // M[e] = U[e] V[e] for the 16 elements, split over threads by element and column block.
-    const int blocks = std::max(1, (2 * nt + 15) / 16);
+    // M[e] = U[e] V[e] for the E elements, split over threads by element and column block.
+    const int blocks = std::max(1, (2 * nt + E - 1) / E);
     const int64_t bw = (nc + blocks - 1) / blocks;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int task = 0; task < 16 * blocks; ++task) {
+    for (int task = 0; task < E * blocks; ++task) {
       const int e = task / blocks;
       const int64_t c0 = (task % blocks) * bw, c1 = std::min(nc, c0 + bw);
       if (c0 >= c1) continue;
@@ -678,22 +835,48 @@ void conv2d_forward_winograd(float* y, const float* x, const float* U, const flo
              V + e * vst + c0, static_cast<int>(ldv), M + e * mst + c0, static_cast<int>(ldv), 0.f);
     }
     // Output transform y = A^T m A, then bias, residual and ReLU, in runs of up to 8 tiles of
-    // one tile row (winograd_output_run).
+    // one tile row.
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < p.K; ++k)
       for (int64_t j = 0; j < nc;) {
         const TileRun r = tile_run(t0 + j, per_image, TQ, kWinogradRun, nc - j);
         const int64_t base = (r.n * p.K + k) * PQ;
-        winograd_output_run(M + static_cast<int64_t>(k) * ldv + j, mst, r.nb, 2 * r.ty, 2 * r.tx, P, Q,
-                            b ? b[k] : 0.f, z ? z + base : nullptr, relu, y + base);
+        F::output(M + static_cast<int64_t>(k) * ldv + j, mst, r.nb, m * r.ty, m * r.tx, P, Q, b ? b[k] : 0.f,
+                  z ? z + base : nullptr, relu, y + base);
         j += r.nb;
       }
   }
 }
+
+template <class F>
+void conv2d_winograd_with(float* y, const float* x, const float* w, const float* b, const float* z,
+                          const ConvParams& p, bool relu, bool flip) {
+  const cuda::TraceRange schedule(F::name);
+  // U for the layer (flip: a data gradient's, K and C as the transposed convolution has them),
+  // in this thread's third scratch buffer.
+  float* U = scratch(static_cast<size_t>(F::E * winograd_plane(static_cast<int64_t>(p.K) * p.C)), 2);
+  F::weights(U, w, p.K, p.C, flip);
+  conv2d_winograd<F>(y, x, U, b, z, p, relu);
+}
+
+// The Winograd convolution of p (a forward pass, or with flip the data gradient's transposed
+// convolution), F(4x4) or F(2x2) by winograd_tile.
+void conv2d_forward_winograd(float* y, const float* x, const float* w, const float* b, const float* z,
+                             const ConvParams& p, bool relu, bool flip) {
+  if (winograd_tile(p) == 4)
+    conv2d_winograd_with<WinogradF4>(y, x, w, b, z, p, relu, flip);
+  else
+    conv2d_winograd_with<WinogradF2>(y, x, w, b, z, p, relu, flip);
+}
 }  // namespace
 
 void set_winograd(bool on) { g_winograd = on; }
+void set_winograd_tile(int m) {
+  LCAM_REQUIRE(m == 0 || m == 2 || m == 4, "Winograd tile size: 0 (by the rule), 2 or 4");
+  g_winograd_tile = m;
+}
 bool uses_winograd(const ConvParams& p) { return winograd_fits(p); }
+int winograd_tile_of(const ConvParams& p) { return winograd_fits(p) ? winograd_tile(p) : 0; }
 bool uses_direct(const ConvParams& p) { return direct_fits(p, p.K, static_cast<int64_t>(p.C) * p.R * p.S); }
 
 // Five schedules. Stride 1 with few output channels (direct_fits) on an AVX2 CPU: the direct
@@ -723,8 +906,7 @@ void conv2d_forward_f32(float* y, const float* x, const float* w, const float* b
     return;
   }
   if (winograd_fits(p)) {
-    const cuda::TraceRange schedule("Winograd F(2x2,3x3)");
-    conv2d_forward_winograd(y, x, winograd_u(w, p.K, p.C, false), b, z, p, relu);
+    conv2d_forward_winograd(y, x, w, b, z, p, relu, false);
     return;
   }
   if (PQ < p.K && p.N > 1 && PQ < 512) {
@@ -845,9 +1027,8 @@ void conv2d_backward_data_f32(float* dx, const float* dy, const float* w, const 
   // Winograd for the data gradient where the forward takes it (the transposed convolution has
   // the same tiles and channel counts swapped).
   if (winograd_fits(p)) {
-    const cuda::TraceRange schedule("Winograd F(2x2,3x3)");
     const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w};
-    conv2d_forward_winograd(dx, dy, winograd_u(w, p.C, p.K, true), nullptr, nullptr, t, false);
+    conv2d_forward_winograd(dx, dy, w, nullptr, nullptr, t, false, true);
     return;
   }
   const cuda::TraceRange schedule(pw ? "GEMM per image" : "GEMM per image, col2im");

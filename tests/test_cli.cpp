@@ -504,7 +504,7 @@ TEST_CASE("bench: every work runs and reports; flags that do not fit are refused
     // Each convolution names the schedule it ran in a range nested in the op's.
     const std::vector<std::string> schedules = {"direct AVX-512", "direct AVX2", "direct AVX-512, ReLU mask fused",
                                                 "direct AVX2, ReLU mask fused", "direct AVX-512, 2x2 max-pool fused",
-                                                "direct AVX2, 2x2 max-pool fused", "Winograd F(2x2,3x3)",
+                                                "direct AVX2, 2x2 max-pool fused", "Winograd F(2x2,3x3)", "Winograd F(4x4,3x3)",
                                                 "GEMM over images side by side", "GEMM per image by output channels",
                                                 "GEMM per tile of pixels", "GEMM per image", "GEMM per image, col2im"};
     const auto& rows = j["profile"];

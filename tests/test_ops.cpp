@@ -776,36 +776,53 @@ TEST_CASE("CPU loops over planes give the shared bodies' values to the bit") {
   }
 }
 
-TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops") {
-  const auto restore = lcam::test::on_exit([] { lcam::cpu::set_winograd(true); });
-  // Measured: 5-7e-7 of the largest value, against 3e-7 for im2col + GEMM.
+TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): forward and data gradient against naive loops") {
+  const auto restore = lcam::test::on_exit([] {
+    lcam::cpu::set_winograd(true);
+    lcam::cpu::set_winograd_tile(0);
+  });
+  // Measured: F(2x2) 5-7e-7 of the largest value, F(4x4) up to 5.4e-6 (its transforms' factors
+  // up to 8 and G's thirds and fifteenths), against 3e-7 for im2col + GEMM.
   // 256 channels in and out (and 144 -> 128); odd output widths (a half tile at the edge); pads 0, 1, 2; two
   // images (tiles of both in one chunk); bias, residual and ReLU in the output transform; three
-  // images of 195 tiles, more than one chunk (512 tiles at 512 channels) holds, so that a chunk
-  // ends inside an image and inside a tile row.
+  // images of 195 tiles, more than one F(2x2) chunk (512 tiles at 512 channels) holds, so that a
+  // chunk ends inside an image and inside a tile row; for F(4x4) (896 tiles a chunk at 128
+  // channels) four images of 225 tiles, the chunk ending in the fourth image's last tile row.
   for (const ConvParams p : {ConvParams{2, 256, 16, 17, 256, 3, 3, 1, 1, 1, 1}, ConvParams{1, 256, 18, 19, 256, 3, 3, 1, 1, 0, 0},
                              ConvParams{1, 256, 16, 17, 288, 3, 3, 1, 1, 2, 2}, ConvParams{3, 256, 26, 29, 256, 3, 3, 1, 1, 1, 1},
-                             ConvParams{1, 144, 12, 13, 128, 3, 3, 1, 1, 1, 1}}) {
+                             ConvParams{1, 144, 12, 13, 128, 3, 3, 1, 1, 1, 1}, ConvParams{4, 128, 60, 57, 128, 3, 3, 1, 1, 1, 1}}) {
     CAPTURE(p.pad_h);
+    CAPTURE(p.N);
     CHECK(lcam::cpu::uses_winograd(p));
     // The data gradient's transposed convolution (K and C swapped, pad 2 - pad, enough pixels)
     // takes it too.
     CHECK(lcam::cpu::uses_winograd(ConvParams{p.N, p.K, p.P(), p.Q(), p.C, 3, 3, 1, 1, 2 - p.pad_h, 2 - p.pad_w}));
+    const bool big = p.N == 4;  // the F(4x4) chunk shape: its forward only (the naive loops are slow)
     const Tensor x = randn_t({p.N, p.C, p.H, p.W}, 41), w = randn_t({p.K, p.C, 3, 3}, 42, 0.05f), b = randn_t({p.K}, 43);
     const Tensor z = randn_t({p.N, p.K, p.P(), p.Q()}, 44), dy = randn_t({p.N, p.K, p.P(), p.Q()}, 45);
     const Vec xd = to_double(x), wd = to_double(w), conv = conv_ref(xd, wd, to_double(b), p), zd = to_double(z);
     Vec want(conv.size());
     for (size_t i = 0; i < want.size(); ++i) want[i] = std::max(conv[i] + zd[i], 0.0);
-    Tensor y = Tensor::empty(z.shape());
-    conv2d_forward_add(y, x, w, b, z, p, true);
-    check_close("Winograd conv + residual + relu", y.to_vector(), want, 2e-6);
-    Tensor y0 = Tensor::empty(z.shape());
-    conv2d_forward(y0, x, w, Tensor(), p);
-    check_close("Winograd conv without bias", y0.to_vector(), conv_ref(xd, wd, {}, p), 2e-6);
-    const Vec dx_want = conv_dx_ref(to_double(dy), wd, p);
-    Tensor dx = Tensor::empty(x.shape());
-    conv2d_backward_data(dx, dy, w, p);
-    check_close("Winograd conv dx", dx.to_vector(), dx_want, 2e-6);
+    const Vec conv0 = big ? Vec() : conv_ref(xd, wd, {}, p);
+    const Vec dx_want = big ? Vec() : conv_dx_ref(to_double(dy), wd, p);
+    for (const int tile : {2, 4}) {
+      CAPTURE(tile);
+      lcam::cpu::set_winograd_tile(tile);
+      CHECK(lcam::cpu::winograd_tile_of(p) == tile);
+      const double tol = tile == 2 ? 2e-6 : 1e-5;
+      Tensor y = Tensor::empty(z.shape());
+      conv2d_forward_add(y, x, w, b, z, p, true);
+      check_close("Winograd conv + residual + relu", y.to_vector(), want, tol);
+      if (big) continue;
+      Tensor y0 = Tensor::empty(z.shape());
+      conv2d_forward(y0, x, w, Tensor(), p);
+      check_close("Winograd conv without bias", y0.to_vector(), conv0, tol);
+      Tensor dx = Tensor::empty(x.shape());
+      conv2d_backward_data(dx, dy, w, p);
+      check_close("Winograd conv dx", dx.to_vector(), dx_want, tol);
+    }
+    lcam::cpu::set_winograd_tile(0);
+    if (big) continue;
     // Switched off, the same shapes take im2col + GEMM: results within float32 rounding.
     lcam::cpu::set_winograd(false);
     CHECK_FALSE(lcam::cpu::uses_winograd(p));
@@ -828,6 +845,15 @@ TEST_CASE("Winograd F(2x2, 3x3): forward and data gradient against naive loops")
   CHECK(lcam::cpu::uses_winograd(ConvParams{2, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}));  // 98 tiles
   CHECK(lcam::cpu::uses_winograd(ConvParams{4, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1}));    // 64 tiles
   CHECK(lcam::cpu::uses_winograd(ConvParams{8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1}));
+  // F(4x4) from 192 tiles of 4x4 where they waste little: VGG-16's 56x56 layers at batch 1,
+  // 28x28 ones from batch 4; never 14x14 (16x16 under 4x4 tiles); not taken without Winograd.
+  CHECK(lcam::cpu::winograd_tile_of(ConvParams{1, 256, 56, 56, 256, 3, 3, 1, 1, 1, 1}) == 4);
+  CHECK(lcam::cpu::winograd_tile_of(ConvParams{1, 128, 112, 112, 128, 3, 3, 1, 1, 1, 1}) == 4);
+  CHECK(lcam::cpu::winograd_tile_of(ConvParams{2, 512, 28, 28, 512, 3, 3, 1, 1, 1, 1}) == 2);  // 98 tiles
+  CHECK(lcam::cpu::winograd_tile_of(ConvParams{4, 512, 28, 28, 512, 3, 3, 1, 1, 1, 1}) == 4);  // 196 tiles
+  CHECK(lcam::cpu::winograd_tile_of(ConvParams{64, 512, 14, 14, 512, 3, 3, 1, 1, 1, 1}) == 2);
+  CHECK(lcam::cpu::winograd_tile_of(ConvParams{64, 512, 30, 30, 512, 3, 3, 1, 1, 1, 1}) == 2);  // 8x8 tiles cover 32x32
+  CHECK(lcam::cpu::winograd_tile_of(ConvParams{64, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1}) == 0);
 }
 
 TEST_CASE("direct convolution over many images and wide rows against naive loops") {
