@@ -105,7 +105,8 @@ void conv2d_relu_maxpool2_forward(float* y, const float* x, const float* w, cons
 // FMA): y[n,o] as 16 partial sums, lane l taking the columns f = l (mod 16) in increasing f by
 // FMAs, added as (l, l+8), (l, l+4), (l, l+2), (l, l+1); dx[n,f] by FMAs in increasing o.
 bool uses_linear_rows(int N);
-// Winograd for stride-1 3x3 convolutions of at least 128 input and output channels whose
+// Winograd for stride-1 3x3 convolutions of at least 128 input and output channels (64 input
+// channels with F(4x4): VGG-16's features.5 at 224x224) whose
 // output has at least as many pixels as channels (VGG-16's blocks 2 to 4 at 224x224) or 64 2x2
 // tiles over the batch (14x14 layers from batch 2), in the forward pass and the data gradient
 // alike. Default on. uses_winograd(p) says whether a forward with p takes it. Tiles of 4x4

@@ -484,13 +484,6 @@ namespace {
 // stay as wide), so that the GEMMs read them from cache.
 bool g_winograd = true;  // set_winograd (tests)
 
-bool winograd_fits(const ConvParams& p) {
-  return g_winograd && p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= 2 &&
-         p.pad_w <= 2 && p.C >= 128 && p.K >= 128 &&
-         (static_cast<int64_t>(p.P()) * p.Q() >= p.K ||
-          static_cast<int64_t>(p.N) * ((p.P() + 1) / 2) * ((p.Q() + 1) / 2) >= 64);
-}
-
 // The tile size. F(4x4) (below) needs 36 products per channel pair for 16 outputs where F(2x2)
 // needs 64, but writes and packs 36 planes of transformed weights instead of 16 at every call:
 // it is taken where that is paid for, with at least 192 tiles of 4x4 over the batch, and where
@@ -504,6 +497,16 @@ int winograd_tile(const ConvParams& p) {
   const int64_t tiles4 = static_cast<int64_t>(p.N) * ((P + 3) / 4) * ((Q + 3) / 4);
   const int64_t tiles2 = static_cast<int64_t>(p.N) * ((P + 1) / 2) * ((Q + 1) / 2);
   return tiles4 >= 192 && 36 * tiles4 * 10 <= 16 * tiles2 * 6 ? 4 : 2;
+}
+
+// 64 input channels only with F(4x4) (VGG-16's features.5, 64 -> 128 at 112x112: at batch 1
+// 7.5-7.9 -> 5.3 ms, at batch 4 30 -> 21-22 ms against im2col + GEMM); F(2x2) there moves
+// more memory in its transforms than its products save.
+bool winograd_fits(const ConvParams& p) {
+  return g_winograd && p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= 2 &&
+         p.pad_w <= 2 && p.K >= 128 && (p.C >= 128 || (p.C >= 64 && winograd_tile(p) == 4)) &&
+         (static_cast<int64_t>(p.P()) * p.Q() >= p.K ||
+          static_cast<int64_t>(p.N) * ((p.P() + 1) / 2) * ((p.Q() + 1) / 2) >= 64);
 }
 
 // The 16 planes of U, V and M lie one cache line further apart than their size: planes of
