@@ -138,15 +138,34 @@ void col2im(float* dx, const float* col, const ConvParams& p) {
 }
 
 // A grow-only scratch buffer per thread (im2col columns): no page faults or zeroing per call.
-// slots 1 and 2 are further buffers for callers that need several at once.
+// slots 1 to 3 are further buffers for callers that need several at once.
 float* scratch(size_t n, int slot = 0) {
-  thread_local std::unique_ptr<float[]> buf[3];
-  thread_local size_t cap[3] = {0, 0, 0};
+  thread_local std::unique_ptr<float[]> buf[4];
+  thread_local size_t cap[4] = {0, 0, 0, 0};
   if (n > cap[slot]) {
     buf[slot].reset(new float[n]);
     cap[slot] = n;
   }
   return buf[slot].get();
+}
+
+// wt[c][k][r][s] = w[k][c][R-1-r][S-1-s]: a data gradient's weights (the transposed convolution's,
+// flipped), in blocks of 16 x 16 kernels, so that reads and writes both run along rows (read
+// kernel by kernel down a column of w, a 512 x 512 layer's data gradient had touched a page of
+// w per kernel: ~8 ms of Winograd F(4x4)'s 31 ms at 28x28, batch 4).
+void flip_transposed(float* wt, const float* w, int K, int C, int R, int S) {
+  constexpr int B = 16;
+  const int RS = R * S;
+  const int cblocks = (C + B - 1) / B;
+#pragma omp parallel for schedule(static)
+  for (int cb = 0; cb < cblocks; ++cb)
+    for (int k0 = 0; k0 < K; k0 += B)
+      for (int c = cb * B; c < std::min(C, cb * B + B); ++c)
+        for (int k = k0; k < std::min(K, k0 + B); ++k) {
+          const float* src = w + (static_cast<int64_t>(k) * C + c) * RS;
+          float* dst = wt + (static_cast<int64_t>(c) * K + k) * RS;
+          for (int e = 0; e < RS; ++e) dst[e] = src[RS - 1 - e];
+        }
 }
 
 // Single-threaded OpenBLAS: C[M,N] = op(A)[M,K] op(B)[K,N] + beta C, row-major, explicit lds.
@@ -514,9 +533,9 @@ bool winograd_fits(const ConvParams& p) {
 // would all fall into one L1 set (and alias in the store buffer).
 constexpr int64_t winograd_plane(int64_t size) { return size + 16; }
 
-// U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (flipped and transposed for a data
-// gradient: g[r][s] = w[c][k][2-r][2-s], K and C swapped by the caller's ConvParams).
-void winograd_weights(float* U, const float* w, int K, int C, bool flip) {
+// U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (for a data gradient, of the flipped and
+// transposed weights: flip_transposed).
+void winograd_weights(float* U, const float* w, int K, int C) {
   // Blocks of 8 input channels: their 3x3 taps gathered into [9][8], then both transform steps
   // on 8-wide rows (vectorized) and 16 contiguous stores of 8 (one per element of U). The
   // scalar form per (k, c) took 1.5 ns per weight on 2 threads.
@@ -530,7 +549,7 @@ void winograd_weights(float* U, const float* w, int K, int C, bool flip) {
       for (int cc = 0; cc < nb; ++cc) {
         const int c = c0 + cc;
         for (int e = 0; e < 9; ++e)
-          g[e][cc] = flip ? w[(static_cast<int64_t>(c) * K + k) * 9 + (8 - e)] : w[(static_cast<int64_t>(k) * C + c) * 9 + e];
+          g[e][cc] = w[(static_cast<int64_t>(k) * C + c) * 9 + e];
       }
       float t[4][3][B];  // G g
       for (int s = 0; s < 3; ++s)
@@ -663,7 +682,7 @@ constexpr double kWinogradG4[6][3] = {{1, 0, 0},
                                       {0, 0, 1}};
 
 // U[36][K][C] = G g G^T, as winograd_weights (blocks of 8 input channels), in double.
-void winograd4_weights(float* U, const float* w, int K, int C, bool flip) {
+void winograd4_weights(float* U, const float* w, int K, int C) {
   const int64_t KC = winograd_plane(static_cast<int64_t>(K) * C);
   constexpr int B = 8;
 #pragma omp parallel for schedule(static)
@@ -674,7 +693,7 @@ void winograd4_weights(float* U, const float* w, int K, int C, bool flip) {
       for (int cc = 0; cc < nb; ++cc) {
         const int c = c0 + cc;
         for (int e = 0; e < 9; ++e)
-          g[e][cc] = flip ? w[(static_cast<int64_t>(c) * K + k) * 9 + (8 - e)] : w[(static_cast<int64_t>(k) * C + c) * 9 + e];
+          g[e][cc] = w[(static_cast<int64_t>(k) * C + c) * 9 + e];
       }
       double t[6][3][B];  // G g
       for (int i = 0; i < 6; ++i)
@@ -774,7 +793,7 @@ struct WinogradF2 {
   static constexpr int m = 2, E = 16, in_run = kWinogradInRun;
   static constexpr int64_t chunk_floats = int64_t{1} << 22;
   static constexpr const char* name = "Winograd F(2x2,3x3)";
-  static void weights(float* U, const float* w, int K, int C, bool flip) { winograd_weights(U, w, K, C, flip); }
+  static void weights(float* U, const float* w, int K, int C) { winograd_weights(U, w, K, C); }
   static void input(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
     winograd_input_run(xc, H, W, h0, w0, nb, v, st);
   }
@@ -787,7 +806,7 @@ struct WinogradF4 {
   static constexpr int m = 4, E = 36, in_run = kWinograd4InRun;
   static constexpr int64_t chunk_floats = int64_t{1} << 23;
   static constexpr const char* name = "Winograd F(4x4,3x3)";
-  static void weights(float* U, const float* w, int K, int C, bool flip) { winograd4_weights(U, w, K, C, flip); }
+  static void weights(float* U, const float* w, int K, int C) { winograd4_weights(U, w, K, C); }
   static void input(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
     winograd4_input_run(xc, H, W, h0, w0, nb, v, st);
   }
@@ -858,7 +877,12 @@ void conv2d_winograd_with(float* y, const float* x, const float* w, const float*
   // U for the layer (flip: a data gradient's, K and C as the transposed convolution has them),
   // in this thread's third scratch buffer.
   float* U = scratch(static_cast<size_t>(F::E * winograd_plane(static_cast<int64_t>(p.K) * p.C)), 2);
-  F::weights(U, w, p.K, p.C, flip);
+  if (flip) {  // w is the forward's [p.C][p.K][3][3]
+    float* wt = scratch(static_cast<size_t>(p.K) * p.C * 9, 3);
+    flip_transposed(wt, w, p.C, p.K, 3, 3);
+    w = wt;
+  }
+  F::weights(U, w, p.K, p.C);
   conv2d_winograd<F>(y, x, U, b, z, p, relu);
 }
 
@@ -1009,12 +1033,7 @@ void conv2d_backward_data_direct(float* dx, const float* dy, const uint32_t* dyb
                                  const ConvParams& p) {
   const int64_t KRS = static_cast<int64_t>(p.K) * p.R * p.S;
   float* wt = scratch(static_cast<size_t>(KRS) * p.C);
-  for (int c = 0; c < p.C; ++c)
-    for (int k = 0; k < p.K; ++k)
-      for (int r = 0; r < p.R; ++r)
-        for (int s = 0; s < p.S; ++s)
-          wt[((static_cast<int64_t>(c) * p.K + k) * p.R + r) * p.S + s] =
-              w[((static_cast<int64_t>(k) * p.C + c) * p.R + (p.R - 1 - r)) * p.S + (p.S - 1 - s)];
+  flip_transposed(wt, w, p.K, p.C, p.R, p.S);
   const ConvParams t{p.N, p.K, p.P(), p.Q(), p.C, p.R, p.S, 1, 1, p.R - 1 - p.pad_h, p.S - 1 - p.pad_w};
   conv2d_forward_direct(dx, dy, wt, nullptr, t, false, dybits);
 }
