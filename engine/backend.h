@@ -110,8 +110,8 @@ bool uses_linear_rows(int N);
 // output has at least as many pixels as channels (VGG-16's blocks 2 to 4 at 224x224) or 64 2x2
 // tiles over the batch (14x14 layers from batch 2), in the forward pass and the data gradient
 // alike. Default on. uses_winograd(p) says whether a forward with p takes it. Tiles of 4x4
-// outputs, F(4x4, 3x3), with at least 192 of them over the batch and little of them past the
-// output's edge (56x56 from batch 1, 28x28 from batch 4), else F(2x2, 3x3): winograd_tile_of(p)
+// outputs, F(4x4, 3x3), with at least 128 of them over the batch and little of them past the
+// output's edge (56x56 from batch 1, 28x28 from batch 3), else F(2x2, 3x3): winograd_tile_of(p)
 // says which (4 or 2; 0 without Winograd). set_winograd_tile(2 or 4) forces one where Winograd
 // runs, 0 restores the rule (tests).
 void set_winograd(bool on);

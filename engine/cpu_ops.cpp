@@ -505,17 +505,18 @@ bool g_winograd = true;  // set_winograd (tests)
 
 // The tile size. F(4x4) (below) needs 36 products per channel pair for 16 outputs where F(2x2)
 // needs 64, but writes and packs 36 planes of transformed weights instead of 16 at every call:
-// it is taken where that is paid for, with at least 192 tiles of 4x4 over the batch, and where
+// it is taken where that is paid for, with at least 128 tiles of 4x4 over the batch, and where
 // its tiles cover the output with little waste (its products at most 0.6 of F(2x2)'s: not at
-// 14x14, whose 4x4 tiles cover 16x16). Measured, VGG-16 forward (docs/PERFORMANCE.md): 56x56
-// from batch 1 and 28x28 from batch 4 faster as F(4x4), 28x28 at batch 2 and 14x14 slower.
+// 14x14, whose 4x4 tiles cover 16x16). Measured (docs/PERFORMANCE.md), forward and data
+// gradient: 56x56 from batch 1 and 28x28 from batch 3 (147 tiles) faster as F(4x4), 28x28 at
+// batch 2 (98 tiles) even, at batch 1 and 14x14 at any batch slower.
 int g_winograd_tile = 0;  // set_winograd_tile: 0 = by the rule
 int winograd_tile(const ConvParams& p) {
   if (g_winograd_tile) return g_winograd_tile;
   const int P = p.P(), Q = p.Q();
   const int64_t tiles4 = static_cast<int64_t>(p.N) * ((P + 3) / 4) * ((Q + 3) / 4);
   const int64_t tiles2 = static_cast<int64_t>(p.N) * ((P + 1) / 2) * ((Q + 1) / 2);
-  return tiles4 >= 192 && 36 * tiles4 * 10 <= 16 * tiles2 * 6 ? 4 : 2;
+  return tiles4 >= 128 && 36 * tiles4 * 10 <= 16 * tiles2 * 6 ? 4 : 2;
 }
 
 // 64 input channels only with F(4x4) (VGG-16's features.5, 64 -> 128 at 112x112: at batch 1
