@@ -534,43 +534,49 @@ bool winograd_fits(const ConvParams& p) {
 // would all fall into one L1 set (and alias in the store buffer).
 constexpr int64_t winograd_plane(int64_t size) { return size + 16; }
 
-// U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (for a data gradient, of the flipped and
-// transposed weights: flip_transposed).
-void winograd_weights(float* U, const float* w, int K, int C) {
-  // Blocks of 8 input channels: their 3x3 taps gathered into [9][8], then both transform steps
-  // on 8-wide rows (vectorized) and 16 contiguous stores of 8 (one per element of U). The
-  // scalar form per (k, c) took 1.5 ns per weight on 2 threads.
+// The weight transforms' walk: blocks of 8 input channels of each output channel, their 3x3
+// taps gathered into g[9][8] (as T), transformed by f into u[E][8] on 8-wide rows
+// (vectorized), stored as E contiguous runs of 8 (one per plane of U). The scalar form per
+// (k, c) took 1.5 ns per weight on 2 threads.
+template <int E, class T, class Transform>
+void winograd_weight_blocks(float* U, const float* w, int K, int C, Transform f) {
   const int64_t KC = winograd_plane(static_cast<int64_t>(K) * C);
   constexpr int B = 8;
 #pragma omp parallel for schedule(static)
   for (int k = 0; k < K; ++k)
     for (int c0 = 0; c0 < C; c0 += B) {
       const int nb = std::min(B, C - c0);
-      float g[9][B] = {};
-      for (int cc = 0; cc < nb; ++cc) {
-        const int c = c0 + cc;
-        for (int e = 0; e < 9; ++e)
-          g[e][cc] = w[(static_cast<int64_t>(k) * C + c) * 9 + e];
-      }
-      float t[4][3][B];  // G g
-      for (int s = 0; s < 3; ++s)
-        for (int cc = 0; cc < B; ++cc) {
-          t[0][s][cc] = g[s][cc];
-          t[1][s][cc] = 0.5f * (g[s][cc] + g[3 + s][cc] + g[6 + s][cc]);
-          t[2][s][cc] = 0.5f * (g[s][cc] - g[3 + s][cc] + g[6 + s][cc]);
-          t[3][s][cc] = g[6 + s][cc];
-        }
-      float u[16][B];  // (G g) G^T
-      for (int i = 0; i < 4; ++i)
-        for (int cc = 0; cc < B; ++cc) {
-          u[i * 4 + 0][cc] = t[i][0][cc];
-          u[i * 4 + 1][cc] = 0.5f * (t[i][0][cc] + t[i][1][cc] + t[i][2][cc]);
-          u[i * 4 + 2][cc] = 0.5f * (t[i][0][cc] - t[i][1][cc] + t[i][2][cc]);
-          u[i * 4 + 3][cc] = t[i][2][cc];
-        }
+      T g[9][B] = {};
+      for (int cc = 0; cc < nb; ++cc)
+        for (int e = 0; e < 9; ++e) g[e][cc] = w[(static_cast<int64_t>(k) * C + c0 + cc) * 9 + e];
+      float u[E][B];
+      f(g, u);
       float* dst = U + static_cast<int64_t>(k) * C + c0;
-      for (int e = 0; e < 16; ++e) std::memcpy(dst + e * KC, u[e], sizeof(float) * nb);
+      for (int e = 0; e < E; ++e) std::memcpy(dst + e * KC, u[e], sizeof(float) * nb);
     }
+}
+
+// U[16][K][C] = G g G^T of each 3x3 kernel w[k][c] (for a data gradient, of the flipped and
+// transposed weights: flip_transposed).
+void winograd_weights(float* U, const float* w, int K, int C) {
+  constexpr int B = 8;
+  winograd_weight_blocks<16, float>(U, w, K, C, [](const float (&g)[9][B], float (&u)[16][B]) {
+    float t[4][3][B];  // G g
+    for (int s = 0; s < 3; ++s)
+      for (int cc = 0; cc < B; ++cc) {
+        t[0][s][cc] = g[s][cc];
+        t[1][s][cc] = 0.5f * (g[s][cc] + g[3 + s][cc] + g[6 + s][cc]);
+        t[2][s][cc] = 0.5f * (g[s][cc] - g[3 + s][cc] + g[6 + s][cc]);
+        t[3][s][cc] = g[6 + s][cc];
+      }
+    for (int i = 0; i < 4; ++i)  // (G g) G^T
+      for (int cc = 0; cc < B; ++cc) {
+        u[i * 4 + 0][cc] = t[i][0][cc];
+        u[i * 4 + 1][cc] = 0.5f * (t[i][0][cc] + t[i][1][cc] + t[i][2][cc]);
+        u[i * 4 + 2][cc] = 0.5f * (t[i][0][cc] - t[i][1][cc] + t[i][2][cc]);
+        u[i * 4 + 3][cc] = t[i][2][cc];
+      }
+  });
 }
 
 // B^T d B of nb <= kWinogradInRun side-by-side tiles of the plane xc [H,W] whose top-left input
@@ -646,11 +652,20 @@ void winograd_store_row(float* y, const float* z, int64_t at, const float* o, in
 // across the tiles (vectorized); each output row is then one contiguous run. Same additions,
 // in the same order, as one tile at a time.
 constexpr int kWinogradRun = 8;
+// The E products of nb <= kWinogradRun tiles (element e of tile b at m[e * st + b]) into a[e][b],
+// zeros past nb.
+template <int E>
+void winograd_gather(float (&a)[E][kWinogradRun], const float* m, int64_t st, int nb) {
+  for (int e = 0; e < E; ++e) {
+    std::memcpy(a[e], m + e * st, sizeof(float) * nb);
+    std::fill(a[e] + nb, a[e] + kWinogradRun, 0.f);
+  }
+}
 void winograd_output_run(const float* m, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk,
                          const float* z, bool relu, float* y) {
   constexpr int B = kWinogradRun;
-  float a[16][B] = {};
-  for (int e = 0; e < 16; ++e) std::memcpy(a[e], m + e * st, sizeof(float) * nb);
+  float a[16][B];
+  winograd_gather(a, m, st, nb);
   float t[2][4][B];  // A^T m
   for (int s = 0; s < 4; ++s)
     for (int c = 0; c < B; ++c) {
@@ -682,34 +697,21 @@ constexpr double kWinogradG4[6][3] = {{1, 0, 0},
                                       {1.0 / 15, -2.0 / 15, 4.0 / 15},
                                       {0, 0, 1}};
 
-// U[36][K][C] = G g G^T, as winograd_weights (blocks of 8 input channels), in double.
+// U[36][K][C] = G g G^T, as winograd_weights, in double.
 void winograd4_weights(float* U, const float* w, int K, int C) {
-  const int64_t KC = winograd_plane(static_cast<int64_t>(K) * C);
   constexpr int B = 8;
-#pragma omp parallel for schedule(static)
-  for (int k = 0; k < K; ++k)
-    for (int c0 = 0; c0 < C; c0 += B) {
-      const int nb = std::min(B, C - c0);
-      double g[9][B] = {};
-      for (int cc = 0; cc < nb; ++cc) {
-        const int c = c0 + cc;
-        for (int e = 0; e < 9; ++e)
-          g[e][cc] = w[(static_cast<int64_t>(k) * C + c) * 9 + e];
-      }
-      double t[6][3][B];  // G g
-      for (int i = 0; i < 6; ++i)
-        for (int s = 0; s < 3; ++s)
-          for (int cc = 0; cc < B; ++cc)
-            t[i][s][cc] = kWinogradG4[i][0] * g[s][cc] + kWinogradG4[i][1] * g[3 + s][cc] + kWinogradG4[i][2] * g[6 + s][cc];
-      float u[36][B];  // (G g) G^T
-      for (int i = 0; i < 6; ++i)
-        for (int j = 0; j < 6; ++j)
-          for (int cc = 0; cc < B; ++cc)
-            u[i * 6 + j][cc] = static_cast<float>(kWinogradG4[j][0] * t[i][0][cc] + kWinogradG4[j][1] * t[i][1][cc] +
-                                                  kWinogradG4[j][2] * t[i][2][cc]);
-      float* dst = U + static_cast<int64_t>(k) * C + c0;
-      for (int e = 0; e < 36; ++e) std::memcpy(dst + e * KC, u[e], sizeof(float) * nb);
-    }
+  winograd_weight_blocks<36, double>(U, w, K, C, [](const double (&g)[9][B], float (&u)[36][B]) {
+    double t[6][3][B];  // G g
+    for (int i = 0; i < 6; ++i)
+      for (int s = 0; s < 3; ++s)
+        for (int cc = 0; cc < B; ++cc)
+          t[i][s][cc] = kWinogradG4[i][0] * g[s][cc] + kWinogradG4[i][1] * g[3 + s][cc] + kWinogradG4[i][2] * g[6 + s][cc];
+    for (int i = 0; i < 6; ++i)  // (G g) G^T
+      for (int j = 0; j < 6; ++j)
+        for (int cc = 0; cc < B; ++cc)
+          u[i * 6 + j][cc] = static_cast<float>(kWinogradG4[j][0] * t[i][0][cc] + kWinogradG4[j][1] * t[i][1][cc] +
+                                                kWinogradG4[j][2] * t[i][2][cc]);
+  });
 }
 
 // B^T of six values (one column or row of a 6x6 input block), left to right as written.
@@ -759,8 +761,8 @@ inline void winograd4_at(float m0, float m1, float m2, float m3, float m4, float
 void winograd4_output_run(const float* m, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk,
                           const float* z, bool relu, float* y) {
   constexpr int B = kWinogradRun;
-  float a[36][B] = {};
-  for (int e = 0; e < 36; ++e) std::memcpy(a[e], m + e * st, sizeof(float) * nb);
+  float a[36][B];
+  winograd_gather(a, m, st, nb);
   float t[4][6][B];  // A^T m
   for (int s = 0; s < 6; ++s)
     for (int c = 0; c < B; ++c)
@@ -789,33 +791,24 @@ TileRun tile_run(int64_t tile, int64_t per_image, int TQ, int most, int64_t left
 }
 
 // The two tile sizes' transforms: m outputs square per tile from (m + 2)^2 inputs, E = (m + 2)^2
-// products per channel pair.
-struct WinogradF2 {
-  static constexpr int m = 2, E = 16, in_run = kWinogradInRun;
-  static constexpr int64_t chunk_floats = int64_t{1} << 22;
-  static constexpr const char* name = "Winograd F(2x2,3x3)";
-  static void weights(float* U, const float* w, int K, int C) { winograd_weights(U, w, K, C); }
-  static void input(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
-    winograd_input_run(xc, H, W, h0, w0, nb, v, st);
-  }
-  static void output(const float* mm, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk, const float* z,
-                     bool relu, float* y) {
-    winograd_output_run(mm, st, nb, oh0, ow0, P, Q, bk, z, relu, y);
-  }
+// products per channel pair; chunks of about chunk_floats transformed inputs and products.
+using WeightsFn = void (*)(float* U, const float* w, int K, int C);
+using InputFn = void (*)(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st);
+using OutputFn = void (*)(const float* m, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk,
+                          const float* z, bool relu, float* y);
+template <int M, int InRun, int64_t ChunkFloats, WeightsFn Weights, InputFn Input, OutputFn Output>
+struct WinogradTiles {
+  static constexpr int m = M, E = (M + 2) * (M + 2), in_run = InRun;
+  static constexpr int64_t chunk_floats = ChunkFloats;
+  static constexpr const char* name = M == 4 ? "Winograd F(4x4,3x3)" : "Winograd F(2x2,3x3)";
+  static constexpr WeightsFn weights = Weights;
+  static constexpr InputFn input = Input;
+  static constexpr OutputFn output = Output;
 };
-struct WinogradF4 {
-  static constexpr int m = 4, E = 36, in_run = kWinograd4InRun;
-  static constexpr int64_t chunk_floats = int64_t{1} << 23;
-  static constexpr const char* name = "Winograd F(4x4,3x3)";
-  static void weights(float* U, const float* w, int K, int C) { winograd4_weights(U, w, K, C); }
-  static void input(const float* xc, int H, int W, int h0, int w0, int nb, float* v, int64_t st) {
-    winograd4_input_run(xc, H, W, h0, w0, nb, v, st);
-  }
-  static void output(const float* mm, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk, const float* z,
-                     bool relu, float* y) {
-    winograd4_output_run(mm, st, nb, oh0, ow0, P, Q, bk, z, relu, y);
-  }
-};
+using WinogradF2 = WinogradTiles<2, kWinogradInRun, int64_t{1} << 22, winograd_weights, winograd_input_run,
+                                 winograd_output_run>;
+using WinogradF4 = WinogradTiles<4, kWinograd4InRun, int64_t{1} << 23, winograd4_weights, winograd4_input_run,
+                                 winograd4_output_run>;
 
 // y = the convolution of x with U (the transformed weights of a layer of p.K outputs and p.C
 // inputs), plus bias, residual and ReLU.
