@@ -282,7 +282,8 @@ __attribute__((target("avx2,fma"))) void direct_row_avx2(const float* const* in,
       }
       const int m = std::min(8, Q - ow0);
       for (int kk = 0; kk < 8; ++kk) {
-        __m256 a = relu ? _mm256_max_ps(acc[kk], _mm256_setzero_ps()) : acc[kk];
+        // max(0, a) returns its second operand for a NaN and for two zeros: kern::relu.
+        __m256 a = relu ? _mm256_max_ps(_mm256_setzero_ps(), acc[kk]) : acc[kk];
         float* o = out + (k0 + kk) * plane + ow0;
         if (m == 8) {
           _mm256_storeu_ps(o, a);
@@ -334,7 +335,7 @@ __attribute__((target("avx512f"))) inline void direct_block_avx512(const float* 
     if (m <= 0) break;
     const __mmask16 mask = static_cast<__mmask16>(m == 16 ? 0xFFFF : (1u << m) - 1);
     for (int kk = 0; kk < KB; ++kk) {
-      const __m512 a = relu ? _mm512_max_ps(acc[j][kk], zero) : acc[j][kk];
+      const __m512 a = relu ? _mm512_max_ps(zero, acc[j][kk]) : acc[j][kk];  // kern::relu (as the AVX2 rows)
       _mm512_mask_storeu_ps(out + (k0 + kk) * plane + ow0 + 16 * j, mask, a);
     }
   }
@@ -1335,8 +1336,8 @@ namespace {
 // The packed ReLU masks word by word, in blocks of words, four lanes at a time with SSE2 on x86
 // (the per-element bodies ran scalar: backward and packing of 6.4M elements took 14 and 2.4 ms,
 // now 1.1 and 0.55).
-// bits[w] = the word of y[32w + j] > 0 (kern::relu_mask_pack_at) for words [w0, w1): eight
-// compares, each a 4-bit movemask (a NaN compares false there as in the body).
+// bits[w] = the word of !(y[32w + j] <= 0) (kern::relu_mask_pack_at) for words [w0, w1): eight
+// compares, each a 4-bit movemask (not-less-or-equal: true for a NaN, as in the body).
 void pack_words(uint32_t* __restrict bits, const float* __restrict y, int64_t w0, int64_t w1) {
   for (int64_t w = w0; w < w1; ++w) {
     const float* __restrict yw = y + w * 32;
@@ -1344,9 +1345,9 @@ void pack_words(uint32_t* __restrict bits, const float* __restrict y, int64_t w0
 #if LCAM_CPU_X86
     const __m128 zero = _mm_setzero_ps();
     for (int j = 0; j < 32; j += 4)
-      v |= static_cast<uint32_t>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(yw + j), zero))) << j;
+      v |= static_cast<uint32_t>(_mm_movemask_ps(_mm_cmpnle_ps(_mm_loadu_ps(yw + j), zero))) << j;
 #else
-    for (int j = 0; j < 32; ++j) v |= (yw[j] > 0.f ? 1u : 0u) << j;
+    for (int j = 0; j < 32; ++j) v |= (yw[j] <= 0.f ? 0u : 1u) << j;
 #endif
     bits[w] = v;
   }

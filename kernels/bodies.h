@@ -13,7 +13,9 @@
 
 namespace lcam::kern {
 
-ENGINE_HD inline float relu(float v) { return v > 0.f ? v : 0.f; }
+// ReLU as torch.relu: negative values to +0; NaN and -0 pass unchanged (v < 0 is false for
+// both), so that a NaN is not hidden by the layers after it.
+ENGINE_HD inline float relu(float v) { return v < 0.f ? 0.f : v; }
 
 // bfloat16 as its bits: the upper half of a float32. bf16_from_float rounds to nearest, ties to
 // even (as __float2bfloat16_rn and torch); a NaN stays a quiet NaN, overflow gives infinity.
@@ -44,16 +46,19 @@ ENGINE_HD inline uint16_t bf16_from_float(float f) {
 ENGINE_HD inline float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
 
 ENGINE_HD inline void relu_fwd_at(float* y, const float* x, int64_t i) { y[i] = relu(x[i]); }
+// The gradient passes where the output is not <= 0: as torch's threshold_backward, a NaN
+// output passes it, a -0 or +0 one stops it.
 ENGINE_HD inline void relu_bwd_at(float* dx, const float* dy, const float* y, int64_t i) {
-  dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+  dx[i] = y[i] <= 0.f ? 0.f : dy[i];
 }
-// A ReLU's mask packed 32 to a word: bit (i % 32) of bits[i / 32] is y[i] > 0 (what the
-// backbone's tape keeps instead of the ReLU's output). The CUDA side packs with a warp ballot.
+// A ReLU's mask packed 32 to a word: bit (i % 32) of bits[i / 32] is !(y[i] <= 0), the
+// gradient's rule above (what the backbone's tape keeps instead of the ReLU's output). The CUDA
+// side packs with a warp ballot.
 ENGINE_HD inline void relu_mask_pack_at(uint32_t* bits, const float* y, int64_t L, int64_t word) {
   const int64_t i0 = word * 32;
   const int n = L - i0 < 32 ? static_cast<int>(L - i0) : 32;
   uint32_t v = 0;
-  for (int j = 0; j < n; ++j) v |= (y[i0 + j] > 0.f ? 1u : 0u) << j;
+  for (int j = 0; j < n; ++j) v |= (y[i0 + j] <= 0.f ? 0u : 1u) << j;
   bits[word] = v;
 }
 ENGINE_HD inline void relu_mask_bwd_at(float* dx, const float* dy, const uint32_t* bits, int64_t i) {

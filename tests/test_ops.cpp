@@ -340,6 +340,59 @@ TEST_CASE("linear layers of a few rows: double sums, and each row's bits whateve
   }
 }
 
+TEST_CASE("ReLU as torch.relu: NaN and -0 pass, a NaN output passes the gradient") {
+  // torch 1.13: relu([nan, -0, 0, -1, 1, inf, -inf]) = [nan, -0, 0, 0, 1, inf, 0], and the
+  // gradient of ones through it [1, 0, 0, 0, 1, 1, 0].
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x = Tensor::from_vector({nan, -0.f, 0.f, -1.f, 1.f, inf, -inf}, {7});
+  Tensor y = Tensor::empty({7}), dx = Tensor::empty({7}), dxm = Tensor::empty({7});
+  relu_forward(y, x);
+  const std::vector<float> yv = y.to_vector();
+  CHECK(std::isnan(yv[0]));
+  CHECK((std::signbit(yv[1]) && yv[1] == 0.f));
+  CHECK((!std::signbit(yv[2]) && yv[2] == 0.f));
+  CHECK((!std::signbit(yv[3]) && yv[3] == 0.f));
+  CHECK(yv[4] == 1.f);
+  CHECK(yv[5] == inf);
+  CHECK((!std::signbit(yv[6]) && yv[6] == 0.f));
+  const Tensor ones = Tensor::from_vector(std::vector<float>(7, 1.f), {7});
+  relu_backward(dx, ones, y);
+  CHECK(dx.to_vector() == std::vector<float>{1.f, 0.f, 0.f, 0.f, 1.f, 1.f, 0.f});
+  relu_mask_backward(dxm, ones, relu_mask_pack(y));
+  CHECK(dxm.to_vector() == dx.to_vector());
+  // Every convolution schedule and the linear layers apply that ReLU: with a NaN in the input,
+  // the fused ReLU's output is the unfused output through relu_forward, NaNs included (all
+  // NaNs are NaN, the rest the same bits). Direct kernel (16 outputs), Winograd (128 channels),
+  // im2col + GEMM (3 -> 96), GEMM over images side by side (deep, few pixels).
+  for (const ConvParams p : {ConvParams{2, 8, 9, 11, 16, 3, 3, 1, 1, 1, 1}, ConvParams{2, 128, 12, 12, 128, 3, 3, 1, 1, 1, 1},
+                             ConvParams{2, 3, 9, 11, 96, 3, 3, 1, 1, 1, 1}, ConvParams{4, 96, 3, 3, 160, 3, 3, 1, 1, 1, 1}}) {
+    CAPTURE(p.C);
+    std::vector<float> xv = randn_t({p.N, p.C, p.H, p.W}, 61).to_vector();
+    xv[xv.size() / 2 + 3] = nan;
+    const Tensor xt = Tensor::from_vector(xv, {p.N, p.C, p.H, p.W}), w = randn_t({p.K, p.C, p.R, p.S}, 62, 0.3f);
+    const Tensor b = randn_t({p.K}, 63);
+    Tensor plain = Tensor::empty({p.N, p.K, p.P(), p.Q()}), fused = Tensor::empty(plain.shape()), want = Tensor::empty(plain.shape());
+    conv2d_forward(plain, xt, w, b, p, false);
+    conv2d_forward(fused, xt, w, b, p, true);
+    relu_forward(want, plain);
+    const std::vector<float> f = fused.to_vector(), r = want.to_vector();
+    CHECK(std::count_if(r.begin(), r.end(), [](float v) { return std::isnan(v); }) > 0);
+    for (size_t i = 0; i < f.size(); ++i) REQUIRE((std::isnan(r[i]) ? std::isnan(f[i]) : std::memcmp(&f[i], &r[i], 4) == 0));
+  }
+  for (const int64_t rows : {3, 11}) {  // the few-row kernel where the CPU has it, and OpenBLAS
+    std::vector<float> xv = randn_t({rows, 40}, 64).to_vector();
+    xv[7] = nan;
+    const Tensor xt = Tensor::from_vector(xv, {rows, 40}), w = randn_t({24, 40}, 65), b = randn_t({24}, 66);
+    Tensor plain = Tensor::empty({rows, 24}), fused = Tensor::empty({rows, 24}), want = Tensor::empty({rows, 24});
+    linear_forward(plain, xt, w, b, false);
+    linear_forward(fused, xt, w, b, true);
+    relu_forward(want, plain);
+    const std::vector<float> f = fused.to_vector(), r = want.to_vector();
+    CHECK(std::isnan(f[0]));
+    for (size_t i = 0; i < f.size(); ++i) REQUIRE((std::isnan(r[i]) ? std::isnan(f[i]) : std::memcmp(&f[i], &r[i], 4) == 0));
+  }
+}
+
 TEST_CASE("relu, add, channel affine, normalize") {
   Tensor x = randn_t({2, 3, 4, 5}, 9), a = randn_t({2, 3, 4, 5}, 10), g = randn_t({2, 3, 4, 5}, 11);
   Vec xd = to_double(x), ad = to_double(a), gd = to_double(g);
@@ -357,7 +410,7 @@ TEST_CASE("relu, add, channel affine, normalize") {
   const Tensor bits = relu_mask_pack(y);
   CHECK(bits.shape() == std::vector<int64_t>{4});
   for (int64_t i = 0; i < y.numel(); ++i)
-    CHECK(((static_cast<uint32_t>(bits.data_i32()[i / 32]) >> (i % 32)) & 1u) == (y.data()[i] > 0.f ? 1u : 0u));
+    CHECK(((static_cast<uint32_t>(bits.data_i32()[i / 32]) >> (i % 32)) & 1u) == (y.data()[i] <= 0.f ? 0u : 1u));
   CHECK((static_cast<uint32_t>(bits.data_i32()[3]) >> 24) == 0u);  // past the end: zero bits
   Tensor dxm = Tensor::empty(x.shape());
   relu_mask_backward(dxm, g, bits);

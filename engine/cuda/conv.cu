@@ -190,8 +190,9 @@ struct Plan {
       CUDNN_CHECK(cudnnSetTensor4dDescriptor(b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, p.K, 1, 1));
       for (int r = 0; r < 2; ++r) {
         CUDNN_CHECK(cudnnCreateActivationDescriptor(&a[r]));
+        // NaN passes the ReLU, as kern::relu and torch.relu let it.
         CUDNN_CHECK(cudnnSetActivationDescriptor(a[r], r ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
-                                                 CUDNN_NOT_PROPAGATE_NAN, 0.0));
+                                                 CUDNN_PROPAGATE_NAN, 0.0));
       }
     } catch (...) {
       for (auto d : a)

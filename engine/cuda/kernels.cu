@@ -50,7 +50,7 @@ __global__ void relu_bwd_kernel(float* dx, const float* dy, const float* y, int6
 // ballot is the word. Every lane takes part in the ballot, the ones past the end with 0.
 __global__ void relu_mask_pack_kernel(uint32_t* bits, const float* y, int64_t L) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const unsigned word = __ballot_sync(0xffffffffu, i < L && y[i] > 0.f);
+  const unsigned word = __ballot_sync(0xffffffffu, i < L && !(y[i] <= 0.f));
   if ((threadIdx.x & 31) == 0 && i < L) bits[i >> 5] = word;
 }
 
