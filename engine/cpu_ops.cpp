@@ -530,8 +530,8 @@ bool winograd_fits(const ConvParams& p) {
           static_cast<int64_t>(p.N) * ((p.P() + 1) / 2) * ((p.Q() + 1) / 2) >= 64);
 }
 
-// The 16 planes of U, V and M lie one cache line further apart than their size: planes of
-// 512 x (even) floats are multiples of 4 KiB apart, so the transforms' 16 accesses per tile
+// The 16 (F(4x4): 36) planes of U, V and M lie one cache line further apart than their size:
+// planes of 512 x (even) floats are multiples of 4 KiB apart, so the transforms' accesses per tile
 // would all fall into one L1 set (and alias in the store buffer).
 constexpr int64_t winograd_plane(int64_t size) { return size + 16; }
 
@@ -647,11 +647,6 @@ void winograd_store_row(float* y, const float* z, int64_t at, const float* o, in
   }
 }
 
-// A^T m A of nb <= kWinogradRun side-by-side tiles (element e of tile b at m[e * st + b]), whose
-// outputs start at row oh0, column ow0 + 2b of the plane y [P,Q]; plus bias bk, residual z (same
-// plane layout, or null) and ReLU. The 16 rows are read whole and both transform steps run
-// across the tiles (vectorized); each output row is then one contiguous run. Same additions,
-// in the same order, as one tile at a time.
 constexpr int kWinogradRun = 8;
 // The E products of nb <= kWinogradRun tiles (element e of tile b at m[e * st + b]) into a[e][b],
 // zeros past nb.
@@ -662,6 +657,12 @@ void winograd_gather(float (&a)[E][kWinogradRun], const float* m, int64_t st, in
     std::fill(a[e] + nb, a[e] + kWinogradRun, 0.f);
   }
 }
+
+// A^T m A of nb <= kWinogradRun side-by-side tiles (element e of tile b at m[e * st + b]), whose
+// outputs start at row oh0, column ow0 + 2b of the plane y [P,Q]; plus bias bk, residual z (same
+// plane layout, or null) and ReLU. The 16 rows are read whole and both transform steps run
+// across the tiles (vectorized); each output row is then one contiguous run. Same additions,
+// in the same order, as one tile at a time.
 void winograd_output_run(const float* m, int64_t st, int nb, int oh0, int ow0, int P, int Q, float bk,
                          const float* z, bool relu, float* y) {
   constexpr int B = kWinogradRun;
